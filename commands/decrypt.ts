@@ -1,0 +1,33 @@
+import * as Args from '@oclif/core/args'
+import {Flags, KsealCommand} from '../src/cli/base.js'
+import {runBatch} from '../src/batch.js'
+import {expandPaths} from '../src/files.js'
+import {decryptText} from '../src/transform.js'
+
+export default class Decrypt extends KsealCommand {
+  static override summary = 'Decrypt encrypted Secret manifests; every other document passes through.'
+  static override description = `The exact inverse of encrypt. Reads files, directories or stdin and writes the manifests with
+every encrypted Secret decrypted, so it sits in a deploy pipeline. The key id in each Secret picks
+the key directly. Keys come from --key, then KSEAL_KEYS (files or directories, ':'-separated), then
+$XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is written to stdout.`
+  static override examples = [
+    {description: 'Decrypt in a deploy pipeline', command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> | kubectl apply -f -'},
+    {description: 'Decrypt a file with an explicit key', command: '<%= config.bin %> <%= command.id %> -k rsa:~/.config/kseal/keys/kseal.key secret.yaml'},
+    {description: 'Decrypt in place', command: '<%= config.bin %> <%= command.id %> -i secret.yaml'},
+  ]
+  static override strict = false
+  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.'})}
+  static override flags = {
+    'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
+    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Decrypt)
+    const files = await expandPaths(argv as string[])
+    const keyring = this.keyring(flags.key)
+    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'decrypting'})
+    if (result.stdout !== null) process.stdout.write(result.stdout)
+    this.report(result.outcomes.flatMap((o) => (o.error ? [o.error] : [])))
+  }
+}

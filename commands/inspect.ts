@@ -1,0 +1,47 @@
+import * as Args from '@oclif/core/args'
+import {Flags, KsealCommand} from '../src/cli/base.js'
+import {runBatch} from '../src/batch.js'
+import {expandPaths} from '../src/files.js'
+import {inspectText, type SecretInfo} from '../src/inspect.js'
+
+export default class Inspect extends KsealCommand {
+  static override summary = 'Show what encrypted Secrets hold: scope, format version, recipients. Needs no key.'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> secret.yaml',
+    '<%= config.bin %> <%= command.id %> --json k8s/ | jq ".[].recipients"',
+  ]
+  static override strict = false
+  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.'})}
+  static override flags = {json: Flags.boolean({description: 'Print a JSON array instead of a table.'})}
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Inspect)
+    const files = await expandPaths(argv as string[])
+    const infos: SecretInfo[] = []
+    const result = await runBatch(files, async (text, file) => {
+      infos.push(...inspectText(text, file))
+      return text
+    }, {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1})
+    if (flags.json) {
+      process.stdout.write(JSON.stringify(infos, null, 2) + '\n')
+    } else if (infos.length) {
+      const rows = infos.map((i) => [
+        `${i.file}#${i.document}`,
+        i.namespace ? `${i.namespace}/${i.name}` : i.name,
+        i.scope,
+        `v${i.version}`,
+        String(i.values) + (i.plaintext ? ` (+${i.plaintext} plaintext)` : ''),
+        i.recipients.map((r) => `${r.backend}:${r.kid}`).join(', '),
+      ])
+      process.stdout.write(table([['FILE#DOC', 'SECRET', 'SCOPE', 'FORMAT', 'VALUES', 'RECIPIENTS'], ...rows]))
+    } else {
+      this.note('no encrypted Secrets found', flags.quiet)
+    }
+    this.report(result.outcomes.flatMap((o) => (o.error ? [o.error] : [])))
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')).join('\n') + '\n'
+}

@@ -1,0 +1,135 @@
+/**
+ * Local RSA key pairs (`kseal keygen`): RSA-OAEP with SHA-256, the Secret's binding as the OAEP
+ * label. Recipients are `rsa:PATH` to a certificate or public key PEM; identities are PKCS#8 or
+ * PKCS#1 private key PEM files, refused when group or others can read them (as ssh does).
+ */
+import crypto from 'node:crypto'
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+import {ioError, KsealError} from '../src/errors.js'
+import {RsaDecryptPool} from './rsa-pool.js'
+import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
+
+export const NAME = 'rsa'
+const MIN_BITS = 2048
+
+/** A key id: the first 8 bytes of SHA-256 over the public key's SubjectPublicKeyInfo, in hex. */
+export function rsaKid(pub: crypto.KeyObject): string {
+  return crypto.createHash('sha256').update(pub.export({type: 'spki', format: 'der'})).digest('hex').slice(0, 16)
+}
+
+/** Reads a public key from a certificate, a public key or a private key PEM. */
+export function publicKeyFromPem(pem: string, source: string): crypto.KeyObject {
+  let key: crypto.KeyObject
+  try {
+    key = pem.includes('CERTIFICATE') ? new crypto.X509Certificate(pem).publicKey : crypto.createPublicKey(pem)
+  } catch {
+    throw new KsealError('ERR_CONFIG', `${source}: not an RSA certificate or public key (PEM)`)
+  }
+  checkRsa(key, source)
+  return key
+}
+
+function checkRsa(key: crypto.KeyObject, source: string): void {
+  if (key.asymmetricKeyType !== 'rsa') throw new KsealError('ERR_CONFIG', `${source}: not an RSA key (${key.asymmetricKeyType})`)
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+  if (bits < MIN_BITS) throw new KsealError('ERR_CONFIG', `${source}: RSA key of ${bits} bits is too small (at least ${MIN_BITS})`)
+}
+
+export class RsaRecipient implements Recipient {
+  readonly backend = NAME
+  readonly kid: string
+  constructor(readonly key: crypto.KeyObject, readonly uri: string) {
+    this.kid = rsaKid(key)
+  }
+
+  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
+    const wrapped = crypto.publicEncrypt(
+      {key: this.key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: bindingLabel(binding)},
+      dataKey,
+    )
+    return {backend: NAME, kid: this.kid, wrapped: wrapped.toString('base64')}
+  }
+}
+
+export class RsaIdentity implements Identity {
+  readonly backend = NAME
+  readonly kid: string
+  constructor(readonly key: crypto.KeyObject, readonly source: string, private readonly pool: RsaDecryptPool) {
+    this.kid = rsaKid(crypto.createPublicKey(key))
+  }
+
+  async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
+    if (entry.backend !== NAME || entry.kid !== this.kid) return null
+    const ct = Buffer.from(entry.wrapped, 'base64')
+    const out = await this.pool.decrypt(this, ct, bindingLabel(binding))
+    if (out === null) {
+      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with rsa key ${this.kid} (${this.source}): the recipient entry was altered or the Secret moved`)
+    }
+    return out
+  }
+}
+
+export async function readPem(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw ioError(e, file)
+  }
+}
+
+/** True when a file's text is an RSA private key this backend reads. */
+export function sniff(text: string): boolean {
+  return /-----BEGIN (RSA )?PRIVATE KEY-----/.test(text)
+}
+
+export class RsaBackend implements Backend {
+  readonly name = NAME
+  private readonly pool = new RsaDecryptPool()
+
+  async recipient(rest: string, ctx: BackendContext): Promise<Recipient> {
+    const file = path.resolve(ctx.cwd, rest)
+    return new RsaRecipient(publicKeyFromPem(await readPem(file), rest), `${NAME}:${rest}`)
+  }
+
+  async identities(rest: string, ctx: BackendContext): Promise<Identity[]> {
+    const file = path.resolve(ctx.cwd, rest)
+    return this.identitiesFromFile(file, await readPem(file))
+  }
+
+  async identitiesFromFile(file: string, text: string): Promise<Identity[]> {
+    if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text)) {
+      throw new KsealError('ERR_CONFIG', `${file}: passphrase-protected private keys are not supported; store it unencrypted with mode 0600`)
+    }
+    if (!sniff(text)) throw new KsealError('ERR_CONFIG', `${file}: not an RSA private key (PEM)`)
+    await checkPrivateMode(file)
+    let key: crypto.KeyObject
+    try {
+      key = crypto.createPrivateKey(text)
+    } catch {
+      throw new KsealError('ERR_CONFIG', `${file}: cannot read the RSA private key`)
+    }
+    checkRsa(key, file)
+    return [new RsaIdentity(key, file, this.pool)]
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close()
+  }
+}
+
+/** Refuses a private key that group or others may read, as ssh does. */
+export async function checkPrivateMode(file: string): Promise<void> {
+  let mode: number
+  try {
+    mode = (await fs.stat(file)).mode
+  } catch (e) {
+    throw ioError(e, file)
+  }
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    const m = (mode & 0o777).toString(8).padStart(4, '0')
+    throw new KsealError('ERR_KEY_PERMISSIONS', `${file}: private key is readable by others (mode ${m}); run: chmod 600 ${file}`)
+  }
+}
+
+export const backend = (): Backend => new RsaBackend()

@@ -1,0 +1,73 @@
+/**
+ * The key-backend contract. A backend wraps a Secret's data key for one recipient and unwraps it
+ * again; it never sees YAML or values. Modelled on age's Recipient/Identity and sops' MasterKey.
+ */
+
+export type Scope = 'strict' | 'namespace' | 'cluster'
+export const SCOPES: readonly Scope[] = ['strict', 'namespace', 'cluster']
+
+/** Where a Secret lives, reduced to what its scope binds: unbound parts are empty strings. */
+export interface Binding {
+  scope: Scope
+  namespace: string
+  name: string
+}
+
+/** One recipient's copy of the data key, as stored in the envelope. All fields are strings. */
+export interface RecipientEntry {
+  /** Backend name (`rsa`, `awskms`, `age`, ...). */
+  backend: string
+  /** The key id: selects the key directly, without trying every key. */
+  kid: string
+  /** The wrapped data key, base64. */
+  wrapped: string
+}
+
+/** Something a data key can be wrapped for: a public key, a KMS key. */
+export interface Recipient {
+  readonly backend: string
+  readonly kid: string
+  /** A display form of the recipient (its URI), never secret. */
+  readonly uri: string
+  wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry>
+}
+
+/** Something that can unwrap a data key: a private key, KMS credentials. */
+export interface Identity {
+  readonly backend: string
+  /** The key id this identity opens, or `*` when it can try any entry of its backend (KMS). */
+  readonly kid: string
+  /** Where it came from (a file path, a key ARN), for messages. */
+  readonly source: string
+  /** The data key, or null when the entry is not this identity's. Throws on a malformed entry or a failed service. */
+  unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null>
+}
+
+/** What backends receive from the caller instead of reading globals. */
+export interface BackendContext {
+  /** Environment variables (defaults to process.env at the CLI edge). */
+  env: Record<string, string | undefined>
+  /** Current working directory used to resolve relative paths. */
+  cwd: string
+  /** Current time; injected for tests. */
+  now: () => Date
+}
+
+export interface Backend {
+  /** URI scheme and backend name in entries (`rsa` for `rsa:PATH`). */
+  readonly name: string
+  /** Parses the part after `scheme:` into a recipient. */
+  recipient(rest: string, ctx: BackendContext): Promise<Recipient>
+  /** Loads identities from an explicit `--key scheme:rest`. */
+  identities(rest: string, ctx: BackendContext): Promise<Identity[]>
+  /** Called once when a run ends: release pools, sockets. */
+  close?(): Promise<void>
+}
+
+/**
+ * The bytes every backend binds a wrapped data key to (RSA-OAEP label, age and KMS context):
+ * the format version, the scope and the parts of the Secret's place that the scope binds.
+ */
+export function bindingLabel(b: Binding): Buffer {
+  return Buffer.from(JSON.stringify(['kseal/v1 data key', b.scope, b.namespace, b.name]), 'utf8')
+}

@@ -1,0 +1,78 @@
+/**
+ * What every kseal command shares: `--debug` and `--quiet`, the backend context built from the real
+ * environment (the only place globals are read), and the error policy — one line per problem on
+ * stderr, the exit code from the one table in errors.ts, no stack trace unless asked for.
+ */
+import {Command} from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
+import {Backends} from '../../keys/index.js'
+import type {BackendContext} from '../../keys/types.js'
+import {EXIT, isKsealError, type KsealError, worstExit} from '../errors.js'
+import {Keyring} from '../keyring.js'
+
+export abstract class KsealCommand extends Command {
+  static override baseFlags = {
+    debug: Flags.boolean({description: 'Show stack traces for unexpected errors (also DEBUG=kseal).', helpGroup: 'GLOBAL'}),
+    quiet: Flags.boolean({char: 'q', description: 'No progress indicator or notes on stderr.', helpGroup: 'GLOBAL'}),
+  }
+
+  private backendsInstance?: Backends
+  protected debugMode = Boolean(process.env.DEBUG)
+
+  protected context(): BackendContext {
+    return {env: process.env, cwd: process.cwd(), now: () => new Date()}
+  }
+
+  protected backends(): Backends {
+    this.backendsInstance ??= new Backends(this.context())
+    return this.backendsInstance
+  }
+
+  protected keyring(keys: string[] = []): Keyring {
+    return new Keyring(this.backends(), {keys, env: process.env})
+  }
+
+  /** Reports every error of a batch (one line each) and sets the most severe exit code. */
+  protected report(errors: KsealError[]): void {
+    for (const e of errors) this.line(e)
+    if (errors.length) process.exitCode = worstExit(errors.map((e) => e.exitCode))
+  }
+
+  private line(e: KsealError): void {
+    process.stderr.write(`kseal: ${e.line}\n`)
+    if (this.debugMode && e.stack) process.stderr.write(e.stack + '\n')
+  }
+
+  protected note(msg: string, quiet: boolean): void {
+    if (!quiet) process.stderr.write(`kseal: ${msg}\n`)
+  }
+
+  override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (isKsealError(err)) {
+      this.line(err)
+      process.exitCode = err.exitCode
+      return
+    }
+    // oclif's own parse errors (unknown flag, missing argument) are usage errors.
+    if (err.oclif?.exit !== undefined || /Nonexistent flag|Unexpected argument|Expected --|Missing required|Parsing --/.test(err.message)) {
+      process.stderr.write(`kseal: ${err.message.split('\n')[0]}\nSee: kseal ${this.id ?? ''} --help\n`)
+      process.exitCode = err.oclif?.exit === 0 ? 0 : EXIT.USAGE
+      return
+    }
+    process.stderr.write(`kseal: unexpected error: ${err.message}\n`)
+    if (this.debugMode && err.stack) process.stderr.write(err.stack + '\n')
+    process.exitCode = EXIT.RUNTIME
+  }
+
+  override async finally(err: Error | undefined): Promise<unknown> {
+    await this.backendsInstance?.close()
+    return super.finally(err)
+  }
+
+  override async init(): Promise<void> {
+    await super.init()
+    if (this.argv.includes('--debug')) this.debugMode = true
+  }
+}
+
+export {Flags}

@@ -1,0 +1,123 @@
+/**
+ * Files in and out: expanding PATH arguments (files, directories walked for manifests, `-` for
+ * stdin), reading them as text, and replacing a file atomically (temp file in the same directory,
+ * fsync, rename, mode kept) so an interrupted run never leaves a truncated or half-written file.
+ */
+import crypto from 'node:crypto'
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+import {ioError, KsealError} from './errors.js'
+
+export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
+export const STDIN = '-'
+const SKIP_DIRS = new Set(['.git', 'node_modules'])
+
+/** Expands PATH arguments into files; none or `-` means stdin. A directory without manifests is an error. */
+export async function expandPaths(paths: string[]): Promise<string[]> {
+  if (paths.length === 0) return [STDIN]
+  const out: string[] = []
+  for (const p of paths) {
+    if (p === STDIN) {
+      out.push(STDIN)
+      continue
+    }
+    let st
+    try {
+      st = await fs.stat(p)
+    } catch (e) {
+      throw ioError(e, p)
+    }
+    if (!st.isDirectory()) {
+      out.push(p)
+      continue
+    }
+    const found = await walk(p)
+    if (found.length === 0) {
+      throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {file: p})
+    }
+    out.push(...found)
+  }
+  return [...new Set(out)]
+}
+
+async function walk(dir: string): Promise<string[]> {
+  let entries
+  try {
+    entries = await fs.readdir(dir, {withFileTypes: true})
+  } catch (e) {
+    throw ioError(e, dir)
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const out: string[] = []
+  for (const e of entries) {
+    const full = path.join(dir, e.name)
+    if (e.isDirectory()) {
+      if (!SKIP_DIRS.has(e.name)) out.push(...(await walk(full)))
+    } else if ((e.isFile() || e.isSymbolicLink()) && MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
+      out.push(full)
+    }
+  }
+  return out
+}
+
+export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c)
+  return decodeText(Buffer.concat(chunks), '(stdin)')
+}
+
+export async function readText(file: string): Promise<string> {
+  let buf: Buffer
+  try {
+    buf = await fs.readFile(file)
+  } catch (e) {
+    throw ioError(e, file)
+  }
+  return decodeText(buf, file)
+}
+
+function decodeText(buf: Buffer, file: string): string {
+  if (buf.includes(0)) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
+  try {
+    return new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(buf)
+  } catch {
+    throw new KsealError('ERR_INPUT', 'not a text file (invalid UTF-8)', {file})
+  }
+}
+
+/**
+ * Replaces `file` with `text` atomically: a temp file beside it (same directory, so the rename is
+ * atomic), written, fsynced, given the original's mode, then renamed over it. On any failure the
+ * temp file is removed and the original is left as it was.
+ */
+export async function writeAtomic(file: string, text: string, defaultMode = 0o644): Promise<void> {
+  let mode = defaultMode
+  let owner: {uid: number; gid: number} | null = null
+  try {
+    const st = await fs.stat(file)
+    mode = st.mode & 0o7777
+    owner = {uid: st.uid, gid: st.gid}
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, file, 'write')
+  }
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.kseal-${crypto.randomBytes(6).toString('hex')}.tmp`)
+  let fh: fs.FileHandle | undefined
+  try {
+    fh = await fs.open(tmp, 'wx', 0o600)
+    await fh.writeFile(text, 'utf8')
+    await fh.chmod(mode)
+    if (owner && process.getuid?.() === 0) await fh.chown(owner.uid, owner.gid).catch(() => undefined)
+    await fh.sync()
+    await fh.close()
+    fh = undefined
+    await fs.rename(tmp, file)
+  } catch (e) {
+    await fh?.close().catch(() => undefined)
+    await fs.rm(tmp, {force: true}).catch(() => undefined)
+    throw ioError(e, file, 'write')
+  }
+  // Make the rename itself durable.
+  const dir = await fs.open(path.dirname(file), 'r').catch(() => null)
+  await dir?.sync().catch(() => undefined)
+  await dir?.close()
+}

@@ -1,0 +1,115 @@
+/**
+ * Finding the key that opens a Secret. Keys come from `--key` URIs or paths, then `KSEAL_KEYS`
+ * (files or directories, `:`-separated), then `$XDG_CONFIG_HOME/kseal/keys`; each source is read
+ * only when the ones before it hold no key for the recipients at hand. The envelope's key ids pick
+ * the identity directly: no key is ever tried on an entry it does not match.
+ */
+import {promises as fs} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {type Backends, splitUri} from '../keys/index.js'
+import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
+import {ioError, KsealError} from './errors.js'
+
+export interface KeySources {
+  /** Explicit `--key` values: `scheme:rest` URIs or plain paths (files or directories). */
+  keys: string[]
+  env: Record<string, string | undefined>
+}
+
+export function configKeysDir(env: Record<string, string | undefined>): string {
+  const base = env.XDG_CONFIG_HOME || path.join(env.HOME || os.homedir(), '.config')
+  return path.join(base, 'kseal', 'keys')
+}
+
+interface Stage {
+  label: string
+  load: () => Promise<Identity[]>
+  loaded?: Promise<Identity[]>
+}
+
+export class Keyring {
+  private readonly stages: Stage[]
+
+  constructor(private readonly backends: Backends, sources: KeySources) {
+    const cwd = backends.ctx.cwd
+    this.stages = []
+    if (sources.keys.length) this.stages.push({label: '--key', load: () => this.loadAll(sources.keys, cwd, true)})
+    const envKeys = sources.env.KSEAL_KEYS?.split(':').filter(Boolean) ?? []
+    if (envKeys.length) this.stages.push({label: 'KSEAL_KEYS', load: () => this.loadAll(envKeys, cwd, true)})
+    const dir = configKeysDir(sources.env)
+    this.stages.push({label: dir.replace(os.homedir(), '~'), load: () => this.loadAll([dir], cwd, false)})
+  }
+
+  private async loadAll(specs: string[], cwd: string, explicit: boolean): Promise<Identity[]> {
+    const out: Identity[] = []
+    for (const spec of specs) out.push(...(await this.load(spec, cwd, explicit)))
+    return out
+  }
+
+  private async load(spec: string, cwd: string, explicit: boolean): Promise<Identity[]> {
+    const uri = splitUri(spec)
+    if (uri) return (await this.backends.get(uri.scheme)).identities(uri.rest, this.backends.ctx)
+    const file = path.resolve(cwd, spec.replace(/^~(?=\/)/, os.homedir()))
+    let st
+    try {
+      st = await fs.stat(file)
+    } catch (e) {
+      if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw ioError(e, file)
+    }
+    if (st.isDirectory()) {
+      let names: string[]
+      try {
+        names = (await fs.readdir(file)).sort()
+      } catch (e) {
+        throw ioError(e, file)
+      }
+      const out: Identity[] = []
+      for (const n of names) {
+        const f = path.join(file, n)
+        if (!(await fs.stat(f).catch(() => null))?.isFile()) continue
+        out.push(...(await this.backends.identitiesFromFile(f, await readText(f))))
+      }
+      return out
+    }
+    const text = await readText(file)
+    const ids = await this.backends.identitiesFromFile(file, text)
+    if (ids.length === 0 && explicit) throw new KsealError('ERR_CONFIG', `${spec}: not a private key kseal can use`)
+    return ids
+  }
+
+  /**
+   * Unwraps the data key from the first recipient entry whose key is held. Throws ERR_NO_KEY when no
+   * source holds a key for any entry, or the backend's error when the one that matched failed.
+   */
+  async open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array> {
+    let failure: unknown = null
+    for (const stage of this.stages) {
+      stage.loaded ??= stage.load()
+      const ids = await stage.loaded
+      for (const entry of entries) {
+        for (const id of ids) {
+          if (id.backend !== entry.backend || (id.kid !== '*' && id.kid !== entry.kid)) continue
+          try {
+            const dk = await id.unwrap(entry, binding)
+            if (dk) return dk
+          } catch (e) {
+            failure ??= e
+          }
+        }
+      }
+    }
+    if (failure) throw failure
+    const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
+    throw new KsealError('ERR_NO_KEY', `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`)
+  }
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw ioError(e, file)
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package (YAML 1.1
+ * schema, as Kubernetes reads it), finds every v1 Secret — also inside `List`s — and describes
+ * each value with its source range, so callers can rewrite just those bytes and leave every other
+ * byte (comments, quoting, blank lines, CRLF) as it was.
+ */
+import {type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseAllDocuments, Scalar, type YAMLMap} from 'yaml'
+import {KsealError, type Where} from './errors.js'
+import {type Field, looksLikeToken} from './envelope.js'
+
+export const ENVELOPE_KEY = 'kseal'
+
+export interface SecretValue {
+  field: Field
+  key: string
+  /** The value's scalar node; null when the YAML value is null (`key:` or `key: null`). */
+  node: Scalar | null
+  /** The string value (null for a null value). */
+  value: string | null
+  /** True when the value is a kseal token. */
+  encrypted: boolean
+}
+
+export interface SecretDoc {
+  where: Where
+  namespace: string
+  name: string
+  map: YAMLMap
+  values: SecretValue[]
+  /** The `kseal` pair holding the envelope, when the Secret is (at least partly) encrypted. */
+  envelopePair: Pair | null
+  /** The envelope as plain data (unvalidated). */
+  envelopeRaw: unknown
+}
+
+export interface ParsedManifests {
+  text: string
+  docs: Document.Parsed[]
+  secrets: SecretDoc[]
+  /** `\r\n` when the file uses CRLF line ends. */
+  eol: string
+}
+
+const FIELDS: Field[] = ['data', 'stringData']
+
+function get(map: YAMLMap, key: string): Pair | undefined {
+  return map.items.find((p) => isScalar(p.key) && p.key.value === key) as Pair | undefined
+}
+
+function getString(map: YAMLMap, key: string): string | undefined {
+  const p = get(map, key)
+  return p && isScalar(p.value) && typeof p.value.value === 'string' ? p.value.value : undefined
+}
+
+/** Rejects input that is not text before YAML gets a chance to produce a confusing message. */
+function checkText(text: string, file: string | undefined): void {
+  if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
+}
+
+export function parseManifests(text: string, file?: string): ParsedManifests {
+  checkText(text, file)
+  const lineCounter = new LineCounter()
+  const docs = parseAllDocuments(text, {version: '1.1', lineCounter, uniqueKeys: true, prettyErrors: false}) as
+    Document.Parsed[] | {errors: unknown[]}
+  if (!Array.isArray(docs)) throw new KsealError('ERR_INPUT', 'malformed YAML', {file})
+  const secrets: SecretDoc[] = []
+  docs.forEach((doc, i) => {
+    const where: Where = {file, document: i + 1}
+    if (doc.errors.length > 0) {
+      const err = doc.errors[0]
+      const pos = lineCounter.linePos(err.pos[0])
+      const msg = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+      throw new KsealError('ERR_INPUT', `malformed YAML at line ${pos.line}, column ${pos.col}: ${msg}`, where)
+    }
+    collect(doc.contents, where, secrets)
+  })
+  return {text, docs, secrets, eol: text.includes('\r\n') ? '\r\n' : '\n'}
+}
+
+function collect(node: unknown, where: Where, out: SecretDoc[], item?: number): void {
+  if (!isMap(node)) return
+  const kind = getString(node, 'kind')
+  const apiVersion = getString(node, 'apiVersion')
+  const here = item === undefined ? where : {...where, secret: undefined}
+  if (kind === 'Secret') {
+    if (apiVersion !== 'v1') {
+      throw new KsealError('ERR_INPUT', `a Secret must have apiVersion v1, not ${JSON.stringify(apiVersion ?? null)}`, here)
+    }
+    out.push(secretDoc(node, where, item))
+    return
+  }
+  const items = get(node, 'items')
+  if (kind !== undefined && kind.endsWith('List') && items && isSeq(items.value)) {
+    items.value.items.forEach((it, j) => collect(it, where, out, j + 1))
+    return
+  }
+  if ((kind === undefined || apiVersion === undefined) && FIELDS.some((f) => get(node, f))) {
+    throw new KsealError('ERR_INPUT', 'has data but no kind/apiVersion: not a Kubernetes object', here)
+  }
+}
+
+function secretDoc(map: YAMLMap, where: Where, item: number | undefined): SecretDoc {
+  const meta = get(map, 'metadata')
+  const metaMap = meta && isMap(meta.value) ? meta.value : undefined
+  const name = (metaMap && getString(metaMap, 'name')) ?? ''
+  const namespace = (metaMap && getString(metaMap, 'namespace')) ?? ''
+  const label = (namespace ? `${namespace}/` : '') + (name || '(unnamed)') + (item === undefined ? '' : ` in item ${item}`)
+  const w: Where = {...where, secret: label}
+  const values: SecretValue[] = []
+  for (const field of FIELDS) {
+    const pair = get(map, field)
+    if (!pair || pair.value === null || (isScalar(pair.value) && pair.value.value === null)) continue
+    if (!isMap(pair.value)) throw new KsealError('ERR_INPUT', `${field} must be a mapping of keys to strings`, w)
+    for (const p of pair.value.items) {
+      if (!isScalar(p.key) || typeof p.key.value !== 'string') {
+        throw new KsealError('ERR_INPUT', `${field} has a key that is not a string`, w)
+      }
+      const key = p.key.value
+      const v = p.value as Node | null
+      if (v === null || (isScalar(v) && v.value === null)) {
+        values.push({field, key, node: isScalar(v) ? v : null, value: null, encrypted: false})
+        continue
+      }
+      if (!isScalar(v) || typeof v.value !== 'string') {
+        const hint = isScalar(v) ? ` (it reads as ${typeof v.value}; quote it)` : isMap(v) && /\{\{/.test(String(p.value)) ? ' (a template?)' : ''
+        throw new KsealError('ERR_INPUT', `value is not a string${hint}`, {...w, key: `${field}.${key}`})
+      }
+      values.push({field, key, node: v, value: v.value, encrypted: looksLikeToken(v.value)})
+    }
+  }
+  const envelopePair = get(map, ENVELOPE_KEY) ?? null
+  const envelopeRaw = envelopePair ? (envelopePair.value as Node | null)?.toJSON() : undefined
+  return {where: w, namespace, name, map, values, envelopePair, envelopeRaw}
+}
