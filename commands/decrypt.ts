@@ -16,7 +16,7 @@ $XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is wr
     {description: 'Decrypt in place', command: '<%= config.bin %> <%= command.id %> -i secret.yaml'},
   ]
   static override strict = false
-  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.'})}
+  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),

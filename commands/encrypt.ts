@@ -17,7 +17,7 @@ already encrypted keep their ciphertext, so running encrypt again changes nothin
     {description: 'Encrypt every manifest under a directory, bound to namespace only', command: '<%= config.bin %> <%= command.id %> -i --scope namespace -r rsa:team.crt k8s/'},
   ]
   static override strict = false
-  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.'})}
+  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
     recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: a key URI such as rsa:PATH (certificate or public key PEM). Repeatable.'}),

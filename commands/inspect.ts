@@ -11,7 +11,7 @@ export default class Inspect extends KsealCommand {
     '<%= config.bin %> <%= command.id %> --json k8s/ | jq ".[].recipients"',
   ]
   static override strict = false
-  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.'})}
+  static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {json: Flags.boolean({description: 'Print a JSON array instead of a table.'})}
 
   async run(): Promise<void> {

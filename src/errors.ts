@@ -55,7 +55,9 @@ export class KsealError extends Error {
 
   /** Adds location details that an inner layer did not know (the inner ones win). */
   at(where: Where): this {
-    this.where = {...where, ...this.where}
+    for (const k of Object.keys(where) as (keyof Where)[]) {
+      if (this.where[k] === undefined && where[k] !== undefined) (this.where as Record<string, unknown>)[k] = where[k]
+    }
     return this
   }
 
