@@ -28,6 +28,6 @@ $XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is wr
     const keyring = this.keyring(flags.key)
     const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'decrypting'})
     if (result.stdout !== null) process.stdout.write(result.stdout)
-    this.report(result.outcomes.flatMap((o) => (o.error ? [o.error] : [])))
+    this.report(result.errors)
   }
 }

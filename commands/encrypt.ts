@@ -33,6 +33,6 @@ already encrypted keep their ciphertext, so running encrypt again changes nothin
     const opts = {recipients, scope: flags.scope as Scope, keyring: this.keyring(flags.key)}
     const result = await runBatch(files, (text, file) => encryptText(text, file, opts), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'encrypting'})
     if (result.stdout !== null) process.stdout.write(result.stdout)
-    this.report(result.outcomes.flatMap((o) => (o.error ? [o.error] : [])))
+    this.report(result.errors)
   }
 }

@@ -37,7 +37,7 @@ export default class Inspect extends KsealCommand {
     } else {
       this.note('no encrypted Secrets found', flags.quiet)
     }
-    this.report(result.outcomes.flatMap((o) => (o.error ? [o.error] : [])))
+    this.report(result.errors)
   }
 }
 

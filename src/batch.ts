@@ -4,7 +4,7 @@
  * stdout, output is all or nothing, so a pipeline never applies half a stream.
  */
 import {isKsealError, KsealError, worstExit} from './errors.js'
-import {readStdin, readText, STDIN, writeAtomic} from './files.js'
+import {type Expanded, readStdin, readText, STDIN, writeAtomic} from './files.js'
 import {progress} from './progress.js'
 
 export interface BatchOptions {
@@ -24,6 +24,8 @@ export interface FileOutcome {
 
 export interface BatchResult {
   outcomes: FileOutcome[]
+  /** Every problem: paths that could not be expanded, then files that failed, in order. */
+  errors: KsealError[]
   /** Concatenated output when not in place (null when any file failed). */
   stdout: string | null
   exitCode: number
@@ -31,7 +33,8 @@ export interface BatchResult {
 
 export type Transform = (text: string, file: string | undefined) => Promise<string>
 
-export async function runBatch(files: string[], transform: Transform, opts: BatchOptions): Promise<BatchResult> {
+export async function runBatch(input: Expanded, transform: Transform, opts: BatchOptions): Promise<BatchResult> {
+  const files = input.files
   if (opts.inPlace && files.includes(STDIN)) throw new KsealError('ERR_USAGE', '--in-place needs file paths, not stdin')
   const bar = progress(opts.verb, files.length, {quiet: opts.quiet})
   const outputs: (string | null)[] = new Array(files.length).fill(null)
@@ -59,11 +62,12 @@ export async function runBatch(files: string[], transform: Transform, opts: Batc
   }
   await Promise.all(Array.from({length: Math.min(opts.concurrency ?? 8, files.length)}, worker))
   bar.done()
-  const failed = outcomes.filter((o) => o.error)
+  const errors = [...input.errors, ...outcomes.flatMap((o) => (o.error ? [o.error] : []))]
   return {
     outcomes,
-    stdout: opts.inPlace || failed.length ? null : joinStreams(outputs as string[]),
-    exitCode: worstExit(failed.map((o) => o.error!.exitCode)),
+    errors,
+    stdout: opts.inPlace || errors.length ? null : joinStreams(outputs as string[]),
+    exitCode: worstExit(errors.map((e) => e.exitCode)),
   }
 }
 

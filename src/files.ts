@@ -12,32 +12,37 @@ export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
 export const STDIN = '-'
 const SKIP_DIRS = new Set(['.git', 'node_modules'])
 
-/** Expands PATH arguments into files; none or `-` means stdin. A directory without manifests is an error. */
-export async function expandPaths(paths: string[]): Promise<string[]> {
-  if (paths.length === 0) return [STDIN]
-  const out: string[] = []
+export interface Expanded {
+  files: string[]
+  /** Paths that could not be expanded (a missing path is kept as a file: reading it reports it). */
+  errors: KsealError[]
+}
+
+/**
+ * Expands PATH arguments into files; none or `-` means stdin. Problems with one path (a directory
+ * without manifests) are collected, so every other path is still processed.
+ */
+export async function expandPaths(paths: string[]): Promise<Expanded> {
+  if (paths.length === 0) return {files: [STDIN], errors: []}
+  const files: string[] = []
+  const errors: KsealError[] = []
   for (const p of paths) {
-    if (p === STDIN) {
-      out.push(STDIN)
+    const st = p === STDIN ? null : await fs.stat(p).catch(() => null)
+    if (!st?.isDirectory()) {
+      files.push(p)
       continue
     }
-    let st
     try {
-      st = await fs.stat(p)
+      const found = await walk(p)
+      if (found.length === 0) {
+        throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {file: p})
+      }
+      files.push(...found)
     } catch (e) {
-      throw ioError(e, p)
+      errors.push(e as KsealError)
     }
-    if (!st.isDirectory()) {
-      out.push(p)
-      continue
-    }
-    const found = await walk(p)
-    if (found.length === 0) {
-      throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {file: p})
-    }
-    out.push(...found)
   }
-  return [...new Set(out)]
+  return {files: [...new Set(files)], errors}
 }
 
 async function walk(dir: string): Promise<string[]> {

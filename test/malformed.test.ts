@@ -1,0 +1,112 @@
+/** Malformed input: one line saying what and where, a distinct exit code, and the input untouched. */
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {beforeAll, describe, expect, it} from '@jest/globals'
+import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+
+let dir: string
+const SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: ok\n  namespace: default\nstringData:\n  a: plain-value\n'
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-malformed-'))
+})
+
+function file(name: string, content: string | Buffer): string {
+  const f = path.join(dir, name)
+  writeFileSync(f, content)
+  return f
+}
+
+const cases: [string, string | Buffer, number, RegExp][] = [
+  ['broken YAML', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n', 2, /document 1: malformed YAML at line \d+, column \d+/],
+  ['a Helm template', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\ndata:\n  password: {{ .Values.password | b64enc }}\n', 2, /malformed YAML|not a string/],
+  ['a kind-less object with data', 'metadata:\n  name: x\ndata:\n  a: Yg==\n', 2, /document 1: has data but no kind\/apiVersion/],
+  ['a Secret with the wrong apiVersion', 'apiVersion: v2\nkind: Secret\nmetadata:\n  name: x\ndata:\n  a: Yg==\n', 2, /must have apiVersion v1/],
+  ['invalid base64 in data', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\ndata:\n  password: not base64!\n', 2, /document 1 \(Secret d\/x\): data\.password: not valid base64/],
+  ['a stringData value that YAML 1.1 reads as a bool', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\nstringData:\n  enabled: yes\n', 2, /stringData\.enabled: value is not a string \(it reads as boolean; quote it\)/],
+  ['a binary file', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3, 0, 0]), 2, /not a text file/],
+  ['a strict-scope Secret without a name', 'apiVersion: v1\nkind: Secret\nmetadata:\n  namespace: d\nstringData:\n  a: b\n', 2, /needs metadata\.name/],
+]
+
+describe('malformed input (kseal encrypt -i)', () => {
+  it.each(cases)('%s', async (name, content, code, message) => {
+    const f = file(name.replace(/\W+/g, '-') + '.yaml', content)
+    const before = readFileSync(f)
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r.code).toBe(code)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toContain(f)
+    expect(lines[0]).toMatch(message)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(readFileSync(f)).toEqual(before)
+  })
+
+  it('a ConfigMap with data passes through untouched', async () => {
+    const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  password: not-a-secret\n'
+    const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: cm})
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe(cm)
+  })
+
+  it('a missing file → exit 1, other files still processed and reported', async () => {
+    const good = file('good.yaml', SECRET)
+    const bad = file('bad.yaml', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\ndata:\n  a: "@@"\n')
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, good, path.join(dir, 'missing.yaml'), bad])
+    expect(r.stderr).toContain(`${path.join(dir, 'missing.yaml')}: cannot read: no such file or directory`)
+    expect(r.stderr).toContain(`${bad}: document 1 (Secret d/x): data.a: not valid base64`)
+    expect(r.code).toBe(2) // the most severe of 1 and 2
+    expect(readFileSync(good, 'utf8')).toMatch(/a: kseal:v1:/)
+  })
+
+  it('a directory with no manifests → exit 2', async () => {
+    const empty = path.join(dir, 'empty-dir')
+    mkdirSync(empty)
+    writeFileSync(path.join(empty, 'notes.txt'), 'hello')
+    const r = await kseal(['decrypt', empty])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe(`kseal: ${empty}: no manifests (*.yaml, *.yml, *.json) in this directory`)
+  })
+
+  it('an unreadable file → exit 1, one line', async () => {
+    const f = file('unreadable.yaml', SECRET)
+    chmodSync(f, 0o000)
+    chmodSync(dir, 0o755)
+    // Root reads anything: run as an unprivileged user when the tests run as root.
+    const asUser = process.getuid?.() === 0 ? {uid: 65534, gid: 65534} : {}
+    const r = await kseal(['decrypt', f], asUser)
+    expect(r.code).toBe(1)
+    expect(r.stderr.trim()).toBe(`kseal: ${f}: cannot read: permission denied`)
+    expect(statSync(f).mode & 0o777).toBe(0)
+  })
+
+  it('an unknown flag → exit 2 and a pointer to --help', async () => {
+    const r = await kseal(['decrypt', '--no-such-flag'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/Nonexistent flag: --no-such-flag/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('a recipient that is not a key URI → exit 2', async () => {
+    const r = await kseal(['encrypt', '-r', 'team.crt'], {input: SECRET})
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe('kseal: recipient "team.crt" is not a key URI (expected one of: rsa:...)')
+  })
+
+  it('encrypt with no recipient → exit 2 saying how to add one', async () => {
+    const r = await kseal(['encrypt'], {input: SECRET})
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/no recipients: pass -r rsa:PATH/)
+  })
+
+  it('decrypt with a key that is not a key → exit 2', async () => {
+    const r = await kseal(['decrypt', '-k', TEAM_CERT], {input: SECRET})
+    expect(r.code).toBe(0) // nothing encrypted: the key is never needed
+    const enc = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: SECRET})
+    const r2 = await kseal(['decrypt', '-k', TEAM_CERT], {input: enc.stdout})
+    expect(r2.code).toBe(2)
+    expect(r2.stderr).toMatch(/not a private key kseal can use/)
+    void TEAM_KEY
+  })
+})
