@@ -6,7 +6,7 @@
 import crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
-import {ioError, KsealError} from '../src/errors.js'
+import {keyFileError, KsealError} from '../src/errors.js'
 import {RsaDecryptPool} from './rsa-pool.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
@@ -74,7 +74,7 @@ export async function readPem(file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8')
   } catch (e) {
-    throw ioError(e, file)
+    throw keyFileError(e, file)
   }
 }
 
@@ -124,7 +124,7 @@ export async function checkPrivateMode(file: string): Promise<void> {
   try {
     mode = (await fs.stat(file)).mode
   } catch (e) {
-    throw ioError(e, file)
+    throw keyFileError(e, file)
   }
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
     const m = (mode & 0o777).toString(8).padStart(4, '0')

@@ -106,3 +106,12 @@ export function ioError(err: unknown, file: string, verb = 'read'): KsealError {
   const reason = (e?.code && why[e.code]) ?? e?.message ?? String(err)
   return new KsealError('ERR_IO', `cannot ${verb}: ${reason}`, {file})
 }
+
+/**
+ * An I/O error about a key or config file: the path goes into the message, so the error's location
+ * stays the manifest being processed.
+ */
+export function keyFileError(err: unknown, file: string): KsealError {
+  const e = ioError(err, file)
+  return new KsealError('ERR_IO', `${file}: ${e.message}`)
+}

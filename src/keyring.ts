@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {type Backends, splitUri} from '../keys/index.js'
 import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
-import {ioError, KsealError} from './errors.js'
+import {keyFileError, KsealError} from './errors.js'
 
 export interface KeySources {
   /** Explicit `--key` values: `scheme:rest` URIs or plain paths (files or directories). */
@@ -30,6 +30,8 @@ interface Stage {
 
 export class Keyring {
   private readonly stages: Stage[]
+  /** Ambient identities per backend (AWS credentials for awskms), loaded for that backend's entries only. */
+  private readonly ambient = new Map<string, Promise<Identity[]>>()
 
   constructor(private readonly backends: Backends, sources: KeySources) {
     const cwd = backends.ctx.cwd
@@ -56,14 +58,14 @@ export class Keyring {
       st = await fs.stat(file)
     } catch (e) {
       if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return []
-      throw ioError(e, file)
+      throw keyFileError(e, file)
     }
     if (st.isDirectory()) {
       let names: string[]
       try {
         names = (await fs.readdir(file)).sort()
       } catch (e) {
-        throw ioError(e, file)
+        throw keyFileError(e, file)
       }
       const out: Identity[] = []
       for (const n of names) {
@@ -100,6 +102,28 @@ export class Keyring {
         }
       }
     }
+    // Last, identities that need no key file (cloud credentials), for the backends of these entries
+    // that no key source above has offered an identity for: a KMS call is made only when no held
+    // key opens the Secret.
+    const offered = new Set<string>()
+    for (const stage of this.stages) for (const id of await stage.loaded!) offered.add(id.backend)
+    for (const entry of entries) {
+      if (offered.has(entry.backend)) continue
+      let ambient = this.ambient.get(entry.backend)
+      if (!ambient) {
+        ambient = this.backends.ambient(entry.backend)
+        this.ambient.set(entry.backend, ambient)
+      }
+      for (const id of await ambient) {
+        if (id.kid !== '*' && id.kid !== entry.kid) continue
+        try {
+          const dk = await id.unwrap(entry, binding)
+          if (dk) return dk
+        } catch (e) {
+          failure ??= e
+        }
+      }
+    }
     if (failure) throw failure
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
     throw new KsealError('ERR_NO_KEY', `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`)
@@ -110,6 +134,6 @@ async function readText(file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8')
   } catch (e) {
-    throw ioError(e, file)
+    throw keyFileError(e, file)
   }
 }
