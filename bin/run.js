@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core/execute'
-
-await execute({dir: import.meta.url})
+// The bundled CLI (npm run build writes dist/cli/).
+import '../dist/cli/run.js'

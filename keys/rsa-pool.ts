@@ -29,32 +29,50 @@ export interface RsaPrivate {
 }
 
 interface Job {
+  k: RsaPrivate
+  ct: Buffer
+  label: Buffer
   resolve: (b: Buffer | null) => void
 }
 
-/** Pending unwraps at which work moves to worker threads. */
+/** Unwraps waiting at once at which work moves to worker threads. */
 const PARALLEL_AT = 8
 
 export class RsaDecryptPool {
   private workers: {w: Worker; busy: number}[] = []
   private starting: Promise<void> | null = null
-  private jobs = new Map<number, Job>()
+  private inFlight = new Map<number, Job>()
+  private queue: Job[] = []
+  private flushScheduled = false
   private nextId = 0
-  private pending = 0
   private ders = new Map<string, Buffer>()
 
   constructor(private readonly threads = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8))) {}
 
-  /** Decrypts, or resolves null when the ciphertext does not open with this key. */
-  async decrypt(k: RsaPrivate, ct: Buffer, label: Buffer): Promise<Buffer | null> {
-    this.pending++
-    try {
-      if (this.workers.length === 0 && (this.pending < PARALLEL_AT || this.threads < 2)) return inline(k, ct, label)
-      await this.start()
-      return await this.dispatch(k, ct, label)
-    } finally {
-      this.pending--
+  /**
+   * Decrypts, or resolves null when the ciphertext does not open with this key. Requests are
+   * gathered until the current burst of work has been issued, so the pool sees how many are waiting.
+   */
+  decrypt(k: RsaPrivate, ct: Buffer, label: Buffer): Promise<Buffer | null> {
+    return new Promise((resolve) => {
+      this.queue.push({k, ct, label, resolve})
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => void this.flush())
+      }
+    })
+  }
+
+  private async flush(): Promise<void> {
+    this.flushScheduled = false
+    const jobs = this.queue
+    this.queue = []
+    if (this.workers.length === 0 && (jobs.length < PARALLEL_AT || this.threads < 2)) {
+      for (const j of jobs) j.resolve(inline(j.k, j.ct, j.label))
+      return
     }
+    await this.start()
+    for (const j of jobs) this.dispatch(j)
   }
 
   private start(): Promise<void> {
@@ -64,8 +82,8 @@ export class RsaDecryptPool {
         const w = new Worker(WORKER_SOURCE, {eval: true})
         w.unref()
         w.on('message', (m: {id: number; ok: boolean; out?: Uint8Array}) => {
-          const job = this.jobs.get(m.id)
-          this.jobs.delete(m.id)
+          const job = this.inFlight.get(m.id)
+          this.inFlight.delete(m.id)
           slot.busy--
           job?.resolve(m.ok && m.out ? Buffer.from(m.out) : null)
         })
@@ -76,19 +94,17 @@ export class RsaDecryptPool {
     return this.starting
   }
 
-  private dispatch(k: RsaPrivate, ct: Buffer, label: Buffer): Promise<Buffer | null> {
-    let der = this.ders.get(k.kid)
+  private dispatch(job: Job): void {
+    let der = this.ders.get(job.k.kid)
     if (!der) {
-      der = k.key.export({format: 'der', type: 'pkcs8'})
-      this.ders.set(k.kid, der)
+      der = job.k.key.export({format: 'der', type: 'pkcs8'})
+      this.ders.set(job.k.kid, der)
     }
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a))
     const id = this.nextId++
     slot.busy++
-    return new Promise((resolve) => {
-      this.jobs.set(id, {resolve})
-      slot.w.postMessage({id, kid: k.kid, der, ct, label})
-    })
+    this.inFlight.set(id, job)
+    slot.w.postMessage({id, kid: job.k.kid, der, ct: job.ct, label: job.label})
   }
 
   async close(): Promise<void> {

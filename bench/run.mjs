@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// `npm run bench`: kseal's performance figures, each measured side by side in one run against a
+// baseline or a physical limit (the machine is shared and noisy, so ratios are what count), plus
+// absolute figures for the record. Prints a table and writes bench/results/latest.json.
+//   node bench/run.mjs [--only startup,bulk,sealed,kms,controller] [--quick]
+import {spawnSync} from 'node:child_process'
+import crypto from 'node:crypto'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {Worker} from 'node:worker_threads'
+import {parseAllDocuments} from 'yaml'
+import {writeCorpus} from './corpus.mjs'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = path.join(ROOT, 'bin', 'run.js')
+const KEY = path.join(ROOT, 'test/fixtures/keys/team.key')
+const CERT = path.join(ROOT, 'test/fixtures/keys/team.crt')
+const args = process.argv.slice(2)
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : null
+const quick = args.includes('--quick')
+const want = (name) => !only || only.includes(name)
+const CORES = Math.min(os.availableParallelism?.() ?? os.cpus().length, 8)
+const env = {PATH: process.env.PATH, HOME: '/nonexistent', XDG_CONFIG_HOME: '/nonexistent'}
+
+const rows = []
+const json = {date: new Date().toISOString(), node: process.version, cores: CORES, cpu: os.cpus()[0]?.model}
+const row = (what, value, target, pass) => {
+  rows.push([what, value, target ?? '', pass === undefined ? '' : pass ? 'ok' : 'MISS'])
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const ms = (x) => `${x.toFixed(x < 10 ? 2 : 0)} ms`
+const s = (x) => `${(x / 1000).toFixed(2)} s`
+
+function timeCmd(argv, opts = {}) {
+  const t = performance.now()
+  const r = spawnSync(argv[0], argv.slice(1), {env, cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], ...opts})
+  const dt = performance.now() - t
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`)
+  return dt
+}
+
+// ---------------------------------------------------------------- cold start
+if (want('startup')) {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-'))
+  const one = path.join(tmp, 'one.yaml')
+  writeFileSync(one, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n  namespace: b\nstringData:\n  k: v\n')
+  timeCmd([process.execPath, BIN, 'encrypt', '-i', '-r', `rsa:${CERT}`, one])
+  const runs = quick ? 7 : 21
+  // Two environments: the caller's own (on this machine it sets NODE_EXTRA_CA_CERTS, which every
+  // node process pays for at start-up), and a bare one with only PATH and HOME.
+  for (const [label, e] of [['this shell\'s env', process.env], ['bare env', env]]) {
+    const base = [], version = [], decrypt = []
+    for (let i = 0; i < runs; i++) {
+      // Interleaved, so load on the machine hits all three alike.
+      base.push(timeCmd([process.execPath, '-e', '0'], {env: e}))
+      version.push(timeCmd([process.execPath, BIN, '--version'], {env: e}))
+      decrypt.push(timeCmd([process.execPath, BIN, 'decrypt', '-k', KEY, one], {env: e}))
+    }
+    const b = median(base), v = median(version), d = median(decrypt)
+    ;(json.startup ??= {})[label] = {nodeMs: b, versionMs: v, decryptMs: d, versionRatio: v / b, decryptRatio: d / b}
+    row(`node -e 0 (${label})`, ms(b))
+    row(`kseal --version (${label})`, `${ms(v)} (${(v / b).toFixed(2)}×)`, '≤ 2.0×', v / b <= 2.0)
+    row(`kseal decrypt, one Secret (${label})`, `${ms(d)} (${(d / b).toFixed(2)}×)`, '≤ 2.5×', d / b <= 2.5)
+  }
+  rmSync(tmp, {recursive: true, force: true})
+}
+
+// ---------------------------------------------------------------- RSA limit
+function rsaSingleOpMs() {
+  const key = crypto.createPrivateKey(readFileSync(KEY))
+  const pub = crypto.createPublicKey(key)
+  const label = Buffer.from('bench')
+  const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}
+  const ct = crypto.publicEncrypt({key: pub, ...opts}, crypto.randomBytes(32))
+  const times = []
+  for (let i = 0; i < 40; i++) {
+    const t = performance.now()
+    crypto.privateDecrypt({key, ...opts}, ct)
+    times.push(performance.now() - t)
+  }
+  return median(times)
+}
+
+// ---------------------------------------------------------------- bulk corpus
+let corpusDir
+function corpus() {
+  if (corpusDir) return corpusDir
+  corpusDir = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-corpus-'))
+  const spec = writeCorpus(path.join(corpusDir, 'plain'))
+  json.corpus = spec
+  return corpusDir
+}
+
+if (want('bulk')) {
+  const dir = corpus()
+  const plain = path.join(dir, 'plain')
+  const files = readdirSync(plain).map((f) => path.join(plain, f))
+  // Baseline: parse and re-serialize the corpus with `yaml` alone.
+  const yamlTimes = []
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now()
+    for (const f of files) for (const doc of parseAllDocuments(readFileSync(f, 'utf8'))) doc.toString()
+    yamlTimes.push(performance.now() - t)
+  }
+  const yamlMs = median(yamlTimes)
+  const encDir = path.join(dir, 'enc')
+  const encTimes = []
+  for (let i = 0; i < 3; i++) {
+    rmSync(encDir, {recursive: true, force: true})
+    cpSync(plain, encDir, {recursive: true})
+    encTimes.push(timeCmd([process.execPath, BIN, 'encrypt', '-i', '-q', '-r', `rsa:${CERT}`, encDir]))
+  }
+  const encMs = median(encTimes)
+  const rsaMs = rsaSingleOpMs()
+  const decTimes = []
+  for (let i = 0; i < 3; i++) decTimes.push(timeCmd([process.execPath, BIN, 'decrypt', '-q', '-k', KEY, encDir]))
+  const decMs = median(decTimes)
+  const secrets = json.corpus.secrets
+  const limit = (secrets * rsaMs) / CORES
+  json.bulk = {yamlMs, encryptMs: encMs, decryptMs: decMs, rsaDecryptMs: rsaMs, rsaLimitMs: limit, encryptRatio: encMs / yamlMs, decryptRatio: decMs / limit}
+  row('RSA-4096 private decrypt (one)', ms(rsaMs))
+  row(`RSA limit: ${secrets} × one / ${CORES} cores`, s(limit))
+  row(`kseal decrypt ${secrets} Secrets × 8 keys`, `${s(decMs)} (${(decMs / limit).toFixed(2)}× limit)`, '≤ 1.3×', decMs / limit <= 1.3)
+  row('yaml parse + re-serialize corpus', s(yamlMs))
+  row(`kseal encrypt ${secrets} Secrets × 8 keys`, `${s(encMs)} (${(encMs / yamlMs).toFixed(2)}× yaml)`, '≤ 2.0×', encMs / yamlMs <= 2)
+}
+
+// ---------------------------------------------------------------- sealed-secrets scheme baseline
+if (want('sealed')) {
+  corpus()
+  // sealed-secrets seals every value on its own: one RSA-OAEP operation per value. The same corpus's
+  // values, decrypted that way on the same cores, with the same node:crypto primitive.
+  const values = quick ? json.corpus.values / 8 : json.corpus.values
+  const pem = readFileSync(KEY, 'utf8')
+  const pub = crypto.createPublicKey(pem)
+  const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('ns/name')}
+  const ct = crypto.publicEncrypt({key: pub, ...opts}, crypto.randomBytes(32))
+  const src = `const {parentPort, workerData} = require('node:worker_threads'); const crypto = require('node:crypto');
+    const key = crypto.createPrivateKey(workerData.pem); const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('ns/name')};
+    for (let i = 0; i < workerData.n; i++) crypto.privateDecrypt({key, ...opts}, Buffer.from(workerData.ct)); parentPort.postMessage(0)`
+  const t = performance.now()
+  await Promise.all(Array.from({length: CORES}, (_, i) => new Promise((resolve, reject) => {
+    const w = new Worker(src, {eval: true, workerData: {pem, ct, n: Math.ceil(values / CORES)}})
+    w.on('message', resolve)
+    w.on('error', reject)
+  })))
+  let sealedMs = performance.now() - t
+  if (quick) sealedMs *= 8
+  json.sealedSecretsScheme = {values: json.corpus.values, ms: sealedMs, extrapolated: quick}
+  row(`sealed-secrets scheme: ${json.corpus.values} RSA ops${quick ? ' (1/8 measured)' : ''}`, s(sealedMs))
+  if (json.bulk) row('kseal decrypt vs sealed-secrets scheme', `${(sealedMs / json.bulk.decryptMs).toFixed(1)}× faster`)
+}
+
+// ---------------------------------------------------------------- backends and controller (their own modules)
+for (const [name, file, fn] of [['kms', 'kms.mjs', 'benchKms'], ['controller', 'controller.mjs', 'benchController']]) {
+  if (!want(name) || !existsSync(path.join(ROOT, 'bench', file))) continue
+  const mod = await import(`./${file}`)
+  const r = await mod[fn]({quick, corpusDir: corpusDir && path.join(corpusDir, 'plain'), key: KEY, cert: CERT, cores: CORES})
+  for (const rr of r.rows) rows.push(rr.length === 4 ? rr : [...rr, '', ''].slice(0, 4))
+  json[name] = r.json
+}
+
+if (corpusDir) rmSync(corpusDir, {recursive: true, force: true})
+
+// ---------------------------------------------------------------- report
+const widths = [0, 1, 2, 3].map((c) => Math.max(...[['measure', 'value', 'target', ''], ...rows].map((r) => String(r[c]).length)))
+const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd()
+console.log(line(['measure', 'value', 'target', '']))
+console.log(widths.map((w) => '-'.repeat(w)).join('  '))
+for (const r of rows) console.log(line(r))
+mkdirSync(path.join(ROOT, 'bench/results'), {recursive: true})
+writeFileSync(path.join(ROOT, 'bench/results/latest.json'), JSON.stringify(json, null, 2) + '\n')
+console.log(`\nwritten: bench/results/latest.json`)
