@@ -65,6 +65,25 @@ describe('format v1 files', () => {
     expect(out).toBe(read(path.join(FIXTURES, plain)))
   })
 
+  it('the rsa recipient entry is RSA-OAEP-SHA256 with the documented label and key id', () => {
+    const doc = JSON.parse(read(path.join(VECTORS, 'v1-secret.json')))
+    const entry = doc.kseal.recipients[0]
+    const key = crypto.createPrivateKey(read(TEAM_KEY))
+    const spki = crypto.createPublicKey(key).export({type: 'spki', format: 'der'})
+    expect(entry.kid).toBe(crypto.createHash('sha256').update(spki).digest('hex').slice(0, 16))
+    const label = Buffer.from(JSON.stringify(['kseal/v1 data key', 'strict', 'default', 'json-secret']))
+    const dk = crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, Buffer.from(entry.wrapped, 'base64'))
+    expect(dk).toHaveLength(32)
+    // The MAC in the file is the documented HMAC over the sorted slots.
+    const keys = deriveKeys(dk)
+    const slots: Slot[] = [
+      {field: 'data', key: 'password', token: doc.data.password},
+      {field: 'data', key: 'empty', token: doc.data.empty},
+      {field: 'stringData', key: 'note', token: doc.stringData.note},
+    ]
+    expect(computeMac(keys, {scope: 'strict', namespace: 'default', name: 'json-secret'}, slots)).toBe(doc.kseal.mac)
+  })
+
   it('the two-recipient vector opens with either key', async () => {
     const text = read(path.join(VECTORS, 'v1-namespace-two-recipients-tls.yaml'))
     expect(await decryptText(text, 'x', keyringFor(backends, [TEAM_KEY]))).toBe(read(path.join(FIXTURES, 'corpus/tls.yaml')))
