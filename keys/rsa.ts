@@ -59,6 +59,10 @@ export class RsaIdentity implements Identity {
     this.kid = rsaKid(crypto.createPublicKey(key))
   }
 
+  recipient(): Recipient {
+    return new RsaRecipient(crypto.createPublicKey(this.key), `${NAME}:${this.source}`)
+  }
+
   async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME || entry.kid !== this.kid) return null
     const ct = Buffer.from(entry.wrapped, 'base64')

@@ -41,6 +41,8 @@ export interface Identity {
   readonly source: string
   /** The data key, or null when the entry is not this identity's. Throws on a malformed entry or a failed service. */
   unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null>
+  /** The public half, when this identity can produce it: lets rotation re-wrap for a key it holds. */
+  recipient?(): Recipient
 }
 
 /** What backends receive from the caller instead of reading globals. */
@@ -60,6 +62,11 @@ export interface Backend {
   recipient(rest: string, ctx: BackendContext): Promise<Recipient>
   /** Loads identities from an explicit `--key scheme:rest`. */
   identities(rest: string, ctx: BackendContext): Promise<Identity[]>
+  /**
+   * Identities that need no key file, such as cloud credentials from the environment (KMS). The
+   * Keyring offers them only for this backend's entries, and only after every key source.
+   */
+  ambient?(ctx: BackendContext): Promise<Identity[]>
   /** Called once when a run ends: release pools, sockets. */
   close?(): Promise<void>
 }

@@ -81,6 +81,16 @@ export class Keyring {
     return ids
   }
 
+  /** Every identity from every source (loading them all). */
+  async all(): Promise<Identity[]> {
+    const out: Identity[] = []
+    for (const stage of this.stages) {
+      stage.loaded ??= stage.load()
+      out.push(...(await stage.loaded))
+    }
+    return out
+  }
+
   /**
    * Unwraps the data key from the first recipient entry whose key is held. Throws ERR_NO_KEY when no
    * source holds a key for any entry, or the backend's error when the one that matched failed.
