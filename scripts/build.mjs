@@ -8,18 +8,23 @@
 //    stay external and load from node_modules only when a command needs them.
 // 3. writes oclif.manifest.json so oclif finds commands without importing them all.
 import {spawnSync} from 'node:child_process'
-import {readdirSync, rmSync} from 'node:fs'
+import {readdirSync, renameSync, rmSync} from 'node:fs'
 import path from 'node:path'
 
-rmSync('dist', {recursive: true, force: true})
-const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {stdio: 'inherit'})
-if (tsc.status !== 0) process.exit(tsc.status ?? 1)
+// Built beside dist/ and swapped in at the end, so a failed build leaves the last good one.
+const out = `dist.next-${process.pid}`
+rmSync(out, {recursive: true, force: true})
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', out], {stdio: 'inherit'})
+if (tsc.status !== 0) {
+  rmSync(out, {recursive: true, force: true})
+  process.exit(tsc.status ?? 1)
+}
 
 const {build} = await import('esbuild')
 const commands = readdirSync('commands').filter((f) => f.endsWith('.ts')).map((f) => path.join('commands', f))
 await build({
   entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: path.join('commands', path.basename(c, '.ts'))}))],
-  outdir: 'dist/cli',
+  outdir: path.join(out, 'cli'),
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   splitting: true,
@@ -36,6 +41,9 @@ await build({
   banner: {js: "import {createRequire as __ksealRequire} from 'node:module'; const require = __ksealRequire(import.meta.url);"},
   logLevel: 'warning',
 })
+
+rmSync('dist', {recursive: true, force: true})
+renameSync(out, 'dist')
 
 const manifest = spawnSync(process.execPath, ['scripts/manifest.mjs'], {stdio: 'inherit'})
 if (manifest.status !== 0) process.exit(manifest.status ?? 1)

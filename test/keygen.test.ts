@@ -76,6 +76,26 @@ describe('kseal keygen', () => {
   })
 })
 
+describe('kseal keys', () => {
+  it('lists the keys decrypt would find, with dates from the certificate beside each, and no key material', async () => {
+    const out = path.join(dir, 'listed')
+    const made = JSON.parse((await kseal(['keygen', '--out', out, '--name', 'listed', '--bits', '2048', '--days', '10', '--json'])).stdout)
+    const r = await kseal(['keys', '--json', '-k', out])
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toContain('PRIVATE')
+    const keys = JSON.parse(r.stdout)
+    expect(keys).toEqual([{kid: made.kid, backend: 'rsa', source: made.key, created: expect.any(String), expires: made.notAfter.replace(/\.\d+Z$/, '.000Z')}])
+    const table = await kseal(['keys', '-k', out])
+    expect(table.stdout).toMatch(new RegExp(`^KEY ID\\s+BACKEND\\s+CREATED\\s+EXPIRES\\s+SOURCE\n${made.kid}\\s+rsa\\s+\\d{4}-\\d\\d-\\d\\d\\s+${made.notAfter.slice(0, 10)}\\s+${made.key}\n$`))
+  })
+
+  it('says where it looked when there are none', async () => {
+    const r = await kseal(['keys'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toMatch(/no keys found/)
+  })
+})
+
 describe('private key files', () => {
   it('decrypt refuses a key readable by group or others, as ssh does', async () => {
     const key = path.join(dir, 'loose.key')
