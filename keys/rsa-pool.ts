@@ -107,6 +107,11 @@ export class RsaDecryptPool {
     slot.w.postMessage({id, kid: job.k.kid, der, ct: job.ct, label: job.label})
   }
 
+  /** Worker threads started so far (0 while all work has run inline). */
+  get threadsStarted(): number {
+    return this.workers.length
+  }
+
   async close(): Promise<void> {
     const ws = this.workers
     this.workers = []
