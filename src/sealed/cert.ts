@@ -1,0 +1,125 @@
+/**
+ * The certificate `kseal seal` seals for: a PEM file, or an http(s) URL such as the controller's
+ * `/v1/cert.pem`. Only public material passes through here.
+ */
+import path from 'node:path'
+import {publicKeyFromPem, readPem, RsaRecipient} from '../../keys/rsa.js'
+import type {Recipient} from '../../keys/types.js'
+import {KsealError} from '../errors.js'
+
+export interface CertificateContext {
+  /** Resolves relative file paths. */
+  cwd: string
+  /** Injected for tests; node's global fetch otherwise. */
+  fetch?: typeof fetch
+  /** How long a URL may take, in milliseconds (default 10 s). */
+  timeoutMs?: number
+}
+
+export interface LoadedCertificate {
+  pem: string
+  recipient: Recipient
+}
+
+/** Where the certificate comes from, as given on the command line. */
+export interface CertificateSource {
+  /** `--cert FILE|URL`. */
+  cert?: string
+  // The controller path (`--controller-namespace NS --controller-name NAME`, through the cluster API)
+  // is added here by the controller work; resolveCertificate dispatches on it.
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000
+/** A certificate PEM is a few kB; anything much larger is not one. */
+const MAX_BYTES = 1 << 20
+
+/** A URL fit for messages: no user, password or query (which may carry a token). */
+function displayUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname}`
+}
+
+/** An error text without the URL's secret parts (fetch puts the URL in some of its messages). */
+function scrub(msg: string, ...urls: URL[]): string {
+  let out = msg
+  for (const u of urls) out = out.split(u.href).join(displayUrl(u))
+  return out.replace(/\/\/[^/@\s]*@/g, '//')
+}
+
+async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
+  const shown = displayUrl(u)
+  const timeout = ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const fail = (why: string) => new KsealError('ERR_IO', `cannot fetch the certificate from ${shown}: ${why}`)
+  const headers: Record<string, string> = {accept: 'application/x-pem-file, text/plain, */*'}
+  const target = new URL(u.href)
+  if (target.username || target.password) {
+    // fetch refuses credentials in the URL (and would echo it back): send them as Basic auth instead.
+    headers.authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')
+    target.username = ''
+    target.password = ''
+  }
+  let res: Response
+  try {
+    res = await (ctx.fetch ?? fetch)(target, {signal: AbortSignal.timeout(timeout), redirect: 'follow', headers})
+  } catch (e) {
+    const err = e as Error & {cause?: {code?: string; message?: string}}
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') throw fail(`no answer within ${timeout / 1000} s`)
+    const code = err.cause?.code
+    const reasons: Record<string, string> = {
+      ECONNREFUSED: 'connection refused',
+      ENOTFOUND: 'host not found',
+      ECONNRESET: 'connection reset',
+      EAI_AGAIN: 'host name lookup failed',
+      CERT_HAS_EXPIRED: 'the server\'s TLS certificate has expired',
+      DEPTH_ZERO_SELF_SIGNED_CERT: 'the server\'s TLS certificate is self-signed',
+      UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server\'s TLS certificate is not trusted',
+    }
+    throw fail((code && reasons[code]) ?? scrub(err.cause?.message ?? err.message, u, target))
+  }
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined)
+    throw fail(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`)
+  }
+  const len = Number(res.headers.get('content-length') ?? 0)
+  if (len > MAX_BYTES) throw fail('the answer is too large to be a certificate')
+  const text = await res.text().catch((e: Error) => {
+    throw fail(e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${timeout / 1000} s` : scrub(e.message, u, target))
+  })
+  if (text.length > MAX_BYTES) throw fail('the answer is too large to be a certificate')
+  return text
+}
+
+/**
+ * Loads the sealing certificate from a file or an http(s) URL (`rsa:PATH` is accepted too) and
+ * makes it a recipient. A URL that fails, times out or answers something else than a certificate or
+ * public key is a clear one-line error.
+ */
+export async function loadCertificate(source: string, ctx: CertificateContext): Promise<LoadedCertificate> {
+  let pem: string
+  let shown = source
+  if (/^https?:\/\//i.test(source)) {
+    let u: URL
+    try {
+      u = new URL(source)
+    } catch {
+      throw new KsealError('ERR_USAGE', `--cert: not a valid URL`)
+    }
+    shown = displayUrl(u)
+    pem = await fetchPem(u, ctx)
+  } else {
+    const rest = source.startsWith('rsa:') ? source.slice(4) : source
+    pem = await readPem(path.resolve(ctx.cwd, rest))
+    shown = rest
+  }
+  if (!/-----BEGIN (CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY)-----/.test(pem)) {
+    if (/PRIVATE KEY-----/.test(pem)) throw new KsealError('ERR_CONFIG', `${shown}: this is a private key; seal with the certificate (kseal cert, or the controller's /v1/cert.pem)`)
+    throw new KsealError('ERR_CONFIG', `${shown}: not an RSA certificate or public key (PEM)`)
+  }
+  const key = publicKeyFromPem(pem, shown)
+  return {pem, recipient: new RsaRecipient(key, `rsa:${shown}`)}
+}
+
+/** The certificate for `kseal seal`, from whichever source its flags name. */
+export async function resolveCertificate(source: CertificateSource, ctx: CertificateContext): Promise<LoadedCertificate> {
+  if (source.cert) return loadCertificate(source.cert, ctx)
+  throw new KsealError('ERR_USAGE', 'no certificate to seal for: pass --cert FILE|URL')
+}

@@ -1,0 +1,332 @@
+/**
+ * The install manifests (deploy/) and the Dockerfile, read as the API server and kustomize would:
+ * every property the unsealer's security and availability depend on is asserted here, and the CRD
+ * schema is checked against real SealedSecrets (an API server prunes fields its schema lacks).
+ */
+import {spawnSync} from 'node:child_process'
+import {readdirSync, readFileSync} from 'node:fs'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import {parseAllDocuments} from 'yaml'
+import type {Backends} from '../keys/index.js'
+import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed.js'
+import {ROOT} from './support/cli.js'
+import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
+
+type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const DEPLOY = path.join(ROOT, 'deploy')
+const NS = 'kseal-system'
+const POD_LABELS = {'app.kubernetes.io/name': 'kseal-controller'}
+
+function load(file: string): Obj[] {
+  const docs = parseAllDocuments(readFileSync(path.join(DEPLOY, file), 'utf8'))
+  for (const d of docs) expect(d.errors).toEqual([])
+  return docs.map((d) => d.toJS()).filter((d) => d !== null)
+}
+
+let loaded: Obj[] | undefined
+const all = () => (loaded ??= readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').flatMap(load))
+const find = (kind: string, name?: string) => {
+  const found = all().filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
+  expect(found.length).toBeGreaterThan(0)
+  return found
+}
+const one = (kind: string, name?: string) => {
+  const f = find(kind, name)
+  expect(f).toHaveLength(1)
+  return f[0]
+}
+const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v)
+
+describe('kustomization', () => {
+  it('lists every manifest in deploy/, and only files that exist', () => {
+    const [k] = load('kustomization.yaml')
+    expect(k).toMatchObject({apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization'})
+    const files = readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort()
+    expect([...k.resources].sort()).toEqual(files)
+    expect(files).toEqual(['crd.yaml', 'deployment.yaml', 'namespace.yaml', 'networkpolicy.yaml', 'pdb.yaml', 'rbac.yaml', 'service.yaml'])
+  })
+  // kustomize itself, when kubectl (which embeds it) is installed: the base builds, and yields exactly the files' objects.
+  const kubectl = spawnSync('kubectl', ['version', '--client'], {encoding: 'utf8'})
+  ;(kubectl.status === 0 ? it : it.skip)('builds with kubectl kustomize into exactly these objects', () => {
+    const r = spawnSync('kubectl', ['kustomize', DEPLOY], {encoding: 'utf8'})
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`
+    const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
+    const sort = (os: Obj[]) => [...os].sort((a, b) => (key(a) < key(b) ? -1 : 1))
+    expect(sort(built)).toEqual(sort(all()))
+  })
+  it('puts every namespaced object in kseal-system', () => {
+    const clusterScoped = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'])
+    for (const o of all()) {
+      if (clusterScoped.has(o.kind)) expect(o.metadata.namespace).toBeUndefined()
+      else expect([o.kind, o.metadata.namespace]).toEqual([o.kind, NS])
+    }
+    expect(one('Namespace').metadata.name).toBe(NS)
+  })
+})
+
+describe('RBAC', () => {
+  const rules = (o: Obj) => Object.fromEntries(o.rules.flatMap((r: Obj) =>
+    r.apiGroups.flatMap((g: string) => r.resources.map((res: string) => [`${g || 'core'}/${res}`, [...r.verbs].sort()]))))
+
+  it('uses no wildcards and no escalation verbs', () => {
+    for (const o of [one('ClusterRole'), one('Role')]) {
+      for (const r of o.rules) {
+        for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames', 'nonResourceURLs']) {
+          for (const v of r[field] ?? []) expect(v).not.toContain('*')
+        }
+        for (const v of r.verbs) expect(['escalate', 'bind', 'impersonate']).not.toContain(v)
+      }
+    }
+  })
+  it('grants cluster-wide exactly what the controller calls', () => {
+    expect(rules(one('ClusterRole', 'kseal-controller'))).toEqual({
+      'kseal.dev/sealedsecrets': ['get', 'list', 'watch'],
+      'kseal.dev/sealedsecrets/status': ['get', 'patch', 'update'],
+      'core/secrets': ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+      'core/events': ['create', 'patch'],
+      'events.k8s.io/events': ['create', 'patch'],
+    })
+  })
+  it('grants in kseal-system its key Secrets (never updated or deleted) and the leader Lease', () => {
+    const role = one('Role', 'kseal-controller')
+    expect(role.metadata.namespace).toBe(NS)
+    expect(rules(role)).toEqual({
+      'core/secrets': ['create', 'get', 'list', 'watch'],
+      'coordination.k8s.io/leases': ['create', 'get', 'update'],
+    })
+  })
+  it('binds both to the kseal-controller ServiceAccount', () => {
+    expect(one('ServiceAccount').metadata).toMatchObject({name: 'kseal-controller', namespace: NS})
+    const subject = [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}]
+    expect(one('ClusterRoleBinding')).toMatchObject({roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'}, subjects: subject})
+    expect(one('RoleBinding')).toMatchObject({metadata: {namespace: NS}, roleRef: {kind: 'Role', name: 'kseal-controller'}, subjects: subject})
+  })
+})
+
+describe('Deployment', () => {
+  const d = () => one('Deployment', 'kseal-controller')
+  const pod = () => d().spec.template.spec
+  const container = () => {
+    expect(pod().containers).toHaveLength(1)
+    return pod().containers[0]
+  }
+
+  it('runs 2 replicas of `kseal controller` as its ServiceAccount', () => {
+    expect(d().spec.replicas).toBe(2)
+    expect(matches(d().spec.selector.matchLabels, d().spec.template.metadata.labels)).toBe(true)
+    expect(d().spec.template.metadata.labels).toMatchObject(POD_LABELS)
+    expect(pod().serviceAccountName).toBe('kseal-controller')
+    expect(container().args).toEqual(['controller'])
+    expect(container().command).toBeUndefined()
+    expect(container().image).toMatch(/kseal/)
+    expect(container().ports).toEqual([{name: 'http', containerPort: 8080, protocol: 'TCP'}])
+  })
+  it('passes the pod name and namespace through the downward API', () => {
+    const env = Object.fromEntries(container().env.map((e: Obj) => [e.name, e]))
+    expect(env.POD_NAME.valueFrom.fieldRef.fieldPath).toBe('metadata.name')
+    expect(env.POD_NAMESPACE.valueFrom.fieldRef.fieldPath).toBe('metadata.namespace')
+  })
+  it('has a hardened pod and container securityContext', () => {
+    expect(pod().securityContext).toMatchObject({runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: 'RuntimeDefault'}})
+    expect(pod().hostNetwork ?? false).toBe(false)
+    expect(pod().hostPID ?? false).toBe(false)
+    const sc = container().securityContext
+    expect(sc).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: {drop: ['ALL']},
+      seccompProfile: {type: 'RuntimeDefault'},
+    })
+    expect(sc.capabilities.add).toBeUndefined()
+    expect(sc.privileged ?? false).toBe(false)
+  })
+  it('gives the read-only root filesystem a writable /tmp (HOME) from an emptyDir', () => {
+    const mount = container().volumeMounts.find((m: Obj) => m.mountPath === '/tmp')
+    expect(mount).toBeDefined()
+    expect(pod().volumes.find((v: Obj) => v.name === mount.name).emptyDir).toBeDefined()
+    expect(container().env.find((e: Obj) => e.name === 'HOME').value).toBe('/tmp')
+  })
+  it('sets resource requests and limits', () => {
+    const r = container().resources
+    for (const k of ['requests', 'limits']) {
+      expect(r[k].cpu).toBeDefined()
+      expect(r[k].memory).toBeDefined()
+    }
+  })
+  it('probes /healthz for liveness and /readyz for readiness on the http port', () => {
+    expect(container().livenessProbe.httpGet).toEqual({path: '/healthz', port: 'http'})
+    expect(container().readinessProbe.httpGet).toEqual({path: '/readyz', port: 'http'})
+  })
+})
+
+describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
+  it('exposes port 8080 to the http port of the controller pods', () => {
+    const s = one('Service', 'kseal-controller')
+    expect(s.spec.ports).toEqual([{name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP'}])
+    expect(s.spec.selector).toEqual(POD_LABELS)
+  })
+  it('keeps at least one replica through voluntary disruptions', () => {
+    const p = one('PodDisruptionBudget', 'kseal-controller')
+    expect(p.apiVersion).toBe('policy/v1')
+    expect(p.spec.minAvailable).toBe(1)
+    expect(p.spec.selector.matchLabels).toEqual(POD_LABELS)
+  })
+  it('denies all traffic in kseal-system by default', () => {
+    const deny = one('NetworkPolicy', 'default-deny')
+    expect(deny.spec.podSelector).toEqual({})
+    expect([...deny.spec.policyTypes].sort()).toEqual(['Egress', 'Ingress'])
+    expect(deny.spec.ingress).toBeUndefined()
+    expect(deny.spec.egress).toBeUndefined()
+  })
+  it('admits only TCP 8080 to the controller, and lets it reach only the API server and DNS', () => {
+    const np = one('NetworkPolicy', 'kseal-controller')
+    expect(np.spec.podSelector.matchLabels).toEqual(POD_LABELS)
+    expect([...np.spec.policyTypes].sort()).toEqual(['Egress', 'Ingress'])
+    expect(np.spec.ingress.length).toBeGreaterThan(0)
+    for (const rule of np.spec.ingress) expect(rule.ports).toEqual([{protocol: 'TCP', port: 8080}])
+    const egress = np.spec.egress.flatMap((r: Obj) => {
+      expect(r.ports?.length).toBeGreaterThan(0)
+      return r.ports.map((p: Obj) => `${p.protocol}/${p.port}`)
+    })
+    expect([...egress].sort()).toEqual(['TCP/443', 'TCP/53', 'TCP/6443', 'UDP/53'])
+    const dns = np.spec.egress.find((r: Obj) => r.ports.some((p: Obj) => p.port === 53))
+    expect(dns.to).toEqual([{namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'kube-system'}}, podSelector: {matchLabels: {'k8s-app': 'kube-dns'}}}])
+  })
+})
+
+/** A small structural-schema check as the API server does it: types, required, enum, pattern, minItems; unknown fields pruned. */
+function admit(schema: Obj, value: unknown, at: string, errors: string[]): unknown {
+  if (value === undefined) return undefined
+  switch (schema.type) {
+    case 'object': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        errors.push(`${at}: not an object`)
+        return value
+      }
+      const v = value as Obj
+      for (const r of schema.required ?? []) if (!(r in v)) errors.push(`${at}.${r}: required`)
+      if (!schema.properties && !schema.additionalProperties) return at === '.metadata' ? v : schema['x-kubernetes-preserve-unknown-fields'] ? v : {}
+      const out: Obj = {}
+      for (const [k, x] of Object.entries(v)) {
+        const sub = schema.properties?.[k] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined)
+        if (sub) out[k] = admit(sub, x, `${at}.${k}`, errors)
+        else if (schema['x-kubernetes-preserve-unknown-fields']) out[k] = x
+      }
+      return out
+    }
+    case 'array':
+      if (!Array.isArray(value)) {
+        errors.push(`${at}: not an array`)
+        return value
+      }
+      if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`)
+      return value.map((x, i) => admit(schema.items, x, `${at}[${i}]`, errors))
+    case 'string':
+      if (typeof value !== 'string') errors.push(`${at}: not a string`)
+      else if (schema.enum && !schema.enum.includes(value)) errors.push(`${at}: not one of ${schema.enum}`)
+      else if (schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${at}: does not match ${schema.pattern}`)
+      return value
+    case 'integer':
+      if (!Number.isInteger(value)) errors.push(`${at}: not an integer`)
+      return value
+    case 'boolean':
+      if (typeof value !== 'boolean') errors.push(`${at}: not a boolean`)
+      return value
+    default:
+      throw new Error(`${at}: schema without a type`)
+  }
+}
+
+describe('CustomResourceDefinition', () => {
+  let backends: Backends
+  let merged: SealedSecretObject
+  beforeAll(async () => {
+    backends = testBackends()
+    const r = await otherRecipient(backends)
+    const s = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}, annotations: {a: 'b'}}, type: 'Opaque', immutable: true, stringData: {x: '1', y: '2'}}
+    merged = await mergeIntoSealed(await sealSecret(s, [r], 'strict'), {...s, stringData: {y: '3', z: '4'}}, [r])
+  })
+  afterAll(async () => {
+    await backends.close()
+  })
+  const crd = () => one('CustomResourceDefinition', 'sealedsecrets.kseal.dev')
+  const v1 = () => {
+    expect(crd().spec.versions).toHaveLength(1)
+    return crd().spec.versions[0]
+  }
+  const schema = () => v1().schema.openAPIV3Schema
+
+  it('defines the namespaced kseal.dev/v1 SealedSecret with a status subresource', () => {
+    expect(crd().apiVersion).toBe('apiextensions.k8s.io/v1')
+    expect(crd().spec).toMatchObject({group: 'kseal.dev', scope: 'Namespaced', names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'}})
+    expect(v1()).toMatchObject({name: 'v1', served: true, storage: true, subresources: {status: {}}})
+  })
+  it('prints Synced, its reason and message, and age', () => {
+    const cols = Object.fromEntries(v1().additionalPrinterColumns.map((c: Obj) => [c.name, c]))
+    expect(cols.Synced.jsonPath).toBe('.status.conditions[?(@.type=="Synced")].status')
+    expect(cols.Reason.jsonPath).toBe('.status.conditions[?(@.type=="Synced")].reason')
+    expect(cols.Message.jsonPath).toBe('.status.conditions[?(@.type=="Synced")].message')
+    expect(cols.Age).toMatchObject({type: 'date', jsonPath: '.metadata.creationTimestamp'})
+  })
+  it('has a schema for spec and status', () => {
+    const s = schema()
+    expect(s.properties.spec.required).toEqual(['encryptedData', 'envelope'])
+    expect(Object.keys(s.properties.spec.properties).sort()).toEqual(['encryptedData', 'envelope', 'template'])
+    expect(s.properties.spec.properties.envelope.properties.scope.enum).toEqual(['strict', 'namespace', 'cluster'])
+    expect(Object.keys(s.properties.status.properties).sort()).toEqual(['conditions', 'observedGeneration'])
+    expect(s.properties.status.properties.conditions.items.required).toEqual(['type', 'status'])
+  })
+  it('admits a merged SealedSecret and the controller\'s status without pruning a field', async () => {
+    const obj = {
+      ...structuredClone(merged),
+      status: {observedGeneration: 3, conditions: [{type: 'Synced', status: 'True', reason: 'Unsealed', message: 'Secret created', lastTransitionTime: '2026-01-01T00:00:00.000Z'}]},
+    }
+    expect(obj.spec.envelope.parts).toHaveLength(2)
+    expect(obj.spec.envelope.parts[1].supersedes).toBeDefined()
+    expect(obj.spec.template?.immutable).toBe(true)
+    const errors: string[] = []
+    expect(admit(schema(), obj, '', errors)).toEqual(obj)
+    expect(errors).toEqual([])
+    // ...and it still opens after the round trip.
+    const {unsealSealedSecret} = await import('../src/sealed.js')
+    const keyring = keyringFor(backends, [path.join(ROOT, 'test', 'fixtures', 'keys', 'other.key')])
+    const out = await unsealSealedSecret(admit(schema(), obj, '', []) as SealedSecretObject, (e, b) => keyring.open(e, b))
+    expect(Object.keys(out.secret.data as Obj).sort()).toEqual(['x', 'y', 'z'])
+  })
+  it('rejects what is not a SealedSecret and prunes unknown fields (so the check above can fail)', () => {
+    const bad = structuredClone(merged) as Obj
+    bad.spec.envelope.scope = 'galaxy'
+    bad.spec.encryptedData.x = 'plaintext'
+    bad.spec.extra = 'dropped'
+    const errors: string[] = []
+    const out = admit(schema(), bad, '', errors) as Obj
+    expect(errors).toEqual([expect.stringContaining('.spec.encryptedData.x'), expect.stringContaining('.spec.envelope.scope')])
+    expect(out.spec.extra).toBeUndefined()
+  })
+})
+
+describe('Dockerfile', () => {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  const froms = lines.filter((l) => /^FROM /i.test(l))
+  const lastStage = lines.slice(lines.lastIndexOf(froms.at(-1)!))
+
+  it('builds in a node:20 stage and runs in a slim node:20 image', () => {
+    expect(froms.length).toBeGreaterThanOrEqual(2)
+    expect(froms[0]).toMatch(/^FROM node:20\S* AS build$/i)
+    expect(froms.at(-1)).toMatch(/^FROM (node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
+    expect(lastStage.some((l) => /^COPY --from=build /.test(l))).toBe(true)
+  })
+  it('runs as the unprivileged user 65532 with the kseal entrypoint', () => {
+    const users = lastStage.filter((l) => /^USER /.test(l))
+    expect(users.at(-1)).toMatch(/^USER 65532(:65532)?$/)
+    expect(lastStage.filter((l) => /^ENTRYPOINT /.test(l)).at(-1)).toBe('ENTRYPOINT ["node", "/app/bin/run.js"]')
+    expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
+  })
+})
