@@ -10,9 +10,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
-import {kseal, OTHER_CERT, OTHER_KEY} from './support/cli.js'
+import {kseal, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 
-const INTEROP = '/work/shared/interop/sealed-secrets'
+const INTEROP = path.join(SHARED_INTEROP, 'sealed-secrets')
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
 const CONFIGMAP = `# untouched: comments, flow style, odd spacing

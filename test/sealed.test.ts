@@ -20,10 +20,10 @@ import {
 import {unsealBitnami} from '../src/sealed/bitnami.js'
 import {loadUnsealKeys} from '../src/sealed/keys.js'
 import {mapManifests, mergeIntoText, renderYaml, sealStep} from '../src/sealed/stream.js'
-import {FIXTURES, OTHER_CERT, OTHER_KEY} from './support/cli.js'
+import {FIXTURES, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
 
-const INTEROP = '/work/shared/interop/sealed-secrets'
+const INTEROP = path.join(SHARED_INTEROP, 'sealed-secrets')
 
 let backends: Backends
 let other: Recipient

@@ -11,6 +11,8 @@ export const TEAM_CERT = path.join(FIXTURES, 'keys', 'team.crt')
 export const OTHER_KEY = path.join(FIXTURES, 'keys', 'other.key')
 export const OTHER_CERT = path.join(FIXTURES, 'keys', 'other.crt')
 export const TEAM_KID = 'd5326737ee564566'
+/** Files written by other tools (sealed-secrets, sops, age): shared/interop beside the repository, as CI lays it out. */
+export const INTEROP = path.resolve(ROOT, '..', 'shared', 'interop')
 
 export interface RunResult {
   code: number
