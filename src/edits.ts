@@ -81,10 +81,12 @@ export function tokenEdit(text: string, node: Scalar, token: string, eol: string
 
 function safePlain(value: string, flow: boolean): boolean {
   if (value === '' || value !== value.trim() || /[\n\r\t]/.test(value)) return false
-  if (/^[-?:,[\]{}#&*!|>'"%@`]/.test(value) || value.includes(': ') || value.includes(' #')) return false
+  if (value.includes(': ') || value.includes(' #')) return false
   if (flow && /[,[\]{}]/.test(value)) return false
+  // Whatever else could make it more than a string (indicators, anchors, tags, YAML 1.1 booleans and
+  // numbers) shows when it is read back on its own.
   try {
-    return parse(value, {version: '1.1'}) === value
+    return parse(value, {version: '1.1', strict: true, logLevel: 'error'}) === value
   } catch {
     return false
   }

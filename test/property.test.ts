@@ -57,7 +57,7 @@ describe('properties', () => {
       expect(Buffer.from(enc).toString('base64')).not.toContain(Buffer.from(CANARY).toString('base64').slice(0, 16))
       expect(JSON.stringify(inspectText(enc, 'gen'))).not.toContain(CANARY)
       expect(await decryptText(enc, 'gen', keyring)).toBe(text)
-    }), {numRuns: 150})
+    }), {numRuns: 300})
   })
 
   it('a tampered file fails with an error that never contains the canary', async () => {
