@@ -81,7 +81,7 @@ export async function readText(file: string): Promise<string> {
   return decodeText(buf, file)
 }
 
-function decodeText(buf: Buffer, file: string): string {
+export function decodeText(buf: Buffer, file: string): string {
   if (buf.includes(0)) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
   try {
     return new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(buf)

@@ -153,6 +153,11 @@ export async function openSecret(s: SecretDoc, keyring: Keyring): Promise<Opened
 export async function decryptSecret(text: string, eol: string, s: SecretDoc, keyring: Keyring): Promise<Edit[]> {
   const opened = await openSecret(s, keyring)
   if (!opened) return []
+  return [...plaintextEdits(text, eol, s, opened), removeEnvelopeEdit(text, s.map, s.envelopePair!)]
+}
+
+/** The edits that write an opened Secret's values back as plaintext; the envelope is left to the caller. */
+export function plaintextEdits(text: string, eol: string, s: SecretDoc, opened: OpenedSecret): Edit[] {
   const edits: Edit[] = []
   s.values.forEach((v, i) => {
     const bytes = opened.values[i].bytes
@@ -165,7 +170,6 @@ export async function decryptSecret(text: string, eol: string, s: SecretDoc, key
     }
     edits.push(valueEdit(text, v.node, t, eol, s.map.flow ?? false))
   })
-  edits.push(removeEnvelopeEdit(text, s.map, s.envelopePair!))
   return edits
 }
 

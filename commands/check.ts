@@ -1,0 +1,68 @@
+import * as Args from '@oclif/core/args'
+import {Flags, KsealCommand} from '../src/cli/base.js'
+import {findPlaintext, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
+import {EXIT, formatWhere, isKsealError, type KsealError} from '../src/errors.js'
+import {decodeText, expandPaths, readStdin, readText, STDIN} from '../src/files.js'
+
+/** Exit status when plaintext was found: 1, like a linter that found something. */
+const FOUND = EXIT.RUNTIME
+
+export default class Check extends KsealCommand {
+  static override summary = 'Fail (exit 1) when a Secret holds plaintext values: a pre-commit guard.'
+  static override description = `Prints one line per v1 Secret (also inside a List) that holds values that are not encrypted —
+file, document, Secret and the keys — and exits 1; exits 0 when every Secret value is encrypted.
+With no PATH it checks the current directory (recursively: *.yaml, *.yml, *.json; - reads stdin).
+With --staged it checks what git is about to commit: the staged blobs in the index, not the files
+in the working tree (PATHs then limit it like git pathspecs).
+
+Files that are not valid YAML (e.g. Helm templates) are skipped, unless they mention kind: Secret —
+those cannot be vouched for, and check exits 2.`
+  static override examples = [
+    {description: 'Check a directory', command: '<%= config.bin %> <%= command.id %> k8s/'},
+    {description: 'As a git pre-commit hook (.git/hooks/pre-commit)', command: 'exec <%= config.bin %> <%= command.id %> --staged'},
+    {description: 'Check a rendered stream', command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> -'},
+  ]
+  static override strict = false
+  static override args = {path: Args.string({description: 'Files or directories (default: .); - reads stdin. With --staged: pathspecs.', ignoreStdin: true})}
+  static override flags = {
+    staged: Flags.boolean({description: 'Check the files staged in git\'s index (what the next commit holds) instead of the working tree.'}),
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Check)
+    const paths = argv as string[]
+    const errors: KsealError[] = []
+    const inputs: {file: string; read: () => Promise<string>}[] = []
+    if (flags.staged) {
+      for (const f of await stagedManifests(process.cwd(), paths)) inputs.push({file: f.path, read: async () => decodeText(f.text, f.path)})
+    } else {
+      const expanded = await expandPaths(paths.length ? paths : ['.'])
+      // A directory without manifests has no plaintext Secret in it: nothing to report.
+      errors.push(...expanded.errors.filter((e) => e.code !== 'ERR_USAGE'))
+      for (const f of expanded.files) inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})
+    }
+    const findings: Finding[] = []
+    const skipped: string[] = []
+    for (const input of inputs) {
+      let text: string | undefined
+      try {
+        text = await input.read()
+        findings.push(...findPlaintext(text, input.file))
+      } catch (e) {
+        if (!isKsealError(e)) throw e
+        if (e.code === 'ERR_INPUT' && !(text !== undefined && mayHoldSecret(text))) skipped.push(input.file)
+        else errors.push(e.at({file: input.file}))
+      }
+    }
+    for (const f of findings) process.stdout.write(`${formatWhere(f.where)}plaintext ${f.keys.join(', ')}\n`)
+    if (skipped.length) {
+      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
+    }
+    if (findings.length) {
+      const n = findings.length
+      this.note(`${n} Secret${n > 1 ? 's hold' : ' holds'} plaintext values: encrypt ${n > 1 ? 'them' : 'it'} with kseal encrypt -i FILE${flags.staged ? ', then git add FILE' : ''}`, flags.quiet)
+      process.exitCode = FOUND
+    }
+    this.report(errors)
+  }
+}

@@ -1,0 +1,48 @@
+import * as Args from '@oclif/core/args'
+import {Flags, KsealCommand} from '../src/cli/base.js'
+import {editFile, terminalAsk} from '../src/edit.js'
+import {SCOPES, type Scope} from '../keys/types.js'
+
+export default class Edit extends KsealCommand {
+  static override summary = 'Open an encrypted Secret file decrypted in $EDITOR and re-encrypt it on save.'
+  static override description = `Decrypts FILE into a 0600 file inside a private (0700) temporary directory, opens $VISUAL or
+$EDITOR (else vi; run through the shell like git does, so "code --wait" works), and on save
+encrypts it again. Each Secret keeps its own data key, recipients and scope (matched by
+namespace/name): values you did not change keep their exact ciphertext, changed and new keys are
+encrypted, so the git diff shows only what you edited. Saving without changes writes nothing.
+
+If the edited text is not valid (broken YAML, a data value that is not base64, a new Secret and no
+-r), kseal asks on the terminal whether to reopen the editor with your edit; without a terminal
+(or if you answer n) it exits 2 and the file is left as it was: the plaintext is never kept.
+The temporary directory is removed on every exit path, also on Ctrl-C (SIGINT), SIGTERM and SIGHUP.
+It is created under $XDG_RUNTIME_DIR when set, else $TMPDIR.
+
+A Secret that is not encrypted yet (or one you add) needs -r: without it, edit refuses to open a
+file holding a plaintext Secret.`
+  static override examples = [
+    {description: 'Edit with your configured editor', command: '<%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
+    {description: 'Use VS Code for this edit', command: 'EDITOR="code --wait" <%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
+    {description: 'Encrypt a plaintext Secret file on save for a team certificate', command: '<%= config.bin %> <%= command.id %> -r rsa:team.crt new.secret.yaml'},
+  ]
+  static override args = {file: Args.string({required: true, description: 'The manifest file to edit.', ignoreStdin: true})}
+  static override flags = {
+    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt Secrets that are not encrypted yet (new or plaintext ones): a key URI such as rsa:PATH. Repeatable.'}),
+    scope: Flags.string({options: [...SCOPES], default: 'strict', description: 'Scope for Secrets encrypted for -r: strict (namespace and name), namespace, or cluster.'}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Edit)
+    const backends = this.backends()
+    const recipients = await Promise.all((flags.recipient ?? []).map((r) => backends.recipient(r)))
+    const result = await editFile(args.file, {
+      recipients,
+      scope: flags.scope as Scope,
+      keyring: this.keyring(flags.key),
+      env: process.env,
+      ask: terminalAsk(),
+      tell: (line) => process.stderr.write(`kseal: ${line}\n`),
+    })
+    this.note(result === 'written' ? `${args.file}: saved, encrypted` : `${args.file}: no changes; not written`, flags.quiet)
+  }
+}

@@ -1,0 +1,28 @@
+import {KsealCommand} from '../src/cli/base.js'
+import {readStdin, readText} from '../src/files.js'
+import {runKrm} from '../src/krm.js'
+
+export default class Krm extends KsealCommand {
+  static override summary = 'Run as a KRM function (kustomize, kpt): decrypt the Secrets of a ResourceList on stdin.'
+  static override description = `Reads a ResourceList (apiVersion: config.kubernetes.io/v1) on stdin and writes it to stdout with
+every encrypted Secret among its items decrypted; everything else in every item stays as it came.
+Options come from functionConfig — spec of any kind (e.g. kind: KsealDecrypt), or data of a
+ConfigMap:
+  keys   private keys, as --key takes them (list, or comma-separated); KSEAL_KEYS and
+         ~/.config/kseal/keys are used after them
+  files  manifest files to read, decrypt and add to items (for use as a generator)
+Failures are reported as results (severity: error, with resourceRef and file) and on stderr, with
+a non-zero exit, and then no item is decrypted. kustomize's exec functions take no arguments: point
+exec.path at kseal-krm, which is this command.`
+  static override examples = [
+    {description: 'What kustomize runs (exec.path: kseal-krm)', command: 'kseal-krm < resource-list.yaml'},
+    {description: 'The same, by its command name', command: '<%= config.bin %> <%= command.id %> < resource-list.yaml'},
+  ]
+
+  async run(): Promise<void> {
+    await this.parse(Krm)
+    const outcome = await runKrm(await readStdin(), {keyring: (keys) => this.keyring(keys), readFile: readText})
+    process.stdout.write(outcome.output)
+    this.report(outcome.errors)
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * `kseal check` as a pre-commit guard, in a real git repository: working-tree checks, `--staged`
+ * (the index, not the working tree), and the `.pre-commit-hooks.yaml` hook as pre-commit runs it.
+ */
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import {parse} from 'yaml'
+import {BIN, cleanEnv, kseal, OTHER_CERT, ROOT} from './support/cli.js'
+
+const secret = (name: string, body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: prod\n${body}`
+const PLAIN_DB = secret('db', 'stringData:\n  password: s3cr3t\n  user: admin\ndata:\n  empty:\n')
+const LIST = `apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: in-list}\n    data:\n      token: aGVsbG8=\n`
+const TEMPLATE = 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{- include "labels" . | nindent 4 }}\n'
+
+let repo: string
+let encDb: string
+
+function git(...args: string[]): string {
+  const r = spawnSync('git', args, {cwd: repo, encoding: 'utf8'})
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`)
+  return r.stdout
+}
+
+const check = (args: string[], cwd = repo) => kseal(['check', ...args], {cwd})
+
+beforeAll(async () => {
+  repo = mkdtempSync(path.join(os.tmpdir(), 'kseal-check-'))
+  git('init', '-q', '-b', 'main')
+  git('config', 'user.email', 'dev@example.com')
+  git('config', 'user.name', 'Dev')
+  git('config', 'commit.gpgsign', 'false')
+  const r = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: PLAIN_DB})
+  expect(r.code).toBe(0)
+  encDb = r.stdout
+})
+
+afterAll(() => rmSync(repo, {recursive: true, force: true}))
+
+describe('kseal check (working tree)', () => {
+  let d: string
+  beforeAll(() => {
+    d = path.join(repo, 'tree')
+    mkdirSync(path.join(d, 'chart', 'templates'), {recursive: true})
+    writeFileSync(path.join(d, 'db.yaml'), PLAIN_DB)
+    writeFileSync(path.join(d, 'db.enc.yaml'), encDb)
+    writeFileSync(path.join(d, 'list.json'), JSON.stringify(parse(LIST)))
+    writeFileSync(path.join(d, 'chart', 'templates', 'deploy.yaml'), TEMPLATE)
+    writeFileSync(path.join(d, 'notes.txt'), 'password: s3cr3t')
+  })
+
+  it('exits 1 with one line per Secret holding plaintext: file, document, Secret, keys', async () => {
+    const r = await check([d])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe(
+      `${d}/db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user\n` +
+      `${d}/list.json: document 1 (Secret in-list in item 2): plaintext data.token\n`)
+    expect(r.stderr).toContain(`skipped 1 file that is not valid YAML and does not mention kind: Secret: ${d}/chart/templates/deploy.yaml`)
+    expect(r.stderr).toContain('2 Secrets hold plaintext values: encrypt them with kseal encrypt -i FILE')
+    expect(r.stdout + r.stderr).not.toContain('s3cr3t')
+  })
+
+  it('exits 0 with nothing on stdout when every value is encrypted; no PATH means the current directory', async () => {
+    expect(await check([path.join(d, 'db.enc.yaml')])).toEqual({code: 0, stdout: '', stderr: ''})
+    const clean = path.join(repo, 'clean')
+    mkdirSync(clean)
+    writeFileSync(path.join(clean, 'a.yaml'), encDb)
+    expect(await check([], clean)).toEqual({code: 0, stdout: '', stderr: ''})
+    const none = path.join(repo, 'none')
+    mkdirSync(none)
+    expect((await check([], none)).code).toBe(0)
+  })
+
+  it('a plaintext value added to an encrypted Secret is caught; so is stdin', async () => {
+    const mixed = encDb.replace('stringData:\n', 'stringData:\n  added: oops\n')
+    const r = await kseal(['check', '-'], {input: mixed})
+    expect(r).toMatchObject({code: 1, stdout: '(stdin): document 1 (Secret prod/db): plaintext stringData.added\n'})
+  })
+
+  it('a file it cannot parse that mentions kind: Secret cannot be vouched for: exit 2', async () => {
+    const f = path.join(repo, 'broken.yaml')
+    writeFileSync(f, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Values.name }}\nstringData:\n  pw: {{ .Values.pw }}\n')
+    const r = await check([f])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/broken\.yaml: document 1 \(Secret \(unnamed\)\): stringData\.pw: value is not a string/)
+  })
+})
+
+describe('kseal check --staged', () => {
+  let d: string
+  beforeAll(() => {
+    d = path.join(repo, 'staged')
+    mkdirSync(d)
+  })
+
+  it('checks the blobs in the index, not the working tree (also before the first commit)', async () => {
+    writeFileSync(path.join(d, 'db.yaml'), PLAIN_DB)
+    git('add', 'staged/db.yaml')
+    writeFileSync(path.join(d, 'db.yaml'), encDb) // encrypted in the working tree, not staged
+    const staged = await check(['--staged'])
+    expect(staged.code).toBe(1)
+    expect(staged.stdout).toBe('staged/db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user\n')
+    expect(staged.stderr).toContain('then git add FILE')
+    expect((await check([path.join(d, 'db.yaml')])).code).toBe(0)
+
+    git('add', 'staged/db.yaml') // now the encrypted version is staged
+    expect(await check(['--staged'])).toEqual({code: 0, stdout: '', stderr: ''})
+    writeFileSync(path.join(d, 'db.yaml'), PLAIN_DB) // plaintext only in the working tree
+    expect((await check(['--staged'])).code).toBe(0)
+    expect((await check([path.join(d, 'db.yaml')])).code).toBe(1)
+  })
+
+  it('after a commit it looks only at what is staged, from any subdirectory, limited by pathspecs', async () => {
+    writeFileSync(path.join(d, 'db.yaml'), encDb)
+    git('add', 'staged/db.yaml')
+    git('commit', '-q', '-m', 'encrypted db')
+    expect(await check(['--staged'])).toEqual({code: 0, stdout: '', stderr: ''})
+    mkdirSync(path.join(d, 'sub'))
+    writeFileSync(path.join(d, 'sub', 'api.yml'), secret('api', 'stringData:\n  key: abc\n'))
+    writeFileSync(path.join(d, 'sub', 'readme.md'), secret('doc', 'stringData:\n  key: abc\n'))
+    git('add', 'staged/sub')
+    const r = await check(['--staged'], path.join(d, 'sub'))
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('staged/sub/api.yml: document 1 (Secret prod/api): plaintext stringData.key\n')
+    expect((await check(['--staged', 'staged/db.yaml'])).code).toBe(0)
+    expect((await check(['--staged', 'staged/sub'])).code).toBe(1)
+    git('rm', '-q', '--cached', '-r', 'staged/sub')
+  })
+
+  it('outside a git repository: exit 2 with the reason', async () => {
+    const r = await check(['--staged'], os.tmpdir())
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^kseal: --staged needs a git repository/)
+  })
+})
+
+describe('.pre-commit-hooks.yaml', () => {
+  const hooks = parse(readFileSync(path.join(ROOT, '.pre-commit-hooks.yaml'), 'utf8'))
+  const hook = hooks.find((h: {id: string}) => h.id === 'kseal-check')
+
+  it('declares kseal-check: entry kseal check on YAML and JSON files', () => {
+    expect(hook).toMatchObject({id: 'kseal-check', entry: 'kseal check', language: 'system'})
+    const files = new RegExp(hook.files)
+    for (const f of ['a.yaml', 'k8s/b.yml', 'c.json']) expect(files.test(f)).toBe(true)
+    for (const f of ['a.txt', 'yaml.md', 'a.yaml.bak']) expect(files.test(f)).toBe(false)
+  })
+
+  it('run as pre-commit runs it (entry + the matching staged file names) it blocks plaintext', async () => {
+    const bin = path.join(repo, 'bin')
+    mkdirSync(bin)
+    writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`)
+    chmodSync(path.join(bin, 'kseal'), 0o755)
+    const files = ['tree/db.yaml', 'tree/db.enc.yaml', 'tree/notes.txt'].filter((f) => new RegExp(hook.files).test(f))
+    const run = (names: string[]) => spawnSync('sh', ['-c', `${hook.entry} "$@"`, 'hook', ...names], {cwd: repo, encoding: 'utf8', env: cleanEnv({PATH: `${bin}:${process.env.PATH}`}) as NodeJS.ProcessEnv})
+    const blocked = run(files)
+    expect(blocked.status).toBe(1)
+    expect(blocked.stdout).toBe('tree/db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user\n')
+    expect(run(['tree/db.enc.yaml']).status).toBe(0)
+  })
+})
