@@ -91,13 +91,14 @@ describe('malformed input (kseal encrypt -i)', () => {
   it('a recipient that is not a key URI → exit 2', async () => {
     const r = await kseal(['encrypt', '-r', 'team.crt'], {input: SECRET})
     expect(r.code).toBe(2)
-    expect(r.stderr.trim()).toBe('kseal: recipient "team.crt" is not a key URI (expected one of: rsa:...)')
+    expect(r.stderr.trim()).toBe('kseal: recipient "team.crt" is not a key URI (expected one of: rsa:..., awskms:..., age:...)')
   })
 
   it('encrypt with no recipient → exit 2 saying how to add one', async () => {
     const r = await kseal(['encrypt'], {input: SECRET})
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/no recipients: pass -r rsa:PATH/)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/no recipients: pass -r KEY_URI \(e\.g\. -r rsa:team\.crt\), or add a \.kseal\.yaml/)
   })
 
   it('decrypt with a key that is not a key → exit 2', async () => {
