@@ -106,7 +106,7 @@ if (want('bulk')) {
   }
   const yamlMs = median(yamlTimes)
   const encDir = path.join(dir, 'enc')
-  const encTimes = []
+  const encTimes = []  // the last run's output stays for decrypt and rotate
   for (let i = 0; i < 3; i++) {
     rmSync(encDir, {recursive: true, force: true})
     cpSync(plain, encDir, {recursive: true})
@@ -125,6 +125,30 @@ if (want('bulk')) {
   row(`kseal decrypt ${secrets} Secrets × 8 keys`, `${s(decMs)} (${(decMs / limit).toFixed(2)}× limit)`, '≤ 1.3×', decMs / limit <= 1.3)
   row('yaml parse + re-serialize corpus', s(yamlMs))
   row(`kseal encrypt ${secrets} Secrets × 8 keys`, `${s(encMs)} (${(encMs / yamlMs).toFixed(2)}× yaml)`, '≤ 2.0×', encMs / yamlMs <= 2)
+}
+
+// ---------------------------------------------------------------- rotation
+if (want('rotate')) {
+  const dir = corpus()
+  const encDir = path.join(dir, 'enc')
+  if (!existsSync(encDir)) {
+    cpSync(path.join(dir, 'plain'), encDir, {recursive: true})
+    timeCmd([process.execPath, BIN, 'encrypt', '-i', '-q', '-r', `rsa:${CERT}`, encDir])
+  }
+  const rsaMs = json.bulk?.rsaDecryptMs ?? rsaSingleOpMs()
+  const limit = (json.corpus.secrets * rsaMs) / CORES
+  const OTHER = path.join(ROOT, 'test/fixtures/keys/other.crt')
+  const times = []
+  for (let i = 0; i < (quick ? 1 : 3); i++) {
+    const work = path.join(dir, `rot-${i}`)
+    cpSync(encDir, work, {recursive: true})
+    // One RSA-4096 unwrap and one wrap per Secret.
+    times.push(timeCmd([process.execPath, BIN, 'rotate', '-i', '-q', '-k', KEY, '--add-recipient', `rsa:${OTHER}`, work]))
+    rmSync(work, {recursive: true, force: true})
+  }
+  const rotMs = median(times)
+  json.rotate = {ms: rotMs, rsaLimitMs: limit, ratio: rotMs / limit}
+  row(`kseal rotate --add-recipient, ${json.corpus.secrets} Secrets`, `${s(rotMs)} (${(rotMs / limit).toFixed(2)}× limit)`, '≤ 1.3×', rotMs / limit <= 1.3)
 }
 
 // ---------------------------------------------------------------- sealed-secrets scheme baseline

@@ -3,7 +3,7 @@
  * range (a value's scalar, the envelope's lines), so everything outside those ranges — comments,
  * quoting, indentation, blank lines, CRLF, a BOM — stays exactly as the user wrote it.
  */
-import {parse, type Pair, Scalar, type YAMLMap} from 'yaml'
+import {Document, parse, type Pair, Scalar, type YAMLMap} from 'yaml'
 
 export interface Edit {
   start: number
@@ -79,12 +79,23 @@ export function tokenEdit(text: string, node: Scalar, token: string, eol: string
   return {start, end, text: written}
 }
 
+/** YAML 1.1's implicit resolvers (null, bool, int, float, timestamp, merge): a plain scalar matching one is not a string. */
+let implicitTests: RegExp[] | undefined
+function implicitlyTyped(value: string): boolean {
+  implicitTests ??= new Document(null, {version: '1.1'}).schema.tags.flatMap((t) => (t.test && t.tag !== 'tag:yaml.org,2002:str' ? [t.test] : []))
+  return implicitTests.some((re) => re.test(value))
+}
+
+/** A value with no indicator, comment or mapping syntax anywhere: only its implicit type can make it more than a string. */
+const SIMPLE_PLAIN = /^[^-?:,[\]{}#&*!|>'"%@`\s][^:#\n\r\t]*$/
+
 function safePlain(value: string, flow: boolean): boolean {
   if (value === '' || value !== value.trim() || /[\n\r\t]/.test(value)) return false
-  if (value.includes(': ') || value.includes(' #')) return false
   if (flow && /[,[\]{}]/.test(value)) return false
-  // Whatever else could make it more than a string (indicators, anchors, tags, YAML 1.1 booleans and
-  // numbers) shows when it is read back on its own.
+  if (SIMPLE_PLAIN.test(value)) return !implicitlyTyped(value)
+  if (value.includes(': ') || value.includes(' #')) return false
+  // Whatever else could make it more than a string (indicators, anchors, tags) shows when it is read
+  // back on its own.
   try {
     return parse(value, {version: '1.1', strict: true, logLevel: 'error'}) === value
   } catch {

@@ -1,0 +1,31 @@
+/** Writing values back in their original style: the plain-scalar rule must agree with a YAML 1.1 reader. */
+import {describe, expect, it} from '@jest/globals'
+import fc from 'fast-check'
+import {parse, parseDocument, Scalar} from 'yaml'
+import {valueEdit} from '../src/edits.js'
+
+/** The text valueEdit writes for a plain token node holding `value`. */
+function written(value: string): string {
+  const src = 'k: kseal:v1:AAAA\n'
+  const node = (parseDocument(src).contents as {items: {value: Scalar}[]}).items[0].value
+  return valueEdit(src, node, value, '\n', false).text
+}
+
+describe('valueEdit for plain scalars', () => {
+  it.each(['yes', 'No', 'on', 'null', '~', '0777', '0x1F', '0b101', '1e10', '.5', '12:30', '2026-11-28', '<<', '-', '- x', 'a: b', 'x #y', '&a', '*a', '!t', '%x', '@x', '`x', "'q'", '"q"', '[x', '{x', '|', '>', '#x', ' lead', 'trail ', ''])(
+    'quotes %j, which a YAML 1.1 reader would not read back as the same string', (v) => {
+      const w = written(v)
+      expect(w).toBe(JSON.stringify(v))
+      expect(parse(`k: ${w}`, {version: '1.1'}).k).toBe(v)
+    })
+
+  it.each(['Zm9vYmFy', 'aGVsbG8=', 'abc+/==', 'plain text', '?x', '-x', ':x', 'a-b_c.d', 'ünï'])('keeps %j plain', (v) => {
+    expect(written(v)).toBe(v)
+  })
+
+  it('whatever it writes reads back as the same string under YAML 1.1', () => {
+    fc.assert(fc.property(fc.string({maxLength: 20}), (v) => {
+      expect(parse(`k: ${written(v)}`, {version: '1.1'}).k).toBe(v)
+    }), {numRuns: 2000})
+  })
+})
