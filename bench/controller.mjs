@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+/**
+ * Controller benchmark: 2,000 SealedSecrets × 8 values, sealed to an RSA-4096 controller key (the
+ * fixture team.key, pre-created as the controller's key Secret), in the Kubernetes API test server
+ * (test/support/k8s-api-server.ts over real HTTP). A real `kseal controller` process (the built
+ * CLI) syncs them all, then restarts with nothing changed.
+ *
+ * Figures:
+ *  - initial sync time (from the controller starting to reconcile until every Secret is written),
+ *    as a ratio to the RSA limit: 2,000 RSA-4096 private decryptions timed in this same run on one
+ *    thread, divided by the cores the controller's RSA pool uses (target ≤ 2×; the API server runs
+ *    on the same machine, where a real one would not);
+ *  - RSA decryptions during the sync (= 2,000: one per SealedSecret, never one per value or key);
+ *  - a restart with nothing changed: RSA decryptions (target 0), Secret writes (target 0), time;
+ *  - controller RSS after the sync and its peak (VmHWM).
+ *
+ *   node bench/controller.mjs [--secrets 2000] [--values 8] [--quick] [--json]
+ *
+ * `benchController(opts)` returns {rows, json}; rows are [measure, value, target, 'ok'|'MISS'|''].
+ * Runs against the built dist/ (run `npm run build` first).
+ */
+import {spawn} from 'node:child_process'
+import crypto from 'node:crypto'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath, pathToFileURL} from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = path.join(ROOT, 'bin', 'run.js')
+const KEY_NS = 'kseal-system'
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * The API test server is TypeScript: transpile it in memory (no files written) and import it from
+ * a data: URL, its package imports pointed at the project's node_modules.
+ */
+async function loadApiServer() {
+  const ts = (await import('typescript')).default
+  const src = readFileSync(path.join(ROOT, 'test', 'support', 'k8s-api-server.ts'), 'utf8')
+  let js = ts.transpileModule(src, {compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}}).outputText
+  js = js.replace(/from\s+(['"])([^'".][^'"]*)\1/g, (m, q, spec) => (spec.startsWith('node:') ? m : `from ${q}${import.meta.resolve(spec)}${q}`))
+  return import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)
+}
+
+function sample(text, series) {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue
+    const i = line.lastIndexOf(' ')
+    if (i > 0 && line.slice(0, i) === series) return Number(line.slice(i + 1))
+  }
+  return 0
+}
+
+function peakRssBytes(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) * 1024 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** One RSA-4096 OAEP-SHA256 private decryption, n times on this thread: the single-core RSA limit. */
+function rsaLimitMs(keyPem, n) {
+  const key = crypto.createPrivateKey(keyPem)
+  const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('["kseal/v1 data key","strict","bench","s-0"]')}
+  const ct = crypto.publicEncrypt({key: crypto.createPublicKey(key), ...opts}, crypto.randomBytes(32))
+  for (let i = 0; i < 20; i++) crypto.privateDecrypt({key, ...opts}, ct)
+  const t = performance.now()
+  for (let i = 0; i < n; i++) crypto.privateDecrypt({key, ...opts}, ct)
+  return performance.now() - t
+}
+
+async function startController(kubeconfig, name) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--listen', `127.0.0.1:${port}`,
+    '--identity', name, '--retry-period', '500ms', '--renew-deadline', '2s', '--lease-duration', '3s', '--log-level', 'warn'],
+  {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+  const c = {child, port, exit: new Promise((r) => child.on('close', r)), get stderr() {
+    return stderr
+  }}
+  await waitListening(c, port)
+  return c
+}
+
+export async function benchController(opts = {}) {
+  const quick = opts.quick ?? false
+  const n = opts.secrets ?? (quick ? 500 : 2000)
+  const values = opts.values ?? 8
+  const keyFile = opts.key ?? path.join(ROOT, 'test/fixtures/keys/team.key')
+  const certFile = opts.cert ?? path.join(ROOT, 'test/fixtures/keys/team.crt')
+  const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
+  const {sealSecret} = await dist('src/sealed.js')
+  const {RsaRecipient} = await dist('keys/rsa.js')
+  const {keySecret} = await dist('src/controller/keys.js')
+  const {startK8sApiServer} = await loadApiServer()
+
+  const rows = []
+  const json = {secrets: n, valuesPerSecret: values, keyBits: 4096}
+  const row = (what, value, target = '', ok) => rows.push([what, value, target, ok === undefined ? '' : ok ? 'ok' : 'MISS'])
+
+  const keyPem = readFileSync(keyFile, 'utf8')
+  const certPem = readFileSync(certFile, 'utf8')
+  const recipient = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, `rsa:${certFile}`)
+  const srv = await startK8sApiServer({namespaces: ['default', KEY_NS, 'bench'], historySize: 5000})
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-ctl-'))
+  const kubeconfig = path.join(tmp, 'kubeconfig')
+  const procs = []
+  try {
+    await srv.writeKubeconfig(kubeconfig)
+    srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date()))
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) {
+      const stringData = {}
+      for (let v = 0; v < values; v++) stringData[`key-${v}`] = `value ${v} of secret ${i} ${crypto.randomBytes(12).toString('hex')}`
+      const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: `s-${i}`, namespace: 'bench', labels: {app: 'bench'}}, stringData}, [recipient], 'strict')
+      srv.putObject(sealed)
+    }
+    json.sealMs = performance.now() - t0
+
+    // The RSA limit, measured now, on this machine, with nothing else running.
+    const cores = opts.cores ?? Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8))
+    const oneThreadMs = rsaLimitMs(keyPem, n)
+    const limitMs = oneThreadMs / cores
+    json.rsa = {decryptions: n, oneThreadMs, cores, limitMs}
+
+    // Initial sync.
+    const startedAt = performance.now()
+    const c1 = await startController(kubeconfig, 'bench-1')
+    procs.push(c1)
+    const metrics = async (port) => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+      } catch {
+        return ''
+      }
+    }
+    const port1 = c1.port
+    let reconcilingAt = 0
+    const benchCpu0 = process.cpuUsage()
+    for (;;) {
+      const m = await metrics(port1)
+      if (!reconcilingAt && sample(m, 'kseal_leader') === 1) reconcilingAt = performance.now()
+      if (sample(m, 'kseal_reconciles_total{result="unsealed"}') >= n) break
+      if (c1.child.exitCode !== null) throw new Error(`controller exited: ${c1.stderr}`)
+      if (performance.now() - startedAt > 600_000) throw new Error('initial sync did not finish in 10 minutes')
+      await sleep(20)
+    }
+    const doneAt = performance.now()
+    const apiCpu = process.cpuUsage(benchCpu0)
+    const m1 = await metrics(port1)
+    const syncMs = doneAt - (reconcilingAt || startedAt)
+    const secrets = srv.listObjects('v1', 'Secret', 'bench')
+    const spot = secrets.find((s) => s.metadata.name === 's-7')
+    const correct = secrets.length === n && Buffer.from(spot?.data?.['key-3'] ?? '', 'base64').toString().startsWith('value 3 of secret 7 ')
+    json.sync = {
+      ms: syncMs,
+      fromSpawnMs: doneAt - startedAt,
+      ratioToRsaLimit: syncMs / limitMs,
+      decryptions: sample(m1, 'kseal_decryptions_total'),
+      secretsWritten: secrets.length,
+      correct,
+      rssBytes: sample(m1, 'process_resident_memory_bytes'),
+      peakRssBytes: peakRssBytes(c1.child.pid),
+      controllerCpuSeconds: sample(m1, 'process_cpu_seconds_total'),
+      apiServerCpuSeconds: (apiCpu.user + apiCpu.system) / 1e6,
+    }
+    row(`RSA limit: ${n} RSA-4096 decryptions / ${cores} cores`, `${(limitMs / 1000).toFixed(2)} s`)
+    row(`controller initial sync, ${n} SealedSecrets × ${values} values`, `${(syncMs / 1000).toFixed(2)} s (${json.sync.ratioToRsaLimit.toFixed(2)}× RSA limit)`, '≤ 2.0×', json.sync.ratioToRsaLimit <= 2.0)
+    row('controller sync from process start (informational)', `${(json.sync.fromSpawnMs / 1000).toFixed(2)} s`)
+    row('controller RSA decryptions in the sync', json.sync.decryptions, `= ${n}`, json.sync.decryptions === n)
+    row('controller Secrets written and correct', `${secrets.length}${correct ? '' : ' (WRONG VALUES)'}`, `= ${n}`, correct)
+    row('controller RSS after sync / peak', `${mb(json.sync.rssBytes)} / ${json.sync.peakRssBytes ? mb(json.sync.peakRssBytes) : 'n/a'}`)
+    row('API test server CPU during sync (same machine, informational)', `${json.sync.apiServerCpuSeconds.toFixed(2)} s`)
+
+    // Restart with nothing changed.
+    c1.child.kill('SIGTERM')
+    await c1.exit
+    srv.clearRequests()
+    const restartAt = performance.now()
+    const c2 = await startController(kubeconfig, 'bench-2')
+    procs.push(c2)
+    const port2 = c2.port
+    let leadAt = 0
+    for (;;) {
+      const m = await metrics(port2)
+      if (!leadAt && sample(m, 'kseal_leader') === 1) leadAt = performance.now()
+      if (sample(m, 'kseal_reconciles_total{result="unchanged"}') + sample(m, 'kseal_reconciles_total{result="unsealed"}') >= n) break
+      if (c2.child.exitCode !== null) throw new Error(`controller exited: ${c2.stderr}`)
+      if (performance.now() - restartAt > 600_000) throw new Error('restart did not finish in 10 minutes')
+      await sleep(20)
+    }
+    const m2 = await metrics(port2)
+    const writes = srv.countRequests((r) => r.resource === 'secrets' && ['create', 'update', 'patch', 'delete'].includes(r.verb))
+    json.restart = {
+      ms: performance.now() - (leadAt || restartAt),
+      decryptions: sample(m2, 'kseal_decryptions_total'),
+      secretWrites: writes,
+      rssBytes: sample(m2, 'process_resident_memory_bytes'),
+    }
+    row('controller restart, nothing changed: RSA decryptions', json.restart.decryptions, '= 0', json.restart.decryptions === 0)
+    row('controller restart, nothing changed: Secret writes', writes, '= 0', writes === 0)
+    row('controller restart, nothing changed: time to check all', `${(json.restart.ms / 1000).toFixed(2)} s`)
+    c2.child.kill('SIGTERM')
+    await c2.exit
+    json.ok = rows.every((r) => r[3] !== 'MISS')
+    return {rows, json}
+  } finally {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+    await srv.close()
+    rmSync(tmp, {recursive: true, force: true})
+  }
+}
+
+const mb = (b) => `${Math.round(b / 1048576)} MB`
+
+/** A free local port for the controller's --listen (its address is logged at info level only). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const {port} = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitListening(c, port) {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return port
+    if (c.child.exitCode !== null) throw new Error(`controller exited: ${c.stderr}`)
+    await sleep(50)
+  }
+  throw new Error('the controller did not start listening')
+}
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(name)
+  return i > 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const quick = process.argv.includes('--quick')
+  const {rows, json} = await benchController({quick, secrets: arg('--secrets', quick ? 500 : 2000), values: arg('--values', 8)})
+  if (process.argv.includes('--json')) {
+    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+  } else {
+    const w = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)))
+    for (const r of rows) process.stdout.write(`${String(r[0]).padEnd(w[0])}  ${String(r[1]).padEnd(w[1])}  ${String(r[2]).padEnd(w[2])}  ${r[3]}\n`)
+  }
+  process.exitCode = json.ok ? 0 : 1
+}
