@@ -1,6 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
+import {CreationRules, encryptTextWithRules} from '../src/config.js'
 import {expandPaths} from '../src/files.js'
 import {encryptText} from '../src/transform.js'
 import {SCOPES, type Scope} from '../keys/types.js'
@@ -10,18 +11,24 @@ export default class Encrypt extends KsealCommand {
   static override description = `Reads manifests from files, directories (recursively: *.yaml, *.yml, *.json) or stdin and
 encrypts the values of every v1 Secret, also inside a List. Names, namespaces, labels, key names,
 comments and layout stay as they were; other documents pass through unchanged. Values that are
-already encrypted keep their ciphertext, so running encrypt again changes nothing.`
+already encrypted keep their ciphertext, so running encrypt again changes nothing.
+
+Recipients are key URIs: rsa:PATH (certificate or public key PEM), awskms:ARN (a KMS key or alias ARN) and age:age1... (an age recipient). Repeat -r to encrypt for several; any one of them decrypts.
+
+Without -r, each Secret is encrypted for the first matching rule of the nearest .kseal.yaml, looked for in the file's directory and its parents (for stdin: the working directory and its parents).`
   static override examples = [
     {description: 'Encrypt a file in place for a team certificate', command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt secret.yaml'},
     {description: 'Encrypt from stdin to stdout', command: 'kubectl create secret generic db --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> -r rsa:team.crt > db.secret.yaml'},
     {description: 'Encrypt every manifest under a directory, bound to namespace only', command: '<%= config.bin %> <%= command.id %> -i --scope namespace -r rsa:team.crt k8s/'},
+    {description: 'Encrypt for the team key, a CI KMS key and a break-glass age key', command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt -r awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci -r age:age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p secret.yaml'},
+    {description: 'Encrypt with the recipients and scope from .kseal.yaml rules', command: '<%= config.bin %> <%= command.id %> -i k8s/'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: a key URI such as rsa:PATH (certificate or public key PEM). Repeatable.'}),
-    scope: Flags.string({options: [...SCOPES], default: 'strict', description: 'What the values are bound to: strict (namespace and name), namespace, or cluster.'}),
+    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: rsa:PATH (certificate or public key PEM), awskms:ARN or age:age1.... Repeatable; without it, .kseal.yaml decides.'}),
+    scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s scope, else strict.'}),
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Private key used only to add new values to a Secret that is already encrypted.'}),
   }
 
@@ -29,9 +36,19 @@ already encrypted keep their ciphertext, so running encrypt again changes nothin
     const {argv, flags} = await this.parse(Encrypt)
     const files = await expandPaths(argv as string[])
     const backends = this.backends()
-    const recipients = await Promise.all((flags.recipient ?? []).map((r) => backends.recipient(r)))
-    const opts = {recipients, scope: flags.scope as Scope, keyring: this.keyring(flags.key)}
-    const result = await runBatch(files, (text, file) => encryptText(text, file, opts), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'encrypting'})
+    const keyring = this.keyring(flags.key)
+    const scope = flags.scope as Scope | undefined
+    let transform: (text: string, file: string | undefined) => Promise<string>
+    if (flags.recipient?.length) {
+      const recipients = await Promise.all(flags.recipient.map((r) => backends.recipient(r)))
+      const opts = {recipients, scope: scope ?? 'strict', keyring}
+      transform = (text, file) => encryptText(text, file, opts)
+    } else {
+      const rules = new CreationRules(backends)
+      await rules.preload(files.files.map((f) => (f === '-' ? undefined : f)))
+      transform = (text, file) => encryptTextWithRules(text, file, rules, {scope, keyring})
+    }
+    const result = await runBatch(files, transform, {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'encrypting'})
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)
   }

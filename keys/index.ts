@@ -9,10 +9,14 @@ interface Registration {
   load: () => Promise<Backend & {identitiesFromFile?(file: string, text: string, ctx: BackendContext): Promise<Identity[]>}>
   /** True when a key file's text belongs to this backend. */
   sniff?: (text: string) => boolean
+  /** The backend offers ambient identities (e.g. AWS credentials); its module loads only for its own entries. */
+  ambient?: boolean
 }
 
 const REGISTRY: Record<string, Registration> = {
   rsa: {load: async () => (await import('./rsa.js')).backend(), sniff: (t) => /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(t)},
+  awskms: {load: async () => (await import('./awskms.js')).backend(), ambient: true},
+  age: {load: async () => (await import('./age.js')).backend(), sniff: (t) => /^AGE-SECRET-KEY-1/m.test(t)},
 }
 
 export function backendNames(): string[] {
@@ -61,6 +65,13 @@ export class Backends {
     if (!name) return []
     const b = await this.get(name)
     return b.identitiesFromFile ? b.identitiesFromFile(file, text, this.ctx) : []
+  }
+
+  /** Ambient identities of a backend (none unless it is registered with `ambient`). */
+  async ambient(name: string): Promise<Identity[]> {
+    if (!REGISTRY[name]?.ambient) return []
+    const b = await this.get(name)
+    return b.ambient ? b.ambient(this.ctx) : []
   }
 
   async close(): Promise<void> {
