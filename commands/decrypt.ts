@@ -19,7 +19,7 @@ $XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is wr
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A key: rsa:PATH or age:PATH (key files), awskms:ARN (only that KMS key), or a path to a key file or a directory of keys. Repeatable. KMS entries open with the AWS credentials in the environment.'}),
   }
 
   async run(): Promise<void> {

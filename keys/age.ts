@@ -6,9 +6,8 @@
  * Identities are age key files as `age-keygen` writes them (`AGE-SECRET-KEY-1...` lines, `#`
  * comments), refused when group or others can read them, as for RSA keys.
  */
-import {promises as fs} from 'node:fs'
-import path from 'node:path'
-import {ioError, KsealError} from '../src/errors.js'
+import {KsealError} from '../src/errors.js'
+import {checkPrivateMode, keyPath, readKeyFile} from './keyfile.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'age'
@@ -124,20 +123,6 @@ export async function parseRecipient(rest: string): Promise<AgeRecipient> {
   return new AgeRecipient(rest)
 }
 
-/** Refuses a private key that group or others may read, as ssh does (same rule as RSA keys). */
-async function checkPrivateMode(file: string): Promise<void> {
-  let mode: number
-  try {
-    mode = (await fs.stat(file)).mode
-  } catch (e) {
-    throw ioError(e, file)
-  }
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    const m = (mode & 0o777).toString(8).padStart(4, '0')
-    throw new KsealError('ERR_KEY_PERMISSIONS', `${file}: private key is readable by others (mode ${m}); run: chmod 600 ${file}`)
-  }
-}
-
 export class AgeBackend implements Backend {
   readonly name = NAME
 
@@ -146,15 +131,8 @@ export class AgeBackend implements Backend {
   }
 
   async identities(rest: string, ctx: BackendContext): Promise<Identity[]> {
-    const home = ctx.env.HOME
-    const file = path.resolve(ctx.cwd, home ? rest.replace(/^~(?=\/)/, home) : rest)
-    let text: string
-    try {
-      text = await fs.readFile(file, 'utf8')
-    } catch (e) {
-      throw ioError(e, file)
-    }
-    return this.identitiesFromFile(file, text)
+    const file = keyPath(rest, ctx)
+    return this.identitiesFromFile(file, await readKeyFile(file))
   }
 
   async identitiesFromFile(file: string, text: string): Promise<Identity[]> {

@@ -32,6 +32,8 @@ export function splitUri(uri: string): {scheme: string; rest: string} | null {
 export class Backends {
   private loaded = new Map<string, Promise<Backend & {identitiesFromFile?(file: string, text: string, ctx: BackendContext): Promise<Identity[]>}>>()
 
+  private loading: Promise<void> = Promise.resolve()
+
   constructor(readonly ctx: BackendContext) {}
 
   get(name: string) {
@@ -39,7 +41,10 @@ export class Backends {
     if (!reg) throw new KsealError('ERR_USAGE', `unknown key backend "${name}" (known: ${backendNames().join(', ')})`)
     let b = this.loaded.get(name)
     if (!b) {
-      b = reg.load()
+      // Backend modules load one after another: they share modules (keyfile.ts), and jest's ESM
+      // runtime fails to link a shared module that two concurrent imports reach at once.
+      b = this.loading.then(() => reg.load())
+      this.loading = b.then(() => undefined, () => undefined)
       this.loaded.set(name, b)
     }
     return b

@@ -4,9 +4,8 @@
  * PKCS#1 private key PEM files, refused when group or others can read them (as ssh does).
  */
 import crypto from 'node:crypto'
-import {promises as fs} from 'node:fs'
-import path from 'node:path'
-import {keyFileError, KsealError} from '../src/errors.js'
+import {KsealError} from '../src/errors.js'
+import {checkPrivateMode, keyPath, readKeyFile} from './keyfile.js'
 import {RsaDecryptPool} from './rsa-pool.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
@@ -74,14 +73,6 @@ export class RsaIdentity implements Identity {
   }
 }
 
-export async function readPem(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8')
-  } catch (e) {
-    throw keyFileError(e, file)
-  }
-}
-
 /** True when a file's text is an RSA private key this backend reads. */
 export function sniff(text: string): boolean {
   return /-----BEGIN (RSA )?PRIVATE KEY-----/.test(text)
@@ -92,13 +83,12 @@ export class RsaBackend implements Backend {
   private readonly pool = new RsaDecryptPool()
 
   async recipient(rest: string, ctx: BackendContext): Promise<Recipient> {
-    const file = path.resolve(ctx.cwd, rest)
-    return new RsaRecipient(publicKeyFromPem(await readPem(file), rest), `${NAME}:${rest}`)
+    return new RsaRecipient(publicKeyFromPem(await readKeyFile(keyPath(rest, ctx)), rest), `${NAME}:${rest}`)
   }
 
   async identities(rest: string, ctx: BackendContext): Promise<Identity[]> {
-    const file = path.resolve(ctx.cwd, rest)
-    return this.identitiesFromFile(file, await readPem(file))
+    const file = keyPath(rest, ctx)
+    return this.identitiesFromFile(file, await readKeyFile(file))
   }
 
   async identitiesFromFile(file: string, text: string): Promise<Identity[]> {
@@ -119,20 +109,6 @@ export class RsaBackend implements Backend {
 
   async close(): Promise<void> {
     await this.pool.close()
-  }
-}
-
-/** Refuses a private key that group or others may read, as ssh does. */
-export async function checkPrivateMode(file: string): Promise<void> {
-  let mode: number
-  try {
-    mode = (await fs.stat(file)).mode
-  } catch (e) {
-    throw keyFileError(e, file)
-  }
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    const m = (mode & 0o777).toString(8).padStart(4, '0')
-    throw new KsealError('ERR_KEY_PERMISSIONS', `${file}: private key is readable by others (mode ${m}); run: chmod 600 ${file}`)
   }
 }
 

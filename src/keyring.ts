@@ -96,48 +96,56 @@ export class Keyring {
    * source holds a key for any entry, or the backend's error when the one that matched failed.
    */
   async open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array> {
-    let failure: unknown = null
+    const attempt: Attempt = {failure: null}
     for (const stage of this.stages) {
       stage.loaded ??= stage.load()
-      const ids = await stage.loaded
-      for (const entry of entries) {
-        for (const id of ids) {
-          if (id.backend !== entry.backend || (id.kid !== '*' && id.kid !== entry.kid)) continue
-          try {
-            const dk = await id.unwrap(entry, binding)
-            if (dk) return dk
-          } catch (e) {
-            failure ??= e
-          }
-        }
-      }
+      const dk = await unwrapWith(entries, await stage.loaded, binding, attempt)
+      if (dk) return dk
     }
     // Last, identities that need no key file (cloud credentials), for the backends of these entries
     // that no key source above has offered an identity for: a KMS call is made only when no held
     // key opens the Secret.
     const offered = new Set<string>()
     for (const stage of this.stages) for (const id of await stage.loaded!) offered.add(id.backend)
-    for (const entry of entries) {
-      if (offered.has(entry.backend)) continue
-      let ambient = this.ambient.get(entry.backend)
+    for (const backend of new Set(entries.map((e) => e.backend))) {
+      if (offered.has(backend)) continue
+      let ambient = this.ambient.get(backend)
       if (!ambient) {
-        ambient = this.backends.ambient(entry.backend)
-        this.ambient.set(entry.backend, ambient)
+        ambient = this.backends.ambient(backend)
+        this.ambient.set(backend, ambient)
       }
-      for (const id of await ambient) {
-        if (id.kid !== '*' && id.kid !== entry.kid) continue
-        try {
-          const dk = await id.unwrap(entry, binding)
-          if (dk) return dk
-        } catch (e) {
-          failure ??= e
-        }
-      }
+      const dk = await unwrapWith(entries, await ambient, binding, attempt)
+      if (dk) return dk
     }
-    if (failure) throw failure
+    if (attempt.failure) throw attempt.failure
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
     throw new KsealError('ERR_NO_KEY', `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`)
   }
+}
+
+export interface Attempt {
+  /** The first error an identity that matched an entry raised (wrong key, altered entry, service). */
+  failure: unknown
+}
+
+/**
+ * Tries each entry with the identities that hold its key id (or can try any entry of their backend)
+ * and returns the first data key one opens. Failures are kept in `attempt`, so a later source may
+ * still succeed and the caller reports the first failure only when none does.
+ */
+export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: Binding, attempt: Attempt): Promise<Uint8Array | null> {
+  for (const entry of entries) {
+    for (const id of identities) {
+      if (id.backend !== entry.backend || (id.kid !== '*' && id.kid !== entry.kid)) continue
+      try {
+        const dk = await id.unwrap(entry, binding)
+        if (dk) return dk
+      } catch (e) {
+        attempt.failure ??= e
+      }
+    }
+  }
+  return null
 }
 
 async function readText(file: string): Promise<string> {

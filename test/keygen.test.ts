@@ -124,9 +124,14 @@ describe('private key files', () => {
     expect(ok.stdout).toContain('  a: b\n')
   })
 
-  it('accepts rsa:PATH and a bare path for --key', async () => {
-    for (const k of [`rsa:${TEAM_KEY}`, TEAM_KEY]) {
-      const r = await kseal(['decrypt', '-k', k], {input: encrypted})
+  it('accepts rsa:PATH, rsa:~/PATH and a bare path for --key', async () => {
+    const home = path.join(dir, 'home')
+    mkdirSync(home)
+    copyFileSync(TEAM_KEY, path.join(home, 'team.key'))
+    chmodSync(path.join(home, 'team.key'), 0o600)
+    for (const k of [`rsa:${TEAM_KEY}`, TEAM_KEY, 'rsa:~/team.key']) {
+      const r = await kseal(['decrypt', '-k', k], {input: encrypted, env: cleanEnv({HOME: home})})
+      expect(r.stderr).toBe('')
       expect(r.code).toBe(0)
     }
   })

@@ -3,7 +3,8 @@
  * `/v1/cert.pem`. Only public material passes through here.
  */
 import path from 'node:path'
-import {publicKeyFromPem, readPem, RsaRecipient} from '../../keys/rsa.js'
+import {readKeyFile} from '../../keys/keyfile.js'
+import {publicKeyFromPem, RsaRecipient} from '../../keys/rsa.js'
 import type {Recipient} from '../../keys/types.js'
 import {KsealError} from '../errors.js'
 
@@ -25,8 +26,12 @@ export interface LoadedCertificate {
 export interface CertificateSource {
   /** `--cert FILE|URL`. */
   cert?: string
-  // The controller path (`--controller-namespace NS --controller-name NAME`, through the cluster API)
-  // is added here by the controller work; resolveCertificate dispatches on it.
+  /** The controller's namespace and Service name: the certificate comes through the API server's service proxy. */
+  controllerNamespace?: string
+  controllerName?: string
+  /** Kubeconfig file and context for the controller path (default: $KUBECONFIG, ~/.kube/config, in-cluster). */
+  kubeconfig?: string
+  context?: string
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000
@@ -107,7 +112,7 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
     pem = await fetchPem(u, ctx)
   } else {
     const rest = source.startsWith('rsa:') ? source.slice(4) : source
-    pem = await readPem(path.resolve(ctx.cwd, rest))
+    pem = await readKeyFile(path.resolve(ctx.cwd, rest))
     shown = rest
   }
   if (!/-----BEGIN (CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY)-----/.test(pem)) {
@@ -120,6 +125,16 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
 
 /** The certificate for `kseal seal`, from whichever source its flags name. */
 export async function resolveCertificate(source: CertificateSource, ctx: CertificateContext): Promise<LoadedCertificate> {
+  const viaController = source.controllerNamespace !== undefined || source.controllerName !== undefined
+  if (source.cert && viaController) throw new KsealError('ERR_USAGE', '--cert and --controller-namespace/--controller-name are alternatives: pass one of them')
   if (source.cert) return loadCertificate(source.cert, ctx)
+  if (viaController) {
+    const {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetchControllerCert} = await import('../controller/cert.js')
+    const namespace = source.controllerNamespace ?? DEFAULT_CONTROLLER_NAMESPACE
+    const name = source.controllerName ?? DEFAULT_CONTROLLER_NAME
+    const pem = await fetchControllerCert({namespace, name, kubeconfig: source.kubeconfig, context: source.context}, ctx.timeoutMs)
+    const shown = `controller ${namespace}/${name}`
+    return {pem, recipient: new RsaRecipient(publicKeyFromPem(pem, shown), `rsa:${shown}`)}
+  }
   throw new KsealError('ERR_USAGE', 'no certificate to seal for: pass --cert FILE|URL')
 }

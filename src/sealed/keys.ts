@@ -11,6 +11,7 @@ import {isMap, isSeq, parseAllDocuments} from 'yaml'
 import {type Backends, splitUri} from '../../keys/index.js'
 import type {Binding, Identity, RecipientEntry} from '../../keys/types.js'
 import {ioError, KsealError} from '../errors.js'
+import {type Attempt, unwrapWith} from '../keyring.js'
 
 export interface UnsealKeys {
   identities: Identity[]
@@ -121,19 +122,10 @@ export async function loadUnsealKeys(specs: string[], backends: Backends): Promi
     identities: unique,
     rsaKeys,
     async open(entries, binding) {
-      let failure: unknown = null
-      for (const entry of entries) {
-        for (const id of unique) {
-          if (id.backend !== entry.backend || (id.kid !== '*' && id.kid !== entry.kid)) continue
-          try {
-            const dk = await id.unwrap(entry, binding)
-            if (dk) return dk
-          } catch (e) {
-            failure ??= e
-          }
-        }
-      }
-      if (failure) throw failure
+      const attempt: Attempt = {failure: null}
+      const dk = await unwrapWith(entries, unique, binding, attempt)
+      if (dk) return dk
+      if (attempt.failure) throw attempt.failure
       const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
       const held = unique.map((id) => `${id.backend}:${id.kid}`).join(', ') || 'none'
       throw new KsealError('ERR_NO_KEY', `no key for this SealedSecret: it is sealed for ${wanted} (--key holds ${held})`)

@@ -1,0 +1,33 @@
+/** What every file-based backend does with its key files: find them, read them, guard them. */
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+import {keyFileError, KsealError} from '../src/errors.js'
+import type {BackendContext} from './types.js'
+
+/** A key path from a URI or flag: `~/` means the injected HOME, relative paths the injected cwd. */
+export function keyPath(rest: string, ctx: BackendContext): string {
+  const home = ctx.env.HOME
+  return path.resolve(ctx.cwd, home ? rest.replace(/^~(?=\/)/, home) : rest)
+}
+
+export async function readKeyFile(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw keyFileError(e, file)
+  }
+}
+
+/** Refuses a private key that group or others may read, as ssh does. */
+export async function checkPrivateMode(file: string): Promise<void> {
+  let mode: number
+  try {
+    mode = (await fs.stat(file)).mode
+  } catch (e) {
+    throw keyFileError(e, file)
+  }
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    const m = (mode & 0o777).toString(8).padStart(4, '0')
+    throw new KsealError('ERR_KEY_PERMISSIONS', `${file}: private key is readable by others (mode ${m}); run: chmod 600 ${file}`)
+  }
+}
