@@ -31,6 +31,12 @@ export interface BatchResult {
   exitCode: number
 }
 
+/**
+ * Files worked on at once: enough that a tree of one-Secret files keeps a KMS backend's 16 calls in
+ * flight and the RSA pool's threads busy, while each file's text stays in memory only briefly.
+ */
+const FILES_IN_FLIGHT = 16
+
 export type Transform = (text: string, file: string | undefined) => Promise<string>
 
 export async function runBatch(input: Expanded, transform: Transform, opts: BatchOptions): Promise<BatchResult> {
@@ -60,7 +66,7 @@ export async function runBatch(input: Expanded, transform: Transform, opts: Batc
       bar.tick()
     }
   }
-  await Promise.all(Array.from({length: Math.min(opts.concurrency ?? 8, files.length)}, worker))
+  await Promise.all(Array.from({length: Math.min(opts.concurrency ?? FILES_IN_FLIGHT, files.length)}, worker))
   bar.done()
   const errors = [...input.errors, ...outcomes.flatMap((o) => (o.error ? [o.error] : []))]
   return {
