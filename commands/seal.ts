@@ -15,6 +15,7 @@ controller turns it into the Secret. With --merge-into, the Secret's values are 
 values in) an existing SealedSecret file, in place.`
   static override examples = [
     {description: 'Seal a Secret with the controller certificate', command: 'kubectl create secret generic db -n prod --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> --cert kseal.crt > db.sealed.yaml'},
+    {description: 'Fetch the certificate from the in-cluster controller through the cluster API', command: '<%= config.bin %> <%= command.id %> --controller-namespace kseal-system --controller-name kseal-controller secret.yaml > sealed.yaml'},
     {description: 'Fetch the certificate over HTTP(S)', command: '<%= config.bin %> <%= command.id %> --cert https://kseal.example.com/v1/cert.pem secret.yaml > sealed.yaml'},
     {description: 'Seal for any Secret name in the namespace, as JSON', command: '<%= config.bin %> <%= command.id %> --cert kseal.crt --scope namespace -o json secret.yaml'},
     {description: 'Add or replace one key in an existing SealedSecret', command: 'kubectl create secret generic db -n prod --from-literal=api-token=t0k3n --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> --cert kseal.crt --merge-into db.sealed.yaml'},
@@ -26,11 +27,15 @@ values in) an existing SealedSecret file, in place.`
     scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. [default: strict]'}),
     output: Flags.string({char: 'o', options: [...OUTPUT_FORMATS], description: 'Output format. [default: yaml]'}),
     'merge-into': Flags.string({description: 'Add or replace the Secret\'s keys in this existing SealedSecret file (rewritten atomically); nothing goes to stdout.'}),
+    'controller-namespace': Flags.string({description: 'Fetch the certificate from the controller in this namespace, through the cluster API (instead of --cert). [default: kseal-system]'}),
+    'controller-name': Flags.string({description: 'Name of the controller\'s Service, for fetching the certificate through the cluster API. [default: kseal-controller]'}),
+    kubeconfig: Flags.string({description: 'Kubeconfig for --controller-*. [default: $KUBECONFIG or ~/.kube/config]'}),
+    context: Flags.string({description: 'Kubeconfig context for --controller-*.'}),
   }
 
   /** The certificate source as the flags name it; the controller-API source plugs in here. */
-  protected certificateSource(flags: {cert?: string}): CertificateSource {
-    return {cert: flags.cert}
+  protected certificateSource(flags: {cert?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): CertificateSource {
+    return {cert: flags.cert, controllerNamespace: flags['controller-namespace'], controllerName: flags['controller-name'], kubeconfig: flags.kubeconfig, context: flags.context}
   }
 
   async run(): Promise<void> {

@@ -1,0 +1,31 @@
+import {Flags, KsealCommand} from '../src/cli/base.js'
+
+export default class Cert extends KsealCommand {
+  static override summary = 'Print the in-cluster controller\'s current sealing certificate (PEM).'
+  static override description = `Fetches /v1/cert.pem from the controller through the API server's service proxy, as
+kubeseal --fetch-cert does: you need only "get services/proxy" on the controller's Service. With
+--from-cluster-secret it reads the newest key Secret in the controller's namespace instead (for an
+operator allowed to read those Secrets). Seal with it offline: kseal seal --cert FILE.`
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> > kseal.crt',
+    '<%= config.bin %> <%= command.id %> --controller-namespace kseal-system --controller-name kseal-controller --context prod',
+    '<%= config.bin %> <%= command.id %> --from-cluster-secret --kubeconfig admin.kubeconfig',
+  ]
+  static override flags = {
+    'controller-namespace': Flags.string({default: 'kseal-system', description: 'Namespace of the controller and its Service.'}),
+    'controller-name': Flags.string({default: 'kseal-controller', description: 'Name of the controller\'s Service (its port named "http").'}),
+    kubeconfig: Flags.string({description: 'Kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
+    context: Flags.string({description: 'Kubeconfig context to use.'}),
+    'from-cluster-secret': Flags.boolean({description: 'Read the newest key Secret directly instead of asking the controller.'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Cert)
+    const {fetchControllerCert, newestKeyCert} = await import('../src/controller/cert.js')
+    const kube = {kubeconfig: flags.kubeconfig, context: flags.context}
+    const pem = flags['from-cluster-secret']
+      ? await newestKeyCert({...kube, namespace: flags['controller-namespace']})
+      : await fetchControllerCert({...kube, namespace: flags['controller-namespace'], name: flags['controller-name']})
+    process.stdout.write(pem)
+  }
+}

@@ -1,0 +1,78 @@
+import {Flags, KsealCommand} from '../src/cli/base.js'
+import {KsealError} from '../src/errors.js'
+
+export default class Controller extends KsealCommand {
+  static override summary = 'Run the in-cluster unsealer: turn SealedSecrets into Secrets.'
+  static override description = `Watches SealedSecrets (all namespaces, or --namespaces), opens each with the sealing key its
+envelope names, and creates or updates the Secret of the same name with an ownerReference, so deleting
+the SealedSecret deletes the Secret. A Secret it did not create is never overwritten unless annotated
+kseal.dev/managed=true. It keeps its RSA key pairs as kubernetes.io/tls Secrets in --key-namespace
+(generated on first start, renewed every --key-renew-period, old ones kept for decryption), elects a
+leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /healthz, /readyz and
+/metrics on --listen. Logs are JSON lines on stderr; SIGTERM shuts down gracefully.`
+  static override examples = [
+    {description: 'Run outside the cluster against the current kubeconfig context', command: '<%= config.bin %> <%= command.id %> --kubeconfig ~/.kube/config --key-namespace kseal-system'},
+    {description: 'Only two namespaces, renew keys weekly, no leader election (single replica)', command: '<%= config.bin %> <%= command.id %> --namespaces team-a,team-b --key-renew-period 7d --no-leader-elect'},
+  ]
+  static override flags = {
+    kubeconfig: Flags.string({description: 'Kubeconfig file. [default: in-cluster config, else $KUBECONFIG or ~/.kube/config]'}),
+    context: Flags.string({description: 'Kubeconfig context to use.'}),
+    namespaces: Flags.string({description: 'Comma-separated namespaces to watch. [default: all]'}),
+    'key-namespace': Flags.string({description: 'Namespace of the key Secrets and the leader Lease. [default: $POD_NAMESPACE or kseal-system]'}),
+    'key-renew-period': Flags.string({default: '30d', description: 'Generate a new sealing key when the newest is this old (e.g. 30d, 720h); 0 disables renewal.'}),
+    'key-bits': Flags.integer({default: 4096, hidden: true, description: 'RSA modulus size of generated keys (tests use 2048).'}),
+    listen: Flags.string({default: ':8080', description: 'HTTP address for /v1/cert.pem, /healthz, /readyz and /metrics.'}),
+    'leader-elect': Flags.boolean({default: true, allowNo: true, description: 'Elect a leader with a coordination.k8s.io Lease; only the leader reconciles.'}),
+    'lease-name': Flags.string({default: 'kseal-controller', description: 'Name of the leader Lease (in --key-namespace).'}),
+    'lease-duration': Flags.string({default: '15s', description: 'How long a standby waits before taking over a Lease that is not renewed.'}),
+    'renew-deadline': Flags.string({default: '10s', description: 'How long the leader keeps trying to renew before it steps down.'}),
+    'retry-period': Flags.string({default: '2s', description: 'How often to try to acquire or renew the Lease.'}),
+    identity: Flags.string({description: 'This replica\'s name in the Lease and Events. [default: $POD_NAME, else HOSTNAME_PID]'}),
+    workers: Flags.integer({default: 16, description: 'SealedSecrets reconciled concurrently (RSA work runs on all cores).'}),
+    'resync-period': Flags.string({default: '10m', description: 'Re-check every SealedSecret this often (restores Secrets deleted by hand); 0 disables.'}),
+    'log-level': Flags.string({default: 'info', options: ['debug', 'info', 'warn', 'error'], description: 'Least severe level logged.'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Controller)
+    const {parseDuration} = await import('../src/controller/duration.js')
+    const {DEFAULTS, defaultIdentity, startController} = await import('../src/controller/main.js')
+    const {createLogger} = await import('../src/controller/log.js')
+    const d = (name: keyof typeof flags) => parseDuration(String(flags[name]), name)
+    if (flags.workers < 1) throw new KsealError('ERR_USAGE', '--workers must be at least 1')
+    if (flags['key-bits'] < 2048 || flags['key-bits'] % 8 !== 0) throw new KsealError('ERR_USAGE', '--key-bits must be a multiple of 8, at least 2048')
+    const leaseDurationMs = d('lease-duration')
+    const renewDeadlineMs = d('renew-deadline')
+    const retryPeriodMs = d('retry-period')
+    if (flags['leader-elect'] && !(retryPeriodMs > 0 && retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
+      throw new KsealError('ERR_USAGE', 'leader election needs 0 < --retry-period < --renew-deadline < --lease-duration')
+    }
+    const log = createLogger({level: flags['log-level'] as 'info'})
+    // Listen first: a SIGTERM during start-up still ends in a clean shutdown once started.
+    const signal = new Promise<string>((resolve) => {
+      for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
+    })
+    const controller = await startController({
+      ...DEFAULTS,
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+      namespaces: (flags.namespaces ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      keyNamespace: flags['key-namespace'] ?? (process.env.POD_NAMESPACE || DEFAULTS.keyNamespace),
+      keyRenewPeriodMs: d('key-renew-period'),
+      keyBits: flags['key-bits'],
+      listen: flags.listen,
+      leaderElect: flags['leader-elect'],
+      leaseName: flags['lease-name'],
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+      identity: flags.identity ?? defaultIdentity(),
+      workers: flags.workers,
+      resyncPeriodMs: d('resync-period'),
+      logLevel: flags['log-level'] as 'info',
+    }, {log})
+    process.on('unhandledRejection', (e) => log.error('unhandled rejection', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
+    log.info('signal received', {signal: await signal})
+    await controller.stop()
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The controller's view of the Kubernetes API: `@kubernetes/client-node` (imported lazily, 1.x
+ * object-parameter style) behind a small adapter, so the reconciler, key store and leader election
+ * talk to one narrow interface. Transient failures (5xx, 429, network) are retried here with
+ * backoff; everything else surfaces as an ApiException whose `code` and Status `reason` callers test.
+ */
+import {existsSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type * as K8s from '@kubernetes/client-node'
+import {KsealError} from '../errors.js'
+
+export type K8sModule = typeof K8s
+
+let k8sModule: Promise<K8sModule> | undefined
+export function loadK8s(): Promise<K8sModule> {
+  k8sModule ??= import('@kubernetes/client-node')
+  return k8sModule
+}
+
+export interface KubeOptions {
+  /** A kubeconfig file; without it: in-cluster config, then $KUBECONFIG, then ~/.kube/config. */
+  kubeconfig?: string
+  context?: string
+  env?: Record<string, string | undefined>
+}
+
+/** Loads a KubeConfig, refusing (instead of client-node's silent localhost:8080) when there is none. */
+export async function loadKubeConfig(o: KubeOptions): Promise<K8s.KubeConfig> {
+  const k8s = await loadK8s()
+  const env = o.env ?? process.env
+  const kc = new k8s.KubeConfig()
+  try {
+    if (o.kubeconfig) {
+      kc.loadFromFile(o.kubeconfig)
+    } else if (env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) {
+      kc.loadFromCluster()
+    } else {
+      const files = env.KUBECONFIG?.split(path.delimiter).filter(Boolean) ?? []
+      const home = path.join(env.HOME || os.homedir(), '.kube', 'config')
+      if (!files.some((f) => existsSync(f)) && !existsSync(home)) {
+        throw new KsealError('ERR_CONFIG', 'no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run inside a cluster')
+      }
+      kc.loadFromDefault()
+    }
+  } catch (e) {
+    if (e instanceof KsealError) throw e
+    throw new KsealError('ERR_CONFIG', `cannot read the kubeconfig${o.kubeconfig ? ` ${o.kubeconfig}` : ''}: ${(e as Error).message.split('\n')[0]}`)
+  }
+  if (o.context) {
+    if (!kc.getContextObject(o.context)) throw new KsealError('ERR_CONFIG', `no context "${o.context}" in the kubeconfig`)
+    kc.setCurrentContext(o.context)
+  }
+  if (!kc.getCurrentCluster()) throw new KsealError('ERR_CONFIG', 'the kubeconfig has no current cluster')
+  reuseConnections(kc)
+  return kc
+}
+
+/**
+ * client-node 1.x builds a new http(s).Agent for every request, so every API call opens a new
+ * connection (and, against a real cluster, a new TLS handshake). Agents are kept per set of TLS
+ * options instead, with keep-alive, so calls share connections.
+ */
+function reuseConnections(kc: K8s.KubeConfig): void {
+  const target = kc as unknown as {createAgent?: (cluster: unknown, opts: Record<string, unknown>) => unknown}
+  const create = target.createAgent?.bind(kc)
+  if (!create) return
+  const agents = new Map<string, unknown>()
+  target.createAgent = (cluster, opts) => {
+    const key = JSON.stringify([opts.ca, opts.cert, opts.key, opts.pfx, opts.rejectUnauthorized, opts.servername].map((v) => (v === undefined ? null : String(v))))
+    let agent = agents.get(key)
+    if (!agent) {
+      agent = create(cluster, {...opts, keepAlive: true})
+      agents.set(key, agent)
+    }
+    return agent
+  }
+}
+
+/** A failed API call reduced to what callers decide on (and what may be logged). */
+export interface ApiFailure {
+  code: number
+  reason: string
+  message: string
+  retryAfterMs?: number
+}
+
+/** The HTTP code and Status reason of an ApiException (its body is the Status JSON as text), or null. */
+export function apiFailure(e: unknown): ApiFailure | null {
+  const x = e as {code?: unknown; body?: unknown; headers?: Record<string, string>; statusCode?: unknown}
+  const code = typeof x?.code === 'number' ? x.code : typeof x?.statusCode === 'number' ? x.statusCode : undefined
+  if (code === undefined) return null
+  let status: {reason?: string; message?: string} = {}
+  if (typeof x.body === 'string') {
+    try {
+      status = JSON.parse(x.body)
+    } catch {
+      // not a Status: keep the code only
+    }
+  } else if (x.body && typeof x.body === 'object') {
+    status = x.body as typeof status
+  }
+  const ra = Number(x.headers?.['retry-after'])
+  return {code, reason: status.reason ?? '', message: (status.message ?? '').slice(0, 300), retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined}
+}
+
+export const isNotFound = (e: unknown) => apiFailure(e)?.code === 404
+export const isAlreadyExists = (e: unknown) => {
+  const f = apiFailure(e)
+  return f?.code === 409 && f.reason === 'AlreadyExists'
+}
+/** 409 from a stale resourceVersion (optimistic locking), as opposed to AlreadyExists. */
+export const isConflict = (e: unknown) => {
+  const f = apiFailure(e)
+  return f?.code === 409 && f.reason !== 'AlreadyExists'
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET'])
+
+/** Worth retrying: a server error, throttling, or the connection failing. */
+export function isTransient(e: unknown): boolean {
+  const f = apiFailure(e)
+  if (f) return f.code >= 500 || f.code === 429
+  const x = e as {code?: unknown; errno?: unknown; name?: string; type?: string}
+  return (typeof x?.code === 'string' && NETWORK_CODES.has(x.code)) || x?.name === 'FetchError' || x?.type === 'system'
+}
+
+/** A one-line, value-free description of an API or network error for logs and conditions. */
+export function describeError(e: unknown): string {
+  const f = apiFailure(e)
+  if (f) return `HTTP ${f.code}${f.reason ? ` ${f.reason}` : ''}${f.message ? `: ${f.message}` : ''}`
+  const x = e as {code?: unknown; message?: string}
+  if (e instanceof KsealError) return e.line
+  return `${typeof x?.code === 'string' ? x.code + ': ' : ''}${(x?.message ?? String(e)).split('\n')[0].slice(0, 300)}`
+}
+
+export interface RetryOptions {
+  attempts?: number
+  baseMs?: number
+  maxMs?: number
+  onRetry?: (e: unknown, attempt: number) => void
+  sleep?: (ms: number) => Promise<void>
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Runs an API call, retrying transient failures with exponential backoff and jitter. */
+export async function retrying<T>(fn: () => Promise<T>, o: RetryOptions = {}): Promise<T> {
+  const attempts = o.attempts ?? 5
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (e) {
+      if (i >= attempts || !isTransient(e)) throw e
+      o.onRetry?.(e, i)
+      const f = apiFailure(e)
+      const backoff = Math.min(o.maxMs ?? 2000, (o.baseMs ?? 50) * 2 ** (i - 1))
+      await (o.sleep ?? sleep)(Math.min(o.maxMs ?? 2000, f?.retryAfterMs ?? backoff * (0.5 + Math.random() / 2)))
+    }
+  }
+}
+
+/** The objects the controller reads and writes, as plain JSON (client-node's models are structural). */
+export type Secret = K8s.V1Secret
+export type Lease = K8s.V1Lease
+export type CoreEvent = K8s.CoreV1Event
+export interface KubeObject {
+  apiVersion?: string
+  kind?: string
+  metadata?: K8s.V1ObjectMeta
+}
+
+export interface ListResult<T> {
+  items: T[]
+  resourceVersion: string
+}
+
+export type WatchEvent<T> = {type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T} | {type: 'ERROR'; object: {code?: number; reason?: string; message?: string}}
+
+export interface WatchHandle {
+  abort(): void
+}
+
+/** Everything the controller does against the API server. */
+export interface ClusterApi {
+  listCustom<T>(group: string, version: string, plural: string, namespace?: string): Promise<ListResult<T>>
+  customPath(group: string, version: string, plural: string, namespace?: string): string
+  patchCustomStatus(group: string, version: string, plural: string, namespace: string, name: string, status: unknown): Promise<void>
+  getSecret(namespace: string, name: string): Promise<Secret | null>
+  listSecrets(namespace: string, labelSelector?: string): Promise<ListResult<Secret>>
+  createSecret(namespace: string, body: Secret): Promise<Secret>
+  replaceSecret(namespace: string, name: string, body: Secret): Promise<Secret>
+  deleteSecret(namespace: string, name: string, preconditions?: {uid?: string; resourceVersion?: string}): Promise<void>
+  createEvent(namespace: string, body: CoreEvent): Promise<void>
+  getLease(namespace: string, name: string): Promise<Lease | null>
+  createLease(namespace: string, body: Lease): Promise<Lease>
+  replaceLease(namespace: string, name: string, body: Lease): Promise<Lease>
+  /** Starts a watch from a resourceVersion; `done` is called once, with an error or null when the server closed it. */
+  watch(apiPath: string, params: Record<string, string | number | boolean | undefined>, onEvent: (e: WatchEvent<unknown>) => void, done: (err: unknown) => void): Promise<WatchHandle>
+}
+
+/** The ClusterApi over client-node, with transient-error retries on every call except watches. */
+export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): Promise<ClusterApi> {
+  const k8s = await loadK8s()
+  const core = kc.makeApiClient(k8s.CoreV1Api)
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi)
+  const coord = kc.makeApiClient(k8s.CoordinationV1Api)
+  const watcher = new k8s.Watch(kc)
+  const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
+  const r = <T>(fn: () => Promise<T>) => retrying(fn, retry)
+  const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
+    try {
+      return await p
+    } catch (e) {
+      if (isNotFound(e)) return null
+      throw e
+    }
+  }
+  const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string}}): ListResult<T> => ({items: l.items ?? [], resourceVersion: l.metadata?.resourceVersion ?? ''})
+  return {
+    async listCustom<T>(group: string, version: string, plural: string, namespace?: string) {
+      const l = await r(() => (namespace
+        ? custom.listNamespacedCustomObject({group, version, plural, namespace})
+        : custom.listClusterCustomObject({group, version, plural})))
+      return list<T>(l)
+    },
+    customPath: (group, version, plural, namespace) =>
+      `/apis/${group}/${version}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}`,
+    async patchCustomStatus(group, version, plural, namespace, name, status) {
+      await r(() => custom.patchNamespacedCustomObjectStatus({group, version, plural, namespace, name, body: {status}}, mergePatch))
+    },
+    getSecret: (namespace, name) => r(() => orNull(core.readNamespacedSecret({namespace, name}))),
+    async listSecrets(namespace, labelSelector) {
+      return list(await r(() => core.listNamespacedSecret({namespace, labelSelector})))
+    },
+    createSecret: (namespace, body) => r(() => core.createNamespacedSecret({namespace, body})),
+    replaceSecret: (namespace, name, body) => r(() => core.replaceNamespacedSecret({namespace, name, body})),
+    async deleteSecret(namespace, name, preconditions) {
+      await r(() => core.deleteNamespacedSecret({namespace, name, body: preconditions ? {preconditions} : undefined}))
+    },
+    async createEvent(namespace, body) {
+      await r(() => core.createNamespacedEvent({namespace, body}))
+    },
+    getLease: (namespace, name) => r(() => orNull(coord.readNamespacedLease({namespace, name}))),
+    createLease: (namespace, body) => r(() => coord.createNamespacedLease({namespace, body})),
+    replaceLease: (namespace, name, body) => r(() => coord.replaceNamespacedLease({namespace, name, body})),
+    async watch(apiPath, params, onEvent, done) {
+      const ctl = await watcher.watch(apiPath, params, (type, object) => onEvent({type, object} as WatchEvent<unknown>), done)
+      return {abort: () => ctl.abort()}
+    },
+  }
+}

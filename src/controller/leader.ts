@@ -1,0 +1,189 @@
+/**
+ * Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection does it:
+ * optimistic locking on the Lease's resourceVersion; another holder's lease counts as valid for
+ * its duration measured on *our* clock from when we last saw the record change (no trust in
+ * clock agreement between replicas); the leader renews every retry period and steps down when it
+ * has not managed to renew within the renew deadline; on shutdown it releases the Lease (empty
+ * holder, 1-second duration) so a standby takes over at once instead of waiting for expiry.
+ */
+import {apiFailure, type ClusterApi, describeError, isAlreadyExists, isConflict, type Lease, sleep} from './kube.js'
+import type {Logger} from './log.js'
+
+export interface LeaderOptions {
+  api: ClusterApi
+  namespace: string
+  name: string
+  identity: string
+  leaseDurationMs: number
+  renewDeadlineMs: number
+  retryPeriodMs: number
+  log: Logger
+  now?: () => Date
+}
+
+/** A Lease's MicroTime: RFC 3339 with six fractional digits, as the API server insists (like client-node's V1MicroTime). */
+export class MicroTime extends Date {
+  override toISOString(): string {
+    return super.toISOString().slice(0, -1) + '000Z'
+  }
+}
+
+export interface LeaderCallbacks {
+  onStartedLeading(): void
+  onStoppedLeading(): void
+  onNewLeader?(identity: string): void
+}
+
+export class LeaderElector {
+  private leading = false
+  private stopped = false
+  private observed?: {holder: string; renewTime: string; rv: string; durationMs: number}
+  private observedAt = 0
+  private lastRenew = 0
+  private wake?: () => void
+  private running?: Promise<void>
+  private lastLeader = ''
+
+  constructor(private readonly o: LeaderOptions) {
+    if (o.renewDeadlineMs >= o.leaseDurationMs) throw new Error('the renew deadline must be shorter than the lease duration')
+    if (o.retryPeriodMs >= o.renewDeadlineMs) throw new Error('the retry period must be shorter than the renew deadline')
+  }
+
+  get isLeader(): boolean {
+    return this.leading
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date()
+  }
+
+  private micro(d: Date): Date {
+    return new MicroTime(d.getTime())
+  }
+
+  start(cb: LeaderCallbacks): void {
+    this.running ??= this.run(cb)
+  }
+
+  private async run(cb: LeaderCallbacks): Promise<void> {
+    while (!this.stopped) {
+      const ok = await this.tryAcquireOrRenew()
+      if (this.stopped) break
+      if (ok && !this.leading) {
+        this.leading = true
+        this.lastRenew = Date.now()
+        this.o.log.info('became leader', {lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity})
+        cb.onStartedLeading()
+      } else if (!ok && this.leading) {
+        const taken = !!this.observed?.holder && this.observed.holder !== this.o.identity
+        if (taken || Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
+          this.leading = false
+          this.o.log.warn(taken ? 'lost leadership: another replica holds the Lease' : 'lost leadership: the Lease could not be renewed within the renew deadline',
+            {lease: `${this.o.namespace}/${this.o.name}`, holder: this.observed?.holder})
+          cb.onStoppedLeading()
+        }
+      }
+      if (ok) this.lastRenew = Date.now()
+      const holder = this.observed?.holder ?? ''
+      if (holder !== this.lastLeader) {
+        this.lastLeader = holder
+        if (holder) cb.onNewLeader?.(holder)
+      }
+      await this.pause(this.jitter(this.o.retryPeriodMs))
+    }
+  }
+
+  private jitter(ms: number): number {
+    return this.leading ? ms : ms * (1 + Math.random() * 0.2)
+  }
+
+  private pause(ms: number): Promise<void> {
+    return Promise.race([sleep(ms), new Promise<void>((r) => (this.wake = r))])
+  }
+
+  /** One round: create the Lease, renew ours, or take over an expired or released one. */
+  async tryAcquireOrRenew(): Promise<boolean> {
+    const {api, namespace, name, identity} = this.o
+    const now = this.now()
+    const durationSeconds = Math.max(1, Math.ceil(this.o.leaseDurationMs / 1000))
+    let lease: Lease | null
+    try {
+      lease = await api.getLease(namespace, name)
+    } catch (e) {
+      this.o.log.warn('cannot read the leader Lease', {error: describeError(e)})
+      return false
+    }
+    if (!lease) {
+      try {
+        const created = await api.createLease(namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: {name, namespace},
+          spec: {holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: this.micro(now), renewTime: this.micro(now), leaseTransitions: 0},
+        })
+        this.observe(created)
+        return true
+      } catch (e) {
+        if (!isAlreadyExists(e)) this.o.log.warn('cannot create the leader Lease', {error: describeError(e)})
+        return false
+      }
+    }
+    this.observe(lease)
+    const spec = lease.spec ?? {}
+    const holder = spec.holderIdentity ?? ''
+    const ours = holder === identity
+    if (holder && !ours && this.observedAt + this.observed!.durationMs > Date.now()) return false
+    const next: Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: this.micro(now),
+        acquireTime: ours ? spec.acquireTime : this.micro(now),
+        leaseTransitions: ours ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+      },
+    }
+    try {
+      const updated = await api.replaceLease(namespace, name, next)
+      this.observe(updated)
+      if (!ours) this.o.log.info('acquired the leader Lease', {previousHolder: holder || null, identity})
+      return true
+    } catch (e) {
+      if (!isConflict(e)) this.o.log.warn('cannot update the leader Lease', {error: describeError(e), code: apiFailure(e)?.code})
+      return false
+    }
+  }
+
+  private observe(l: Lease): void {
+    const rec = {
+      holder: l.spec?.holderIdentity ?? '',
+      renewTime: String(l.spec?.renewTime ?? ''),
+      rv: l.metadata?.resourceVersion ?? '',
+      durationMs: (l.spec?.leaseDurationSeconds ?? 0) * 1000,
+    }
+    if (!this.observed || this.observed.holder !== rec.holder || this.observed.renewTime !== rec.renewTime) this.observedAt = Date.now()
+    this.observed = rec
+  }
+
+  /** Stops campaigning; a leader releases the Lease so another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.wake?.()
+    await this.running
+    if (!this.leading) return
+    this.leading = false
+    try {
+      const lease = await this.o.api.getLease(this.o.namespace, this.o.name)
+      if (lease?.spec?.holderIdentity !== this.o.identity) return
+      const now = this.micro(this.now())
+      await this.o.api.replaceLease(this.o.namespace, this.o.name, {
+        ...lease,
+        spec: {...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now},
+      })
+      this.o.log.info('released the leader Lease', {lease: `${this.o.namespace}/${this.o.name}`})
+    } catch (e) {
+      this.o.log.warn('cannot release the leader Lease; another replica takes over when it expires', {error: describeError(e)})
+    }
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * `kseal controller` wired together: reflectors (SealedSecrets, key Secrets) run on every replica
+ * so a standby has warm caches and serves the certificate; the work queue, its workers and the
+ * key schedule run only on the Lease holder. Shutdown drains the workers, then releases the Lease.
+ */
+import os from 'node:os'
+import {performance} from 'node:perf_hooks'
+import {RsaDecryptPool} from '../../keys/rsa-pool.js'
+import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
+import {startHttpServer, type HttpServer} from './http.js'
+import {KeyRenewer, KeyStore, KEY_SELECTOR} from './keys.js'
+import {clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
+import {LeaderElector} from './leader.js'
+import {createLogger, type Level, type Logger} from './log.js'
+import {ControllerMetrics} from './metrics.js'
+import {WorkQueue} from './queue.js'
+import {type Outcome, Reconciler} from './reconcile.js'
+import {objectKey, Reflector} from './reflector.js'
+
+export interface ControllerOptions {
+  kubeconfig?: string
+  context?: string
+  /** Namespaces to watch; empty: all. */
+  namespaces: string[]
+  /** Where the key Secrets and the Lease live. */
+  keyNamespace: string
+  keyRenewPeriodMs: number
+  keyBits: number
+  listen: string
+  leaderElect: boolean
+  leaseName: string
+  leaseDurationMs: number
+  renewDeadlineMs: number
+  retryPeriodMs: number
+  /** This replica's name in the Lease and in Events. */
+  identity: string
+  workers: number
+  /** Re-check every SealedSecret this often (0: never); catches Secrets deleted or edited by hand. */
+  resyncPeriodMs: number
+  logLevel: Level
+}
+
+export const DEFAULTS = {
+  keyNamespace: 'kseal-system',
+  keyRenewPeriodMs: 30 * 86_400_000,
+  keyBits: 4096,
+  listen: ':8080',
+  leaderElect: true,
+  leaseName: 'kseal-controller',
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+  workers: 16,
+  resyncPeriodMs: 10 * 60_000,
+  logLevel: 'info' as Level,
+}
+
+export interface ControllerDeps {
+  log?: Logger
+  now?: () => Date
+  /** An API adapter (tests); otherwise one is built from the kubeconfig. */
+  api?: ClusterApi
+}
+
+/** A replica's identity: POD_NAME in a cluster, else host and process id. */
+export function defaultIdentity(env: Record<string, string | undefined> = process.env): string {
+  return env.POD_NAME || `${os.hostname()}_${process.pid}`
+}
+
+const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
+
+export class Controller {
+  readonly keys: KeyStore
+  readonly metrics: ControllerMetrics
+  private readonly log: Logger
+  private readonly now: () => Date
+  private readonly pool = new RsaDecryptPool()
+  private readonly sealed: Reflector<SealedSecretObject>[] = []
+  private keyReflector!: Reflector<Secret>
+  private queue?: WorkQueue
+  private workers: Promise<void>[] = []
+  private renewer!: KeyRenewer
+  private reconciler!: Reconciler
+  private elector?: LeaderElector
+  private leading = false
+  private http?: HttpServer
+  private resyncTimer?: NodeJS.Timeout
+  private noKey = new Set<string>()
+  private stopping?: Promise<void>
+  private api!: ClusterApi
+
+  constructor(readonly o: ControllerOptions, private readonly deps: ControllerDeps = {}) {
+    this.log = deps.log ?? createLogger({level: o.logLevel})
+    this.now = deps.now ?? (() => new Date())
+    this.keys = new KeyStore({pool: this.pool, log: this.log, onDecrypt: () => this.metrics.decryptions.inc()})
+    this.metrics = new ControllerMetrics({
+      keys: () => this.keys.size,
+      keyAgeSeconds: () => {
+        const k = this.keys.newest()
+        return k ? Math.max(0, (this.now().getTime() - k.created.getTime()) / 1000) : 0
+      },
+      leader: () => this.leading,
+      queueDepth: () => this.queue?.length ?? 0,
+    })
+  }
+
+  get isLeader(): boolean {
+    return this.leading
+  }
+
+  get address(): string | undefined {
+    return this.http?.address
+  }
+
+  /** Null when ready; else why not. */
+  notReady(): string[] | null {
+    const why: string[] = []
+    if (this.keys.size === 0) why.push('no sealing key loaded')
+    if (!this.keyReflector?.synced || this.sealed.some((r) => !r.synced)) why.push('SealedSecrets not listed yet')
+    return why.length ? why : null
+  }
+
+  async start(): Promise<void> {
+    const o = this.o
+    this.api = this.deps.api ?? await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {
+      onRetry: (e, attempt) => {
+        this.metrics.apiRetries.inc()
+        this.log.debug('retrying an API call', {error: describeError(e), attempt})
+      },
+    })
+    const api = this.api
+    this.log.info('kseal controller starting', {
+      identity: o.identity, namespaces: o.namespaces.length ? o.namespaces : ['*'], keyNamespace: o.keyNamespace,
+      keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never', leaderElect: o.leaderElect,
+    })
+
+    this.reconciler = new Reconciler({api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now})
+    this.renewer = new KeyRenewer({
+      api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, bits: o.keyBits, now: this.now, log: this.log,
+      onGenerated: () => this.metrics.keysGenerated.inc(),
+    })
+    this.keys.onChange(() => {
+      // SealedSecrets that waited for a key get another chance at once.
+      for (const key of this.noKey) this.queue?.add(key)
+    })
+
+    const keysPath = `/api/v1/namespaces/${encodeURIComponent(o.keyNamespace)}/secrets`
+    this.keyReflector = new Reflector<Secret>({
+      list: () => api.listSecrets(o.keyNamespace, KEY_SELECTOR),
+      watch: (rv, onEvent, done) => api.watch(keysPath, {resourceVersion: rv, labelSelector: KEY_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+    }, {upsert: (s) => this.keys.upsertSecret(s), delete: (s) => this.keys.removeSecret(s)}, {name: 'key Secrets', log: this.log})
+
+    for (const ns of o.namespaces.length ? o.namespaces : [undefined]) {
+      const path = api.customPath(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns)
+      this.sealed.push(new Reflector<SealedSecretObject>({
+        list: () => api.listCustom<SealedSecretObject>(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns),
+        watch: (rv, onEvent, done) => api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+      }, {
+        upsert: (obj, old) => {
+          // Status writes (ours) do not bump the generation: they need no reconcile.
+          if (!old || old.metadata.generation !== obj.metadata.generation || old.metadata.uid !== obj.metadata.uid ||
+              !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp || obj.metadata.generation === undefined) {
+            this.queue?.add(objectKey(obj))
+          }
+        },
+        delete: (obj) => {
+          this.noKey.delete(objectKey(obj))
+          this.reconciler.forget(obj.metadata.uid)
+          this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
+        },
+      }, {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log}))
+    }
+
+    this.http = await startHttpServer(o.listen, {
+      certPem: () => this.keys.newest()?.certPem,
+      notReady: () => this.notReady(),
+      metrics: () => this.metrics.render(),
+    })
+    this.log.info('serving HTTP', {address: this.http.address, endpoints: ['/v1/cert.pem', '/healthz', '/readyz', '/metrics']})
+
+    this.keyReflector.start()
+    for (const r of this.sealed) r.start()
+
+    const callbacks = {
+      onStartedLeading: () => void this.startLeading(),
+      onStoppedLeading: () => void this.stopLeading(),
+      onNewLeader: (id: string) => {
+        if (id !== o.identity) this.log.info('leader is another replica', {leader: id})
+      },
+    }
+    if (o.leaderElect) {
+      this.elector = new LeaderElector({
+        api, namespace: o.keyNamespace, name: o.leaseName, identity: o.identity, log: this.log, now: this.now,
+        leaseDurationMs: o.leaseDurationMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs,
+      })
+      this.elector.start(callbacks)
+    } else {
+      callbacks.onStartedLeading()
+    }
+  }
+
+  private async startLeading(): Promise<void> {
+    if (this.leading || this.stopping) return
+    this.leading = true
+    // Keys first: nothing unseals without one, and only the leader makes them.
+    await this.renewer.start()
+    if (!this.leading || this.stopping) return
+    const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000})
+    this.queue = queue
+    for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
+    this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue))
+    if (this.o.resyncPeriodMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
+      }, this.o.resyncPeriodMs)
+      this.resyncTimer.unref()
+    }
+    this.log.info('reconciling', {workers: this.workers.length, sealedSecrets: this.sealed.reduce((n, r) => n + r.cache.size, 0)})
+  }
+
+  private async stopLeading(): Promise<void> {
+    this.leading = false
+    if (this.resyncTimer) clearInterval(this.resyncTimer)
+    // Taken synchronously: leadership may come back before the in-flight work has drained.
+    const queue = this.queue
+    const workers = this.workers
+    this.queue = undefined
+    this.workers = []
+    queue?.shutDown()
+    await Promise.all([this.renewer?.stop(), ...workers])
+  }
+
+  private lookup(key: string): SealedSecretObject | undefined {
+    for (const r of this.sealed) {
+      const o = r.cache.get(key)
+      if (o) return o
+    }
+    return undefined
+  }
+
+  private async work(queue: WorkQueue): Promise<void> {
+    for (;;) {
+      const key = await queue.get()
+      if (key === undefined) return
+      const obj = this.lookup(key)
+      if (!obj) {
+        queue.forget(key)
+        queue.done(key)
+        continue
+      }
+      const t0 = performance.now()
+      let out: Outcome
+      try {
+        out = await this.reconciler.reconcile(obj)
+      } catch (e) {
+        this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
+        out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
+      }
+      this.metrics.duration.observe((performance.now() - t0) / 1000)
+      this.metrics.reconciles.inc({result: out.result})
+      if (out.result === 'failed') this.metrics.failures.inc({reason: out.reason})
+      if (out.reason === 'NoKey') this.noKey.add(key)
+      else this.noKey.delete(key)
+      if (out.retry === 'no') queue.forget(key)
+      else if (out.retry === 'now') queue.add(key)
+      else {
+        const ms = queue.addRateLimited(key)
+        this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
+      }
+      queue.done(key)
+    }
+  }
+
+  /** Graceful shutdown: finish in-flight work, release the Lease, close everything. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info('shutting down')
+      await this.stopLeading()
+      await this.elector?.stop()
+      await Promise.all([this.keyReflector?.stop(), ...this.sealed.map((r) => r.stop())])
+      await this.http?.close()
+      await this.pool.close()
+      this.log.info('stopped')
+    })()
+    return this.stopping
+  }
+}
+
+export async function startController(o: ControllerOptions, deps: ControllerDeps = {}): Promise<Controller> {
+  const c = new Controller(o, deps)
+  try {
+    await c.start()
+  } catch (e) {
+    await c.stop().catch(() => undefined)
+    throw e
+  }
+  return c
+}

@@ -1,0 +1,102 @@
+/**
+ * A work queue in the manner of client-go's: each key is queued at most once, a key being worked on
+ * is never handed to a second worker (a change that arrives meanwhile queues it again afterwards),
+ * and failed keys come back after an exponential backoff that `forget` resets.
+ */
+
+export interface QueueOptions {
+  baseDelayMs?: number
+  maxDelayMs?: number
+}
+
+export class WorkQueue {
+  private queue: string[] = []
+  private dirty = new Set<string>()
+  private processing = new Set<string>()
+  private failures = new Map<string, number>()
+  private timers = new Map<string, NodeJS.Timeout>()
+  private waiters: ((key: string | undefined) => void)[] = []
+  private shuttingDown = false
+
+  constructor(private readonly o: QueueOptions = {}) {}
+
+  get length(): number {
+    return this.queue.length + this.timers.size
+  }
+
+  get busy(): number {
+    return this.processing.size
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return
+    this.dirty.add(key)
+    if (this.processing.has(key)) return
+    const w = this.waiters.shift()
+    if (w) {
+      this.dirty.delete(key)
+      this.processing.add(key)
+      w(key)
+    } else {
+      this.queue.push(key)
+    }
+  }
+
+  /** Queues a key after a delay (an earlier pending delay for the same key wins). */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return
+    if (ms <= 0) return this.add(key)
+    if (this.timers.has(key)) return
+    const t = setTimeout(() => {
+      this.timers.delete(key)
+      this.add(key)
+    }, ms)
+    t.unref()
+    this.timers.set(key, t)
+  }
+
+  /** Queues a key again after its next backoff delay; returns that delay. */
+  addRateLimited(key: string): number {
+    const n = (this.failures.get(key) ?? 0) + 1
+    this.failures.set(key, n)
+    const base = this.o.baseDelayMs ?? 200
+    const delay = Math.min(this.o.maxDelayMs ?? 300_000, base * 2 ** Math.min(n - 1, 20))
+    this.addAfter(key, delay)
+    return delay
+  }
+
+  /** Resets a key's backoff after it succeeded. */
+  forget(key: string): void {
+    this.failures.delete(key)
+  }
+
+  /** The next key to work on; undefined once the queue shuts down. */
+  get(): Promise<string | undefined> {
+    const key = this.queue.shift()
+    if (key !== undefined) {
+      this.dirty.delete(key)
+      this.processing.add(key)
+      return Promise.resolve(key)
+    }
+    if (this.shuttingDown) return Promise.resolve(undefined)
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  /** Marks a key as finished; it is queued again if it changed meanwhile. */
+  done(key: string): void {
+    this.processing.delete(key)
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key)
+      this.add(key)
+    }
+  }
+
+  shutDown(): void {
+    this.shuttingDown = true
+    for (const t of this.timers.values()) clearTimeout(t)
+    this.timers.clear()
+    this.queue = []
+    this.dirty.clear()
+    for (const w of this.waiters.splice(0)) w(undefined)
+  }
+}

@@ -1,0 +1,361 @@
+/**
+ * `kseal controller` end to end: real controller processes (the built CLI) with a kubeconfig that
+ * points at the Kubernetes API test server; `kseal cert` and `kseal seal --controller-*` through
+ * the API server's service proxy. Key generation in the cluster, sealing, unsealing, updates,
+ * tampering, ownership, garbage collection, restarts without decryption, leader election and
+ * failover, graceful shutdown, and API faults.
+ */
+import {describe, it, expect, beforeAll, afterAll, afterEach} from '@jest/globals'
+import {spawn, type ChildProcess} from 'node:child_process'
+import crypto from 'node:crypto'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+import {sample} from '../src/controller/metrics.js'
+import {RsaRecipient} from '../keys/rsa.js'
+import {keySecret} from '../src/controller/keys.js'
+import {sealSecret} from '../src/sealed.js'
+import {BIN, cleanEnv, kseal, ROOT, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
+import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
+import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
+
+const KEY_NS = 'kseal-system'
+const NS = 'default'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await f()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+let srv: K8sApiServer
+let proxy: ServiceProxy
+let dir: string
+let kubeconfig: string
+let proxyKubeconfig: string
+const procs: Replica[] = []
+/** Every plaintext value the tests seal: none may ever appear in a log line. */
+const SECRET_VALUES = ['e2e-s3cret-one', 'e2e-s3cret-two', 'e2e-fixed-value', 'e2e-restart', 'e2e-failover', 'e2e-fault']
+
+interface Replica {
+  name: string
+  child: ChildProcess
+  port: number
+  lines: string[]
+  exit: Promise<number | null>
+  get(p: string): Promise<{status: number; text: string}>
+  metric(series: string): Promise<number>
+}
+
+async function startReplica(name: string, extra: string[] = []): Promise<Replica> {
+  const args = [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--key-bits', '2048', '--listen', '127.0.0.1:0',
+    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', name, ...extra]
+  const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
+  const lines: string[] = []
+  let buf = ''
+  let port = 0
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      lines.push(line)
+      const m = /"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(line)
+      if (m) port = Number(m[1])
+    }
+  })
+  child.stdout!.resume()
+  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+  await until(() => port || child.exitCode !== null, `${name} to listen`)
+  if (!port) throw new Error(`${name} exited: ${lines.join('\n')}`)
+  const get = async (p: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}${p}`)
+    return {status: r.status, text: await r.text()}
+  }
+  const rep: Replica = {name, child, port, lines, exit, get, metric: async (series) => sample((await get('/metrics')).text, series) ?? 0}
+  procs.push(rep)
+  return rep
+}
+
+async function api(method: string, p: string, body?: unknown): Promise<KubeObject> {
+  const r = await fetch(srv.url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
+  const j = await r.json() as KubeObject
+  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
+  return j
+}
+const sealedPath = (name?: string) => `/apis/kseal.dev/v1/namespaces/${NS}/sealedsecrets${name ? `/${name}` : ''}`
+const sealedObj = (name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', NS, name)
+const secretObj = (name: string) => srv.getObject('v1', 'Secret', NS, name)
+const value = (s: KubeObject | undefined, k: string) => (s?.data?.[k] === undefined ? undefined : Buffer.from(s.data[k], 'base64').toString())
+const synced = (name: string) => (sealedObj(name)?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced')
+const events = (name: string) => srv.listObjects('v1', 'Event', NS).filter((e) => e.involvedObject?.name === name)
+
+const secretYaml = (name: string, values: Record<string, string>, labels: Record<string, string> = {app: name}) =>
+  YAML.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels}, type: 'Opaque', stringData: values})
+
+/** `kseal seal` through the service proxy: the certificate comes from the running controller. */
+async function seal(name: string, values: Record<string, string>, labels?: Record<string, string>): Promise<KubeObject> {
+  const r = await kseal(['seal', '--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig, '-o', 'json'],
+    {input: secretYaml(name, values, labels)})
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  return JSON.parse(r.stdout) as KubeObject
+}
+
+async function applySealed(obj: KubeObject): Promise<KubeObject> {
+  const cur = sealedObj(obj.metadata.name)
+  if (!cur) return api('POST', sealedPath(), obj)
+  return api('PUT', sealedPath(obj.metadata.name), {...obj, metadata: {...obj.metadata, resourceVersion: cur.metadata.resourceVersion}})
+}
+
+/** Points the controller's Service (through the proxy) at a replica, as its Endpoints would. */
+function routeService(rep: Replica): void {
+  proxy.register(KEY_NS, 'kseal-controller', `http://127.0.0.1:${rep.port}`)
+}
+
+async function leaderOf(reps: Replica[]): Promise<Replica[]> {
+  const live = reps.filter((r) => r.child.exitCode === null && r.child.signalCode === null)
+  const flags = await Promise.all(live.map((r) => r.metric('kseal_leader').catch(() => 0)))
+  return live.filter((_, i) => flags[i] === 1)
+}
+
+function checkLogs(rep: Replica): void {
+  for (const line of rep.lines) {
+    const rec = JSON.parse(line) as Record<string, unknown>
+    expect(typeof rec.time).toBe('string')
+    expect(['debug', 'info', 'warn', 'error']).toContain(rec.level)
+    expect(typeof rec.msg).toBe('string')
+    for (const v of SECRET_VALUES) expect(line).not.toContain(v)
+  }
+}
+
+async function stop(rep: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (rep.child.exitCode === null && rep.child.signalCode === null) rep.child.kill(signal)
+  return rep.exit
+}
+
+beforeAll(async () => {
+  srv = await startK8sApiServer({namespaces: ['default', 'kube-system', KEY_NS]})
+  proxy = await startServiceProxy(srv)
+  dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-ctl-'))
+  kubeconfig = path.join(dir, 'kubeconfig')
+  proxyKubeconfig = path.join(dir, 'proxy-kubeconfig')
+  await srv.writeKubeconfig(kubeconfig)
+  await proxy.writeKubeconfig(proxyKubeconfig)
+})
+
+afterEach(() => {
+  for (const p of procs) checkLogs(p)
+})
+
+afterAll(async () => {
+  if (process.env.KSEAL_E2E_LOGS) for (const p of procs) writeFileSync(`${process.env.KSEAL_E2E_LOGS}/${p.name}.log`, p.lines.join('\n'))
+  await Promise.all(procs.map((p) => stop(p, 'SIGKILL')))
+  await proxy?.close()
+  await srv?.close()
+  rmSync(dir, {recursive: true, force: true})
+})
+
+describe('kseal controller, end to end', () => {
+  let first: Replica
+
+  it('generates its key in the cluster, serves it (kseal cert), and unseals what kseal seal made: bytes, owner, template, status, Event', async () => {
+    first = await startReplica('replica-1')
+    expect((await first.get('/healthz')).status).toBe(200)
+    await until(async () => (await first.get('/readyz')).status === 200, 'readiness')
+    const keys = srv.listObjects('v1', 'Secret', KEY_NS).filter((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active')
+    expect(keys).toHaveLength(1)
+    expect(keys[0].type).toBe('kubernetes.io/tls')
+    expect(keys[0].metadata.annotations['kseal.dev/created-at']).toMatch(/^\d{4}-/)
+    const keyCert = Buffer.from(keys[0].data['tls.crt'], 'base64').toString()
+
+    const served = await first.get('/v1/cert.pem')
+    expect(served.status).toBe(200)
+    expect(served.text).toBe(keyCert)
+    routeService(first)
+    const cert = await kseal(['cert', '--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig])
+    expect(cert).toMatchObject({code: 0, stderr: ''})
+    expect(cert.stdout).toBe(keyCert)
+    expect(proxy.proxied).toContain(`${KEY_NS}/kseal-controller/v1/cert.pem`)
+    const direct = await kseal(['cert', '--from-cluster-secret', '--controller-namespace', KEY_NS, '--kubeconfig', kubeconfig])
+    expect(direct.stdout).toBe(keyCert)
+    const missing = await kseal(['cert', '--controller-namespace', KEY_NS, '--controller-name', 'nope', '--kubeconfig', proxyKubeconfig])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/^kseal: cannot fetch the certificate from the controller kseal-system\/nope: HTTP 404: services "nope" not found/)
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1)
+
+    const sealed = await seal('db', {password: 'e2e-s3cret-one', user: 'admin'}, {app: 'db', tier: 'backend'})
+    expect(sealed).toMatchObject({apiVersion: 'kseal.dev/v1', kind: 'SealedSecret'})
+    expect(JSON.stringify(sealed)).not.toContain('e2e-s3cret-one')
+    const created = await applySealed(sealed)
+    const secret = await until(() => secretObj('db'), 'the Secret')
+    expect(value(secret, 'password')).toBe('e2e-s3cret-one')
+    expect(value(secret, 'user')).toBe('admin')
+    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'backend'})
+    expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: created.metadata.uid, controller: true}])
+    await until(() => synced('db')?.status === 'True', 'Synced=True')
+    expect(sealedObj('db')!.status.observedGeneration).toBe(1)
+    await until(() => events('db').length, 'the Event')
+    expect(events('db').map((e) => [e.type, e.reason])).toEqual([['Normal', 'Unsealed']])
+    expect(await first.metric('kseal_decryptions_total')).toBe(1)
+    expect(await first.metric('kseal_keys')).toBe(1)
+  })
+
+  it('updates the Secret when the SealedSecret changes; a tampered one leaves it alone with Synced=False and a Warning', async () => {
+    await applySealed(await seal('db', {password: 'e2e-s3cret-two', user: 'admin'}, {app: 'db'}))
+    await until(() => value(secretObj('db'), 'password') === 'e2e-s3cret-two', 'the updated Secret')
+    expect(secretObj('db')!.metadata.labels).toEqual({app: 'db'})
+    await until(() => sealedObj('db')!.status?.observedGeneration === 2, 'observedGeneration 2')
+
+    const before = secretObj('db')!
+    const cur = sealedObj('db')!
+    // Swap two values' ciphertexts: each is bound to its key, and the MAC covers them all.
+    const ed = cur.spec.encryptedData
+    await applySealed({...cur, spec: {...cur.spec, encryptedData: {...ed, password: ed.user, user: ed.password}}})
+    await until(() => synced('db')?.status === 'False', 'Synced=False')
+    expect(synced('db')!.reason).toMatch(/IntegrityFailed|DecryptFailed/)
+    expect(sealedObj('db')!.status.observedGeneration).toBe(3)
+    await until(() => events('db').some((e) => e.type === 'Warning'), 'a Warning Event')
+    expect(secretObj('db')!.data).toEqual(before.data)
+    expect(secretObj('db')!.metadata.resourceVersion).toBe(before.metadata.resourceVersion)
+
+    // Fixed again: back to True.
+    await applySealed(await seal('db', {password: 'e2e-s3cret-two', user: 'admin'}, {app: 'db'}))
+    await until(() => synced('db')?.status === 'True' && sealedObj('db')!.status.observedGeneration === 4, 'Synced=True again')
+  })
+
+  it('leaves a Secret it does not own alone (NotOwned), and garbage collection follows a deleted SealedSecret', async () => {
+    await api('POST', `/api/v1/namespaces/${NS}/secrets`, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'handmade'}, stringData: {x: 'hand'}})
+    await applySealed(await seal('handmade', {x: 'e2e-fixed-value'}))
+    await until(() => synced('handmade')?.reason === 'NotOwned', 'NotOwned')
+    expect(synced('handmade')!.status).toBe('False')
+    expect(value(secretObj('handmade'), 'x')).toBe('hand')
+    expect(events('handmade').filter((e) => e.type === 'Warning').map((e) => e.reason)).toContain('NotOwned')
+
+    await applySealed(await seal('temp', {t: 'e2e-fixed-value'}))
+    await until(() => secretObj('temp'), 'the temp Secret')
+    await api('DELETE', sealedPath('temp'))
+    await until(() => !secretObj('temp'), 'garbage collection of the Secret')
+  })
+
+  it('a SealedSecret sealed to a key it lacks waits (NoKey) and opens as soon as that key is restored', async () => {
+    const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'restored', namespace: NS}, stringData: {k: 'e2e-fixed-value'}},
+      [new RsaRecipient(new crypto.X509Certificate(readFileSync(TEAM_CERT, 'utf8')).publicKey, 'team')], 'strict')
+    await applySealed(sealed as unknown as KubeObject)
+    await until(() => synced('restored')?.reason === 'NoKey', 'NoKey')
+    expect(synced('restored')!.message).toMatch(/sealed for rsa:d5326737ee564566/)
+    await sleep(1500) // let the retry backoff grow
+    // An operator restores an old key from backup: older than the current one, so it does not become the sealing key.
+    const keyPem = readFileSync(TEAM_KEY, 'utf8')
+    const certPem = readFileSync(TEAM_CERT, 'utf8')
+    const restoredAt = Date.now()
+    await api('POST', `/api/v1/namespaces/${KEY_NS}/secrets`, keySecret(KEY_NS, {kid: TEAM_KID, keyPem, certPem}, new Date('2020-01-01T00:00:00Z')))
+    await until(() => value(secretObj('restored'), 'k') === 'e2e-fixed-value', 'the Secret after the key came back')
+    expect(Date.now() - restoredAt).toBeLessThan(1000)
+    expect(await first.metric('kseal_keys')).toBe(2)
+    expect((await first.get('/v1/cert.pem')).text).not.toBe(certPem)
+  })
+
+  it('shuts down on SIGTERM, releasing the Lease; a restart with nothing changed decrypts nothing', async () => {
+    expect(await stop(first)).toBe(0)
+    expect(srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'kseal-controller')!.spec.holderIdentity).toBe('')
+    const total = srv.listObjects('kseal.dev/v1', 'SealedSecret', NS).length
+    srv.clearRequests()
+    const again = await startReplica('replica-1b')
+    routeService(again)
+    await until(async () => await again.metric('kseal_leader') === 1, 'leadership')
+    await until(async () => await again.metric('kseal_reconciles_total{result="unchanged"}') + await again.metric('kseal_reconciles_total{result="failed"}') >= total,
+      'every SealedSecret reconciled')
+    expect(await again.metric('kseal_decryptions_total')).toBe(0)
+    expect(await again.metric('kseal_reconciles_total{result="unsealed"}')).toBe(0)
+    expect(await again.metric('kseal_keys_generated_total')).toBe(0)
+    expect(srv.countRequests({resource: 'secrets', verb: 'update'}) + srv.countRequests({resource: 'secrets', verb: 'create'})).toBe(0)
+    first = again
+  })
+
+  it('two replicas: exactly one leads and reconciles; SIGKILL → the other takes over when the Lease expires; SIGTERM → at once', async () => {
+    const second = await startReplica('replica-2')
+    await until(async () => (await second.get('/readyz')).status === 200, 'the standby ready')
+    expect(await leaderOf([first, second])).toEqual([first])
+    expect((await second.get('/v1/cert.pem')).text).toBe((await first.get('/v1/cert.pem')).text)
+    await applySealed(await seal('failover-1', {v: 'e2e-failover'}))
+    await until(() => secretObj('failover-1'), 'the Secret from the leader')
+    expect(await second.metric('kseal_reconciles_total{result="unsealed"}')).toBe(0)
+    expect(await second.metric('kseal_decryptions_total')).toBe(0)
+
+    const killedAt = Date.now()
+    await stop(first, 'SIGKILL')
+    routeService(second) // the Service's endpoints follow the live pods
+    await until(async () => (await leaderOf([second])).length === 1, 'takeover after expiry', 8000)
+    const takeover = Date.now() - killedAt
+    expect(takeover).toBeGreaterThanOrEqual(1000) // it waited for the 2 s lease (less the time since the last renew)
+    await applySealed(await seal('failover-2', {v: 'e2e-failover'}))
+    await until(() => secretObj('failover-2'), 'the Secret from the new leader')
+    expect(value(secretObj('failover-2'), 'v')).toBe('e2e-failover')
+    expect(await second.metric('kseal_decryptions_total')).toBe(1) // only the new one: the rest were up to date
+
+    const third = await startReplica('replica-3')
+    await until(async () => (await third.get('/readyz')).status === 200, 'the new standby ready')
+    await sleep(300)
+    expect(await leaderOf([second, third])).toEqual([second])
+    const termAt = Date.now()
+    expect(await stop(second)).toBe(0)
+    routeService(third)
+    await until(async () => (await leaderOf([third])).length === 1, 'fast takeover after release', 4000)
+    expect(Date.now() - termAt).toBeLessThan(1500) // well under the 2 s lease duration
+    expect(srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'kseal-controller')!.spec.holderIdentity).toBe('replica-3')
+    first = third
+  })
+
+  it('converges through 5xx bursts, dropped watches and 410 Gone, losing nothing', async () => {
+    const rep = first
+    const names = Array.from({length: 6}, (_, i) => `fault-${i}`)
+    const sealedObjs = await Promise.all(names.map((n) => seal(n, {v: 'e2e-fault', id: n})))
+    // Faults hit the controller's calls only (the test's own writes to SealedSecrets go through).
+    // 1. A burst of 500s on the reconcile path: reads and writes of Secrets, status patches, Events.
+    srv.failNext(10, {status: 500, match: (r) => r.resource === 'secrets' || r.resource === 'events' || (r.resource === 'sealedsecrets' && r.subresource === 'status')})
+    await applySealed(sealedObjs[0])
+    await applySealed(sealedObjs[1])
+    // 2. The watch is cut: it resumes from the last resourceVersion.
+    srv.dropWatches({resource: 'sealedsecrets'})
+    await applySealed(sealedObjs[2])
+    // 3. Cut again, and the API answers 503 to list and watch a few times.
+    srv.failNext(3, {status: 503, match: (r) => r.resource === 'sealedsecrets' && (r.verb === 'list' || r.verb === 'watch')})
+    srv.dropWatches({resource: 'sealedsecrets'})
+    await applySealed(sealedObjs[3])
+    // 4. History compacted while a deletion and two creations happen: resuming gives 410 Gone, the controller lists again.
+    await until(() => secretObj('fault-3'), 'fault-3 before the compaction', 15_000)
+    srv.dropWatches({resource: 'sealedsecrets'})
+    await api('DELETE', sealedPath('failover-1'))
+    await applySealed(sealedObjs[4])
+    srv.compact({resource: 'sealedsecrets'})
+    await applySealed(sealedObjs[5])
+    for (const n of names) {
+      await until(() => value(secretObj(n), 'id') === n && synced(n)?.status === 'True', `${n} unsealed`, 15_000)
+    }
+    await until(() => !secretObj('failover-1'), 'garbage collection of failover-1')
+    expect(await rep.metric('kseal_api_retries_total')).toBeGreaterThan(0)
+    expect(await rep.metric('kseal_leader')).toBe(1)
+  })
+
+  it('refuses bad flags with a usage error', async () => {
+    const r = await kseal(['controller', '--kubeconfig', kubeconfig, '--key-renew-period', 'monthly'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--key-renew-period "monthly": expected a duration/)
+    const l = await kseal(['controller', '--kubeconfig', kubeconfig, '--lease-duration', '1s', '--renew-deadline', '2s'])
+    expect(l.code).toBe(2)
+    const both = await kseal(['seal', '--cert', 'x.crt', '--controller-namespace', KEY_NS], {input: secretYaml('x', {a: 'b'})})
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/alternatives/)
+    const k = await kseal(['controller', '--kubeconfig', path.join(dir, 'missing')])
+    expect(k.code).toBe(2)
+    expect(k.stderr).toMatch(/cannot read the kubeconfig/)
+  })
+})
