@@ -39,13 +39,12 @@ interface Job {
 const PARALLEL_AT = 8
 
 export class RsaDecryptPool {
-  private workers: {w: Worker; busy: number}[] = []
+  private workers: {w: Worker; busy: number; kids: Set<string>}[] = []
   private starting: Promise<void> | null = null
   private inFlight = new Map<number, Job>()
   private queue: Job[] = []
   private flushScheduled = false
   private nextId = 0
-  private ders = new Map<string, Buffer>()
 
   constructor(private readonly threads = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8))) {}
 
@@ -87,7 +86,7 @@ export class RsaDecryptPool {
           slot.busy--
           job?.resolve(m.ok && m.out ? Buffer.from(m.out) : null)
         })
-        const slot = {w, busy: 0}
+        const slot = {w, busy: 0, kids: new Set<string>()}
         this.workers.push(slot)
       }
     })()
@@ -95,12 +94,13 @@ export class RsaDecryptPool {
   }
 
   private dispatch(job: Job): void {
-    let der = this.ders.get(job.k.kid)
-    if (!der) {
-      der = job.k.key.export({format: 'der', type: 'pkcs8'})
-      this.ders.set(job.k.kid, der)
-    }
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a))
+    // Each worker gets a key's material once; later jobs name it by key id.
+    let der: Buffer | undefined
+    if (!slot.kids.has(job.k.kid)) {
+      der = job.k.key.export({format: 'der', type: 'pkcs8'})
+      slot.kids.add(job.k.kid)
+    }
     const id = this.nextId++
     slot.busy++
     this.inFlight.set(id, job)
@@ -116,7 +116,6 @@ export class RsaDecryptPool {
     const ws = this.workers
     this.workers = []
     this.starting = null
-    this.ders.clear()
     await Promise.all(ws.map((s) => s.w.terminate()))
   }
 }
