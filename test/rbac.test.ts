@@ -1,0 +1,117 @@
+/**
+ * The install's RBAC against what the controller really does: a real `kseal controller` runs a full
+ * life cycle against the Kubernetes API test server (keys, leader Lease, create, update, an immutable
+ * Secret replaced, a Secret it does not own, tampering, deletion), and every API request it made is
+ * checked against deploy/rbac.yaml — each one allowed, and every grant used.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import crypto from 'node:crypto'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import {parseAllDocuments} from 'yaml'
+import {RsaRecipient} from '../keys/rsa.js'
+import {sealSecret} from '../src/sealed.js'
+import {BIN, cleanEnv, ROOT} from './support/cli.js'
+import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
+
+const KEY_NS = 'kseal-system'
+const NS = 'apps'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+async function until<T>(f: () => T | undefined | null | false, what: string, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = f()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+interface Rule {apiGroups: string[]; resources: string[]; verbs: string[]}
+const manifests = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS())
+const rulesOf = (kind: string) => manifests.find((m) => m.kind === kind && m.metadata.name === 'kseal-controller').rules as Rule[]
+const grants = (rules: Rule[]) => rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
+
+let srv: K8sApiServer
+let controller: ChildProcess
+let port = 0
+
+beforeAll(async () => {
+  srv = await startK8sApiServer()
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-rbac-'))
+  const kubeconfig = path.join(dir, 'kubeconfig')
+  await srv.writeKubeconfig(kubeconfig)
+  controller = spawn(process.execPath, [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--key-bits', '2048',
+    '--listen', '127.0.0.1:0', '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--identity', 'rbac-test'],
+  {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'pipe']})
+  let buf = ''
+  controller.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d
+    const m = /"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(buf)
+    if (m) port = Number(m[1])
+  })
+  await until(() => port, 'the controller to listen')
+})
+
+afterAll(async () => {
+  if (controller.exitCode === null) {
+    controller.kill('SIGTERM')
+    await new Promise((r) => controller.on('close', r))
+  }
+  await srv.close()
+})
+
+/** A SealedSecret's new spec, as an update through the API would store it: same object, next generation. */
+function updated(next: KubeObject, current: KubeObject): KubeObject {
+  const {resourceVersion: _rv, ...meta} = current.metadata
+  return {...next, metadata: {...meta, generation: (current.metadata.generation ?? 1) + 1}}
+}
+
+async function sealed(name: string, stringData: Record<string, string>, extra: Partial<KubeObject> = {}): Promise<KubeObject> {
+  const cert = await (await fetch(`http://127.0.0.1:${port}/v1/cert.pem`)).text()
+  const recipient = new RsaRecipient(new crypto.X509Certificate(cert).publicKey, 'rsa:controller')
+  return await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS}, stringData, ...extra}, [recipient], 'strict') as unknown as KubeObject
+}
+
+describe('deploy/rbac.yaml', () => {
+  it('allows every request the controller makes, and grants nothing it does not use', async () => {
+    await until(() => srv.listObjects('v1', 'Secret', KEY_NS).length > 0, 'the key Secret')
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 || undefined, 'ready')
+    const secret = (n: string) => srv.getObject<KubeObject>('v1', 'Secret', NS, n)
+    // Test-side writes go straight into the store: only the controller's requests reach the log.
+    srv.putObject(await sealed('plain', {a: 'one'}))
+    await until(() => secret('plain'), 'plain Secret')
+    srv.putObject(updated(await sealed('plain', {a: 'two'}), srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'plain')!))
+    await until(() => secret('plain')?.data?.a === Buffer.from('two').toString('base64'), 'plain updated')
+    srv.putObject(await sealed('frozen', {a: 'one'}, {immutable: true}))
+    await until(() => secret('frozen'), 'frozen Secret')
+    srv.putObject(updated(await sealed('frozen', {a: 'two'}, {immutable: true}), srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'frozen')!))
+    await until(() => secret('frozen')?.data?.a === Buffer.from('two').toString('base64'), 'frozen replaced')
+    srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'theirs', namespace: NS}, data: {a: 'eA=='}})
+    srv.putObject(await sealed('theirs', {a: 'mine'}))
+    const notOwned = () => srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'theirs')?.status?.conditions?.find((c: KubeObject) => c.reason === 'NotOwned')
+    await until(notOwned, 'NotOwned')
+    const bad = await sealed('bad', {a: 'one'})
+    const other = await sealed('other', {a: 'zzz'})
+    bad.spec.encryptedData.a = other.spec.encryptedData.a
+    srv.putObject(bad)
+    await until(() => srv.listObjects<KubeObject>('v1', 'Event', NS).some((e) => e.involvedObject?.name === 'bad' && e.type === 'Warning'), 'a Warning Event')
+    await sleep(500) // a few Lease renewals
+
+    const used = new Set(srv.requests.filter((r) => r.isResourceRequest).map((r) => ({
+      key: `${r.apiGroup ?? ''}/${r.resource}${r.subresource ? `/${r.subresource}` : ''}:${r.verb}`,
+      ns: r.namespace,
+    })).map((u) => JSON.stringify(u)))
+    const cluster = new Set(grants(rulesOf('ClusterRole')))
+    const role = new Set(grants(rulesOf('Role')))
+    const usedKeys = new Set<string>()
+    for (const u of [...used].map((s) => JSON.parse(s) as {key: string; ns?: string})) {
+      usedKeys.add(u.key)
+      const allowed = cluster.has(u.key) || (u.ns === KEY_NS && role.has(u.key))
+      expect({request: u, allowed}).toEqual({request: u, allowed: true})
+    }
+    for (const g of [...cluster, ...role]) expect({grant: g, used: usedKeys.has(g)}).toEqual({grant: g, used: true})
+  })
+})
