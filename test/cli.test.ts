@@ -28,6 +28,26 @@ describe('help and version', () => {
     expect(r.stdout).toMatch(/\$ kseal /)
   })
 
+  it('every command in the manifest has a summary, examples and a description for each flag', () => {
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8'))
+    const ids = Object.keys(manifest.commands)
+    expect(ids.length).toBeGreaterThanOrEqual(14)
+    for (const id of ids) {
+      const c = manifest.commands[id]
+      expect({id, summary: Boolean(c.summary || c.description)}).toEqual({id, summary: true})
+      expect({id, examples: (c.examples ?? []).length > 0}).toEqual({id, examples: true})
+      for (const [name, f] of Object.entries(c.flags as Record<string, {description?: string}>)) {
+        expect({id, flag: name, described: Boolean(f.description)}).toEqual({id, flag: name, described: true})
+      }
+    }
+  })
+
+  it('npx kseal runs the package\'s own bin', () => {
+    const r = spawnSync('npx', ['--no-install', 'kseal', '--version'], {cwd: ROOT, encoding: 'utf8', env: {...process.env, npm_config_yes: 'false'}})
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/^kseal\/0\.1\.0 /)
+  })
+
   it('--version prints the package version', async () => {
     const r = await kseal(['--version'])
     expect(r.code).toBe(0)
