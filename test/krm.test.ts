@@ -3,13 +3,12 @@
  * functions contract: a ResourceList on stdin, a ResourceList on stdout, options from
  * functionConfig, failures as `results` with a non-zero exit and no decrypted item.
  */
-import {spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
-import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, type RunResult, TEAM_CERT} from './support/cli.js'
+import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, run, type RunResult, TEAM_CERT} from './support/cli.js'
 
 /** A ResourceList as kustomize hands it to a transformer: items carry path and index annotations. */
 const item = (body: string, file: string, index: number) => body
@@ -39,17 +38,8 @@ const PLAIN = list([item(DEPLOYMENT, 'web.yaml', 0), item(DB, 'db.secret.yaml', 
 let encrypted: string
 
 function shim(input: string, env = cleanEnv(), cwd = dir): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    // What kustomize does for `exec: {path: kseal-krm}`: run the path with no arguments.
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'kseal-krm.js')], {cwd, env: env as NodeJS.ProcessEnv})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code: code ?? -1, stdout, stderr}))
-    child.stdin.end(input)
-  })
+  // What kustomize does for `exec: {path: kseal-krm}`: run the path with no arguments.
+  return run(process.execPath, [path.join(ROOT, 'bin', 'kseal-krm.js')], {cwd, env, input})
 }
 
 beforeAll(async () => {

@@ -5,13 +5,12 @@
  * The contract each time: manifests on stdin, only manifests on stdout, errors on stderr, a
  * non-zero exit and no output at all on any failure.
  */
-import {spawn} from 'node:child_process'
 import {chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
-import {BIN, cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, TEAM_CERT} from './support/cli.js'
+import {BIN, cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, run, type RunResult, TEAM_CERT} from './support/cli.js'
 
 const secret = (name: string, body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: prod\n${body}`
 
@@ -35,17 +34,8 @@ function script(file: string, body: string): string {
   return file
 }
 
-function sh(command: string, opts: {cwd?: string; env?: Record<string, string | undefined>; input?: string} = {}): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], {cwd: opts.cwd ?? dir, env: cleanEnv({PATH: `${bin}:${process.env.PATH}`, ...opts.env}) as NodeJS.ProcessEnv})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({code: code ?? -1, stdout, stderr}))
-    child.stdin.end(opts.input ?? '')
-  })
+function sh(command: string, opts: {cwd?: string; env?: Record<string, string | undefined>; input?: string} = {}): Promise<RunResult> {
+  return run('sh', ['-c', command], {cwd: opts.cwd ?? dir, env: cleanEnv({PATH: `${bin}:${process.env.PATH}`, ...opts.env}), input: opts.input})
 }
 
 beforeAll(async () => {

@@ -35,9 +35,10 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): Record
   return {...env, ...extra}
 }
 
-export function kseal(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+/** Runs a program, feeding `input` on stdin, and collects its output and exit code. */
+export function run(command: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(command, args, {
       cwd: opts.cwd ?? ROOT,
       env: (opts.env ?? cleanEnv()) as NodeJS.ProcessEnv,
       uid: opts.uid,
@@ -57,4 +58,9 @@ export function kseal(args: string[], opts: RunOptions = {}): Promise<RunResult>
     child.stdin.on('error', () => undefined)
     child.stdin.end(opts.input ?? '')
   })
+}
+
+/** Runs the built CLI. */
+export function kseal(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return run(process.execPath, [BIN, ...args], opts)
 }
