@@ -4,7 +4,7 @@
  * each value with its source range, so callers can rewrite just those bytes and leave every other
  * byte (comments, quoting, blank lines, CRLF) as it was.
  */
-import {type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseAllDocuments, Scalar, type YAMLMap} from 'yaml'
+import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, type YAMLMap} from 'yaml'
 import {KsealError, type Where} from './errors.js'
 import {type Field, looksLikeToken} from './envelope.js'
 
@@ -57,25 +57,63 @@ function checkText(text: string, file: string | undefined): void {
   if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
 }
 
+const PARSE_OPTIONS = {version: '1.1', uniqueKeys: true, prettyErrors: false} as const
+
+/** The documents of a stream, composed one at a time (what parseAllDocuments does, lazily). */
+function* documents(text: string, lineCounter: LineCounter): Generator<Document.Parsed> {
+  const composer = new Composer(PARSE_OPTIONS)
+  yield* composer.compose(new Parser(lineCounter.addNewLine).parse(text)) as Generator<Document.Parsed>
+}
+
+/** Checks one document and adds its Secrets; throws on a YAML error, naming line and column. */
+function take(doc: Document.Parsed, i: number, file: string | undefined, lineCounter: LineCounter, out: SecretDoc[]): void {
+  const where: Where = {file, document: i + 1}
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]
+    const pos = lineCounter.linePos(err.pos[0])
+    const msg = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    throw new KsealError('ERR_INPUT', `malformed YAML at line ${pos.line}, column ${pos.col}: ${msg}`, where)
+  }
+  collect(doc.contents, where, out)
+}
+
 export function parseManifests(text: string, file?: string): ParsedManifests {
   checkText(text, file)
   const lineCounter = new LineCounter()
-  const docs = parseAllDocuments(text, {version: '1.1', lineCounter, uniqueKeys: true, prettyErrors: false}) as
-    Document.Parsed[] | {errors: unknown[]}
-  if (!Array.isArray(docs)) throw new KsealError('ERR_INPUT', 'malformed YAML', {file})
+  const docs: Document.Parsed[] = []
   const secrets: SecretDoc[] = []
-  docs.forEach((doc, i) => {
-    const where: Where = {file, document: i + 1}
-    if (doc.errors.length > 0) {
-      const err = doc.errors[0]
-      const pos = lineCounter.linePos(err.pos[0])
-      const msg = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
-      throw new KsealError('ERR_INPUT', `malformed YAML at line ${pos.line}, column ${pos.col}: ${msg}`, where)
-    }
-    collect(doc.contents, where, secrets)
-  })
-  return {text, docs, secrets, eol: text.includes('\r\n') ? '\r\n' : '\n'}
+  for (const doc of documents(text, lineCounter)) {
+    take(doc, docs.length, file, lineCounter, secrets)
+    docs.push(doc)
+  }
+  return {text, docs, secrets, eol: eolOf(text)}
 }
+
+/** Documents parsed between two turns of the event loop in parseManifestsIncrementally. */
+const DOCS_PER_TURN = 64
+
+/**
+ * Like parseManifests, but hands each Secret to `onSecret` as soon as its document is parsed and
+ * lets the event loop run every few dozen documents, so the key operations for the first Secrets of
+ * a long stream (a KMS call, an RSA unwrap on a thread) run while the rest is still being parsed.
+ */
+export async function parseManifestsIncrementally(text: string, file: string | undefined, onSecret: (s: SecretDoc, eol: string) => void): Promise<ParsedManifests> {
+  checkText(text, file)
+  const lineCounter = new LineCounter()
+  const eol = eolOf(text)
+  const docs: Document.Parsed[] = []
+  const secrets: SecretDoc[] = []
+  for (const doc of documents(text, lineCounter)) {
+    const before = secrets.length
+    take(doc, docs.length, file, lineCounter, secrets)
+    docs.push(doc)
+    for (const s of secrets.slice(before)) onSecret(s, eol)
+    if (docs.length % DOCS_PER_TURN === 0) await new Promise((r) => setImmediate(r))
+  }
+  return {text, docs, secrets, eol}
+}
+
+const eolOf = (text: string) => (text.includes('\r\n') ? '\r\n' : '\n')
 
 function collect(node: unknown, where: Where, out: SecretDoc[], item?: number): void {
   if (!isMap(node)) return

@@ -5,7 +5,7 @@
  */
 import {applyEdits, type Edit} from './edits.js'
 import type {Keyring} from './keyring.js'
-import {parseManifests} from './manifest.js'
+import {parseManifests, parseManifestsIncrementally} from './manifest.js'
 import {decryptSecret, type EncryptOptions, encryptSecret} from './secret.js'
 
 export async function encryptText(text: string, file: string | undefined, opts: EncryptOptions): Promise<string> {
@@ -15,7 +15,21 @@ export async function encryptText(text: string, file: string | undefined, opts: 
 }
 
 export async function decryptText(text: string, file: string | undefined, keyring: Keyring): Promise<string> {
-  const p = parseManifests(text, file)
-  const edits: Edit[] = (await Promise.all(p.secrets.map((s) => decryptSecret(p.text, p.eol, s, keyring)))).flat()
+  // Each Secret's key is being opened while the documents after it are still being parsed.
+  const pending: Promise<Edit[]>[] = []
+  try {
+    await parseManifestsIncrementally(text, file, (s, eol) => {
+      const p = decryptSecret(text, eol, s, keyring)
+      p.catch(() => undefined) // reported below, in document order
+      pending.push(p)
+    })
+  } catch (e) {
+    await Promise.allSettled(pending)
+    throw e
+  }
+  const results = await Promise.allSettled(pending)
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  const edits = results.flatMap((r) => (r as PromiseFulfilledResult<Edit[]>).value)
   return edits.length ? applyEdits(text, edits) : text
 }
