@@ -8,10 +8,15 @@ envelope names, and creates or updates the Secret of the same name with an owner
 the SealedSecret deletes the Secret. A Secret it did not create is never overwritten unless annotated
 kseal.dev/managed=true. It keeps its RSA key pairs as kubernetes.io/tls Secrets in --key-namespace
 (generated on first start, renewed every --key-renew-period, old ones kept for decryption), elects a
-leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /healthz, /readyz and
-/metrics on --listen. Logs are JSON lines on stderr; SIGTERM shuts down gracefully.`
+leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /v1/keys, /v1/rotate
+(used by kseal reseal), /healthz, /readyz and /metrics on --listen. Keys created before --key-cutoff
+no longer seal (they still open). SIGUSR1 to any replica renews the sealing key now: the leader
+renews at once, another replica passes the request to the leader through the Lease (annotation
+kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down gracefully.`
   static override examples = [
     {description: 'Run outside the cluster against the current kubeconfig context', command: '<%= config.bin %> <%= command.id %> --kubeconfig ~/.kube/config --key-namespace kseal-system'},
+    {description: 'Renew the sealing key now, whichever replica the command lands on', command: 'kubectl -n kseal-system exec deploy/kseal-controller -- kill -USR1 1'},
+    {description: 'Stop sealing with every key made before a time (a new key is made at start if needed)', command: '<%= config.bin %> <%= command.id %> --key-cutoff 2026-03-01T00:00:00Z'},
     {description: 'Only two namespaces, renew keys weekly, no leader election (single replica)', command: '<%= config.bin %> <%= command.id %> --namespaces team-a,team-b --key-renew-period 7d --no-leader-elect'},
   ]
   static override flags = {
@@ -20,6 +25,7 @@ leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /heal
     namespaces: Flags.string({description: 'Comma-separated namespaces to watch. [default: all]'}),
     'key-namespace': Flags.string({description: 'Namespace of the key Secrets and the leader Lease. [default: $POD_NAMESPACE or kseal-system]'}),
     'key-renew-period': Flags.string({default: '30d', description: 'Generate a new sealing key when the newest is this old (e.g. 30d, 720h); 0 disables renewal.'}),
+    'key-cutoff': Flags.string({description: 'RFC 3339 time: keys created before it no longer seal (they still open old SealedSecrets); once it has passed, a newer key is generated if needed.'}),
     'key-bits': Flags.integer({default: 4096, hidden: true, description: 'RSA modulus size of generated keys (tests use 2048).'}),
     listen: Flags.string({default: ':8080', description: 'HTTP address for /v1/cert.pem, /healthz, /readyz and /metrics.'}),
     'leader-elect': Flags.boolean({default: true, allowNo: true, description: 'Elect a leader with a coordination.k8s.io Lease; only the leader reconciles.'}),
@@ -35,7 +41,7 @@ leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /heal
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Controller)
-    const {parseDuration} = await import('../src/controller/duration.js')
+    const {parseDuration, parseTime} = await import('../src/controller/duration.js')
     const {DEFAULTS, defaultIdentity, startController} = await import('../src/controller/main.js')
     const {createLogger} = await import('../src/controller/log.js')
     const d = (name: keyof typeof flags) => parseDuration(String(flags[name]), name)
@@ -47,10 +53,20 @@ leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /heal
     if (flags['leader-elect'] && !(retryPeriodMs > 0 && retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
       throw new KsealError('ERR_USAGE', 'leader election needs 0 < --retry-period < --renew-deadline < --lease-duration')
     }
+    const keyCutoff = flags['key-cutoff'] === undefined ? undefined : parseTime(flags['key-cutoff'], 'key-cutoff')
     const log = createLogger({level: flags['log-level'] as 'info'})
     // Listen first: a SIGTERM during start-up still ends in a clean shutdown once started.
     const signal = new Promise<string>((resolve) => {
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
+    })
+    // On-demand renewal, listened for from the start: a listener also keeps Node from opening its inspector on SIGUSR1.
+    let started: {requestRenewal(t: 'signal'): Promise<void>} | undefined
+    let pending = false
+    const renew = () => started!.requestRenewal('signal').catch((e) => log.error('key renewal request failed', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
+    process.on('SIGUSR1', () => {
+      log.info('signal received', {signal: 'SIGUSR1'})
+      if (started) void renew()
+      else pending = true
     })
     const controller = await startController({
       ...DEFAULTS,
@@ -59,6 +75,7 @@ leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /heal
       namespaces: (flags.namespaces ?? '').split(',').map((s) => s.trim()).filter(Boolean),
       keyNamespace: flags['key-namespace'] ?? (process.env.POD_NAMESPACE || DEFAULTS.keyNamespace),
       keyRenewPeriodMs: d('key-renew-period'),
+      keyCutoff,
       keyBits: flags['key-bits'],
       listen: flags.listen,
       leaderElect: flags['leader-elect'],
@@ -71,6 +88,8 @@ leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /heal
       resyncPeriodMs: d('resync-period'),
       logLevel: flags['log-level'] as 'info',
     }, {log})
+    started = controller
+    if (pending) void renew()
     process.on('unhandledRejection', (e) => log.error('unhandled rejection', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
     log.info('signal received', {signal: await signal})
     await controller.stop()

@@ -1,22 +1,35 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {listKeys} from '../src/keylist.js'
+import {listControllerKeys, listKeys} from '../src/keylist.js'
 
 export default class Keys extends KsealCommand {
   static override summary = 'List the keys kseal can find to decrypt with: id, backend, file, created, expiry.'
   static override description = `Looks where decrypt looks: --key, then KSEAL_KEYS, then $XDG_CONFIG_HOME/kseal/keys. Dates come
 from the certificate beside an RSA key (NAME.crt next to NAME.key); without one, "created" is the
-key file's modification time. No private key material is printed.`
+key file's modification time. No private key material is printed.
+
+With --controller it lists the in-cluster unsealer's keys instead (from its /v1/keys, through the
+API server's service proxy or --controller-url): key id, created, whether it is the active sealing
+key, whether --key-cutoff retired it, and how many SealedSecrets are still sealed to it.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json -k ./keys',
+    '<%= config.bin %> <%= command.id %> --controller',
+    '<%= config.bin %> <%= command.id %> --controller --controller-url http://127.0.0.1:8080 --json',
   ]
   static override flags = {
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Also look here: a key URI, file or directory. Repeatable.'}),
     json: Flags.boolean({description: 'Print a JSON array.'}),
+    controller: Flags.boolean({description: 'List the in-cluster controller\'s sealing keys instead of local ones.', exclusive: ['key']}),
+    'controller-namespace': Flags.string({default: 'kseal-system', description: 'With --controller: namespace of the controller and its Service.'}),
+    'controller-name': Flags.string({default: 'kseal-controller', description: 'With --controller: name of the controller\'s Service.'}),
+    'controller-url': Flags.string({description: 'With --controller: ask the controller at this URL instead of through the cluster API.'}),
+    kubeconfig: Flags.string({description: 'With --controller: kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
+    context: Flags.string({description: 'With --controller: kubeconfig context.'}),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Keys)
+    if (flags.controller) return this.controllerKeys(flags)
     const keys = await listKeys(this.keyring(flags.key))
     if (flags.json) {
       process.stdout.write(JSON.stringify(keys, null, 2) + '\n')
@@ -27,7 +40,26 @@ key file's modification time. No private key material is printed.`
       return
     }
     const rows = [['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'], ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source])]
-    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n')
+    printTable(rows)
   }
+
+  private async controllerKeys(flags: {json: boolean; quiet: boolean; 'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): Promise<void> {
+    const {controllerTarget} = await import('../src/controller/client.js')
+    const keys = await listControllerKeys(controllerTarget(flags))
+    if (flags.json) {
+      process.stdout.write(JSON.stringify(keys, null, 2) + '\n')
+      return
+    }
+    if (keys.length === 0) {
+      this.note('the controller has no sealing key yet', flags.quiet)
+      return
+    }
+    printTable([['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
+      ...keys.map((k) => [k.kid, k.created, k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no', k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets)])])
+  }
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n')
 }

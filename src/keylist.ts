@@ -55,3 +55,37 @@ export async function listKeys(keyring: Keyring): Promise<KeyInfo[]> {
   }
   return out.sort((a, b) => (a.created ?? '').localeCompare(b.created ?? '') || a.source.localeCompare(b.source))
 }
+
+/** One of the in-cluster controller's sealing keys, as its /v1/keys lists it. */
+export interface ControllerKeyInfo {
+  kid: string
+  created: string
+  /** The key the controller seals with now (the newest, unless --key-cutoff retired it). */
+  active: boolean
+  /** Created before the controller's --key-cutoff: still opens, no longer seals. */
+  retired?: boolean
+  /** SealedSecrets in the cluster still sealed to it. */
+  sealedSecrets?: number
+}
+
+/** The unsealer's keys from its /v1/keys (through the service proxy or a URL). */
+export async function listControllerKeys(target: import('./controller/client.js').ControllerTarget): Promise<ControllerKeyInfo[]> {
+  const {controllerRequest, describeTarget, errorDetail, statusHint} = await import('./controller/client.js')
+  const {KsealError} = await import('./errors.js')
+  const r = await controllerRequest(target, '/v1/keys', {accept: 'application/json'})
+  if (r.status !== 200) {
+    const detail = errorDetail(r.body)
+    throw new KsealError('ERR_BACKEND', `cannot list the keys of ${describeTarget(target)}: HTTP ${r.status}${detail ? `: ${detail}` : ''}${statusHint(r.status)}`)
+  }
+  let keys: unknown
+  try {
+    keys = JSON.parse(r.body)
+  } catch {
+    keys = null
+  }
+  if (!Array.isArray(keys) || keys.some((k) => typeof k?.kid !== 'string' || typeof k?.created !== 'string' || typeof k?.active !== 'boolean')) {
+    throw new KsealError('ERR_BACKEND', `${describeTarget(target)} answered /v1/keys with something that is not a key list`)
+  }
+  return (keys as ControllerKeyInfo[]).map((k) => ({kid: k.kid, created: k.created, active: k.active,
+    ...(typeof k.retired === 'boolean' ? {retired: k.retired} : {}), ...(typeof k.sealedSecrets === 'number' ? {sealedSecrets: k.sealedSecrets} : {})}))
+}

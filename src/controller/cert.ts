@@ -5,23 +5,16 @@
  * operator who may read Secrets in the controller's namespace.
  */
 import crypto from 'node:crypto'
-import http from 'node:http'
-import https from 'node:https'
 import {KsealError} from '../errors.js'
+import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, proxyPath, statusHint} from './client.js'
 import {KEY_CREATED_ANNOTATION, KEY_SELECTOR} from './keys.js'
 import {clusterApi, describeError, loadKubeConfig, type KubeOptions} from './kube.js'
 
-export const DEFAULT_CONTROLLER_NAMESPACE = 'kseal-system'
-export const DEFAULT_CONTROLLER_NAME = 'kseal-controller'
-
-export interface ControllerRef extends KubeOptions {
-  namespace: string
-  name: string
-}
+export {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, type ControllerRef, type ControllerTarget} from './client.js'
 
 /** The service-proxy path of the controller's certificate endpoint (service port named `http`). */
 export function certProxyPath(namespace: string, name: string): string {
-  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/http:${encodeURIComponent(name)}:http/proxy/v1/cert.pem`
+  return proxyPath(namespace, name, '/v1/cert.pem')
 }
 
 function checkPem(pem: string, where: string): string {
@@ -33,43 +26,13 @@ function checkPem(pem: string, where: string): string {
   return pem.endsWith('\n') ? pem : pem + '\n'
 }
 
-/** The controller's certificate, through the API server's service proxy. */
-export async function fetchControllerCert(ref: ControllerRef, timeoutMs = 15_000): Promise<string> {
-  const kc = await loadKubeConfig(ref)
-  const server = kc.getCurrentCluster()!.server.replace(/\/+$/, '')
-  const url = new URL(server + certProxyPath(ref.namespace, ref.name))
-  const opts: https.RequestOptions = {method: 'GET', headers: {accept: 'application/x-pem-file, */*'}, timeout: timeoutMs}
-  try {
-    await kc.applyToHTTPSOptions(opts)
-  } catch (e) {
-    throw new KsealError('ERR_CONFIG', `cannot use the kubeconfig: ${(e as Error).message.split('\n')[0]}`)
-  }
-  const where = `the controller ${ref.namespace}/${ref.name}`
-  const {status, body} = await new Promise<{status: number; body: string}>((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? https : http).request(url, opts, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => {
-        if (body.length < 1 << 20) body += d
-      })
-      res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)))
-    req.on('error', (e) => reject(new KsealError('ERR_BACKEND', `cannot reach the Kubernetes API at ${server}: ${describeError(e)}`)))
-    req.end()
-  })
+/** The controller's certificate, through the API server's service proxy (or from --controller-url). */
+export async function fetchControllerCert(ref: ControllerRef | ControllerTarget, timeoutMs = 15_000): Promise<string> {
+  const where = describeTarget(ref)
+  const {status, body} = await controllerRequest(ref, '/v1/cert.pem', {accept: 'application/x-pem-file, */*', timeoutMs, maxBytes: 1 << 20})
   if (status !== 200) {
-    let detail = ''
-    try {
-      const s = JSON.parse(body) as {message?: string}
-      detail = s.message ? `: ${s.message}` : ''
-    } catch {
-      detail = body.trim() ? `: ${body.trim().split('\n')[0].slice(0, 200)}` : ''
-    }
-    const hint = status === 404 ? ' (is the controller installed there? see --controller-namespace/--controller-name)'
-      : status === 503 ? ' (the controller is not ready or has no key yet)' : status === 403 ? ' (you need get on services/proxy)' : ''
-    throw new KsealError('ERR_BACKEND', `cannot fetch the certificate from ${where}: HTTP ${status}${detail}${hint}`)
+    const detail = errorDetail(body)
+    throw new KsealError('ERR_BACKEND', `cannot fetch the certificate from ${where}: HTTP ${status}${detail ? `: ${detail}` : ''}${statusHint(status)}`)
   }
   return checkPem(body, where)
 }

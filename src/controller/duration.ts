@@ -17,3 +17,12 @@ export function parseDuration(s: string, flag: string): number {
   if (!t || matched !== t.length) throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected a duration such as 30d, 720h, 90m, 15s, 500ms or 0`)
   return Math.round(total)
 }
+
+/** An RFC 3339 timestamp for a flag (`2026-03-01T00:00:00Z`, `2026-03-01T09:30:00+01:00`). */
+export function parseTime(s: string, flag: string): Date {
+  const t = s.trim()
+  const ok = /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/.test(t)
+  const d = new Date(t.replace(' ', 'T'))
+  if (!ok || Number.isNaN(d.getTime())) throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected an RFC 3339 time such as 2026-03-01T00:00:00Z`)
+  return d
+}

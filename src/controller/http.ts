@@ -1,7 +1,9 @@
 /**
  * The controller's HTTP endpoints: `/v1/cert.pem` (the newest sealing certificate — public),
  * `/healthz` (the process is alive), `/readyz` (keys loaded and SealedSecrets listed), `/metrics`
- * (Prometheus text). GET and HEAD only; nothing here ever returns private material.
+ * (Prometheus text), `/v1/keys` (the sealing keys: id, created, active — public facts), and
+ * `POST /v1/rotate` (re-seal a SealedSecret to the newest key: ciphertext in, ciphertext out, bodies
+ * over 1 MiB refused with 413). Nothing here ever returns private material or a plaintext value.
  */
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
@@ -12,6 +14,12 @@ export interface HttpHandlers {
   /** Null when ready, else the reasons it is not. */
   notReady(): string[] | null
   metrics(): string
+  /** `/v1/keys`: a JSON-ready list. */
+  keys?(): unknown
+  /** `POST /v1/rotate`. */
+  rotate?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
+  /** Largest request body accepted (bytes). */
+  maxBodyBytes?: number
 }
 
 export interface HttpServer {
@@ -38,8 +46,37 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
       res.writeHead(code, {'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra})
       res.end(req.method === 'HEAD' ? undefined : body)
     }
+    if (url.pathname === '/v1/rotate' && h.rotate) {
+      const json = 'application/json'
+      if (req.method !== 'POST') return send(405, json, JSON.stringify({code: 'ERR_USAGE', message: 'POST a SealedSecret to /v1/rotate'}) + '\n', {allow: 'POST'})
+      const limit = h.maxBodyBytes ?? 1 << 20
+      const tooLarge = () => send(413, json, JSON.stringify({code: 'ERR_INPUT', message: `the request body is larger than ${limit} bytes`}) + '\n', {connection: 'close'})
+      if (Number(req.headers['content-length'] ?? 0) > limit) {
+        req.resume()
+        return tooLarge()
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      let over = false
+      req.on('data', (c: Buffer) => {
+        size += c.length
+        if (size > limit) over = true
+        else chunks.push(c)
+      })
+      req.on('end', () => {
+        if (over) return tooLarge()
+        h.rotate!(Buffer.concat(chunks), String(req.headers['content-type'] ?? ''))
+          .then((r) => send(r.status, json, r.body))
+          .catch(() => send(500, json, JSON.stringify({code: 'ERR_BACKEND', message: 'internal error'}) + '\n'))
+      })
+      req.on('error', () => res.destroy())
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain; charset=utf-8', 'method not allowed\n', {allow: 'GET, HEAD'})
     switch (url.pathname) {
+      case '/v1/keys':
+        if (!h.keys) return send(404, 'text/plain; charset=utf-8', 'not found\n')
+        return send(200, 'application/json', JSON.stringify(h.keys(), null, 2) + '\n')
       case '/v1/cert.pem': {
         const pem = h.certPem()
         return pem ? send(200, 'application/x-pem-file', pem) : send(503, 'text/plain; charset=utf-8', 'no sealing key yet\n')

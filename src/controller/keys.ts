@@ -175,39 +175,73 @@ export interface RenewerOptions {
   namespace: string
   /** Renew when the newest key is this old; 0 never renews (a key is still made when there is none). */
   periodMs: number
+  /** Keys created before this no longer seal: once it has passed, a newest key older than it is renewed at once. */
+  cutoff?: Date
   bits: number
   now: () => Date
   log: Logger
-  onGenerated?: (k: SealingKey) => void
+  onGenerated?: (k: SealingKey, trigger: KeyTrigger) => void
 }
 
-/** The leader's key schedule: makes the first key, and a new one whenever the newest is due. */
+/** Why a key was generated: the first key, the renew period, an operator's request (SIGUSR1), or --key-cutoff. */
+export type KeyTrigger = 'initial' | 'schedule' | 'signal' | 'cutoff'
+export type RenewTrigger = Exclude<KeyTrigger, 'initial'>
+
+/** True when `k` may seal at `now`: a cutoff that has passed retires every key created before it. */
+export function sealsAt(k: SealingKey, now: Date, cutoff?: Date): boolean {
+  return !cutoff || now.getTime() < cutoff.getTime() || k.created.getTime() >= cutoff.getTime()
+}
+
+/** The leader's key schedule: makes the first key, and a new one whenever the newest is due or one is asked for. */
 export class KeyRenewer {
   private timer?: NodeJS.Timeout
   private stopped = true
   private running?: Promise<unknown>
+  /** ensure() calls run one at a time: the schedule, a signal and the Lease request never race to make two keys. */
+  private tail: Promise<unknown> = Promise.resolve()
 
   constructor(private readonly o: RenewerOptions) {}
 
-  /** When the newest key is due for renewal (null: never). */
+  /** When the newest key is due for renewal (null: never): its period, or the cutoff when it was made before it. */
   due(): Date | null {
     const newest = this.o.store.newest()
     if (!newest) return this.o.now()
-    if (this.o.periodMs <= 0) return null
-    return new Date(newest.created.getTime() + this.o.periodMs)
+    const times: number[] = []
+    if (this.o.periodMs > 0) times.push(newest.created.getTime() + this.o.periodMs)
+    if (this.o.cutoff && newest.created.getTime() < this.o.cutoff.getTime()) times.push(this.o.cutoff.getTime())
+    return times.length ? new Date(Math.min(...times)) : null
   }
 
   /**
-   * Generates a key if there is none or the newest is due. Lists the key Secrets first, so a key
-   * that another replica made moments ago (not yet seen by this one's watch) is not made twice.
+   * Generates a key if there is none, the newest is due, or `force` asks for one now. Lists the key
+   * Secrets first, so a key that another replica made moments ago (not yet seen by this one's watch)
+   * is not made twice. `notBefore`: a forced renewal is already satisfied by a key made at or after it.
    */
-  async ensure(): Promise<SealingKey | null> {
+  ensure(force?: RenewTrigger, notBefore?: Date): Promise<SealingKey | null> {
+    const run = () => this.ensureNow(force, notBefore)
+    const p = this.tail.then(run, run)
+    this.tail = p.catch(() => undefined)
+    return p
+  }
+
+  private async ensureNow(force?: RenewTrigger, notBefore?: Date): Promise<SealingKey | null> {
     for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR)).items) this.o.store.upsertSecret(s)
     const due = this.due()
     const now = this.o.now()
-    if (!due || due.getTime() > now.getTime()) return null
-    const reason = this.o.store.size === 0 ? 'no sealing key yet' : 'the newest sealing key is due for renewal'
-    this.o.log.info('generating a sealing key', {reason, bits: this.o.bits, namespace: this.o.namespace})
+    const newest = this.o.store.newest()
+    let trigger: KeyTrigger | undefined
+    if (!newest) trigger = 'initial'
+    else if (due && due.getTime() <= now.getTime()) {
+      trigger = this.o.cutoff && !sealsAt(newest, now, this.o.cutoff) ? 'cutoff' : 'schedule'
+    } else if (force && !(notBefore && newest.created.getTime() >= notBefore.getTime())) trigger = force
+    if (!trigger) return null
+    const reason = {
+      initial: 'no sealing key yet',
+      schedule: 'the newest sealing key is due for renewal',
+      cutoff: 'the newest sealing key is older than --key-cutoff',
+      signal: 'renewal requested',
+    }[trigger]
+    this.o.log.info('generating a sealing key', {reason, trigger, bits: this.o.bits, namespace: this.o.namespace})
     const g = await generateSealingKey(this.o.bits, now)
     let secret: Secret
     try {
@@ -218,8 +252,8 @@ export class KeyRenewer {
     }
     const k = this.o.store.upsertSecret(secret)
     if (!k) throw new Error('the generated key Secret could not be loaded')
-    this.o.log.info('sealing key generated', {kid: k.kid, secret: `${this.o.namespace}/${k.secretName}`})
-    this.o.onGenerated?.(k)
+    this.o.log.info('sealing key generated', {kid: k.kid, trigger, secret: `${this.o.namespace}/${k.secretName}`})
+    this.o.onGenerated?.(k, trigger)
     return k
   }
 
@@ -228,6 +262,13 @@ export class KeyRenewer {
     this.stopped = false
     const first = this.loop()
     return first
+  }
+
+  /** Checks the schedule now (e.g. after the clock moved) instead of at the next timer. */
+  wake(): Promise<void> {
+    if (this.stopped) return Promise.resolve()
+    if (this.timer) clearTimeout(this.timer)
+    return this.loop()
   }
 
   private async loop(attempt = 0): Promise<void> {
@@ -250,6 +291,7 @@ export class KeyRenewer {
       }
     }
     if (this.stopped) return
+    if (this.timer) clearTimeout(this.timer)
     this.timer = setTimeout(() => void this.loop(attempt), next)
     this.timer.unref()
   }
@@ -258,5 +300,6 @@ export class KeyRenewer {
     this.stopped = true
     if (this.timer) clearTimeout(this.timer)
     await this.running?.catch(() => undefined)
+    await this.tail
   }
 }

@@ -32,6 +32,20 @@ export interface LeaderCallbacks {
   onStartedLeading(): void
   onStoppedLeading(): void
   onNewLeader?(identity: string): void
+  /** The leader found (and cleared) a renewal request that another replica left on the Lease. */
+  onRenewRequested?(requestedAt: Date, by: string): void
+}
+
+/** A replica that is not the leader asks for a key renewal by annotating the Lease; the leader acts on it and removes it. */
+export const RENEW_REQUEST_ANNOTATION = 'kseal.dev/renew-requested-at'
+export const RENEW_REQUESTER_ANNOTATION = 'kseal.dev/renew-requested-by'
+
+function withoutRequest(ann: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!ann) return ann
+  const out = {...ann}
+  delete out[RENEW_REQUEST_ANNOTATION]
+  delete out[RENEW_REQUESTER_ANNOTATION]
+  return out
 }
 
 export class LeaderElector {
@@ -43,6 +57,7 @@ export class LeaderElector {
   private wake?: () => void
   private running?: Promise<void>
   private lastLeader = ''
+  private cb?: LeaderCallbacks
 
   constructor(private readonly o: LeaderOptions) {
     if (o.renewDeadlineMs >= o.leaseDurationMs) throw new Error('the renew deadline must be shorter than the lease duration')
@@ -62,6 +77,7 @@ export class LeaderElector {
   }
 
   start(cb: LeaderCallbacks): void {
+    this.cb = cb
     this.running ??= this.run(cb)
   }
 
@@ -133,8 +149,11 @@ export class LeaderElector {
     const holder = spec.holderIdentity ?? ''
     const ours = holder === identity
     if (holder && !ours && this.observedAt + this.observed!.durationMs > Date.now()) return false
+    // A renewal request is taken (and cleared) in the same optimistic update as the renew: exactly one leader acts on it.
+    const requested = lease.metadata?.annotations?.[RENEW_REQUEST_ANNOTATION]
     const next: Lease = {
       ...lease,
+      metadata: requested === undefined ? lease.metadata : {...lease.metadata, annotations: withoutRequest(lease.metadata?.annotations)},
       spec: {
         ...spec,
         holderIdentity: identity,
@@ -148,6 +167,12 @@ export class LeaderElector {
       const updated = await api.replaceLease(namespace, name, next)
       this.observe(updated)
       if (!ours) this.o.log.info('acquired the leader Lease', {previousHolder: holder || null, identity})
+      if (requested !== undefined) {
+        const at = new Date(requested)
+        const by = lease.metadata?.annotations?.[RENEW_REQUESTER_ANNOTATION] ?? ''
+        this.o.log.info('key renewal requested on the Lease', {requestedAt: requested, requestedBy: by || null})
+        this.cb?.onRenewRequested?.(Number.isNaN(at.getTime()) ? now : at, by)
+      }
       return true
     } catch (e) {
       if (!isConflict(e)) this.o.log.warn('cannot update the leader Lease', {error: describeError(e), code: apiFailure(e)?.code})
@@ -164,6 +189,26 @@ export class LeaderElector {
     }
     if (!this.observed || this.observed.holder !== rec.holder || this.observed.renewTime !== rec.renewTime) this.observedAt = Date.now()
     this.observed = rec
+  }
+
+  /**
+   * Asks the leader for a key renewal by annotating the Lease (kept until the leader's next round
+   * clears it). Retries on a conflict with the leader's own renewals.
+   */
+  async requestRenewal(): Promise<void> {
+    const {api, namespace, name, identity} = this.o
+    for (let attempt = 0; ; attempt++) {
+      const lease = await api.getLease(namespace, name)
+      if (!lease) throw new Error(`the leader Lease ${namespace}/${name} does not exist yet`)
+      const annotations = {...lease.metadata?.annotations, [RENEW_REQUEST_ANNOTATION]: this.micro(this.now()).toISOString(), [RENEW_REQUESTER_ANNOTATION]: identity}
+      try {
+        await api.replaceLease(namespace, name, {...lease, metadata: {...lease.metadata, annotations}})
+        return
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 20) throw e
+        await sleep(20 + Math.random() * 50)
+      }
+    }
   }
 
   /** Stops campaigning; a leader releases the Lease so another replica takes over at once. */

@@ -6,15 +6,16 @@
 import os from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
-import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
+import {recipientKids, SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
 import {startHttpServer, type HttpServer} from './http.js'
-import {KeyRenewer, KeyStore, KEY_SELECTOR} from './keys.js'
+import {KeyRenewer, KeyStore, KEY_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keys.js'
 import {clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
 import {LeaderElector} from './leader.js'
 import {createLogger, type Level, type Logger} from './log.js'
 import {ControllerMetrics} from './metrics.js'
 import {WorkQueue} from './queue.js'
 import {type Outcome, Reconciler} from './reconcile.js'
+import {handleRotate, ROTATE_MAX_BYTES} from './rotate.js'
 import {objectKey, Reflector} from './reflector.js'
 
 export interface ControllerOptions {
@@ -25,6 +26,8 @@ export interface ControllerOptions {
   /** Where the key Secrets and the Lease live. */
   keyNamespace: string
   keyRenewPeriodMs: number
+  /** Keys created before this no longer seal (they still open); a newer key is generated once it has passed. */
+  keyCutoff?: Date
   keyBits: number
   listen: string
   leaderElect: boolean
@@ -101,7 +104,70 @@ export class Controller {
       },
       leader: () => this.leading,
       queueDepth: () => this.queue?.length ?? 0,
+      sealedOnOldKeys: () => this.sealedOnOldKeys(),
     })
+  }
+
+  /** The key that seals now: the newest, unless --key-cutoff has retired it (then none until the leader makes one). */
+  sealingKey(): SealingKey | undefined {
+    const k = this.keys.newest()
+    return k && sealsAt(k, this.now(), this.o.keyCutoff) ? k : undefined
+  }
+
+  /** Keys that are on their way out: created before the cutoff, or (without one) every key but the newest. */
+  private oldKids(): Set<string> {
+    const all = this.keys.all()
+    const cutoff = this.o.keyCutoff?.getTime()
+    return new Set((cutoff === undefined ? all.slice(0, -1) : all.filter((k) => k.created.getTime() < cutoff)).map((k) => k.kid))
+  }
+
+  private *sealedObjects(): Iterable<SealedSecretObject> {
+    for (const r of this.sealed) yield* r.cache.values()
+  }
+
+  /** SealedSecrets still sealed (in any part) to an old key: when 0, the old keys can be retired. */
+  sealedOnOldKeys(): number {
+    const old = this.oldKids()
+    if (old.size === 0) return 0
+    let n = 0
+    for (const o of this.sealedObjects()) if (recipientKids(o).some((k) => old.has(k))) n++
+    return n
+  }
+
+  /** `/v1/keys`: every key this replica holds, oldest first; public facts only. */
+  keyList(): {kid: string; created: string; active: boolean; retired: boolean; sealedSecrets: number}[] {
+    const counts = new Map<string, number>()
+    for (const o of this.sealedObjects()) for (const k of recipientKids(o)) counts.set(k, (counts.get(k) ?? 0) + 1)
+    const sealing = this.sealingKey()
+    const now = this.now()
+    return this.keys.all().map((k) => ({
+      kid: k.kid,
+      created: k.created.toISOString(),
+      active: k.kid === sealing?.kid,
+      retired: !sealsAt(k, now, this.o.keyCutoff),
+      sealedSecrets: counts.get(k.kid) ?? 0,
+    }))
+  }
+
+  /**
+   * An on-demand key renewal (SIGUSR1): the leader renews at once; any other replica leaves the
+   * request on the leader Lease, where the leader picks it up on its next round.
+   */
+  async requestRenewal(trigger: RenewTrigger = 'signal'): Promise<void> {
+    this.metrics.renewalRequests.inc({via: this.leading ? 'leader' : 'lease'})
+    if (this.leading) {
+      this.log.info('key renewal requested: renewing now', {trigger, identity: this.o.identity})
+      await this.renewer.ensure(trigger)
+      return
+    }
+    if (!this.elector) throw new Error('not leading yet: the request is dropped')
+    this.log.info('key renewal requested: asking the leader through the Lease', {trigger, identity: this.o.identity, lease: `${this.o.keyNamespace}/${this.o.leaseName}`})
+    await this.elector.requestRenewal()
+  }
+
+  /** The leader re-checks its key schedule now rather than at its next timer (after a clock change; tests). */
+  checkKeys(): Promise<void> {
+    return this.leading ? this.renewer.wake() : Promise.resolve()
   }
 
   get isLeader(): boolean {
@@ -130,14 +196,17 @@ export class Controller {
     })
     const api = this.api
     this.log.info('kseal controller starting', {
-      identity: o.identity, namespaces: o.namespaces.length ? o.namespaces : ['*'], keyNamespace: o.keyNamespace,
+      identity: o.identity, namespaces: o.namespaces.length ? o.namespaces : ['*'], keyNamespace: o.keyNamespace, keyCutoff: o.keyCutoff?.toISOString(),
       keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never', leaderElect: o.leaderElect,
     })
 
     this.reconciler = new Reconciler({api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now})
     this.renewer = new KeyRenewer({
-      api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, bits: o.keyBits, now: this.now, log: this.log,
-      onGenerated: () => this.metrics.keysGenerated.inc(),
+      api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, cutoff: o.keyCutoff, bits: o.keyBits, now: this.now, log: this.log,
+      onGenerated: (_k, trigger) => {
+        this.metrics.keysGenerated.inc()
+        if (trigger !== 'initial') this.metrics.renewals.inc({trigger})
+      },
     })
     this.keys.onChange(() => {
       // SealedSecrets that waited for a key get another chance at once.
@@ -172,11 +241,21 @@ export class Controller {
     }
 
     this.http = await startHttpServer(o.listen, {
-      certPem: () => this.keys.newest()?.certPem,
+      certPem: () => this.sealingKey()?.certPem,
       notReady: () => this.notReady(),
       metrics: () => this.metrics.render(),
+      keys: () => this.keyList(),
+      maxBodyBytes: ROTATE_MAX_BYTES,
+      rotate: async (body, contentType) => {
+        const r = await handleRotate(body, contentType, this.keys.open, this.sealingKey())
+        this.metrics.rotations.inc({result: r.outcome})
+        if (r.outcome === 'failed') this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
+        else this.log.info(r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
+          {sealedSecret: r.sealedSecret, from: r.from, to: r.to})
+        return r
+      },
     })
-    this.log.info('serving HTTP', {address: this.http.address, endpoints: ['/v1/cert.pem', '/healthz', '/readyz', '/metrics']})
+    this.log.info('serving HTTP', {address: this.http.address, endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics']})
 
     this.keyReflector.start()
     for (const r of this.sealed) r.start()
@@ -186,6 +265,10 @@ export class Controller {
       onStoppedLeading: () => void this.stopLeading(),
       onNewLeader: (id: string) => {
         if (id !== o.identity) this.log.info('leader is another replica', {leader: id})
+      },
+      onRenewRequested: (at: Date) => {
+        // Satisfied by any key made since the request (e.g. two requests before this round).
+        this.renewer.ensure('signal', at).catch((e) => this.log.error('requested key renewal failed', {error: describeError(e)}))
       },
     }
     if (o.leaderElect) {

@@ -7,8 +7,9 @@
  *
  * Faithful: the path form, 404 `services "NAME" not found` Status for an unknown Service, 503
  * ServiceUnavailable when the port name is unknown or the backend cannot be reached, the backend's
- * status, content type and body passed back as they are. Not faithful: no Endpoints objects (a
- * Service is registered directly with its backend URL), GET/HEAD only.
+ * status, content type and body passed back as they are; GET, HEAD and POST (a POST's body and
+ * content type forwarded, as for `kseal reseal`'s /v1/rotate). Not faithful: no Endpoints objects
+ * (a Service is registered directly with its backend URL), no other methods.
  */
 import http from 'node:http'
 import {readFile, writeFile} from 'node:fs/promises'
@@ -66,16 +67,19 @@ export async function startServiceProxy(upstream: K8sApiServer): Promise<Service
     if (!svc) return send(404, status(404, 'NotFound', `services "${name}" not found`, {name, kind: 'services'}))
     if (scheme && scheme !== 'http') return send(503, status(503, 'ServiceUnavailable', `no endpoints available for service "${ref}"`))
     if (port && !svc.ports.includes(port)) return send(503, status(503, 'ServiceUnavailable', `no endpoints available for service "${ref}"`))
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'))
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return send(405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'))
     proxied.push(`${ns}/${name}${rest}`)
     const target = new URL(rest + url.search, svc.target)
-    const fwd = http.request(target, {method: req.method, headers: {accept: req.headers.accept ?? '*/*'}}, (ur) => {
+    const headers: Record<string, string> = {accept: req.headers.accept ?? '*/*'}
+    for (const h of ['content-type', 'content-length'] as const) if (req.headers[h]) headers[h] = String(req.headers[h])
+    const fwd = http.request(target, {method: req.method, headers}, (ur) => {
       res.writeHead(ur.statusCode ?? 502, {'content-type': ur.headers['content-type'] ?? 'application/octet-stream'})
       ur.pipe(res)
     })
     fwd.on('error', (e: NodeJS.ErrnoException) =>
       send(503, status(503, 'ServiceUnavailable', `error trying to reach service: dial tcp ${target.host}: ${e.code === 'ECONNREFUSED' ? 'connect: connection refused' : e.message}`)))
-    fwd.end()
+    if (req.method === 'POST') req.pipe(fwd)
+    else fwd.end()
   })
   server.on('connection', (s) => {
     sockets.add(s)

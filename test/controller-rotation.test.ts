@@ -1,0 +1,444 @@
+/**
+ * Rotating the unsealer's keys. In process with an injected clock: renewal on schedule, and a
+ * --key-cutoff that falls due (the certificate is never served for a key older than it). End to end
+ * with real controller processes against the Kubernetes API test server: on-demand renewal by
+ * SIGUSR1 to the leader and to a standby (through the Lease), old keys still opening old
+ * SealedSecrets while new seals use the new key, /v1/keys and `kseal keys --controller`, `kseal
+ * reseal` through the service proxy and --controller-url (the Secret's data unchanged), /v1/rotate's
+ * refusals (422, 400, 413) without plaintext in answers or logs, the metrics, and --key-cutoff at start.
+ */
+import {describe, it, expect, beforeAll, afterAll, afterEach} from '@jest/globals'
+import {spawn, type ChildProcess} from 'node:child_process'
+import crypto from 'node:crypto'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import YAML from 'yaml'
+import {RsaRecipient} from '../keys/rsa.js'
+import {KEY_LABEL} from '../src/controller/keys.js'
+import {clusterApi, type ClusterApi} from '../src/controller/kube.js'
+import {RENEW_REQUEST_ANNOTATION} from '../src/controller/leader.js'
+import {silentLogger} from '../src/controller/log.js'
+import {DEFAULTS, startController} from '../src/controller/main.js'
+import {sample} from '../src/controller/metrics.js'
+import {recipientKids, sealSecret, unsealSealedSecret, type SealedSecretObject} from '../src/sealed.js'
+import {BIN, cleanEnv, kseal, ROOT, TEAM_CERT} from './support/cli.js'
+import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
+import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
+
+const KEY_NS = 'kseal-system'
+const NS = 'default'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** Every plaintext value sealed here: none may appear in a log line, an HTTP answer or a resealed file. */
+const SECRET_VALUES = ['rot-s3cret-old', 'rot-s3cret-new', 'rot-s3cret-late', 'rot-plain-value', 'rot-s3cret-tamper']
+
+async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await f()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+let srv: K8sApiServer
+let proxy: ServiceProxy
+let api: ClusterApi
+let dir: string
+let kubeconfig: string
+let proxyKubeconfig: string
+
+beforeAll(async () => {
+  srv = await startK8sApiServer({namespaces: ['default', KEY_NS, 'clock']})
+  proxy = await startServiceProxy(srv)
+  api = await clusterApi(srv.kubeConfig(), {baseMs: 5, maxMs: 20})
+  dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-rot-'))
+  kubeconfig = path.join(dir, 'kubeconfig')
+  proxyKubeconfig = path.join(dir, 'proxy-kubeconfig')
+  await srv.writeKubeconfig(kubeconfig)
+  await proxy.writeKubeconfig(proxyKubeconfig)
+})
+
+afterAll(async () => {
+  await Promise.all(procs.map((p) => stop(p, 'SIGKILL')))
+  await proxy?.close()
+  await srv?.close()
+  rmSync(dir, {recursive: true, force: true})
+})
+
+const keySecrets = (ns: string) => srv.listObjects('v1', 'Secret', ns).filter((s) => s.metadata.labels?.[KEY_LABEL] === 'active')
+const certKid = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'x').kid
+const recipientFor = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'controller')
+
+describe('key schedule and cutoff, in process with an injected clock', () => {
+  it('renews on schedule when the clock passes the renew period; old keys still open; metrics count the trigger', async () => {
+    const ns = 'clock'
+    let now = new Date('2026-01-01T00:00:00Z')
+    const c = await startController({
+      ...DEFAULTS, namespaces: [ns], keyNamespace: ns, keyRenewPeriodMs: 30 * 86_400_000, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
+      identity: 'clock', workers: 1, resyncPeriodMs: 0,
+    }, {api, log: silentLogger, now: () => now})
+    const get = async (p: string) => {
+      const r = await fetch(`http://${c.address}${p}`)
+      return {status: r.status, text: await r.text()}
+    }
+    try {
+      await until(() => c.keys.size === 1, 'the first key')
+      const first = c.keys.newest()!
+      const oldSealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'clocked', namespace: ns}, stringData: {v: 'rot-s3cret-old'}},
+        [recipientFor((await get('/v1/cert.pem')).text)], 'strict')
+      now = new Date('2026-01-30T23:59:59Z') // not yet due
+      await c.checkKeys()
+      expect(c.keys.size).toBe(1)
+      now = new Date('2026-01-31T00:00:01Z') // 30 days and a second
+      await c.checkKeys()
+      expect(c.keys.size).toBe(2)
+      const second = c.keys.newest()!
+      expect(second.kid).not.toBe(first.kid)
+      expect(second.created.toISOString()).toBe('2026-01-31T00:00:01.000Z')
+      expect(certKid((await get('/v1/cert.pem')).text)).toBe(second.kid)
+      const m = (await get('/metrics')).text
+      expect(sample(m, 'kseal_key_renewals_total{trigger="schedule"}')).toBe(1)
+      expect(sample(m, 'kseal_keys_generated_total')).toBe(2)
+      expect(sample(m, 'kseal_key_age_seconds')).toBe(0)
+      // The old key still opens what was sealed to it.
+      const r = await unsealSealedSecret(oldSealed, c.keys.open)
+      expect(r.kids).toEqual([first.kid])
+      expect(Buffer.from((r.secret.data as Record<string, string>).v, 'base64').toString()).toBe('rot-s3cret-old')
+      const keys = JSON.parse((await get('/v1/keys')).text)
+      expect(keys).toEqual([
+        {kid: first.kid, created: '2026-01-01T00:00:00.000Z', active: false, retired: false, sealedSecrets: 0},
+        {kid: second.kid, created: '2026-01-31T00:00:01.000Z', active: true, retired: false, sealedSecrets: 0},
+      ])
+    } finally {
+      await c.stop()
+    }
+  })
+
+  it('a --key-cutoff that falls due retires the newest key at once (no certificate) and the leader makes a newer one', async () => {
+    const ns = 'clock'
+    let now = new Date('2026-02-10T00:00:00Z')
+    const cutoff = new Date('2026-02-10T12:00:00Z')
+    const before = keySecrets(ns).length
+    const c = await startController({
+      ...DEFAULTS, namespaces: [ns], keyNamespace: ns, keyRenewPeriodMs: 0, keyCutoff: cutoff, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
+      identity: 'cutoff', workers: 1, resyncPeriodMs: 0,
+    }, {api, log: silentLogger, now: () => now})
+    const get = async (p: string) => {
+      const r = await fetch(`http://${c.address}${p}`)
+      return {status: r.status, text: await r.text()}
+    }
+    try {
+      await until(() => c.keys.size === before, 'the existing keys')
+      await sleep(100)
+      expect(keySecrets(ns)).toHaveLength(before) // the cutoff has not passed yet: nothing made
+      const newest = c.keys.newest()!
+      expect(certKid((await get('/v1/cert.pem')).text)).toBe(newest.kid)
+      now = new Date('2026-02-10T12:00:01Z') // the cutoff passed; the schedule has not run yet
+      expect((await get('/v1/cert.pem')).status).toBe(503)
+      const refused = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: '{}', headers: {'content-type': 'application/json'}})
+      expect(refused.status).toBe(400) // not a SealedSecret: checked before the key
+      await c.checkKeys()
+      expect(c.keys.size).toBe(before + 1)
+      const fresh = c.keys.newest()!
+      expect(fresh.created.getTime()).toBeGreaterThanOrEqual(cutoff.getTime())
+      expect(certKid((await get('/v1/cert.pem')).text)).toBe(fresh.kid)
+      expect(sample((await get('/metrics')).text, 'kseal_key_renewals_total{trigger="cutoff"}')).toBe(1)
+      const keys = JSON.parse((await get('/v1/keys')).text) as {kid: string; active: boolean; retired: boolean}[]
+      expect(keys.map((k) => [k.active, k.retired])).toEqual([...Array(before).fill([false, true]), [true, false]])
+    } finally {
+      await c.stop()
+    }
+  })
+})
+
+// ---- end to end: real controller processes -------------------------------------------------
+
+interface Replica {
+  name: string
+  child: ChildProcess
+  port: number
+  lines: string[]
+  exit: Promise<number | null>
+  get(p: string): Promise<{status: number; text: string}>
+  metric(series: string): Promise<number>
+}
+const procs: Replica[] = []
+
+async function startReplica(name: string, extra: string[] = []): Promise<Replica> {
+  const args = [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--key-bits', '2048', '--listen', '127.0.0.1:0',
+    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', name, ...extra]
+  const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
+  const lines: string[] = []
+  let buf = ''
+  let port = 0
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      lines.push(line)
+      const m = /"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(line)
+      if (m) port = Number(m[1])
+    }
+  })
+  child.stdout!.resume()
+  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+  await until(() => port || child.exitCode !== null, `${name} to listen`)
+  if (!port) throw new Error(`${name} exited: ${lines.join('\n')}`)
+  const get = async (p: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}${p}`)
+    return {status: r.status, text: await r.text()}
+  }
+  const rep: Replica = {name, child, port, lines, exit, get, metric: async (series) => sample((await get('/metrics')).text, series) ?? 0}
+  procs.push(rep)
+  return rep
+}
+
+async function stop(rep: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (rep.child.exitCode === null && rep.child.signalCode === null) rep.child.kill(signal)
+  return rep.exit
+}
+
+afterEach(() => {
+  for (const p of procs) {
+    for (const line of p.lines) {
+      const rec = JSON.parse(line) as Record<string, unknown>
+      expect(typeof rec.msg).toBe('string')
+      for (const v of SECRET_VALUES) expect(line).not.toContain(v)
+    }
+  }
+})
+
+async function apiCall(method: string, p: string, body?: unknown): Promise<KubeObject> {
+  const r = await fetch(srv.url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
+  const j = await r.json() as KubeObject
+  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
+  return j
+}
+const sealedPath = (name?: string) => `/apis/kseal.dev/v1/namespaces/${NS}/sealedsecrets${name ? `/${name}` : ''}`
+const sealedObj = (name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', NS, name)
+const secretObj = (name: string) => srv.getObject('v1', 'Secret', NS, name)
+async function applySealed(obj: KubeObject | SealedSecretObject): Promise<KubeObject> {
+  const o = obj as KubeObject
+  const cur = sealedObj(o.metadata.name)
+  if (!cur) return apiCall('POST', sealedPath(), o)
+  return apiCall('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+}
+const secretYaml = (name: string, values: Record<string, string>) =>
+  YAML.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels: {app: name}}, type: 'Opaque', stringData: values})
+const proxyFlags = () => ['--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig]
+
+async function sealViaController(name: string, values: Record<string, string>): Promise<SealedSecretObject> {
+  const r = await kseal(['seal', ...proxyFlags(), '-o', 'json'], {input: secretYaml(name, values)})
+  expect(r).toMatchObject({code: 0, stderr: ''})
+  return JSON.parse(r.stdout) as SealedSecretObject
+}
+
+describe('rotating the unsealer\'s keys, end to end', () => {
+  let leader: Replica
+  let standby: Replica
+  let firstKid: string
+  let oldSealed: SealedSecretObject
+  let lateSealed: SealedSecretObject
+
+  it('SIGUSR1 to a standby: the request goes through the Lease and the leader renews; SIGUSR1 to the leader renews at once', async () => {
+    leader = await startReplica('rot-1')
+    await until(async () => (await leader.get('/readyz')).status === 200 && await leader.metric('kseal_leader') === 1, 'the leader ready')
+    proxy.register(KEY_NS, 'kseal-controller', `http://127.0.0.1:${leader.port}`)
+    firstKid = certKid((await leader.get('/v1/cert.pem')).text)
+    oldSealed = await sealViaController('old', {password: 'rot-s3cret-old'})
+    lateSealed = await sealViaController('late', {password: 'rot-s3cret-late'}) // applied only after the keys were renewed
+    expect(recipientKids(oldSealed)).toEqual([firstKid])
+    await applySealed(oldSealed)
+    await until(() => secretObj('old'), 'the old Secret')
+
+    standby = await startReplica('rot-2')
+    await until(async () => (await standby.get('/readyz')).status === 200, 'the standby ready')
+    expect(await standby.metric('kseal_leader')).toBe(0)
+    standby.child.kill('SIGUSR1')
+    await until(() => keySecrets(KEY_NS).length === 2, 'a key renewed on the standby\'s request')
+    expect(await leader.metric('kseal_key_renewals_total{trigger="signal"}')).toBe(1)
+    expect(await standby.metric('kseal_key_renewal_requests_total{via="lease"}')).toBe(1)
+    expect(await standby.metric('kseal_keys_generated_total')).toBe(0)
+    await until(() => srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'kseal-controller')!.metadata.annotations?.[RENEW_REQUEST_ANNOTATION] === undefined,
+      'the request cleared from the Lease')
+    expect(standby.lines.some((l) => /"msg":"key renewal requested: asking the leader through the Lease"/.test(l))).toBe(true)
+    expect(leader.lines.some((l) => /"msg":"key renewal requested on the Lease".*"requestedBy":"rot-2"/.test(l))).toBe(true)
+    expect(leader.lines.some((l) => /"msg":"sealing key generated".*"trigger":"signal"/.test(l))).toBe(true)
+
+    leader.child.kill('SIGUSR1')
+    await until(() => keySecrets(KEY_NS).length === 3, 'a key renewed on the leader\'s own signal')
+    expect(await leader.metric('kseal_key_renewals_total{trigger="signal"}')).toBe(2)
+    expect(await leader.metric('kseal_key_renewal_requests_total{via="leader"}')).toBe(1)
+    // Both replicas serve the newest certificate.
+    const newestKid = await until(async () => {
+      const a = certKid((await leader.get('/v1/cert.pem')).text)
+      const b = certKid((await standby.get('/v1/cert.pem')).text)
+      return a === b && a !== firstKid && (await leader.metric('kseal_keys')) === 3 && a
+    }, 'the newest certificate served everywhere')
+    expect(JSON.parse((await standby.get('/v1/keys')).text).map((k: {kid: string; active: boolean}) => [k.kid, k.active]).at(-1)).toEqual([newestKid, true])
+  })
+
+  it('old keys still open old SealedSecrets; new seals use the newest key; the metric counts what is still on old keys', async () => {
+    await applySealed(lateSealed)
+    await until(() => secretObj('late'), 'the Secret from a SealedSecret sealed to the first key')
+    expect(Buffer.from(secretObj('late')!.data.password, 'base64').toString()).toBe('rot-s3cret-late')
+    const fresh = await sealViaController('new', {password: 'rot-s3cret-new'})
+    const newestKid = certKid((await leader.get('/v1/cert.pem')).text)
+    expect(recipientKids(fresh)).toEqual([newestKid])
+    await applySealed(fresh)
+    await until(() => secretObj('new'), 'the Secret from the new seal')
+    await until(async () => await leader.metric('kseal_sealed_secrets_on_old_keys') === 2, 'two SealedSecrets on old keys')
+    expect(await standby.metric('kseal_sealed_secrets_on_old_keys')).toBe(2)
+    expect(await leader.metric('kseal_key_age_seconds')).toBeLessThan(30)
+  })
+
+  it('kseal keys --controller lists the unsealer\'s keys, as a table and as JSON', async () => {
+    const json = await kseal(['keys', '--controller', ...proxyFlags(), '--json'])
+    expect(json).toMatchObject({code: 0, stderr: ''})
+    const keys = JSON.parse(json.stdout) as {kid: string; created: string; active: boolean; sealedSecrets: number}[]
+    expect(keys).toHaveLength(3)
+    expect(keys[0]).toMatchObject({kid: firstKid, active: false, sealedSecrets: 2})
+    expect(keys.filter((k) => k.active)).toHaveLength(1)
+    expect(keys[2].active).toBe(true)
+    expect(keys[2].sealedSecrets).toBe(1)
+    expect(keys.every((k) => /^\d{4}-\d\d-\d\dT/.test(k.created))).toBe(true)
+    expect(proxy.proxied).toContain(`${KEY_NS}/kseal-controller/v1/keys`)
+    const table = await kseal(['keys', '--controller', '--controller-url', `http://127.0.0.1:${standby.port}`])
+    expect(table.code).toBe(0)
+    const rows = table.stdout.trim().split('\n')
+    expect(rows[0]).toMatch(/^KEY ID\s+CREATED\s+ACTIVE\s+SEALED SECRETS$/)
+    expect(rows).toHaveLength(4)
+    expect(rows[1]).toMatch(new RegExp(`^${firstKid}\\s+\\d{4}-\\S+\\s+no\\s+2$`))
+    expect(rows[3]).toMatch(/\syes\s+1$/)
+    const cert = await kseal(['cert', '--controller-url', `http://127.0.0.1:${standby.port}/`])
+    expect(cert).toMatchObject({code: 0, stderr: ''})
+    expect(certKid(cert.stdout)).toBe(keys[2].kid)
+    const missing = await kseal(['keys', '--controller', '--controller-namespace', KEY_NS, '--controller-name', 'nope', '--kubeconfig', proxyKubeconfig])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/^kseal: cannot list the keys of the controller kseal-system\/nope: HTTP 404/)
+  })
+
+  it('kseal reseal -i moves SealedSecret files to the newest key; other documents and comments stay; the Secret\'s data is unchanged', async () => {
+    const newestKid = certKid((await leader.get('/v1/cert.pem')).text)
+    const configMap = '# config, untouched\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: default}\ndata:\n  k: "v"   # odd spacing kept\n'
+    const file = path.join(dir, 'old.yaml')
+    const text = `${configMap}---\n# the database password\n${YAML.stringify(oldSealed, {lineWidth: 0})}`
+    writeFileSync(file, text)
+    const jsonFile = path.join(dir, 'late.json')
+    writeFileSync(jsonFile, JSON.stringify(lateSealed, null, 2) + '\n')
+    const before = {old: secretObj('old')!.data, late: secretObj('late')!.data}
+
+    const r = await kseal(['reseal', '-i', ...proxyFlags(), file, jsonFile])
+    expect(r).toMatchObject({code: 0, stderr: 'kseal: resealed 2 SealedSecrets\n'})
+    expect(proxy.proxied).toContain(`${KEY_NS}/kseal-controller/v1/rotate`)
+    const out = readFileSync(file, 'utf8')
+    expect(out.startsWith(configMap + '---\n# the database password\n')).toBe(true)
+    const resealed = YAML.parseAllDocuments(out)[1].toJS() as SealedSecretObject
+    expect(recipientKids(resealed)).toEqual([newestKid])
+    expect(resealed.metadata).toEqual(oldSealed.metadata)
+    expect(resealed.spec.template).toEqual(oldSealed.spec.template)
+    expect(resealed.spec.envelope.scope).toBe(oldSealed.spec.envelope.scope)
+    expect(Object.keys(resealed.spec.encryptedData)).toEqual(Object.keys(oldSealed.spec.encryptedData))
+    expect(resealed.spec.encryptedData.password).not.toBe(oldSealed.spec.encryptedData.password)
+    const lateOut = JSON.parse(readFileSync(jsonFile, 'utf8')) as SealedSecretObject
+    expect(recipientKids(lateOut)).toEqual([newestKid])
+    for (const v of SECRET_VALUES) expect(out + JSON.stringify(lateOut)).not.toContain(v)
+
+    // Applied, the controller produces the same Secret data; nothing is left on old keys.
+    await applySealed(resealed)
+    await applySealed(lateOut)
+    await until(async () => await leader.metric('kseal_sealed_secrets_on_old_keys') === 0, 'no SealedSecret left on old keys')
+    await until(() => sealedObj('old')!.status?.observedGeneration === 2 && sealedObj('late')!.status?.observedGeneration === 2, 'both reconciled again')
+    await until(() => (sealedObj('old')!.status?.conditions ?? []).some((c: KubeObject) => c.type === 'Synced' && c.status === 'True'), 'old Synced')
+    expect(secretObj('old')!.data).toEqual(before.old)
+    expect(secretObj('late')!.data).toEqual(before.late)
+
+    // Again: already on the newest key, nothing rewritten. Through --controller-url this time, to stdout.
+    const again = await kseal(['reseal', '--controller-url', `http://127.0.0.1:${standby.port}`, file])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toBe(out)
+    expect(again.stderr).toBe('kseal: resealed 0 SealedSecrets; 1 already sealed to the newest key\n')
+    expect(await leader.metric('kseal_rotate_requests_total{result="resealed"}')).toBe(2)
+    expect(await standby.metric('kseal_rotate_requests_total{result="unchanged"}')).toBe(1)
+    expect(leader.lines.some((l) => /"msg":"resealed a SealedSecret to the newest key","sealedSecret":"default\/old","from":\["[0-9a-f]{16}"\],"to":"[0-9a-f]{16}"/.test(l))).toBe(true)
+  })
+
+  it('/v1/rotate refuses tampered (422), foreign (422), malformed (400) and oversized (413) input with a one-line JSON error and no plaintext', async () => {
+    const url = `http://127.0.0.1:${leader.port}/v1/rotate`
+    const post = async (body: string, type = 'application/json') => {
+      const r = await fetch(url, {method: 'POST', body, headers: {'content-type': type}})
+      const text = await r.text()
+      for (const v of SECRET_VALUES) expect(text).not.toContain(v)
+      expect(text.trim().split('\n')).toHaveLength(1)
+      return {status: r.status, json: JSON.parse(text) as {code: string; message: string}}
+    }
+    const tamperSrc = await sealViaController('tamper', {a: 'rot-s3cret-tamper', b: 'rot-s3cret-new'})
+    const ed = tamperSrc.spec.encryptedData
+    const tampered = {...tamperSrc, spec: {...tamperSrc.spec, encryptedData: {a: ed.b, b: ed.a}}}
+    expect(await post(JSON.stringify(tampered))).toMatchObject({status: 422, json: {code: 'ERR_INTEGRITY'}})
+    const moved = {...tamperSrc, metadata: {...tamperSrc.metadata, name: 'elsewhere'}}
+    expect((await post(JSON.stringify(moved))).status).toBe(422)
+    const foreign = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'f', namespace: NS}, stringData: {x: 'rot-s3cret-tamper'}},
+      [recipientFor(readFileSync(TEAM_CERT, 'utf8'))], 'strict')
+    const f = await post(JSON.stringify(foreign))
+    expect(f).toMatchObject({status: 422, json: {code: 'ERR_NO_KEY'}})
+    expect(f.json.message).toMatch(/sealed for rsa:d5326737ee564566/)
+    // YAML works as input too.
+    expect((await post(YAML.stringify(tamperSrc), 'application/yaml')).status).toBe(200)
+    expect(await post('{"kind": "SealedSecret", ')).toMatchObject({status: 400, json: {code: 'ERR_INPUT'}})
+    expect(await post('a: [b\nc: rot-plain-value', 'application/yaml')).toMatchObject({status: 400, json: {code: 'ERR_INPUT'}})
+    // A plain Secret posted by mistake: refused without echoing its values.
+    const plain = await post(JSON.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: NS}, stringData: {k: 'rot-plain-value'}}))
+    expect(plain).toMatchObject({status: 400, json: {code: 'ERR_INPUT', message: 'Secret default/p: not a SealedSecret (kind "Secret")'}})
+    const big = JSON.stringify({...tamperSrc, metadata: {...tamperSrc.metadata, annotations: {pad: 'x'.repeat(1 << 20)}}})
+    expect(await post(big)).toMatchObject({status: 413, json: {code: 'ERR_INPUT'}})
+    expect((await fetch(url)).status).toBe(405)
+    expect(await leader.metric('kseal_rotate_requests_total{result="failed"}')).toBeGreaterThanOrEqual(5)
+
+    // kseal reseal on a tampered file: exit 3, the file untouched, one line naming it.
+    const file = path.join(dir, 'tampered.yaml')
+    writeFileSync(file, YAML.stringify(tampered))
+    const before = readFileSync(file, 'utf8')
+    const r = await kseal(['reseal', '-i', ...proxyFlags(), file])
+    expect(r.code).toBe(3)
+    expect(r.stderr.split('\n')).toContain(`kseal: ${file}: document 1 (Secret default/tamper): the controller kseal-system/kseal-controller could not reseal it: HTTP 422: ` +
+      'Secret default/tamper: encryptedData.a: cannot decrypt: the value was altered or moved here from another key or Secret')
+    expect(readFileSync(file, 'utf8')).toBe(before)
+  })
+
+  it('--key-cutoff at start: keys before it stop sealing, a new key is made at once, old keys still open', async () => {
+    expect(await stop(standby)).toBe(0)
+    expect(await stop(leader)).toBe(0)
+    const oldKids = keySecrets(KEY_NS).map((s) => s.metadata.annotations['kseal.dev/key-id'])
+    await sleep(10)
+    const cutoff = new Date().toISOString()
+    const bad = await kseal(['controller', '--kubeconfig', kubeconfig, '--key-cutoff', 'last tuesday'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--key-cutoff "last tuesday": expected an RFC 3339 time/)
+    const c = await startReplica('rot-cutoff', ['--key-cutoff', cutoff])
+    await until(async () => (await c.get('/readyz')).status === 200 && await c.metric('kseal_key_renewals_total{trigger="cutoff"}') === 1, 'a key made for the cutoff')
+    const kid = certKid((await c.get('/v1/cert.pem')).text)
+    expect(oldKids).not.toContain(kid)
+    expect(keySecrets(KEY_NS)).toHaveLength(oldKids.length + 1)
+    const keys = JSON.parse((await c.get('/v1/keys')).text) as {kid: string; active: boolean; retired: boolean}[]
+    expect(keys.filter((k) => k.retired).map((k) => k.kid).sort()).toEqual([...oldKids].sort())
+    expect(keys.filter((k) => k.active).map((k) => k.kid)).toEqual([kid])
+    // Everything applied so far is sealed to keys older than the cutoff.
+    await until(async () => await c.metric('kseal_sealed_secrets_on_old_keys') === srv.listObjects('kseal.dev/v1', 'SealedSecret', NS).length, 'the metric against the cutoff')
+    // An old key still opens a SealedSecret sealed to it.
+    const oldKeyCert = Buffer.from(keySecrets(KEY_NS).find((s) => s.metadata.annotations['kseal.dev/key-id'] === firstKid)!.data['tls.crt'], 'base64').toString()
+    const viaOld = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'after-cutoff', namespace: NS}, stringData: {p: 'rot-s3cret-old'}},
+      [recipientFor(oldKeyCert)], 'strict')
+    await applySealed(viaOld)
+    await until(() => secretObj('after-cutoff'), 'a SealedSecret on a pre-cutoff key unsealed')
+    // ... and /v1/rotate moves it past the cutoff.
+    const r = await fetch(`http://127.0.0.1:${c.port}/v1/rotate`, {method: 'POST', body: JSON.stringify(viaOld), headers: {'content-type': 'application/json'}})
+    expect(r.status).toBe(200)
+    expect(recipientKids(await r.json() as SealedSecretObject)).toEqual([kid])
+    expect(await stop(c)).toBe(0)
+  })
+})
