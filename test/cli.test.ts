@@ -109,7 +109,8 @@ describe('encrypt and decrypt', () => {
     const child = spawn(process.execPath, [BIN, 'encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, d], {env: cleanEnv() as NodeJS.ProcessEnv, cwd: ROOT})
     const closed = new Promise((r) => child.on('close', r))
     // Kill it once it has started writing: some files are encrypted, others not yet.
-    for (let t = 0; t < 200 && readdirSync(d).every((n) => !readFileSync(path.join(d, n), 'utf8').includes('kseal:v1:')); t++) {
+    const written = () => readdirSync(d).some((n) => /^s\d+\.yaml$/.test(n) && readFileSync(path.join(d, n), 'utf8').includes('kseal:v1:'))
+    for (let t = 0; t < 400 && !written(); t++) {
       await new Promise((r) => setTimeout(r, 20))
     }
     child.kill('SIGKILL')
