@@ -4,12 +4,13 @@
  * private key. Every other document passes through byte for byte; in a YAML file only the changed
  * SealedSecret documents are rewritten (comments and key order kept), JSON stays JSON.
  */
-import {Document, isMap, type Document as YamlDocument} from 'yaml'
+import type {Document as YamlDocument} from 'yaml'
 import {controllerRequest, type ControllerTarget, describeTarget, errorDetail, statusHint} from './controller/client.js'
-import {applyEdits, type Edit} from './edits.js'
+import {applyEdits} from './edits.js'
 import {type ErrorCode, isKsealError, KsealError, type Where} from './errors.js'
 import {parseManifests} from './manifest.js'
 import {isKsealSealedSecret} from './sealed.js'
+import {documentEdit, setSealedSpec} from './sealed/stream.js'
 
 type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -122,22 +123,8 @@ export async function resealText(text: string, file: string | undefined, reseal:
   const docs = new Set<YamlDocument.Parsed>()
   targets.forEach((t, i) => {
     if (!results[i].changed) return
-    const spec = results[i].sealed.spec as {encryptedData: Record<string, string>; envelope: unknown}
-    const before = isObj(t.obj.spec) && isObj(t.obj.spec.encryptedData) ? t.obj.spec.encryptedData : {}
-    for (const [k, v] of Object.entries(spec.encryptedData)) if (before[k] !== v) t.doc.setIn([...t.path, 'spec', 'encryptedData', k], v)
-    t.doc.setIn([...t.path, 'spec', 'envelope'], t.doc.createNode(spec.envelope))
+    setSealedSpec(t.doc, t.path, t.obj, results[i].sealed.spec as {encryptedData: Record<string, string>; envelope: unknown})
     docs.add(t.doc)
   })
-  const edits: Edit[] = []
-  for (const doc of docs) {
-    if (!isMap(doc.contents)) throw new KsealError('ERR_INPUT', 'the SealedSecret is not a mapping', {file})
-    const fresh = new Document(null, {version: '1.1'})
-    fresh.contents = doc.contents
-    const [start, end] = doc.contents.range!
-    let body = fresh.toString({lineWidth: 0, indentSeq: false})
-    if (!p.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
-    if (p.eol !== '\n') body = body.replace(/\n/g, p.eol)
-    edits.push({start, end, text: body})
-  }
-  return applyEdits(p.text, edits)
+  return applyEdits(p.text, [...docs].map((doc) => documentEdit(p, doc, {file})))
 }

@@ -6,33 +6,22 @@
  * failover, graceful shutdown, and API faults.
  */
 import {describe, it, expect, beforeAll, afterAll, afterEach} from '@jest/globals'
-import {spawn, type ChildProcess} from 'node:child_process'
 import crypto from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
-import {sample} from '../src/controller/metrics.js'
 import {RsaRecipient} from '../keys/rsa.js'
 import {keySecret} from '../src/controller/keys.js'
 import {sealSecret} from '../src/sealed.js'
-import {BIN, cleanEnv, kseal, ROOT, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
+import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
+import {type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
 
 const KEY_NS = 'kseal-system'
 const NS = 'default'
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await f()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
 
 let srv: K8sApiServer
 let proxy: ServiceProxy
@@ -43,43 +32,8 @@ const procs: Replica[] = []
 /** Every plaintext value the tests seal: none may ever appear in a log line. */
 const SECRET_VALUES = ['e2e-s3cret-one', 'e2e-s3cret-two', 'e2e-fixed-value', 'e2e-restart', 'e2e-failover', 'e2e-fault']
 
-interface Replica {
-  name: string
-  child: ChildProcess
-  port: number
-  lines: string[]
-  exit: Promise<number | null>
-  get(p: string): Promise<{status: number; text: string}>
-  metric(series: string): Promise<number>
-}
-
 async function startReplica(name: string, extra: string[] = []): Promise<Replica> {
-  const args = [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--key-bits', '2048', '--listen', '127.0.0.1:0',
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', name, ...extra]
-  const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
-  const lines: string[] = []
-  let buf = ''
-  let port = 0
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d
-    let i
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i)
-      buf = buf.slice(i + 1)
-      lines.push(line)
-      const m = /"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(line)
-      if (m) port = Number(m[1])
-    }
-  })
-  child.stdout!.resume()
-  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
-  await until(() => port || child.exitCode !== null, `${name} to listen`)
-  if (!port) throw new Error(`${name} exited: ${lines.join('\n')}`)
-  const get = async (p: string) => {
-    const r = await fetch(`http://127.0.0.1:${port}${p}`)
-    return {status: r.status, text: await r.text()}
-  }
-  const rep: Replica = {name, child, port, lines, exit, get, metric: async (series) => sample((await get('/metrics')).text, series) ?? 0}
+  const rep = await startReplicaProcess({name, kubeconfig, keyNamespace: KEY_NS, extra})
   procs.push(rep)
   return rep
 }
@@ -136,10 +90,7 @@ function checkLogs(rep: Replica): void {
   }
 }
 
-async function stop(rep: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-  if (rep.child.exitCode === null && rep.child.signalCode === null) rep.child.kill(signal)
-  return rep.exit
-}
+const stop = stopReplica
 
 beforeAll(async () => {
   srv = await startK8sApiServer({namespaces: ['default', 'kube-system', KEY_NS]})

@@ -193,10 +193,22 @@ export async function mergeIntoText(text: string, file: string, secret: Obj, rec
     const spec = isObj(js.spec) ? js.spec : {}
     return JSON.stringify({...js, spec: {...spec, encryptedData, envelope}}, null, 2) + '\n'
   }
-  // Edit the document in place so comments and key order survive; then write just its content back.
-  const before = isObj(js.spec) && isObj(js.spec.encryptedData) ? js.spec.encryptedData : {}
-  for (const [k, v] of Object.entries(encryptedData)) if (before[k] !== v) doc.setIn(['spec', 'encryptedData', k], v)
-  doc.setIn(['spec', 'envelope'], doc.createNode(envelope))
+  setSealedSpec(doc, [], js, {encryptedData, envelope})
+  return applyEdits(p.text, [documentEdit(p, doc, where)])
+}
+
+/**
+ * Writes new ciphertext into a SealedSecret in a parsed document (at `path`, for one inside a List),
+ * editing the document in place so comments and key order survive; only changed values are set.
+ */
+export function setSealedSpec(doc: Document, path: (string | number)[], current: Obj, spec: {encryptedData: Record<string, string>; envelope: unknown}): void {
+  const before = isObj(current.spec) && isObj(current.spec.encryptedData) ? current.spec.encryptedData : {}
+  for (const [k, v] of Object.entries(spec.encryptedData)) if (before[k] !== v) doc.setIn([...path, 'spec', 'encryptedData', k], v)
+  doc.setIn([...path, 'spec', 'envelope'], doc.createNode(spec.envelope))
+}
+
+/** The edit that writes a modified document's content back over its source range, in the file's line ends. */
+export function documentEdit(p: {text: string; eol: string}, doc: Document, where?: Where): Edit {
   if (!isMap(doc.contents)) throw new KsealError('ERR_INPUT', 'the SealedSecret is not a mapping', where)
   const fresh = new Document(null, {version: '1.1'})
   fresh.contents = doc.contents
@@ -204,7 +216,7 @@ export async function mergeIntoText(text: string, file: string, secret: Obj, rec
   let body = fresh.toString({lineWidth: 0, indentSeq: false})
   if (!p.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
   if (p.eol !== '\n') body = body.replace(/\n/g, p.eol)
-  return applyEdits(p.text, [{start, end, text: body}])
+  return {start, end, text: body}
 }
 
 /**

@@ -1,0 +1,67 @@
+/** Real `kseal controller` processes for tests: started with a kubeconfig, read through their logs and HTTP. */
+import {type ChildProcess, spawn} from 'node:child_process'
+import {sample} from '../../src/controller/metrics.js'
+import {BIN, cleanEnv, ROOT} from './cli.js'
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Polls until `f` gives a truthy value; fails naming `what` after the timeout. */
+export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await f()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+export interface Replica {
+  name: string
+  child: ChildProcess
+  port: number
+  /** Every line it logged (JSON). */
+  lines: string[]
+  exit: Promise<number | null>
+  get(p: string): Promise<{status: number; text: string}>
+  metric(series: string): Promise<number>
+}
+
+/**
+ * Starts a controller replica with short leader-election periods and 2048-bit keys, and waits until
+ * it serves HTTP (its port comes from its "serving HTTP" log line).
+ */
+export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; extra?: string[]}): Promise<Replica> {
+  const args = [BIN, 'controller', '--kubeconfig', o.kubeconfig, '--key-namespace', o.keyNamespace, '--key-bits', '2048', '--listen', '127.0.0.1:0',
+    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
+  const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
+  const lines: string[] = []
+  let buf = ''
+  let port = 0
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      lines.push(line)
+      const m = /"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(line)
+      if (m) port = Number(m[1])
+    }
+  })
+  child.stdout!.resume()
+  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+  await until(() => port || child.exitCode !== null, `${o.name} to listen`)
+  if (!port) throw new Error(`${o.name} exited: ${lines.join('\n')}`)
+  const get = async (p: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}${p}`)
+    return {status: r.status, text: await r.text()}
+  }
+  return {name: o.name, child, port, lines, exit, get, metric: async (series) => sample((await get('/metrics')).text, series) ?? 0}
+}
+
+/** Signals a replica (SIGTERM by default) unless it has already exited; resolves with its exit code. */
+export async function stopReplica(rep: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (rep.child.exitCode === null && rep.child.signalCode === null) rep.child.kill(signal)
+  return rep.exit
+}
