@@ -17,7 +17,7 @@ parentPort.on('message', (m) => {
     let key = keys.get(m.kid)
     if (!key) { key = crypto.createPrivateKey({key: Buffer.from(m.der), format: 'der', type: 'pkcs8'}); keys.set(m.kid, key) }
     const out = crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from(m.label)}, Buffer.from(m.ct))
-    parentPort.postMessage({id: m.id, ok: true, out})
+    parentPort.postMessage({id: m.id, ok: true, out: new Uint8Array(out)})
   } catch (e) {
     parentPort.postMessage({id: m.id, ok: false})
   }
@@ -104,7 +104,9 @@ export class RsaDecryptPool {
     const id = this.nextId++
     slot.busy++
     this.inFlight.set(id, job)
-    slot.w.postMessage({id, kid: job.k.kid, der, ct: job.ct, label: job.label})
+    // Small Buffers are views into Node's shared 8 KiB pool, and posting a view copies its whole
+    // backing store: send exact-size copies.
+    slot.w.postMessage({id, kid: job.k.kid, der, ct: new Uint8Array(job.ct), label: new Uint8Array(job.label)})
   }
 
   /** Worker threads started so far (0 while all work has run inline). */
