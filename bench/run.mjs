@@ -5,7 +5,7 @@
 //   node bench/run.mjs [--only startup,bulk,sealed,kms,controller] [--quick]
 import {spawnSync} from 'node:child_process'
 import crypto from 'node:crypto'
-import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -16,6 +16,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const KEY = path.join(ROOT, 'test/fixtures/keys/team.key')
 const CERT = path.join(ROOT, 'test/fixtures/keys/team.crt')
+// git keeps no file modes: a fresh clone's fixture keys are 0644, which kseal refuses (as ssh does).
+for (const k of [KEY, path.join(ROOT, 'test/fixtures/keys/other.key')]) chmodSync(k, 0o600)
 const args = process.argv.slice(2)
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : null
 const quick = args.includes('--quick')
