@@ -7,7 +7,7 @@
  * comments), refused when group or others can read them, as for RSA keys.
  */
 import {KsealError} from '../src/errors.js'
-import {checkPrivateMode, keyPath, readKeyFile} from './keyfile.js'
+import {checkPrivateMode, isAgeKeyFile, keyPath, readKeyFile} from './keyfile.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'age'
@@ -20,10 +20,6 @@ type AgeLib = typeof import('age-encryption')
 let loading: Promise<AgeLib> | undefined
 const lib = (): Promise<AgeLib> => (loading ??= import('age-encryption'))
 
-/** True when a file's text holds age identities (the registry's sniffer). */
-export function sniff(text: string): boolean {
-  return /^AGE-SECRET-KEY-1/m.test(text)
-}
 
 export class AgeRecipient implements Recipient {
   readonly backend = NAME
@@ -136,7 +132,7 @@ export class AgeBackend implements Backend {
   }
 
   async identitiesFromFile(file: string, text: string): Promise<Identity[]> {
-    if (!sniff(text)) throw new KsealError('ERR_CONFIG', `${file}: not an age key file (no AGE-SECRET-KEY-1... line)`)
+    if (!isAgeKeyFile(text)) throw new KsealError('ERR_CONFIG', `${file}: not an age key file (no AGE-SECRET-KEY-1... line)`)
     await checkPrivateMode(file)
     return parseIdentityFile(file, text)
   }

@@ -3,6 +3,7 @@
  * of its kind is actually used (the AWS SDK, say, loads only for `awskms:` keys).
  */
 import {KsealError} from '../src/errors.js'
+import {isAgeKeyFile, isRsaKeyFile} from './keyfile.js'
 import type {Backend, BackendContext, Identity, Recipient} from './types.js'
 
 interface Registration {
@@ -14,9 +15,9 @@ interface Registration {
 }
 
 const REGISTRY: Record<string, Registration> = {
-  rsa: {load: async () => (await import('./rsa.js')).backend(), sniff: (t) => /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(t)},
+  rsa: {load: async () => (await import('./rsa.js')).backend(), sniff: isRsaKeyFile},
   awskms: {load: async () => (await import('./awskms.js')).backend(), ambient: true},
-  age: {load: async () => (await import('./age.js')).backend(), sniff: (t) => /^AGE-SECRET-KEY-1/m.test(t)},
+  age: {load: async () => (await import('./age.js')).backend(), sniff: isAgeKeyFile},
 }
 
 export function backendNames(): string[] {

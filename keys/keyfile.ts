@@ -4,6 +4,11 @@ import path from 'node:path'
 import {keyFileError, KsealError} from '../src/errors.js'
 import type {BackendContext} from './types.js'
 
+/** Key files are told apart by content: a PEM private key (also a passphrase-protected one, so the
+ * RSA backend can say it is not supported) or an age identity file, as age-keygen writes it. */
+export const isRsaKeyFile = (text: string): boolean => /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(text)
+export const isAgeKeyFile = (text: string): boolean => /^AGE-SECRET-KEY-1/m.test(text)
+
 /** A key path from a URI or flag: `~/` means the injected HOME, relative paths the injected cwd. */
 export function keyPath(rest: string, ctx: BackendContext): string {
   const home = ctx.env.HOME

@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../src/errors.js'
-import {checkPrivateMode, keyPath, readKeyFile} from './keyfile.js'
+import {checkPrivateMode, isRsaKeyFile, keyPath, readKeyFile} from './keyfile.js'
 import {RsaDecryptPool} from './rsa-pool.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
@@ -73,10 +73,6 @@ export class RsaIdentity implements Identity {
   }
 }
 
-/** True when a file's text is an RSA private key this backend reads. */
-export function sniff(text: string): boolean {
-  return /-----BEGIN (RSA )?PRIVATE KEY-----/.test(text)
-}
 
 export class RsaBackend implements Backend {
   readonly name = NAME
@@ -95,7 +91,7 @@ export class RsaBackend implements Backend {
     if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text)) {
       throw new KsealError('ERR_CONFIG', `${file}: passphrase-protected private keys are not supported; store it unencrypted with mode 0600`)
     }
-    if (!sniff(text)) throw new KsealError('ERR_CONFIG', `${file}: not an RSA private key (PEM)`)
+    if (!isRsaKeyFile(text)) throw new KsealError('ERR_CONFIG', `${file}: not an RSA private key (PEM)`)
     await checkPrivateMode(file)
     let key: crypto.KeyObject
     try {

@@ -25,11 +25,11 @@ import path from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, type YAMLMap} from 'yaml'
 import {type Backends, splitUri} from '../keys/index.js'
 import {type Recipient, type Scope, SCOPES} from '../keys/types.js'
-import {applyEdits} from './edits.js'
 import {ioError, isKsealError, KsealError, formatWhere} from './errors.js'
 import type {Keyring} from './keyring.js'
-import {parseManifests, type SecretDoc} from './manifest.js'
-import {type EncryptOptions, encryptSecret} from './secret.js'
+import type {SecretDoc} from './manifest.js'
+import type {EncryptOptions} from './secret.js'
+import {encryptText} from './transform.js'
 
 export const CONFIG_NAMES = ['.kseal.yaml', '.kseal.yml']
 
@@ -261,16 +261,13 @@ export class CreationRules {
 
 /** Encrypts a file's Secrets, each for the recipients of the first rule that matches it. */
 export async function encryptTextWithRules(text: string, file: string | undefined, rules: CreationRules, base: RuleOptions): Promise<string> {
-  const p = parseManifests(text, file)
-  const edits = (await Promise.all(p.secrets.map(async (s) => {
+  return encryptText(text, file, async (s) => {
+    // Only a Secret that gets its first envelope needs a rule; others keep their recipients.
     const fresh = !s.envelopePair && s.values.some((v) => v.value !== null && !v.encrypted)
-    let opts: EncryptOptions
     try {
-      opts = fresh ? await rules.optionsFor(file, s, base) : {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}
+      return fresh ? await rules.optionsFor(file, s, base) : {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}
     } catch (e) {
       throw isKsealError(e) ? e.at(s.where) : e
     }
-    return encryptSecret(p.text, p.eol, s, opts)
-  }))).flat()
-  return edits.length ? applyEdits(text, edits) : text
+  })
 }

@@ -5,12 +5,16 @@
  */
 import {applyEdits, type Edit} from './edits.js'
 import type {Keyring} from './keyring.js'
-import {parseManifests, parseManifestsIncrementally} from './manifest.js'
+import {parseManifests, parseManifestsIncrementally, type SecretDoc} from './manifest.js'
 import {decryptSecret, type EncryptOptions, encryptSecret} from './secret.js'
 
-export async function encryptText(text: string, file: string | undefined, opts: EncryptOptions): Promise<string> {
+/** Options for every Secret, or per Secret (recipients and scope from `.kseal.yaml` rules). */
+export type EncryptOptionsFor = EncryptOptions | ((s: SecretDoc) => Promise<EncryptOptions>)
+
+export async function encryptText(text: string, file: string | undefined, opts: EncryptOptionsFor): Promise<string> {
   const p = parseManifests(text, file)
-  const edits = (await Promise.all(p.secrets.map((s) => encryptSecret(p.text, p.eol, s, opts)))).flat()
+  const optionsOf = typeof opts === 'function' ? opts : async () => opts
+  const edits = (await Promise.all(p.secrets.map(async (s) => encryptSecret(p.text, p.eol, s, await optionsOf(s))))).flat()
   return edits.length ? applyEdits(text, edits) : text
 }
 

@@ -6,16 +6,11 @@
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../errors.js'
-import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, proxyPath, statusHint} from './client.js'
+import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, statusHint} from './client.js'
 import {KEY_CREATED_ANNOTATION, KEY_SELECTOR} from './keys.js'
 import {clusterApi, describeError, loadKubeConfig, type KubeOptions} from './kube.js'
 
 export {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, type ControllerRef, type ControllerTarget} from './client.js'
-
-/** The service-proxy path of the controller's certificate endpoint (service port named `http`). */
-export function certProxyPath(namespace: string, name: string): string {
-  return proxyPath(namespace, name, '/v1/cert.pem')
-}
 
 function checkPem(pem: string, where: string): string {
   try {
