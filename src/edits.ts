@@ -53,16 +53,17 @@ function blockHeader(text: string, node: Scalar): BlockHeader {
   if (header.endsWith('\r')) header = header.slice(0, -1)
   const ind = /^[|>]([-+]?)(\d?)([-+]?)/.exec(header)
   const chompChar = (ind?.[1] || ind?.[3]) ?? ''
-  // Content indentation: the first non-blank line after the header; else the parent's plus two.
-  let indent = ''
-  for (let at = nl + 1; nl !== -1 && at < node.range![1]; at = afterLine(text, at)) {
+  // The mapping the block belongs to is indented as far as its key, which starts the line (after any
+  // `- ` entries, as in `  - key: |`); an explicit indicator counts from there.
+  const parent = /^(?: *- +)* */.exec(text.slice(lineStart(text, start), start))![0].length
+  let indent = ind?.[2] ? ' '.repeat(parent + Number(ind[2])) : ''
+  // Otherwise: the first non-blank line after the header; with none (an empty or whitespace-only
+  // block), two deeper than the key.
+  for (let at = nl + 1; indent === '' && nl !== -1 && at < node.range![1]; at = afterLine(text, at)) {
     const line = text.slice(at, afterLine(text, at)).replace(/\r?\n$/, '')
-    if (line.trim() !== '') {
-      indent = /^ */.exec(line)![0]
-      break
-    }
+    if (line.trim() !== '') indent = /^ */.exec(line)![0]
   }
-  if (indent === '') indent = ' '.repeat(column(text, lineStart(text, start)) + 2)
+  if (indent === '') indent = ' '.repeat(parent + 2)
   return {header, chomp: chompChar === '-' ? 'strip' : chompChar === '+' ? 'keep' : 'clip', explicitIndent: Boolean(ind?.[2]), indent}
 }
 
@@ -89,11 +90,20 @@ function implicitlyTyped(value: string): boolean {
 /** A value with no indicator, comment or mapping syntax anywhere: only its implicit type can make it more than a string. */
 const SIMPLE_PLAIN = /^[^-?:,[\]{}#&*!|>'"%@`\s][^:#\n\r\t]*$/
 
+/**
+ * Characters a YAML reader may not take literally, so they are only ever written escaped: C0 and C1
+ * controls other than tab, YAML 1.1's extra line breaks (NEL, LS, PS, which Go's YAML reader folds),
+ * and U+FEFF (which readers strip as a byte-order mark).
+ */
+const UNSAFE_LITERAL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ufeff]/
+
 function safePlain(value: string, flow: boolean): boolean {
-  if (value === '' || value !== value.trim() || /[\n\r\t]/.test(value)) return false
+  // Only space and tab are whitespace to YAML; String.trim() would also strip NBSP, U+3000 and the
+  // like, which a plain scalar holds as ordinary characters.
+  if (value === '' || /^[ \t]|[ \t]$/.test(value) || UNSAFE_LITERAL.test(value)) return false
   if (flow && /[,[\]{}]/.test(value)) return false
   if (SIMPLE_PLAIN.test(value)) return !implicitlyTyped(value)
-  if (value.includes(': ') || value.includes(' #')) return false
+  if (value.includes(': ') || value.includes(' #') || value.includes(':\t') || value.includes('\t#')) return false
   // Whatever else could make it more than a string (indicators, anchors, tags) shows when it is read
   // back on its own.
   try {
@@ -103,19 +113,36 @@ function safePlain(value: string, flow: boolean): boolean {
   }
 }
 
+const hex = (c: string, width: number) => c.charCodeAt(0).toString(16).padStart(width, '0')
+
+/** YAML's own short escapes, as Go's YAML writer and the yaml package both spell them. */
+const YAML_ESCAPES: Record<string, string> = {
+  '\0': '\\0', '\x07': '\\a', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\v': '\\v', '\f': '\\f', '\r': '\\r',
+  '\x1b': '\\e', '"': '\\"', '\\': '\\\\', '\x85': '\\N', '\u2028': '\\L', '\u2029': '\\P',
+}
+
+/**
+ * A double-quoted string that every reader takes back as exactly `value`. In a flow collection (JSON
+ * among them) it is JSON, so a JSON file stays JSON; elsewhere it uses YAML's escapes.
+ */
+function doubleQuoted(value: string, flow: boolean): string {
+  if (flow) return JSON.stringify(value).replace(/[\x7f-\x9f\u2028\u2029\ufeff]/g, (c) => `\\u${hex(c, 4)}`)
+  return `"${value.replace(/[\x00-\x1f"\\\x7f-\x9f\u2028\u2029\ufeff]/g, (c) => YAML_ESCAPES[c] ?? (c < '\u0100' ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`))}"`
+}
+
 /**
  * Replaces a token's scalar with the plaintext value, in the style the token was written in —
  * which is the style the value had before it was encrypted. Where that style cannot hold the value
- * exactly, a double-quoted (JSON) string is written instead, which every YAML reader reads the same.
+ * exactly, a double-quoted string is written instead, which every YAML reader reads the same.
  */
 export function valueEdit(text: string, node: Scalar, value: string, eol: string, flow: boolean): Edit {
   const [start, end] = node.range!
-  const json = JSON.stringify(value)
+  const quoted = doubleQuoted(value, flow)
   switch (node.type) {
     case Scalar.QUOTE_DOUBLE:
-      return {start, end, text: json}
+      return {start, end, text: quoted}
     case Scalar.QUOTE_SINGLE:
-      return {start, end, text: /[\n\r]/.test(value) ? json : `'${value.replace(/'/g, "''")}'`}
+      return {start, end, text: UNSAFE_LITERAL.test(value) ? quoted : `'${value.replace(/'/g, "''")}'`}
     case Scalar.BLOCK_LITERAL:
     case Scalar.BLOCK_FOLDED: {
       const h = blockHeader(text, node)
@@ -123,16 +150,17 @@ export function valueEdit(text: string, node: Scalar, value: string, eol: string
       // text, and the value goes back as a literal block with the same chomping.
       const oneLine = !(h.chomp === 'strip' ? value : value.slice(0, -1)).includes('\n')
       const header = node.type === Scalar.BLOCK_FOLDED && !oneLine ? h.header.replace(/^>/, '|') : h.header
-      const fits = !/\r|\t/.test(value) && !(value.startsWith(' ') && !h.explicitIndent) &&
+      const fits = !/\t/.test(value) && !UNSAFE_LITERAL.test(value.replace(/\n/g, '')) && !(value.startsWith(' ') && !h.explicitIndent) &&
         (h.chomp === 'strip' ? !value.endsWith('\n') : h.chomp === 'clip' ? value === '' || (value.endsWith('\n') && !value.endsWith('\n\n')) : value === '' || value.endsWith('\n'))
-      if (!fits) return {start, end, text: json}
+      // A block's range takes in its last line break; a quoted string put in its place needs one.
+      if (!fits) return {start, end, text: quoted + (text[end - 1] === '\n' ? eol : '')}
       if (value === '') return {start, end, text: header + eol}
       const body = h.chomp === 'strip' ? value : value.slice(0, -1)
       const lines = body.split('\n').map((l) => (l === '' ? '' : h.indent + l))
       return {start, end, text: header + eol + lines.join(eol) + eol}
     }
     default:
-      return {start, end, text: safePlain(value, flow) ? value : json}
+      return {start, end, text: safePlain(value, flow) ? value : quoted}
   }
 }
 

@@ -40,7 +40,11 @@ const place = (v: SecretValue) => `${v.field}.${v.key}`
 /** The bytes a value stands for: base64-decoded `data`, UTF-8 `stringData`. */
 export function valueBytes(v: SecretValue): Buffer {
   const s = v.value ?? ''
-  if (v.field === 'stringData') return Buffer.from(s, 'utf8')
+  if (v.field === 'stringData') {
+    // UTF-8 cannot carry a lone surrogate (an escape like "\ud800"); encoding would quietly turn it into U+FFFD.
+    if (/\p{Cs}/u.test(s)) throw new KsealError('ERR_INPUT', 'not valid Unicode text (a lone surrogate escape); use data with base64 for bytes', {key: place(v)})
+    return Buffer.from(s, 'utf8')
+  }
   // Kubernetes (Go's StdEncoding) takes padded standard base64, ignoring line breaks.
   const compact = s.replace(/[\r\n]/g, '')
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(compact)) {
@@ -52,7 +56,8 @@ export function valueBytes(v: SecretValue): Buffer {
 /** The text a value is written back as. */
 export function valueText(field: Field, bytes: Buffer): string {
   if (field === 'data') return bytes.toString('base64')
-  return new TextDecoder('utf-8', {fatal: true}).decode(bytes)
+  // ignoreBOM keeps a value's leading U+FEFF: it is part of the value, not a marker to strip.
+  return new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(bytes)
 }
 
 function bindingOf(s: SecretDoc, scope: Scope): Binding {

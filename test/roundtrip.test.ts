@@ -6,7 +6,7 @@ import crypto from 'node:crypto'
 import {readdirSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
-import {parseAllDocuments} from 'yaml'
+import {parse, parseAllDocuments} from 'yaml'
 import {decryptText, encryptText} from '../src/transform.js'
 import {parseManifests} from '../src/manifest.js'
 import {FIXTURES} from './support/cli.js'
@@ -111,4 +111,46 @@ describe('round trip over the corpus', () => {
     expect(again).toMatch(/  b: kseal:v1:/)
     expect(await decryptText(again, 'x', keyring)).toBe(original.replace('stringData:\n', 'stringData:\n  b: second\n'))
   })
+
+  describe('block scalars and unusual characters (found by the property tests)', () => {
+    const secret = (body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: b\nstringData:\n${body}`
+
+    it.each([
+      ['a whitespace-only keep block', '  a: |+\n    \n', '  a: |+\n\n'],
+      ['an empty block under a nested key', '  a: |\n', '  a: |\n'],
+      ['a block with an explicit indent and a leading space', '  a: |2-\n     leading space\n', '  a: |2-\n     leading space\n'],
+    ])('%s encrypts to valid YAML and decrypts to the same value', async (_, body, back) => {
+      const text = secret(body)
+      const enc = await encrypt(text)
+      const value = parse(text, {version: '1.1'}).stringData.a
+      expect(parse(enc, {version: '1.1'}).stringData.a).toMatch(/^kseal:v1:/)
+      const dec = await decryptText(enc, 'x', keyring)
+      expect(dec).toBe(secret(back))
+      expect(parse(dec, {version: '1.1'}).stringData.a).toBe(value)
+    })
+
+    it('an empty keep block in a Secret inside a List goes deeper than its key', async () => {
+      const text = 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: l}\n    stringData:\n      a: |+\n        \n'
+      const enc = await encrypt(text)
+      expect(enc).toMatch(/\n      a: \|\+\n        kseal:v1:/)
+      expect(await decryptText(enc, 'x', keyring)).toBe(text.replace(/ +\n$/, '\n'))
+    })
+
+    it('keeps a leading U+FEFF in a value (it is not a byte-order mark there)', async () => {
+      const text = secret('  a: "\\ufeffx"\n')
+      const dec = await decryptText(await encrypt(text), 'x', keyring)
+      expect(parse(dec, {version: '1.1'}).stringData.a).toBe('\ufeffx')
+    })
+
+    it('a block holding a character kseal must escape comes back double-quoted, with its line end', async () => {
+      const text = secret('  a: |-\n    x\n    \u2028\n  b: next\n')
+      const dec = await decryptText(await encrypt(text), 'x', keyring)
+      expect(dec).toBe(secret('  a: "x\\n\\L"\n  b: next\n'))
+    })
+
+    it('refuses a stringData lone surrogate, which UTF-8 cannot carry, instead of changing it', async () => {
+      await expect(encrypt(secret('  a: "x\\ud800"\n'))).rejects.toMatchObject({exitCode: 2, line: expect.stringContaining('stringData.a')})
+    })
+  })
 })
+
