@@ -1,5 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {CreationRules} from '../src/config.js'
 import {editFile, terminalAsk} from '../src/edit.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
@@ -17,27 +18,32 @@ If the edited text is not valid (broken YAML, a data value that is not base64, a
 The temporary directory is removed on every exit path, also on Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 It is created under $XDG_RUNTIME_DIR when set, else $TMPDIR.
 
-A Secret that is not encrypted yet (or one you add) needs -r: without it, edit refuses to open a
-file holding a plaintext Secret.`
+A Secret that is not encrypted yet (or one you add) is encrypted for -r, or else for the first
+.kseal.yaml rule that matches it (as kseal encrypt does); with neither, edit refuses to open a file
+holding a plaintext Secret.`
   static override examples = [
     {description: 'Edit with your configured editor', command: '<%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
     {description: 'Use VS Code for this edit', command: 'EDITOR="code --wait" <%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
     {description: 'Encrypt a plaintext Secret file on save for a team certificate', command: '<%= config.bin %> <%= command.id %> -r rsa:team.crt new.secret.yaml'},
+    {description: 'A plaintext Secret file under a .kseal.yaml rule: encrypted on save for the rule\'s recipients', command: '<%= config.bin %> <%= command.id %> k8s/prod/new.secret.yaml'},
   ]
   static override args = {file: Args.string({required: true, description: 'The manifest file to edit.', ignoreStdin: true})}
   static override flags = {
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
     recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt Secrets that are not encrypted yet (new or plaintext ones): a key URI such as rsa:PATH. Repeatable.'}),
-    scope: Flags.string({options: [...SCOPES], default: 'strict', description: 'Scope for Secrets encrypted for -r: strict (namespace and name), namespace, or cluster.'}),
+    scope: Flags.string({options: [...SCOPES], description: 'Scope for Secrets that have no key yet: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s, else strict.'}),
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Edit)
     const backends = this.backends()
     const recipients = await Promise.all((flags.recipient ?? []).map((r) => backends.recipient(r)))
+    // Without -r, Secrets that have no key yet follow .kseal.yaml, as kseal encrypt does.
+    const rules = recipients.length === 0 ? new CreationRules(backends) : undefined
     const result = await editFile(args.file, {
       recipients,
-      scope: flags.scope as Scope,
+      rules: rules && (await rules.cover(args.file)) ? rules : undefined,
+      scope: flags.scope as Scope | undefined,
       keyring: this.keyring(flags.key),
       env: process.env,
       ask: terminalAsk(),

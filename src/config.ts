@@ -222,6 +222,11 @@ export class CreationRules {
     for (const dir of new Set(files.map((f) => this.dirOf(f)))) await this.finder.find(dir)
   }
 
+  /** Whether a `.kseal.yaml` applies to the file (read now, so a malformed one fails before any work). */
+  async cover(file: string | undefined): Promise<boolean> {
+    return (await this.finder.find(this.dirOf(file))) !== null
+  }
+
   /** The options that encrypt one Secret that has no envelope yet. */
   async optionsFor(file: string | undefined, s: SecretDoc, base: RuleOptions): Promise<EncryptOptions> {
     const config = await this.finder.find(this.dirOf(file))

@@ -12,13 +12,14 @@ import os from 'node:os'
 import path from 'node:path'
 import {Scalar} from 'yaml'
 import type {Recipient, Scope} from '../keys/types.js'
+import type {CreationRules} from './config.js'
 import {applyEdits, type Edit, insertEnvelopeEdit, removeEnvelopeEdit, tokenEdit} from './edits.js'
 import {computeMac, encryptValue, envelopeObject, type Slot} from './envelope.js'
 import {isKsealError, KsealError} from './errors.js'
 import {readText, writeAtomic} from './files.js'
 import type {Keyring} from './keyring.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from './manifest.js'
-import {encryptSecret, type OpenedSecret, openSecret, plaintextEdits, valueBytes} from './secret.js'
+import {type EncryptOptions, encryptSecret, type OpenedSecret, openSecret, plaintextEdits, valueBytes} from './secret.js'
 
 /** One value of an encrypted Secret as it was in the file, so an unchanged value can be put back byte for byte. */
 interface KeptValue {
@@ -49,8 +50,17 @@ export interface EditView {
 export interface SealOptions {
   /** For Secrets that have no key yet: new ones, or ones that were plaintext. */
   recipients: Recipient[]
-  scope: Scope
+  /** An explicit scope for those Secrets; else the rule's, else strict. */
+  scope?: Scope
   keyring: Keyring
+  /** `.kseal.yaml` creation rules: used for Secrets that have no key yet when there is no -r. */
+  rules?: CreationRules
+}
+
+/** The options that encrypt a Secret with no key yet: -r if given, else its `.kseal.yaml` rule. */
+async function newSecretOptions(file: string, s: SecretDoc, opts: SealOptions): Promise<EncryptOptions> {
+  if (opts.recipients.length > 0 || !opts.rules) return {recipients: opts.recipients, scope: opts.scope ?? 'strict', keyring: opts.keyring}
+  return opts.rules.optionsFor(file, s, {scope: opts.scope, keyring: opts.keyring})
 }
 
 const identity = (s: SecretDoc) => `${s.namespace}/${s.name}`
@@ -93,10 +103,10 @@ export async function sealEdited(view: EditView, edited: string, file: string, o
     try {
       if (s.envelopePair) throw new KsealError('ERR_INPUT', `has a "${ENVELOPE_KEY}:" entry: the editor shows Secrets without their envelope; remove it`)
       if (prev) return resealSecret(p.text, p.eol, s, prev)
-      if (hasPlainValues(s) && opts.recipients.length === 0) {
-        throw new KsealError('ERR_INPUT', 'is not one of the encrypted Secrets of this file (new, or renamed): pass -r to choose who can decrypt it')
+      if (hasPlainValues(s) && opts.recipients.length === 0 && !opts.rules) {
+        throw new KsealError('ERR_INPUT', 'is not one of the encrypted Secrets of this file (new, or renamed): pass -r, or add a .kseal.yaml rule, to choose who can decrypt it')
       }
-      return await encryptSecret(p.text, p.eol, s, opts)
+      return await encryptSecret(p.text, p.eol, s, await newSecretOptions(file, s, opts))
     } catch (e) {
       throw isKsealError(e) ? e.at(s.where) : e
     }
@@ -249,11 +259,11 @@ export interface EditSessionOptions extends SealOptions {
 export async function editFile(file: string, opts: EditSessionOptions): Promise<'written' | 'unchanged'> {
   const original = await readText(file)
   const view = await openForEdit(original, file, opts.keyring)
-  if (opts.recipients.length === 0) {
+  if (opts.recipients.length === 0 && !opts.rules) {
     if (view.hasPlaintext) {
-      throw new KsealError('ERR_USAGE', 'holds a Secret that is not encrypted: encrypt it first (kseal encrypt -i), or pass -r to encrypt it on save', {file})
+      throw new KsealError('ERR_USAGE', 'holds a Secret that is not encrypted: encrypt it first (kseal encrypt -i), or pass -r or add a .kseal.yaml rule to encrypt it on save', {file})
     }
-    if (view.secrets.length === 0) throw new KsealError('ERR_USAGE', 'holds no encrypted Secret (pass -r to add one and encrypt it on save)', {file})
+    if (view.secrets.length === 0) throw new KsealError('ERR_USAGE', 'holds no encrypted Secret (pass -r, or add a .kseal.yaml rule, to add one and encrypt it on save)', {file})
   }
   const tmp = await PrivateTemp.create(tempBase(opts.env), path.basename(file), view.plain, file)
   let output: string

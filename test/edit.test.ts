@@ -170,6 +170,55 @@ describe('kseal edit', () => {
   })
 })
 
+describe('kseal edit with .kseal.yaml rules', () => {
+  /** A case whose directory holds a .kseal.yaml: Secrets in namespace prod go to OTHER_CERT, namespace scope. */
+  function withRules(content: string) {
+    const c = setup(content)
+    writeFileSync(path.join(c.d, '.kseal.yaml'), `creation_rules:\n  - namespace_regex: ^prod$\n    recipients: [rsa:${OTHER_CERT}]\n    scope: namespace\n`)
+    return c
+  }
+
+  it('a plaintext Secret without -r is encrypted on save for its rule, with the rule\'s scope', async () => {
+    const c = withRules(PLAIN)
+    const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i 's/abc/xyz/' "$1"`)})
+    expect(r.code).toBe(0)
+    const after = readFileSync(c.file, 'utf8')
+    expect(after.match(/kseal:v1:/g)).toHaveLength(6)
+    expect(after.match(/scope: "namespace"/g)).toHaveLength(2)
+    expect(await decrypt(c.file)).toBe(PLAIN.replace('key: abc', 'key: xyz'))
+  })
+
+  it('a Secret added in the editor follows its rule; one no rule matches is refused, nothing written', async () => {
+    const c = withRules(encrypted)
+    const add = (ns: string) => editor(c.d, `printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\n  namespace: ${ns}\\nstringData:\\n  x: y1\\n" >> "$1"`)
+    const refused = await edit(c.file, c.tmp, {EDITOR: add('staging')})
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/\(Secret staging\/extra\): no creation rule in .*\.kseal\.yaml matches path "db\.secret\.yaml" and namespace "staging"/)
+    expect(readFileSync(c.file, 'utf8')).toBe(encrypted)
+    const r = await edit(c.file, c.tmp, {EDITOR: add('prod')})
+    expect(r.code).toBe(0)
+    const after = readFileSync(c.file, 'utf8')
+    expect(after.startsWith(encrypted)).toBe(true)
+    expect(after.slice(encrypted.length)).toMatch(/x: kseal:v1:\S+\nkseal:\n {2}version: 1\n {2}scope: "namespace"/)
+    expect(await decrypt(c.file)).toBe(PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n')
+  })
+
+  it('--scope wins over the rule\'s scope, and a malformed .kseal.yaml stops before the editor opens', async () => {
+    const c = withRules(PLAIN)
+    const r = await edit(c.file, c.tmp, {EDITOR: 'true'}, ['--scope', 'cluster'])
+    expect(r.code).toBe(0)
+    expect(readFileSync(c.file, 'utf8').match(/scope: "cluster"/g)).toHaveLength(2)
+    const bad = withRules(PLAIN)
+    writeFileSync(path.join(bad.d, '.kseal.yaml'), 'creation_rules: [unclosed\n')
+    const ed = editor(bad.d, RECORD)
+    const stopped = await edit(bad.file, bad.tmp, {EDITOR: ed})
+    expect(stopped.code).toBe(2)
+    expect(stopped.stderr).toMatch(/\.kseal\.yaml/)
+    expect(existsSync(bad.log)).toBe(false)
+    expect(readFileSync(bad.file, 'utf8')).toBe(PLAIN)
+  })
+})
+
 describe('kseal edit when the edit cannot be saved', () => {
   it('invalid YAML without a terminal: exit 2, nothing changed, the plaintext not kept anywhere', async () => {
     const c = setup()
