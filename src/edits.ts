@@ -61,7 +61,7 @@ function blockHeader(text: string, node: Scalar): BlockHeader {
   // block), two deeper than the key.
   for (let at = nl + 1; indent === '' && nl !== -1 && at < node.range![1]; at = afterLine(text, at)) {
     const line = text.slice(at, afterLine(text, at)).replace(/\r?\n$/, '')
-    if (line.trim() !== '') indent = /^ */.exec(line)![0]
+    if (/[^ ]/.test(line)) indent = /^ */.exec(line)![0] // only spaces make a line blank to YAML
   }
   if (indent === '') indent = ' '.repeat(parent + 2)
   return {header, chomp: chompChar === '-' ? 'strip' : chompChar === '+' ? 'keep' : 'clip', explicitIndent: Boolean(ind?.[2]), indent}
@@ -93,7 +93,7 @@ const SIMPLE_PLAIN = /^[^-?:,[\]{}#&*!|>'"%@`\s][^:#\n\r\t]*$/
 /**
  * Characters a YAML reader may not take literally, so they are only ever written escaped: C0 and C1
  * controls other than tab, YAML 1.1's extra line breaks (NEL, LS, PS, which Go's YAML reader folds),
- * and U+FEFF (which readers strip as a byte-order mark).
+ * and U+FEFF (which a reader may take for a byte-order mark).
  */
 const UNSAFE_LITERAL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ufeff]/
 
