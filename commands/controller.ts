@@ -36,6 +36,8 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     identity: Flags.string({description: 'This replica\'s name in the Lease and Events. [default: $POD_NAME, else HOSTNAME_PID]'}),
     workers: Flags.integer({default: 16, description: 'SealedSecrets reconciled concurrently (RSA work runs on all cores).'}),
     'resync-period': Flags.string({default: '10m', description: 'Re-check every SealedSecret this often (restores Secrets deleted by hand); 0 disables.'}),
+    'rotate-rate-limit': Flags.integer({default: 10, description: '/v1/rotate requests a second, sustained; more are answered 429 with Retry-After (kseal reseal waits and retries). 0: no limit.'}),
+    'rotate-rate-burst': Flags.integer({default: 20, description: '/v1/rotate requests allowed at once above the sustained rate.'}),
     'log-level': Flags.string({default: 'info', options: ['debug', 'info', 'warn', 'error'], description: 'Least severe level logged.'}),
   }
 
@@ -46,6 +48,7 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     const {createLogger} = await import('../src/controller/log.js')
     const d = (name: keyof typeof flags) => parseDuration(String(flags[name]), name)
     if (flags.workers < 1) throw new KsealError('ERR_USAGE', '--workers must be at least 1')
+    if (flags['rotate-rate-limit'] < 0 || flags['rotate-rate-burst'] < 1) throw new KsealError('ERR_USAGE', '--rotate-rate-limit must be 0 or more and --rotate-rate-burst at least 1')
     if (flags['key-bits'] < 2048 || flags['key-bits'] % 8 !== 0) throw new KsealError('ERR_USAGE', '--key-bits must be a multiple of 8, at least 2048')
     const leaseDurationMs = d('lease-duration')
     const renewDeadlineMs = d('renew-deadline')
@@ -86,6 +89,8 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
       identity: flags.identity ?? defaultIdentity(),
       workers: flags.workers,
       resyncPeriodMs: d('resync-period'),
+      rotateRateLimit: flags['rotate-rate-limit'],
+      rotateRateBurst: flags['rotate-rate-burst'],
       logLevel: flags['log-level'] as 'info',
     }, {log})
     started = controller

@@ -15,6 +15,7 @@
  */
 import type {KMSClient, KMSClientConfig} from '@aws-sdk/client-kms'
 import {KsealError} from '../src/errors.js'
+import {Limiter} from '../src/limit.js'
 import type {Backend, BackendContext, Binding, Identity, Recipient, RecipientEntry} from './types.js'
 
 export const NAME = 'awskms'
@@ -102,25 +103,6 @@ function numVar(env: Env, name: string): number | undefined {
   const n = Number(v)
   if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new KsealError('ERR_USAGE', `${name} must be a number of seconds, e.g. 10 or 0.5 (got "${v}")`)
   return n
-}
-
-/** Caps the KMS calls in flight for a whole run, whatever the number of files and Secrets. */
-export class Limiter {
-  private active = 0
-  private readonly waiting: (() => void)[] = []
-  constructor(readonly max: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active < this.max) this.active++
-    else await new Promise<void>((resolve) => this.waiting.push(resolve)) // a finishing call hands its slot over
-    try {
-      return await fn()
-    } finally {
-      const next = this.waiting.shift()
-      if (next) next()
-      else this.active--
-    }
-  }
 }
 
 let sdkLoading: Promise<Sdk> | undefined

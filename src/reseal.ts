@@ -5,9 +5,10 @@
  * SealedSecret documents are rewritten (comments and key order kept), JSON stays JSON.
  */
 import type {Document as YamlDocument} from 'yaml'
-import {controllerRequest, type ControllerTarget, describeTarget, errorDetail, statusHint} from './controller/client.js'
+import {controllerRequest, type ControllerResponse, type ControllerTarget, describeTarget, errorDetail, statusHint} from './controller/client.js'
 import {applyEdits} from './edits.js'
 import {type ErrorCode, isKsealError, KsealError, type Where} from './errors.js'
+import {Limiter} from './limit.js'
 import {parseManifests} from './manifest.js'
 import {isKsealSealedSecret} from './sealed.js'
 import {documentEdit, setSealedSpec} from './sealed/stream.js'
@@ -34,10 +35,23 @@ function same(a: unknown, b: unknown): boolean {
  * A Resealer that asks the controller's `/v1/rotate`. The answer is checked: it must be the same
  * SealedSecret (name, namespace, scope, template, value keys) with only the ciphertext changed.
  */
-export function controllerResealer(target: ControllerTarget, stats: ResealStats = {resealed: 0, unchanged: 0}): Resealer {
+export function controllerResealer(target: ControllerTarget, stats: ResealStats = {resealed: 0, unchanged: 0}, retryForMs = ROTATE_RETRY_FOR_MS): Resealer {
+  const inFlight = new Limiter(ROTATE_IN_FLIGHT)
+  // When the controller's rate limit answers 429, every request of this run waits as it asked.
+  let notBefore = 0
+  const post = (body: string) => inFlight.run(async () => {
+    const wait = notBefore - Date.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    return controllerRequest(target, '/v1/rotate', {method: 'POST', body, contentType: 'application/json', accept: 'application/json', timeoutMs: 30_000})
+  })
   return async (obj) => {
     const body = JSON.stringify(obj)
-    const r = await controllerRequest(target, '/v1/rotate', {method: 'POST', body, contentType: 'application/json', accept: 'application/json', timeoutMs: 30_000})
+    const started = Date.now()
+    let r = await post(body)
+    while (r.status === 429 && Date.now() - started < retryForMs) {
+      notBefore = Math.max(notBefore, Date.now() + retryAfterMs(r))
+      r = await post(body)
+    }
     if (r.status !== 200) {
       const detail = errorDetail(r.body)
       let code: ErrorCode = 'ERR_BACKEND'
@@ -71,6 +85,23 @@ export function controllerResealer(target: ControllerTarget, stats: ResealStats 
     else stats.unchanged++
     return {sealed: out as Obj, changed}
   }
+}
+
+/** /v1/rotate requests one reseal run keeps in flight. */
+const ROTATE_IN_FLIGHT = 4
+/** How long one request keeps being retried while the controller answers 429. */
+const ROTATE_RETRY_FOR_MS = 120_000
+
+/** The wait a 429 asks for: the controller's exact `retryAfterSeconds`, else Retry-After, else a second (at most a minute). */
+function retryAfterMs(r: ControllerResponse): number {
+  let s: unknown
+  try {
+    s = (JSON.parse(r.body) as {retryAfterSeconds?: unknown}).retryAfterSeconds
+  } catch {
+    // not our JSON: a proxy's answer
+  }
+  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) s = /^\d+$/.test(r.retryAfter ?? '') ? Number(r.retryAfter) : 1
+  return Math.min(60, Math.max(0.05, s as number)) * 1000
 }
 
 interface Target {

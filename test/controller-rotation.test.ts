@@ -10,6 +10,8 @@
 import {describe, it, expect, beforeAll, afterAll, afterEach} from '@jest/globals'
 import crypto from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import http from 'node:http'
+import type {AddressInfo} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
@@ -20,6 +22,7 @@ import {RENEW_REQUEST_ANNOTATION} from '../src/controller/leader.js'
 import {silentLogger} from '../src/controller/log.js'
 import {DEFAULTS, startController} from '../src/controller/main.js'
 import {sample} from '../src/controller/metrics.js'
+import {controllerResealer} from '../src/reseal.js'
 import {recipientKids, sealSecret, unsealSealedSecret, type SealedSecretObject} from '../src/sealed.js'
 import {kseal, TEAM_CERT} from './support/cli.js'
 import {type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
@@ -138,6 +141,95 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
       expect(keys.map((k) => [k.active, k.retired])).toEqual([...Array(before).fill([false, true]), [true, false]])
     } finally {
       await c.stop()
+    }
+  })
+})
+
+describe('/v1/rotate rate limit', () => {
+  it('refuses requests past the burst with 429 and Retry-After until the clock refills it; metrics count them', async () => {
+    let now = new Date('2026-03-01T00:00:00Z')
+    const c = await startController({
+      ...DEFAULTS, namespaces: ['clock'], keyNamespace: 'clock', keyRenewPeriodMs: 0, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
+      identity: 'limited', workers: 1, resyncPeriodMs: 0, rotateRateLimit: 2, rotateRateBurst: 2,
+    }, {api, log: silentLogger, now: () => now})
+    const post = async () => {
+      const r = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: '{}', headers: {'content-type': 'application/json'}})
+      return {status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() as {code: string; message: string; retryAfterSeconds?: number}}
+    }
+    try {
+      expect((await post()).status).toBe(400) // not a SealedSecret, but admitted: it used a token
+      expect((await post()).status).toBe(400)
+      const limited = await post()
+      expect(limited).toEqual({status: 429, retryAfter: '1', body: {code: 'ERR_BACKEND', message: 'too many /v1/rotate requests: retry in 0.50s', retryAfterSeconds: 0.5}})
+      now = new Date(now.getTime() + 500)
+      expect((await post()).status).toBe(400)
+      expect((await post()).status).toBe(429)
+      const metrics = await (await fetch(`http://${c.address}/metrics`)).text()
+      expect(sample(metrics, 'kseal_rotate_requests_total{result="limited"}')).toBe(2)
+      expect(sample(metrics, 'kseal_rotate_requests_total{result="failed"}')).toBe(3)
+    } finally {
+      await c.stop()
+    }
+  })
+
+  it('kseal reseal waits out 429s and reseals every SealedSecret', async () => {
+    const c = await startController({
+      ...DEFAULTS, namespaces: ['clock'], keyNamespace: 'clock', keyRenewPeriodMs: 0, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
+      identity: 'limited-e2e', workers: 1, resyncPeriodMs: 0, rotateRateLimit: 20, rotateRateBurst: 1,
+    }, {api, log: silentLogger})
+    try {
+      await until(() => c.keys.newest(), 'a sealing key')
+      const recipient = recipientFor(c.keys.newest()!.certPem)
+      const docs = await Promise.all([...Array(8).keys()].map((i) =>
+        sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: `rl${i}`, namespace: 'clock'}, stringData: {v: 'rot-plain-value'}}, [recipient], 'strict')))
+      const file = path.join(dir, 'limited.yaml')
+      writeFileSync(file, docs.map((d) => YAML.stringify(d)).join('---\n'))
+      const r = await kseal(['reseal', '--controller-url', `http://${c.address}`, file])
+      expect(r.stderr).toBe('kseal: resealed 0 SealedSecrets; 8 already sealed to the newest key\n')
+      expect(r.code).toBe(0)
+      const metrics = await (await fetch(`http://${c.address}/metrics`)).text()
+      expect(sample(metrics, 'kseal_rotate_requests_total{result="unchanged"}')).toBe(8)
+      expect(sample(metrics, 'kseal_rotate_requests_total{result="limited"}')).toBeGreaterThanOrEqual(1)
+    } finally {
+      await c.stop()
+    }
+  })
+  it('the reseal client keeps at most 4 requests in flight, honours a bare Retry-After (as through a proxy), and gives up after its window', async () => {
+    let active = 0
+    let most = 0
+    let refuse = 6
+    const server = http.createServer((req, res) => {
+      active++
+      most = Math.max(most, active)
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => setTimeout(() => {
+        active--
+        if (refuse-- > 0) {
+          res.writeHead(429, {'retry-after': '0', 'content-type': 'text/plain'})
+          return res.end('slow down\n')
+        }
+        res.writeHead(200, {'content-type': 'application/json'})
+        res.end(Buffer.concat(chunks)) // the same SealedSecret: "unchanged"
+      }, 5))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: 'clock'}, stringData: {v: 'rot-plain-value'}}, [recipientFor(readFileSync(TEAM_CERT, 'utf8'))], 'strict')
+      const stats = {resealed: 0, unchanged: 0}
+      const reseal = controllerResealer({url}, stats)
+      const results = await Promise.all([...Array(12).keys()].map(() => reseal(sealed as unknown as Record<string, unknown>)))
+      expect(results.every((r) => !r.changed)).toBe(true)
+      expect(stats).toEqual({resealed: 0, unchanged: 12})
+      expect(most).toBe(4)
+      refuse = Infinity
+      const t0 = Date.now()
+      await expect(controllerResealer({url}, stats, 300)(sealed as unknown as Record<string, unknown>)).rejects.toMatchObject({
+        exitCode: 1, message: expect.stringMatching(/could not reseal it: HTTP 429: slow down \(its --rotate-rate-limit; try again later\)$/)})
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300)
+    } finally {
+      server.close()
     }
   })
 })

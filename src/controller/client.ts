@@ -24,6 +24,8 @@ export interface ControllerResponse {
   status: number
   body: string
   contentType: string
+  /** The Retry-After header, if any. */
+  retryAfter?: string
 }
 
 /** The service-proxy path of one of the controller's endpoints (service port named `http`). */
@@ -84,7 +86,8 @@ export async function controllerRequest(target: ControllerTarget, endpoint: stri
       })
       res.on('end', () => {
         if (size > maxBytes) return reject(new KsealError('ERR_BACKEND', `${describeTarget(target)} sent more than ${maxBytes} bytes`))
-        resolve({status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? '')})
+        const retryAfter = res.headers['retry-after']
+        resolve({status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? ''), ...(retryAfter ? {retryAfter} : {})})
       })
       res.on('error', (e) => reject(new KsealError('ERR_BACKEND', `${describeTarget(target)}: ${describeError(e)}`)))
     })
@@ -108,7 +111,8 @@ export function errorDetail(body: string): string {
 /** A hint for a failed call, by status. */
 export function statusHint(status: number, verb: 'get' | 'create' = 'get'): string {
   return status === 404 ? ' (is the controller installed there? see --controller-namespace/--controller-name)'
-    : status === 503 ? ' (the controller is not ready or has no key yet)' : status === 403 ? ` (you need ${verb} on services/proxy)` : ''
+    : status === 503 ? ' (the controller is not ready or has no key yet)' : status === 403 ? ` (you need ${verb} on services/proxy)`
+    : status === 429 ? ' (its --rotate-rate-limit; try again later)' : ''
 }
 
 /** The target the --controller-* flags name: --controller-url, else the Service through the kubeconfig's API server. */

@@ -3,7 +3,7 @@
  * `/healthz` (the process is alive), `/readyz` (keys loaded and SealedSecrets listed), `/metrics`
  * (Prometheus text), `/v1/keys` (the sealing keys: id, created, active — public facts), and
  * `POST /v1/rotate` (re-seal a SealedSecret to the newest key: ciphertext in, ciphertext out, bodies
- * over 1 MiB refused with 413). Nothing here ever returns private material or a plaintext value.
+ * over 1 MiB refused with 413, more requests than the rate limit refused with 429 and Retry-After). Nothing here ever returns private material or a plaintext value.
  */
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
@@ -20,6 +20,8 @@ export interface HttpHandlers {
   rotate?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
   /** Largest request body accepted (bytes). */
   maxBodyBytes?: number
+  /** Admits one `/v1/rotate` request: 0, or the seconds to wait before asking again (answered 429). */
+  rotateAdmit?(): number
 }
 
 export interface HttpServer {
@@ -49,6 +51,13 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
     if (url.pathname === '/v1/rotate' && h.rotate) {
       const json = 'application/json'
       if (req.method !== 'POST') return send(405, json, JSON.stringify({code: 'ERR_USAGE', message: 'POST a SealedSecret to /v1/rotate'}) + '\n', {allow: 'POST'})
+      const wait = h.rotateAdmit?.() ?? 0
+      if (wait > 0) {
+        // Retry-After is whole seconds; the body carries the exact wait for clients that read it.
+        req.resume()
+        return send(429, json, JSON.stringify({code: 'ERR_BACKEND', message: `too many /v1/rotate requests: retry in ${wait.toFixed(2)}s`, retryAfterSeconds: wait}) + '\n',
+          {'retry-after': String(Math.ceil(wait))})
+      }
       const limit = h.maxBodyBytes ?? 1 << 20
       const tooLarge = () => send(413, json, JSON.stringify({code: 'ERR_INPUT', message: `the request body is larger than ${limit} bytes`}) + '\n', {connection: 'close'})
       if (Number(req.headers['content-length'] ?? 0) > limit) {

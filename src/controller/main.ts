@@ -16,6 +16,7 @@ import {ControllerMetrics} from './metrics.js'
 import {WorkQueue} from './queue.js'
 import {type Outcome, Reconciler} from './reconcile.js'
 import {handleRotate, ROTATE_MAX_BYTES} from './rotate.js'
+import {TokenBucket} from '../limit.js'
 import {objectKey, Reflector} from './reflector.js'
 
 export interface ControllerOptions {
@@ -40,6 +41,9 @@ export interface ControllerOptions {
   workers: number
   /** Re-check every SealedSecret this often (0: never); catches Secrets deleted or edited by hand. */
   resyncPeriodMs: number
+  /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
+  rotateRateLimit: number
+  rotateRateBurst: number
   logLevel: Level
 }
 
@@ -55,6 +59,8 @@ export const DEFAULTS = {
   retryPeriodMs: 2_000,
   workers: 16,
   resyncPeriodMs: 10 * 60_000,
+  rotateRateLimit: 10,
+  rotateRateBurst: 20,
   logLevel: 'info' as Level,
 }
 
@@ -240,12 +246,19 @@ export class Controller {
       }, {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log}))
     }
 
+    // Each /v1/rotate request costs RSA work and needs no credentials, so the rate is capped.
+    const rotateBucket = o.rotateRateLimit > 0 ? new TokenBucket(o.rotateRateLimit, Math.max(1, o.rotateRateBurst), () => this.now().getTime()) : undefined
     this.http = await startHttpServer(o.listen, {
       certPem: () => this.sealingKey()?.certPem,
       notReady: () => this.notReady(),
       metrics: () => this.metrics.render(),
       keys: () => this.keyList(),
       maxBodyBytes: ROTATE_MAX_BYTES,
+      rotateAdmit: () => {
+        const wait = rotateBucket?.take() ?? 0
+        if (wait > 0) this.metrics.rotations.inc({result: 'limited'})
+        return wait
+      },
       rotate: async (body, contentType) => {
         const r = await handleRotate(body, contentType, this.keys.open, this.sealingKey())
         this.metrics.rotations.inc({result: r.outcome})
