@@ -211,7 +211,7 @@ describe('/v1/rotate rate limit', () => {
         }
         res.writeHead(200, {'content-type': 'application/json'})
         res.end(Buffer.concat(chunks)) // the same SealedSecret: "unchanged"
-      }, 5))
+      }, 30))
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -222,7 +222,8 @@ describe('/v1/rotate rate limit', () => {
       const results = await Promise.all([...Array(12).keys()].map(() => reseal(sealed as unknown as Record<string, unknown>)))
       expect(results.every((r) => !r.changed)).toBe(true)
       expect(stats).toEqual({resealed: 0, unchanged: 12})
-      expect(most).toBe(4)
+      expect(most).toBeLessThanOrEqual(4)
+      expect(most).toBeGreaterThan(1) // the cap, not one at a time
       refuse = Infinity
       const t0 = Date.now()
       await expect(controllerResealer({url}, stats, 300)(sealed as unknown as Record<string, unknown>)).rejects.toMatchObject({
