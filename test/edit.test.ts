@@ -65,8 +65,12 @@ function editor(d: string, body: string): string {
   return f
 }
 
-/** Records what the editor saw: the file's path, its mode and its directory's mode. */
-const RECORD = 'echo "$1 $(stat -c %a "$1") $(stat -c %a "$(dirname "$1")") $$" >> "$LOG"\ncp "$1" "$LOG.seen"'
+/**
+ * Records what the editor saw: a copy of the file, then a line with its path, its mode and its
+ * directory's mode. The line comes last: tests that interrupt kseal wait for it, and a copy still
+ * running then would complain on the shared stderr once kseal has removed the file.
+ */
+const RECORD = 'cp "$1" "$LOG.seen"\necho "$1 $(stat -c %a "$1") $(stat -c %a "$(dirname "$1")") $$" >> "$LOG"'
 
 const env = (tmp: string, extra: Record<string, string | undefined> = {}) => cleanEnv({KSEAL_KEYS: OTHER_KEY, TMPDIR: tmp, ...extra})
 
