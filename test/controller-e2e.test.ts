@@ -15,7 +15,7 @@ import {RsaRecipient} from '../keys/rsa.js'
 import {keySecret} from '../src/controller/keys.js'
 import {sealSecret} from '../src/sealed.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
-import {type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
 
@@ -38,15 +38,7 @@ async function startReplica(name: string, extra: string[] = []): Promise<Replica
   return rep
 }
 
-async function api(method: string, p: string, body?: unknown): Promise<KubeObject> {
-  const r = await fetch(srv.url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
-  const j = await r.json() as KubeObject
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
-  return j
-}
-const sealedPath = (name?: string) => `/apis/kseal.dev/v1/namespaces/${NS}/sealedsecrets${name ? `/${name}` : ''}`
-const sealedObj = (name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', NS, name)
-const secretObj = (name: string) => srv.getObject('v1', 'Secret', NS, name)
+const {call: api, sealedPath, sealedObj, secretObj, applySealed} = namespaceClient(() => srv, NS)
 const value = (s: KubeObject | undefined, k: string) => (s?.data?.[k] === undefined ? undefined : Buffer.from(s.data[k], 'base64').toString())
 const synced = (name: string) => (sealedObj(name)?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced')
 const events = (name: string) => srv.listObjects('v1', 'Event', NS).filter((e) => e.involvedObject?.name === name)
@@ -61,12 +53,6 @@ async function seal(name: string, values: Record<string, string>, labels?: Recor
   expect(r.stderr).toBe('')
   expect(r.code).toBe(0)
   return JSON.parse(r.stdout) as KubeObject
-}
-
-async function applySealed(obj: KubeObject): Promise<KubeObject> {
-  const cur = sealedObj(obj.metadata.name)
-  if (!cur) return api('POST', sealedPath(), obj)
-  return api('PUT', sealedPath(obj.metadata.name), {...obj, metadata: {...obj.metadata, resourceVersion: cur.metadata.resourceVersion}})
 }
 
 /** Points the controller's Service (through the proxy) at a replica, as its Endpoints would. */

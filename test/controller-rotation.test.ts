@@ -25,7 +25,7 @@ import {sample} from '../src/controller/metrics.js'
 import {controllerResealer} from '../src/reseal.js'
 import {recipientKids, sealSecret, unsealSealedSecret, type SealedSecretObject} from '../src/sealed.js'
 import {kseal, TEAM_CERT} from './support/cli.js'
-import {type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
 
@@ -257,21 +257,7 @@ afterEach(() => {
   }
 })
 
-async function apiCall(method: string, p: string, body?: unknown): Promise<KubeObject> {
-  const r = await fetch(srv.url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
-  const j = await r.json() as KubeObject
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
-  return j
-}
-const sealedPath = (name?: string) => `/apis/kseal.dev/v1/namespaces/${NS}/sealedsecrets${name ? `/${name}` : ''}`
-const sealedObj = (name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', NS, name)
-const secretObj = (name: string) => srv.getObject('v1', 'Secret', NS, name)
-async function applySealed(obj: KubeObject | SealedSecretObject): Promise<KubeObject> {
-  const o = obj as KubeObject
-  const cur = sealedObj(o.metadata.name)
-  if (!cur) return apiCall('POST', sealedPath(), o)
-  return apiCall('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
-}
+const {sealedObj, secretObj, applySealed} = namespaceClient(() => srv, NS)
 const secretYaml = (name: string, values: Record<string, string>) =>
   YAML.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels: {app: name}}, type: 'Opaque', stringData: values})
 const proxyFlags = () => ['--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig]

@@ -2,6 +2,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {sample} from '../../src/controller/metrics.js'
 import {BIN, cleanEnv, ROOT} from './cli.js'
+import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -64,4 +65,29 @@ export async function startReplica(o: {name: string; kubeconfig: string; keyName
 export async function stopReplica(rep: Replica, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   if (rep.child.exitCode === null && rep.child.signalCode === null) rep.child.kill(signal)
   return rep.exit
+}
+
+/**
+ * Plain HTTP calls to the test API server for one namespace, as `kubectl` would make them: `call` (a
+ * JSON request; a status of 300 or more throws with the server's message), the SealedSecrets path,
+ * the stored SealedSecret and Secret by name, and `applySealed` (create, or replace at the current
+ * resourceVersion). `server` is read at call time, so it can be set in a beforeAll.
+ */
+export function namespaceClient(server: () => K8sApiServer, ns: string) {
+  const call = async (method: string, p: string, body?: unknown): Promise<KubeObject> => {
+    const r = await fetch(server().url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
+    const j = await r.json() as KubeObject
+    if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
+    return j
+  }
+  const sealedPath = (name?: string) => `/apis/kseal.dev/v1/namespaces/${ns}/sealedsecrets${name ? `/${name}` : ''}`
+  const sealedObj = (name: string) => server().getObject('kseal.dev/v1', 'SealedSecret', ns, name)
+  const secretObj = (name: string) => server().getObject('v1', 'Secret', ns, name)
+  const applySealed = async (obj: object): Promise<KubeObject> => {
+    const o = obj as KubeObject
+    const cur = sealedObj(o.metadata.name)
+    if (!cur) return call('POST', sealedPath(), o)
+    return call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+  }
+  return {call, sealedPath, sealedObj, secretObj, applySealed}
 }
