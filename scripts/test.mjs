@@ -18,14 +18,37 @@ ensureTools()
 run(process.execPath, ['scripts/build.mjs'])
 // jest's own summary, plus one plain closing line (`tests: N passed, N failed, N skipped`) that any
 // CI reads, from jest's JSON results.
-const results = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-jest-')), 'results.json')
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'kseal-jest-'))
+const results = path.join(scratch, 'results.json')
+// Tests that drive a real tool (test/support/tools.ts) note here whether it ran or was missing.
+const toolRecord = path.join(scratch, 'tools.tsv')
 const jest = spawnSync(process.execPath, ['node_modules/jest/bin/jest.js', '--json', `--outputFile=${results}`, ...process.argv.slice(2)], {
   stdio: 'inherit',
-  env: {...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings`.trim()},
+  env: {
+    ...process.env,
+    KSEAL_TOOL_RECORD: toolRecord,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings`.trim(),
+  },
 })
+console.log(toolSummary(toolRecord))
 if (existsSync(results)) {
   const r = JSON.parse(readFileSync(results, 'utf8'))
   console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)
-  rmSync(path.dirname(results), {recursive: true, force: true})
 }
+rmSync(scratch, {recursive: true, force: true})
 process.exit(jest.status ?? 1)
+
+/** One line: which real tools the suite drove, and which were missing (their tests skipped). */
+function toolSummary(file) {
+  const ran = new Set()
+  const missing = new Map()
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []
+  for (const line of lines) {
+    const [state, name] = line.split('\t')
+    if (state === 'ran') ran.add(name)
+    else missing.set(name, (missing.get(name) ?? 0) + 1)
+  }
+  const ranText = ran.size ? [...ran].sort().join(', ') : 'none'
+  const missingText = missing.size ? [...missing].sort().map(([n, c]) => `${n} (${c} skipped)`).join(', ') : 'none'
+  return `real tools: ran ${ranText}; missing ${missingText}`
+}

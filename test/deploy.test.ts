@@ -12,6 +12,7 @@ import type {Backends} from '../keys/index.js'
 import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed.js'
 import {ROOT} from './support/cli.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
+import {tool} from './support/tools.js'
 
 type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -48,8 +49,7 @@ describe('kustomization', () => {
     expect(files).toEqual(['crd.yaml', 'deployment.yaml', 'namespace.yaml', 'networkpolicy.yaml', 'pdb.yaml', 'rbac.yaml', 'service.yaml'])
   })
   // kustomize itself, when kubectl (which embeds it) is installed: the base builds, and yields exactly the files' objects.
-  const kubectl = spawnSync('kubectl', ['version', '--client'], {encoding: 'utf8'})
-  ;(kubectl.status === 0 ? it : it.skip)('builds with kubectl kustomize into exactly these objects', () => {
+  tool('kubectl').it('builds with kubectl kustomize into exactly these objects', () => {
     const r = spawnSync('kubectl', ['kustomize', DEPLOY], {encoding: 'utf8'})
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)

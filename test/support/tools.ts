@@ -1,0 +1,76 @@
+/**
+ * Real tools the tests drive as real counterparts (kubectl, kpt, age, gpg, pre-commit, bwrap, runc,
+ * umoci, ...). `npm test` installs the ones Debian has (scripts/tools.mjs); on a user's laptop some
+ * may be absent. A test that needs a tool asks for it here:
+ *
+ *   const kubectl = tool('kubectl')
+ *   kubectl.describe('kustomize overlays', () => { ... })   // or kubectl.it('...', fn)
+ *
+ * When the tool is present the tests run and the tool is recorded as used; when it is absent they are
+ * skipped and one line naming the tool is printed, never silently. `npm test` ends with a summary of
+ * which real tools ran and which were missing (from the record file it passes in KSEAL_TOOL_RECORD).
+ */
+import {spawnSync} from 'node:child_process'
+import {appendFileSync} from 'node:fs'
+import {describe, it} from '@jest/globals'
+
+export interface Tool {
+  readonly name: string
+  /** The tool's path on PATH, or null when it is not installed. */
+  readonly path: string | null
+  readonly present: boolean
+  /** `describe` when the tool is present; otherwise a skipped `describe` and one visible line. */
+  describe(title: string, fn: () => void): void
+  /** `it` when the tool is present; otherwise a skipped `it` and one visible line. */
+  it(title: string, fn: () => unknown, timeout?: number): void
+}
+
+const cache = new Map<string, Tool>()
+
+function locate(bin: string): string | null {
+  const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', bin], {encoding: 'utf8'})
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null
+}
+
+function record(state: 'ran' | 'missing', name: string, title: string): void {
+  const file = process.env.KSEAL_TOOL_RECORD
+  if (file) appendFileSync(file, `${state}\t${name}\t${title.replace(/\s+/g, ' ')}\n`)
+}
+
+function skipped(name: string, title: string): void {
+  // One plain line on stderr, outside jest's console decoration, so it shows in every reporter.
+  process.stderr.write(`skipped (${name} is not installed): ${title}\n`)
+  record('missing', name, title)
+}
+
+/** The real tool `bin`, found on PATH once per test file. */
+export function tool(bin: string): Tool {
+  const known = cache.get(bin)
+  if (known) return known
+  const found = locate(bin)
+  const t: Tool = {
+    name: bin,
+    path: found,
+    present: found !== null,
+    describe(title, fn) {
+      if (found) {
+        record('ran', bin, title)
+        describe(title, fn)
+      } else {
+        skipped(bin, title)
+        describe.skip(title, fn)
+      }
+    },
+    it(title, fn, timeout) {
+      if (found) {
+        record('ran', bin, title)
+        it(title, fn as () => Promise<unknown>, timeout)
+      } else {
+        skipped(bin, title)
+        it.skip(title, fn as () => Promise<unknown>, timeout)
+      }
+    },
+  }
+  cache.set(bin, t)
+  return t
+}
