@@ -24,7 +24,7 @@ let key: CreatedKey
 let tmp: string
 
 beforeAll(async () => {
-  kms = await startKmsServer({principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:role/kseal-ci'}})
+  kms = await startKmsServer({credentials: {[ACCESS_KEY]: SECRET_KEY}, principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:role/kseal-ci'}})
   key = kms.createKey({description: 'kseal tests', alias: 'kseal-ci'})
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-kms-'))
 })
@@ -265,7 +265,7 @@ describe('awskms: errors a user can act on, never with the data key', () => {
   })
 
   it('rejected credentials (exit 1)', async () => {
-    const strict = await startKmsServer({knownAccessKeyIds: [ACCESS_KEY]})
+    const strict = await startKmsServer({credentials: {[ACCESS_KEY]: SECRET_KEY}})
     try {
       const k = strict.createKey()
       const err = await failure(encryptFor([`awskms:${k.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: strict.url, AWS_ACCESS_KEY_ID: 'AKIAUNKNOWN000000000'})))

@@ -14,6 +14,9 @@ import {Backends} from '../keys/index.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
 
+const KMS_ACCESS_KEY = 'AKIAKSEALCONFIG00001'
+const KMS_SECRET_KEY = 'x'
+
 let dir: string
 let kms: KmsServerHandle
 let ciKey: CreatedKey
@@ -22,7 +25,7 @@ let ageRecipient: string
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-config-'))
-  kms = await startKmsServer()
+  kms = await startKmsServer({credentials: {[KMS_ACCESS_KEY]: KMS_SECRET_KEY}})
   ciKey = kms.createKey({alias: 'kseal-ci'})
   ageKey = path.join(dir, 'break-glass.txt')
   execFileSync('age-keygen', ['-o', ageKey], {stdio: 'ignore'})
@@ -183,7 +186,7 @@ describe('kseal encrypt without -r (built CLI)', () => {
     write('team/clusters/dev/orphan.yaml', secret('orphan', 'default'))
   })
 
-  const env = () => cleanEnv({AWS_ACCESS_KEY_ID: 'AKIAKSEALCONFIG00001', AWS_SECRET_ACCESS_KEY: 'x', AWS_ENDPOINT_URL_KMS: kms.url})
+  const env = () => cleanEnv({AWS_ACCESS_KEY_ID: KMS_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: KMS_SECRET_KEY, AWS_ENDPOINT_URL_KMS: kms.url})
 
   it('encrypts each Secret for the first matching rule, from any working directory', async () => {
     const r = await kseal(['encrypt', '-i', 'clusters/prod/db.yaml', 'clusters/dev/api.yaml'], {cwd: repo, env: env()})

@@ -17,6 +17,8 @@ import {
 import {startKmsServer, type KmsServerHandle} from './support/kms-server.js'
 
 const ACCESS_KEY = 'AKIAIOSFODNN7EXAMPLE'
+const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
+const OTHER_KEY = 'AKIAOTHERCALLER00001'
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 
@@ -29,7 +31,7 @@ function client(opts: {accessKeyId?: string; region?: string; maxAttempts?: numb
     endpoint: kms.url,
     region,
     maxAttempts,
-    credentials: {accessKeyId, secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'},
+    credentials: {accessKeyId, secretAccessKey: SECRET_KEY},
     ...rest,
   })
   clients.push(c)
@@ -52,7 +54,10 @@ function responseHeaders(err: unknown): Record<string, string> {
 }
 
 beforeAll(async () => {
-  kms = await startKmsServer({principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:user/ci-bot'}})
+  kms = await startKmsServer({
+    credentials: {[ACCESS_KEY]: SECRET_KEY, [OTHER_KEY]: SECRET_KEY},
+    principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:user/ci-bot'},
+  })
 })
 
 afterAll(async () => {
@@ -304,7 +309,7 @@ describe('authentication and authorization', () => {
     expect(err.$metadata.httpStatusCode).toBe(400)
     // Encrypt is still allowed, and another caller may still decrypt.
     await expect(c.send(new EncryptCommand({KeyId: keyId, Plaintext: enc.encode('p')}))).resolves.toBeDefined()
-    const other = client({accessKeyId: 'AKIAOTHERCALLER00001'})
+    const other = client({accessKeyId: OTHER_KEY})
     await expect(other.send(new DecryptCommand({CiphertextBlob}))).resolves.toBeDefined()
     // A rule given as an alias applies to the key behind it.
     const aliased = kms.createKey({alias: 'alias/denied'})
@@ -344,8 +349,8 @@ describe('authentication and authorization', () => {
     expect(kms.calls.at(-1)).toMatchObject({errorType: 'MissingAuthenticationTokenException', accessKeyId: undefined})
   })
 
-  it('unknown access key → UnrecognizedClientException when knownAccessKeyIds is set', async () => {
-    const strict = await startKmsServer({knownAccessKeyIds: [ACCESS_KEY]})
+  it('unknown access key → UnrecognizedClientException', async () => {
+    const strict = await startKmsServer({credentials: {[ACCESS_KEY]: 'x'}})
     try {
       const {keyId} = strict.createKey()
       const mk = (accessKeyId: string) => {

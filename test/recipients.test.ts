@@ -23,15 +23,17 @@ let ageKey: string
 let ageRecipient: string
 
 const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: team\nstringData:\n  a: one-${name}\n  b: two-${name}\n`
+const ACCESS_KEY = 'AKIAKSEALRECIPIENTS1'
+const SECRET_KEY = 'not-a-real-secret-key'
 const awsEnv = (extra: Record<string, string | undefined> = {}) => ({
-  AWS_ACCESS_KEY_ID: 'AKIAKSEALRECIPIENTS1',
-  AWS_SECRET_ACCESS_KEY: 'not-a-real-secret-key',
+  AWS_ACCESS_KEY_ID: ACCESS_KEY,
+  AWS_SECRET_ACCESS_KEY: SECRET_KEY,
   AWS_ENDPOINT_URL_KMS: kms.url,
   ...extra,
 })
 
 beforeAll(async () => {
-  kms = await startKmsServer()
+  kms = await startKmsServer({credentials: {[ACCESS_KEY]: SECRET_KEY}})
   kmsKey = kms.createKey({alias: 'ci'})
   dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-recipients-'))
   ageKey = path.join(dir, 'break-glass.txt')

@@ -1,24 +1,26 @@
 /**
  * A local AWS KMS test server that speaks the real KMS wire protocol (awsJson1_1,
  * `X-Amz-Target: TrentService.<Operation>`), so code can be exercised through the real
- * `@aws-sdk/client-kms` over a real socket.
+ * `@aws-sdk/client-kms` over a real socket. Built on the shared AWS core (test/support/aws/):
+ * every request's SigV4 signature is verified against the account's access keys.
  *
  * Faithful: request/response shapes and field names, base64 blobs, error bodies
  * (`{"__type", "message"}` + `x-amzn-ErrorType`), HTTP status codes as observed on the wire
  * (400 for client errors, 500 for internal errors), EncryptionContext binding (AAD),
  * key resolution (id / key ARN / alias / alias ARN, region and account checks), key states,
- * credential-scope checks on the SigV4 Authorization header.
+ * SigV4 signatures, credential scope and session tokens (unknown key → UnrecognizedClientException,
+ * wrong signature → InvalidSignatureException, expired session → ExpiredTokenException).
  *
- * Not faithful: signatures are NOT verified, there are no key policies/grants (only explicit
- * `deny` rules), the ciphertext format is our own, and only a handful of operations exist.
+ * Not faithful: there are no key policies/grants (only explicit `deny` rules), the ciphertext format
+ * is our own, and only a handful of operations exist.
  */
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo, Socket} from 'node:net'
 import {createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID} from 'node:crypto'
+import {AwsError, type AwsCall, type AwsServerOptions, type RequestContext} from './aws/server.js'
+import {AwsJsonServer, type Body, type JsonOperation, optBool, optInt, optString, validationError} from './aws/json.js'
+import type {AwsIam} from './aws/iam.js'
+import type {Clock} from './clock.js'
 
 export type KmsOperation = 'Encrypt' | 'Decrypt' | 'GenerateDataKey' | 'DescribeKey' | 'CreateKey' | 'CreateAlias'
-
-const OPERATIONS: readonly KmsOperation[] = ['Encrypt', 'Decrypt', 'GenerateDataKey', 'DescribeKey', 'CreateKey', 'CreateAlias']
 
 /** Exception names this server can produce (any other string may be injected with failNext). */
 export type KmsExceptionName =
@@ -42,41 +44,27 @@ export type KmsExceptionName =
   | 'IncompleteSignatureException'
   | 'InvalidSignatureException'
   | 'UnrecognizedClientException'
+  | 'ExpiredTokenException'
   | 'SerializationException'
   | 'UnknownOperationException'
 
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion'
 
-export interface KmsServerOptions {
-  /** Region the server pretends to be (credential scope and ARNs). Default us-east-1. */
-  region?: string
-  /** Account that owns every key. Default 111122223333. */
-  accountId?: string
-  /** Initial per-call latency in ms (settable later via handle.latencyMs). */
-  latencyMs?: number
-  /** accessKeyId -> IAM principal ARN, used in AccessDeniedException messages. */
-  principals?: Record<string, string>
-  /** If set, any other access key id gets UnrecognizedClientException. */
-  knownAccessKeyIds?: string[]
+/**
+ * Region, account (`accountId`, or a shared `iam`), latency, and the access keys the account
+ * accepts: `credentials` (accessKeyId → secretAccessKey) with `principals` (accessKeyId → ARN).
+ */
+export type KmsServerOptions = AwsServerOptions
+
+interface KmsCallFields {
+  /** Resolved key id (uuid) when the request identified a known key, else the raw KeyId sent (if any). */
+  keyId: string
+  /** KeyId exactly as sent in the request (for Decrypt without KeyId: undefined). */
+  requestedKeyId: string
+  encryptionContext: Record<string, string>
 }
 
-export interface KmsCall {
-  operation: string
-  /** Resolved key id (uuid) when the request identified a known key, else the raw KeyId sent (if any). */
-  keyId?: string
-  /** KeyId exactly as sent in the request (for Decrypt without KeyId: undefined). */
-  requestedKeyId?: string
-  encryptionContext?: Record<string, string>
-  status: number
-  errorType?: string
-  accessKeyId?: string
-  /** Attempt number from the SDK's `amz-sdk-request: attempt=N; max=M` header. */
-  attempt?: number
-  /** `amz-sdk-invocation-id` header: identical across retries of one SDK call. */
-  invocationId?: string
-  requestId: string
-  durationMs: number
-}
+export type KmsCall = AwsCall & Partial<KmsCallFields>
 
 export interface DenyRule {
   /** Operation name (the IAM action is `kms:<action>`), or '*' for all. */
@@ -110,6 +98,9 @@ export interface KmsServerHandle {
   readonly url: string
   readonly region: string
   readonly accountId: string
+  /** The account's identities (add access keys, share with the STS server). */
+  readonly iam: AwsIam
+  readonly clock: Clock
   /** Per-call latency in ms, applied before processing (errors included). Settable. */
   latencyMs: number
   readonly calls: KmsCall[]
@@ -130,14 +121,12 @@ export interface KmsServerHandle {
   /** The next n matching requests (after auth, before the operation runs) fail with the exception. */
   failNext(n: number, exceptionName: KmsExceptionName | (string & {}), opts?: FailNextOptions): void
   clearFaults(): void
+  /** Token-bucket rate limit answered with ThrottlingException; returns a function that removes it. */
+  throttle(opts: {perSecond: number; burst?: number; operation?: KmsOperation; accessKeyId?: string}): () => void
   close(): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const JSON_CT = 'application/x-amz-json-1.1'
-const CORAL_SERVICE = 'com.amazon.coral.service#'
-const CORAL_VALIDATE = 'com.amazon.coral.validate#'
 
 /**
  * Status codes as KMS puts them on the wire. NB: the Smithy model bundled with the SDK carries
@@ -154,17 +143,6 @@ const STATUS: Record<string, number> = {
   DryRunOperationException: 412,
 }
 
-/** Errors raised by the coral framework rather than by KMS itself carry a namespaced __type. */
-const WIRE_TYPE: Record<string, string> = {
-  MissingAuthenticationTokenException: CORAL_SERVICE + 'MissingAuthenticationTokenException',
-  IncompleteSignatureException: CORAL_SERVICE + 'IncompleteSignatureException',
-  InvalidSignatureException: CORAL_SERVICE + 'InvalidSignatureException',
-  UnrecognizedClientException: CORAL_SERVICE + 'UnrecognizedClientException',
-  SerializationException: CORAL_SERVICE + 'SerializationException',
-  UnknownOperationException: CORAL_SERVICE + 'UnknownOperationException',
-  ValidationException: CORAL_VALIDATE + 'ValidationException',
-}
-
 const DEFAULT_MESSAGE: Record<string, string | undefined> = {
   ThrottlingException: 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.',
   KMSInternalException: 'The request was rejected because an internal exception occurred. The request can be retried.',
@@ -172,18 +150,6 @@ const DEFAULT_MESSAGE: Record<string, string | undefined> = {
   DependencyTimeoutException: 'The system timed out while trying to fulfill the request. You can retry the request.',
   // Real KMS sends InvalidCiphertextException without a message.
   InvalidCiphertextException: undefined,
-}
-
-class KmsError extends Error {
-  constructor(
-    readonly type: string,
-    message?: string,
-    readonly status: number = STATUS[type] ?? 400,
-  ) {
-    super(message ?? '')
-    this.hasMessage = message !== undefined
-  }
-  readonly hasMessage: boolean
 }
 
 interface Key {
@@ -198,19 +164,7 @@ interface Key {
   pendingWindowInDays?: number
 }
 
-interface Fault {
-  remaining: number
-  name: string
-  operation?: KmsOperation
-  message?: string
-  status?: number
-}
-
-interface RequestCtx {
-  operation: string
-  accessKeyId?: string
-  record: Partial<KmsCall>
-}
+type Ctx = RequestContext<KmsCallFields>
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ALIAS_RE = /^alias\/[a-zA-Z0-9:/_-]+$/
@@ -227,54 +181,22 @@ function canonicalContext(ctx: Record<string, string> | undefined): Buffer {
   return entries.length === 0 ? Buffer.alloc(0) : Buffer.from(JSON.stringify(entries), 'utf8')
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-function validationError(...problems: string[]): KmsError {
-  const n = problems.length
-  return new KmsError('ValidationException', `${n} validation error${n === 1 ? '' : 's'} detected: ${problems.join('; ')}`)
-}
-
 // ---- request-shape helpers (coral validates before business logic) ----------------------------
-
-type Body = Record<string, unknown>
-
-function optString(body: Body, field: string): string | undefined {
-  const v = body[field]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string') throw new KmsError('SerializationException', `Expected a string for ${field}`)
-  return v
-}
-
-function optBool(body: Body, field: string): boolean | undefined {
-  const v = body[field]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'boolean') throw new KmsError('SerializationException', `Expected a boolean for ${field}`)
-  return v
-}
-
-function optInt(body: Body, field: string): number | undefined {
-  const v = body[field]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new KmsError('SerializationException', `Expected an integer for ${field}`)
-  return v
-}
 
 function optBlob(body: Body, field: string): Buffer | undefined {
   const s = optString(body, field)
   if (s === undefined) return undefined
-  if (!B64_RE.test(s)) throw new KmsError('SerializationException', `Base64 encoded value expected for ${field}`)
+  if (!B64_RE.test(s)) throw new AwsError('SerializationException', `Base64 encoded value expected for ${field}`)
   return Buffer.from(s, 'base64')
 }
 
 function optContext(body: Body): Record<string, string> | undefined {
   const v = body.EncryptionContext
   if (v === undefined || v === null) return undefined
-  if (typeof v !== 'object' || Array.isArray(v)) throw new KmsError('SerializationException', 'Expected a map for EncryptionContext')
+  if (typeof v !== 'object' || Array.isArray(v)) throw new AwsError('SerializationException', 'Expected a map for EncryptionContext')
   const out: Record<string, string> = {}
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof val !== 'string') throw new KmsError('SerializationException', 'EncryptionContext values must be strings')
+    if (typeof val !== 'string') throw new AwsError('SerializationException', 'EncryptionContext values must be strings')
     out[k] = val
   }
   return out
@@ -283,7 +205,7 @@ function optContext(body: Body): Record<string, string> | undefined {
 function checkGrantTokens(body: Body): void {
   const v = body.GrantTokens
   if (v === undefined || v === null) return
-  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string')) throw new KmsError('SerializationException', 'Expected a list of strings for GrantTokens')
+  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string')) throw new AwsError('SerializationException', 'Expected a list of strings for GrantTokens')
   if (v.length > 10) throw validationError(`Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10`)
 }
 
@@ -295,59 +217,51 @@ function keyIdField(body: Body, field = 'KeyId', wire = 'keyId'): string {
   return v
 }
 
-function parseAmzSdkRequest(h: string | undefined): number | undefined {
-  const m = h ? /attempt=(\d+)/.exec(h) : null
-  return m ? Number(m[1]) : undefined
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
-
 // ---------------------------------------------------------------------------------------------
 
-class KmsTestServer implements KmsServerHandle {
-  url = ''
-  readonly region: string
-  readonly accountId: string
-  latencyMs: number
-  readonly calls: KmsCall[] = []
-  inFlight = 0
-  maxInFlight = 0
+class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHandle {
+  declare readonly calls: KmsCall[]
+  protected readonly service = 'kms'
+  protected readonly targetPrefix = 'TrentService.'
+  protected readonly errorNamespace = 'com.amazon.kms'
+  protected override readonly statuses = STATUS
+  protected readonly operations: Record<KmsOperation, JsonOperation<KmsCallFields>> = {
+    Encrypt: (ctx, body) => this.opEncrypt(ctx, body),
+    Decrypt: (ctx, body) => this.opDecrypt(ctx, body),
+    GenerateDataKey: (ctx, body) => this.opGenerateDataKey(ctx, body),
+    DescribeKey: (ctx, body) => this.opDescribeKey(ctx, body),
+    CreateKey: (ctx, body) => this.opCreateKey(ctx, body),
+    CreateAlias: (ctx, body) => this.opCreateAlias(ctx, body),
+  }
 
   private readonly keys = new Map<string, Key>()
   private readonly aliases = new Map<string, string>() // alias name -> key id
   private denies: DenyRule[] = []
-  private faults: Fault[] = []
-  private readonly principals: Record<string, string>
-  private readonly knownAccessKeyIds?: Set<string>
-  private readonly sockets = new Set<Socket>()
-  readonly server: Server
 
-  constructor(opts: KmsServerOptions) {
-    this.region = opts.region ?? 'us-east-1'
-    this.accountId = opts.accountId ?? '111122223333'
-    this.latencyMs = opts.latencyMs ?? 0
-    this.principals = opts.principals ?? {}
-    this.knownAccessKeyIds = opts.knownAccessKeyIds ? new Set(opts.knownAccessKeyIds) : undefined
-    this.server = createServer((req, res) => void this.handle(req, res))
-    this.server.on('connection', (s) => {
-      this.sockets.add(s)
-      s.on('close', () => this.sockets.delete(s))
-    })
+  protected override defaultMessage(type: string): string | undefined {
+    return type in DEFAULT_MESSAGE ? DEFAULT_MESSAGE[type] : `Injected ${type}`
+  }
+
+  protected throttlingError(): AwsError {
+    return new AwsError('ThrottlingException', DEFAULT_MESSAGE.ThrottlingException)
+  }
+
+  protected internalError(e: unknown): AwsError {
+    return new AwsError('KMSInternalException', `kms-server bug: ${e instanceof Error ? e.stack : String(e)}`)
+  }
+
+  /** An injected fault still records which key and context the request named. */
+  protected override onFault(ctx: Ctx, b: Body): void {
+    ctx.record.requestedKeyId = typeof b.KeyId === 'string' ? b.KeyId : undefined
+    if (b.EncryptionContext && typeof b.EncryptionContext === 'object') ctx.record.encryptionContext = b.EncryptionContext as Record<string, string>
+  }
+
+  protected override recordFields(ctx: Ctx): Partial<KmsCallFields> {
+    const r = ctx.record
+    return {keyId: r.keyId ?? r.requestedKeyId, requestedKeyId: r.requestedKeyId, encryptionContext: r.encryptionContext}
   }
 
   // ---- handle API ----
-
-  count(operation?: string): number {
-    return operation === undefined ? this.calls.length : this.calls.filter((c) => c.operation === operation).length
-  }
-
-  resetStats(): void {
-    this.calls.length = 0
-    this.maxInFlight = this.inFlight
-  }
 
   createKey(opts: CreateKeyOptions = {}): CreatedKey {
     const key = this.newKey(opts.description ?? '')
@@ -381,7 +295,7 @@ class KmsTestServer implements KmsServerHandle {
     const key = this.mustKey(keyId)
     key.state = 'PendingDeletion'
     key.pendingWindowInDays = pendingWindowInDays
-    key.deletionDate = new Date(Date.now() + pendingWindowInDays * 86_400_000)
+    key.deletionDate = new Date(this.clock.now() + pendingWindowInDays * 86_400_000)
   }
 
   keyState(keyId: string): KeyState {
@@ -400,21 +314,6 @@ class KmsTestServer implements KmsServerHandle {
     this.denies = []
   }
 
-  failNext(n: number, exceptionName: string, opts: FailNextOptions = {}): void {
-    if (n > 0) this.faults.push({remaining: n, name: exceptionName, ...opts})
-  }
-
-  clearFaults(): void {
-    this.faults = []
-  }
-
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
-    this.server.closeAllConnections()
-    for (const s of this.sockets) s.destroy()
-    await closed
-  }
-
   // ---- internals ----
 
   private newKey(description: string): Key {
@@ -427,7 +326,7 @@ class KmsTestServer implements KmsServerHandle {
       materialId: createHash('sha256').update(material).digest('hex'),
       description,
       state: 'Enabled',
-      creationDate: new Date(),
+      creationDate: new Date(this.clock.now()),
     }
     this.keys.set(id, key)
     return key
@@ -454,32 +353,32 @@ class KmsTestServer implements KmsServerHandle {
   private resolveKey(ref: string): Key {
     if (ref.startsWith('arn:')) {
       const m = /^arn:([^:]+):kms:([^:]*):([^:]*):(key|alias)\/(.+)$/.exec(ref)
-      if (!m) throw new KmsError('NotFoundException', 'Invalid arn')
+      if (!m) throw new AwsError('NotFoundException', 'Invalid arn')
       const [, , region, account, kind, rest] = m as unknown as [string, string, string, string, string, string]
-      if (region !== this.region) throw new KmsError('NotFoundException', `Invalid arn ${region}`)
+      if (region !== this.region) throw new AwsError('NotFoundException', `Invalid arn ${region}`)
       if (kind === 'alias') {
         const keyId = account === this.accountId ? this.aliases.get(`alias/${rest}`) : undefined
         const key = keyId !== undefined ? this.keys.get(keyId) : undefined
-        if (!key) throw new KmsError('NotFoundException', `Alias ${ref} is not found.`)
+        if (!key) throw new AwsError('NotFoundException', `Alias ${ref} is not found.`)
         return key
       }
       const key = account === this.accountId ? this.keys.get(rest) : undefined
-      if (!key) throw new KmsError('NotFoundException', `Key '${ref}' does not exist`)
+      if (!key) throw new AwsError('NotFoundException', `Key '${ref}' does not exist`)
       return key
     }
     if (ref.startsWith('alias/')) {
       const keyId = this.aliases.get(ref)
       const key = keyId !== undefined ? this.keys.get(keyId) : undefined
-      if (!key) throw new KmsError('NotFoundException', `Alias ${this.aliasArn(ref)} is not found.`)
+      if (!key) throw new AwsError('NotFoundException', `Alias ${this.aliasArn(ref)} is not found.`)
       return key
     }
-    if (!UUID_RE.test(ref)) throw new KmsError('NotFoundException', `Invalid keyId ${ref}`)
+    if (!UUID_RE.test(ref)) throw new AwsError('NotFoundException', `Invalid keyId ${ref}`)
     const key = this.keys.get(ref.toLowerCase())
-    if (!key) throw new KmsError('NotFoundException', `Key '${this.keyArn(ref)}' does not exist`)
+    if (!key) throw new AwsError('NotFoundException', `Key '${this.keyArn(ref)}' does not exist`)
     return key
   }
 
-  private authorize(ctx: RequestCtx, action: KmsOperation, key: Key | undefined): void {
+  private authorize(ctx: Ctx, action: KmsOperation, key: Key | undefined): void {
     for (const rule of this.denies) {
       if (rule.action !== '*' && rule.action !== action) continue
       if (rule.accessKeyId !== undefined && rule.accessKeyId !== ctx.accessKeyId) continue
@@ -493,23 +392,18 @@ class KmsTestServer implements KmsServerHandle {
         }
         if (ruleKey?.id !== key.id) continue
       }
-      const principal = this.principalArn(ctx.accessKeyId)
+      const principal = this.principalArn(ctx)
       const resource = key ? key.arn : '*'
-      throw new KmsError(
+      throw new AwsError(
         'AccessDeniedException',
         `User: ${principal} is not authorized to perform: kms:${action} on resource: ${resource} because no identity-based policy allows the kms:${action} action`,
       )
     }
   }
 
-  private principalArn(accessKeyId: string | undefined): string {
-    if (accessKeyId !== undefined && this.principals[accessKeyId]) return this.principals[accessKeyId]
-    return `arn:aws:iam::${this.accountId}:user/${accessKeyId ?? 'anonymous'}`
-  }
-
   private checkUsable(key: Key): void {
-    if (key.state === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`)
-    if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`)
+    if (key.state === 'Disabled') throw new AwsError('DisabledException', `${key.arn} is disabled.`)
+    if (key.state === 'PendingDeletion') throw new AwsError('KMSInvalidStateException', `${key.arn} is pending deletion.`)
   }
 
   private seal(key: Key, plaintext: Buffer, context: Record<string, string> | undefined): Buffer {
@@ -524,7 +418,7 @@ class KmsTestServer implements KmsServerHandle {
 
   /** Parse a blob's header. Anything we did not produce → InvalidCiphertextException. */
   private parseBlob(blob: Buffer): {keyId: string; head: Buffer; nonce: Buffer; tag: Buffer; ct: Buffer} {
-    const bad = () => new KmsError('InvalidCiphertextException')
+    const bad = () => new AwsError('InvalidCiphertextException')
     if (blob.length < BLOB_MAGIC.length + 1 || !blob.subarray(0, BLOB_MAGIC.length).equals(BLOB_MAGIC)) throw bad()
     const idLen = blob[BLOB_MAGIC.length]!
     const headLen = BLOB_MAGIC.length + 1 + idLen
@@ -547,7 +441,7 @@ class KmsTestServer implements KmsServerHandle {
       d.setAuthTag(parts.tag)
       return Buffer.concat([d.update(parts.ct), d.final()])
     } catch {
-      throw new KmsError('InvalidCiphertextException')
+      throw new AwsError('InvalidCiphertextException')
     }
   }
 
@@ -578,7 +472,7 @@ class KmsTestServer implements KmsServerHandle {
     const alg = optString(body, 'EncryptionAlgorithm')
     if (alg === undefined || alg === 'SYMMETRIC_DEFAULT') return
     if (['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'SM2PKE'].includes(alg)) {
-      throw new KmsError('InvalidKeyUsageException', `The requested encryption algorithm ${alg} is not supported by this KMS key.`)
+      throw new AwsError('InvalidKeyUsageException', `The requested encryption algorithm ${alg} is not supported by this KMS key.`)
     }
     throw validationError(
       `Value '${alg}' at 'encryptionAlgorithm' failed to satisfy constraint: Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, SM2PKE]`,
@@ -588,20 +482,20 @@ class KmsTestServer implements KmsServerHandle {
   private rejectUnsupported(body: Body, ...fields: string[]): void {
     for (const f of fields) {
       if (body[f] !== undefined && body[f] !== null) {
-        throw new KmsError('UnsupportedOperationException', `kms-server: ${f} is not supported by the local test server`)
+        throw new AwsError('UnsupportedOperationException', `kms-server: ${f} is not supported by the local test server`)
       }
     }
   }
 
   private dryRun(body: Body): void {
     if (optBool(body, 'DryRun') === true) {
-      throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.')
+      throw new AwsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.')
     }
   }
 
   // ---- operations ----
 
-  private opEncrypt(ctx: RequestCtx, body: Body): Body {
+  private opEncrypt(ctx: Ctx, body: Body): Body {
     const keyRef = keyIdField(body)
     ctx.record.requestedKeyId = keyRef
     const plaintext = optBlob(body, 'Plaintext')
@@ -624,7 +518,7 @@ class KmsTestServer implements KmsServerHandle {
     }
   }
 
-  private opDecrypt(ctx: RequestCtx, body: Body): Body {
+  private opDecrypt(ctx: Ctx, body: Body): Body {
     const blob = optBlob(body, 'CiphertextBlob')
     const context = optContext(body)
     ctx.record.encryptionContext = context
@@ -642,10 +536,10 @@ class KmsTestServer implements KmsServerHandle {
     if (requested) ctx.record.keyId = requested.id
     const parts = this.parseBlob(blob)
     const key = this.keys.get(parts.keyId)
-    if (!key) throw new KmsError('InvalidCiphertextException')
+    if (!key) throw new AwsError('InvalidCiphertextException')
     ctx.record.keyId = key.id
     if (requested && requested.id !== key.id) {
-      throw new KmsError(
+      throw new AwsError(
         'IncorrectKeyException',
         'The key ID in the request does not identify a KMS key that can perform this operation. The KeyId in a Decrypt request must identify the KMS key that was used to encrypt the ciphertext.',
       )
@@ -663,7 +557,7 @@ class KmsTestServer implements KmsServerHandle {
     }
   }
 
-  private opGenerateDataKey(ctx: RequestCtx, body: Body): Body {
+  private opGenerateDataKey(ctx: Ctx, body: Body): Body {
     const keyRef = keyIdField(body)
     ctx.record.requestedKeyId = keyRef
     const context = optContext(body)
@@ -681,7 +575,7 @@ class KmsTestServer implements KmsServerHandle {
       )
     }
     if ((numberOfBytes === undefined) === (keySpec === undefined)) {
-      throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec.')
+      throw new AwsError('ValidationException', 'Please specify either number of bytes or key spec.')
     }
     const key = this.resolveKey(keyRef)
     ctx.record.keyId = key.id
@@ -698,7 +592,7 @@ class KmsTestServer implements KmsServerHandle {
     }
   }
 
-  private opDescribeKey(ctx: RequestCtx, body: Body): Body {
+  private opDescribeKey(ctx: Ctx, body: Body): Body {
     const keyRef = keyIdField(body)
     ctx.record.requestedKeyId = keyRef
     checkGrantTokens(body)
@@ -708,7 +602,7 @@ class KmsTestServer implements KmsServerHandle {
     return {KeyMetadata: this.keyMetadata(key)}
   }
 
-  private opCreateKey(ctx: RequestCtx, body: Body): Body {
+  private opCreateKey(ctx: Ctx, body: Body): Body {
     const description = optString(body, 'Description') ?? ''
     if (description.length > 8192) throw validationError(`Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192`)
     const usage = optString(body, 'KeyUsage') ?? 'ENCRYPT_DECRYPT'
@@ -716,7 +610,7 @@ class KmsTestServer implements KmsServerHandle {
     const origin = optString(body, 'Origin') ?? 'AWS_KMS'
     this.rejectUnsupported(body, 'CustomKeyStoreId', 'XksKeyId')
     if (usage !== 'ENCRYPT_DECRYPT' || spec !== 'SYMMETRIC_DEFAULT' || origin !== 'AWS_KMS' || optBool(body, 'MultiRegion') === true) {
-      throw new KmsError('UnsupportedOperationException', 'kms-server: only single-region SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys with origin AWS_KMS are supported')
+      throw new AwsError('UnsupportedOperationException', 'kms-server: only single-region SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys with origin AWS_KMS are supported')
     }
     this.authorize(ctx, 'CreateKey', undefined)
     const key = this.newKey(description)
@@ -724,7 +618,7 @@ class KmsTestServer implements KmsServerHandle {
     return {KeyMetadata: this.keyMetadata(key)}
   }
 
-  private opCreateAlias(ctx: RequestCtx, body: Body): Body {
+  private opCreateAlias(ctx: Ctx, body: Body): Body {
     const name = optString(body, 'AliasName')
     const target = keyIdField(body, 'TargetKeyId', 'targetKeyId')
     ctx.record.requestedKeyId = target
@@ -732,186 +626,22 @@ class KmsTestServer implements KmsServerHandle {
     if (name.length < 1 || name.length > 256 || !/^[a-zA-Z0-9:/_-]+$/.test(name)) {
       throw validationError(`Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$`)
     }
-    if (!name.startsWith('alias/') || name === 'alias/') throw new KmsError('InvalidAliasNameException', 'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html')
-    if (name.startsWith('alias/aws/')) throw new KmsError('InvalidAliasNameException', `Alias must not begin with 'alias/aws/'. Aliases that begin with 'alias/aws/' are reserved for AWS managed keys.`)
+    if (!name.startsWith('alias/') || name === 'alias/') throw new AwsError('InvalidAliasNameException', 'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html')
+    if (name.startsWith('alias/aws/')) throw new AwsError('InvalidAliasNameException', `Alias must not begin with 'alias/aws/'. Aliases that begin with 'alias/aws/' are reserved for AWS managed keys.`)
     if (target.startsWith('alias/') || /:alias\//.test(target)) {
-      throw new KmsError('NotFoundException', `Invalid keyId ${target}`)
+      throw new AwsError('NotFoundException', `Invalid keyId ${target}`)
     }
     const key = this.resolveKey(target)
     ctx.record.keyId = key.id
     this.authorize(ctx, 'CreateAlias', key)
-    if (key.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`)
-    if (this.aliases.has(name)) throw new KmsError('AlreadyExistsException', `An alias with the name ${this.aliasArn(name)} already exists`)
+    if (key.state === 'PendingDeletion') throw new AwsError('KMSInvalidStateException', `${key.arn} is pending deletion.`)
+    if (this.aliases.has(name)) throw new AwsError('AlreadyExistsException', `An alias with the name ${this.aliasArn(name)} already exists`)
     this.aliases.set(name, key.id)
     return {}
   }
-
-  // ---- HTTP plumbing ----
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = Date.now()
-    const requestId = randomUUID()
-    this.inFlight++
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
-    let done = false
-    const finish = () => {
-      if (!done) {
-        done = true
-        this.inFlight--
-      }
-    }
-    res.on('finish', finish)
-    res.on('close', finish)
-
-    const target = header(req, 'x-amz-target') ?? ''
-    const operation = target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : target
-    const ctx: RequestCtx = {
-      operation,
-      record: {
-        attempt: parseAmzSdkRequest(header(req, 'amz-sdk-request')),
-        invocationId: header(req, 'amz-sdk-invocation-id'),
-      },
-    }
-
-    let status = 200
-    let payload: Body
-    let errorType: string | undefined
-    try {
-      const raw = await readBody(req)
-      if (this.latencyMs > 0) await sleep(this.latencyMs)
-      payload = this.dispatch(req, ctx, raw)
-    } catch (e) {
-      const err = e instanceof KmsError ? e : new KmsError('KMSInternalException', `kms-server bug: ${e instanceof Error ? e.stack : String(e)}`)
-      status = err.status
-      errorType = err.type
-      payload = {__type: WIRE_TYPE[err.type] ?? err.type}
-      if (err.hasMessage) payload.message = err.message
-    }
-
-    const text = JSON.stringify(payload)
-    const headers: Record<string, string | number> = {
-      'Content-Type': JSON_CT,
-      'Content-Length': Buffer.byteLength(text),
-      'x-amzn-RequestId': requestId,
-    }
-    if (errorType !== undefined) headers['x-amzn-ErrorType'] = `${errorType}:http://internal.amazon.com/coral/com.amazon.kms/`
-    this.calls.push({
-      operation,
-      keyId: ctx.record.keyId ?? ctx.record.requestedKeyId,
-      requestedKeyId: ctx.record.requestedKeyId,
-      encryptionContext: ctx.record.encryptionContext,
-      status,
-      errorType,
-      accessKeyId: ctx.accessKeyId,
-      attempt: ctx.record.attempt,
-      invocationId: ctx.record.invocationId,
-      requestId,
-      durationMs: Date.now() - started,
-    })
-    if (!res.destroyed) res.writeHead(status, headers).end(text)
-    else finish()
-  }
-
-  private dispatch(req: IncomingMessage, ctx: RequestCtx, raw: string): Body {
-    if (req.method !== 'POST' || !(OPERATIONS as readonly string[]).includes(ctx.operation)) {
-      const known = header(req, 'x-amz-target')?.startsWith('TrentService.')
-      throw new KmsError(
-        'UnknownOperationException',
-        known ? `kms-server: operation ${ctx.operation} is not implemented by the local test server` : undefined,
-      )
-    }
-    this.authenticate(req, ctx)
-
-    let body: unknown
-    try {
-      body = raw.length === 0 ? {} : JSON.parse(raw)
-    } catch {
-      throw new KmsError('SerializationException', 'Unable to parse the request body as JSON')
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new KmsError('SerializationException', 'Request body must be a JSON object')
-    }
-
-    const fault = this.faults.find((f) => f.remaining > 0 && (f.operation === undefined || f.operation === ctx.operation))
-    if (fault) {
-      fault.remaining--
-      this.faults = this.faults.filter((f) => f.remaining > 0)
-      const b = body as Body
-      const kid = typeof b.KeyId === 'string' ? b.KeyId : undefined
-      ctx.record.requestedKeyId = kid
-      if (b.EncryptionContext && typeof b.EncryptionContext === 'object') ctx.record.encryptionContext = b.EncryptionContext as Record<string, string>
-      throw new KmsError(fault.name, fault.message ?? DEFAULT_MESSAGE[fault.name] ?? `Injected ${fault.name}`, fault.status ?? STATUS[fault.name] ?? 400)
-    }
-
-    switch (ctx.operation as KmsOperation) {
-      case 'Encrypt':
-        return this.opEncrypt(ctx, body as Body)
-      case 'Decrypt':
-        return this.opDecrypt(ctx, body as Body)
-      case 'GenerateDataKey':
-        return this.opGenerateDataKey(ctx, body as Body)
-      case 'DescribeKey':
-        return this.opDescribeKey(ctx, body as Body)
-      case 'CreateKey':
-        return this.opCreateKey(ctx, body as Body)
-      case 'CreateAlias':
-        return this.opCreateAlias(ctx, body as Body)
-    }
-  }
-
-  /**
-   * Parse (do not verify) the SigV4 Authorization header:
-   * `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/kms/aws4_request, SignedHeaders=..., Signature=...`
-   */
-  private authenticate(req: IncomingMessage, ctx: RequestCtx): void {
-    const auth = header(req, 'authorization')
-    if (!auth) throw new KmsError('MissingAuthenticationTokenException', 'Request is missing Authentication Token')
-    if (!auth.startsWith('AWS4-HMAC-SHA256 ')) {
-      throw new KmsError('IncompleteSignatureException', `Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=${auth.split(' ')[0]}`)
-    }
-    const params = new Map<string, string>()
-    for (const part of auth.slice('AWS4-HMAC-SHA256 '.length).split(',')) {
-      const i = part.indexOf('=')
-      if (i > 0) params.set(part.slice(0, i).trim(), part.slice(i + 1).trim())
-    }
-    const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((p) => !params.get(p))
-    if (missing.length > 0) {
-      throw new KmsError('IncompleteSignatureException', missing.map((p) => `Authorization header requires '${p}' parameter.`).join(' '))
-    }
-    if (!header(req, 'x-amz-date') && !header(req, 'date')) {
-      throw new KmsError('IncompleteSignatureException', `Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.`)
-    }
-    const scope = params.get('Credential')!.split('/')
-    if (scope.length !== 5 || scope[4] !== 'aws4_request') {
-      throw new KmsError('IncompleteSignatureException', `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${params.get('Credential')}'`)
-    }
-    const [accessKeyId, , region, service] = scope as [string, string, string, string, string]
-    ctx.accessKeyId = accessKeyId
-    if (region !== this.region) throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region, not '${region}'. `)
-    if (service !== 'kms') throw new KmsError('InvalidSignatureException', `Credential should be scoped to correct service: 'kms'. `)
-    if (this.knownAccessKeyIds && !this.knownAccessKeyIds.has(accessKeyId)) {
-      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.')
-    }
-  }
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    req.on('error', reject)
-  })
 }
 
 /** Start a KMS test server on 127.0.0.1 with a random port. */
 export async function startKmsServer(opts: KmsServerOptions = {}): Promise<KmsServerHandle> {
-  const s = new KmsTestServer(opts)
-  await new Promise<void>((resolve, reject) => {
-    s.server.once('error', reject)
-    s.server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const {port} = s.server.address() as AddressInfo
-  s.url = `http://127.0.0.1:${port}`
-  return s
+  return new KmsTestServer(opts).listen()
 }
