@@ -27,22 +27,16 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
+import {testSupportUrl} from './ts-module.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const KEY_NS = 'kseal-system'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/**
- * The API test server is TypeScript: transpile it in memory (no files written) and import it from
- * a data: URL, its package imports pointed at the project's node_modules.
- */
+/** The API test server is TypeScript: bundled in memory (bench/ts-module.mjs) and imported from a data: URL. */
 async function loadApiServer() {
-  const ts = (await import('typescript')).default
-  const src = readFileSync(path.join(ROOT, 'test', 'support', 'k8s-api-server.ts'), 'utf8')
-  let js = ts.transpileModule(src, {compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}}).outputText
-  js = js.replace(/from\s+(['"])([^'".][^'"]*)\1/g, (m, q, spec) => (spec.startsWith('node:') ? m : `from ${q}${import.meta.resolve(spec)}${q}`))
-  return import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)
+  return import(await testSupportUrl('k8s-api-server'))
 }
 
 function sample(text, series) {

@@ -21,11 +21,12 @@
  * `--files` adds an informational run over one file per Secret through the CLI.
  */
 import {spawn} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {performance as perfHooks} from 'node:perf_hooks'
+import {testSupportUrl} from './ts-module.mjs'
 
 const {eventLoopUtilization} = perfHooks
 
@@ -34,25 +35,15 @@ const ACCESS_KEY = 'AKIAKSEALBENCH000001'
 const SECRET_KEY = 'kseal-bench-not-a-secret'
 
 /**
- * The KMS test server is TypeScript (with the shared AWS core it imports): bundle it in memory with
- * esbuild (no files written) and run it in a child process, so its work (SigV4 verification
- * included) neither shares kseal's event loop nor counts as kseal's CPU time (a real KMS is another
- * machine). The handle below forwards the few calls the benchmark needs.
+ * The KMS test server is TypeScript (with the shared AWS core it imports): bundle it in memory
+ * (bench/ts-module.mjs) and run it in a child process, so its work (SigV4 verification included)
+ * neither shares kseal's event loop nor counts as kseal's CPU time (a real KMS is another machine).
+ * The handle below forwards the few calls the benchmark needs.
  */
 async function startKmsProcess() {
-  const esbuild = await import('esbuild')
-  const built = await esbuild.build({
-    entryPoints: [path.join(ROOT, 'test', 'support', 'kms-server.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
-  })
-  const js = built.outputFiles[0].text
+  const moduleUrl = await testSupportUrl('kms-server')
   const code = `
-    const {startKmsServer} = await import(${JSON.stringify(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)})
+    const {startKmsServer} = await import(${JSON.stringify(moduleUrl)})
     const kms = await startKmsServer({credentials: {${JSON.stringify(ACCESS_KEY)}: ${JSON.stringify(SECRET_KEY)}}})
     process.on('message', async ({id, op, args}) => {
       try {

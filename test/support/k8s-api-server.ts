@@ -19,6 +19,7 @@ import {writeFile} from 'node:fs/promises';
 import type {AddressInfo, Socket} from 'node:net';
 import YAML from 'yaml';
 import {KubeConfig} from '@kubernetes/client-node';
+import {ADMIN_USER, SERVICE_ACCOUNT_DEFINITION, ServiceAccountTokens, type IssuedToken, type IssueOptions, type TokenOptions} from './k8s-tokens.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -123,6 +124,11 @@ export interface K8sApiServerOptions {
   resources?: ResourceDefinition[];
   /** Reported by /version. Default 1.31. */
   version?: {major: string; minor: string};
+  /**
+   * ServiceAccount tokens (k8s-tokens.ts): issuer, API audiences, max token expiration, clock, and
+   * an authorizer deciding what each user may do (none: everything is allowed).
+   */
+  tokens?: TokenOptions;
 }
 
 /** What the apiserver's RequestInfoFactory would say about a request. */
@@ -144,6 +150,8 @@ export interface RequestInfo {
 export interface RequestRecord extends RequestInfo {
   /** HTTP status sent (0 while a response is still pending). */
   status: number;
+  /** Authenticated user (`system:serviceaccount:NS:SA` for ServiceAccount tokens); unset for health checks and OIDC discovery. */
+  user?: string;
   time: number;
 }
 
@@ -203,6 +211,10 @@ export interface K8sApiServer {
   compact(filter?: WatchFilter): void;
   sendBookmarks(): void;
   settle(): Promise<void>;
+  /** `iss` of the ServiceAccount tokens this server issues. */
+  readonly serviceAccountIssuer: string;
+  /** A token for an existing ServiceAccount, as `kubectl create token` gets one. */
+  issueServiceAccountToken(namespace: string, name: string, opts?: IssueOptions): IssuedToken;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,7 +254,7 @@ function resourceDetails(def: ResourceDefinition, name: string, extra: KubeObjec
   return {...d, ...extra};
 }
 
-const errors = {
+export const errors = {
   notFound: (def: ResourceDefinition, name: string) =>
     new StatusError(statusBody(404, 'NotFound', `${qualifiedResource(def)} ${goQuote(name)} not found`, resourceDetails(def, name))),
   alreadyExists: (def: ResourceDefinition, name: string) =>
@@ -1342,6 +1354,7 @@ export function builtinResources(): ResourceDefinition[] {
       validate: validateLease,
     },
     SEALED_SECRET_DEFINITION,
+    SERVICE_ACCOUNT_DEFINITION,
   ];
 }
 
@@ -1424,7 +1437,8 @@ class Server implements K8sApiServer {
   private gcTimer: NodeJS.Timeout | undefined;
   private gcWaiters: Array<() => void> = [];
   private closed = false;
-  private opts: Required<Omit<K8sApiServerOptions, 'token' | 'resources' | 'namespaces' | 'port' | 'host' | 'latencyMs'>> & {
+  private readonly tokens: ServiceAccountTokens;
+  private opts: Required<Omit<K8sApiServerOptions, 'token' | 'resources' | 'namespaces' | 'port' | 'host' | 'latencyMs' | 'tokens'>> & {
     token?: string;
   };
   private _port = 0;
@@ -1446,6 +1460,16 @@ class Server implements K8sApiServer {
       version: options.version ?? {major: '1', minor: '31'},
     };
     for (const d of [...builtinResources(), ...(options.resources ?? [])]) this.registerResource(d);
+    this.tokens = new ServiceAccountTokens(
+      {
+        url: () => this.url,
+        getObject: (apiVersion, kind, ns, name) => this.getObject(apiVersion, kind, ns, name),
+        serves: (apiVersion, kind) => this.defs.some((d) => apiVersionOf(d) === apiVersion && (d.kind.toLowerCase() === kind.toLowerCase() || d.resource === kind)),
+        errors,
+        status: (code, reason, message, details) => new StatusError(statusBody(code, reason, message, details)),
+      },
+      options.tokens,
+    );
     for (const ns of options.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}});
     }
@@ -1742,6 +1766,14 @@ class Server implements K8sApiServer {
     }
   }
 
+  get serviceAccountIssuer(): string {
+    return this.tokens.issuer;
+  }
+
+  issueServiceAccountToken(namespace: string, name: string, opts?: IssueOptions): IssuedToken {
+    return this.tokens.issue(namespace, name, opts);
+  }
+
   // --- storage ---------------------------------------------------------------------------------
 
   private sortedObjects(objects: Map<string, KubeObject>): KubeObject[] {
@@ -2021,9 +2053,17 @@ class Server implements K8sApiServer {
         this.send(res, 200, 'ok');
         return;
       }
-      if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
+      const discovery = this.tokens.serveDiscovery(method, url.pathname);
+      if (discovery) {
+        this.send(res, discovery.code, discovery.body, {'Content-Type': discovery.contentType});
+        return;
+      }
+      const user = this.tokens.authenticate(req.headers.authorization);
+      if (!user && this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
         throw errors.unauthorized();
       }
+      record.user = (user ?? ADMIN_USER).username;
+      this.tokens.authorize(user ?? ADMIN_USER, info);
       const fault = this.faults.find((f) => f.remaining > 0 && (f.opts.match ? f.opts.match(info) : info.isResourceRequest));
       if (fault) {
         fault.remaining--;
@@ -2099,6 +2139,7 @@ class Server implements K8sApiServer {
       if (!vs.includes(d.version)) vs.push(d.version);
       byGroup.set(d.group, vs);
     }
+    for (const g of this.tokens.groups()) if (!byGroup.has(g)) byGroup.set(g, ['v1']);
     return [...byGroup.entries()].map(([name, versions]) => ({
       name,
       versions: versions.map((v) => ({groupVersion: `${name}/${v}`, version: v})),
@@ -2108,7 +2149,8 @@ class Server implements K8sApiServer {
 
   private sendResourceList(res: ServerResponse, group: string, version: string): void {
     const defs = this.defs.filter((d) => d.group === group && d.version === version);
-    if (!defs.length) throw errors.genericNotFound();
+    const extra = this.tokens.resources(group, version);
+    if (!defs.length && !extra.length) throw errors.genericNotFound();
     const resources: KubeObject[] = [];
     for (const d of defs) {
       const r: KubeObject = {
@@ -2128,12 +2170,18 @@ class Server implements K8sApiServer {
         resources.push({name: 'namespaces/finalize', singularName: '', namespaced: false, kind: 'Namespace', verbs: ['update']});
       }
     }
+    resources.push(...extra);
     this.send(res, 200, {kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources});
   }
 
   // --- resource requests ---------------------------------------------------------------------
 
   private async serveResource(req: IncomingMessage, res: ServerResponse, info: RequestInfo, body: Buffer): Promise<void> {
+    const tokenResponse = this.tokens.serve(info, body);
+    if (tokenResponse) {
+      this.send(res, tokenResponse.code, tokenResponse.body, tokenResponse.headers);
+      return;
+    }
     const def = this.findDef(info.apiGroup ?? '', info.apiVersion ?? '', info.resource ?? '');
     if (!def) throw errors.genericNotFound();
     const {verb, name, subresource, query: q} = info;
@@ -2893,7 +2941,8 @@ export async function startK8sApiServer(opts: K8sApiServerOptions = {}): Promise
  * - Server-side apply (application/apply-patch+yaml) answers 415; no metadata.managedFields are kept.
  * - Strategic merge patch only knows the merge keys of metadata.finalizers / metadata.ownerReferences.
  * - CRDs have no OpenAPI schema: no pruning, defaulting or schema validation; objects are stored as sent.
- * - No RBAC, admission webhooks, quota, Event TTL, graceful deletion periods or pod-specific behaviour.
+ * - No RBAC objects: an optional authorizer function (options.tokens) decides; no admission webhooks, quota,
+ *   Event TTL, graceful deletion periods or pod-specific behaviour. ServiceAccount tokens: see k8s-tokens.ts.
  * - The watch history is a fixed-size ring per resource (the real cache is sized/aged dynamically).
  * - Typed "omitempty" is approximated by dropping nulls and empty metadata collections for built-ins.
  */
