@@ -17,6 +17,7 @@ import {
 import {DescribeParametersCommand, GetParameterCommand, GetParametersByPathCommand, GetParametersCommand, paginateGetParametersByPath, SSMClient} from '@aws-sdk/client-ssm'
 import {TestClock} from './support/clock.js'
 import {AwsIam} from './support/aws/iam.js'
+import {serviceError} from './support/aws/service-error.js'
 import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
 import {AuthFailure, canonicalRequest, verifySigV4} from './support/aws/sigv4.js'
 import {type SsmServer, startSsmServer} from './support/aws/ssm.js'
@@ -44,23 +45,6 @@ function ssmClient(accessKeyId = ACCESS_KEY): SSMClient {
   const c = new SSMClient({endpoint: ssm.url, region: 'us-east-1', maxAttempts: 1, credentials: {accessKeyId, secretAccessKey: SECRET_KEY}})
   destroy.push(c)
   return c
-}
-
-interface ServiceError extends Error {
-  $metadata: {httpStatusCode?: number; attempts?: number; requestId?: string}
-  $fault: string
-  $response?: {headers: Record<string, string>}
-}
-
-/** Await a call that must fail with a service error; return it. */
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p
-  } catch (e) {
-    expect((e as ServiceError).$metadata).toBeDefined()
-    return e as ServiceError
-  }
-  throw new Error('expected the call to fail')
 }
 
 type Middleware = Parameters<SecretsManagerClient['middlewareStack']['addRelativeTo']>[0]
@@ -145,6 +129,29 @@ describe('SigV4 verification (shared AWS core)', () => {
     expect(kind({...req, rawHeaders: headers.map((h) => h.replace('5fa00fa3', '5fa00fa4'))})).toBe('signature')
     expect(kind({...req, rawHeaders: headers.map((h) => h.replace('AKIDEXAMPLE/', 'AKIDOTHER/'))})).toBe('unrecognized')
     expect(kind({...req, rawHeaders: headers.slice(0, 4)})).toBe('missing')
+
+    // Credential scope date, five minutes of clock skew either way, host signed, no stray session token.
+    const message = (r: typeof req, now = opts.now) => {
+      try {
+        verifySigV4(r, {...opts, now})
+        return 'accepted'
+      } catch (e) {
+        return `${(e as AuthFailure).kind}: ${(e as AuthFailure).message}`
+      }
+    }
+    expect(message({...req, rawHeaders: headers.map((h) => h.replace('AKIDEXAMPLE/20150830/', 'AKIDEXAMPLE/20150831/'))})).toBe(
+      "signature: Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20150831' != '20150830', from '20150830T123600Z'.",
+    )
+    expect(message(req, opts.now + 300_000)).toBe('accepted')
+    expect(message(req, opts.now + 301_000)).toBe('signature: Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)')
+    expect(message(req, opts.now - 301_000)).toBe('signature: Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)')
+    expect(message({...req, rawHeaders: headers.map((h) => h.replace('SignedHeaders=host;x-amz-date', 'SignedHeaders=x-amz-date'))})).toBe(
+      "signature: 'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+    )
+    expect(message({...req, rawHeaders: [...headers, 'X-Amz-Security-Token', 'made-up']})).toBe('unrecognized: The security token included in the request is invalid.')
+    expect(message({...req, rawHeaders: headers.map((h) => h.replace('Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, ', ''))})).toBe(
+      "incomplete: Authorization header requires 'Credential' parameter. Authorization=AWS4-HMAC-SHA256",
+    )
   })
 
   it('a signed request re-sent byte for byte is accepted; with one signed header or the body changed it is refused', async () => {
@@ -176,37 +183,37 @@ describe('SigV4 verification (shared AWS core)', () => {
     sm.createSecret('mitm/b', 'b')
     const c = smClient()
     afterSigning(c, (r) => (r.body = text(r.body).replace('mitm/a', 'mitm/b')))
-    const err = await failure(c.send(new GetSecretValueCommand({SecretId: 'mitm/a'})))
+    const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'mitm/a'})))
     expect(err.name).toBe('InvalidSignatureException')
     expect(err.$metadata.httpStatusCode).toBe(400)
   })
 
   it('wrong secret key → InvalidSignatureException; unknown access key → UnrecognizedClientException; no Authorization → MissingAuthenticationTokenException', async () => {
     sm.createSecret('auth/x', 'x')
-    const wrong = await failure(smClient({secretAccessKey: 'not-the-secret'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})))
+    const wrong = await serviceError(smClient({secretAccessKey: 'not-the-secret'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})))
     expect(wrong.name).toBe('InvalidSignatureException')
     expect(wrong.message).toMatch(/^The request signature we calculated does not match the signature you provided\./)
     expect(wrong.message).toContain("The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n")
 
-    const unknown = await failure(smClient({accessKeyId: 'AKIANOBODY0000000000'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})))
+    const unknown = await serviceError(smClient({accessKeyId: 'AKIANOBODY0000000000'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})))
     expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual(['UnrecognizedClientException', 'The security token included in the request is invalid.', 400])
 
     const stripped = smClient()
     afterSigning(stripped, (r) => delete r.headers.authorization)
-    const missing = await failure(stripped.send(new GetSecretValueCommand({SecretId: 'auth/x'})))
+    const missing = await serviceError(stripped.send(new GetSecretValueCommand({SecretId: 'auth/x'})))
     expect(missing.name).toBe('MissingAuthenticationTokenException')
     expect(sm.calls.at(-1)).toMatchObject({errorType: 'MissingAuthenticationTokenException', accessKeyId: undefined, principal: undefined})
   })
 
   it('the credential scope must name this region and service', async () => {
     sm.createSecret('scope/x', 'x')
-    const region = await failure(smClient({region: 'eu-west-1'}).send(new GetSecretValueCommand({SecretId: 'scope/x'})))
+    const region = await serviceError(smClient({region: 'eu-west-1'}).send(new GetSecretValueCommand({SecretId: 'scope/x'})))
     expect([region.name, region.message]).toEqual(['InvalidSignatureException', "Credential should be scoped to a valid region, not 'eu-west-1'. "])
     // An SSM-signed request replayed at Secrets Manager: scoped to the wrong service.
     const c = ssmClient()
     let captured: SignedArgs['request'] | undefined
     afterSigning(c as unknown as SecretsManagerClient, (r) => (captured = {...r, headers: {...r.headers}, body: text(r.body)}))
-    await failure(c.send(new GetParameterCommand({Name: '/nothing/here'})))
+    await serviceError(c.send(new GetParameterCommand({Name: '/nothing/here'})))
     const res = await rawPost(`${sm.url}/`, {...captured!.headers, 'x-amz-target': 'secretsmanager.ListSecrets'}, text(captured!.body))
     expect(JSON.parse(res.body)).toEqual({
       __type: 'com.amazon.coral.service#InvalidSignatureException',
@@ -223,7 +230,7 @@ describe('SigV4 verification (shared AWS core)', () => {
     expect(sm.calls.at(-1)!.principal).toBe(`arn:aws:sts::${iam.accountId}:assumed-role/session-test/unit`)
 
     for (const sessionToken of [undefined, `${s.sessionToken}x`]) {
-      const err = await failure(smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken}).send(new GetSecretValueCommand({SecretId: 'session/x'})))
+      const err = await serviceError(smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken}).send(new GetSecretValueCommand({SecretId: 'session/x'})))
       expect([err.name, err.message]).toEqual(['UnrecognizedClientException', 'The security token included in the request is invalid.'])
     }
 
@@ -233,7 +240,7 @@ describe('SigV4 verification (shared AWS core)', () => {
     clock.advance(16 * 60_000)
     try {
       const late = smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken, maxAttempts: 2})
-      const err = await failure(late.send(new GetSecretValueCommand({SecretId: 'session/x'})))
+      const err = await serviceError(late.send(new GetSecretValueCommand({SecretId: 'session/x'})))
       expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['ExpiredTokenException', 'The security token included in the request is expired', 400])
       expect(sm.calls.slice(-2).map((x) => x.errorType)).toEqual(['InvalidSignatureException', 'ExpiredTokenException'])
     } finally {
@@ -252,7 +259,7 @@ describe('SigV4 verification (shared AWS core)', () => {
   })
 
   it('errors carry __type, message, x-amzn-ErrorType and x-amzn-RequestId; the call log names the caller', async () => {
-    const err = await failure(smClient().send(new GetSecretValueCommand({SecretId: 'no/such/secret'})))
+    const err = await serviceError(smClient().send(new GetSecretValueCommand({SecretId: 'no/such/secret'})))
     expect(err.$response?.headers['x-amzn-errortype']).toBe('ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.secretsmanager/')
     expect(err.$response?.headers['content-type']).toBe('application/x-amz-json-1.1')
     expect(err.$metadata.requestId).toBe(sm.calls.at(-1)!.requestId)
@@ -287,7 +294,7 @@ describe('Secrets Manager', () => {
     expect(b.SecretString).toBeUndefined()
     // A partial ARN in another region or account, or a name that is only a prefix, finds nothing.
     for (const id of [ref.arn.replace('us-east-1', 'eu-west-1'), ref.arn.replace('111122223333', '999999999999'), 'app/d']) {
-      const err = await failure(c.send(new GetSecretValueCommand({SecretId: id})))
+      const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: id})))
       expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['ResourceNotFoundException', "Secrets Manager can't find the specified secret.", 400])
     }
   })
@@ -312,20 +319,20 @@ describe('Secrets Manager', () => {
     expect((await get({})).SecretString).toBe('three')
     expect((await get({VersionId: v1!})).VersionStages).toEqual([])
 
-    const mismatch = await failure(get({VersionId: v1!, VersionStage: 'AWSCURRENT'}))
+    const mismatch = await serviceError(get({VersionId: v1!, VersionStage: 'AWSCURRENT'}))
     expect([mismatch.name, mismatch.message]).toEqual(['InvalidRequestException', 'You provided a VersionStage that is not associated to the provided VersionId.'])
-    const noVersion = await failure(get({VersionId: '00000000-0000-0000-0000-000000000000'}))
+    const noVersion = await serviceError(get({VersionId: '00000000-0000-0000-0000-000000000000'}))
     expect([noVersion.name, noVersion.message]).toEqual([
       'ResourceNotFoundException',
       "Secrets Manager can't find the specified secret value for VersionId: 00000000-0000-0000-0000-000000000000",
     ])
-    const noStage = await failure(get({VersionStage: 'blue'}))
+    const noStage = await serviceError(get({VersionStage: 'blue'}))
     expect(noStage.message).toBe("Secrets Manager can't find the specified secret value for staging label: blue")
-    const short = await failure(get({VersionId: 'abc'}))
+    const short = await serviceError(get({VersionId: 'abc'}))
     expect([short.name, short.message]).toEqual(['ValidationException', "1 validation error detected: Value at 'versionId' failed to satisfy constraint: Member must have length greater than or equal to 32"])
 
     sm.createSecret('no-value-yet')
-    expect((await failure(c.send(new GetSecretValueCommand({SecretId: 'no-value-yet'})))).message).toBe(
+    expect((await serviceError(c.send(new GetSecretValueCommand({SecretId: 'no-value-yet'})))).message).toBe(
       "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT",
     )
   })
@@ -334,7 +341,7 @@ describe('Secrets Manager', () => {
     sm.createSecret('doomed/x', 'x')
     sm.deleteSecret('doomed/x', {recoveryWindowDays: 7})
     const c = smClient()
-    const err = await failure(c.send(new GetSecretValueCommand({SecretId: 'doomed/x'})))
+    const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'doomed/x'})))
     expect([err.name, err.message]).toEqual(['InvalidRequestException', "You can't perform this operation on the secret because it was marked for deletion."])
     const d = await c.send(new DescribeSecretCommand({SecretId: 'doomed/x'}))
     expect(d.DeletedDate!.getTime() - clock.now()).toBeGreaterThan(6.9 * 86_400_000)
@@ -349,7 +356,7 @@ describe('Secrets Manager', () => {
   it('DecryptionFailure when the secret cannot be decrypted', async () => {
     sm.createSecret('kms-broken', 'x', {kmsKeyId: 'alias/gone'})
     sm.setUndecryptable('kms-broken')
-    const err = await failure(smClient().send(new GetSecretValueCommand({SecretId: 'kms-broken'})))
+    const err = await serviceError(smClient().send(new GetSecretValueCommand({SecretId: 'kms-broken'})))
     expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['DecryptionFailure', "Secrets Manager can't decrypt the protected secret text using the provided KMS key.", 400])
   })
 
@@ -380,7 +387,7 @@ describe('Secrets Manager', () => {
     const reader = smClient({accessKeyId: READER})
     expect((await reader.send(new GetSecretValueCommand({SecretId: 'team-a/db'}))).SecretString).toBe('a')
     for (const id of ['team-b/db', 'team-b/does-not-exist']) {
-      const err = await failure(reader.send(new GetSecretValueCommand({SecretId: id})))
+      const err = await serviceError(reader.send(new GetSecretValueCommand({SecretId: id})))
       expect([err.name, err.$metadata.httpStatusCode]).toEqual(['AccessDeniedException', 400])
       expect(err.message).toBe(
         `User: arn:aws:iam::111122223333:user/reader is not authorized to perform: secretsmanager:GetSecretValue on resource: ${id} because no identity-based policy allows the secretsmanager:GetSecretValue action`,
@@ -388,7 +395,7 @@ describe('Secrets Manager', () => {
     }
     // The rule also covers the secret by ARN; other callers and other actions are not affected.
     const {ARN: arn} = await smClient().send(new DescribeSecretCommand({SecretId: 'team-b/db'}))
-    expect((await failure(reader.send(new GetSecretValueCommand({SecretId: arn!})))).name).toBe('AccessDeniedException')
+    expect((await serviceError(reader.send(new GetSecretValueCommand({SecretId: arn!})))).name).toBe('AccessDeniedException')
     expect((await smClient().send(new GetSecretValueCommand({SecretId: 'team-b/db'}))).SecretString).toBe('b')
     expect((await reader.send(new DescribeSecretCommand({SecretId: 'team-b/db'}))).Name).toBe('team-b/db')
   })
@@ -411,7 +418,7 @@ describe('Secrets Manager', () => {
     // tag-key and tag-value filters are independent: any tag with the key, any tag with the value.
     expect(await list({Key: 'tag-key', Values: ['env']}, {Key: 'tag-value', Values: ['ann']})).toEqual(['flt/gamma'])
     expect(await list({Key: 'all', Values: ['DATABASE']})).toEqual(['flt/alpha'])
-    const bad = await failure(c.send(new ListSecretsCommand({Filters: [{Key: 'colour' as 'name', Values: ['x']}]})))
+    const bad = await serviceError(c.send(new ListSecretsCommand({Filters: [{Key: 'colour' as 'name', Values: ['x']}]})))
     expect(bad.name).toBe('ValidationException')
     expect(bad.message).toContain("at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set")
   })
@@ -427,9 +434,9 @@ describe('Secrets Manager', () => {
     for await (const p of paginateListSecrets({client: c, pageSize: 3}, {Filters, SortOrder: 'asc'})) names.push(...p.SecretList!.map((s) => s.Name!))
     expect(names).toEqual(['page/s0', 'page/s1', 'page/s2', 'page/s3', 'page/s4', 'page/s5', 'page/s6'])
 
-    const replayed = await failure(c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['page/s']}], NextToken: first.NextToken})))
+    const replayed = await serviceError(c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['page/s']}], NextToken: first.NextToken})))
     expect([replayed.name, replayed.message]).toEqual(['InvalidNextTokenException', 'The NextToken value is invalid.'])
-    expect((await failure(c.send(new ListSecretsCommand({MaxResults: 101})))).name).toBe('ValidationException')
+    expect((await serviceError(c.send(new ListSecretsCommand({MaxResults: 101})))).name).toBe('ValidationException')
 
     // AWS may filter after reading a slice: pages come back short or empty, with a NextToken.
     sm.listScanLimit = 2
@@ -465,7 +472,7 @@ describe('Secrets Manager', () => {
       NextToken = p.NextToken
     } while (NextToken)
     expect(values.sort()).toEqual(['A', 'B', 'C'])
-    const both = await failure(c.send(new BatchGetSecretValueCommand({SecretIdList: ['batch/a'], Filters: [{Key: 'name', Values: ['batch/']}]})))
+    const both = await serviceError(c.send(new BatchGetSecretValueCommand({SecretIdList: ['batch/a'], Filters: [{Key: 'name', Values: ['batch/']}]})))
     expect(both.name).toBe('InvalidParameterException')
   })
 
@@ -475,7 +482,7 @@ describe('Secrets Manager', () => {
     const c = smClient()
     await c.send(new GetSecretValueCommand({SecretId: 'throttled'}))
     await c.send(new GetSecretValueCommand({SecretId: 'throttled'}))
-    const err = await failure(c.send(new GetSecretValueCommand({SecretId: 'throttled'})))
+    const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'throttled'})))
     expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['ThrottlingException', 'Rate exceeded', 400])
     clock.advance(1000)
     expect((await c.send(new GetSecretValueCommand({SecretId: 'throttled'}))).SecretString).toBe('x')
@@ -492,7 +499,7 @@ describe('Secrets Manager', () => {
     expect(new Set(sm.calls.map((x) => x.invocationId)).size).toBe(1)
 
     sm.failNext(1, 'InternalServiceError')
-    const internal = await failure(smClient().send(new GetSecretValueCommand({SecretId: 'throttled'})))
+    const internal = await serviceError(smClient().send(new GetSecretValueCommand({SecretId: 'throttled'})))
     expect([internal.name, internal.$metadata.httpStatusCode, internal.$fault]).toEqual(['InternalServiceError', 500, 'server'])
   })
 
@@ -502,7 +509,7 @@ describe('Secrets Manager', () => {
     const c = smClient()
     await c.send(new GetSecretValueCommand({SecretId: 'never-logged'}))
     await c.send(new BatchGetSecretValueCommand({SecretIdList: ['never-logged']}))
-    await failure(c.send(new GetSecretValueCommand({SecretId: 'never-logged', VersionStage: 'nope'})))
+    await serviceError(c.send(new GetSecretValueCommand({SecretId: 'never-logged', VersionStage: 'nope'})))
     expect(sm.calls).toHaveLength(3)
     expect(JSON.stringify(sm.calls)).not.toContain('value-that-must-not-leak')
   })
@@ -548,11 +555,11 @@ describe('SSM Parameter Store', () => {
   it('ParameterNotFound (no message, as AWS) and ParameterVersionNotFound', async () => {
     const c = ssmClient()
     for (const Name of ['/app/missing', '/app/db/password:nolabel']) {
-      const err = await failure(c.send(new GetParameterCommand({Name})))
+      const err = await serviceError(c.send(new GetParameterCommand({Name})))
       expect([err.name, err.$metadata.httpStatusCode]).toEqual(['ParameterNotFound', 400])
       expect(err.message).toBe('UnknownError') // the SDK's text when the body has no message
     }
-    const ver = await failure(c.send(new GetParameterCommand({Name: '/app/db/password:9'})))
+    const ver = await serviceError(c.send(new GetParameterCommand({Name: '/app/db/password:9'})))
     expect([ver.name, ver.message]).toEqual(['ParameterVersionNotFound', 'Systems Manager could not find version 9 of /app/db/password. Verify the version and try again.'])
   })
 
@@ -563,7 +570,7 @@ describe('SSM Parameter Store', () => {
       ['/app/db/password', 'v1-secret'],
     ])
     expect(out.InvalidParameters).toEqual(['/nope', '/app/db/password:7'])
-    const tooMany = await failure(ssmClient().send(new GetParametersCommand({Names: Array.from({length: 11}, (_, i) => `/p${i}`)})))
+    const tooMany = await serviceError(ssmClient().send(new GetParametersCommand({Names: Array.from({length: 11}, (_, i) => `/p${i}`)})))
     expect(tooMany.name).toBe('ValidationException')
   })
 
@@ -584,14 +591,14 @@ describe('SSM Parameter Store', () => {
 
     const first = await c.send(new GetParametersByPathCommand({Path: '/app', Recursive: true, MaxResults: 2}))
     expect(first.Parameters).toHaveLength(2)
-    const replay = await failure(c.send(new GetParametersByPathCommand({Path: '/other', NextToken: first.NextToken})))
+    const replay = await serviceError(c.send(new GetParametersByPathCommand({Path: '/other', NextToken: first.NextToken})))
     expect([replay.name, replay.message]).toEqual(['InvalidNextToken', "The specified token isn't valid."])
-    expect((await failure(c.send(new GetParametersByPathCommand({Path: '/app', MaxResults: 11})))).name).toBe('ValidationException')
-    const tag = await failure(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'tag:env', Values: ['prod']}]})))
+    expect((await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', MaxResults: 11})))).name).toBe('ValidationException')
+    const tag = await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'tag:env', Values: ['prod']}]})))
     expect(tag.name).toBe('InvalidFilterKey')
-    const label = await failure(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'Label', Option: 'BeginsWith', Values: ['st']}]})))
+    const label = await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'Label', Option: 'BeginsWith', Values: ['st']}]})))
     expect(label.name).toBe('InvalidFilterOption')
-    const path = await failure(c.send(new GetParametersByPathCommand({Path: 'app'})))
+    const path = await serviceError(c.send(new GetParametersByPathCommand({Path: 'app'})))
     expect([path.name, path.message]).toEqual(['ValidationException', expect.stringContaining('The parameter name must begin with a forward slash "/".')])
   })
 
@@ -606,14 +613,14 @@ describe('SSM Parameter Store', () => {
     const meta = (await c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Name', Values: ['/app/db/password']}]}))).Parameters![0]!
     expect(meta).toMatchObject({Name: '/app/db/password', Type: 'SecureString', KeyId: 'alias/aws/ssm', Version: 3, Tier: 'Standard', DataType: 'text'})
     expect(JSON.stringify(meta)).not.toContain('secret')
-    expect((await failure(c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Label', Values: ['stable']}]})))).name).toBe('InvalidFilterKey')
+    expect((await serviceError(c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Label', Values: ['stable']}]})))).name).toBe('InvalidFilterKey')
   })
 
   it('AccessDeniedException names the parameter ARN; throttling answers ThrottlingException', async () => {
     ssm.deny({action: 'GetParameter', resource: 'arn:aws:ssm:us-east-1:111122223333:parameter/app/db/*', accessKeyId: READER})
     const reader = ssmClient(READER)
     expect((await reader.send(new GetParameterCommand({Name: '/app/hosts'}))).Parameter!.Value).toBe('a.example,b.example')
-    const err = await failure(reader.send(new GetParameterCommand({Name: '/app/db/password:stable'})))
+    const err = await serviceError(reader.send(new GetParameterCommand({Name: '/app/db/password:stable'})))
     expect([err.name, err.message]).toEqual([
       'AccessDeniedException',
       'User: arn:aws:iam::111122223333:user/reader is not authorized to perform: ssm:GetParameter on resource: arn:aws:ssm:us-east-1:111122223333:parameter/app/db/password because no identity-based policy allows the ssm:GetParameter action',
@@ -621,7 +628,7 @@ describe('SSM Parameter Store', () => {
     ssm.throttle({perSecond: 1, burst: 1})
     const c = ssmClient()
     await c.send(new GetParameterCommand({Name: '/app/hosts'}))
-    const t = await failure(c.send(new GetParameterCommand({Name: '/app/hosts'})))
+    const t = await serviceError(c.send(new GetParameterCommand({Name: '/app/hosts'})))
     expect([t.name, t.message]).toEqual(['ThrottlingException', 'Rate exceeded'])
     expect(ssm.calls.at(-1)).toMatchObject({operation: 'GetParameter', status: 400, errorType: 'ThrottlingException', accessKeyId: ACCESS_KEY})
     expect(JSON.stringify(ssm.calls)).not.toContain('v3-secret')

@@ -12,6 +12,7 @@ import {GetSecretValueCommand, SecretsManagerClient} from '@aws-sdk/client-secre
 import {AssumeRoleCommand, AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand, STSClient} from '@aws-sdk/client-sts'
 import {fromTemporaryCredentials} from '@aws-sdk/credential-providers'
 import {AwsIam} from './support/aws/iam.js'
+import {serviceError} from './support/aws/service-error.js'
 import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
 import {type StsServer, startStsServer} from './support/aws/sts.js'
 import {cleanEnv, ROOT, run} from './support/cli.js'
@@ -41,20 +42,6 @@ function smClient(credentials: SecretsManagerClient['config']['credentials'] | {
   const c = new SecretsManagerClient({endpoint: sm.url, region: 'us-east-1', maxAttempts: 1, credentials})
   clients.push(c)
   return c
-}
-
-interface ServiceError extends Error {
-  $metadata: {httpStatusCode?: number}
-}
-
-async function failure(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p
-  } catch (e) {
-    expect((e as ServiceError).$metadata).toBeDefined()
-    return e as ServiceError
-  }
-  throw new Error('expected the call to fail')
 }
 
 /** A projected-style ServiceAccount token from the test API server (TokenRequest). */
@@ -106,23 +93,23 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     expect(JSON.parse((await c.send(new GetSecretValueCommand({SecretId: 'payments/db'}))).SecretString!)).toEqual({password: 'p4ss'})
     expect(sm.calls.at(-1)).toMatchObject({principal: `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller`, accessKeyId: creds.AccessKeyId})
     // The deny rule on the role covers its sessions.
-    const denied = await failure(c.send(new GetSecretValueCommand({SecretId: 'billing/db'})))
+    const denied = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'billing/db'})))
     expect(denied.message).toBe(
       `User: arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller is not authorized to perform: secretsmanager:GetSecretValue on resource: billing/db because no identity-based policy allows the secretsmanager:GetSecretValue action`,
     )
   })
 
   it('refuses tokens for another audience, another ServiceAccount, forged, expired, or from an unregistered or unreachable issuer', async () => {
-    const audience = await failure(webIdentity(saToken('kseal-controller', ['vault'])))
+    const audience = await serviceError(webIdentity(saToken('kseal-controller', ['vault'])))
     expect([audience.name, audience.message, audience.$metadata.httpStatusCode]).toEqual(['InvalidIdentityTokenException', 'Incorrect token audience', 400])
 
-    const other = await failure(webIdentity(saToken('intruder')))
+    const other = await serviceError(webIdentity(saToken('intruder')))
     expect([other.name, other.message, other.$metadata.httpStatusCode]).toEqual(['AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity', 403])
 
     const [h, p, s] = saToken('intruder').split('.')
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString())
     const forged = `${h}.${Buffer.from(JSON.stringify({...claims, sub: `system:serviceaccount:${NS}:kseal-controller`})).toString('base64url')}.${s}`
-    const forgedErr = await failure(webIdentity(forged))
+    const forgedErr = await serviceError(webIdentity(forged))
     expect(forgedErr.name).toBe('InvalidIdentityTokenException')
     expect(forgedErr.message).toMatch(/could not be validated/)
 
@@ -130,7 +117,7 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     const before = clock.offsetMs
     try {
       clock.advance(601_000)
-      const expired = await failure(webIdentity(expiring))
+      const expired = await serviceError(webIdentity(expiring))
       expect(expired.name).toBe('ExpiredTokenException')
       expect(expired.message).toMatch(/^Token expired: current date\/time \d+ must be before the expiration date\/time\d+$/)
     } finally {
@@ -140,13 +127,13 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     const elsewhere = await startK8sApiServer({namespaces: [NS]})
     try {
       elsewhere.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name: 'kseal-controller', namespace: NS}})
-      const foreign = await failure(webIdentity(elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token))
+      const foreign = await serviceError(webIdentity(elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token))
       expect([foreign.name, foreign.message]).toEqual(['InvalidIdentityTokenException', `No OpenIDConnect provider found in your account for ${elsewhere.serviceAccountIssuer}`])
       // Registered, but its discovery endpoint cannot be reached when STS needs its keys.
       iam.createOidcProvider(elsewhere.serviceAccountIssuer)
       const token = elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token
       await elsewhere.close()
-      const unreachable = await failure(webIdentity(token))
+      const unreachable = await serviceError(webIdentity(token))
       expect(unreachable.name).toBe('IDPCommunicationErrorException')
     } finally {
       await elsewhere.close()
@@ -155,13 +142,13 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
 
   it('validates the request: unknown role, session duration, session name', async () => {
     const token = saToken('kseal-controller')
-    const noRole = await failure(webIdentity(token, {RoleArn: `arn:aws:iam::${ACCOUNT}:role/nope`}))
+    const noRole = await serviceError(webIdentity(token, {RoleArn: `arn:aws:iam::${ACCOUNT}:role/nope`}))
     expect([noRole.name, noRole.$metadata.httpStatusCode]).toEqual(['AccessDenied', 403])
-    const long = await failure(webIdentity(token, {DurationSeconds: 7201}))
+    const long = await serviceError(webIdentity(token, {DurationSeconds: 7201}))
     expect([long.name, long.message]).toEqual(['ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.'])
-    const short = await failure(webIdentity(token, {DurationSeconds: 899}))
+    const short = await serviceError(webIdentity(token, {DurationSeconds: 899}))
     expect(short.message).toBe("1 validation error detected: Value '899' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900")
-    const name = await failure(webIdentity(token, {RoleSessionName: 'has space'}))
+    const name = await serviceError(webIdentity(token, {RoleSessionName: 'has space'}))
     expect([name.name, name.$metadata.httpStatusCode]).toEqual(['ValidationError', 400])
   })
 
@@ -212,7 +199,7 @@ describe('AssumeRole and GetCallerIdentity', () => {
 
     // Role chaining: the session may assume `chained`, for at most an hour.
     const chained = stsClient(session)
-    const tooLong = await failure(chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy', DurationSeconds: 3601})))
+    const tooLong = await serviceError(chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy', DurationSeconds: 3601})))
     expect(tooLong.message).toBe('The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.')
     expect((await chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy'}))).AssumedRoleUser!.Arn).toBe(
       `arn:aws:sts::${ACCOUNT}:assumed-role/chained/xy`,
@@ -221,14 +208,14 @@ describe('AssumeRole and GetCallerIdentity', () => {
 
   it('an untrusted caller, a missing ExternalId or an unknown role → AccessDenied (403)', async () => {
     const deploy = `arn:aws:iam::${ACCOUNT}:role/deploy`
-    const stranger = await failure(stsClient(STRANGER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy', ExternalId: 'kseal-42'})))
+    const stranger = await serviceError(stsClient(STRANGER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy', ExternalId: 'kseal-42'})))
     expect([stranger.name, stranger.message, stranger.$metadata.httpStatusCode]).toEqual([
       'AccessDenied',
       `User: arn:aws:iam::${ACCOUNT}:user/stranger is not authorized to perform: sts:AssumeRole on resource: ${deploy}`,
       403,
     ])
-    expect((await failure(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
-    expect((await failure(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/none`, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
+    expect((await serviceError(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
+    expect((await serviceError(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/none`, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
   })
 
   it('fromTemporaryCredentials (what a store naming a role will use) assumes the role and signs Secrets Manager calls with the session', async () => {
@@ -243,10 +230,10 @@ describe('AssumeRole and GetCallerIdentity', () => {
   })
 
   it('SigV4 failures in the awsQuery codes: SignatureDoesNotMatch, InvalidClientTokenId, ExpiredToken (403)', async () => {
-    const wrong = await failure(stsClient({...DEPLOYER, secretAccessKey: 'wrong'}).send(new GetCallerIdentityCommand({})))
+    const wrong = await serviceError(stsClient({...DEPLOYER, secretAccessKey: 'wrong'}).send(new GetCallerIdentityCommand({})))
     expect([wrong.name, wrong.$metadata.httpStatusCode]).toEqual(['SignatureDoesNotMatch', 403])
     expect(wrong.message).toMatch(/^The request signature we calculated does not match/)
-    const unknown = await failure(stsClient({accessKeyId: 'AKIANOBODY0000000000', secretAccessKey: 'x'}).send(new GetCallerIdentityCommand({})))
+    const unknown = await serviceError(stsClient({accessKeyId: 'AKIANOBODY0000000000', secretAccessKey: 'x'}).send(new GetCallerIdentityCommand({})))
     expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual(['InvalidClientTokenId', 'The security token included in the request is invalid.', 403])
 
     const out = await stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/deploy`, RoleSessionName: 'brief', ExternalId: 'kseal-42', DurationSeconds: 900}))
@@ -257,11 +244,11 @@ describe('AssumeRole and GetCallerIdentity', () => {
       // Clients whose clocks agree with the server's, 15 minutes on.
       const late = new STSClient({endpoint: sts.url, region: 'us-east-1', maxAttempts: 1, credentials: session, systemClockOffset: clock.offsetMs})
       clients.push(late)
-      const expired = await failure(late.send(new GetCallerIdentityCommand({})))
+      const expired = await serviceError(late.send(new GetCallerIdentityCommand({})))
       expect([expired.name, expired.message, expired.$metadata.httpStatusCode]).toEqual(['ExpiredToken', 'The security token included in the request is expired', 403])
       const lateSm = new SecretsManagerClient({endpoint: sm.url, region: 'us-east-1', maxAttempts: 1, credentials: session, systemClockOffset: clock.offsetMs})
       clients.push(lateSm)
-      expect((await failure(lateSm.send(new GetSecretValueCommand({SecretId: 'billing/db'})))).name).toBe('ExpiredTokenException')
+      expect((await serviceError(lateSm.send(new GetSecretValueCommand({SecretId: 'billing/db'})))).name).toBe('ExpiredTokenException')
     } finally {
       clock.offsetMs = before
     }
@@ -277,7 +264,7 @@ describe('AssumeRole and GetCallerIdentity', () => {
         `<Message>Could not find operation GetFederationToken for version 2011-06-15</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
     )
     sts.failNext(1, 'Throttling', {message: 'Rate exceeded'})
-    const throttled = await failure(stsClient(DEPLOYER).send(new GetCallerIdentityCommand({})))
+    const throttled = await serviceError(stsClient(DEPLOYER).send(new GetCallerIdentityCommand({})))
     expect([throttled.name, throttled.message, throttled.$metadata.httpStatusCode]).toEqual(['Throttling', 'Rate exceeded', 400])
   })
 })

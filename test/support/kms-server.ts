@@ -225,6 +225,7 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
   protected readonly targetPrefix = 'TrentService.'
   protected readonly errorNamespace = 'com.amazon.kms'
   protected override readonly statuses = STATUS
+  protected readonly internalErrorType = 'KMSInternalException'
   protected readonly operations: Record<KmsOperation, JsonOperation<KmsCallFields>> = {
     Encrypt: (ctx, body) => this.opEncrypt(ctx, body),
     Decrypt: (ctx, body) => this.opDecrypt(ctx, body),
@@ -242,12 +243,8 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     return type in DEFAULT_MESSAGE ? DEFAULT_MESSAGE[type] : `Injected ${type}`
   }
 
-  protected throttlingError(): AwsError {
+  protected override throttlingError(): AwsError {
     return new AwsError('ThrottlingException', DEFAULT_MESSAGE.ThrottlingException)
-  }
-
-  protected internalError(e: unknown): AwsError {
-    return new AwsError('KMSInternalException', `kms-server bug: ${e instanceof Error ? e.stack : String(e)}`)
   }
 
   /** An injected fault still records which key and context the request named. */

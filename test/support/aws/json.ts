@@ -10,7 +10,7 @@
  * the operation (which validates its input, resolves resources, checks deny rules, then acts).
  */
 import type {IncomingMessage} from 'node:http'
-import {AwsError, AwsServer, type AwsResponse, type RequestContext} from './server.js'
+import {AwsError, AwsServer, type AwsResponse, type AwsServerOptions, type RequestContext} from './server.js'
 import type {AuthFailure} from './sigv4.js'
 
 export const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1'
@@ -113,7 +113,14 @@ export function epochSeconds(ms: number): number {
   return ms / 1000
 }
 
+export interface AwsJsonServerOptions extends AwsServerOptions {
+  /** Listings read at most this many items per page before filtering (default: all), so filtered pages may be short or empty, as AWS's may. */
+  listScanLimit?: number
+}
+
 export abstract class AwsJsonServer<X extends object> extends AwsServer<X> {
+  /** See AwsJsonServerOptions.listScanLimit (for services with filtered listings). Settable. */
+  listScanLimit: number
   /** `TrentService.`, `secretsmanager.`, `AmazonSSM.` */
   protected abstract readonly targetPrefix: string
   /** Suffix of x-amzn-ErrorType: `:http://internal.amazon.com/coral/<namespace>/`. */
@@ -121,6 +128,21 @@ export abstract class AwsJsonServer<X extends object> extends AwsServer<X> {
   protected abstract readonly operations: Record<string, JsonOperation<X>>
   /** Status codes other than 400 this service uses. */
   protected readonly statuses: Record<string, number> = {}
+  /** The service's 500 error code (InternalServiceError, InternalServerError...). */
+  protected abstract readonly internalErrorType: string
+
+  constructor(opts: AwsJsonServerOptions) {
+    super(opts)
+    this.listScanLimit = opts.listScanLimit ?? Infinity
+  }
+
+  protected throttlingError(): AwsError {
+    return new AwsError('ThrottlingException', 'Rate exceeded')
+  }
+
+  protected internalError(e: unknown): AwsError {
+    return new AwsError(this.internalErrorType, `${this.service}-server bug: ${e instanceof Error ? e.stack : String(e)}`)
+  }
 
   protected statusOf(type: string): number {
     return this.statuses[type] ?? 400

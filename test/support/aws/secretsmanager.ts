@@ -26,9 +26,9 @@
  */
 import {randomInt, randomUUID} from 'node:crypto'
 import {accessDenied, type AwsDenyRule, DenyTable} from './access.js'
-import {AwsJsonServer, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
+import {AwsJsonServer, type AwsJsonServerOptions, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
 import {nextToken, page, tokenOffset} from './paging.js'
-import {AwsError, type AwsCall, type AwsServerOptions, type RequestContext} from './server.js'
+import {AwsError, type AwsCall, type RequestContext} from './server.js'
 
 export type SecretsManagerOperation = 'GetSecretValue' | 'BatchGetSecretValue' | 'ListSecrets' | 'DescribeSecret'
 
@@ -45,10 +45,7 @@ export interface SecretsManagerCallFields {
 
 export type SecretsManagerCall = AwsCall & Partial<SecretsManagerCallFields>
 
-export interface SecretsManagerServerOptions extends AwsServerOptions {
-  /** Listing reads at most this many secrets per page before filtering (default: all), so filtered pages may be short or empty. */
-  listScanLimit?: number
-}
+export type SecretsManagerServerOptions = AwsJsonServerOptions
 
 /** A value to store: a string (SecretString), bytes (SecretBinary), or either explicitly. */
 export type SecretValue = string | Uint8Array | {string: string} | {binary: Uint8Array}
@@ -123,29 +120,16 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
   protected readonly targetPrefix = 'secretsmanager.'
   protected readonly errorNamespace = 'com.amazonaws.secretsmanager'
   protected override readonly statuses = {InternalServiceError: 500}
+  protected readonly internalErrorType = 'InternalServiceError'
   protected readonly operations: Record<SecretsManagerOperation, JsonOperation<SecretsManagerCallFields>> = {
     GetSecretValue: (ctx, body) => this.opGetSecretValue(ctx, body),
     BatchGetSecretValue: (ctx, body) => this.opBatchGetSecretValue(ctx, body),
     ListSecrets: (ctx, body) => this.opListSecrets(ctx, body),
     DescribeSecret: (ctx, body) => this.opDescribeSecret(ctx, body),
   }
-  /** See SecretsManagerServerOptions.listScanLimit. Settable. */
-  listScanLimit: number
   private readonly secrets = new Map<string, Secret>()
   private readonly denyTable = new DenyTable()
 
-  constructor(opts: SecretsManagerServerOptions) {
-    super(opts)
-    this.listScanLimit = opts.listScanLimit ?? Infinity
-  }
-
-  protected throttlingError(): AwsError {
-    return new AwsError('ThrottlingException', 'Rate exceeded')
-  }
-
-  protected internalError(e: unknown): AwsError {
-    return new AwsError('InternalServiceError', `secretsmanager-server bug: ${e instanceof Error ? e.stack : String(e)}`)
-  }
 
   // ---- test-side helpers (plain Errors on misuse) ----
 

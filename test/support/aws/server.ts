@@ -6,10 +6,10 @@
  * AWS). The protocol (awsJson1_1 in json.ts, awsQuery in sts.ts) decides how an operation is named,
  * how results and errors are written, and which error codes the authentication failures become.
  */
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo, Socket} from 'node:net'
+import type {IncomingMessage, ServerResponse} from 'node:http'
 import {randomUUID} from 'node:crypto'
 import {type Clock} from '../clock.js'
+import {Listener, readBody} from '../http-listener.js'
 import {type AccessKey, AwsIam} from './iam.js'
 import {AuthFailure, verifySigV4} from './sigv4.js'
 
@@ -122,22 +122,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > MAX_BODY) {
-        req.destroy()
-        reject(new AwsError('SerializationException', `Request body larger than ${MAX_BODY} bytes`, 413))
-      } else chunks.push(c)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
-  })
-}
-
 export abstract class AwsServer<X extends object> {
   url = ''
   readonly region: string
@@ -153,8 +137,7 @@ export abstract class AwsServer<X extends object> {
   protected abstract readonly service: string
   private faults: Fault[] = []
   private buckets: Bucket[] = []
-  private readonly sockets = new Set<Socket>()
-  private readonly server: Server
+  private readonly listener = new Listener((req, res) => void this.handle(req, res))
 
   constructor(opts: AwsServerOptions) {
     this.region = opts.region ?? 'us-east-1'
@@ -163,11 +146,6 @@ export abstract class AwsServer<X extends object> {
     this.clock = this.iam.clock
     this.latencyMs = opts.latencyMs ?? 0
     for (const [id, secret] of Object.entries(opts.credentials ?? {})) this.iam.addAccessKey(id, secret, opts.principals?.[id])
-    this.server = createServer((req, res) => void this.handle(req, res))
-    this.server.on('connection', (s) => {
-      this.sockets.add(s)
-      s.on('close', () => this.sockets.delete(s))
-    })
   }
 
   // ---- protocol hooks ----
@@ -279,19 +257,12 @@ export abstract class AwsServer<X extends object> {
   }
 
   async listen(): Promise<this> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(0, '127.0.0.1', () => resolve())
-    })
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+    this.url = await this.listener.listen()
     return this
   }
 
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
-    this.server.closeAllConnections()
-    for (const s of this.sockets) s.destroy()
-    await closed
+  close(): Promise<void> {
+    return this.listener.close()
   }
 
   // ---- HTTP plumbing ----
@@ -318,7 +289,7 @@ export abstract class AwsServer<X extends object> {
     let response: AwsResponse
     let errorType: string | undefined
     try {
-      ctx.body = await readBody(req)
+      ctx.body = await readBody(req, MAX_BODY, () => new AwsError('SerializationException', `Request body larger than ${MAX_BODY} bytes`, 413))
       if (this.latencyMs > 0) await sleep(this.latencyMs)
       response = await this.respond(ctx)
     } catch (e) {

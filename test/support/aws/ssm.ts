@@ -24,9 +24,9 @@
  */
 import {randomBytes} from 'node:crypto'
 import {accessDenied, type AwsDenyRule, DenyTable} from './access.js'
-import {AwsJsonServer, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
+import {AwsJsonServer, type AwsJsonServerOptions, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
 import {nextToken, page, tokenOffset} from './paging.js'
-import {AwsError, type AwsCall, type AwsServerOptions, type RequestContext} from './server.js'
+import {AwsError, type AwsCall, type RequestContext} from './server.js'
 
 export type SsmOperation = 'GetParameter' | 'GetParameters' | 'GetParametersByPath' | 'DescribeParameters'
 export type ParameterType = 'String' | 'StringList' | 'SecureString'
@@ -41,10 +41,7 @@ export interface SsmCallFields {
 
 export type SsmCall = AwsCall & Partial<SsmCallFields>
 
-export interface SsmServerOptions extends AwsServerOptions {
-  /** Listings read at most this many parameters per page before filtering (default: all), so filtered pages may be short or empty. */
-  listScanLimit?: number
-}
+export type SsmServerOptions = AwsJsonServerOptions
 
 export interface PutParameterOptions {
   type?: ParameterType
@@ -100,29 +97,16 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
   protected readonly targetPrefix = 'AmazonSSM.'
   protected readonly errorNamespace = 'com.amazonaws.ssm'
   protected override readonly statuses = {InternalServerError: 500}
+  protected readonly internalErrorType = 'InternalServerError'
   protected readonly operations: Record<SsmOperation, JsonOperation<SsmCallFields>> = {
     GetParameter: (ctx, body) => this.opGetParameter(ctx, body),
     GetParameters: (ctx, body) => this.opGetParameters(ctx, body),
     GetParametersByPath: (ctx, body) => this.opGetParametersByPath(ctx, body),
     DescribeParameters: (ctx, body) => this.opDescribeParameters(ctx, body),
   }
-  /** See SsmServerOptions.listScanLimit. Settable. */
-  listScanLimit: number
   private readonly params = new Map<string, Param>()
   private readonly denyTable = new DenyTable()
 
-  constructor(opts: SsmServerOptions) {
-    super(opts)
-    this.listScanLimit = opts.listScanLimit ?? Infinity
-  }
-
-  protected throttlingError(): AwsError {
-    return new AwsError('ThrottlingException', 'Rate exceeded')
-  }
-
-  protected internalError(e: unknown): AwsError {
-    return new AwsError('InternalServerError', `ssm-server bug: ${e instanceof Error ? e.stack : String(e)}`)
-  }
 
   // ---- test-side helpers (plain Errors on misuse) ----
 

@@ -24,10 +24,10 @@
  * exact before glob"; a request without a token is answered 403 `permission denied`; renewing a
  * non-renewable token answers 400 `lease is not renewable`.
  */
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo, Socket} from 'node:net'
+import type {IncomingMessage, ServerResponse} from 'node:http'
 import {randomBytes, randomUUID} from 'node:crypto'
 import {type Clock, systemClock} from '../clock.js'
+import {Listener, readBody} from '../http-listener.js'
 import {type Capability, capabilities, type Policy} from './acl.js'
 import {type EngineResult, type KvData, KvV2Engine} from './kv.js'
 import {type KubernetesAuthConfig, kubernetesLogin, type KubernetesRole, LoginError} from './kubernetes-auth.js'
@@ -193,8 +193,7 @@ export class VaultServer {
   private faults: Fault[] = []
   private readonly defaultTtl: number
   private readonly maxTtl: number
-  private readonly sockets = new Set<Socket>()
-  private readonly server: Server
+  private readonly listener = new Listener((req, res) => void this.handle(req, res))
 
   constructor(opts: VaultServerOptions = {}) {
     this.clock = opts.clock ?? systemClock
@@ -204,11 +203,6 @@ export class VaultServer {
     this.namespaces.set('', this.newNamespace(''))
     if (opts.devMounts ?? true) this.mountKv('secret')
     this.rootToken = this.issue({namespace: '', policies: ['root'], ttl: 0, renewable: false, displayName: 'root', path: 'auth/token/root', meta: null}).id
-    this.server = createServer((req, res) => void this.handle(req, res))
-    this.server.on('connection', (s) => {
-      this.sockets.add(s)
-      s.on('close', () => this.sockets.delete(s))
-    })
   }
 
   // ---- test-side helpers (plain Errors on misuse) ----
@@ -309,19 +303,12 @@ export class VaultServer {
   }
 
   async listen(): Promise<this> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(0, '127.0.0.1', () => resolve())
-    })
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+    this.url = await this.listener.listen()
     return this
   }
 
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
-    this.server.closeAllConnections()
-    for (const s of this.sockets) s.destroy()
-    await closed
+  close(): Promise<void> {
+    return this.listener.close()
   }
 
   // ---- internals ----
@@ -464,7 +451,7 @@ export class VaultServer {
     let payload: unknown
     let headers: Record<string, string> = {}
     try {
-      const body = await this.readBody(req)
+      const body = await readBody(req, MAX_BODY, () => new VaultError(413, ['http: request body too large']))
       if (this.latencyMs > 0) await sleep(this.latencyMs)
       const url = new URL(req.url ?? '/', 'http://vault')
       if (!url.pathname.startsWith('/v1/')) throw new VaultError(404, [])
@@ -494,22 +481,6 @@ export class VaultServer {
     }
     const text = JSON.stringify(payload)
     res.writeHead(status, {'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers}).end(text)
-  }
-
-  private readBody(req: IncomingMessage): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = []
-      let size = 0
-      req.on('data', (c: Buffer) => {
-        size += c.length
-        if (size > MAX_BODY) {
-          req.destroy()
-          reject(new VaultError(413, ['http: request body too large']))
-        } else chunks.push(c)
-      })
-      req.on('end', () => resolve(Buffer.concat(chunks)))
-      req.on('error', reject)
-    })
   }
 
   private parseBody(body: Buffer): Record<string, unknown> {
