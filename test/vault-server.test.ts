@@ -251,13 +251,17 @@ describe('tokens', () => {
     }
   })
 
-  it('no token, an unknown token, a revoked token → 403 permission denied; non-renewable tokens cannot renew; without the default policy a token cannot look itself up', async () => {
+  it('no token, an unknown token, a revoked token → 403 permission denied; non-renewable tokens cannot renew; TTL 0 is the default TTL; without the default policy a token cannot look itself up', async () => {
     expect(await v('secret/data/apps/db')).toMatchObject({status: 403, json: DENIED})
     expect(await v('secret/data/apps/db', {token: 'hvs.not-a-token'})).toMatchObject({status: 403, json: DENIED})
     const {token} = vault.createToken({policies: ['apps-read'], renewable: false, ttl: 60})
     expect(await v('auth/token/renew-self', {token, body: {}})).toMatchObject({status: 400, json: {errors: ['lease is not renewable']}})
     expect((await v('auth/token/revoke-self', {token, method: 'POST'})).status).toBe(204)
     expect(await v('auth/token/lookup-self', {token})).toMatchObject({status: 403, json: DENIED})
+    // A TTL of 0 means the default (768h), not "never": only the root token does not expire.
+    const zero = vault.createToken({ttl: 0}).token
+    expect((await v('auth/token/lookup-self', {token: zero})).json.data).toMatchObject({ttl: 32 * 86_400, creation_ttl: 32 * 86_400})
+    expect((await v('auth/token/lookup-self', {token: vault.rootToken})).json.data).toMatchObject({ttl: 0, expire_time: null, policies: ['root']})
     const bare = vault.createToken({policies: ['apps-read'], noDefaultPolicy: true}).token
     expect(await v('auth/token/lookup-self', {token: bare})).toMatchObject({status: 403, json: ACL_DENIED})
     expect(await v('nothing/mounted/here', {token: vault.rootToken})).toMatchObject({status: 404, json: {errors: ['no handler for route "nothing/mounted/here". route entry not found.']}})

@@ -130,6 +130,8 @@ interface Claims {
 type Review = {user: UserInfo; audiences: string[]} | {error: string} | null
 
 const AUTH_GROUP = 'authentication.k8s.io'
+/** Objects a token can be bound to: claim name → Kind. */
+const BOUND_KINDS = {secret: 'Secret', pod: 'Pod'} as const
 const LEEWAY_S = 60
 const MIN_EXPIRATION_S = 600
 const MAX_EXPIRATION_S = 2 ** 32
@@ -189,7 +191,7 @@ export class ServiceAccountTokens {
     return this.sign(sa, opts.audiences ?? this.apiAudiences, opts.expirationSeconds ?? 3600)
   }
 
-  private sign(sa: KubeObject, audiences: string[], expirationSeconds: number, bound?: {kind: 'secret' | 'pod'; name: string; uid: string}): IssuedToken {
+  private sign(sa: KubeObject, audiences: string[], expirationSeconds: number, bound?: {kind: keyof typeof BOUND_KINDS; name: string; uid: string}): IssuedToken {
     const {privateKey, kid} = this.signingKey()
     const now = Math.floor(this.clock.now() / 1000)
     const k8s: NonNullable<Claims['kubernetes.io']> = {namespace: sa.metadata.namespace, serviceaccount: {name: sa.metadata.name, uid: sa.metadata.uid}}
@@ -248,10 +250,10 @@ export class ServiceAccountTokens {
     if (sa.metadata.deletionTimestamp) return {error: `service account ${ns}/${saName} has been deleted`}
     if (sa.metadata.uid !== k8s.serviceaccount?.uid) return {error: `service account UID (${sa.metadata.uid}) does not match claim (${k8s.serviceaccount?.uid})`}
     const extra: Record<string, string[]> = {}
-    for (const kind of ['secret', 'pod'] as const) {
+    for (const kind of Object.keys(BOUND_KINDS) as (keyof typeof BOUND_KINDS)[]) {
       const ref = k8s[kind]
       if (!ref) continue
-      const obj = this.host.serves('v1', kind) ? this.host.getObject('v1', kind, ns, ref.name ?? '') : undefined
+      const obj = this.host.serves('v1', BOUND_KINDS[kind]) ? this.host.getObject('v1', BOUND_KINDS[kind], ns, ref.name ?? '') : undefined
       if (!obj || obj.metadata.deletionTimestamp) return {error: 'service account token has been invalidated'}
       if (obj.metadata.uid !== ref.uid) return {error: `${kind} UID (${obj.metadata.uid}) does not match service account ${kind} ref claim (${ref.uid})`}
       if (kind === 'pod') {
@@ -367,13 +369,13 @@ export class ServiceAccountTokens {
     if (expirationSeconds < MIN_EXPIRATION_S) throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration less than 10 minutes', '')
     if (expirationSeconds > MAX_EXPIRATION_S) throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration larger than 2^32 seconds', '')
 
-    let bound: {kind: 'secret' | 'pod'; name: string; uid: string} | undefined
+    let bound: {kind: keyof typeof BOUND_KINDS; name: string; uid: string} | undefined
     const ref = isObj(spec.boundObjectRef) ? spec.boundObjectRef : undefined
     if (ref) {
-      const kind = ref.kind === 'Secret' ? 'secret' : ref.kind === 'Pod' ? 'pod' : undefined
+      const kind = (Object.keys(BOUND_KINDS) as (keyof typeof BOUND_KINDS)[]).find((k) => BOUND_KINDS[k] === ref.kind)
       const [group, version] = String(ref.apiVersion ?? 'v1').includes('/') ? String(ref.apiVersion).split('/') : ['', String(ref.apiVersion ?? 'v1')]
       if (!kind || group !== '') throw this.host.errors.badRequest(`cannot bind token to object of type ${group}/${version}, Kind=${ref.kind}`)
-      const obj = this.host.serves('v1', kind) ? this.host.getObject('v1', kind, namespace, String(ref.name ?? '')) : undefined
+      const obj = this.host.serves('v1', BOUND_KINDS[kind]) ? this.host.getObject('v1', BOUND_KINDS[kind], namespace, String(ref.name ?? '')) : undefined
       if (!obj) throw this.host.errors.notFound({group: '', resource: `${kind}s`}, String(ref.name ?? ''))
       if (kind === 'pod' && obj.spec?.serviceAccountName !== name) {
         throw this.host.errors.badRequest(`cannot bind token for serviceaccount ${JSON.stringify(name)} to pod running with different serviceaccount name.`)

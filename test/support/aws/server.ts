@@ -178,12 +178,11 @@ export abstract class AwsServer<X extends object> {
   protected authenticate(ctx: RequestContext<X>): AccessKey {
     const seen: {accessKeyId?: string} = {}
     try {
-      const key = verifySigV4(
+      ctx.caller = verifySigV4(
         {method: ctx.req.method ?? 'GET', url: ctx.req.url ?? '/', rawHeaders: ctx.req.rawHeaders, body: ctx.body},
         {region: this.region, service: this.service, now: this.clock.now(), lookup: (id) => this.iam.lookup(id)},
         seen,
       )
-      ctx.caller = key as AccessKey
       return ctx.caller
     } catch (e) {
       if (e instanceof AuthFailure) throw this.authError(e)

@@ -50,12 +50,12 @@ export interface ReceivedRequest {
   body: Buffer
 }
 
-export interface VerifyOptions {
+export interface VerifyOptions<C extends SigningCredential = SigningCredential> {
   region: string
   /** Signing name: kms, secretsmanager, ssm, sts. */
   service: string
   now: number
-  lookup: (accessKeyId: string) => SigningCredential | undefined
+  lookup: (accessKeyId: string) => C | undefined
 }
 
 export interface ParsedAuthorization {
@@ -200,7 +200,7 @@ export function parseAuthorization(auth: string): ParsedAuthorization {
  * AuthFailure otherwise. `parsed` (when given) receives the access key id as soon as it is known,
  * so a caller can log who tried even when verification fails.
  */
-export function verifySigV4(req: ReceivedRequest, opts: VerifyOptions, parsed: {accessKeyId?: string} = {}): SigningCredential {
+export function verifySigV4<C extends SigningCredential>(req: ReceivedRequest, opts: VerifyOptions<C>, parsed: {accessKeyId?: string} = {}): C {
   const headers = headerValues(req.rawHeaders)
   const auth = headers.get('authorization')?.[0]
   if (auth === undefined) throw new AuthFailure('missing', 'Request is missing Authentication Token')

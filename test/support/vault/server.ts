@@ -338,7 +338,8 @@ export class VaultServer {
   private issue(o: {namespace: string; policies: string[]; ttl: number; explicitMaxTtl?: number; renewable: boolean; displayName: string; path: string; meta: Record<string, string> | null}): Token {
     const now = this.clock.now()
     const max = Math.min(o.explicitMaxTtl || this.maxTtl, this.maxTtl)
-    const ttl = o.ttl === 0 && o.policies.includes('root') ? 0 : Math.min(o.ttl, max)
+    // Only a root token lives forever; for any other, a TTL of 0 means the default.
+    const ttl = o.ttl === 0 && o.policies.includes('root') ? 0 : Math.min(o.ttl || this.defaultTtl, max)
     const t: Token = {
       id: `hvs.${randomBytes(24).toString('base64url')}`,
       accessor: randomBytes(18).toString('base64url'),
@@ -458,7 +459,13 @@ export class VaultServer {
       const raw = url.pathname.slice('/v1/'.length)
       call.path = raw
       const nsHeader = req.headers['x-vault-namespace']
-      const {ns, rel} = this.resolveNamespace(Array.isArray(nsHeader) ? nsHeader[0] : nsHeader, decodeURIComponent(raw))
+      let decoded: string
+      try {
+        decoded = decodeURIComponent(raw)
+      } catch {
+        throw new VaultError(400, [`invalid request path ${JSON.stringify(raw)}`])
+      }
+      const {ns, rel} = this.resolveNamespace(Array.isArray(nsHeader) ? nsHeader[0] : nsHeader, decoded)
       call.namespace = ns.path
       const list = method === 'GET' && ['true', '1'].includes(url.searchParams.get('list') ?? '')
       this.checkQuota(ns.path, rel)
