@@ -174,8 +174,12 @@ export class Gpg {
    */
   async decrypt(message: Buffer | string, opts: {verify?: boolean; maxOutput: number}): Promise<DecryptOutcome> {
     if (Buffer.byteLength(message) > MAX_MESSAGE_BYTES) return {ok: false, reason: 'too-large', detail: `larger than ${MAX_MESSAGE_BYTES} bytes`}
+    // gpg reads a damaged armor leniently and reports it only in its (localised) diagnostics: kseal
+    // checks the armor and its CRC itself, and gives gpg the binary message.
+    const binary = typeof message === 'string' ? dearmor(message) : message
+    if (!binary) return {ok: false, reason: 'altered', detail: 'not a valid ASCII-armored OpenPGP message'}
     const args = ['--no-auto-key-retrieve', ...(opts.verify ? [] : ['--skip-verify']), '--max-output', String(opts.maxOutput), '--decrypt']
-    const r = await this.run(args, message, opts.maxOutput)
+    const r = await this.run(args, binary, opts.maxOutput)
     if (r.overflow) return {ok: false, reason: 'too-large', detail: `its plaintext is larger than ${opts.maxOutput} bytes`}
     const has = (k: string) => r.status.some((s) => s.keyword === k)
     const key = r.status.find((s) => s.keyword === 'DECRYPTION_KEY')
@@ -186,21 +190,53 @@ export class Gpg {
     }
     const pk = r.status.find((s) => s.keyword === 'ERROR' && s.args[0] === 'pkdecrypt_failed')
     const code = pk ? Number(pk.args[1]) & 0xffff : 0
-    if (code === GPG_ERR_BAD_PASSPHRASE || has('BAD_PASSPHRASE')) return {ok: false, reason: 'bad-passphrase', detail: 'bad passphrase'}
+    if (BAD_PASSPHRASE.has(code) || has('BAD_PASSPHRASE')) return {ok: false, reason: 'bad-passphrase', detail: 'bad passphrase'}
     if (PASSPHRASE_UNAVAILABLE.has(code) || has('MISSING_PASSPHRASE')) {
       return {ok: false, reason: 'no-passphrase', detail: 'gpg-agent could not ask for the passphrase (no pinentry, or it was cancelled; set GPG_TTY=$(tty) for a terminal prompt)'}
     }
-    if (key || has('BADMDC')) return {ok: false, reason: 'altered', detail: 'the message was altered'}
-    if (has('NO_SECKEY')) return {ok: false, reason: 'no-secret-key', detail: 'no secret key for it in the gpg keyring'}
-    if (has('NODATA') || (r.code === 0 && !has('BEGIN_DECRYPTION'))) return {ok: false, reason: 'not-encrypted', detail: 'not an encrypted OpenPGP message'}
+    if (AGENT_UNAVAILABLE.has(code)) return {ok: false, reason: 'failed', detail: 'gpg could not use gpg-agent or the key (is gpg-agent running and the key usable?)'}
+    if (code === GPG_ERR_NO_SECKEY || (has('NO_SECKEY') && !pk && !key)) return {ok: false, reason: 'no-secret-key', detail: 'no secret key for it in the gpg keyring'}
+    if (r.code === 0 && !has('BEGIN_DECRYPTION')) return {ok: false, reason: 'not-encrypted', detail: 'not an encrypted OpenPGP message'}
+    if (pk || key || ['BADMDC', 'DECRYPTION_FAILED', 'NODATA'].some(has)) return {ok: false, reason: 'altered', detail: 'not a valid encrypted OpenPGP message'}
     return {ok: false, reason: 'failed', detail: r.diagnostics.at(-1) ?? `gpg exit code ${r.code}`}
   }
 }
 
-/** gpg-error codes in `ERROR pkdecrypt_failed <code>` (the low 16 bits). */
-const GPG_ERR_BAD_PASSPHRASE = 11
-/** No pinentry, pinentry failed, cancelled, no passphrase given, timed out. */
-const PASSPHRASE_UNAVAILABLE = new Set([62, 85, 86, 99, 177, 198])
+/** gpg-error codes in `ERROR pkdecrypt_failed <code>` (the low 16 bits; gpg-error.h). */
+const GPG_ERR_NO_SECKEY = 17
+/** Bad passphrase, bad PIN. */
+const BAD_PASSPHRASE = new Set([11, 87])
+/** Timeout, no pinentry, pinentry error, not confirmed, cancelled, no passphrase or PIN given. */
+const PASSPHRASE_UNAVAILABLE = new Set([62, 85, 86, 99, 114, 177, 178, 198])
+/** Unusable secret key, no agent, agent error, invalid engine, cannot connect. */
+const AGENT_UNAVAILABLE = new Set([54, 77, 78, 150, 259])
+
+/**
+ * The packets of an ASCII-armored `PGP MESSAGE` (RFC 4880 §6): headers, base64 body, and the
+ * CRC-24 checksum line, which must match when present. Null when anything is off.
+ */
+export function dearmor(text: string): Buffer | null {
+  const m = /^\s*-----BEGIN PGP MESSAGE-----\r?\n((?:[^\r\n]+\r?\n)*?)\r?\n([A-Za-z0-9+/=\r\n]*?)(?:=([A-Za-z0-9+/]{4})\r?\n)?-----END PGP MESSAGE-----\s*$/.exec(text)
+  if (!m || !/^(?:[^:\r\n]+: [^\r\n]*\r?\n)*$/.test(m[1])) return null
+  const body = m[2].replace(/\s+/g, '')
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(body) || body === '') return null
+  const bytes = Buffer.from(body, 'base64')
+  if (m[3] !== undefined && Buffer.from(m[3], 'base64').readUIntBE(0, 3) !== crc24(bytes)) return null
+  return bytes
+}
+
+/** OpenPGP's CRC-24 (RFC 4880 §6.1). */
+function crc24(data: Buffer): number {
+  let crc = 0xb704ce
+  for (const b of data) {
+    crc ^= b << 16
+    for (let i = 0; i < 8; i++) {
+      crc <<= 1
+      if (crc & 0x1000000) crc ^= 0x1864cfb
+    }
+  }
+  return crc & 0xffffff
+}
 
 const INVALID_RECIPIENT: Record<string, string> = {
   '1': 'no such public key in your gpg keyring (import it: gpg --import KEY.asc)',
