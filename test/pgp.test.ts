@@ -10,7 +10,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
-import {Gpg, normalizeFingerprint, parseColons} from '../keys/pgp.js'
+import {dearmor, Gpg, normalizeFingerprint, parseColons} from '../keys/pgp.js'
 import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
 import {Keyring} from '../src/keyring.js'
 import {decryptText, encryptText} from '../src/transform.js'
@@ -83,6 +83,21 @@ describe('fingerprints and key listings', () => {
         {fingerprint: '3333333333333333333333333333333333333333', capabilities: 'e', validity: 'u', secret: false},
       ],
     }])
+  })
+})
+
+gpgTool.describe('ASCII armor is checked by kseal before gpg sees it', () => {
+  it('dearmor gives gpg\'s own packets; a damaged body, CRC or frame is refused', () => {
+    const armored = home.gpg(['--trust-model', 'always', '--armor', '--encrypt', '-r', SOPS_KEY_1], 'x').toString()
+    expect(dearmor(armored)).toEqual(home.gpg(['--dearmor'], armored))
+    const lines = armored.split('\n')
+    const body = lines.findIndex((l) => l === '') + 1
+    const flipped = [...lines]
+    flipped[body] = (flipped[body][0] === 'A' ? 'B' : 'A') + flipped[body].slice(1)
+    expect(dearmor(flipped.join('\n'))).toBeNull()
+    expect(dearmor(lines.filter((l) => !/^=/.test(l)).join('\n'))).toEqual(dearmor(armored)) // the CRC line is optional
+    expect(dearmor(armored.replace('PGP MESSAGE-----\n', 'PGP SIGNATURE-----\n'))).toBeNull()
+    expect(dearmor('junk\n' + armored)).toBeNull()
   })
 })
 

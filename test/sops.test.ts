@@ -305,6 +305,31 @@ const ageEntry = async () => {
   return entries
 }
 
+describe('untrusted metadata and structure are bounded', () => {
+  const text = read(`${AGE_FIXTURES}/secret.enc.yaml`)
+  const refused = (variant: string) => failure(Promise.resolve().then(() => parseSops(variant, {file: 'x.yaml'})))
+
+  it('caps key entries, entry sizes, key groups and nesting depth', async () => {
+    const entry = '    - recipient: age1je6kjhzuhdjy3fqptpttxjh5k8q46vygzlgtpuq3030c947pc5tqz9dqvr\n      enc: x\n'
+    expect((await refused(text.replace('  age:\n', '  age:\n' + entry.repeat(65)))).message).toMatch(/more than 64 age entries/)
+    expect((await refused(text.replace('  age:\n', `  age:\n    - recipient: x\n      enc: "${'A'.repeat(17 * 1024)}"\n`))).message).toMatch(/enc is too long/)
+    const deep = Array.from({length: 70}, (_, i) => '  '.repeat(i) + `k${i}:`).join('\n') + ' v\n'
+    const err = await refused(deep + text.slice(text.indexOf('sops:')))
+    expect([err.code, err.message]).toEqual(['ERR_INPUT', expect.stringMatching(/nested deeper than 64 levels/)])
+  })
+
+  it('tries a bounded number of paths for an encrypted comment', async () => {
+    // A comment sealed under the path of a collection far from it is not found (and not an error).
+    const many = Array.from({length: 12}, (_, i) => `m${i}:\n  k: v${i}\n`).join('')
+    const sealed = sealSops(many, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const {seal} = await import('../src/formats/sops/cipher.js')
+    const far = '#' + seal(DATA_KEY, Buffer.from(' far away'), 'm11:', 'comment') + '\n'
+    const near = '#' + seal(DATA_KEY, Buffer.from(' close by'), 'm0:', 'comment') + '\n'
+    const out = await decrypt(near + far + sealed, 'x.yaml')
+    expect(out.startsWith('# close by\n#ENC[AES256_GCM,')).toBe(true)
+  })
+})
+
 describe('selection rules and mac_only_encrypted', () => {
   const doc = 'public: open\nsecret_key: s3cr3t\nnested:\n  data: inner\n  plain_name: visible\n  port: 8080\nlist:\n  - one\n  - true\n'
   const encryptedLocs = (text: string) => Object.entries(flatten(parse(text))).filter(([k, v]) => k !== 'sops' && !k.startsWith('sops.') && String(v).startsWith('ENC[')).map(([k]) => k)

@@ -20,7 +20,7 @@ import {MacHash, macMatches} from './mac.js'
 import {entryName, parseMetadata, plainData, type SopsMetadata} from './metadata.js'
 import {valueEditFor} from './render.js'
 import {compileRules, type Rules} from './rules.js'
-import {type Dialect, type Leaf, type ParsedDoc, type ParsedStream, parseStream} from './tree.js'
+import {type Container, type Dialect, type Leaf, type ParsedDoc, type ParsedStream, parseStream} from './tree.js'
 
 export interface SopsGroup {
   /** Indexes of the documents that share this `sops` block (and one MAC). */
@@ -200,10 +200,21 @@ function openComments(text: string, d: ParsedDoc, rules: Rules, dataKey: Buffer)
     if (meta && c.offset >= meta[0] && c.offset < meta[1]) continue
     const enc = parseEnc(c.source.slice(1))
     if (!enc || (enc.type !== 'comment' && enc.type !== 'str')) continue
-    const around = (r: [number, number] | undefined) => Boolean(r && r[0] <= c.offset && c.offset < r[1])
-    const candidates = [...d.containers]
-      .filter((k) => rules.encrypted(k.path))
-      .sort((a, b) => Number(around(span(b.node.range))) - Number(around(span(a.node.range))) || width(a.node.range) - width(b.node.range))
+    const around = (k: Container) => Boolean(k.node.range && k.node.range[0] <= c.offset && c.offset < k.node.range[2])
+    const distance = (k: Container) => (k.node.range ? Math.abs(k.node.range[0] - c.offset) : Infinity)
+    // The collections around it (innermost first), then the nearest others: a bounded number of
+    // tries, found in one pass, so a file of many comments and collections cannot make kseal spin.
+    const eligible = d.containers.filter((k) => rules.encrypted(k.path))
+    const candidates = eligible.filter(around).sort((a, b) => width(a.node.range) - width(b.node.range)).slice(0, MAX_COMMENT_TRIES)
+    const room = MAX_COMMENT_TRIES - candidates.length
+    const nearest: Container[] = []
+    for (const k of room > 0 ? eligible : []) {
+      if (around(k) || (nearest.length === room && distance(k) >= distance(nearest[room - 1]))) continue
+      nearest.push(k)
+      nearest.sort((a, b) => distance(a) - distance(b))
+      nearest.length = Math.min(nearest.length, room)
+    }
+    candidates.push(...nearest)
     for (const k of candidates) {
       const plain = open(dataKey, enc, pathAad(k.path))
       if (!plain) continue
@@ -220,7 +231,9 @@ function openComments(text: string, d: ParsedDoc, rules: Rules, dataKey: Buffer)
   return out
 }
 
-const span = (r: [number, number, number] | null | undefined): [number, number] | undefined => (r ? [r[0], r[2]] : undefined)
+/** AES-GCM tries per encrypted comment: a file of many comments and collections cannot make kseal spin. */
+const MAX_COMMENT_TRIES = 8
+
 const width = (r: [number, number, number] | null | undefined) => (r ? r[2] - r[0] : Infinity)
 
 function pairRange(p: Pair): [number, number] {
