@@ -21,6 +21,7 @@ import {FIXTURES} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
 import {type GenKey, kubesecEncrypt} from './support/kubesec.js'
+import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
 const gpgTool = tool('gpg')
@@ -51,15 +52,6 @@ async function decrypt(text: string, opts: {env?: Record<string, string | undefi
     await keys.close()
     await b.close()
   }
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string; where: Record<string, unknown>}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string; where: Record<string, unknown>}
-  }
-  throw new Error('expected a failure')
 }
 
 /** gpg --sign --armor --encrypt, as kubesec's EncryptAndSign runs it (signed by the first secret key). */
@@ -108,7 +100,7 @@ describe('kubesec footers and MAC order', () => {
     expect(macKeyOrder([k('aws', 'a'), k('pgp', 'b')]).map((x) => x.id)).toEqual(['a', 'b'])
   })
 
-  it('refuses versions without a MAC, unknown versions and lines, and a missing MAC', () => {
+  it('refuses versions without a MAC, unknown versions and lines, and a missing MAC', async () => {
     const text = readFileSync(V3, 'utf8')
     const cases: [string, string, RegExp][] = [
       [text.replace('# kubesec:v:3', '# kubesec:v:2'), 'ERR_VERSION', /version 2 carries no MAC/],
@@ -118,14 +110,7 @@ describe('kubesec footers and MAC order', () => {
       [text.replace('# kubesec:v:3', '# kubesec:v:3\n# kubesec:v:3'), 'ERR_INTEGRITY', /two version lines/],
     ]
     for (const [variant, code, message] of cases) {
-      const err = (() => {
-        try {
-          parseKubesec(variant, 'secret.yaml')
-        } catch (e) {
-          return e as {code: string; exitCode: number; message: string}
-        }
-        throw new Error('expected a failure')
-      })()
+      const err = await failure(() => parseKubesec(variant, 'secret.yaml'))
       expect([err.code, err.exitCode, err.message]).toEqual([code, 3, expect.stringMatching(message)])
     }
     expect(looksLikeKubesec(text)).toBe(true)

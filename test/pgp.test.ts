@@ -16,6 +16,7 @@ import {Keyring} from '../src/keyring.js'
 import {decryptText, encryptText} from '../src/transform.js'
 import {cleanEnv, kseal} from './support/cli.js'
 import {type GpgHome, gpgHome, PASSPHRASE_KEY, PASSPHRASE_KEY_FPR, PASSPHRASE_KEY_PASSPHRASE, SOPS_KEY_1, SOPS_KEY_2, SOPS_KEY_3, SOPS_PGP_KEYS} from './support/gpg.js'
+import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
 const gpgTool = tool('gpg')
@@ -32,15 +33,6 @@ function backendsFor(env: Record<string, string | undefined>): Backends {
 
 function keyring(b: Backends, keys: string[] = []): Keyring {
   return new Keyring(b, {keys, env: {XDG_CONFIG_HOME: path.join(home.dir, 'no-config')}})
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string}
-  }
-  throw new Error('expected a failure')
 }
 
 async function encryptFor(uris: string[], text: string, b = backends): Promise<string> {

@@ -23,6 +23,7 @@ import {type GpgHome, gpgHome, SOPS_KEY_1} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
 import {checkSopsMac} from './support/sops-mac.js'
 import {startStsServer, type StsServerHandle} from './support/sts-server.js'
+import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
 const gpgTool = tool('gpg')
@@ -66,15 +67,6 @@ async function encrypt(text: string, recipients: SopsRecipient[], opts: {file?: 
 
 async function open(text: string, file = 'secret.yaml', e = env()): Promise<OpenedSops> {
   return withKeys((keys) => openSops(parseSops(text, {file}), keys), e)
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string; where: Record<string, unknown>}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string; where: Record<string, unknown>}
-  }
-  throw new Error('expected a failure')
 }
 
 const encValues = (text: string) => text.match(/ENC\[AES256_GCM,[^\]]*\]/g) ?? []

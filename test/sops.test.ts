@@ -19,6 +19,7 @@ import {Keyring} from '../src/keyring.js'
 import {INTEROP} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {checkSopsMac} from './support/sops-mac.js'
+import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
 const gpgTool = tool('gpg')
@@ -57,15 +58,6 @@ async function open(text: string, file: string, e = env({SOPS_AGE_KEY_FILE: ageK
 
 async function decrypt(text: string, file: string, e?: Record<string, string | undefined>): Promise<string> {
   return decryptedText(await open(text, file, e))
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string; where: Record<string, unknown>}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string; where: Record<string, unknown>}
-  }
-  throw new Error('expected a failure')
 }
 
 beforeAll(() => {
@@ -169,7 +161,7 @@ describe('the SOPS files sops wrote (../shared/interop)', () => {
   it('refuses sops\'s dotenv files clearly (exit 2): they are not Kubernetes manifests', async () => {
     for (const rel of [`${AGE_FIXTURES}/secret.enc.env`, `${PGP_FIXTURES}/format.enc.env`]) {
       expect(looksLikeSops(read(rel))).toBe(true)
-      const err = await failure(Promise.resolve().then(() => parseSops(read(rel), {file: rel})))
+      const err = await failure(() => parseSops(read(rel), {file: rel}))
       expect([err.code, err.exitCode]).toEqual(['ERR_INPUT', 2])
       expect(err.message).toMatch(/SOPS dotenv file is not a Kubernetes manifest/)
     }
@@ -269,6 +261,12 @@ describe('tampered SOPS files are refused (exit 3)', () => {
     expect(err.message).not.toMatch(/this is a secret/)
   })
 
+  gpgTool.it('what SOPS does not protect: the key names of unencrypted values (documented, not detected)', async () => {
+    const rel = `${PGP_FIXTURES}/example.yaml`
+    const renamed = read(rel).replace('somelist_unencrypted:', 'otherlist_unencrypted:')
+    expect(parse(await decrypt(renamed, rel)).otherlist_unencrypted).toEqual(expected(rel).somelist_unencrypted)
+  })
+
   it('names where: the document and the value\'s keys', async () => {
     const err = await failure(decrypt(flip(text, 'value: ENC[AES256_GCM,data:'), 'secret.enc.yaml'))
     expect(err.where).toEqual({file: 'secret.enc.yaml', document: 1, key: 'complex.value'})
@@ -290,7 +288,7 @@ describe('tampered SOPS files are refused (exit 3)', () => {
       ['- a\n- b\n', /must be a mapping/],
     ]
     for (const [variant, message] of cases) {
-      const err = await failure(Promise.resolve().then(() => parseSops(variant)))
+      const err = await failure(() => parseSops(variant))
       expect([err.code, err.exitCode, err.message]).toEqual(['ERR_INPUT', 2, expect.stringMatching(message)])
     }
   })
@@ -307,7 +305,7 @@ const ageEntry = async () => {
 
 describe('untrusted metadata and structure are bounded', () => {
   const text = read(`${AGE_FIXTURES}/secret.enc.yaml`)
-  const refused = (variant: string) => failure(Promise.resolve().then(() => parseSops(variant, {file: 'x.yaml'})))
+  const refused = (variant: string) => failure(() => parseSops(variant, {file: 'x.yaml'}))
 
   it('caps key entries, entry sizes, key groups and nesting depth', async () => {
     const entry = '    - recipient: age1je6kjhzuhdjy3fqptpttxjh5k8q46vygzlgtpuq3030c947pc5tqz9dqvr\n      enc: x\n'
@@ -373,7 +371,7 @@ describe('selection rules and mac_only_encrypted', () => {
 
   it('refuses comment-based rules and Shamir key groups (exit 2); reads a single key group written as key_groups', async () => {
     const text = read(`${AGE_FIXTURES}/secret.enc.yaml`)
-    const comment = await failure(Promise.resolve().then(() => parseSops(text.replace('  unencrypted_suffix: _unencrypted\n', '  encrypted_comment_regex: sops:enc\n'))))
+    const comment = await failure(() => parseSops(text.replace('  unencrypted_suffix: _unencrypted\n', '  encrypted_comment_regex: sops:enc\n')))
     expect([comment.code, comment.message]).toEqual(['ERR_INPUT', expect.stringMatching(/encrypted_comment_regex are not supported/)])
     const doc = parseDocument(text)
     const age = doc.getIn(['sops', 'age'])
