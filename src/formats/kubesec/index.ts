@@ -6,5 +6,5 @@
  *   decryptedKubesecText(opened)                                       // plaintext, footers removed
  */
 export {decryptedKubesecText, looksLikeKubesec, openKubesec, parseKubesec} from './read.js'
-export type {KubesecDoc, KubesecFile, KubesecValue, OpenedKubesec} from './read.js'
+export type {KubesecDoc, KubesecFile, KubesecValue, OpenedKubesec, OpenedKubesecSecret} from './read.js'
 export type {Footer, KubesecKey, KubesecKeyType} from './format.js'

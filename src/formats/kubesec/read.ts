@@ -36,9 +36,14 @@ export interface KubesecValue {
   plaintext: string
 }
 
+export interface OpenedKubesecSecret {
+  doc: KubesecDoc
+  values: KubesecValue[]
+}
+
 export interface OpenedKubesec {
   kubesec: KubesecFile
-  secrets: {doc: KubesecDoc; values: KubesecValue[]}[]
+  secrets: OpenedKubesecSecret[]
 }
 
 /** Cheap test for dispatch: a line that starts a kubesec footer. */
@@ -67,38 +72,41 @@ export function parseKubesec(text: string, file?: string): KubesecFile {
   return {text, file, eol: p.eol, secrets}
 }
 
-/** Opens every kubesec Secret: data key, values, MAC. Throws on the first failure, naming where. */
+/** Opens every kubesec Secret (their keys at once): data key, values, MAC. Throws the first failure in document order, naming where. */
 export async function openKubesec(k: KubesecFile, keys: SopsKeys): Promise<OpenedKubesec> {
-  const out: OpenedKubesec = {kubesec: k, secrets: []}
-  for (const doc of k.secrets) {
-    const where: Where = doc.secret.where
-    let dek: Buffer
-    try {
-      dek = await openDek(doc.footer.keys, keys)
-    } catch (e) {
-      throw (e as KsealError).at?.(where) ?? e
-    }
-    const values: KubesecValue[] = []
-    const data = new Map<string, string>()
-    const stringData = new Map<string, string>()
-    for (const v of doc.secret.values) {
-      const at = {...where, key: `${v.field}.${v.key}`}
-      if (v.value === null) throw new KsealError('ERR_INPUT', 'a null value in a kubesec Secret (kubesec needs strings)', at)
-      let plaintext: string
-      try {
-        plaintext = decryptValue(dek, v.key, v.value)
-      } catch (e) {
-        throw (e as KsealError).at(at)
-      }
-      ;(v.field === 'data' ? data : stringData).set(v.key, plaintext)
-      values.push({value: v, plaintext})
-    }
-    if (!macMatches(dek, doc.footer.mac, macAad(data, stringData, doc.footer.keys))) {
-      throw new KsealError('ERR_INTEGRITY', 'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)', where)
-    }
-    out.secrets.push({doc, values})
+  const results = await Promise.allSettled(k.secrets.map((doc) => openSecret(doc, keys)))
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return {kubesec: k, secrets: results.map((r) => (r as PromiseFulfilledResult<OpenedKubesecSecret>).value)}
+}
+
+async function openSecret(doc: KubesecDoc, keys: SopsKeys): Promise<OpenedKubesecSecret> {
+  const where: Where = doc.secret.where
+  let dek: Buffer
+  try {
+    dek = await openDek(doc.footer.keys, keys)
+  } catch (e) {
+    throw (e as KsealError).at?.(where) ?? e
   }
-  return out
+  const values: KubesecValue[] = []
+  const data = new Map<string, string>()
+  const stringData = new Map<string, string>()
+  for (const v of doc.secret.values) {
+    const at = {...where, key: `${v.field}.${v.key}`}
+    if (v.value === null) throw new KsealError('ERR_INPUT', 'a null value in a kubesec Secret (kubesec needs strings)', at)
+    let plaintext: string
+    try {
+      plaintext = decryptValue(dek, v.key, v.value)
+    } catch (e) {
+      throw (e as KsealError).at(at)
+    }
+    ;(v.field === 'data' ? data : stringData).set(v.key, plaintext)
+    values.push({value: v, plaintext})
+  }
+  if (!macMatches(dek, doc.footer.mac, macAad(data, stringData, doc.footer.keys))) {
+    throw new KsealError('ERR_INTEGRITY', 'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)', where)
+  }
+  return {doc, values}
 }
 
 /** The data key from the first footer key held: PGP (held by gpg), then AWS KMS, then GCP KMS (when plugged in). */

@@ -121,11 +121,16 @@ export function parseSops(text: string, opts: {file?: string; dialect?: Dialect}
   return {file: opts.file, stream, groups: [...byBlock.values()]}
 }
 
-/** Opens every group: its data key, every value, the MAC. Throws on the first failure, naming where. */
+/**
+ * Opens every group: its data key, every value, the MAC. The groups' keys are opened at once (KMS
+ * calls and gpg runs overlap, within their backends' caps); the first failure in document order is
+ * thrown, naming where.
+ */
 export async function openSops(sops: SopsFile, keys: SopsKeys): Promise<OpenedSops> {
-  const groups: OpenedGroup[] = []
-  for (const g of sops.groups) groups.push(await openGroup(sops, g, keys))
-  return {sops, groups}
+  const results = await Promise.allSettled(sops.groups.map((g) => openGroup(sops, g, keys)))
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return {sops, groups: results.map((r) => (r as PromiseFulfilledResult<OpenedGroup>).value)}
 }
 
 async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsKeys): Promise<OpenedGroup> {

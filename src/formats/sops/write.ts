@@ -141,13 +141,13 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   }
   const random = opts.random ?? defaultRandom
   const now = (opts.now ?? (() => new Date()))()
-  const edits: Edit[] = []
-  for (const d of targets) {
-    const dataKey = random(DATA_KEY_BYTES)
-    const entries = await opts.keys.wrap(opts.recipients, dataKey, now)
-    const keys: SealKeys = {dataKey, entries, rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
-    edits.push(...sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map(), sameToKubernetes))
-  }
+  // Every Secret's key is wrapped at once (KMS calls and gpg runs overlap within their caps).
+  const dataKeys = targets.map(() => random(DATA_KEY_BYTES))
+  const entries = await Promise.all(dataKeys.map((k) => opts.keys.wrap(opts.recipients, k, now)))
+  const edits = targets.flatMap((d, i) => {
+    const keys: SealKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
+    return sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map(), sameToKubernetes)
+  })
   return edits.length ? applyEdits(text, edits) : text
 }
 
