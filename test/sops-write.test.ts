@@ -197,6 +197,23 @@ describe('AWS KMS entries, through the real SDK and the local KMS and STS server
     expect([altered.code, altered.exitCode]).toEqual(['ERR_DECRYPT', 3])
   })
 
+  it('one KMS call per Secret, the calls of a stream overlapping', async () => {
+    const stream = Array.from({length: 10}, (_, i) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: s${i}\nstringData:\n  a: one\n  b: two\n`).join('---\n')
+    kms.latencyMs = 50
+    try {
+      kms.resetStats()
+      const out = await encrypt(stream, [{kind: 'kms', arn: kmsKey.arn}])
+      expect([kms.count(), kms.count('Encrypt')]).toEqual([10, 10])
+      expect(kms.maxInFlight).toBeGreaterThan(1)
+      kms.resetStats()
+      expect(decryptedText(await open(out))).toBe(stream)
+      expect([kms.count(), kms.count('Decrypt')]).toEqual([10, 10])
+      expect(kms.maxInFlight).toBeGreaterThan(1)
+    } finally {
+      kms.latencyMs = 0
+    }
+  })
+
   it('assumes the role an entry names, and uses only the role\'s credentials for KMS', async () => {
     const role = 'arn:aws:iam::111122223333:role/sops-decrypt'
     sts.allow(role, [ACCESS_KEY])
