@@ -10,10 +10,11 @@ import {copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFile
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {parse, parseDocument} from 'yaml'
+import {parse, parseDocument, stringify} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {resolvePlain, formatGoFloat, rfc3339RoundTrip} from '../src/formats/sops/go.js'
 import {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sealSops, SopsKeys, type OpenedSops} from '../src/formats/sops/index.js'
+import {sopsAgeIdentities} from '../src/formats/sops/keys.js'
 import {goRegex, type RuleSpec} from '../src/formats/sops/rules.js'
 import {Keyring} from '../src/keyring.js'
 import {INTEROP} from './support/cli.js'
@@ -187,6 +188,50 @@ describe('the SOPS files sops wrote (../shared/interop)', () => {
   })
 })
 
+describe('every SOPS fixture, tampered, is refused (exit 3)', () => {
+  const all = [`${AGE_FIXTURES}/secret.enc.yaml`, `${AGE_FIXTURES}/secret.enc.json`, ...['format.enc.yaml', 'format.enc.json', 'multiple_keys.yaml', 'comments.enc.yaml', 'example.yaml', 'example.json'].map((f) => `${PGP_FIXTURES}/${f}`)]
+  const flipAfter = (s: string, re: RegExp) => {
+    const m = re.exec(s)!
+    const at = m.index + m[0].length
+    return s.slice(0, at) + (s[at] === 'A' ? 'B' : 'A') + s.slice(at + 1)
+  }
+  /** Edits a file through its parsed form (layout is not what is being tested), keeping YAML or JSON. */
+  const edit = (rel: string, fn: (tree: Record<string, unknown>) => void) => {
+    const tree = parse(read(rel)) as Record<string, unknown>
+    fn(tree)
+    return rel.endsWith('.json') ? JSON.stringify(tree, null, '\t') : stringify(tree)
+  }
+  const firstEncrypted = (tree: Record<string, unknown>) => Object.keys(tree).find((k) => k !== 'sops' && typeof tree[k] === 'string' && (tree[k] as string).startsWith('ENC[AES256_GCM,data:') && !(tree[k] as string).startsWith('ENC[AES256_GCM,data:,'))!
+  const variants: [string, (rel: string) => string, string][] = [
+    ['a value flipped', (rel) => flipAfter(read(rel), /^[^s#\n][^:\n]*"?: "?ENC\[AES256_GCM,data:/m), 'ERR_INTEGRITY'],
+    ['a value removed', (rel) => edit(rel, (t) => delete t[firstEncrypted(t)]), 'ERR_INTEGRITY'],
+    ['an unencrypted value added', (rel) => edit(rel, (t) => Object.assign(t, {added_unencrypted: 'x'})), 'ERR_INTEGRITY'],
+    ['a value moved to another key', (rel) => edit(rel, (t) => {
+      const k = firstEncrypted(t)
+      t[`${k}2`] = t[k]
+      delete t[k]
+    }), 'ERR_INTEGRITY'],
+    ['the MAC altered', (rel) => flipAfter(read(rel), /"?mac"?: "?ENC\[AES256_GCM,data:/), 'ERR_INTEGRITY'],
+    ['lastmodified altered', (rel) => read(rel).replace(/(lastmodified"?: ['"]?\d{4}-\d\d-\d\dT\d\d:\d\d:\d)(\d)/, (_m, a, d) => a + (d === '0' ? '1' : '0')), 'ERR_INTEGRITY'],
+    ['every key entry altered', (rel) => edit(rel, (t) => {
+      const meta = t.sops as Record<string, {enc: string}[] | null>
+      for (const list of [meta.age, meta.pgp]) for (const e of list ?? []) e.enc = flipAfter(e.enc, /-----\n+\S{40}/)
+    }), 'ERR_DECRYPT'],
+  ]
+  const cases = (files: string[]) => files.flatMap((rel) => variants.map(([name, make, code]) => [rel, name, make, code] as const))
+  const refused = async (rel: string, make: (rel: string) => string, code: string) => {
+    const variant = make(rel)
+    expect(variant).not.toBe(read(rel))
+    const err = await failure(decrypt(variant, rel))
+    expect([err.code, err.exitCode]).toEqual([code, 3])
+  }
+
+  it.each(cases(all.filter((f) => f.startsWith(AGE_FIXTURES))))('%s: %s', (rel, _name, make, code) => refused(rel, make, code))
+  gpgTool.describe('PGP fixtures', () => {
+    it.each(cases(all.filter((f) => f.startsWith(PGP_FIXTURES))))('%s: %s', (rel, _name, make, code) => refused(rel, make, code))
+  })
+})
+
 describe('where sops looks for age keys', () => {
   const rel = `${AGE_FIXTURES}/secret.enc.yaml`
   const plain = expected(rel)
@@ -207,6 +252,13 @@ describe('where sops looks for age keys', () => {
     expect(parse(await decrypt(read(rel), rel, env({HOME: homeDir, XDG_CONFIG_HOME: undefined})))).toEqual(plain)
     const viaKeyring = await withKeys(env(), (k) => openSops(parseSops(read(rel)), k), (b) => new Keyring(b, {keys: [`age:${ageKey}`], env: {XDG_CONFIG_HOME: path.join(tmp, 'none')}}))
     expect(parse(decryptedText(viaKeyring))).toEqual(plain)
+  })
+
+  it('reads sops\'s own age test identity from SOPS_AGE_KEY, and it opens sops\'s age vector', async () => {
+    const vectors = path.join(SOPS, 'getsops-sops', 'age-vectors')
+    const [id] = await sopsAgeIdentities({SOPS_AGE_KEY: readFileSync(path.join(vectors, 'mockIdentity.txt'), 'utf8'), HOME: tmp, XDG_CONFIG_HOME: path.join(tmp, 'none')})
+    expect(id.kid).toBe('age1lzd99uklcjnc0e7d860axevet2cz99ce9pq6tzuzd05l5nr28ams36nvun')
+    expect(Buffer.from(await id.decrypt(readFileSync(path.join(vectors, 'mockEncryptedKey.age'), 'utf8'))).toString()).toBe('data')
   })
 
   it('skips plugin identities in sops\'s key files; without the key it names every recipient (exit 3)', async () => {
