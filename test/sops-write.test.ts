@@ -144,7 +144,7 @@ describe('a Secret written as SOPS', () => {
 
   it('each Secret of a stream gets its own data key and sops block; other documents and SOPS Secrets are left alone', async () => {
     const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  plain: text\n'
-    const secret = (n: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${n}\nstringData:\n  k: v-${n}\n`
+    const secret = (n: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${n}\nstringData:\n  k: v-${n}\ndata:\n  d: ${Buffer.from(n).toString('base64')}\n`
     const out = await encrypt([cm, secret('a'), secret('b')].join('---\n'), [AGE])
     const docs = out.split('---\n')
     expect(docs[0]).toBe(cm)
@@ -152,6 +152,12 @@ describe('a Secret written as SOPS', () => {
     expect(opened.groups.map((g) => g.documents)).toEqual([[1], [2]])
     expect(opened.groups[0].dataKey.equals(opened.groups[1].dataKey)).toBe(false)
     expect(await encrypt(out, [AGE])).toBe(out)
+  })
+
+  it('re-encrypting an edited Secret refuses a value that Kubernetes and sops would read differently', async () => {
+    const opened = await open(await encrypt(INPUT, [AGE]))
+    const err = await failure(async () => reencryptSops(opened, decryptedText(opened).replace('username: "admin"', 'username: 0o17')))
+    expect([err.code, err.where.key, err.message]).toEqual(['ERR_INPUT', 'stringData.username', expect.stringMatching(/quote it/)])
   })
 
   it('mac_only_encrypted on request: edits outside data/stringData (a kustomize namespace) then keep the MAC valid', async () => {

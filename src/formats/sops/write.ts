@@ -58,7 +58,7 @@ function reuseKey(loc: readonly (string | number)[], type: string, bytes: Buffer
  * The edits that seal `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
  * same `sops` block in each), reusing ciphertexts from `reuse` where the value is unchanged.
  */
-function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts: SealOptions, reuse: Map<string, string>, check?: (d: ParsedDoc, loc: (string | number)[], v: TypedValue) => void): Edit[] {
+function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts: SealOptions, reuse: Map<string, string>): Edit[] {
   if (keys.dataKey.length !== DATA_KEY_BYTES) throw new KsealError('ERR_USAGE', 'a SOPS data key is 32 bytes')
   const random = opts.random ?? defaultRandom
   const rules = compileRules(keys.rules)
@@ -67,6 +67,7 @@ function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts:
   for (const d of docs) {
     if (d.metadataPair) throw new KsealError('ERR_INPUT', 'already has a sops entry', where(d))
     if (!d.map || d.map.items.length === 0) throw new KsealError('ERR_INPUT', 'an empty document cannot be encrypted with SOPS', where(d))
+    const secret = where(d).secret !== undefined
     for (const leaf of d.leaves) {
       const v = leaf.plain
       if (v.type === 'null') continue
@@ -75,7 +76,7 @@ function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts:
       const bytes = goBytes(v)
       hash.add(bytes, encrypted)
       if (!encrypted || (v.type === 'str' && v.value === '')) continue
-      check?.(d, leaf.loc, v)
+      if (secret) sameToKubernetes(d, leaf.loc, v)
       const token = reuse.get(reuseKey(leaf.loc, v.type, bytes)) ?? encryptTyped(keys.dataKey, v, pathAad(leaf.path), random(IV_BYTES))
       edits.push(tokenEditFor(stream, leaf.node, leaf.flow, token))
     }
@@ -135,9 +136,18 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   for (const s of manifests.secrets) {
     const index = s.where.document! - 1
     if (manifests.docs[index].contents !== s.map) throw new KsealError('ERR_INPUT', 'a Secret inside a List cannot be written as SOPS (sops metadata belongs to a whole document); put each Secret in its own document', s.where)
+    if (stream.docs[index].metadataPair) continue // already SOPS
     if (s.envelopePair) throw new KsealError('ERR_INPUT', 'already encrypted by kseal; decrypt it first to write it as SOPS', s.where)
-    for (const v of s.values) if (v.field === 'data' && v.value !== null) valueBytes(v)
-    if (!stream.docs[index].metadataPair) targets.push(stream.docs[index])
+    for (const v of s.values) {
+      if (v.field === 'data' && v.value !== null) {
+        try {
+          valueBytes(v)
+        } catch (e) {
+          throw (e as KsealError).at(s.where)
+        }
+      }
+    }
+    targets.push(stream.docs[index])
   }
   const random = opts.random ?? defaultRandom
   const now = (opts.now ?? (() => new Date()))()
@@ -146,12 +156,12 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   const entries = await Promise.all(dataKeys.map((k) => opts.keys.wrap(opts.recipients, k, now)))
   const edits = targets.flatMap((d, i) => {
     const keys: SealKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
-    return sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map(), sameToKubernetes)
+    return sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
   })
   return edits.length ? applyEdits(text, edits) : text
 }
 
-/** A Secret's data or stringData value must be a string to sops too, or sops would write it back as another type. */
+/** A Secret's data or stringData value must be a string to sops too (YAML 1.2), or sops would write it back as another type. */
 function sameToKubernetes(d: ParsedDoc, loc: (string | number)[], v: TypedValue): void {
   if (loc.length === 2 && (loc[0] === 'data' || loc[0] === 'stringData') && v.type !== 'str') {
     throw new KsealError('ERR_INPUT', `reads as a string to Kubernetes but as a${v.type === 'int' ? 'n' : ''} ${v.type} to sops and Flux (YAML 1.2); quote it`, {...where(d), key: loc.join('.')})
