@@ -73,11 +73,6 @@ export function open(key: Buffer, v: EncValue, aad: string): Buffer | null {
 /** A value sops can encrypt, with its type. */
 export type TypedValue = Exclude<GoScalar, {type: 'null'} | {type: 'uint'}>
 
-/** The `type:` sops records for a value. */
-export function typeOf(v: TypedValue): SopsType {
-  return v.type
-}
-
 /** Encrypts a typed value at `aad` the way sops's Cipher.Encrypt does. Empty strings and bytes are not encrypted (sops leaves them empty). */
 export function encryptTyped(key: Buffer, v: TypedValue, aad: string, iv?: Buffer): string {
   if ((v.type === 'str' && v.value === '') || (v.type === 'bytes' && v.value.length === 0)) return ''

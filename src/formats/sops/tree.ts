@@ -176,10 +176,3 @@ export function readScalar(node: Scalar, dialect: Dialect): GoScalar {
   }
   return resolvePlain(text)
 }
-
-/** The text of a scalar source range, for messages that must not show values: only its line and column. */
-export function position(text: string, offset: number): string {
-  const before = text.slice(0, offset)
-  const line = before.split('\n').length
-  return `line ${line}, column ${offset - before.lastIndexOf('\n')}`
-}
