@@ -10,7 +10,7 @@
  * original bytes (layout and comments kept, the `sops` blocks removed), and a later edit can be
  * re-encrypted keeping the ciphertext of the values that did not change (write.ts).
  */
-import {isMap, isScalar, type Pair, type Scalar, type YAMLMap} from 'yaml'
+import {isMap, isScalar, type Node, type Pair, type Scalar, type YAMLMap} from 'yaml'
 import {applyEdits, type Edit, removeEnvelopeEdit} from '../../edits.js'
 import {KsealError, type Where} from '../../errors.js'
 import {looksEncrypted, open, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
@@ -109,7 +109,7 @@ export function parseSops(text: string, opts: {file?: string; dialect?: Dialect}
       const id = JSON.stringify(plainData(d.metadataPair.value))
       let g = byBlock.get(id)
       if (!g) {
-        g = {documents: [], metadata: parseMetadata(d.metadataPair.value as never)}
+        g = {documents: [], metadata: parseMetadata(d.metadataPair.value as Node | null)}
         compileRules(g.metadata.rules) // refused here, with the document named, when malformed
         byBlock.set(id, g)
       }
@@ -162,7 +162,7 @@ async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsKeys): Promise<
       }
       values.push(v)
     }
-    comments.push(...openComments(sops.stream.text, d, rules, dataKey))
+    comments.push(...openComments(d, rules, dataKey))
     alone.push(macMatches(dataKey, g.metadata.mac, g.metadata.macAad, own.hex()))
   }
   const joint = macMatches(dataKey, g.metadata.mac, g.metadata.macAad, all.hex())
@@ -198,7 +198,7 @@ function openLeaf(d: ParsedDoc, leaf: Leaf, rules: Rules, dataKey: Buffer): Sops
  * paths of the collections around it (innermost first) whose comments the rules encrypt. Comments
  * are not in the MAC: one that opens under none stays as written, as sops leaves it.
  */
-function openComments(text: string, d: ParsedDoc, rules: Rules, dataKey: Buffer): SopsComment[] {
+function openComments(d: ParsedDoc, rules: Rules, dataKey: Buffer): SopsComment[] {
   const out: SopsComment[] = []
   const meta = d.metadataPair ? pairRange(d.metadataPair) : null
   for (const c of d.comments) {
