@@ -18,6 +18,7 @@ const REGISTRY: Record<string, Registration> = {
   rsa: {load: async () => (await import('./rsa.js')).backend(), sniff: isRsaKeyFile},
   awskms: {load: async () => (await import('./awskms.js')).backend(), ambient: true},
   age: {load: async () => (await import('./age.js')).backend(), sniff: isAgeKeyFile},
+  pgp: {load: async () => (await import('./pgp.js')).backend(), ambient: true},
 }
 
 export function backendNames(): string[] {

@@ -125,7 +125,7 @@ const YAML_ESCAPES: Record<string, string> = {
  * A double-quoted string that every reader takes back as exactly `value`. In a flow collection (JSON
  * among them) it is JSON, so a JSON file stays JSON; elsewhere it uses YAML's escapes.
  */
-function doubleQuoted(value: string, flow: boolean): string {
+export function doubleQuoted(value: string, flow: boolean): string {
   if (flow) return JSON.stringify(value).replace(/[\x7f-\x9f\u2028\u2029\ufeff]/g, (c) => `\\u${hex(c, 4)}`)
   return `"${value.replace(/[\x00-\x1f"\\\x7f-\x9f\u2028\u2029\ufeff]/g, (c) => YAML_ESCAPES[c] ?? (c < '\u0100' ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`))}"`
 }

@@ -91,7 +91,7 @@ describe('malformed input (kseal encrypt -i)', () => {
   it('a recipient that is not a key URI → exit 2', async () => {
     const r = await kseal(['encrypt', '-r', 'team.crt'], {input: SECRET})
     expect(r.code).toBe(2)
-    expect(r.stderr.trim()).toBe('kseal: recipient "team.crt" is not a key URI (expected one of: rsa:..., awskms:..., age:...)')
+    expect(r.stderr.trim()).toBe('kseal: recipient "team.crt" is not a key URI (expected one of: rsa:..., awskms:..., age:..., pgp:...)')
   })
 
   it('encrypt with no recipient → exit 2 saying how to add one', async () => {

@@ -1,0 +1,21 @@
+/**
+ * SOPS files (getsops/sops 2.x and 3.x, YAML and JSON): read, verify (the MAC, always), decrypt in
+ * place, write for Secrets, re-encrypt keeping unchanged ciphertexts. The entry points for the
+ * commands; docs/formats/sops.md describes them and the format.
+ *
+ *   const keys = new SopsKeys(backends, {keyring})             // age, pgp (gpg), AWS KMS
+ *   const opened = await openSops(parseSops(text, {file}), keys) // throws KsealError with `where`
+ *   decryptedText(opened)                                       // plaintext, sops blocks removed
+ *   reencryptSops(opened, editedText)                           // unchanged values keep their ENC[…]
+ *   await encryptSecretsToSops(text, {recipients: await sopsRecipients(uris, backends), keys})
+ */
+export {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sopsDialect} from './read.js'
+export type {OpenedGroup, OpenedSops, SopsComment, SopsFile, SopsGroup, SopsValue} from './read.js'
+export {encryptSecretsToSops, reencryptSops, sealSops, SECRET_RULES} from './write.js'
+export type {EncryptSecretsOptions, SealKeys, SealOptions} from './write.js'
+export {SopsKeys, sopsRecipients} from './keys.js'
+export type {GcpKmsUnwrap, SopsKeyOptions, SopsRecipient} from './keys.js'
+export {entryName, SOPS_WRITE_VERSION} from './metadata.js'
+export type {KeyEntry, SopsMetadata} from './metadata.js'
+export type {RuleSpec} from './rules.js'
+export type {TypedValue} from './cipher.js'
