@@ -55,9 +55,13 @@ function recipientArn(rest: string): KmsArn {
   return arn
 }
 
-/** The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. */
+/**
+ * The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. Format 2
+ * adds `kseal:format` (so no format 1 wrapped key opens as format 2) and leaves out the parts that
+ * are not bound (an open namespace); the scope tells which those are.
+ */
 export function encryptionContext(b: Binding): Record<string, string> {
-  const ctx: Record<string, string> = {'kseal:scope': b.scope}
+  const ctx: Record<string, string> = b.format === 2 ? {'kseal:format': '2', 'kseal:scope': b.scope} : {'kseal:scope': b.scope}
   if (b.namespace) ctx['kseal:namespace'] = b.namespace
   if (b.name) ctx['kseal:name'] = b.name
   return ctx

@@ -101,7 +101,7 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(enc).toContain(`kid: "${key.arn}"`)
     // The context names each Secret, as CloudTrail will show it.
     const contexts = kms.calls.map((c) => c.encryptionContext)
-    expect(contexts).toContainEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns1', 'kseal:name': 's7'})
+    expect(contexts).toContainEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns1', 'kseal:name': 's7'})
 
     kms.resetStats()
     const out = await withKms(awsEnv(), (_b, keyring) => decryptText(enc, 'in.yaml', keyring))
@@ -113,7 +113,7 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
       expect(c.accessKeyId).toBe(ACCESS_KEY)
       expect(c.status).toBe(200)
     }
-    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns2', 'kseal:name': 's5'})
+    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns2', 'kseal:name': 's5'})
   })
 
   it('an alias ARN recipient keeps the alias as its key id, records the key ARN KMS used, and Decrypt names that key', async () => {
@@ -128,24 +128,31 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(parse(await encryptFor([`awskms:${key.arn}`], secrets(1))).kseal.recipients[0]).toEqual({backend: 'awskms', kid: key.arn, wrapped: expect.any(String)})
   })
 
-  it('the context holds only what the scope binds', async () => {
+  it('the context holds only what the scope binds (format 1 as it was; format 2 with its version, an open namespace left out)', async () => {
+    expect(encryptionContext({format: 2, scope: 'strict', namespace: null, name: 'db'})).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:name': 'db'})
     expect(encryptionContext({scope: 'strict', namespace: 'prod', name: 'db'})).toEqual({'kseal:scope': 'strict', 'kseal:namespace': 'prod', 'kseal:name': 'db'})
     expect(encryptionContext({scope: 'namespace', namespace: 'prod', name: ''})).toEqual({'kseal:scope': 'namespace', 'kseal:namespace': 'prod'})
     expect(encryptionContext({scope: 'cluster', namespace: '', name: ''})).toEqual({'kseal:scope': 'cluster'})
     await encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv(), 'namespace')
-    expect(kms.calls[0].encryptionContext).toEqual({'kseal:scope': 'namespace', 'kseal:namespace': 'ns0'})
+    expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'namespace', 'kseal:namespace': 'ns0'})
   })
 
   it('KMS itself refuses a wrapped key moved to another Secret (exit 3)', async () => {
     const enc = await encryptFor([`awskms:${key.arn}`], secrets(1))
     kms.resetStats()
-    const moved = enc.replace('name: s0', 'name: s0-copy')
+    // Renamed, with the recorded identity edited to match: the mismatch check passes, KMS refuses.
+    const moved = enc.replace('name: s0', 'name: s0-copy').replace('name: "s0"', 'name: "s0-copy"')
     const err = await failure(withKms(awsEnv(), (_b, k) => decryptText(moved, 'in.yaml', k)))
     expect(err.code).toBe('ERR_DECRYPT')
     expect(err.exitCode).toBe(3)
     expect(err.message).toMatch(/moved or renamed/)
     expect(kms.calls[0].errorType).toBe('InvalidCiphertextException')
-    expect(kms.calls[0].encryptionContext).toEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns0', 'kseal:name': 's0-copy'})
+    expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns0', 'kseal:name': 's0-copy'})
+    // Renamed only: the recorded identity names both, before any KMS call.
+    kms.resetStats()
+    const renamed = await failure(withKms(awsEnv(), (_b, k) => decryptText(enc.replace('name: s0', 'name: s0-copy'), 'in.yaml', k)))
+    expect(renamed.message).toMatch(/^encrypted as ns0\/s0, now ns0\/s0-copy: /)
+    expect(kms.count()).toBe(0)
   })
 
   it('an altered wrapped key or key id: exit 3; a malformed entry: exit 3 without a KMS call', async () => {
@@ -428,7 +435,7 @@ describe('awskms: the built CLI', () => {
 
     const moved = await kseal(['decrypt'], {env: cleanEnv(awsEnv()), input: enc.stdout.replace('name: s1', 'name: other')})
     expect(moved.code).toBe(3)
-    expect(moved.stderr).toMatch(/Secret ns1\/other\): AWS KMS refused the data key/)
+    expect(moved.stderr).toMatch(/Secret ns1\/other\): encrypted as ns1\/s1, now ns1\/other: /)
   })
 
   it('without credentials: a clear message and exit 1, no hang', async () => {

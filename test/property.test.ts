@@ -133,7 +133,7 @@ describe('properties', () => {
     await fc.assert(fc.asyncProperty(usualSecret.filter(hasCanary), fc.nat(), async (g, at) => {
       const enc = await encryptText(render(g), 'gen', {recipients: [recipient], scope: g.scope})
       // Flip one character inside some token.
-      const tokens = [...enc.matchAll(/kseal:v1:[A-Za-z0-9_-]+/g)]
+      const tokens = [...enc.matchAll(/kseal:v2:[A-Za-z0-9_-]+/g)]
       const m = tokens[at % tokens.length]
       const pos = m.index! + 9 + (at % (m[0].length - 9))
       const tampered = enc.slice(0, pos) + (enc[pos] === 'A' ? 'B' : 'A') + enc.slice(pos + 1)

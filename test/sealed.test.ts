@@ -229,9 +229,9 @@ describe('tampering with a sealed SealedSecret', () => {
     expect(await tamper((s) => ((s.spec.envelope as unknown as Obj).parts = []))).toBe('ERR_INTEGRITY')
   })
   it('refuses versions it does not know', async () => {
-    expect(await tamper((s) => (s.spec.envelope.version = 2))).toBe('ERR_VERSION')
+    expect(await tamper((s) => (s.spec.envelope.version = 3))).toBe('ERR_VERSION')
     expect(await tamper((s) => (s.apiVersion = 'kseal.dev/v2'))).toBe('ERR_VERSION')
-    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v1:', 'kseal:v9:')))).toBe('ERR_VERSION')
+    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v2:', 'kseal:v9:')))).toBe('ERR_VERSION')
   })
   it('names the value that does not belong', async () => {
     const s = clone(base)

@@ -20,7 +20,7 @@ afterAll(() => backends.close())
 
 describe('format v1 primitives', () => {
   const v = JSON.parse(read(path.join(VECTORS, 'v1-primitives.json')))
-  const keys = deriveKeys(Buffer.from(v.dataKey, 'hex'))
+  const keys = deriveKeys(Buffer.from(v.dataKey, 'hex'), 1)
 
   it('derives the same subkeys (HKDF-SHA256)', () => {
     expect(keys.enc.toString('hex')).toBe(v.encKey)
@@ -38,8 +38,8 @@ describe('format v1 primitives', () => {
   })
 
   it('computes the same MAC, independent of slot order', () => {
-    expect(computeMac(keys, v.binding, v.slots)).toBe(v.mac)
-    expect(computeMac(keys, v.binding, [...v.slots].reverse())).toBe(v.mac)
+    expect(computeMac(keys, v.binding, v.slots, [])).toBe(v.mac)
+    expect(computeMac(keys, v.binding, [...v.slots].reverse(), [])).toBe(v.mac)
   })
 
   it('the token layout is nonce(12) ‖ ciphertext ‖ tag(16), AES-256-GCM with the documented AAD', () => {
@@ -75,13 +75,13 @@ describe('format v1 files', () => {
     const dk = crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, Buffer.from(entry.wrapped, 'base64'))
     expect(dk).toHaveLength(32)
     // The MAC in the file is the documented HMAC over the sorted slots.
-    const keys = deriveKeys(dk)
+    const keys = deriveKeys(dk, 1)
     const slots: Slot[] = [
       {field: 'data', key: 'password', token: doc.data.password},
       {field: 'data', key: 'empty', token: doc.data.empty},
       {field: 'stringData', key: 'note', token: doc.stringData.note},
     ]
-    expect(computeMac(keys, {scope: 'strict', namespace: 'default', name: 'json-secret'}, slots)).toBe(doc.kseal.mac)
+    expect(computeMac(keys, {scope: 'strict', namespace: 'default', name: 'json-secret'}, slots, doc.kseal.recipients)).toBe(doc.kseal.mac)
   })
 
   it('the two-recipient vector opens with either key', async () => {
