@@ -229,7 +229,7 @@ describe('tampering with a sealed SealedSecret', () => {
     expect(await tamper((s) => ((s.spec.envelope as unknown as Obj).parts = []))).toBe('ERR_INTEGRITY')
   })
   it('refuses versions it does not know', async () => {
-    expect(await tamper((s) => (s.spec.envelope.version = 3))).toBe('ERR_VERSION')
+    expect(await tamper((s) => ((s.spec.envelope as {version: number}).version = 3))).toBe('ERR_VERSION')
     expect(await tamper((s) => (s.apiVersion = 'kseal.dev/v2'))).toBe('ERR_VERSION')
     expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v2:', 'kseal:v9:')))).toBe('ERR_VERSION')
   })
@@ -375,8 +375,26 @@ describe('sealedSpecHash and recipientKids', () => {
   })
 })
 
-describe('the frozen vector', () => {
-  it('still opens to the same Secret', async () => {
+describe('the frozen vectors', () => {
+  it.each(['v1', 'v2'])('merged-%s still opens to the same Secret', async (v) => {
+    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.sealed.yaml`), 'utf8'), {version: '1.1'}) as SealedSecretObject
+    const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.expected.yaml`), 'utf8'), {version: '1.1'})
+    expect(sealed.spec.envelope.version).toBe(Number(v.slice(1)))
+    expect(sealed.spec.envelope.parts).toHaveLength(2)
+    const r = await unseal(sealed)
+    expect(r.secret).toEqual(expected)
+  })
+  it('format 2 parts authenticate their recipients; editing version to 1 is refused', async () => {
+    const text = readFileSync(path.join(FIXTURES, 'sealed', 'merged-v2.sealed.yaml'), 'utf8')
+    const load = () => parse(text, {version: '1.1'}) as SealedSecretObject
+    const added = load()
+    added.spec.envelope.parts[0].recipients.push({backend: 'age', kid: 'age1fwj0v0ehul0kjmnv0drtk6azlhnqk6tcpak8cd4tx6nn5h3n4qpsgv8hc3', wrapped: 'eA=='})
+    await expect(unseal(added)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/part 1.*recipients were altered/)})
+    const down = load()
+    ;(down.spec.envelope as {version: number}).version = 1
+    await expect(unseal(down)).rejects.toMatchObject({exitCode: 3})
+  })
+  it('merged-v1 (format 1) still opens to the same Secret', async () => {
     const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.sealed.yaml'), 'utf8'), {version: '1.1'}) as SealedSecretObject
     const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.expected.yaml'), 'utf8'), {version: '1.1'})
     expect(sealed.spec.envelope.parts).toHaveLength(2)
