@@ -104,7 +104,9 @@ async function rotateSecret(
     let keep: RecipientEntry[]
     let add: Recipient[]
     let named: Recipient[]
-    if (plan.rules && plan.add.length === 0 && removal.size === 0) {
+    // With no recipient flags a Secret follows its .kseal.yaml rule; without a rule for its file it
+    // keeps its recipients (a format 1 Secret is still upgraded, for the recipients held).
+    if (plan.rules && plan.add.length === 0 && removal.size === 0 && (await plan.rules.cover(file))) {
       const opts = await plan.rules.optionsFor(file, s, {})
       targetScope = opts.scope
       const wanted = new Map(opts.recipients.map((r) => [id(r), r]))
