@@ -3,7 +3,7 @@ import {Flags, KsealCommand} from '../src/cli/base.js'
 import {checkManifests, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
 import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/errors.js'
 import {V1_NOTE} from '../src/inspect.js'
-import {decodeText, expandPaths, readStdin, readText, STDIN} from '../src/files.js'
+import {decodeText, readStdin, readText, STDIN} from '../src/files.js'
 
 /** Exit status when plaintext was found: 1, like a linter that found something. */
 const FOUND = EXIT.RUNTIME
@@ -42,7 +42,7 @@ needs a key, which a pre-commit hook may not have.`
     if (flags.staged) {
       for (const f of await stagedManifests(process.cwd(), paths)) inputs.push({file: f.path, read: async () => decodeText(f.text, f.path)})
     } else {
-      const expanded = await expandPaths(paths.length ? paths : ['.'])
+      const expanded = await this.expand(paths.length ? paths : ['.'], flags.quiet)
       // A directory without manifests has no plaintext Secret in it: nothing to report.
       errors.push(...expanded.errors.filter((e) => e.code !== 'ERR_USAGE'))
       for (const f of expanded.files) inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})

@@ -2,7 +2,6 @@ import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
 import {CreationRules, encryptTextWithRules} from '../src/config.js'
-import {expandPaths} from '../src/files.js'
 import {encryptText} from '../src/transform.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
@@ -34,7 +33,7 @@ Without -r, each Secret is encrypted for the first matching rule of the nearest 
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Encrypt)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const backends = this.backends()
     const keyring = this.keyring(flags.key)
     const scope = flags.scope as Scope | undefined

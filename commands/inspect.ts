@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
-import {expandPaths} from '../src/files.js'
 import {inspectText, type SecretInfo, v1Notes} from '../src/inspect.js'
 
 export default class Inspect extends KsealCommand {
@@ -20,7 +19,7 @@ its recipients are not authenticated; kseal rotate upgrades it.`
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Inspect)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const infos: SecretInfo[] = []
     const result = await runBatch(files, async (text, file) => {
       infos.push(...inspectText(text, file))

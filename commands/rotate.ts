@@ -2,7 +2,6 @@ import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
 import {CreationRules} from '../src/config.js'
-import {expandPaths} from '../src/files.js'
 import {removalIds, type RotatePlan, rotateText, type SecretChange} from '../src/rotate.js'
 
 export default class Rotate extends KsealCommand {
@@ -43,7 +42,7 @@ those vouches for stops the run, naming it: pass it with --add-recipient, or dro
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Rotate)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const backends = this.backends()
     const add = await Promise.all((flags['add-recipient'] ?? []).map((r) => backends.recipient(r)))
     const removal = await removalIds(flags['remove-recipient'] ?? [], backends)

@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {KsealError} from '../src/errors.js'
-import {expandPaths} from '../src/files.js'
 import {type CertificateSource, resolveCertificate} from '../src/sealed.js'
 import {mergeIntoFile, OUTPUT_FORMATS, type OutputFormat, runManifests, sealStep} from '../src/sealed/stream.js'
 import {SCOPES, type Scope} from '../keys/types.js'
@@ -48,7 +47,7 @@ values in) an existing SealedSecret file, in place.`
       this.note(`merged into ${flags['merge-into']}`, flags.quiet)
       return
     }
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const result = await runManifests(files, sealStep([recipient], scope ?? 'strict'), (flags.output ?? 'yaml') as OutputFormat)
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)

@@ -2,7 +2,7 @@
  * The tamper matrix: every way of altering an encrypted file that the envelope must catch. Each
  * case gives exit 3, one clear line naming the file and document, and no output at all.
  */
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from '@jest/globals'
@@ -139,5 +139,39 @@ describe('format 1 stays readable and cannot be passed off as format 2', () => {
     const r = await kseal(['decrypt', '-k', TEAM_KEY], {input: dressed})
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/cannot decrypt the data key/)
+  })
+})
+
+describe('files: decrypted files are private, links are never followed or replaced', () => {
+  it('decrypt -i writes the plaintext file with mode 0600, whatever its mode was', async () => {
+    const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-mode-')), 'db.yaml')
+    writeFileSync(f, enc, {mode: 0o644})
+    const r = await kseal(['decrypt', '-i', '-k', TEAM_KEY, f])
+    expect(r.code).toBe(0)
+    expect(readFileSync(f, 'utf8')).toBe(PLAIN)
+    expect(statSync(f).mode & 0o777).toBe(0o600)
+  })
+
+  it('a directory walk skips a symlink to a file outside the tree (one note), and never replaces it', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kseal-links-'))
+    const outside = path.join(root, 'outside.yaml')
+    writeFileSync(outside, enc)
+    const tree = path.join(root, 'tree')
+    mkdirSync(tree)
+    writeFileSync(path.join(tree, 'real.yaml'), enc)
+    symlinkSync(outside, path.join(tree, 'link.yaml'))
+    const r = await kseal(['decrypt', '-i', '-k', TEAM_KEY, tree])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe(`kseal: skipped 1 symbolic link (directory walks never follow links): ${path.join(tree, 'link.yaml')}\n`)
+    expect(readFileSync(path.join(tree, 'real.yaml'), 'utf8')).toBe(PLAIN)
+    expect(lstatSync(path.join(tree, 'link.yaml')).isSymbolicLink()).toBe(true)
+    expect(readFileSync(outside, 'utf8')).toBe(enc)
+    // Named explicitly, a link is read (to stdout) but never replaced in place.
+    expect((await kseal(['decrypt', '-k', TEAM_KEY, path.join(tree, 'link.yaml')])).stdout).toBe(PLAIN)
+    const inPlace = await kseal(['decrypt', '-i', '-k', TEAM_KEY, path.join(tree, 'link.yaml')])
+    expect(inPlace.code).toBe(2)
+    expect(inPlace.stderr).toMatch(/link\.yaml: is a symbolic link: kseal never replaces a link in place/)
+    expect(lstatSync(path.join(tree, 'link.yaml')).isSymbolicLink()).toBe(true)
+    expect(readFileSync(outside, 'utf8')).toBe(enc)
   })
 })

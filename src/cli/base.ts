@@ -9,6 +9,7 @@ import {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
 import {EXIT, isKsealError, type KsealError, worstExit} from '../errors.js'
 import {Keyring} from '../keyring.js'
+import {type Expanded, expandPaths, skippedNote} from '../files.js'
 
 export abstract class KsealCommand extends Command {
   static override baseFlags = {
@@ -41,6 +42,14 @@ export abstract class KsealCommand extends Command {
   private line(e: KsealError): void {
     process.stderr.write(`kseal: ${e.line}\n`)
     if (this.debugMode && e.stack) process.stderr.write(e.stack + '\n')
+  }
+
+  /** Expands PATH arguments; symbolic links skipped in directory walks get a one-line note. */
+  protected async expand(paths: string[], quiet: boolean): Promise<Expanded> {
+    const e = await expandPaths(paths)
+    const note = skippedNote(e.skipped ?? [])
+    if (note) this.note(note, quiet)
+    return e
   }
 
   protected note(msg: string, quiet: boolean): void {
