@@ -6,7 +6,7 @@
  * `kseal.dev/managed: "true"`). Outcomes become the `Synced` condition, an Event, and a retry
  * decision for the work queue. Messages name Secrets and keys, never values.
  */
-import {isKsealError} from '../errors.js'
+import {isKsealError, scrubUrls} from '../errors.js'
 import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject, sealedSpecHash, unsealSealedSecret} from '../sealed.js'
 import type {Binding, RecipientEntry} from '../../keys/types.js'
 import {apiFailure, type ClusterApi, type CoreEvent, describeError, isAlreadyExists, isConflict, isNotFound, type Secret} from './kube.js'
@@ -279,7 +279,7 @@ export class Reconciler {
         resourceVersion: sealed.metadata.resourceVersion,
       },
       reason,
-      message: message.slice(0, 1024),
+      message: scrubUrls(message).slice(0, 1024),
       type,
       action: 'Unseal',
       source: {component: COMPONENT},

@@ -6,7 +6,7 @@ import path from 'node:path'
 import {readKeyFile} from '../../keys/keyfile.js'
 import {publicKeyFromPem, RsaRecipient} from '../../keys/rsa.js'
 import type {Recipient} from '../../keys/types.js'
-import {KsealError} from '../errors.js'
+import {KsealError, scrubUrls} from '../errors.js'
 
 export interface CertificateContext {
   /** Resolves relative file paths. */
@@ -47,7 +47,7 @@ function displayUrl(u: URL): string {
 function scrub(msg: string, ...urls: URL[]): string {
   let out = msg
   for (const u of urls) out = out.split(u.href).join(displayUrl(u))
-  return out.replace(/\/\/[^/@\s]*@/g, '//')
+  return scrubUrls(out)
 }
 
 async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
