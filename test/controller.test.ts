@@ -255,6 +255,14 @@ describe('reconciler', () => {
     expect(JSON.stringify(ev)).not.toContain('hunter2')
   })
 
+  it('writes key names such as __proto__, constructor and valueOf like any other key', async () => {
+    const names = ['__proto__', 'constructor', 'valueOf', 'toString', 'hasOwnProperty']
+    await apply('protos', Object.fromEntries(names.map((k) => [k, `v-${k}`])))
+    expect(await reconciler.reconcile(get('protos'))).toMatchObject({result: 'unsealed'})
+    const data = secretOf('protos')!.data!
+    for (const k of names) expect([k, Object.hasOwn(data, k) && Buffer.from(data[k], 'base64').toString()]).toEqual([k, `v-${k}`])
+  })
+
   it('does not decrypt (or write anything) again when the Secret already matches the spec', async () => {
     decryptions = 0
     srv.clearRequests()
