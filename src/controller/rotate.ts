@@ -18,6 +18,11 @@ import type {SealingKey} from './keys.js'
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 export const ROTATE_MAX_BYTES = 1 << 20
+/**
+ * The most private-key operations one `/v1/rotate` request may cost. Opening costs one per envelope
+ * part, so a SealedSecret with more parts is refused (422) before any work: re-seal it to compact it.
+ */
+export const ROTATE_WORK_BUDGET = 16
 
 export interface ResealResult {
   /** The SealedSecret to write back: the input object with new encryptedData and envelope (or the input itself when unchanged). */
@@ -135,7 +140,17 @@ export async function handleRotate(body: Buffer, contentType: string, open: Open
   }
   if (!key) return failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
   try {
-    const r = await resealSealedSecret(raw, open, key)
+    // The work budget, checked before any private-key operation, and enforced on every one.
+    const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
+    if (parts > ROTATE_WORK_BUDGET) {
+      return failure(422, 'ERR_INPUT', `is sealed in ${parts} parts; /v1/rotate opens at most ${ROTATE_WORK_BUDGET} per request: re-seal it to compact it (kseal unseal | kseal seal)`, name)
+    }
+    let spent = 0
+    const budgeted: OpenDataKey = (entries, binding) => {
+      if (++spent > ROTATE_WORK_BUDGET) throw new KsealError('ERR_INPUT', `needs more than ${ROTATE_WORK_BUDGET} private-key operations`)
+      return open(entries, binding)
+    }
+    const r = await resealSealedSecret(raw, budgeted, key)
     return {
       status: 200, body: JSON.stringify(r.sealed) + '\n', outcome: r.changed ? 'resealed' : 'unchanged', sealedSecret: name, from: r.from, to: r.to,
     }
