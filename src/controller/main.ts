@@ -7,7 +7,7 @@ import os from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {recipientKids, SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
-import {startHttpServer, type HttpServer} from './http.js'
+import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http.js'
 import {KeyRenewer, KeyStore, KEY_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keys.js'
 import {clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
 import {LeaderElector} from './leader.js'
@@ -44,6 +44,8 @@ export interface ControllerOptions {
   /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
   rotateRateLimit: number
   rotateRateBurst: number
+  /** HTTP listener limits: header and request timeouts, connection cap. */
+  httpLimits?: Partial<HttpLimits>
   logLevel: Level
 }
 
@@ -254,6 +256,7 @@ export class Controller {
       metrics: () => this.metrics.render(),
       keys: () => this.keyList(),
       maxBodyBytes: ROTATE_MAX_BYTES,
+      limits: {...HTTP_LIMITS, ...o.httpLimits},
       rotateAdmit: () => {
         const wait = rotateBucket?.take() ?? 0
         if (wait > 0) this.metrics.rotations.inc({result: 'limited'})
