@@ -465,6 +465,38 @@ describe('loadCertificate', () => {
     expect(await failure(loadCertificate('missing.crt', ctx))).toMatchObject({code: 'ERR_IO'})
     expect(await failure(resolveCertificate({}, ctx))).toMatchObject({code: 'ERR_USAGE'})
   })
+  it('never follows a redirect', async () => {
+    const to = http.createServer((_req, res) => {
+      res.writeHead(302, {location: `${base}/v1/cert.pem?via=redirect`})
+      res.end()
+    })
+    await new Promise<void>((r) => to.listen(0, '127.0.0.1', r))
+    try {
+      const e = await failure(loadCertificate(`http://127.0.0.1:${(to.address() as AddressInfo).port}/v1/cert.pem`, ctx))
+      expect(e).toMatchObject({code: 'ERR_IO', message: expect.stringMatching(/HTTP 302: redirected to http:\/\/127\.0\.0\.1:\d+\/v1\/cert\.pem; kseal does not follow redirects/)})
+    } finally {
+      to.closeAllConnections()
+      await new Promise((r) => to.close(r))
+    }
+  })
+  it('over plain http to a host that is not loopback, requires a fingerprint pin, and any source checks a given pin', async () => {
+    const seen: string[] = []
+    const fetchStub = (async (u: URL) => {
+      seen.push(String(u))
+      return new Response(pem, {status: 200, headers: {'content-type': 'application/x-pem-file'}})
+    }) as unknown as typeof fetch
+    const url = 'http://kseal-controller.kseal-system:8080/v1/cert.pem'
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub}))).toMatchObject({code: 'ERR_USAGE', message: expect.stringMatching(/refusing to fetch the sealing certificate over plain HTTP from kseal-controller\.kseal-system:8080.*--cert-sha256/)})
+    expect(seen).toEqual([])
+    const {certFingerprint} = await import('../src/sealed/cert.js')
+    const pin = certFingerprint(pem)
+    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin})).recipient.kid).toBe(other.kid)
+    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin.replace(/:/g, '').toLowerCase()})).recipient.kid).toBe(other.kid)
+    const wrong = pin.replace(/^../, pin.startsWith('00') ? '11' : '00')
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/fingerprint is .* not the one pinned/)})
+    expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY'})
+    expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: 'nope'}))).toMatchObject({code: 'ERR_USAGE'})
+  })
   it('never shows credentials or query strings from the URL', async () => {
     const e = await failure(loadCertificate(`http://user:hunter2@127.0.0.1:${(server.address() as AddressInfo).port}/nope?token=s3cr3t`, ctx))
     expect(e.message).not.toMatch(/hunter2|s3cr3t|user/)
