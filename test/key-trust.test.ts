@@ -107,6 +107,20 @@ function plantedSecretStored(name: string, mac: string | undefined): KubeObject 
   return s as unknown as KubeObject
 }
 
+describe('the administrator\'s import path', () => {
+  it('kseal keys --import signs a key with the trust root: the running controller loads it (and still serves its own, newer certificate)', async () => {
+    const kc = path.join(dir, 'kubeconfig')
+    const r = await kseal(['keys', '--import', TEAM_KEY, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
+    expect(r.stderr).toBe(`kseal: imported key ${TEAM_KID} as Secret ${KEY_NS}/kseal-key-${TEAM_KID}\n`)
+    expect(r.code).toBe(0)
+    await until(async () => JSON.parse((await rep.get('/v1/keys')).text).some((k: {kid: string}) => k.kid === TEAM_KID), 'the imported key')
+    expect((await rep.get('/v1/cert.pem')).text).toBe(ownCert)
+    const again = await kseal(['keys', '--import', TEAM_KEY, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toMatch(/already exists/)
+  })
+})
+
 describe('key store checks', () => {
   const root = Buffer.alloc(32, 9)
   const now = new Date('2026-06-01T00:00:00Z')

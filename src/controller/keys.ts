@@ -443,3 +443,32 @@ export class KeyRenewer {
     await this.tail
   }
 }
+
+/**
+ * `kseal keys --import`: the administrator's explicit path for a key the controller did not make (a
+ * key from another cluster, a restored backup whose trust root is gone). Needs read access to the
+ * trust root and create on Secrets in the key namespace. The key is dated by its certificate (or
+ * `created`), so an old key does not become the sealing key unless it is the newest.
+ */
+export async function importKey(api: ClusterApi, namespace: string, keyPem: string, certPem: string | undefined, created?: Date): Promise<{kid: string; secret: string}> {
+  const root = await api.getSecret(namespace, TRUST_SECRET).then((s) => (s ? trustRootOf(s) : null))
+  if (!root) throw new KsealError('ERR_CONFIG', `no trust root (Secret ${namespace}/${TRUST_SECRET}): start the controller once before importing keys`)
+  let key: crypto.KeyObject
+  try {
+    key = crypto.createPrivateKey(keyPem)
+  } catch {
+    throw new KsealError('ERR_CONFIG', 'not a PEM private key')
+  }
+  const cert = certPem ?? (await selfSignedCert(key, 'kseal-controller (imported)', created ?? new Date(), CERT_DAYS))
+  const when = created ?? new Date(new crypto.X509Certificate(cert).validFrom)
+  const kid = rsaKid(crypto.createPublicKey(key))
+  const secret = keySecret(namespace, {kid, keyPem: key.export({type: 'pkcs8', format: 'pem'}) as string, certPem: cert}, when, root)
+  parseKeySecret(secret, root, new Date()) // the controller's own checks: RSA, 2048 bits, matching certificate, not in the future
+  try {
+    await api.createSecret(namespace, secret)
+  } catch (e) {
+    if (isAlreadyExists(e)) throw new KsealError('ERR_USAGE', `a key Secret ${namespace}/${secret.metadata!.name} already exists`)
+    throw new KsealError('ERR_BACKEND', `cannot create the key Secret: ${describeError(e)}`)
+  }
+  return {kid, secret: `${namespace}/${secret.metadata!.name}`}
+}
