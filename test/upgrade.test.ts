@@ -110,6 +110,19 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     expect(readFileSync(planted, 'utf8')).toBe(add(V1_PLANTED))
   })
 
+  it('encrypt without -r: the .kseal.yaml rule vouches for the format 1 recipients it names', async () => {
+    const withOther = V1.replace(/(\n {2}mac: )/, `\n    - backend: "rsa"\n      kid: "${OTHER_KID}"\n      wrapped: "AAAA"$1`).replace('\nstringData:\n', '\nstringData:\n  added: x\n')
+    const f = file(withOther)
+    const refused = await kseal(['encrypt', '-i', '-k', TEAM_KEY, f])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`rsa:${OTHER_KID} is neither named nor held here`)
+    writeFileSync(path.join(path.dirname(f), '.kseal.yaml'), `creation_rules:\n  - recipients: [rsa:${TEAM_CERT}, rsa:${OTHER_CERT}]\n`)
+    const r = await kseal(['encrypt', '-i', '-k', TEAM_KEY, f])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect((await kseal(['decrypt', '-k', OTHER_KEY, f])).stdout).toContain('  added: x\n')
+  })
+
   it('edit keeps a format 1 Secret in format 1 (it re-encrypts with the same data key, after checking its MAC)', async () => {
     const f = file(V1)
     const ed = path.join(path.dirname(f), 'ed.sh')
