@@ -132,6 +132,12 @@ describe('SealedSecrets', () => {
       const ok = await post({...sealed, spec: {...sealed.spec, envelope: {...sealed.spec.envelope, parts: sealed.spec.envelope.parts.slice(0, 1)}, encryptedData: {a: sealed.spec.encryptedData.a}}})
       expect(ok.status).toBe(200)
       expect(await decryptions()).toBe(before + 1)
+      // A YAML body with a merge key is refused too (the controller reads YAML there).
+      const {stringify} = await import('yaml')
+      const yamlBody = stringify(sealed).replace(/^spec:/m, '<<: {kind: SealedSecret}\nspec:')
+      const m = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: yamlBody, headers: {'content-type': 'application/yaml'}})
+      expect(m.status).toBe(400)
+      expect(((await m.json()) as {message: string}).message).toMatch(/\(Secret amp\/db\): uses a YAML merge key/)
     } finally {
       await c.stop()
     }

@@ -6,7 +6,7 @@ import {lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, 
 import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from '@jest/globals'
-import {FIXTURES, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {cleanEnv, FIXTURES, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 
 const PLAIN = `apiVersion: v1
 kind: Secret
@@ -173,5 +173,61 @@ describe('files: decrypted files are private, links are never followed or replac
     expect(inPlace.stderr).toMatch(/link\.yaml: is a symbolic link: kseal never replaces a link in place/)
     expect(lstatSync(path.join(tree, 'link.yaml')).isSymbolicLink()).toBe(true)
     expect(readFileSync(outside, 'utf8')).toBe(enc)
+  })
+})
+
+describe('YAML merge keys in Secrets are refused by every command that reads them (exit 2, naming file, document and Secret)', () => {
+  // kubectl resolves the merge and would apply `password: x`, a value kseal never sees as one.
+  const merged = (e: string) => inFirst((d) => d.replace('\nstringData:\n', '\n<<: {stringData: {password: planted}}\nstringData:\n'))(e)
+  const tagged = (e: string) => inFirst((d) => d.replace('\nkseal:\n', '\n? !!merge <<\n: {type: Opaque}\nkseal:\n'))(e)
+  const viaMerge = 'base: &base\n  apiVersion: v1\n  kind: Secret\n  metadata: {name: made, namespace: prod}\n  stringData: {password: plain}\n<<: *base\n'
+  const file = (name: string, text: string) => {
+    const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-merge-')), name)
+    writeFileSync(f, text)
+    return f
+  }
+
+  it.each([
+    ['decrypt', (f: string) => ['decrypt', '-k', TEAM_KEY, f]],
+    ['decrypt -i', (f: string) => ['decrypt', '-i', '-k', TEAM_KEY, f]],
+    ['encrypt -i', (f: string) => ['encrypt', '-i', '-k', TEAM_KEY, '-r', `rsa:${TEAM_CERT}`, f]],
+    ['rotate -i', (f: string) => ['rotate', '-i', '-k', TEAM_KEY, '-a', `rsa:${OTHER_CERT}`, f]],
+    ['check', (f: string) => ['check', f]],
+    ['inspect', (f: string) => ['inspect', f]],
+    ['seal', (f: string) => ['seal', '--cert', OTHER_CERT, f]],
+    ['textconv (shows the file as it is)', (f: string) => ['textconv', '-k', TEAM_KEY, f]],
+  ])('%s', async (name, args) => {
+    for (const text of [merged(enc), tagged(enc)]) {
+      const f = file('secret.yaml', text)
+      const r = await kseal(args(f))
+      if (name.startsWith('textconv')) {
+        expect(r.stdout).toBe(text)
+        continue
+      }
+      expect([name, r.code]).toEqual([name, 2])
+      expect(r.stderr).toMatch(new RegExp(`${f}: document 1 \\(Secret prod/db\\): uses a YAML merge key \\(<<\\) at line \\d+: kubectl would merge in values that kseal does not see`))
+      expect(readFileSync(f, 'utf8')).toBe(text)
+    }
+    if (!name.startsWith('textconv')) {
+      const r = await kseal(args(file('made.yaml', viaMerge)))
+      expect([name, r.code, r.stderr]).toEqual([name, 2, expect.stringMatching(/\(Secret prod\/made\): uses a YAML merge key/)])
+    }
+  })
+
+  it('unseal, --merge-into and the KRM function refuse them too', async () => {
+    const sealed = (await kseal(['seal', '--cert', OTHER_CERT], {input: PLAIN.split('---\n')[0]})).stdout
+    const withMerge = sealed.replace('\nspec:\n', '\n<<: {kind: SealedSecret}\nspec:\n')
+    const f = file('db.sealed.yaml', withMerge)
+    const un = await kseal(['unseal', '-k', OTHER_KEY, f])
+    expect(un.code).toBe(2)
+    expect(un.stderr).toMatch(/\(Secret prod\/db\): uses a YAML merge key/)
+    const m = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', f], {input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: b}\n'})
+    expect(m.code).toBe(2)
+    expect(readFileSync(f, 'utf8')).toBe(withMerge)
+    const rl = 'apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n' + merged(enc).split('---\n')[0].replace(/^/gm, '  ').replace(/^ {2}apiVersion/, '- apiVersion')
+    const krm = await kseal(['krm'], {input: rl, env: cleanEnv({KSEAL_KEYS: TEAM_KEY})})
+    expect(krm.code).toBe(2)
+    expect(krm.stderr).toMatch(/uses a YAML merge key/)
+    expect(krm.stdout).not.toContain('alpha-secret')
   })
 })
