@@ -1,8 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {findPlaintext, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
-import {EXIT, formatWhere, isKsealError, type KsealError} from '../src/errors.js'
-import {decodeText, expandPaths, readStdin, readText, STDIN} from '../src/files.js'
+import {checkManifests, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
+import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/errors.js'
+import {V1_NOTE} from '../src/inspect.js'
+import {decodeText, readStdin, readText, STDIN} from '../src/files.js'
 
 /** Exit status when plaintext was found: 1, like a linter that found something. */
 const FOUND = EXIT.RUNTIME
@@ -16,7 +17,12 @@ With --staged it checks what git is about to commit: the staged blobs in the ind
 in the working tree (PATHs then limit it like git pathspecs).
 
 Files that are not valid YAML (e.g. Helm templates) are skipped, unless they mention kind: Secret —
-those cannot be vouched for, and check exits 2.`
+those cannot be vouched for, and check exits 2. A Secret that uses a YAML merge key (<<) is refused
+(exit 2): kubectl would merge in values that kseal does not see.
+
+Encrypted Secrets still in format 1 get a warning on stderr ("recipients not authenticated (format
+v1): run kseal rotate to upgrade") but do not fail the check: they decrypt as before, and upgrading
+needs a key, which a pre-commit hook may not have.`
   static override examples = [
     {description: 'Check a directory', command: '<%= config.bin %> <%= command.id %> k8s/'},
     {description: 'As a git pre-commit hook (.git/hooks/pre-commit)', command: 'exec <%= config.bin %> <%= command.id %> --staged'},
@@ -36,21 +42,25 @@ those cannot be vouched for, and check exits 2.`
     if (flags.staged) {
       for (const f of await stagedManifests(process.cwd(), paths)) inputs.push({file: f.path, read: async () => decodeText(f.text, f.path)})
     } else {
-      const expanded = await expandPaths(paths.length ? paths : ['.'])
+      const expanded = await this.expand(paths.length ? paths : ['.'], flags.quiet)
       // A directory without manifests has no plaintext Secret in it: nothing to report.
       errors.push(...expanded.errors.filter((e) => e.code !== 'ERR_USAGE'))
       for (const f of expanded.files) inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})
     }
     const findings: Finding[] = []
+    const v1: Where[] = []
     const skipped: string[] = []
     for (const input of inputs) {
       let text: string | undefined
       try {
         text = await input.read()
-        findings.push(...findPlaintext(text, input.file))
+        const found = checkManifests(text, input.file)
+        findings.push(...found.plaintext)
+        v1.push(...found.v1)
       } catch (e) {
         if (!isKsealError(e)) throw e
-        if (e.code === 'ERR_INPUT' && !(text !== undefined && mayHoldSecret(text))) skipped.push(input.file)
+        // A problem kseal can name a Secret for (a merge key in one, say) is never skipped.
+        if (e.code === 'ERR_INPUT' && e.where.secret === undefined && !(text !== undefined && mayHoldSecret(text))) skipped.push(input.file)
         else errors.push(e.at({file: input.file}))
       }
     }
@@ -58,6 +68,8 @@ those cannot be vouched for, and check exits 2.`
     if (skipped.length) {
       this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
     }
+    // Format 1 is a warning: it still decrypts, but its recipients are not authenticated.
+    for (const w of v1) this.note(`${formatWhere(w)}${V1_NOTE}`, flags.quiet)
     if (findings.length) {
       const n = findings.length
       this.note(`${n} Secret${n > 1 ? 's hold' : ' holds'} plaintext values: encrypt ${n > 1 ? 'them' : 'it'} with kseal encrypt -i FILE${flags.staged ? ', then git add FILE' : ''}`, flags.quiet)

@@ -38,6 +38,9 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     'resync-period': Flags.string({default: '10m', description: 'Re-check every SealedSecret this often (restores Secrets deleted by hand); 0 disables.'}),
     'rotate-rate-limit': Flags.integer({default: 10, description: '/v1/rotate requests a second, sustained; more are answered 429 with Retry-After (kseal reseal waits and retries). 0: no limit.'}),
     'rotate-rate-burst': Flags.integer({default: 20, description: '/v1/rotate requests allowed at once above the sustained rate.'}),
+    'http-header-timeout': Flags.string({default: '10s', description: 'How long a client may take to send its request headers; then the connection is closed.'}),
+    'http-request-timeout': Flags.string({default: '30s', description: 'How long a client may take to send a whole request.'}),
+    'http-max-connections': Flags.integer({default: 256, description: 'Connections open at once; more are closed as they arrive.'}),
     'log-level': Flags.string({default: 'info', options: ['debug', 'info', 'warn', 'error'], description: 'Least severe level logged.'}),
   }
 
@@ -49,6 +52,10 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     const d = (name: keyof typeof flags) => parseDuration(String(flags[name]), name)
     if (flags.workers < 1) throw new KsealError('ERR_USAGE', '--workers must be at least 1')
     if (flags['rotate-rate-limit'] < 0 || flags['rotate-rate-burst'] < 1) throw new KsealError('ERR_USAGE', '--rotate-rate-limit must be 0 or more and --rotate-rate-burst at least 1')
+    if (flags['http-max-connections'] < 1) throw new KsealError('ERR_USAGE', '--http-max-connections must be at least 1')
+    if (!(d('http-header-timeout') > 0 && d('http-header-timeout') <= d('http-request-timeout'))) {
+      throw new KsealError('ERR_USAGE', 'the HTTP timeouts need 0 < --http-header-timeout <= --http-request-timeout')
+    }
     if (flags['key-bits'] < 2048 || flags['key-bits'] % 8 !== 0) throw new KsealError('ERR_USAGE', '--key-bits must be a multiple of 8, at least 2048')
     const leaseDurationMs = d('lease-duration')
     const renewDeadlineMs = d('renew-deadline')
@@ -91,6 +98,7 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
       resyncPeriodMs: d('resync-period'),
       rotateRateLimit: flags['rotate-rate-limit'],
       rotateRateBurst: flags['rotate-rate-burst'],
+      httpLimits: {headersTimeoutMs: d('http-header-timeout'), requestTimeoutMs: d('http-request-timeout'), maxConnections: flags['http-max-connections']},
       logLevel: flags['log-level'] as 'info',
     }, {log})
     started = controller

@@ -2,7 +2,6 @@ import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
 import {CreationRules, encryptTextWithRules} from '../src/config.js'
-import {expandPaths} from '../src/files.js'
 import {encryptText} from '../src/transform.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
@@ -15,7 +14,14 @@ already encrypted keep their ciphertext, so running encrypt again changes nothin
 
 Recipients are key URIs: rsa:PATH (certificate or public key PEM), awskms:ARN (a KMS key or alias ARN) and age:age1... (an age recipient). Repeat -r to encrypt for several; any one of them decrypts.
 
-Without -r, each Secret is encrypted for the first matching rule of the nearest .kseal.yaml, looked for in the file's directory and its parents (for stdin: the working directory and its parents).`
+Without -r, each Secret is encrypted for the first matching rule of the nearest .kseal.yaml, looked for in the file's directory and its parents (for stdin: the working directory and its parents).
+
+Plaintext values added to an encrypted Secret join its data key: that needs its key (-k), and the
+Secret is opened and its MAC checked first, so a tampered file is refused (exit 3) rather than
+re-sealed. encrypt only adds values; change or remove them with kseal edit. A Secret still in
+format 1 is upgraded to format 2 on the way, wrapped only for its recipients that are named (-r,
+.kseal.yaml) or held; an entry nobody vouches for stops it, naming the entry. A Secret with no
+namespace leaves its namespace open (an overlay may set one); its name stays bound under strict.`
   static override examples = [
     {description: 'Encrypt a file in place for a team certificate', command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt secret.yaml'},
     {description: 'Encrypt from stdin to stdout', command: 'kubectl create secret generic db --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> -r rsa:team.crt > db.secret.yaml'},
@@ -34,7 +40,7 @@ Without -r, each Secret is encrypted for the first matching rule of the nearest 
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Encrypt)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const backends = this.backends()
     const keyring = this.keyring(flags.key)
     const scope = flags.scope as Scope | undefined

@@ -1,11 +1,14 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
-import {expandPaths} from '../src/files.js'
-import {inspectText, type SecretInfo} from '../src/inspect.js'
+import {inspectText, type SecretInfo, v1Notes} from '../src/inspect.js'
 
 export default class Inspect extends KsealCommand {
-  static override summary = 'Show what encrypted Secrets hold: scope, format version, recipients. Needs no key.'
+  static override summary = 'Show what encrypted Secrets hold: scope, format, where they were encrypted, recipients. Needs no key.'
+  static override description = `Reads the envelope of every encrypted Secret: its scope, format version, the identity it was
+encrypted as (format 2: namespace and name, or "any namespace" for a namespace left open because the
+Secret had none), the number of values and its recipients. A format 1 Secret is noted on stderr:
+its recipients are not authenticated; kseal rotate upgrades it.`
   static override examples = [
     '<%= config.bin %> <%= command.id %> secret.yaml',
     '<%= config.bin %> <%= command.id %> --json k8s/ | jq ".[].recipients"',
@@ -16,7 +19,7 @@ export default class Inspect extends KsealCommand {
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Inspect)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const infos: SecretInfo[] = []
     const result = await runBatch(files, async (text, file) => {
       infos.push(...inspectText(text, file))
@@ -30,13 +33,15 @@ export default class Inspect extends KsealCommand {
         i.namespace ? `${i.namespace}/${i.name}` : i.name,
         i.scope,
         `v${i.version}`,
+        i.encryptedAs?.shown ?? '-',
         String(i.values) + (i.plaintext ? ` (+${i.plaintext} plaintext)` : ''),
         i.recipients.map((r) => `${r.backend}:${r.kid}`).join(', '),
       ])
-      process.stdout.write(table([['FILE#DOC', 'SECRET', 'SCOPE', 'FORMAT', 'VALUES', 'RECIPIENTS'], ...rows]))
+      process.stdout.write(table([['FILE#DOC', 'SECRET', 'SCOPE', 'FORMAT', 'ENCRYPTED AS', 'VALUES', 'RECIPIENTS'], ...rows]))
     } else {
       this.note('no encrypted Secrets found', flags.quiet)
     }
+    for (const n of v1Notes(infos)) this.note(n, flags.quiet)
     this.report(result.errors)
   }
 }

@@ -9,12 +9,19 @@ key file's modification time. No private key material is printed.
 
 With --controller it lists the in-cluster unsealer's keys instead (from its /v1/keys, through the
 API server's service proxy or --controller-url): key id, created, whether it is the active sealing
-key, whether --key-cutoff retired it, and how many SealedSecrets are still sealed to it.`
+key, whether --key-cutoff retired it, and how many SealedSecrets are still sealed to it.
+
+With --import FILE an administrator adds a key pair the controller did not make (from another
+cluster, or a backup without its trust root): FILE is a PEM private key, with its certificate in the
+same file or beside it (NAME.crt). The controller trusts only keys it made or that were imported this
+way (signed with its trust root, which this reads through your kubeconfig); a Secret merely labelled
+kseal.dev/sealing-key is ignored.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json -k ./keys',
     '<%= config.bin %> <%= command.id %> --controller',
     '<%= config.bin %> <%= command.id %> --controller --controller-url http://127.0.0.1:8080 --json',
+    '<%= config.bin %> <%= command.id %> --import old-cluster.key --controller-namespace kseal-system',
   ]
   static override flags = {
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Also look here: a key URI, file or directory. Repeatable.'}),
@@ -25,11 +32,13 @@ key, whether --key-cutoff retired it, and how many SealedSecrets are still seale
     'controller-url': Flags.string({description: 'With --controller: ask the controller at this URL instead of through the cluster API.'}),
     kubeconfig: Flags.string({description: 'With --controller: kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'With --controller: kubeconfig context.'}),
+    import: Flags.string({description: 'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.', exclusive: ['key', 'controller']}),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Keys)
     if (flags.controller) return this.controllerKeys(flags)
+    if (flags.import) return this.importKey(flags.import, flags)
     const keys = await listKeys(this.keyring(flags.key))
     if (flags.json) {
       process.stdout.write(JSON.stringify(keys, null, 2) + '\n')
@@ -41,6 +50,19 @@ key, whether --key-cutoff retired it, and how many SealedSecrets are still seale
     }
     const rows = [['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'], ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source])]
     printTable(rows)
+  }
+
+  private async importKey(file: string, flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string}): Promise<void> {
+    const {readKeyFile} = await import('../keys/keyfile.js')
+    const {importKey} = await import('../src/controller/keys.js')
+    const {clusterApi, loadKubeConfig} = await import('../src/controller/kube.js')
+    const text = await readKeyFile(file)
+    const block = (t: string | undefined, kind: string) => t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
+    const keyPem = block(text, 'PRIVATE KEY') ?? block(text, 'RSA PRIVATE KEY') ?? text
+    const certPem = block(text, 'CERTIFICATE') ?? block(await readOptional(file.replace(/\.(key|pem)$/, '') + '.crt'), 'CERTIFICATE')
+    const api = await clusterApi(await loadKubeConfig({kubeconfig: flags.kubeconfig, context: flags.context}), {attempts: 3})
+    const r = await importKey(api, flags['controller-namespace'] ?? 'kseal-system', keyPem, certPem)
+    this.note(`imported key ${r.kid} as Secret ${r.secret}`, flags.quiet)
   }
 
   private async controllerKeys(flags: {json: boolean; quiet: boolean; 'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): Promise<void> {
@@ -57,6 +79,11 @@ key, whether --key-cutoff retired it, and how many SealedSecrets are still seale
     printTable([['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
       ...keys.map((k) => [k.kid, k.created, k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no', k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets)])])
   }
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  const {promises: fs} = await import('node:fs')
+  return fs.readFile(file, 'utf8').catch(() => undefined)
 }
 
 function printTable(rows: string[][]): void {

@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/batch.js'
-import {expandPaths} from '../src/files.js'
 
 export default class Reseal extends KsealCommand {
   static override summary = 'Re-encrypt SealedSecret files to the in-cluster controller\'s newest key.'
@@ -32,7 +31,7 @@ its Service) or at --controller-url. Every file is attempted; with -i each is re
     const {controllerTarget} = await import('../src/controller/client.js')
     const {controllerResealer, resealText} = await import('../src/reseal.js')
     const target = controllerTarget(flags)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const stats = {resealed: 0, unchanged: 0}
     const reseal = controllerResealer(target, stats)
     const result = await runBatch(files, (text, file) => resealText(text, file, reseal), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'resealing'})

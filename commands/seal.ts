@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {KsealError} from '../src/errors.js'
-import {expandPaths} from '../src/files.js'
 import {type CertificateSource, resolveCertificate} from '../src/sealed.js'
 import {mergeIntoFile, OUTPUT_FORMATS, type OutputFormat, runManifests, sealStep} from '../src/sealed/stream.js'
 import {SCOPES, type Scope} from '../keys/types.js'
@@ -16,14 +15,16 @@ values in) an existing SealedSecret file, in place.`
   static override examples = [
     {description: 'Seal a Secret with the controller certificate', command: 'kubectl create secret generic db -n prod --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> --cert kseal.crt > db.sealed.yaml'},
     {description: 'Fetch the certificate from the in-cluster controller through the cluster API', command: '<%= config.bin %> <%= command.id %> --controller-namespace kseal-system --controller-name kseal-controller secret.yaml > sealed.yaml'},
-    {description: 'Fetch the certificate over HTTP(S)', command: '<%= config.bin %> <%= command.id %> --cert https://kseal.example.com/v1/cert.pem secret.yaml > sealed.yaml'},
+    {description: 'Fetch the certificate over HTTPS', command: '<%= config.bin %> <%= command.id %> --cert https://kseal.example.com/v1/cert.pem secret.yaml > sealed.yaml'},
+    {description: 'Over plain HTTP inside the cluster, pinned to its fingerprint', command: '<%= config.bin %> <%= command.id %> --cert http://kseal-controller.kseal-system:8080/v1/cert.pem --cert-sha256 3A:1F:...:9C secret.yaml > sealed.yaml'},
     {description: 'Seal for any Secret name in the namespace, as JSON', command: '<%= config.bin %> <%= command.id %> --cert kseal.crt --scope namespace -o json secret.yaml'},
     {description: 'Add or replace one key in an existing SealedSecret', command: 'kubectl create secret generic db -n prod --from-literal=api-token=t0k3n --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> --cert kseal.crt --merge-into db.sealed.yaml'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
-    cert: Flags.string({description: 'The controller certificate to seal for: a PEM file, or an http(s) URL such as http://HOST:8080/v1/cert.pem.'}),
+    cert: Flags.string({description: 'The controller certificate to seal for: a PEM file, or an http(s) URL such as http://HOST:8080/v1/cert.pem. Redirects are not followed; plain http to a host other than loopback needs --cert-sha256.'}),
+    'cert-sha256': Flags.string({description: 'The certificate\'s SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256): sealing stops unless the certificate matches. Works with every source.'}),
     scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. [default: strict]'}),
     output: Flags.string({char: 'o', options: [...OUTPUT_FORMATS], description: 'Output format. [default: yaml]'}),
     'merge-into': Flags.string({description: 'Add or replace the Secret\'s keys in this existing SealedSecret file (rewritten atomically); nothing goes to stdout.'}),
@@ -40,7 +41,7 @@ values in) an existing SealedSecret file, in place.`
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Seal)
-    const {recipient} = await resolveCertificate(this.certificateSource(flags), {cwd: process.cwd()})
+    const {recipient} = await resolveCertificate(this.certificateSource(flags), {cwd: process.cwd(), sha256: flags['cert-sha256']})
     const scope = flags.scope as Scope | undefined
     if (flags['merge-into']) {
       if (flags.output) throw new KsealError('ERR_USAGE', '--merge-into rewrites the file in its own format; -o does not apply')
@@ -48,7 +49,7 @@ values in) an existing SealedSecret file, in place.`
       this.note(`merged into ${flags['merge-into']}`, flags.quiet)
       return
     }
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const result = await runManifests(files, sealStep([recipient], scope ?? 'strict'), (flags.output ?? 'yaml') as OutputFormat)
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)

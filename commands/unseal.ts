@@ -1,6 +1,5 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {expandPaths} from '../src/files.js'
 import {loadUnsealKeys} from '../src/sealed/keys.js'
 import {OUTPUT_FORMATS, type OutputFormat, runManifests, unsealStep} from '../src/sealed/stream.js'
 
@@ -26,7 +25,7 @@ written to stdout. The output is plaintext: keep it out of git.`
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Unseal)
-    const files = await expandPaths(argv as string[])
+    const files = await this.expand(argv as string[], flags.quiet)
     const keys = await loadUnsealKeys(flags.key, this.backends())
     const result = await runManifests(files, unsealStep(keys), flags.output as OutputFormat)
     if (result.stdout !== null) process.stdout.write(result.stdout)

@@ -55,9 +55,13 @@ function recipientArn(rest: string): KmsArn {
   return arn
 }
 
-/** The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. */
+/**
+ * The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. Format 2
+ * adds `kseal:format` (so no format 1 wrapped key opens as format 2) and leaves out the parts that
+ * are not bound (an open namespace); the scope tells which those are.
+ */
 export function encryptionContext(b: Binding): Record<string, string> {
-  const ctx: Record<string, string> = {'kseal:scope': b.scope}
+  const ctx: Record<string, string> = b.format === 2 ? {'kseal:format': '2', 'kseal:scope': b.scope} : {'kseal:scope': b.scope}
   if (b.namespace) ctx['kseal:namespace'] = b.namespace
   if (b.name) ctx['kseal:name'] = b.name
   return ctx
@@ -154,31 +158,82 @@ export class AwsKmsRecipient implements Recipient {
 type KmsEntry = RecipientEntry & {key?: string}
 
 /**
- * KMS credentials: they may open any awskms entry (kid `*`), as far as IAM allows; `--key
- * awskms:<ARN>` limits them to entries for that key or alias ARN.
+ * KMS credentials. Which key kseal agrees to call is the defence against a file that names a key of
+ * the writer's choice (a MAC does not help there: whoever wraps a new data key under their own key
+ * can compute a valid MAC with it):
+ *
+ * - `--key awskms:<alias ARN>` opens only entries whose `kid` is that alias, and calls Decrypt with the
+ *   alias itself, so KMS checks that the data key was wrapped under the key the alias points to now.
+ *   An entry wrapped before the alias was re-pointed names its key in `key`: add `--key
+ *   awskms:<that key ARN>` to open it (the error says so), or rotate it to the alias's new key.
+ * - `--key awskms:<key ARN>` opens only entries of that key (as `kid`, or as the `key` recorded for an
+ *   alias) and calls that key.
+ * - Ambient credentials (no `--key`) call the key the entry names — what IAM allows them to call.
+ *   Scope their kms:Decrypt to your keys (never `Resource: "*"`), or pass `--key`.
+ *
+ * In every case the entry must be consistent before any call: `key`, when present, is a key ARN (not
+ * an alias) of an alias `kid`, in the same partition, account and region as the alias.
  */
 export class AwsKmsIdentity implements Identity {
   readonly backend = NAME
   readonly kid = '*'
-  constructor(private readonly kms: AwsKmsBackend, private readonly ctx: BackendContext, readonly source: string, private readonly only?: string) {}
+  private readonly onlyArn?: KmsArn
+  constructor(private readonly kms: AwsKmsBackend, private readonly ctx: BackendContext, readonly source: string, private readonly only?: string) {
+    this.onlyArn = only === undefined ? undefined : parseKmsArn(only) ?? undefined
+  }
 
   async unwrap(entry: KmsEntry, binding: Binding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME) return null
-    if (this.only !== undefined && this.only !== entry.kid && this.only !== entry.key) return null
-    const key = parseKmsArn(entry.key ?? entry.kid)
-    if (!key || !parseKmsArn(entry.kid)) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: an awskms recipient has no valid key ARN')
+    const kid = parseKmsArn(entry.kid)
+    if (!kid) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: an awskms recipient has no valid key ARN')
+    const recorded = checkRecordedKey(entry, kid)
+    let call: KmsArn
+    if (this.onlyArn?.alias) {
+      if (entry.kid !== this.onlyArn.arn) return null
+      call = this.onlyArn
+    } else if (this.onlyArn) {
+      if (entry.kid !== this.onlyArn.arn && recorded?.arn !== this.onlyArn.arn) return null
+      call = this.onlyArn
+    } else {
+      call = recorded ?? kid
+    }
     const blob = Buffer.from(entry.wrapped, 'base64')
     if (blob.length === 0 || blob.toString('base64') !== entry.wrapped.replace(/\s+/g, '')) {
-      throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the awskms recipient ${key.arn} has no valid wrapped key`)
+      throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the awskms recipient ${kid.arn} has no valid wrapped key`)
     }
-    const out = await this.kms.call(this.ctx, {op: 'Decrypt', arn: key.arn, region: key.region}, (sdk, client) =>
-      client.send(new sdk.DecryptCommand({KeyId: key.arn, CiphertextBlob: blob, EncryptionContext: encryptionContext(binding)})),
-    )
+    let out
+    try {
+      out = await this.kms.call(this.ctx, {op: 'Decrypt', arn: call.arn, region: call.region}, (sdk, client) =>
+        client.send(new sdk.DecryptCommand({KeyId: call.arn, CiphertextBlob: blob, EncryptionContext: encryptionContext(binding)})),
+      )
+    } catch (e) {
+      if (call.alias && (e as KsealError).code === 'ERR_DECRYPT' && /not wrapped with/.test((e as Error).message)) {
+        throw new KsealError('ERR_DECRYPT', `AWS KMS refused the data key: it was not wrapped with the key ${call.arn} points to now` +
+          (recorded ? ` (the entry names ${recorded.arn}; if the alias was re-pointed since, add --key awskms:${recorded.arn}, or rotate the Secret to the alias's new key)` : ''))
+      }
+      throw e
+    }
     if (out.Plaintext?.length !== DATA_KEY_BYTES) {
-      throw new KsealError('ERR_DECRYPT', `AWS KMS key ${key.arn} returned something that is not a kseal data key`)
+      throw new KsealError('ERR_DECRYPT', `AWS KMS key ${call.arn} returned something that is not a kseal data key`)
     }
     return out.Plaintext
   }
+}
+
+/**
+ * The key recorded for an alias entry, checked before any call: a key ARN (not an alias) in the same
+ * partition, account and region as the alias. A `key` on an entry whose kid is a key ARN is refused.
+ */
+function checkRecordedKey(entry: KmsEntry, kid: KmsArn): KmsArn | undefined {
+  if (entry.key === undefined) return undefined
+  const key = parseKmsArn(entry.key)
+  const bad = (why: string) => new KsealError('ERR_INTEGRITY', `the awskms recipient ${kid.arn} ${why}: refusing to call it (was the entry altered?)`)
+  if (!key || key.alias) throw bad('records a key that is not a KMS key ARN')
+  if (!kid.alias) throw bad(`names key ${key.arn} besides its own key ARN`)
+  if (key.partition !== kid.partition || key.account !== kid.account || key.region !== kid.region) {
+    throw bad(`records key ${key.arn}, which is not in the alias's account and region`)
+  }
+  return key
 }
 
 export class AwsKmsBackend implements Backend {

@@ -6,11 +6,17 @@
 export type Scope = 'strict' | 'namespace' | 'cluster'
 export const SCOPES: readonly Scope[] = ['strict', 'namespace', 'cluster']
 
-/** Where a Secret lives, reduced to what its scope binds: unbound parts are empty strings. */
+/**
+ * Where a Secret's values are bound, reduced to what its scope binds. Format 1 (no `format`, or 1):
+ * unbound parts are empty strings, taken from the manifest. Format 2: the identity recorded in the
+ * envelope when it was encrypted; an unbound part is null (a namespace left open, or a part the scope
+ * does not bind), which no real namespace or name can equal.
+ */
 export interface Binding {
+  format?: 1 | 2
   scope: Scope
-  namespace: string
-  name: string
+  namespace: string | null
+  name: string | null
 }
 
 /** One recipient's copy of the data key, as stored in the envelope. All fields are strings. */
@@ -72,9 +78,11 @@ export interface Backend {
 }
 
 /**
- * The bytes every backend binds a wrapped data key to (RSA-OAEP label, age and KMS context):
- * the format version, the scope and the parts of the Secret's place that the scope binds.
+ * The bytes every backend binds a wrapped data key to (RSA-OAEP label, age label): the format
+ * version, the scope and the parts of the Secret's place that the scope binds. Format 2 has its own
+ * domain string, so no wrapped key of one format opens under the other.
  */
 export function bindingLabel(b: Binding): Buffer {
-  return Buffer.from(JSON.stringify(['kseal/v1 data key', b.scope, b.namespace, b.name]), 'utf8')
+  const tag = b.format === 2 ? 'kseal/v2 data key' : 'kseal/v1 data key'
+  return Buffer.from(JSON.stringify([tag, b.scope, b.namespace, b.name]), 'utf8')
 }

@@ -14,6 +14,8 @@ export interface BatchOptions {
   verb: string
   /** Files processed at once; their key operations overlap, so both cores stay busy. */
   concurrency?: number
+  /** The output holds plaintext: files written in place get mode 0600. */
+  plaintext?: boolean
 }
 
 export interface FileOutcome {
@@ -56,7 +58,7 @@ export async function runBatch(input: Expanded, transform: Transform, opts: Batc
         const output = await transform(input, label)
         outcomes[i].changed = output !== input
         if (opts.inPlace) {
-          if (outcomes[i].changed) await writeAtomic(file, output)
+          if (outcomes[i].changed) await writeAtomic(file, output, {plaintext: opts.plaintext})
         } else {
           outputs[i] = output
         }

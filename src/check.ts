@@ -16,10 +16,21 @@ export interface Finding {
 
 /** The Secrets of one file that hold plaintext values. Throws (ERR_INPUT) when the file cannot be parsed. */
 export function findPlaintext(text: string, file: string): Finding[] {
-  return parseManifests(text, file).secrets.flatMap((s) => {
+  return checkManifests(text, file).plaintext
+}
+
+/**
+ * What check reports about one file: Secrets holding plaintext values, and encrypted Secrets still
+ * in format 1 (their recipients are not authenticated: a warning, not a failure).
+ */
+export function checkManifests(text: string, file: string): {plaintext: Finding[]; v1: Where[]} {
+  const secrets = parseManifests(text, file).secrets
+  const plaintext = secrets.flatMap((s) => {
     const keys = s.values.filter((v) => v.value !== null && !v.encrypted).map((v) => `${v.field}.${v.key}`)
     return keys.length ? [{where: s.where, keys}] : []
   })
+  const v1 = secrets.filter((s) => s.envelopePair && (s.envelopeRaw as {version?: unknown} | null)?.version === 1).map((s) => s.where)
+  return {plaintext, v1}
 }
 
 /**

@@ -267,10 +267,19 @@ export class CreationRules {
 /** Encrypts a file's Secrets, each for the recipients of the first rule that matches it. */
 export async function encryptTextWithRules(text: string, file: string | undefined, rules: CreationRules, base: RuleOptions): Promise<string> {
   return encryptText(text, file, async (s) => {
-    // Only a Secret that gets its first envelope needs a rule; others keep their recipients.
-    const fresh = !s.envelopePair && s.values.some((v) => v.value !== null && !v.encrypted)
+    // Only a Secret that gets its first envelope needs a rule; others keep their recipients — but a
+    // format 1 Secret gaining values is upgraded, and its rule (if one matches) vouches for the
+    // recipients it names.
+    const adding = s.values.some((v) => v.value !== null && !v.encrypted)
+    const fresh = !s.envelopePair && adding
+    const upgrading = Boolean(s.envelopePair) && adding && (s.envelopeRaw as {version?: unknown} | null)?.version === 1
     try {
-      return fresh ? await rules.optionsFor(file, s, base) : {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}
+      if (fresh) return await rules.optionsFor(file, s, base)
+      if (upgrading && (await rules.cover(file))) {
+        const vouching = await rules.optionsFor(file, s, base).catch((e) => (isKsealError(e) && e.code === 'ERR_USAGE' ? null : Promise.reject(e)))
+        if (vouching) return vouching
+      }
+      return {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}
     } catch (e) {
       throw isKsealError(e) ? e.at(s.where) : e
     }

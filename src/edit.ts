@@ -136,7 +136,7 @@ function resealSecret(text: string, eol: string, s: SecretDoc, prev: OpenedEntry
     edits.push(tokenEdit(text, v.node!, token, eol))
     return {field: v.field, key: v.key, token}
   })
-  const mac = computeMac(keys, binding, slots)
+  const mac = computeMac(keys, binding, slots, envelope.recipients)
   edits.push(insertEnvelopeEdit(text, s.map, envelopeObject({...envelope, mac}), ENVELOPE_KEY, eol))
   return edits
 }

@@ -40,13 +40,22 @@ export interface Where {
   key?: string
 }
 
+/**
+ * Removes credentials from every URL in a text: `http://user:password@host/x` becomes
+ * `http://host/x`. The one place this is done; every error message goes through it (KsealError),
+ * and so do the controller's log lines and Events.
+ */
+export function scrubUrls(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi, '$1')
+}
+
 export class KsealError extends Error {
   readonly code: ErrorCode
   readonly exitCode: ExitCode
   where: Where
 
   constructor(code: ErrorCode, message: string, where: Where = {}) {
-    super(message)
+    super(scrubUrls(message))
     this.name = 'KsealError'
     this.code = code
     this.exitCode = CODES[code]

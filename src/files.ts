@@ -2,6 +2,9 @@
  * Files in and out: expanding PATH arguments (files, directories walked for manifests, `-` for
  * stdin), reading them as text, and replacing a file atomically (temp file in the same directory,
  * fsync, rename, mode kept) so an interrupted run never leaves a truncated or half-written file.
+ * A directory walk never follows a symbolic link (it is skipped with a note), and no write ever
+ * replaces one: a link in a tree could point at a file outside it, which would be read, and then
+ * replaced by a regular file holding plaintext.
  */
 import crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'
@@ -16,6 +19,8 @@ export interface Expanded {
   files: string[]
   /** Paths that could not be expanded (a missing path is kept as a file: reading it reports it). */
   errors: KsealError[]
+  /** Symbolic links met while walking directories: skipped, never followed. */
+  skipped?: string[]
 }
 
 /**
@@ -23,9 +28,10 @@ export interface Expanded {
  * without manifests) are collected, so every other path is still processed.
  */
 export async function expandPaths(paths: string[]): Promise<Expanded> {
-  if (paths.length === 0) return {files: [STDIN], errors: []}
+  if (paths.length === 0) return {files: [STDIN], errors: [], skipped: []}
   const files: string[] = []
   const errors: KsealError[] = []
+  const skipped: string[] = []
   for (const p of paths) {
     const st = p === STDIN ? null : await fs.stat(p).catch(() => null)
     if (!st?.isDirectory()) {
@@ -33,7 +39,7 @@ export async function expandPaths(paths: string[]): Promise<Expanded> {
       continue
     }
     try {
-      const found = await walk(p)
+      const found = await walk(p, skipped)
       if (found.length === 0) {
         throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {file: p})
       }
@@ -42,10 +48,10 @@ export async function expandPaths(paths: string[]): Promise<Expanded> {
       errors.push(e as KsealError)
     }
   }
-  return {files: [...new Set(files)], errors}
+  return {files: [...new Set(files)], errors, skipped}
 }
 
-async function walk(dir: string): Promise<string[]> {
+async function walk(dir: string, skipped: string[]): Promise<string[]> {
   let entries
   try {
     entries = await fs.readdir(dir, {withFileTypes: true})
@@ -56,9 +62,12 @@ async function walk(dir: string): Promise<string[]> {
   const out: string[] = []
   for (const e of entries) {
     const full = path.join(dir, e.name)
-    if (e.isDirectory()) {
-      if (!SKIP_DIRS.has(e.name)) out.push(...(await walk(full)))
-    } else if ((e.isFile() || e.isSymbolicLink()) && MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
+    if (e.isSymbolicLink()) {
+      // Noted when a walk would otherwise have read it: a manifest, or a directory.
+      if (MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) || (!SKIP_DIRS.has(e.name) && (await fs.stat(full).catch(() => null))?.isDirectory())) skipped.push(full)
+    } else if (e.isDirectory()) {
+      if (!SKIP_DIRS.has(e.name)) out.push(...(await walk(full, skipped)))
+    } else if (e.isFile() && MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
       out.push(full)
     }
   }
@@ -90,21 +99,40 @@ export function decodeText(buf: Buffer, file: string): string {
   }
 }
 
+/** The note for symbolic links a walk skipped. */
+export function skippedNote(skipped: string[]): string | null {
+  if (!skipped.length) return null
+  return `skipped ${skipped.length} symbolic link${skipped.length > 1 ? 's' : ''} (directory walks never follow links): ${skipped.join(', ')}`
+}
+
+export interface WriteOptions {
+  /** Mode for a new file (default 0644). */
+  defaultMode?: number
+  /** The text holds plaintext values: the file is written 0600 whatever its mode was. */
+  plaintext?: boolean
+}
+
 /**
  * Replaces `file` with `text` atomically: a temp file beside it (same directory, so the rename is
- * atomic), written, fsynced, given the original's mode, then renamed over it. On any failure the
- * temp file is removed and the original is left as it was.
+ * atomic), written, fsynced, given the original's mode (0600 when it holds plaintext), then renamed
+ * over it. On any failure the temp file is removed and the original is left as it was. A symbolic
+ * link is never replaced (nor written through): that is refused.
  */
-export async function writeAtomic(file: string, text: string, defaultMode = 0o644): Promise<void> {
-  let mode = defaultMode
+export async function writeAtomic(file: string, text: string, opts: WriteOptions = {}): Promise<void> {
+  let mode = opts.defaultMode ?? 0o644
   let owner: {uid: number; gid: number} | null = null
   try {
-    const st = await fs.stat(file)
+    const st = await fs.lstat(file)
+    if (st.isSymbolicLink()) {
+      throw new KsealError('ERR_INPUT', 'is a symbolic link: kseal never replaces a link in place (pass the file it points to)', {file})
+    }
     mode = st.mode & 0o7777
     owner = {uid: st.uid, gid: st.gid}
   } catch (e) {
+    if (e instanceof KsealError) throw e
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(e, file, 'write')
   }
+  if (opts.plaintext) mode = 0o600
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.kseal-${crypto.randomBytes(6).toString('hex')}.tmp`)
   let fh: fs.FileHandle | undefined
   try {

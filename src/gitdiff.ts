@@ -13,7 +13,7 @@
  */
 import crypto from 'node:crypto'
 import {applyEdits, type Edit, replaceEnvelopeEdit, tokenEdit} from './edits.js'
-import {parseEnvelope} from './envelope.js'
+import {envelopeObject, parseEnvelope} from './envelope.js'
 import type {Keyring} from './keyring.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from './manifest.js'
 import {openSecret, plaintextEdits} from './secret.js'
@@ -42,12 +42,9 @@ async function secretView(text: string, eol: string, s: SecretDoc, keyring: Keyr
   if (!s.envelopePair) return []
   let summary: Edit
   try {
-    const env = parseEnvelope(s.envelopeRaw)
-    summary = replaceEnvelopeEdit(text, s.map, s.envelopePair, {
-      version: env.version,
-      scope: env.scope,
-      recipients: env.recipients.map((r) => ({backend: r.backend, kid: r.kid})),
-    }, ENVELOPE_KEY, eol)
+    // Format, scope, the identity it was encrypted as, and who can open it.
+    const {mac: _mac, recipients, ...head} = envelopeObject(parseEnvelope(s.envelopeRaw)) as {mac: string; recipients: {backend: string; kid: string}[]}
+    summary = replaceEnvelopeEdit(text, s.map, s.envelopePair, {...head, recipients: recipients.map((r) => ({backend: r.backend, kid: r.kid}))}, ENVELOPE_KEY, eol)
   } catch {
     return fingerprints(text, eol, s)
   }

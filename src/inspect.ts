@@ -1,6 +1,6 @@
 /** `kseal inspect`: what an encrypted file holds, read from the envelope alone — no key needed. */
-import {parseEnvelope} from './envelope.js'
-import {isKsealError} from './errors.js'
+import {describeIdentity, parseEnvelope} from './envelope.js'
+import {formatWhere, isKsealError} from './errors.js'
 import {parseManifests} from './manifest.js'
 
 export interface SecretInfo {
@@ -10,11 +10,21 @@ export interface SecretInfo {
   name: string
   scope: string
   version: number
-  recipients: {backend: string; kid: string}[]
+  /**
+   * Format 2: the identity it was encrypted as (null parts: not bound — an open namespace, or what
+   * the scope does not bind) and how it reads; null for format 1, which records none.
+   */
+  encryptedAs: {namespace: string | null; name: string | null; shown: string} | null
+  /** Format 2's MAC covers every recipient entry; format 1's does not. */
+  recipientsAuthenticated: boolean
+  recipients: {backend: string; kid: string; key?: string}[]
   values: number
   /** Values still in plaintext beside encrypted ones (they need `kseal encrypt`). */
   plaintext: number
 }
+
+/** The note for a format 1 Secret, shared by inspect and check. */
+export const V1_NOTE = 'recipients not authenticated (format v1): run kseal rotate to upgrade'
 
 export function inspectText(text: string, file: string | undefined): SecretInfo[] {
   const out: SecretInfo[] = []
@@ -33,10 +43,21 @@ export function inspectText(text: string, file: string | undefined): SecretInfo[
       name: s.name,
       scope: env.scope,
       version: env.version,
-      recipients: env.recipients.map((r) => ({backend: r.backend, kid: r.kid})),
+      encryptedAs: env.encryptedAs ? {...env.encryptedAs, shown: describeIdentity(env.scope, env.encryptedAs)} : null,
+      recipientsAuthenticated: env.version >= 2,
+      recipients: env.recipients.map((r) => {
+        const key = (r as {key?: unknown}).key
+        return {backend: r.backend, kid: r.kid, ...(typeof key === 'string' ? {key} : {})}
+      }),
       values: s.values.filter((v) => v.encrypted).length,
       plaintext: s.values.filter((v) => v.value !== null && !v.encrypted).length,
     })
   }
   return out
+}
+
+/** One line per format 1 Secret: where it is and what to do about it. */
+export function v1Notes(infos: SecretInfo[]): string[] {
+  return infos.filter((i) => !i.recipientsAuthenticated).map((i) =>
+    formatWhere({file: i.file, document: i.document, secret: (i.namespace ? `${i.namespace}/` : '') + (i.name || '(unnamed)')}) + V1_NOTE)
 }

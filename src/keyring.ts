@@ -8,7 +8,7 @@ import {promises as fs} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {type Backends, splitUri} from '../keys/index.js'
-import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
+import type {Binding, Identity, Recipient, RecipientEntry} from '../keys/types.js'
 import {keyFileError, KsealError} from './errors.js'
 
 export interface KeySources {
@@ -96,11 +96,16 @@ export class Keyring {
    * source holds a key for any entry, or the backend's error when the one that matched failed.
    */
   async open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array> {
+    return (await this.openEntry(entries, binding)).dataKey
+  }
+
+  /** Like open, and says which entry opened it (the recipient whose key demonstrably holds it). */
+  async openEntry(entries: RecipientEntry[], binding: Binding): Promise<Opened> {
     const attempt: Attempt = {failure: null}
     for (const stage of this.stages) {
       stage.loaded ??= stage.load()
-      const dk = await unwrapWith(entries, await stage.loaded, binding, attempt)
-      if (dk) return dk
+      const got = await unwrapWith(entries, await stage.loaded, binding, attempt)
+      if (got) return got
     }
     // Last, identities that need no key file (cloud credentials), for the backends of these entries
     // that no key source above has offered an identity for: a KMS call is made only when no held
@@ -109,18 +114,43 @@ export class Keyring {
     for (const stage of this.stages) for (const id of await stage.loaded!) offered.add(id.backend)
     for (const backend of new Set(entries.map((e) => e.backend))) {
       if (offered.has(backend)) continue
-      let ambient = this.ambient.get(backend)
-      if (!ambient) {
-        ambient = this.backends.ambient(backend)
-        this.ambient.set(backend, ambient)
-      }
-      const dk = await unwrapWith(entries, await ambient, binding, attempt)
-      if (dk) return dk
+      const got = await unwrapWith(entries, await this.ambientOf(backend), binding, attempt)
+      if (got) return got
     }
     if (attempt.failure) throw attempt.failure
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
     throw new KsealError('ERR_NO_KEY', `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`)
   }
+
+  private ambientOf(backend: string): Promise<Identity[]> {
+    let ambient = this.ambient.get(backend)
+    if (!ambient) {
+      ambient = this.backends.ambient(backend)
+      this.ambient.set(backend, ambient)
+    }
+    return ambient
+  }
+
+  /**
+   * A recipient for an entry that this keyring demonstrably holds: a loaded identity with that key
+   * id that can produce its public half, or the entry that just opened the Secret (`openedBy`; for a
+   * KMS key, the key that KMS used). Null for an entry that is merely in the file.
+   */
+  async heldRecipient(entry: RecipientEntry, openedBy?: RecipientEntry): Promise<Recipient | null> {
+    for (const ident of await this.all()) {
+      if (ident.backend === entry.backend && ident.kid === entry.kid && ident.recipient) return ident.recipient()
+    }
+    if (openedBy && openedBy.backend === entry.backend && openedBy.kid === entry.kid && openedBy.wrapped === entry.wrapped) {
+      return this.backends.recipient(`${entry.backend}:${entry.kid}`)
+    }
+    return null
+  }
+}
+
+export interface Opened {
+  dataKey: Uint8Array
+  /** The entry that opened it. */
+  entry: RecipientEntry
 }
 
 export interface Attempt {
@@ -130,16 +160,22 @@ export interface Attempt {
 
 /**
  * Tries each entry with the identities that hold its key id (or can try any entry of their backend)
- * and returns the first data key one opens. Failures are kept in `attempt`, so a later source may
- * still succeed and the caller reports the first failure only when none does.
+ * and returns the first data key one opens. Each identity tries at most one entry per key id: a file
+ * that repeats a held key id a thousand times costs one key operation, not a thousand. Failures are
+ * kept in `attempt`, so a later source may still succeed and the caller reports the first failure
+ * only when none does.
  */
-export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: Binding, attempt: Attempt): Promise<Uint8Array | null> {
+export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: Binding, attempt: Attempt): Promise<Opened | null> {
+  const tried = new Set<string>()
   for (const entry of entries) {
-    for (const id of identities) {
+    for (const [i, id] of identities.entries()) {
       if (id.backend !== entry.backend || (id.kid !== '*' && id.kid !== entry.kid)) continue
+      const once = `${i} ${entry.backend}:${entry.kid}`
+      if (tried.has(once)) continue
+      tried.add(once)
       try {
         const dk = await id.unwrap(entry, binding)
-        if (dk) return dk
+        if (dk) return {dataKey: dk, entry}
       } catch (e) {
         attempt.failure ??= e
       }

@@ -4,7 +4,7 @@
  * each value with its source range, so callers can rewrite just those bytes and leave every other
  * byte (comments, quoting, blank lines, CRLF) as it was.
  */
-import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, type YAMLMap} from 'yaml'
+import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, visit, type YAMLMap} from 'yaml'
 import {KsealError, type Where} from './errors.js'
 import {type Field, looksLikeToken} from './envelope.js'
 
@@ -74,6 +74,7 @@ function take(doc: Document.Parsed, i: number, file: string | undefined, lineCou
     const msg = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
     throw new KsealError('ERR_INPUT', `malformed YAML at line ${pos.line}, column ${pos.col}: ${msg}`, where)
   }
+  refuseMergeKeys(doc, where, lineCounter)
   collect(doc.contents, where, out)
 }
 
@@ -169,4 +170,54 @@ function secretDoc(map: YAMLMap, where: Where, item: number | undefined): Secret
   const envelopePair = get(map, ENVELOPE_KEY) ?? null
   const envelopeRaw = envelopePair ? (envelopePair.value as Node | null)?.toJSON() : undefined
   return {where: w, namespace, name, map, values, envelopePair, envelopeRaw}
+}
+
+const MERGE_TAG = 'tag:yaml.org,2002:merge'
+/** Kinds whose values kseal reads: a merge key in one would hide values from it. */
+const GUARDED_KINDS = new Set(['Secret', 'SealedSecret'])
+
+/** The first YAML merge key (`<<`, or a key tagged `!!merge`) in a node, if any. */
+export function findMergeKey(node: unknown): Scalar | undefined {
+  let found: Scalar | undefined
+  visit(node as Node, {
+    Pair(_, pair) {
+      const k = pair.key
+      if (isScalar(k) && (typeof k.value === 'symbol' || k.tag === MERGE_TAG || (k.value === '<<' && k.type === Scalar.PLAIN))) {
+        found = k
+        return visit.BREAK
+      }
+      return undefined
+    },
+  })
+  return found
+}
+
+/**
+ * Refuses a document whose Secrets (or SealedSecrets) use a YAML merge key or merge tag anywhere.
+ * kubectl (go-yaml) resolves merges, so `<<: {stringData: {password: x}}` would apply a value that
+ * kseal never sees as a value — unchecked by decrypt, unnoticed by check. Merge keys elsewhere
+ * (a Deployment's anchors) are left alone; the test is on the document as kubectl reads it, so a
+ * Secret that only becomes one through a merge is caught too.
+ */
+export function refuseMergeKeys(doc: Document.Parsed, where: Where, lineCounter?: LineCounter): void {
+  const key = findMergeKey(doc.contents)
+  if (!key) return
+  let js: unknown
+  try {
+    js = doc.toJS({maxAliasCount: 100})
+  } catch {
+    js = null
+  }
+  const objects = (o: unknown): Record<string, unknown>[] => {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) return []
+    const r = o as Record<string, unknown>
+    return typeof r.kind === 'string' && r.kind.endsWith('List') && Array.isArray(r.items) ? r.items.flatMap(objects) : [r]
+  }
+  const guarded = objects(js).find((o) => typeof o.kind === 'string' && GUARDED_KINDS.has(o.kind))
+  if (!guarded && js !== null) return
+  const meta = (guarded?.metadata ?? {}) as {name?: unknown; namespace?: unknown}
+  const secret = (typeof meta.namespace === 'string' && meta.namespace ? `${meta.namespace}/` : '') + (typeof meta.name === 'string' && meta.name ? meta.name : '(unnamed)')
+  const at = lineCounter && key.range ? ` at line ${lineCounter.linePos(key.range[0]).line}` : ''
+  throw new KsealError('ERR_INPUT', `uses a YAML merge key (<<)${at}: kubectl would merge in values that kseal does not see; write the keys out instead`,
+    {...where, secret})
 }

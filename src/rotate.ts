@@ -11,12 +11,12 @@
 import {splitUri, type Backends} from '../keys/index.js'
 import type {Recipient, RecipientEntry, Scope} from '../keys/types.js'
 import type {CreationRules} from './config.js'
-import {applyEdits, type Edit, replaceEnvelopeEdit, tokenEdit} from './edits.js'
-import {bindingFor, computeMac, deriveKeys, type Envelope, encryptValue, envelopeObject, newDataKey, type Slot} from './envelope.js'
-import {KsealError} from './errors.js'
+import {applyEdits, type Edit, replaceEnvelopeEdit} from './edits.js'
+import {computeMac, type Envelope, envelopeObject, type Slot} from './envelope.js'
+import {isKsealError, KsealError} from './errors.js'
 import type {Keyring} from './keyring.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from './manifest.js'
-import {openSecret} from './secret.js'
+import {freshEnvelope, type OpenedSecret, openSecret, vouchedRecipients} from './secret.js'
 
 export interface RotatePlan {
   /** Recipients to add (`--add-recipient`). */
@@ -27,6 +27,11 @@ export interface RotatePlan {
   dataKey: boolean
   /** With neither add nor remove: each Secret follows its `.kseal.yaml` rule. */
   rules?: CreationRules
+  /**
+   * With add or remove: the `.kseal.yaml` rules, if any cover a file, only to vouch for recipients
+   * that must be wrapped anew (their rule names them).
+   */
+  config?: CreationRules
 }
 
 /** What rotation did (or, with --dry-run, would do) to one Secret. */
@@ -37,6 +42,8 @@ export interface SecretChange {
   removed: string[]
   dataKey: boolean
   scope?: {from: Scope; to: Scope}
+  /** Upgraded from format 1. */
+  upgraded?: boolean
 }
 
 export interface RotateResult {
@@ -89,59 +96,72 @@ async function rotateSecret(
 ): Promise<{edits: Edit[]; change: SecretChange} | null> {
   if (!s.envelopePair) return null
   try {
-    // Opening checks the MAC and every value: rotating never launders a tampered Secret.
+    // Opening checks the MAC and every value (in format 2 also every recipient): rotating never
+    // launders a tampered Secret.
     const opened = (await openSecret(s, keyring))!
     const current = opened.envelope.recipients
     let targetScope = opened.envelope.scope
     let keep: RecipientEntry[]
     let add: Recipient[]
-    if (plan.rules && plan.add.length === 0 && removal.size === 0) {
+    let named: Recipient[]
+    // With no recipient flags a Secret follows its .kseal.yaml rule; without a rule for its file it
+    // keeps its recipients (a format 1 Secret is still upgraded, for the recipients held).
+    if (plan.rules && plan.add.length === 0 && removal.size === 0 && (await plan.rules.cover(file))) {
       const opts = await plan.rules.optionsFor(file, s, {})
       targetScope = opts.scope
       const wanted = new Map(opts.recipients.map((r) => [id(r), r]))
       keep = current.filter((e) => wanted.has(id(e)))
       add = [...wanted.values()].filter((r) => !current.some((e) => id(e) === id(r)))
+      named = opts.recipients
     } else {
       keep = current.filter((e) => !matches(e, removal))
       add = dedupe(plan.add).filter((r) => !keep.some((e) => id(e) === id(r)))
+      named = [...plan.add, ...(await configured(plan.config, file, s))]
     }
     const removed = current.filter((e) => !keep.includes(e))
     if (keep.length + add.length === 0) {
       throw new KsealError('ERR_USAGE', 'rotation would leave no recipient: add one with --add-recipient')
     }
+    const upgrade = opened.envelope.version === 1
     const scopeChanged = targetScope !== opened.envelope.scope
-    const freshKey = plan.dataKey || scopeChanged
+    // Format 1 is upgraded to format 2, which needs a fresh data key (old copies of the data key,
+    // in git history, must not open the upgraded Secret).
+    const freshKey = plan.dataKey || scopeChanged || upgrade
     if (!freshKey && add.length === 0 && removed.length === 0) return null
 
     const change: SecretChange = {
       secret: s.where.secret!, document: s.where.document!, added: add.map(id), removed: removed.map(id), dataKey: freshKey,
       ...(scopeChanged ? {scope: {from: opened.envelope.scope, to: targetScope}} : {}),
+      ...(upgrade ? {upgraded: true} : {}),
     }
-    const edits: Edit[] = []
-    let envelope: Envelope
     if (!freshKey) {
+      // Format 2, same data key: wrap it for the added recipients only; the kept entries were
+      // authenticated by the MAC just checked, and the new MAC covers the new set.
       const added = await Promise.all(add.map((r) => r.wrap(opened.keys.dataKey, opened.binding)))
-      envelope = {...opened.envelope, recipients: [...keep, ...added]}
-    } else {
-      // Everyone who keeps access needs the new data key, so each kept entry needs its public key.
-      const kept = await Promise.all(keep.map((e) => publicHalf(e, [...plan.add, ...add], keyring, backends)))
-      const binding = bindingFor(targetScope, s.namespace, s.name)
-      const dataKey = newDataKey()
-      const keys = deriveKeys(dataKey)
-      const slots: Slot[] = s.values.map((v, i) => {
-        const bytes = opened.values[i].bytes
-        if (bytes === null || !v.node) return {field: v.field, key: v.key, token: null}
-        const token = encryptValue(keys, binding, v.field, v.key, bytes)
-        edits.push(tokenEdit(text, v.node, token, eol))
-        return {field: v.field, key: v.key, token}
-      })
-      const recipients = await Promise.all([...kept, ...add].map((r) => r.wrap(dataKey, binding)))
-      envelope = {...opened.envelope, scope: targetScope, recipients, mac: computeMac(keys, binding, slots)}
+      const recipients = [...keep, ...added]
+      const slots: Slot[] = s.values.map((v) => ({field: v.field, key: v.key, token: v.value}))
+      const envelope: Envelope = {...opened.envelope, recipients, mac: computeMac(opened.keys, opened.binding, slots, recipients)}
+      return {edits: [replaceEnvelopeEdit(text, s.map, s.envelopePair, envelopeObject(envelope), ENVELOPE_KEY, eol)], change}
     }
-    edits.push(replaceEnvelopeEdit(text, s.map, s.envelopePair, envelopeObject(envelope), ENVELOPE_KEY, eol))
+    // Everyone who keeps access needs the new data key: each kept entry must be named or held,
+    // never wrapped for because it is in the file.
+    const kept = await vouched(opened, keep, named, keyring)
+    const bytes = new Map(s.values.map((v, i) => [v, opened.values[i].bytes]))
+    const edits = await freshEnvelope(text, eol, s, targetScope, [...kept, ...add], (v) => bytes.get(v) ?? null, s.envelopePair)
     return {edits, change}
   } catch (e) {
     if (e instanceof KsealError) e.at(s.where)
+    throw e
+  }
+}
+
+/** The recipients of a `.kseal.yaml` rule that covers the Secret, if any (to vouch for entries). */
+async function configured(rules: CreationRules | undefined, file: string | undefined, s: SecretDoc): Promise<Recipient[]> {
+  if (!rules || !(await rules.cover(file))) return []
+  try {
+    return (await rules.optionsFor(file, s, {})).recipients
+  } catch (e) {
+    if (isKsealError(e) && e.code === 'ERR_USAGE') return [] // no rule matches this Secret
     throw e
   }
 }
@@ -152,21 +172,13 @@ function dedupe(rs: Recipient[]): Recipient[] {
 }
 
 /**
- * A recipient for an entry that keeps access across a data-key rotation: from the recipients named
- * on the command line or in the rule, from a key held locally, or (KMS, age) from the entry itself.
+ * The recipients for entries that keep access across a new data key: named on the command line or
+ * by the rule, or held locally (a key with that id, or the entry that opened the Secret). An entry
+ * that is only in the file is refused, naming it.
  */
-async function publicHalf(e: RecipientEntry, named: Recipient[], keyring: Keyring, backends: Backends): Promise<Recipient> {
-  const given = named.find((r) => id(r) === id(e))
-  if (given) return given
-  for (const ident of await keyring.all()) {
-    if (ident.backend === e.backend && ident.kid === e.kid && ident.recipient) return ident.recipient()
-  }
-  if (e.backend !== 'rsa') {
-    try {
-      return await backends.recipient(`${e.backend}:${e.kid}`)
-    } catch {
-      // fall through to the error below
-    }
-  }
-  throw new KsealError('ERR_USAGE', `cannot re-wrap the new data key for ${id(e)}: pass its certificate with --add-recipient, or remove it with --remove-recipient`)
+async function vouched(opened: OpenedSecret, keep: RecipientEntry[], named: Recipient[], keyring: Keyring): Promise<Recipient[]> {
+  const what = opened.envelope.version === 1
+    ? 'cannot upgrade from format 1 (recipients not authenticated) to format 2'
+    : 'cannot wrap the new data key'
+  return vouchedRecipients(opened, keep, named, keyring, what, 'pass it with --add-recipient (or name it in .kseal.yaml) to keep it, or remove it with --remove-recipient')
 }

@@ -11,8 +11,11 @@
  * checked on open: one RSA operation per part, never per value.
  */
 import crypto from 'node:crypto'
-import type {Binding, Recipient, RecipientEntry, Scope} from '../keys/types.js'
-import {bindingFor, type DataKeys, decryptValue, deriveKeys, encryptValue, FORMAT_VERSION, newDataKey, parseEnvelope} from './envelope.js'
+import {type Binding, type Recipient, type RecipientEntry, type Scope, SCOPES} from '../keys/types.js'
+import {
+  bindingFor, bindingV2, canonicalRecipients, checkVersion, cmp, type DataKeys, decryptValue, deriveKeys, encryptedAsFor, encryptValue, FORMAT_VERSION,
+  macEqual, newDataKey, parseRecipients, type Version,
+} from './envelope.js'
 import {isKsealError, KsealError, type Where} from './errors.js'
 import {valueBytes} from './secret.js'
 
@@ -43,7 +46,7 @@ export interface SealedPart {
 }
 
 export interface SealedEnvelope {
-  version: number
+  version: Version
   scope: Scope
   parts: SealedPart[]
 }
@@ -116,7 +119,7 @@ function stringMap(v: unknown, what: string, where: Where): Record<string, strin
   if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) {
     throw new KsealError('ERR_INPUT', `${what} must be a mapping of strings`, where)
   }
-  return {...(v as Record<string, string>)}
+  return dict(Object.entries(v as Record<string, string>))
 }
 
 /** True when an object claims to be a kseal SealedSecret (any version). */
@@ -181,25 +184,34 @@ export function parseSealedSecret(raw: unknown): SealedSecretObject {
   }
 }
 
+/** At most this many parts (merges) in one SealedSecret: opening costs one private-key operation per part. */
+export const MAX_PARTS = 64
+/** At most this many recipient entries in one part. */
+export const MAX_PART_RECIPIENTS = 16
+
 /** Validates the envelope (untrusted): ERR_VERSION for an unknown version, ERR_INTEGRITY for anything malformed. */
 export function parseSealedEnvelope(raw: unknown): SealedEnvelope {
   const bad = (what: string) => new KsealError('ERR_INTEGRITY', `malformed kseal envelope: ${what}`)
   if (!isObj(raw)) throw bad('not a mapping')
-  if (!Array.isArray(raw.parts) || raw.parts.length === 0) {
-    // Let parseEnvelope report the version first, so a newer format says "upgrade" rather than "malformed".
-    parseEnvelope({version: raw.version, scope: raw.scope, recipients: [{backend: '-', kid: '-', wrapped: '-'}], mac: '-'})
-    throw bad('no parts')
-  }
+  // The version first, so a newer format says "upgrade" rather than "malformed".
+  if (typeof raw.version !== 'number' || !Number.isInteger(raw.version)) throw bad('missing version')
+  checkVersion(raw.version)
+  const version = raw.version
+  if (typeof raw.scope !== 'string' || !(SCOPES as readonly string[]).includes(raw.scope)) throw bad('unknown scope')
+  if (!Array.isArray(raw.parts) || raw.parts.length === 0) throw bad('no parts')
+  if (raw.parts.length > MAX_PARTS) throw bad(`${raw.parts.length} parts (at most ${MAX_PARTS}; re-seal it to compact the chain)`)
   const parts = raw.parts.map((p, i): SealedPart => {
     const at = `part ${i + 1}`
     if (!isObj(p)) throw bad(`${at} is not a mapping`)
+    if (Array.isArray(p.recipients) && p.recipients.length > MAX_PART_RECIPIENTS) throw bad(`${at}: ${p.recipients.length} recipients (at most ${MAX_PART_RECIPIENTS})`)
     let recipients: RecipientEntry[]
     try {
-      recipients = parseEnvelope({version: raw.version, scope: raw.scope, recipients: p.recipients, mac: p.mac}).recipients
+      recipients = parseRecipients(p.recipients)
     } catch (e) {
       if (isKsealError(e) && e.code === 'ERR_INTEGRITY') throw bad(`${at}: ${e.message.replace(/^malformed kseal envelope: /, '')}`)
       throw e
     }
+    if (typeof p.mac !== 'string' || p.mac === '') throw bad(`${at}: missing mac`)
     if (!Array.isArray(p.keys) || p.keys.some((k) => typeof k !== 'string')) throw bad(`${at} needs keys (a list of key names)`)
     const keys = p.keys as string[]
     if (new Set(keys).size !== keys.length) throw bad(`${at} lists a key twice`)
@@ -208,21 +220,30 @@ export function parseSealedEnvelope(raw: unknown): SealedEnvelope {
       if (!isObj(p.supersedes) || Object.values(p.supersedes).some((d) => typeof d !== 'string' || !DIGEST_RE.test(d))) {
         throw bad(`${at}: supersedes must map key names to SHA-256 digests`)
       }
-      supersedes = {...(p.supersedes as Record<string, string>)}
+      supersedes = dict(Object.entries(p.supersedes as Record<string, string>))
       if (Object.keys(supersedes).length === 0) supersedes = undefined
     }
-    return {recipients, keys: [...keys], ...(supersedes ? {supersedes} : {}), mac: p.mac as string}
+    return {recipients, keys: [...keys], ...(supersedes ? {supersedes} : {}), mac: p.mac}
   })
-  return {version: raw.version as number, scope: raw.scope as Scope, parts}
+  return {version, scope: raw.scope as Scope, parts}
 }
 
-/** Where the SealedSecret's values are bound under its scope. */
-export function sealedBinding(sealed: SealedSecretObject, scope: Scope): Binding {
+/** A null-prototype record: key names such as `__proto__` or `valueOf` are just keys. */
+export function dict<T>(entries: Iterable<[string, T]> = []): Record<string, T> {
+  const out = Object.create(null) as Record<string, T>
+  for (const [k, v] of entries) out[k] = v
+  return out
+}
+
+const has = (o: object, k: string) => Object.hasOwn(o, k)
+
+/** Where the SealedSecret's values are bound under its scope (format 2 with its own domain strings). */
+export function sealedBinding(sealed: SealedSecretObject, scope: Scope, version: Version): Binding {
   const ns = sealed.metadata.namespace ?? ''
   if (scope !== 'cluster' && !ns) {
     throw new KsealError('ERR_INPUT', `has no metadata.namespace, which its ${scope} scope binds the values to`, {secret: label(sealed.metadata)})
   }
-  return bindingFor(scope, ns, sealed.metadata.name)
+  return version === 1 ? bindingFor(scope, ns, sealed.metadata.name) : bindingV2(scope, encryptedAsFor(scope, ns, sealed.metadata.name))
 }
 
 /** base64 SHA-256 of a token: what a part's MAC covers for each value. */
@@ -232,18 +253,16 @@ export function tokenDigest(token: string): string {
 
 type Pairs = [string, string][]
 
-/** The MAC of part `index`: binding, position in the chain, previous part's MAC, its values' and its superseded values' digests. */
-export function partMac(keys: DataKeys, b: Binding, index: number, prev: string, own: Pairs, supersedes: Pairs): string {
-  const sort = (p: Pairs) => [...p].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
-  const h = crypto.createHmac('sha256', keys.mac)
-  h.update(JSON.stringify(['kseal/v1 sealed part', b.scope, b.namespace, b.name, index, prev, sort(own), sort(supersedes)]))
-  return h.digest('base64')
-}
-
-function macEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'base64')
-  const y = Buffer.from(b, 'base64')
-  return x.length === y.length && x.length > 0 && crypto.timingSafeEqual(x, y)
+/**
+ * The MAC of part `index`: binding, position in the chain, previous part's MAC, its values' and its
+ * superseded values' digests; in format 2 also the part's recipient entries (canonical, sorted).
+ */
+export function partMac(keys: DataKeys, b: Binding, index: number, prev: string, recipients: readonly RecipientEntry[], own: Pairs, supersedes: Pairs): string {
+  const sort = (p: Pairs) => [...p].sort((x, y) => cmp(x[0], y[0]))
+  const body = keys.version === 2
+    ? ['kseal/v2 sealed part', b.scope, b.namespace, b.name, index, prev, canonicalRecipients(recipients), sort(own), sort(supersedes)]
+    : ['kseal/v1 sealed part', b.scope, b.namespace, b.name, index, prev, sort(own), sort(supersedes)]
+  return crypto.createHmac('sha256', keys.mac).update(JSON.stringify(body)).digest('base64')
 }
 
 /** What the chain says about each part once checked for consistency (no key needed). */
@@ -269,7 +288,7 @@ function planParts(env: SealedEnvelope, data: Record<string, string>): PartPlan[
     }
     for (const k of p.keys) {
       const replaces = owner.has(k)
-      if (replaces !== (p.supersedes?.[k] !== undefined)) {
+      if (replaces !== (p.supersedes !== undefined && has(p.supersedes, k))) {
         throw bad(`integrity check failed: part ${i + 1} ${replaces ? 'replaces a value without recording it' : 'claims to replace a value no earlier part wrote'}`, k)
       }
       owner.set(k, i)
@@ -279,7 +298,7 @@ function planParts(env: SealedEnvelope, data: Record<string, string>): PartPlan[
     if (!owner.has(k)) throw bad('is not covered by the envelope: a value was added after sealing (seal it with kseal seal --merge-into)', k)
   }
   for (const k of owner.keys()) {
-    if (!(k in data)) throw bad('is missing: the envelope covers a value that was removed', k)
+    if (!has(data, k)) throw bad('is missing: the envelope covers a value that was removed', k)
   }
   return env.parts.map((p, i): PartPlan => {
     const live: string[] = []
@@ -369,14 +388,14 @@ export async function sealSecret(secret: Record<string, unknown>, recipients: Re
   }
   const values = secretValues(secret, where)
   const template = templateOf(secret, meta, where)
-  const binding = bindingFor(scope, namespace ?? '', name)
+  const binding = bindingV2(scope, encryptedAsFor(scope, namespace ?? '', name))
   const dataKey = newDataKey()
-  const keys = deriveKeys(dataKey)
+  const keys = deriveKeys(dataKey, FORMAT_VERSION)
   const wrapped = await wrapAll(recipients, dataKey, binding)
-  const encryptedData: Record<string, string> = {}
+  const encryptedData = dict<string>()
   for (const [k, bytes] of values) encryptedData[k] = encryptValue(keys, binding, 'data', k, bytes)
   const own: Pairs = Object.entries(encryptedData).map(([k, t]) => [k, tokenDigest(t)])
-  const part: SealedPart = {recipients: wrapped, keys: Object.keys(encryptedData).sort(), mac: partMac(keys, binding, 0, '', own, [])}
+  const part: SealedPart = {recipients: wrapped, keys: Object.keys(encryptedData).sort(cmp), mac: partMac(keys, binding, 0, '', wrapped, own, [])}
   return {
     apiVersion: SEALED_API_VERSION,
     kind: SEALED_KIND,
@@ -405,46 +424,54 @@ export async function mergeIntoSealed(existing: SealedSecretObject, secret: Reco
   let binding: Binding
   try {
     env = parseSealedEnvelope(sealed.spec.envelope)
-    binding = sealedBinding(sealed, env.scope)
+    binding = sealedBinding(sealed, env.scope, env.version as Version)
     planParts(env, sealed.spec.encryptedData)
   } catch (e) {
     throw isKsealError(e) ? e.at(at) : e
   }
   const values = secretValues(secret, where)
   if (values.size === 0) throw new KsealError('ERR_INPUT', 'has no data or stringData to merge', where)
+  // The new part is in the chain's own format: the writer holds no private key to upgrade the rest
+  // (kseal reseal does, through the controller).
   const dataKey = newDataKey()
-  const keys = deriveKeys(dataKey)
+  const keys = deriveKeys(dataKey, env.version as Version)
   const wrapped = await wrapAll(recipients, dataKey, binding)
-  const encryptedData = {...sealed.spec.encryptedData}
-  const supersedes: Record<string, string> = {}
+  const encryptedData = dict(Object.entries(sealed.spec.encryptedData))
+  const supersedes = dict<string>()
   const own: Pairs = []
   for (const [k, bytes] of values) {
-    if (k in encryptedData) supersedes[k] = tokenDigest(encryptedData[k])
+    if (has(encryptedData, k)) supersedes[k] = tokenDigest(encryptedData[k])
     encryptedData[k] = encryptValue(keys, binding, 'data', k, bytes)
     own.push([k, tokenDigest(encryptedData[k])])
   }
   const index = env.parts.length
-  const mac = partMac(keys, binding, index, env.parts[index - 1].mac, own, Object.entries(supersedes))
-  const part: SealedPart = {recipients: wrapped, keys: [...values.keys()].sort(), ...(Object.keys(supersedes).length ? {supersedes} : {}), mac}
+  if (index >= MAX_PARTS) throw new KsealError('ERR_USAGE', `already has ${index} parts, the most a SealedSecret may have: re-seal it to compact the chain (kseal unseal | kseal seal)`, at)
+  const mac = partMac(keys, binding, index, env.parts[index - 1].mac, wrapped, own, Object.entries(supersedes))
+  const part: SealedPart = {recipients: wrapped, keys: [...values.keys()].sort(cmp), ...(Object.keys(supersedes).length ? {supersedes} : {}), mac}
   return {
     ...sealed,
     spec: {...sealed.spec, encryptedData, envelope: {version: env.version, scope: env.scope, parts: [...env.parts, part]}},
   }
 }
 
-/** Opens one part: its entries one at a time only when there are several, so the key id that worked is known. */
+/**
+ * Opens one part with at most one private-key operation: its entries are tried one at a time (so
+ * the key id that worked is known), each key id once, and the first entry whose key is held decides
+ * — a failure there fails the part rather than trying the next entry.
+ */
 async function openPart(entries: RecipientEntry[], binding: Binding, open: OpenDataKey): Promise<{dataKey: Uint8Array; kid: string}> {
-  if (entries.length === 1) return {dataKey: await open(entries, binding), kid: entries[0].kid}
-  let failure: unknown = null
+  const seen = new Set<string>()
   for (const e of entries) {
+    const id = `${e.backend}:${e.kid}`
+    if (seen.has(id)) continue
+    seen.add(id)
     try {
       return {dataKey: await open([e], binding), kid: e.kid}
     } catch (err) {
-      if (!(isKsealError(err) && err.code === 'ERR_NO_KEY')) failure ??= err
+      if (!(isKsealError(err) && err.code === 'ERR_NO_KEY')) throw err
     }
   }
-  if (failure) throw failure
-  throw new KsealError('ERR_NO_KEY', `no key for this SealedSecret: it is sealed for ${entries.map((e) => `${e.backend}:${e.kid}`).join(', ')}`)
+  throw new KsealError('ERR_NO_KEY', `no key for this SealedSecret: it is sealed for ${[...seen].join(', ')}`)
 }
 
 /**
@@ -457,12 +484,12 @@ export async function unsealSealedSecret(sealed: SealedSecretObject, open: OpenD
   const where: Where = {secret: label(s.metadata)}
   try {
     const env = parseSealedEnvelope(s.spec.envelope)
-    const binding = sealedBinding(s, env.scope)
+    const binding = sealedBinding(s, env.scope, env.version as Version)
     const data = s.spec.encryptedData
     const plans = planParts(env, data)
     const opened = await Promise.all(env.parts.map(async (part, i) => {
       const {dataKey, kid} = await openPart(part.recipients, binding, open)
-      const keys = deriveKeys(dataKey)
+      const keys = deriveKeys(dataKey, env.version as Version)
       const plan = plans[i]
       const prev = i === 0 ? '' : env.parts[i - 1].mac
       const decrypt = (k: string) => {
@@ -472,16 +499,16 @@ export async function unsealSealedSecret(sealed: SealedSecretObject, open: OpenD
           throw isKsealError(e) ? e.at({key: `encryptedData.${k}`}) : e
         }
       }
-      if (!macEqual(part.mac, partMac(keys, binding, i, prev, plan.own, plan.supersedes))) {
+      if (!macEqual(partMac(keys, binding, i, prev, part.recipients, plan.own, plan.supersedes), part.mac)) {
         // Name the value that does not belong, when one can be found; otherwise the chain changed.
         for (const k of plan.live) decrypt(k)
-        throw new KsealError('ERR_INTEGRITY', `integrity check failed (envelope part ${i + 1}): values were added, removed, replaced, replayed or moved between parts`)
+        throw new KsealError('ERR_INTEGRITY', `integrity check failed (envelope part ${i + 1}): values were added, removed, replaced, replayed or moved between parts${env.version === 2 ? ', or its recipients were altered' : ''}`)
       }
       return {kid, values: new Map(plan.live.map((k) => [k, decrypt(k)]))}
     }))
     const plain = new Map<string, Buffer>()
     for (const o of opened) for (const [k, v] of o.values) plain.set(k, v)
-    const out: Record<string, string> = {}
+    const out = dict<string>()
     for (const k of Object.keys(data)) out[k] = plain.get(k)!.toString('base64')
     const t = s.spec.template ?? {}
     const metadata: Obj = {name: s.metadata.name}

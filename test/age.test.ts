@@ -157,7 +157,8 @@ describe('age interoperability', () => {
     const entry: RecipientEntry = {backend: 'age', kid: recipient, wrapped: r.stdout.toString('base64')}
     const k = keyring([keyFile])
     expect(Buffer.from(await k.open([entry], binding))).toEqual(dataKey)
-    // And through a whole Secret: swap in age's own wrapping of that Secret's data key.
+    // A whole Secret's entry re-wrapped by age opens its data key too, but format 2 authenticates
+    // every recipient entry, so the swapped entry is an altered entry.
     const enc = await encryptText(secret('db'), 'db.yaml', {recipients: [await backends.recipient(`age:${recipient}`)], scope: 'strict'})
     const ours = parse(enc).kseal.recipients[0].wrapped as string
     const tmp = path.join(dir, 'ours.age')
@@ -165,7 +166,8 @@ describe('age interoperability', () => {
     const opened = spawnSync('age', ['-d', '-i', keyFile, tmp]).stdout
     const rewrapped = spawnSync('age', ['-r', recipient], {input: opened}).stdout.toString('base64')
     expect(rewrapped).not.toBe(ours)
-    expect(await decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).toBe(secret('db'))
+    await expect(decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/recipient entry was added, removed or altered/)})
+    expect(await decryptText(enc, 'db.yaml', k)).toBe(secret('db'))
   })
 
   it('reads a real age identity from sops: its recipient matches, and it opens sops\'s wrapped data key', async () => {

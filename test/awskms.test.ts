@@ -101,7 +101,7 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(enc).toContain(`kid: "${key.arn}"`)
     // The context names each Secret, as CloudTrail will show it.
     const contexts = kms.calls.map((c) => c.encryptionContext)
-    expect(contexts).toContainEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns1', 'kseal:name': 's7'})
+    expect(contexts).toContainEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns1', 'kseal:name': 's7'})
 
     kms.resetStats()
     const out = await withKms(awsEnv(), (_b, keyring) => decryptText(enc, 'in.yaml', keyring))
@@ -113,7 +113,7 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
       expect(c.accessKeyId).toBe(ACCESS_KEY)
       expect(c.status).toBe(200)
     }
-    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns2', 'kseal:name': 's5'})
+    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns2', 'kseal:name': 's5'})
   })
 
   it('an alias ARN recipient keeps the alias as its key id, records the key ARN KMS used, and Decrypt names that key', async () => {
@@ -128,24 +128,31 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(parse(await encryptFor([`awskms:${key.arn}`], secrets(1))).kseal.recipients[0]).toEqual({backend: 'awskms', kid: key.arn, wrapped: expect.any(String)})
   })
 
-  it('the context holds only what the scope binds', async () => {
+  it('the context holds only what the scope binds (format 1 as it was; format 2 with its version, an open namespace left out)', async () => {
+    expect(encryptionContext({format: 2, scope: 'strict', namespace: null, name: 'db'})).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:name': 'db'})
     expect(encryptionContext({scope: 'strict', namespace: 'prod', name: 'db'})).toEqual({'kseal:scope': 'strict', 'kseal:namespace': 'prod', 'kseal:name': 'db'})
     expect(encryptionContext({scope: 'namespace', namespace: 'prod', name: ''})).toEqual({'kseal:scope': 'namespace', 'kseal:namespace': 'prod'})
     expect(encryptionContext({scope: 'cluster', namespace: '', name: ''})).toEqual({'kseal:scope': 'cluster'})
     await encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv(), 'namespace')
-    expect(kms.calls[0].encryptionContext).toEqual({'kseal:scope': 'namespace', 'kseal:namespace': 'ns0'})
+    expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'namespace', 'kseal:namespace': 'ns0'})
   })
 
   it('KMS itself refuses a wrapped key moved to another Secret (exit 3)', async () => {
     const enc = await encryptFor([`awskms:${key.arn}`], secrets(1))
     kms.resetStats()
-    const moved = enc.replace('name: s0', 'name: s0-copy')
+    // Renamed, with the recorded identity edited to match: the mismatch check passes, KMS refuses.
+    const moved = enc.replace('name: s0', 'name: s0-copy').replace('name: "s0"', 'name: "s0-copy"')
     const err = await failure(withKms(awsEnv(), (_b, k) => decryptText(moved, 'in.yaml', k)))
     expect(err.code).toBe('ERR_DECRYPT')
     expect(err.exitCode).toBe(3)
     expect(err.message).toMatch(/moved or renamed/)
     expect(kms.calls[0].errorType).toBe('InvalidCiphertextException')
-    expect(kms.calls[0].encryptionContext).toEqual({'kseal:scope': 'strict', 'kseal:namespace': 'ns0', 'kseal:name': 's0-copy'})
+    expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns0', 'kseal:name': 's0-copy'})
+    // Renamed only: the recorded identity names both, before any KMS call.
+    kms.resetStats()
+    const renamed = await failure(withKms(awsEnv(), (_b, k) => decryptText(enc.replace('name: s0', 'name: s0-copy'), 'in.yaml', k)))
+    expect(renamed.message).toMatch(/^encrypted as ns0\/s0, now ns0\/s0-copy: /)
+    expect(kms.count()).toBe(0)
   })
 
   it('an altered wrapped key or key id: exit 3; a malformed entry: exit 3 without a KMS call', async () => {
@@ -428,7 +435,7 @@ describe('awskms: the built CLI', () => {
 
     const moved = await kseal(['decrypt'], {env: cleanEnv(awsEnv()), input: enc.stdout.replace('name: s1', 'name: other')})
     expect(moved.code).toBe(3)
-    expect(moved.stderr).toMatch(/Secret ns1\/other\): AWS KMS refused the data key/)
+    expect(moved.stderr).toMatch(/Secret ns1\/other\): encrypted as ns1\/s1, now ns1\/other: /)
   })
 
   it('without credentials: a clear message and exit 1, no hang', async () => {
@@ -446,5 +453,82 @@ describe('awskms: the built CLI', () => {
     expect(r.stderr).toMatch(/no AWS credentials for kms:Decrypt on arn:aws:kms:.*: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(kms.count()).toBe(0)
+  })
+})
+
+describe('awskms: which key kseal agrees to call (the key redirect)', () => {
+  /** Swaps an entry's fields, then re-computes the MAC with the data key: what a writer who wrapped a new data key under their own key can do. */
+  async function forge(text: string, change: (e: Record<string, string>) => Record<string, string>): Promise<string> {
+    const {deriveKeys, computeMac, parseEnvelope} = await import('../src/envelope.js')
+    const {parseManifests} = await import('../src/manifest.js')
+    const {applyEdits, replaceEnvelopeEdit} = await import('../src/edits.js')
+    const p = parseManifests(text)
+    const s = p.secrets[0]
+    const env = parseEnvelope(s.envelopeRaw)
+    const dk = await withKms(awsEnv(), (_b, k) => k.open(env.recipients, {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name}))
+    const recipients = env.recipients.map((r) => change({...r}) as unknown as typeof r)
+    const mac = computeMac(deriveKeys(dk, 2), {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name},
+      s.values.map((v) => ({field: v.field, key: v.key, token: v.value})), recipients)
+    const {envelopeObject} = await import('../src/envelope.js')
+    return applyEdits(text, [replaceEnvelopeEdit(text, s.map, s.envelopePair!, envelopeObject({...env, recipients, mac}), 'kseal', '\n')])
+  }
+
+  it('--key awskms:<alias> calls the alias, so a whole new envelope under the attacker\'s key (valid MAC) is refused by KMS itself', async () => {
+    const victim = kms.createKey({alias: 'kseal-prod'})
+    const attacker = kms.createKey({description: 'attacker'})
+    const honest = await encryptFor([`awskms:${victim.aliasArn}`], secrets(1))
+    // The attacker encrypts their own values under their own key, then dresses the entry as the victim's alias.
+    const own = await encryptFor([`awskms:${attacker.arn}`], secrets(1).replace('gamma-0', 'evil-0'))
+    const forged = await forge(own, (e) => ({...e, kid: victim.aliasArn!, key: attacker.arn}))
+    kms.resetStats()
+    const withAlias = {...awsEnv()}
+    const decryptWith = (text: string, keys: string[]) => withKms(withAlias, (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: withAlias})))
+    expect(await decryptWith(honest, [`awskms:${victim.aliasArn}`])).toBe(secrets(1))
+    expect(kms.calls.at(-1)).toMatchObject({operation: 'Decrypt', requestedKeyId: victim.aliasArn, status: 200})
+    kms.resetStats()
+    const err = await failure(decryptWith(forged, [`awskms:${victim.aliasArn}`]))
+    expect(err).toMatchObject({code: 'ERR_DECRYPT', exitCode: 3})
+    expect(err.message).toMatch(new RegExp(`not wrapped with the key ${victim.aliasArn} points to now \\(the entry names ${attacker.arn}`))
+    expect(kms.calls.map((c) => [c.requestedKeyId, c.errorType])).toEqual([[victim.aliasArn, 'IncorrectKeyException']])
+    // --key naming the victim's key ARN: the attacker's entry is not even tried.
+    kms.resetStats()
+    expect(await failure(decryptWith(forged, [`awskms:${victim.arn}`]))).toMatchObject({code: 'ERR_NO_KEY'})
+    expect(kms.count()).toBe(0)
+    // Ambient credentials call what the entry names, as IAM allows (documented): scope IAM, or pass --key.
+    expect(await withKms(awsEnv(), (_b, k) => decryptText(forged, 'in.yaml', k))).toContain('evil-0')
+  })
+
+  it('a key recorded for an alias must be a key in the alias\'s account and region: refused before any call, with --key or without', async () => {
+    const enc = await encryptFor([`awskms:${key.aliasArn}`], secrets(1))
+    for (const bad of [
+      key.arn.replace(':111122223333:', ':444455556666:'),
+      key.arn.replace(':us-east-1:', ':eu-west-1:'),
+      key.aliasArn!,
+      'not-an-arn',
+    ]) {
+      kms.resetStats()
+      const text = enc.replace(`key: "${key.arn}"`, `key: "${bad}"`)
+      expect(text).not.toBe(enc)
+      for (const keys of [[], [`awskms:${key.aliasArn}`]]) {
+        const err = await failure(withKms(awsEnv(), (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: awsEnv()}))))
+        expect([bad, err.code, err.message]).toEqual([bad, 'ERR_INTEGRITY', expect.stringMatching(/refusing to call it/)])
+      }
+      expect(kms.count()).toBe(0)
+    }
+  })
+
+  it('a re-pointed alias does not strand older Secrets: --key with the old key ARN (or ambient credentials) opens them; the alias alone says what to do', async () => {
+    const k1 = kms.createKey({alias: 'kseal-moving'})
+    const old = await encryptFor([`awskms:${k1.aliasArn}`], secrets(1))
+    const k2 = kms.createKey({})
+    kms.updateAlias('kseal-moving', k2.keyId)
+    const newer = await encryptFor([`awskms:${k1.aliasArn}`], secrets(1))
+    expect(parse(newer).kseal.recipients[0].key).toBe(k2.arn)
+    const open = (text: string, keys: string[]) => withKms(awsEnv(), (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: awsEnv()})))
+    expect(await open(newer, [`awskms:${k1.aliasArn}`])).toBe(secrets(1))
+    const err = await failure(open(old, [`awskms:${k1.aliasArn}`]))
+    expect(err.message).toContain(`add --key awskms:${k1.arn}`)
+    expect(await open(old, [`awskms:${k1.aliasArn}`, `awskms:${k1.arn}`])).toBe(secrets(1))
+    expect(await open(old, [])).toBe(secrets(1))
   })
 })

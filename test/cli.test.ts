@@ -60,7 +60,7 @@ describe('encrypt and decrypt', () => {
     const enc = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`, '-'], {input: secret('a')})
     expect(enc.code).toBe(0)
     expect(enc.stderr).toBe('')
-    expect(enc.stdout).toMatch(/  token: kseal:v1:/)
+    expect(enc.stdout).toMatch(/  token: kseal:v2:/)
     const dec = await kseal(['decrypt', '-k', TEAM_KEY], {input: enc.stdout})
     expect(dec.stdout).toBe(secret('a'))
   })
@@ -73,7 +73,7 @@ describe('encrypt and decrypt', () => {
     chmodSync(f, 0o640)
     expect((await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])).code).toBe(0)
     const once = readFileSync(f, 'utf8')
-    expect(once).toMatch(/token: kseal:v1:/)
+    expect(once).toMatch(/token: kseal:v2:/)
     expect(statSync(f).mode & 0o777).toBe(0o640)
     const mtime = statSync(f).mtimeMs
     expect((await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])).code).toBe(0)
@@ -109,7 +109,7 @@ describe('encrypt and decrypt', () => {
     const child = spawn(process.execPath, [BIN, 'encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, d], {env: cleanEnv() as NodeJS.ProcessEnv, cwd: ROOT})
     const closed = new Promise((r) => child.on('close', r))
     // Kill it once it has started writing: some files are encrypted, others not yet.
-    const written = () => readdirSync(d).some((n) => /^s\d+\.yaml$/.test(n) && readFileSync(path.join(d, n), 'utf8').includes('kseal:v1:'))
+    const written = () => readdirSync(d).some((n) => /^s\d+\.yaml$/.test(n) && readFileSync(path.join(d, n), 'utf8').includes('kseal:v2:'))
     for (let t = 0; t < 400 && !written(); t++) {
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -121,7 +121,7 @@ describe('encrypt and decrypt', () => {
       const text = readFileSync(path.join(d, name), 'utf8')
       if (text === secret(name.replace('.yaml', ''), big)) continue
       encrypted++
-      expect(text).toMatch(/token: kseal:v1:\S+\nkseal:\n/)
+      expect(text).toMatch(/token: kseal:v2:\S+\nkseal:\n/)
       expect(text).toMatch(/  mac: "[A-Za-z0-9+/=]+"\n$/)
     }
     expect(encrypted).toBeGreaterThan(0)
@@ -152,9 +152,10 @@ describe('inspect', () => {
     writeFileSync(f, enc.stdout)
     const json = await kseal(['inspect', '--json', f])
     expect(json.code).toBe(0)
-    expect(JSON.parse(json.stdout)).toEqual([{file: f, document: 1, namespace: 'default', name: 'a', scope: 'namespace', version: 1, recipients: [{backend: 'rsa', kid: 'd5326737ee564566'}], values: 1, plaintext: 0}])
+    expect(JSON.parse(json.stdout)).toEqual([{file: f, document: 1, namespace: 'default', name: 'a', scope: 'namespace', version: 2,
+      encryptedAs: {namespace: 'default', name: null, shown: 'namespace default'}, recipientsAuthenticated: true, recipients: [{backend: 'rsa', kid: 'd5326737ee564566'}], values: 1, plaintext: 0}])
     const table = await kseal(['inspect', f])
-    expect(table.stdout).toMatch(/FILE#DOC\s+SECRET\s+SCOPE\s+FORMAT\s+VALUES\s+RECIPIENTS/)
+    expect(table.stdout).toMatch(/FILE#DOC\s+SECRET\s+SCOPE\s+FORMAT\s+ENCRYPTED AS\s+VALUES\s+RECIPIENTS/)
     expect(table.stdout).toContain(`${f}#1`)
     expect(table.stdout).toContain('rsa:d5326737ee564566')
   })

@@ -197,7 +197,7 @@ describe('kseal encrypt without -r (built CLI)', () => {
     expect(byName.db.scope).toBe('strict')
     expect(byName.db.recipients).toEqual([
       {backend: 'rsa', kid: 'd5326737ee564566'},
-      {backend: 'awskms', kid: ciKey.aliasArn},
+      {backend: 'awskms', kid: ciKey.aliasArn, key: ciKey.arn},
       {backend: 'age', kid: ageRecipient},
     ])
     expect(byName.api.scope).toBe('namespace')

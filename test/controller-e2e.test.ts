@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {keySecret} from '../src/controller/keys.js'
+import {keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keys.js'
 import {sealSecret} from '../src/sealed.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
 import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
@@ -193,7 +193,8 @@ describe('kseal controller, end to end', () => {
     const keyPem = readFileSync(TEAM_KEY, 'utf8')
     const certPem = readFileSync(TEAM_CERT, 'utf8')
     const restoredAt = Date.now()
-    await api('POST', `/api/v1/namespaces/${KEY_NS}/secrets`, keySecret(KEY_NS, {kid: TEAM_KID, keyPem, certPem}, new Date('2020-01-01T00:00:00Z')))
+    const root = trustRootOf(srv.getObject('v1', 'Secret', KEY_NS, TRUST_SECRET) as never)!
+    await api('POST', `/api/v1/namespaces/${KEY_NS}/secrets`, keySecret(KEY_NS, {kid: TEAM_KID, keyPem, certPem}, new Date('2020-01-01T00:00:00Z'), root))
     await until(() => value(secretObj('restored'), 'k') === 'e2e-fixed-value', 'the Secret after the key came back')
     expect(Date.now() - restoredAt).toBeLessThan(1000)
     expect(await first.metric('kseal_keys')).toBe(2)

@@ -38,11 +38,14 @@ async function until<T>(f: () => T | undefined | false | Promise<T | undefined |
   }
 }
 
-function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace = KEY_NS): Secret {
+/** The trust root the key stores of these tests hold. */
+const TEST_ROOT = Buffer.alloc(32, 7)
+
+function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace = KEY_NS, root = TEST_ROOT): Secret {
   const keyPem = readFileSync(name === 'team' ? TEAM_KEY : OTHER_KEY, 'utf8')
   const certPem = readFileSync(name === 'team' ? TEAM_CERT : OTHER_CERT, 'utf8')
   const kid = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, 'x').kid
-  return keySecret(namespace, {kid, keyPem, certPem}, created)
+  return keySecret(namespace, {kid, keyPem, certPem}, created, root)
 }
 
 function recipient(certFile: string): RsaRecipient {
@@ -144,7 +147,7 @@ describe('key store and renewal', () => {
   it('generates the first key, renews it on schedule (injected clock), keeps the old one for decryption, seals to the newest', async () => {
     const ns = 'team-a' // a namespace of its own, so other tests' keys do not interfere
     let now = new Date('2026-01-01T00:00:00Z')
-    const store = new KeyStore({pool, log: silentLogger})
+    const store = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
     const renewer = new KeyRenewer({api, store, namespace: ns, periodMs: 30 * 86_400_000, bits: 2048, now: () => now, log: silentLogger})
     const first = await renewer.ensure()
     expect(first).not.toBeNull()
@@ -157,7 +160,7 @@ describe('key store and renewal', () => {
     now = new Date('2026-01-29T00:00:00Z') // 28 days: not due
     expect(await renewer.ensure()).toBeNull()
     // Another replica's renewer, with nothing loaded yet, finds the key instead of making a second one.
-    const store2 = new KeyStore({pool, log: silentLogger})
+    const store2 = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
     const other = new KeyRenewer({api, store: store2, namespace: ns, periodMs: 30 * 86_400_000, bits: 2048, now: () => now, log: silentLogger})
     expect(await other.ensure()).toBeNull()
     expect(store2.newest()?.kid).toBe(first!.kid)
@@ -176,7 +179,7 @@ describe('key store and renewal', () => {
 
     // The old key still opens what was sealed to it: exactly one decryption, chosen by key id.
     let decryptions = 0
-    const counting = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++})
+    const counting = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     for (const s of srv.listObjects('v1', 'Secret', ns)) counting.upsertSecret(s as Secret)
     const {unsealSealedSecret} = await import('../src/sealed.js')
     const r = await unsealSealedSecret(oldSealed, counting.open)
@@ -191,7 +194,7 @@ describe('key store and renewal', () => {
   })
 
   it('skips a malformed key Secret and refuses a certificate that does not match its key', () => {
-    const store = new KeyStore({pool, log: silentLogger})
+    const store = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
     const good = fixtureKeySecret('other', new Date())
     const team = fixtureKeySecret('team', new Date())
     const mismatched = {...good, metadata: {...good.metadata, name: 'mismatch'}, data: {'tls.key': good.data!['tls.key'], 'tls.crt': team.data!['tls.crt']}}
@@ -211,7 +214,7 @@ describe('reconciler', () => {
   const otherRecipient = () => recipient(OTHER_CERT)
 
   beforeAll(() => {
-    store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++})
+    store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z')))
     reconciler = new Reconciler({api, open: store.open, log: silentLogger, identity: 'test-replica'})
   })
@@ -253,6 +256,14 @@ describe('reconciler', () => {
     expect(ev[0]).toMatchObject({type: 'Normal', reason: 'Unsealed', source: {component: 'kseal-controller'}, reportingComponent: 'kseal-controller',
       involvedObject: {kind: 'SealedSecret', apiVersion: 'kseal.dev/v1', name: 'db', namespace: ns, uid: s.metadata.uid}})
     expect(JSON.stringify(ev)).not.toContain('hunter2')
+  })
+
+  it('writes key names such as __proto__, constructor and valueOf like any other key', async () => {
+    const names = ['__proto__', 'constructor', 'valueOf', 'toString', 'hasOwnProperty']
+    await apply('protos', Object.fromEntries(names.map((k) => [k, `v-${k}`])))
+    expect(await reconciler.reconcile(get('protos'))).toMatchObject({result: 'unsealed'})
+    const data = secretOf('protos')!.data!
+    for (const k of names) expect([k, Object.hasOwn(data, k) && Buffer.from(data[k], 'base64').toString()]).toEqual([k, `v-${k}`])
   })
 
   it('does not decrypt (or write anything) again when the Secret already matches the spec', async () => {

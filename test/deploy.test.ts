@@ -189,6 +189,12 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
     expect([...np.spec.policyTypes].sort()).toEqual(['Egress', 'Ingress'])
     expect(np.spec.ingress.length).toBeGreaterThan(0)
     for (const rule of np.spec.ingress) expect(rule.ports).toEqual([{protocol: 'TCP', port: 8080}])
+    // Every rule names its callers: the API server (service proxy) by address, and in-cluster callers
+    // only from namespaces that opt in with a label.
+    for (const rule of np.spec.ingress) expect(rule.from?.length).toBeGreaterThan(0)
+    const selectors = np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.namespaceSelector).map((f: Obj) => f.namespaceSelector.matchLabels)
+    expect(selectors).toEqual([{'kseal.dev/seal-access': 'true'}, {'kseal.dev/metrics-access': 'true'}])
+    expect(np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.ipBlock)).toHaveLength(1)
     const egress = np.spec.egress.flatMap((r: Obj) => {
       expect(r.ports?.length).toBeGreaterThan(0)
       return r.ports.map((p: Obj) => `${p.protocol}/${p.port}`)

@@ -128,10 +128,10 @@ describe('kseal edit', () => {
     const after = readFileSync(c.file, 'utf8')
     const wrapped = (t: string) => t.match(/wrapped: .*/g)
     expect(wrapped(after)).toEqual(wrapped(encrypted)) // same data key, not re-wrapped
-    expect(after).toMatch(/\n {2}added: "kseal:v1:\S+"\n/)
+    expect(after).toMatch(/\n {2}added: "kseal:v2:\S+"\n/)
     expect(after).not.toMatch(/mode:/)
     for (const key of ['user', 'password', 'cert', 'token', 'key']) {
-      const token = (t: string) => t.match(new RegExp(`\\n {2}${key}: (?:\\|\\n {4})?("?kseal:v1:[^\\n]+)`))![1]
+      const token = (t: string) => t.match(new RegExp(`\\n {2}${key}: (?:\\|\\n {4})?("?kseal:v2:[^\\n]+)`))![1]
       expect(token(after)).toBe(token(encrypted))
     }
     expect(await decrypt(c.file)).toBe(PLAIN.replace("  mode: 'on'\n", '').replace('  user: admin\n', '  user: admin\n  added: "new value"\n'))
@@ -168,7 +168,7 @@ describe('kseal edit', () => {
     expect(existsSync(c.log)).toBe(false)
     const r = await edit(c.file, c.tmp, {EDITOR: ed}, ['-r', `rsa:${OTHER_CERT}`, '--scope', 'namespace'])
     expect(r.code).toBe(0)
-    expect(readFileSync(c.file, 'utf8').match(/kseal:v1:/g)).toHaveLength(6)
+    expect(readFileSync(c.file, 'utf8').match(/kseal:v2:/g)).toHaveLength(6)
     expect(readFileSync(c.file, 'utf8').match(/scope: "namespace"/g)).toHaveLength(2)
     expect(await decrypt(c.file)).toBe(PLAIN.replace('key: abc', 'key: xyz'))
   })
@@ -187,7 +187,7 @@ describe('kseal edit with .kseal.yaml rules', () => {
     const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i 's/abc/xyz/' "$1"`)})
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
-    expect(after.match(/kseal:v1:/g)).toHaveLength(6)
+    expect(after.match(/kseal:v2:/g)).toHaveLength(6)
     expect(after.match(/scope: "namespace"/g)).toHaveLength(2)
     expect(await decrypt(c.file)).toBe(PLAIN.replace('key: abc', 'key: xyz'))
   })
@@ -203,7 +203,7 @@ describe('kseal edit with .kseal.yaml rules', () => {
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
     expect(after.startsWith(encrypted)).toBe(true)
-    expect(after.slice(encrypted.length)).toMatch(/x: kseal:v1:\S+\nkseal:\n {2}version: 1\n {2}scope: "namespace"/)
+    expect(after.slice(encrypted.length)).toMatch(/x: kseal:v2:\S+\nkseal:\n {2}version: 2\n {2}scope: "namespace"\n {2}namespace: "prod"/)
     expect(await decrypt(c.file)).toBe(PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n')
   })
 

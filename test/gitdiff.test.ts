@@ -56,14 +56,13 @@ beforeAll(async () => {
   writeFileSync(path.join(repo, 'db.yaml'), v1)
   git(['add', '.'])
   git(['commit', '-q', '-m', 'db'])
-  // Change one value, remove one, add one — through kseal encrypt, which adds plaintext values to an
-  // encrypted Secret with its own data key, so every other value keeps its ciphertext.
-  const edited = v1
-    .replace(/ {2}password: \S+\n/, '  password: n3w-pass\n')
-    .replace(/ {2}removed: \S+\n/, '')
-    .replace(/( {2}user: \S+\n)/, '$1  added: fresh\n')
-  writeFileSync(path.join(repo, 'db.yaml'), edited)
-  const r = await kseal(['encrypt', '-i', '-k', OTHER_KEY, path.join(repo, 'db.yaml')])
+  // Change one value, remove one, add one — through kseal edit, which re-encrypts with the Secret's
+  // own data key, so every other value keeps its ciphertext. (kseal encrypt only adds values: a value
+  // changed or removed by hand is refused, as the MAC over the rest can no longer be checked.)
+  const script = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-editor-')), 'editor.sh')
+  writeFileSync(script, "#!/bin/sh\nsed -i -e 's/^  password: .*/  password: n3w-pass/' -e '/^  removed: /d' -e 's/^\\(  user: .*\\)$/\\1\\n  added: fresh/' \"$1\"\n", {mode: 0o755})
+  const r = await kseal(['edit', '-k', OTHER_KEY, path.join(repo, 'db.yaml')], {env: cleanEnv({EDITOR: script})})
+  expect(r.stderr).toMatch(/saved, encrypted/)
   expect(r.code).toBe(0)
   v2 = readFileSync(path.join(repo, 'db.yaml'), 'utf8')
 })
@@ -75,7 +74,7 @@ describe('git diff with the kseal textconv', () => {
     const r = git(['diff'], {KSEAL_KEYS: OTHER_KEY})
     expect(r.code).toBe(0)
     expect(changes(r.stdout).sort()).toEqual(['+  added: fresh', '+  password: n3w-pass', '-  password: s3cr3t', '-  removed: gone-soon'])
-    expect(r.stdout).not.toContain('kseal:v1:')
+    expect(r.stdout).not.toContain('kseal:v2:')
     expect(r.stdout).not.toContain('mac:')
   })
 
@@ -88,7 +87,7 @@ describe('git diff with the kseal textconv', () => {
     ])
     const fp = (sign: string, key: string) => lines.find((l) => l.startsWith(`${sign}  ${key}:`))!.split(': ')[1]
     expect(fp('-', 'password')).not.toBe(fp('+', 'password'))
-    for (const secret of ['s3cr3t', 'n3w-pass', 'gone-soon', 'fresh', 'admin', 'kseal:v1:']) expect(r.stdout).not.toContain(secret)
+    for (const secret of ['s3cr3t', 'n3w-pass', 'gone-soon', 'fresh', 'admin', 'kseal:v2:']) expect(r.stdout).not.toContain(secret)
   })
 
   it('git log -p shows the history decrypted for a key holder', () => {
@@ -102,7 +101,7 @@ describe('git diff with the kseal textconv', () => {
     expect(changes(first)).toContain('+  password: s3cr3t')
     expect(changes(first)).toContain('+    line one')
     // The envelope, reduced to what a reviewer can read.
-    expect(first).toContain('+kseal:\n+  version: 1\n+  scope: "strict"\n+  recipients:\n+    - backend: "rsa"\n+      kid: "886d5b01b46231a8"\n')
+    expect(first).toContain('+kseal:\n+  version: 2\n+  scope: "strict"\n+  namespace: "prod"\n+  name: "db"\n+  recipients:\n+    - backend: "rsa"\n+      kid: "886d5b01b46231a8"\n')
   })
 
   it('writes no file: the decrypted text only goes to git through stdout', () => {
@@ -144,7 +143,7 @@ describe('kseal textconv never fails a diff', () => {
 
   it('falls back to fingerprints for a tampered Secret or a key source that does not exist', () => {
     const f = path.join(tmp, 'tampered.yaml')
-    writeFileSync(f, v2.replace(/(password: kseal:v1:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A')))
+    writeFileSync(f, v2.replace(/(password: kseal:v2:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A')))
     for (const env of [{KSEAL_KEYS: OTHER_KEY}, {KSEAL_KEYS: '/nonexistent/key'}]) {
       const r = textconv(f, env)
       expect(r.status).toBe(0)

@@ -48,7 +48,7 @@ beforeAll(async () => {
   const r = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: PLAIN})
   expect(r.code).toBe(0)
   encrypted = r.stdout
-  expect(encrypted.match(/kseal:v1:/g)).toHaveLength(4)
+  expect(encrypted.match(/kseal:v2:/g)).toHaveLength(4)
 })
 
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -101,7 +101,7 @@ describe('kseal krm failures', () => {
     }])
     // All or nothing: the Secrets that could be decrypted are not, so no plaintext leaves.
     expect(r.stdout).not.toContain('s3cr3t')
-    expect(out.items[1].stringData.password).toMatch(/^kseal:v1:/)
+    expect(out.items[1].stringData.password).toMatch(/^kseal:v2:/)
     expect(r.stderr).toMatch(/^kseal: document 1 \(Secret prod\/foreign in item 4\): no key for this Secret/)
   })
 

@@ -57,7 +57,7 @@ describe('malformed input (kseal encrypt -i)', () => {
     expect(r.stderr).toContain(`${path.join(dir, 'missing.yaml')}: cannot read: no such file or directory`)
     expect(r.stderr).toContain(`${bad}: document 1 (Secret d/x): data.a: not valid base64`)
     expect(r.code).toBe(2) // the most severe of 1 and 2
-    expect(readFileSync(good, 'utf8')).toMatch(/a: kseal:v1:/)
+    expect(readFileSync(good, 'utf8')).toMatch(/a: kseal:v2:/)
   })
 
   it('a directory with no manifests → exit 2', async () => {

@@ -49,7 +49,7 @@ beforeAll(async () => {
   const r = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: PLAIN})
   expect(r.code).toBe(0)
   encrypted = r.stdout
-  expect(encrypted.match(/kseal:v1:/g)).toHaveLength(5)
+  expect(encrypted.match(/kseal:v2:/g)).toHaveLength(5)
 })
 
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -84,7 +84,7 @@ describe('kseal decrypt in a pipe', () => {
   })
 
   it('a tampered value or a malformed document after valid ones yields no partial output', async () => {
-    const tampered = encrypted.replace(/(password: "kseal:v1:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A'))
+    const tampered = encrypted.replace(/(password: "kseal:v2:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A'))
     const t = await kseal(['decrypt'], {...withKey, input: tampered})
     expect(t.code).toBe(3)
     expect(t.stdout).toBe('')

@@ -9,7 +9,7 @@ import {isKsealError} from '../src/errors.js'
 import {inspectText} from '../src/inspect.js'
 import {decryptText, encryptText} from '../src/transform.js'
 import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
-import {keyringFor, teamRecipient, testBackends} from './support/keys.js'
+import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
 
 const backends = testBackends()
 const keyring = keyringFor(backends)
@@ -133,7 +133,7 @@ describe('properties', () => {
     await fc.assert(fc.asyncProperty(usualSecret.filter(hasCanary), fc.nat(), async (g, at) => {
       const enc = await encryptText(render(g), 'gen', {recipients: [recipient], scope: g.scope})
       // Flip one character inside some token.
-      const tokens = [...enc.matchAll(/kseal:v1:[A-Za-z0-9_-]+/g)]
+      const tokens = [...enc.matchAll(/kseal:v2:[A-Za-z0-9_-]+/g)]
       const m = tokens[at % tokens.length]
       const pos = m.index! + 9 + (at % (m[0].length - 9))
       const tampered = enc.slice(0, pos) + (enc[pos] === 'A' ? 'B' : 'A') + enc.slice(pos + 1)
@@ -148,6 +148,28 @@ describe('properties', () => {
         }
       }
     }), {numRuns: 60})
+  })
+
+  it('any change to the recipient set (an entry added, removed, duplicated or altered in any field) is refused, never decrypted', async () => {
+    const team = await teamRecipient(backends)
+    const other = await otherRecipient(backends)
+    const entry = fc.record({backend: fc.constantFrom('rsa', 'age', 'awskms', 'x'), kid: fc.string({minLength: 1, maxLength: 20}), wrapped: fc.base64String({minLength: 4, maxLength: 40})})
+    const change = fc.oneof(
+      entry.map((e) => (rs: Record<string, string>[]) => [...rs, e]),
+      fc.nat().map((i) => (rs: Record<string, string>[]) => rs.filter((_, j) => j !== 1 + (i % (rs.length - 1)))),
+      fc.nat().map((i) => (rs: Record<string, string>[]) => [...rs, rs[i % rs.length]]),
+      fc.tuple(fc.nat(), fc.constantFrom('backend', 'kid', 'wrapped', 'key', 'extra'), fc.string({minLength: 1, maxLength: 8})).map(([i, f, v]) => (rs: Record<string, string>[]) =>
+        rs.map((r, j) => (j === 1 + (i % (rs.length - 1)) ? {...r, [f]: (r[f] ?? '') + v} : r))),
+    )
+    await fc.assert(fc.asyncProperty(usualSecret.filter((g) => Object.keys(g.data).length + Object.keys(g.stringData).length > 0), change, async (g, f) => {
+      const enc = await encryptText(render(g), 'gen', {recipients: [team, other], scope: g.scope})
+      const doc = parseDocument(enc, {version: '1.1'})
+      const before = (doc.getIn(['kseal', 'recipients']) as {toJSON(): Record<string, string>[]}).toJSON()
+      const after = f(before)
+      fc.pre(JSON.stringify(after) !== JSON.stringify(before))
+      doc.setIn(['kseal', 'recipients'], doc.createNode(after))
+      await expect(decryptText(doc.toString(), 'gen', keyring)).rejects.toMatchObject({exitCode: 3})
+    }), {numRuns: 40})
   })
 
   it('through the CLI: the canary is absent from stdout, stderr and --json of a failed and a good run', async () => {

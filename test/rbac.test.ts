@@ -77,7 +77,7 @@ async function sealed(name: string, stringData: Record<string, string>, extra: P
 
 describe('deploy/rbac.yaml', () => {
   it('allows every request the controller makes, and grants nothing it does not use', async () => {
-    await until(() => srv.listObjects('v1', 'Secret', KEY_NS).length > 0, 'the key Secret')
+    await until(() => srv.listObjects('v1', 'Secret', KEY_NS).some((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active'), 'the key Secret')
     await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 || undefined, 'ready')
     const secret = (n: string) => srv.getObject<KubeObject>('v1', 'Secret', NS, n)
     // Test-side writes go straight into the store: only the controller's requests reach the log.

@@ -10,7 +10,7 @@ const PLAIN = readFileSync(path.join(FIXTURES, 'corpus', 'app-stack.yaml'), 'utf
 let dir: string
 let encTeam: string
 
-const tokens = (t: string) => [...t.matchAll(/kseal:v1:[A-Za-z0-9_-]+/g)].map((m) => m[0])
+const tokens = (t: string) => [...t.matchAll(/kseal:v2:[A-Za-z0-9_-]+/g)].map((m) => m[0])
 const envelopeOf = (t: string) => /\nkseal:\n(?: {2}.*\n)+/.exec(t)![0]
 
 beforeAll(async () => {
@@ -21,14 +21,16 @@ beforeAll(async () => {
 })
 
 describe('kseal rotate (recipients)', () => {
-  it('adding a recipient keeps every value\'s ciphertext and the MAC; the diff is only the new entry', async () => {
+  it('adding a recipient keeps every value\'s ciphertext; the diff is the new entry and the MAC (which covers the recipients)', async () => {
     const r = await kseal(['rotate', '-k', TEAM_KEY, '--add-recipient', `rsa:${OTHER_CERT}`], {input: encTeam})
     expect(r.code).toBe(0)
     expect(tokens(r.stdout)).toEqual(tokens(encTeam))
     expect(r.stderr).toContain(`rotated (stdin): document 2 (Secret payments/payments-db): +rsa:${OTHER_KID}`)
-    // Only lines inside the envelope's recipient list were added.
-    const before = encTeam.split('\n')
-    const after = r.stdout.split('\n')
+    // Only lines inside the envelope's recipient list were added, and each MAC changed.
+    const noMac = (t: string) => t.replace(/\n {2}mac: ".*"/g, '')
+    expect(r.stdout.match(/\n {2}mac: ".*"/g)).not.toEqual(encTeam.match(/\n {2}mac: ".*"/g))
+    const before = noMac(encTeam).split('\n')
+    const after = noMac(r.stdout).split('\n')
     const at = after.findIndex((l, i) => l !== before[i])
     expect(after.slice(at, at + 3)).toEqual([`    - backend: "rsa"`, `      kid: "${OTHER_KID}"`, expect.stringMatching(/^ {6}wrapped: "/)])
     expect([...after.slice(0, at), ...after.slice(at + 3)]).toEqual(before)

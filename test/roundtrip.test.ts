@@ -63,7 +63,7 @@ describe('round trip over the corpus', () => {
     expect(encrypted).toContain(deployment)
     expect(encrypted.endsWith(configMap)).toBe(true)
     // Comments and key names stay readable for review.
-    for (const line of ['# The database credentials.', 'name: payments-db   # keep in sync with the Deployment', '  # username is base64 of "payments"', '  DATABASE_URL: "kseal:v1:', "  'api-key': 'kseal:v1:", '# end of the Secret']) {
+    for (const line of ['# The database credentials.', 'name: payments-db   # keep in sync with the Deployment', '  # username is base64 of "payments"', '  DATABASE_URL: "kseal:v2:', "  'api-key': 'kseal:v2:", '# end of the Secret']) {
       expect(encrypted).toContain(line)
     }
   })
@@ -96,9 +96,9 @@ describe('round trip over the corpus', () => {
   it('writes a flow-mapping envelope for JSON and keeps it valid JSON', async () => {
     const original = readFileSync(path.join(corpusDir, 'secret.json'), 'utf8')
     const enc = JSON.parse(await encrypt(original))
-    expect(enc.kseal.version).toBe(1)
+    expect(enc.kseal.version).toBe(2)
     expect(enc.kseal.recipients[0]).toMatchObject({backend: 'rsa', kid: 'd5326737ee564566'})
-    expect(enc.data.password).toMatch(/^kseal:v1:/)
+    expect(enc.data.password).toMatch(/^kseal:v2:/)
   })
 
   it('gives unchanged values the same ciphertext when values are added later', async () => {
@@ -106,9 +106,9 @@ describe('round trip over the corpus', () => {
     const enc = await encrypt(original)
     const added = enc.replace('stringData:\n', 'stringData:\n  b: second\n')
     const again = await encryptText(added, 'x', {recipients: [await teamRecipient(backends)], scope: 'strict', keyring})
-    const tokenA = /  a: (kseal:v1:\S+)/.exec(enc)![1]
+    const tokenA = /  a: (kseal:v2:\S+)/.exec(enc)![1]
     expect(again).toContain(`  a: ${tokenA}`)
-    expect(again).toMatch(/  b: kseal:v1:/)
+    expect(again).toMatch(/  b: kseal:v2:/)
     expect(await decryptText(again, 'x', keyring)).toBe(original.replace('stringData:\n', 'stringData:\n  b: second\n'))
   })
 
@@ -123,7 +123,7 @@ describe('round trip over the corpus', () => {
       const text = secret(body)
       const enc = await encrypt(text)
       const value = parse(text, {version: '1.1'}).stringData.a
-      expect(parse(enc, {version: '1.1'}).stringData.a).toMatch(/^kseal:v1:/)
+      expect(parse(enc, {version: '1.1'}).stringData.a).toMatch(/^kseal:v2:/)
       const dec = await decryptText(enc, 'x', keyring)
       expect(dec).toBe(secret(back))
       expect(parse(dec, {version: '1.1'}).stringData.a).toBe(value)
@@ -132,7 +132,7 @@ describe('round trip over the corpus', () => {
     it('an empty keep block in a Secret inside a List goes deeper than its key', async () => {
       const text = 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: l}\n    stringData:\n      a: |+\n        \n'
       const enc = await encrypt(text)
-      expect(enc).toMatch(/\n      a: \|\+\n        kseal:v1:/)
+      expect(enc).toMatch(/\n      a: \|\+\n        kseal:v2:/)
       expect(await decryptText(enc, 'x', keyring)).toBe(text.replace(/ +\n$/, '\n'))
     })
 

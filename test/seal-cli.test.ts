@@ -165,7 +165,7 @@ describe('kseal seal --merge-into', () => {
     expect(docs(u.stdout)[0].data).toEqual({password: b64('rotated'), username: b64('admin'), 'api-token': b64('t0k3n')})
 
     // Tampering with the merged file (a value dropped) is exit 3, and nothing reaches stdout.
-    const tampered = file('tampered.yaml', text.replace(/\n {4}api-token: kseal:v1:[A-Za-z0-9_-]+/, ''))
+    const tampered = file('tampered.yaml', text.replace(/\n {4}api-token: kseal:v2:[A-Za-z0-9_-]+/, ''))
     const t = await kseal(['unseal', '--key', OTHER_KEY, tampered])
     expect(t.code).toBe(3)
     expect(t.stdout).toBe('')
@@ -228,7 +228,7 @@ describe('errors and exit codes', () => {
     expect(r.code).toBe(3)
     expect(r.stdout).toBe('')
     expect(r.stderr).toMatch(/no key for this SealedSecret: it is sealed for rsa:[0-9a-f]{16}/)
-    const token = /password: (kseal:v1:[A-Za-z0-9_-]+)/.exec(sealed)![1]
+    const token = /password: (kseal:v2:[A-Za-z0-9_-]+)/.exec(sealed)![1]
     const mid = Math.floor(token.length / 2)
     const altered = sealed.replace(token, token.slice(0, mid) + (token[mid] === 'A' ? 'B' : 'A') + token.slice(mid + 1))
     const t = await kseal(['unseal', '--key', OTHER_KEY], {input: altered})

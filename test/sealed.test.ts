@@ -229,9 +229,9 @@ describe('tampering with a sealed SealedSecret', () => {
     expect(await tamper((s) => ((s.spec.envelope as unknown as Obj).parts = []))).toBe('ERR_INTEGRITY')
   })
   it('refuses versions it does not know', async () => {
-    expect(await tamper((s) => (s.spec.envelope.version = 2))).toBe('ERR_VERSION')
+    expect(await tamper((s) => ((s.spec.envelope as {version: number}).version = 3))).toBe('ERR_VERSION')
     expect(await tamper((s) => (s.apiVersion = 'kseal.dev/v2'))).toBe('ERR_VERSION')
-    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v1:', 'kseal:v9:')))).toBe('ERR_VERSION')
+    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v2:', 'kseal:v9:')))).toBe('ERR_VERSION')
   })
   it('names the value that does not belong', async () => {
     const s = clone(base)
@@ -375,8 +375,26 @@ describe('sealedSpecHash and recipientKids', () => {
   })
 })
 
-describe('the frozen vector', () => {
-  it('still opens to the same Secret', async () => {
+describe('the frozen vectors', () => {
+  it.each(['v1', 'v2'])('merged-%s still opens to the same Secret', async (v) => {
+    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.sealed.yaml`), 'utf8'), {version: '1.1'}) as SealedSecretObject
+    const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.expected.yaml`), 'utf8'), {version: '1.1'})
+    expect(sealed.spec.envelope.version).toBe(Number(v.slice(1)))
+    expect(sealed.spec.envelope.parts).toHaveLength(2)
+    const r = await unseal(sealed)
+    expect(r.secret).toEqual(expected)
+  })
+  it('format 2 parts authenticate their recipients; editing version to 1 is refused', async () => {
+    const text = readFileSync(path.join(FIXTURES, 'sealed', 'merged-v2.sealed.yaml'), 'utf8')
+    const load = () => parse(text, {version: '1.1'}) as SealedSecretObject
+    const added = load()
+    added.spec.envelope.parts[0].recipients.push({backend: 'age', kid: 'age1fwj0v0ehul0kjmnv0drtk6azlhnqk6tcpak8cd4tx6nn5h3n4qpsgv8hc3', wrapped: 'eA=='})
+    await expect(unseal(added)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/part 1.*recipients were altered/)})
+    const down = load()
+    ;(down.spec.envelope as {version: number}).version = 1
+    await expect(unseal(down)).rejects.toMatchObject({exitCode: 3})
+  })
+  it('merged-v1 (format 1) still opens to the same Secret', async () => {
     const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.sealed.yaml'), 'utf8'), {version: '1.1'}) as SealedSecretObject
     const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.expected.yaml'), 'utf8'), {version: '1.1'})
     expect(sealed.spec.envelope.parts).toHaveLength(2)
@@ -446,6 +464,38 @@ describe('loadCertificate', () => {
     expect(await failure(loadCertificate(OTHER_KEY, ctx))).toMatchObject({code: 'ERR_CONFIG', message: expect.stringContaining('private key')})
     expect(await failure(loadCertificate('missing.crt', ctx))).toMatchObject({code: 'ERR_IO'})
     expect(await failure(resolveCertificate({}, ctx))).toMatchObject({code: 'ERR_USAGE'})
+  })
+  it('never follows a redirect', async () => {
+    const to = http.createServer((_req, res) => {
+      res.writeHead(302, {location: `${base}/v1/cert.pem?via=redirect`})
+      res.end()
+    })
+    await new Promise<void>((r) => to.listen(0, '127.0.0.1', r))
+    try {
+      const e = await failure(loadCertificate(`http://127.0.0.1:${(to.address() as AddressInfo).port}/v1/cert.pem`, ctx))
+      expect(e).toMatchObject({code: 'ERR_IO', message: expect.stringMatching(/HTTP 302: redirected to http:\/\/127\.0\.0\.1:\d+\/v1\/cert\.pem; kseal does not follow redirects/)})
+    } finally {
+      to.closeAllConnections()
+      await new Promise((r) => to.close(r))
+    }
+  })
+  it('over plain http to a host that is not loopback, requires a fingerprint pin, and any source checks a given pin', async () => {
+    const seen: string[] = []
+    const fetchStub = (async (u: URL) => {
+      seen.push(String(u))
+      return new Response(pem, {status: 200, headers: {'content-type': 'application/x-pem-file'}})
+    }) as unknown as typeof fetch
+    const url = 'http://kseal-controller.kseal-system:8080/v1/cert.pem'
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub}))).toMatchObject({code: 'ERR_USAGE', message: expect.stringMatching(/refusing to fetch the sealing certificate over plain HTTP from kseal-controller\.kseal-system:8080.*--cert-sha256/)})
+    expect(seen).toEqual([])
+    const {certFingerprint} = await import('../src/sealed/cert.js')
+    const pin = certFingerprint(pem)
+    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin})).recipient.kid).toBe(other.kid)
+    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin.replace(/:/g, '').toLowerCase()})).recipient.kid).toBe(other.kid)
+    const wrong = pin.replace(/^../, pin.startsWith('00') ? '11' : '00')
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/fingerprint is .* not the one pinned/)})
+    expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY'})
+    expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: 'nope'}))).toMatchObject({code: 'ERR_USAGE'})
   })
   it('never shows credentials or query strings from the URL', async () => {
     const e = await failure(loadCertificate(`http://user:hunter2@127.0.0.1:${(server.address() as AddressInfo).port}/nope?token=s3cr3t`, ctx))

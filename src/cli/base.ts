@@ -7,8 +7,9 @@ import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 import {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
-import {EXIT, isKsealError, type KsealError, worstExit} from '../errors.js'
+import {EXIT, isKsealError, type KsealError, scrubUrls, worstExit} from '../errors.js'
 import {Keyring} from '../keyring.js'
+import {type Expanded, expandPaths, skippedNote} from '../files.js'
 
 export abstract class KsealCommand extends Command {
   static override baseFlags = {
@@ -43,6 +44,14 @@ export abstract class KsealCommand extends Command {
     if (this.debugMode && e.stack) process.stderr.write(e.stack + '\n')
   }
 
+  /** Expands PATH arguments; symbolic links skipped in directory walks get a one-line note. */
+  protected async expand(paths: string[], quiet: boolean): Promise<Expanded> {
+    const e = await expandPaths(paths)
+    const note = skippedNote(e.skipped ?? [])
+    if (note) this.note(note, quiet)
+    return e
+  }
+
   protected note(msg: string, quiet: boolean): void {
     if (!quiet) process.stderr.write(`kseal: ${msg}\n`)
   }
@@ -55,11 +64,11 @@ export abstract class KsealCommand extends Command {
     }
     // oclif's own parse errors (unknown flag, missing argument) are usage errors.
     if (err.oclif?.exit !== undefined || /Nonexistent flag|Unexpected argument|Expected --|Missing required|Parsing --/.test(err.message)) {
-      process.stderr.write(`kseal: ${err.message.split('\n')[0]}\nSee: kseal ${this.id ?? ''} --help\n`)
+      process.stderr.write(`kseal: ${scrubUrls(err.message.split('\n')[0])}\nSee: kseal ${this.id ?? ''} --help\n`)
       process.exitCode = err.oclif?.exit === 0 ? 0 : EXIT.USAGE
       return
     }
-    process.stderr.write(`kseal: unexpected error: ${err.message}\n`)
+    process.stderr.write(`kseal: unexpected error: ${scrubUrls(err.message)}\n`)
     if (this.debugMode && err.stack) process.stderr.write(err.stack + '\n')
     process.exitCode = EXIT.RUNTIME
   }

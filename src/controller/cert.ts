@@ -7,7 +7,7 @@
 import crypto from 'node:crypto'
 import {KsealError} from '../errors.js'
 import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, statusHint} from './client.js'
-import {KEY_CREATED_ANNOTATION, KEY_SELECTOR} from './keys.js'
+import {KEY_LABEL, KEY_LABEL_ACTIVE, KEY_SELECTOR, KEY_WATCH_SELECTOR, parseKeySecret, TRUST_SECRET, trustRootOf} from './keys.js'
 import {clusterApi, describeError, loadKubeConfig, type KubeOptions} from './kube.js'
 
 export {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, type ControllerRef, type ControllerTarget} from './client.js'
@@ -32,17 +32,29 @@ export async function fetchControllerCert(ref: ControllerRef | ControllerTarget,
   return checkPem(body, where)
 }
 
-/** The newest sealing certificate, read from the key Secrets themselves (needs read access to them). */
+/**
+ * The newest sealing certificate, read from the key Secrets themselves (needs read access to them):
+ * only keys the trust root vouches for count, as for the controller.
+ */
 export async function newestKeyCert(o: KubeOptions & {namespace: string}): Promise<string> {
   const api = await clusterApi(await loadKubeConfig(o), {attempts: 3})
   let items
   try {
-    items = (await api.listSecrets(o.namespace, KEY_SELECTOR)).items
+    items = (await api.listSecrets(o.namespace, KEY_WATCH_SELECTOR)).items
   } catch (e) {
     throw new KsealError('ERR_BACKEND', `cannot list the key Secrets in ${o.namespace}: ${describeError(e)}`)
   }
-  const created = (s: (typeof items)[number]) => new Date(String(s.metadata?.annotations?.[KEY_CREATED_ANNOTATION] ?? s.metadata?.creationTimestamp ?? 0)).getTime() || 0
-  const newest = items.filter((s) => s.data?.['tls.crt']).sort((a, b) => created(a) - created(b)).at(-1)
-  if (!newest) throw new KsealError('ERR_BACKEND', `no sealing key Secret (label ${KEY_SELECTOR}) in namespace ${o.namespace}`)
-  return checkPem(Buffer.from(newest.data!['tls.crt'], 'base64').toString('utf8'), `Secret ${o.namespace}/${newest.metadata?.name}`)
+  const root = items.map(trustRootOf).find((r) => r !== null)
+  if (!root) throw new KsealError('ERR_BACKEND', `no trust root (Secret ${TRUST_SECRET}) in namespace ${o.namespace}: the controller has not started there yet`)
+  const now = new Date()
+  const trusted = items.flatMap((s) => {
+    try {
+      return s.metadata?.labels?.[KEY_LABEL] === KEY_LABEL_ACTIVE ? [parseKeySecret(s, root, now)] : []
+    } catch {
+      return []
+    }
+  })
+  const newest = trusted.sort((a, b) => a.created.getTime() - b.created.getTime()).at(-1)
+  if (!newest) throw new KsealError('ERR_BACKEND', `no trusted sealing key Secret (label ${KEY_SELECTOR}) in namespace ${o.namespace}`)
+  return checkPem(newest.certPem, `Secret ${o.namespace}/${newest.secretName}`)
 }

@@ -22,12 +22,29 @@ export interface HttpHandlers {
   maxBodyBytes?: number
   /** Admits one `/v1/rotate` request: 0, or the seconds to wait before asking again (answered 429). */
   rotateAdmit?(): number
+  /** Listener limits (defaults: HTTP_LIMITS). */
+  limits?: Partial<HttpLimits>
 }
+
+/**
+ * The listener's limits, so slow or numerous clients cannot hold it: how long a client may take to
+ * send its headers and its whole request, and how many connections may be open at once (more are
+ * closed as they arrive). Node's own defaults are 60 s, 300 s and no limit.
+ */
+export interface HttpLimits {
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  maxConnections: number
+}
+
+export const HTTP_LIMITS: HttpLimits = {headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxConnections: 256}
 
 export interface HttpServer {
   /** `host:port` actually bound (the port is real even when 0 was asked for). */
   address: string
   port: number
+  /** Open connections now. */
+  connections(): Promise<number>
   close(): Promise<void>
 }
 
@@ -42,7 +59,13 @@ export function parseListen(s: string): {host?: string; port: number} {
 
 export async function startHttpServer(listen: string, h: HttpHandlers): Promise<HttpServer> {
   const {host, port} = parseListen(listen)
-  const server: Server = createServer((req, res) => {
+  const limits = {...HTTP_LIMITS, ...h.limits}
+  const server: Server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // How often those timeouts are checked: often enough to hold them within a fraction of themselves.
+    connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+  }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     const send = (code: number, type: string, body: string, extra: Record<string, string> = {}) => {
       res.writeHead(code, {'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra})
@@ -103,6 +126,7 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
     }
   })
   server.keepAliveTimeout = 5000
+  server.maxConnections = limits.maxConnections
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new KsealError('ERR_IO', `cannot listen on ${listen}: ${e.code === 'EADDRINUSE' ? 'address in use' : e.code === 'EACCES' ? 'permission denied' : e.message}`)))
@@ -112,6 +136,7 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     port: a.port,
+    connections: () => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n ?? 0))),
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve())
       server.closeAllConnections()

@@ -3,12 +3,24 @@
  * namespace, labelled `kseal.dev/sealing-key: active`. Every replica loads all of them (each opens
  * the SealedSecrets sealed to it, chosen by key id); the newest is the one published for sealing.
  * Only the leader generates: on first start, and again each renew period.
+ *
+ * Trust: a label is not enough (anything that can create a Secret in the namespace, or a
+ * SealedSecret unsealed into it, could set one). A key Secret is loaded only when it carries
+ * `kseal.dev/key-mac`: an HMAC over its namespace, name, key id, creation time and certificate,
+ * keyed with the trust root — 32 random bytes the controller keeps in the Secret `kseal-key-trust`
+ * (label `kseal.dev/sealing-key: trust-root`) of the same namespace, which only the controller and
+ * administrators can read. The controller signs the keys it generates; an administrator imports a
+ * key with `kseal keys import` (which signs it with the root) or restores the namespace's keys
+ * together with the trust root from a backup. When the controller creates the trust root (first
+ * start, or the first start of a version with this check), it adopts the key Secrets already there,
+ * logging each one. Keys dated in the future and RSA keys under 2048 bits are refused.
  */
 import crypto from 'node:crypto'
 import {promisify} from 'node:util'
 import {rsaKid, RsaIdentity} from '../../keys/rsa.js'
 import type {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import type {Binding, RecipientEntry} from '../../keys/types.js'
+import {macEqual} from '../envelope.js'
 import {KsealError} from '../errors.js'
 import {selfSignedCert} from '../keygen.js'
 import {type ClusterApi, describeError, isAlreadyExists, type Secret, sleep} from './kube.js'
@@ -19,6 +31,15 @@ export const KEY_LABEL_ACTIVE = 'active'
 export const KEY_SELECTOR = `${KEY_LABEL}=${KEY_LABEL_ACTIVE}`
 export const KEY_CREATED_ANNOTATION = 'kseal.dev/created-at'
 export const KEY_ID_ANNOTATION = 'kseal.dev/key-id'
+export const KEY_MAC_ANNOTATION = 'kseal.dev/key-mac'
+/** The Secret holding the trust root, and its label value. */
+export const TRUST_SECRET = 'kseal-key-trust'
+export const KEY_LABEL_TRUST = 'trust-root'
+/** What the key reflector watches: every Secret with the label (keys and the trust root). */
+export const KEY_WATCH_SELECTOR = KEY_LABEL
+const MIN_KEY_BITS = 2048
+/** A key's creation time may be this far ahead of the controller's clock (skew between replicas). */
+const FUTURE_SKEW_MS = 5 * 60_000
 /** Certificates the controller makes are valid this long; sealing keys are renewed far sooner. */
 const CERT_DAYS = 3650
 
@@ -36,19 +57,92 @@ export interface KeyStoreOptions {
   log: Logger
   /** Called once per private-key decryption (a metric). */
   onDecrypt?: () => void
+  /** The trust root, when known at construction (tests); otherwise it arrives as its Secret. */
+  trustRoot?: Buffer
+  now?: () => Date
+}
+
+/** The MAC that makes a key Secret trusted: HMAC-SHA256(root, JSON [tag, namespace, name, kid, created, SHA-256 of the certificate PEM]). */
+export function keyMac(root: Buffer, namespace: string, name: string, kid: string, created: string, certPem: string): string {
+  const cert = crypto.createHash('sha256').update(certPem, 'utf8').digest('base64')
+  return crypto.createHmac('sha256', root).update(JSON.stringify(['kseal/v1 sealing key', namespace, name, kid, created, cert])).digest('base64')
+}
+
+/** A new trust root Secret (32 random bytes). */
+export function trustSecret(namespace: string, root: Buffer = crypto.randomBytes(32)): Secret {
+  return {
+    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    metadata: {name: TRUST_SECRET, namespace, labels: {[KEY_LABEL]: KEY_LABEL_TRUST}},
+    data: {root: root.toString('base64')},
+  }
+}
+
+/** The trust root in a Secret, when it is the trust root Secret. */
+export function trustRootOf(s: Secret): Buffer | null {
+  if (s.metadata?.name !== TRUST_SECRET || s.metadata?.labels?.[KEY_LABEL] !== KEY_LABEL_TRUST) return null
+  const root = Buffer.from(s.data?.root ?? '', 'base64')
+  return root.length === 32 ? root : null
 }
 
 const b64 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'))
+
+/**
+ * Reads a key Secret and checks that it may be trusted: a PEM RSA key of at least 2048 bits and its
+ * certificate, not dated in the future, signed with the trust root. Throws, saying why, otherwise.
+ */
+export function parseKeySecret(s: Secret, root: Buffer, now: Date): Omit<SealingKey, 'identity'> & {key: crypto.KeyObject} {
+  const keyPem = b64(s.data?.['tls.key'])
+  const certPem = b64(s.data?.['tls.crt'])
+  if (!keyPem || !certPem) throw new Error('no tls.key or tls.crt')
+  let key: crypto.KeyObject
+  let cert: crypto.X509Certificate
+  try {
+    key = crypto.createPrivateKey(keyPem)
+    cert = new crypto.X509Certificate(certPem)
+  } catch {
+    throw new Error('tls.key or tls.crt is not a PEM key or certificate')
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw new Error(`not an RSA key (${key.asymmetricKeyType})`)
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+  if (bits < MIN_KEY_BITS) throw new Error(`an RSA key of ${bits} bits is too small (at least ${MIN_KEY_BITS})`)
+  const kid = rsaKid(crypto.createPublicKey(key))
+  if (rsaKid(cert.publicKey) !== kid) throw new Error('tls.crt does not belong to tls.key')
+  const ann = s.metadata?.annotations?.[KEY_CREATED_ANNOTATION]
+  const createdRaw = ann ?? s.metadata?.creationTimestamp
+  const created = createdRaw ? new Date(createdRaw as string | Date) : new Date(0)
+  if (created.getTime() > now.getTime() + FUTURE_SKEW_MS) throw new Error(`dated in the future (${created.toISOString()}): refused, so it cannot outrank the real keys`)
+  const mac = s.metadata?.annotations?.[KEY_MAC_ANNOTATION]
+  const want = keyMac(root, s.metadata?.namespace ?? '', s.metadata?.name ?? '', kid, ann ?? '', certPem)
+  if (!mac || !macEqual(want, mac)) {
+    throw new Error(`not trusted: no valid ${KEY_MAC_ANNOTATION} (the controller signs the keys it makes; import others with kseal keys import)`)
+  }
+  return {
+    kid,
+    secretName: s.metadata?.name ?? '',
+    created: Number.isNaN(created.getTime()) ? new Date(0) : created,
+    certPem,
+    key,
+  }
+}
 
 /** The key pairs this replica holds, by key id. */
 export class KeyStore {
   private byKid = new Map<string, SealingKey>()
   private listeners: (() => void)[] = []
+  private root?: Buffer
+  /** Key Secrets seen before the trust root: checked once it arrives. */
+  private pending = new Map<string, Secret>()
 
-  constructor(private readonly o: KeyStoreOptions) {}
+  constructor(private readonly o: KeyStoreOptions) {
+    this.root = o.trustRoot
+  }
 
   get size(): number {
     return this.byKid.size
+  }
+
+  get trustRoot(): Buffer | undefined {
+    return this.root
   }
 
   all(): SealingKey[] {
@@ -64,9 +158,34 @@ export class KeyStore {
     this.listeners.push(cb)
   }
 
-  /** Loads (or reloads) a key Secret; a malformed one is logged and skipped, never fatal. */
+  /** Sets the trust root (once) and checks the key Secrets that waited for it. */
+  setTrustRoot(root: Buffer): void {
+    if (this.root) {
+      if (!this.root.equals(root)) this.o.log.error('ignoring a second, different trust root', {secret: TRUST_SECRET})
+      return
+    }
+    this.root = root
+    const waiting = [...this.pending.values()]
+    this.pending.clear()
+    for (const s of waiting) this.upsertSecret(s)
+  }
+
+  /**
+   * Loads (or reloads) a key Secret, or takes the trust root from its Secret. A malformed or untrusted
+   * one is logged and skipped, never fatal.
+   */
   upsertSecret(s: Secret): SealingKey | null {
     const name = `${s.metadata?.namespace}/${s.metadata?.name}`
+    const root = trustRootOf(s)
+    if (root) {
+      this.setTrustRoot(root)
+      return null
+    }
+    if (s.metadata?.labels?.[KEY_LABEL] !== KEY_LABEL_ACTIVE) return null
+    if (!this.root) {
+      this.pending.set(s.metadata?.name ?? '', s)
+      return null
+    }
     try {
       const k = this.parse(s)
       const had = this.byKid.get(k.kid)
@@ -76,7 +195,7 @@ export class KeyStore {
       this.changed()
       return k
     } catch (e) {
-      this.o.log.warn('ignoring a malformed key Secret', {secret: name, error: (e as Error).message})
+      this.o.log.warn('ignoring a key Secret', {secret: name, error: (e as Error).message})
       return null
     }
   }
@@ -96,30 +215,9 @@ export class KeyStore {
   }
 
   private parse(s: Secret): SealingKey {
-    const keyPem = b64(s.data?.['tls.key'])
-    const certPem = b64(s.data?.['tls.crt'])
-    if (!keyPem || !certPem) throw new Error('no tls.key or tls.crt')
-    let key: crypto.KeyObject
-    let cert: crypto.X509Certificate
-    try {
-      key = crypto.createPrivateKey(keyPem)
-      cert = new crypto.X509Certificate(certPem)
-    } catch {
-      throw new Error('tls.key or tls.crt is not a PEM key or certificate')
-    }
-    if (key.asymmetricKeyType !== 'rsa') throw new Error(`not an RSA key (${key.asymmetricKeyType})`)
-    const kid = rsaKid(crypto.createPublicKey(key))
-    if (rsaKid(cert.publicKey) !== kid) throw new Error('tls.crt does not belong to tls.key')
-    const ann = s.metadata?.annotations?.[KEY_CREATED_ANNOTATION]
-    const createdRaw = ann ?? s.metadata?.creationTimestamp
-    const created = createdRaw ? new Date(createdRaw as string | Date) : new Date(0)
-    return {
-      kid,
-      secretName: s.metadata?.name ?? '',
-      created: Number.isNaN(created.getTime()) ? new Date(0) : created,
-      certPem,
-      identity: new RsaIdentity(key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool),
-    }
+    const k = parseKeySecret(s, this.root!, (this.o.now ?? (() => new Date()))())
+    return {kid: k.kid, secretName: k.secretName, created: k.created, certPem: k.certPem,
+      identity: new RsaIdentity(k.key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool)}
   }
 
   /**
@@ -153,17 +251,21 @@ export async function generateSealingKey(bits: number, now: Date, commonName = '
   return {kid: rsaKid(crypto.createPublicKey(privateKey)), keyPem: privateKey.export({type: 'pkcs8', format: 'pem'}) as string, certPem}
 }
 
-/** The Secret a key pair is stored in. */
-export function keySecret(namespace: string, k: {kid: string; keyPem: string; certPem: string}, created: Date): Secret {
+/** The Secret a key pair is stored in, signed with the trust root. */
+export function keySecret(namespace: string, k: {kid: string; keyPem: string; certPem: string}, created: Date, root: Buffer, name = `kseal-key-${k.kid}`): Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'kubernetes.io/tls',
     metadata: {
-      name: `kseal-key-${k.kid}`,
+      name,
       namespace,
       labels: {[KEY_LABEL]: KEY_LABEL_ACTIVE},
-      annotations: {[KEY_CREATED_ANNOTATION]: created.toISOString(), [KEY_ID_ANNOTATION]: k.kid},
+      annotations: {
+        [KEY_CREATED_ANNOTATION]: created.toISOString(),
+        [KEY_ID_ANNOTATION]: k.kid,
+        [KEY_MAC_ANNOTATION]: keyMac(root, namespace, name, k.kid, created.toISOString(), k.certPem),
+      },
     },
     data: {'tls.crt': Buffer.from(k.certPem).toString('base64'), 'tls.key': Buffer.from(k.keyPem).toString('base64')},
   }
@@ -225,6 +327,7 @@ export class KeyRenewer {
   }
 
   private async ensureNow(force?: RenewTrigger, notBefore?: Date): Promise<SealingKey | null> {
+    await this.ensureTrustRoot()
     for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR)).items) this.o.store.upsertSecret(s)
     const due = this.due()
     const now = this.o.now()
@@ -243,18 +346,55 @@ export class KeyRenewer {
     }[trigger]
     this.o.log.info('generating a sealing key', {reason, trigger, bits: this.o.bits, namespace: this.o.namespace})
     const g = await generateSealingKey(this.o.bits, now)
+    const root = this.o.store.trustRoot!
     let secret: Secret
     try {
-      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now))
+      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now, root))
     } catch (e) {
       if (!isAlreadyExists(e)) throw e
-      secret = keySecret(this.o.namespace, g, now)
+      secret = keySecret(this.o.namespace, g, now, root)
     }
     const k = this.o.store.upsertSecret(secret)
     if (!k) throw new Error('the generated key Secret could not be loaded')
     this.o.log.info('sealing key generated', {kid: k.kid, trigger, secret: `${this.o.namespace}/${k.secretName}`})
     this.o.onGenerated?.(k, trigger)
     return k
+  }
+
+  /**
+   * Makes sure the trust root exists and is known. The replica that creates it (first start, or the
+   * first start of a version that checks trust) adopts the key Secrets already there — signing each,
+   * with a warning naming it — so an upgrade keeps its keys; after that, only signed keys load.
+   */
+  private async ensureTrustRoot(): Promise<void> {
+    if (this.o.store.trustRoot) return
+    const ns = this.o.namespace
+    let created: Secret | null = null
+    try {
+      created = await this.o.api.createSecret(ns, trustSecret(ns))
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e
+    }
+    const s = created ?? (await this.o.api.getSecret(ns, TRUST_SECRET))
+    const root = s ? trustRootOf(s) : null
+    if (!root) throw new Error(`the trust root Secret ${ns}/${TRUST_SECRET} is not one kseal made (label ${KEY_LABEL}=${KEY_LABEL_TRUST}, data.root of 32 bytes): fix or delete it`)
+    if (created) {
+      for (const k of (await this.o.api.listSecrets(ns, KEY_SELECTOR)).items) {
+        const ann = k.metadata?.annotations ?? {}
+        const certPem = b64(k.data?.['tls.crt'])
+        if (!certPem) continue
+        let kid: string
+        try {
+          kid = rsaKid(new crypto.X509Certificate(certPem).publicKey)
+        } catch {
+          continue
+        }
+        this.o.log.warn('adopting a key Secret that was here before the trust root (upgrade): review it with kseal keys --controller', {secret: `${ns}/${k.metadata?.name}`, kid})
+        const signed: Secret = {...k, metadata: {...k.metadata, annotations: {...ann, [KEY_MAC_ANNOTATION]: keyMac(root, ns, k.metadata?.name ?? '', kid, ann[KEY_CREATED_ANNOTATION] ?? '', certPem)}}}
+        await this.o.api.replaceSecret(ns, k.metadata?.name ?? '', signed)
+      }
+    }
+    this.o.store.setTrustRoot(root)
   }
 
   /** Runs `ensure` now and then whenever the newest key falls due, until stopped. */
@@ -302,4 +442,33 @@ export class KeyRenewer {
     await this.running?.catch(() => undefined)
     await this.tail
   }
+}
+
+/**
+ * `kseal keys --import`: the administrator's explicit path for a key the controller did not make (a
+ * key from another cluster, a restored backup whose trust root is gone). Needs read access to the
+ * trust root and create on Secrets in the key namespace. The key is dated by its certificate (or
+ * `created`), so an old key does not become the sealing key unless it is the newest.
+ */
+export async function importKey(api: ClusterApi, namespace: string, keyPem: string, certPem: string | undefined, created?: Date): Promise<{kid: string; secret: string}> {
+  const root = await api.getSecret(namespace, TRUST_SECRET).then((s) => (s ? trustRootOf(s) : null))
+  if (!root) throw new KsealError('ERR_CONFIG', `no trust root (Secret ${namespace}/${TRUST_SECRET}): start the controller once before importing keys`)
+  let key: crypto.KeyObject
+  try {
+    key = crypto.createPrivateKey(keyPem)
+  } catch {
+    throw new KsealError('ERR_CONFIG', 'not a PEM private key')
+  }
+  const cert = certPem ?? (await selfSignedCert(key, 'kseal-controller (imported)', created ?? new Date(), CERT_DAYS))
+  const when = created ?? new Date(new crypto.X509Certificate(cert).validFrom)
+  const kid = rsaKid(crypto.createPublicKey(key))
+  const secret = keySecret(namespace, {kid, keyPem: key.export({type: 'pkcs8', format: 'pem'}) as string, certPem: cert}, when, root)
+  parseKeySecret(secret, root, new Date()) // the controller's own checks: RSA, 2048 bits, matching certificate, not in the future
+  try {
+    await api.createSecret(namespace, secret)
+  } catch (e) {
+    if (isAlreadyExists(e)) throw new KsealError('ERR_USAGE', `a key Secret ${namespace}/${secret.metadata!.name} already exists`)
+    throw new KsealError('ERR_BACKEND', `cannot create the key Secret: ${describeError(e)}`)
+  }
+  return {kid, secret: `${namespace}/${secret.metadata!.name}`}
 }

@@ -207,6 +207,16 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): 
   const coord = kc.makeApiClient(k8s.CoordinationV1Api)
   const watcher = new k8s.Watch(kc)
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
+  // Sends a body as its own JSON. client-node's serializer copies `{[key: string]: string}` maps into
+  // plain objects key by key, which silently drops a Secret key named `__proto__`; a Secret's data
+  // must reach the API server exactly, whatever its key names.
+  const rawJsonBody = (body: unknown) => ({
+    middleware: [{
+      pre: (req: {setBody(b: string): void}) => (req.setBody(JSON.stringify(body)), new k8s.Observable(Promise.resolve(req))),
+      post: <R>(res: R) => new k8s.Observable(Promise.resolve(res)),
+    }],
+    middlewareMergeStrategy: 'append',
+  }) as unknown as typeof mergePatch
   const r = <T>(fn: () => Promise<T>) => retrying(fn, retry)
   const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
     try {
@@ -233,8 +243,8 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): 
     async listSecrets(namespace, labelSelector) {
       return list(await r(() => core.listNamespacedSecret({namespace, labelSelector})))
     },
-    createSecret: (namespace, body) => r(() => core.createNamespacedSecret({namespace, body})),
-    replaceSecret: (namespace, name, body) => r(() => core.replaceNamespacedSecret({namespace, name, body})),
+    createSecret: (namespace, body) => r(() => core.createNamespacedSecret({namespace, body}, rawJsonBody(body))),
+    replaceSecret: (namespace, name, body) => r(() => core.replaceNamespacedSecret({namespace, name, body}, rawJsonBody(body))),
     async deleteSecret(namespace, name, preconditions) {
       await r(() => core.deleteNamespacedSecret({namespace, name, body: preconditions ? {preconditions} : undefined}))
     },

@@ -1,8 +1,11 @@
 /**
  * The controller's logger: one JSON object per line (`time`, `level`, `msg`, then fields), on
  * stderr by default. Callers pass only names, ids, counts and reasons — never a value, a key or a
- * raw API response body — and `error()` below turns an exception into a safe one-liner.
+ * raw API response body — and `error()` below turns an exception into a safe one-liner. Credentials
+ * in any URL that reaches a line are scrubbed (scrubUrls).
  */
+
+import {scrubUrls} from '../errors.js'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const RANK: Record<Level, number> = {debug: 10, info: 20, warn: 30, error: 40}
@@ -31,9 +34,9 @@ export function createLogger(opts: LoggerOptions = {}, base: Fields = {}): Logge
   const now = opts.now ?? (() => new Date())
   const emit = (level: Level, msg: string, fields?: Fields) => {
     if (RANK[level] < min) return
-    const rec: Record<string, unknown> = {time: now().toISOString(), level, msg}
+    const rec: Record<string, unknown> = {time: now().toISOString(), level, msg: scrubUrls(msg)}
     for (const [k, v] of Object.entries({...base, ...fields})) {
-      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg') rec[k] = v
+      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg') rec[k] = typeof v === 'string' ? scrubUrls(v) : Array.isArray(v) ? v.map(scrubUrls) : v
     }
     write(JSON.stringify(rec) + '\n')
   }

@@ -7,8 +7,8 @@ import os from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {recipientKids, SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
-import {startHttpServer, type HttpServer} from './http.js'
-import {KeyRenewer, KeyStore, KEY_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keys.js'
+import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http.js'
+import {KeyRenewer, KeyStore, KEY_WATCH_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keys.js'
 import {clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
 import {LeaderElector} from './leader.js'
 import {createLogger, type Level, type Logger} from './log.js'
@@ -44,6 +44,8 @@ export interface ControllerOptions {
   /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
   rotateRateLimit: number
   rotateRateBurst: number
+  /** HTTP listener limits: header and request timeouts, connection cap. */
+  httpLimits?: Partial<HttpLimits>
   logLevel: Level
 }
 
@@ -101,7 +103,7 @@ export class Controller {
   constructor(readonly o: ControllerOptions, private readonly deps: ControllerDeps = {}) {
     this.log = deps.log ?? createLogger({level: o.logLevel})
     this.now = deps.now ?? (() => new Date())
-    this.keys = new KeyStore({pool: this.pool, log: this.log, onDecrypt: () => this.metrics.decryptions.inc()})
+    this.keys = new KeyStore({pool: this.pool, log: this.log, onDecrypt: () => this.metrics.decryptions.inc(), now: this.now})
     this.metrics = new ControllerMetrics({
       keys: () => this.keys.size,
       keyAgeSeconds: () => {
@@ -206,7 +208,7 @@ export class Controller {
       keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never', leaderElect: o.leaderElect,
     })
 
-    this.reconciler = new Reconciler({api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now})
+    this.reconciler = new Reconciler({api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace})
     this.renewer = new KeyRenewer({
       api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, cutoff: o.keyCutoff, bits: o.keyBits, now: this.now, log: this.log,
       onGenerated: (_k, trigger) => {
@@ -221,8 +223,9 @@ export class Controller {
 
     const keysPath = `/api/v1/namespaces/${encodeURIComponent(o.keyNamespace)}/secrets`
     this.keyReflector = new Reflector<Secret>({
-      list: () => api.listSecrets(o.keyNamespace, KEY_SELECTOR),
-      watch: (rv, onEvent, done) => api.watch(keysPath, {resourceVersion: rv, labelSelector: KEY_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+      // Keys and the trust root that vouches for them.
+      list: () => api.listSecrets(o.keyNamespace, KEY_WATCH_SELECTOR),
+      watch: (rv, onEvent, done) => api.watch(keysPath, {resourceVersion: rv, labelSelector: KEY_WATCH_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
     }, {upsert: (s) => this.keys.upsertSecret(s), delete: (s) => this.keys.removeSecret(s)}, {name: 'key Secrets', log: this.log})
 
     for (const ns of o.namespaces.length ? o.namespaces : [undefined]) {
@@ -254,6 +257,7 @@ export class Controller {
       metrics: () => this.metrics.render(),
       keys: () => this.keyList(),
       maxBodyBytes: ROTATE_MAX_BYTES,
+      limits: {...HTTP_LIMITS, ...o.httpLimits},
       rotateAdmit: () => {
         const wait = rotateBucket?.take() ?? 0
         if (wait > 0) this.metrics.rotations.inc({result: 'limited'})

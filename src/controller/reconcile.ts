@@ -6,7 +6,7 @@
  * `kseal.dev/managed: "true"`). Outcomes become the `Synced` condition, an Event, and a retry
  * decision for the work queue. Messages name Secrets and keys, never values.
  */
-import {isKsealError} from '../errors.js'
+import {isKsealError, scrubUrls} from '../errors.js'
 import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject, sealedSpecHash, unsealSealedSecret} from '../sealed.js'
 import type {Binding, RecipientEntry} from '../../keys/types.js'
 import {apiFailure, type ClusterApi, type CoreEvent, describeError, isAlreadyExists, isConflict, isNotFound, type Secret} from './kube.js'
@@ -25,6 +25,7 @@ export type Reason =
   | 'IntegrityFailed'
   | 'UnsupportedVersion'
   | 'InvalidSpec'
+  | 'Refused'
   | 'ApiError'
 
 export interface Outcome {
@@ -52,6 +53,8 @@ export interface ReconcilerOptions {
   /** This replica's name, for Events. */
   identity: string
   now?: () => Date
+  /** The namespace of the controller's own keys: no SealedSecret may write a Secret there. */
+  keyNamespace?: string
 }
 
 const REASON_BY_CODE: Record<string, Reason> = {
@@ -65,7 +68,29 @@ const REASON_BY_CODE: Record<string, Reason> = {
 }
 
 /** Failures that the same spec will always meet again: no retry until the SealedSecret changes. */
-const PERMANENT: ReadonlySet<Reason> = new Set(['DecryptFailed', 'IntegrityFailed', 'UnsupportedVersion', 'InvalidSpec'])
+const PERMANENT: ReadonlySet<Reason> = new Set(['DecryptFailed', 'IntegrityFailed', 'UnsupportedVersion', 'InvalidSpec', 'Refused'])
+
+/** Labels and annotations in this prefix are kseal's own (the sealing-key label, the spec hash, ...). */
+const RESERVED_PREFIX = 'kseal.dev/'
+
+/**
+ * Why a SealedSecret may not be unsealed at all, whatever it holds: its Secret would land in the
+ * namespace of the controller's own keys, or would carry kseal's own labels or annotations (a
+ * planted `kseal.dev/sealing-key` Secret, say). Null when it may.
+ */
+export function refusedTarget(sealed: SealedSecretObject, keyNamespace: string | undefined): string | null {
+  const ns = sealed.metadata.namespace ?? 'default'
+  if (keyNamespace !== undefined && ns === keyNamespace) {
+    return `refused: its Secret would be written in ${ns}, the namespace of the controller's own keys; no SealedSecret is unsealed there`
+  }
+  const meta = (sealed.spec as {template?: {metadata?: {labels?: unknown; annotations?: unknown}}} | undefined)?.template?.metadata ?? {}
+  for (const [what, m] of [['label', meta.labels], ['annotation', meta.annotations]] as const) {
+    if (typeof m !== 'object' || m === null) continue
+    const k = Object.keys(m).find((key) => key.startsWith(RESERVED_PREFIX))
+    if (k) return `refused: its template carries the ${what} ${k}, which only kseal itself sets`
+  }
+  return null
+}
 
 export function ownerReference(s: SealedSecretObject) {
   return {apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`, kind: SEALED_KIND, name: s.metadata.name!, uid: s.metadata.uid!, controller: true}
@@ -106,6 +131,9 @@ export class Reconciler {
     } catch (e) {
       return this.fail(sealed, 'InvalidSpec', `invalid SealedSecret: ${describeError(e)}`, '', log)
     }
+
+    const refused = refusedTarget(sealed, this.o.keyNamespace)
+    if (refused) return this.fail(sealed, 'Refused', refused, hash, log)
 
     const known = this.permanent.get(sealed.metadata.uid ?? '')
     if (known && known.hash === hash) {
@@ -279,7 +307,7 @@ export class Reconciler {
         resourceVersion: sealed.metadata.resourceVersion,
       },
       reason,
-      message: message.slice(0, 1024),
+      message: scrubUrls(message).slice(0, 1024),
       type,
       action: 'Unseal',
       source: {component: COMPONENT},

@@ -10,13 +10,19 @@
 import crypto from 'node:crypto'
 import {parseAllDocuments} from 'yaml'
 import {RsaRecipient} from '../../keys/rsa.js'
-import {deriveKeys, encryptValue, newDataKey} from '../envelope.js'
+import {deriveKeys, encryptValue, FORMAT_VERSION, newDataKey} from '../envelope.js'
 import {isKsealError, KsealError, type ErrorCode} from '../errors.js'
-import {type OpenDataKey, parseSealedEnvelope, parseSealedSecret, partMac, sealedBinding, type SealedPart, tokenDigest, unsealSealedSecret} from '../sealed.js'
+import {refuseMergeKeys} from '../manifest.js'
+import {dict, type OpenDataKey, parseSealedEnvelope, parseSealedSecret, partMac, sealedBinding, type SealedPart, tokenDigest, unsealSealedSecret} from '../sealed.js'
 import type {SealingKey} from './keys.js'
 
 /** Requests larger than this are refused with 413 before they are parsed. */
 export const ROTATE_MAX_BYTES = 1 << 20
+/**
+ * The most private-key operations one `/v1/rotate` request may cost. Opening costs one per envelope
+ * part, so a SealedSecret with more parts is refused (422) before any work: re-seal it to compact it.
+ */
+export const ROTATE_WORK_BUDGET = 16
 
 export interface ResealResult {
   /** The SealedSecret to write back: the input object with new encryptedData and envelope (or the input itself when unchanged). */
@@ -48,22 +54,23 @@ export async function resealSealedSecret(raw: Record<string, unknown>, open: Ope
   const {secret, kids} = await unsealSealedSecret(s, open)
   const env = parseSealedEnvelope(s.spec.envelope)
   const onlyPart = env.parts.length === 1 ? env.parts[0] : undefined
-  if (onlyPart && onlyPart.recipients.length === 1 && onlyPart.recipients[0].backend === 'rsa' && onlyPart.recipients[0].kid === key.kid) {
+  if (env.version === FORMAT_VERSION && onlyPart && onlyPart.recipients.length === 1 && onlyPart.recipients[0].backend === 'rsa' && onlyPart.recipients[0].kid === key.kid) {
     return {sealed: raw, changed: false, from: kids, to: key.kid}
   }
-  const binding = sealedBinding(s, env.scope)
+  // Re-sealed in the current format, whatever the input's: this is how SealedSecrets are upgraded.
+  const binding = sealedBinding(s, env.scope, FORMAT_VERSION)
   const values = secret.data as Record<string, string>
   const dataKey = newDataKey()
-  const dk = deriveKeys(dataKey)
+  const dk = deriveKeys(dataKey, FORMAT_VERSION)
   const wrapped = await recipientOf(key).wrap(dataKey, binding)
-  const encryptedData: Record<string, string> = {}
+  const encryptedData = dict<string>()
   // Same keys, same order as the input.
   for (const k of Object.keys(s.spec.encryptedData)) encryptedData[k] = encryptValue(dk, binding, 'data', k, Buffer.from(values[k], 'base64'))
   const own: [string, string][] = Object.entries(encryptedData).map(([k, t]) => [k, tokenDigest(t)])
-  const part: SealedPart = {recipients: [wrapped], keys: Object.keys(encryptedData).sort(), mac: partMac(dk, binding, 0, '', own, [])}
+  const part: SealedPart = {recipients: [wrapped], keys: Object.keys(encryptedData).sort(), mac: partMac(dk, binding, 0, '', [wrapped], own, [])}
   const spec = raw.spec as Record<string, unknown>
   return {
-    sealed: {...raw, spec: {...spec, encryptedData, envelope: {version: env.version, scope: env.scope, parts: [part]}}},
+    sealed: {...raw, spec: {...spec, encryptedData, envelope: {version: FORMAT_VERSION, scope: env.scope, parts: [part]}}},
     changed: true,
     from: kids,
     to: key.kid,
@@ -109,6 +116,7 @@ function parseBody(body: Buffer, contentType: string): unknown {
   if (!Array.isArray(docs)) throw new KsealError('ERR_INPUT', 'the request body is empty')
   const real = docs.filter((d) => d.contents !== null)
   if (real.some((d) => d.errors.length)) throw new KsealError('ERR_INPUT', 'the request body is not valid JSON or YAML')
+  for (const d of real) refuseMergeKeys(d, {})
   if (real.length !== 1) throw new KsealError('ERR_INPUT', `the request body must hold one SealedSecret; it holds ${real.length} documents`)
   return real[0].toJS({maxAliasCount: 100}) as unknown
 }
@@ -119,7 +127,7 @@ export async function handleRotate(body: Buffer, contentType: string, open: Open
   try {
     raw = parseBody(body, contentType)
   } catch (e) {
-    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.message : 'the request body is not valid JSON or YAML')
+    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
   }
   const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
   const name = typeof meta.name === 'string' ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}` : undefined
@@ -132,7 +140,17 @@ export async function handleRotate(body: Buffer, contentType: string, open: Open
   }
   if (!key) return failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
   try {
-    const r = await resealSealedSecret(raw, open, key)
+    // The work budget, checked before any private-key operation, and enforced on every one.
+    const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
+    if (parts > ROTATE_WORK_BUDGET) {
+      return failure(422, 'ERR_INPUT', `is sealed in ${parts} parts; /v1/rotate opens at most ${ROTATE_WORK_BUDGET} per request: re-seal it to compact it (kseal unseal | kseal seal)`, name)
+    }
+    let spent = 0
+    const budgeted: OpenDataKey = (entries, binding) => {
+      if (++spent > ROTATE_WORK_BUDGET) throw new KsealError('ERR_INPUT', `needs more than ${ROTATE_WORK_BUDGET} private-key operations`)
+      return open(entries, binding)
+    }
+    const r = await resealSealedSecret(raw, budgeted, key)
     return {
       status: 200, body: JSON.stringify(r.sealed) + '\n', outcome: r.changed ? 'resealed' : 'unchanged', sealedSecret: name, from: r.from, to: r.to,
     }

@@ -2,11 +2,12 @@
  * The certificate `kseal seal` seals for: a PEM file, or an http(s) URL such as the controller's
  * `/v1/cert.pem`. Only public material passes through here.
  */
+import crypto from 'node:crypto'
 import path from 'node:path'
 import {readKeyFile} from '../../keys/keyfile.js'
 import {publicKeyFromPem, RsaRecipient} from '../../keys/rsa.js'
 import type {Recipient} from '../../keys/types.js'
-import {KsealError} from '../errors.js'
+import {KsealError, scrubUrls} from '../errors.js'
 
 export interface CertificateContext {
   /** Resolves relative file paths. */
@@ -15,6 +16,12 @@ export interface CertificateContext {
   fetch?: typeof fetch
   /** How long a URL may take, in milliseconds (default 10 s). */
   timeoutMs?: number
+  /**
+   * `--cert-sha256`: the certificate's SHA-256 fingerprint (hex, colons optional; of the public key's
+   * DER for a public key PEM). The loaded certificate must match it. Required to fetch over plain
+   * HTTP from a host that is not loopback.
+   */
+  sha256?: string
 }
 
 export interface LoadedCertificate {
@@ -47,7 +54,7 @@ function displayUrl(u: URL): string {
 function scrub(msg: string, ...urls: URL[]): string {
   let out = msg
   for (const u of urls) out = out.split(u.href).join(displayUrl(u))
-  return out.replace(/\/\/[^/@\s]*@/g, '//')
+  return scrubUrls(out)
 }
 
 async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
@@ -64,7 +71,8 @@ async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
   }
   let res: Response
   try {
-    res = await (ctx.fetch ?? fetch)(target, {signal: AbortSignal.timeout(timeout), redirect: 'follow', headers})
+    // Never follow a redirect: the certificate comes from the URL given, or not at all.
+    res = await (ctx.fetch ?? fetch)(target, {signal: AbortSignal.timeout(timeout), redirect: 'manual', headers})
   } catch (e) {
     const err = e as Error & {cause?: {code?: string; message?: string}}
     if (err.name === 'TimeoutError' || err.name === 'AbortError') throw fail(`no answer within ${timeout / 1000} s`)
@@ -79,6 +87,11 @@ async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
       UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server\'s TLS certificate is not trusted',
     }
     throw fail((code && reasons[code]) ?? scrub(err.cause?.message ?? err.message, u, target))
+  }
+  if (res.status >= 300 && res.status < 400 || res.type === 'opaqueredirect') {
+    await res.body?.cancel().catch(() => undefined)
+    const to = res.headers.get('location')
+    throw fail(`HTTP ${res.status}: redirected${to ? ` to ${scrubUrls(to.split('?')[0])}` : ''}; kseal does not follow redirects for the sealing certificate (give the final URL)`)
   }
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined)
@@ -109,6 +122,11 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
       throw new KsealError('ERR_USAGE', `--cert: not a valid URL`)
     }
     shown = displayUrl(u)
+    if (u.protocol === 'http:' && !isLoopback(u.hostname) && !ctx.sha256) {
+      throw new KsealError('ERR_USAGE', `refusing to fetch the sealing certificate over plain HTTP from ${u.host}: anyone on the way could put their own in its place. ` +
+        'Use --controller-namespace/--controller-name (through the API server, authenticated), an https:// URL, or pin it with --cert-sha256 ' +
+        '(its fingerprint: kseal cert | openssl x509 -noout -fingerprint -sha256)')
+    }
     pem = await fetchPem(u, ctx)
   } else {
     const rest = source.startsWith('rsa:') ? source.slice(4) : source
@@ -120,7 +138,26 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
     throw new KsealError('ERR_CONFIG', `${shown}: not an RSA certificate or public key (PEM)`)
   }
   const key = publicKeyFromPem(pem, shown)
+  checkPin(pem, shown, ctx.sha256)
   return {pem, recipient: new RsaRecipient(key, `rsa:${shown}`)}
+}
+
+const isLoopback = (host: string) => host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]' || host === '::1'
+
+/** The SHA-256 fingerprint of a certificate's DER (of the key's SubjectPublicKeyInfo for a public key PEM), upper-case hex with colons. */
+export function certFingerprint(pem: string): string {
+  const der = pem.includes('CERTIFICATE') ? new crypto.X509Certificate(pem).raw : crypto.createPublicKey(pem).export({type: 'spki', format: 'der'})
+  return crypto.createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':')
+}
+
+function checkPin(pem: string, shown: string, pin: string | undefined): void {
+  if (pin === undefined) return
+  const want = pin.replace(/^sha256[:=]/i, '').replace(/[:\s]/g, '').toUpperCase()
+  if (!/^[0-9A-F]{64}$/.test(want)) throw new KsealError('ERR_USAGE', '--cert-sha256: expected a SHA-256 fingerprint (64 hex digits, colons allowed)')
+  const got = certFingerprint(pem)
+  if (got.replace(/:/g, '') !== want) {
+    throw new KsealError('ERR_INTEGRITY', `${shown}: the certificate's SHA-256 fingerprint is ${got}, not the one pinned with --cert-sha256; nothing was sealed`)
+  }
 }
 
 /** The certificate for `kseal seal`, from whichever source its flags name. */
@@ -134,7 +171,9 @@ export async function resolveCertificate(source: CertificateSource, ctx: Certifi
     const name = source.controllerName ?? DEFAULT_CONTROLLER_NAME
     const pem = await fetchControllerCert({namespace, name, kubeconfig: source.kubeconfig, context: source.context}, ctx.timeoutMs)
     const shown = `controller ${namespace}/${name}`
-    return {pem, recipient: new RsaRecipient(publicKeyFromPem(pem, shown), `rsa:${shown}`)}
+    const recipient = new RsaRecipient(publicKeyFromPem(pem, shown), `rsa:${shown}`)
+    checkPin(pem, shown, ctx.sha256)
+    return {pem, recipient}
   }
   throw new KsealError('ERR_USAGE', 'no certificate to seal for: pass --cert FILE|URL')
 }

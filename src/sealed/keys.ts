@@ -123,8 +123,8 @@ export async function loadUnsealKeys(specs: string[], backends: Backends): Promi
     rsaKeys,
     async open(entries, binding) {
       const attempt: Attempt = {failure: null}
-      const dk = await unwrapWith(entries, unique, binding, attempt)
-      if (dk) return dk
+      const got = await unwrapWith(entries, unique, binding, attempt)
+      if (got) return got.dataKey
       if (attempt.failure) throw attempt.failure
       const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
       const held = unique.map((id) => `${id.backend}:${id.kid}`).join(', ') || 'none'

@@ -4,7 +4,7 @@
  * through byte for byte. Output is YAML (replaced documents written fresh, the rest as they were)
  * or JSON (one object, or a v1 List when there are several).
  */
-import {Document, type Document as YamlDocument, isMap, parseAllDocuments} from 'yaml'
+import {Document, type Document as YamlDocument, isMap, isNode, parseAllDocuments} from 'yaml'
 import type {Recipient, Scope} from '../../keys/types.js'
 import {applyEdits, type Edit} from '../edits.js'
 import {isKsealError, KsealError, type Where} from '../errors.js'
@@ -211,9 +211,19 @@ export function setSealedSpec(doc: Document, path: (string | number)[], current:
 export function documentEdit(p: {text: string; eol: string}, doc: Document, where?: Where): Edit {
   if (!isMap(doc.contents)) throw new KsealError('ERR_INPUT', 'the SealedSecret is not a mapping', where)
   const fresh = new Document(null, {version: '1.1'})
+  // A comment right above the mapping (the yaml package hangs it on the first key) is outside its
+  // range and stays in the text as it is: render without it, or it would be written twice.
   fresh.contents = doc.contents
   const [start, end] = doc.contents.range!
-  let body = fresh.toString({lineWidth: 0, indentSeq: false})
+  const first = doc.contents.items[0]?.key as {commentBefore?: string | null} | undefined
+  const above = first && isNode(first) && first.range && first.range[0] === start ? first.commentBefore : undefined
+  if (above !== undefined) first!.commentBefore = undefined
+  let body: string
+  try {
+    body = fresh.toString({lineWidth: 0, indentSeq: false})
+  } finally {
+    if (above !== undefined) first!.commentBefore = above
+  }
   if (!p.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
   if (p.eol !== '\n') body = body.replace(/\n/g, p.eol)
   return {start, end, text: body}

@@ -676,6 +676,11 @@ function decodeTimes(obj: KubeObject, times: string[][], microTimes: string[][])
   return undefined;
 }
 
+/** Sets an own property, whatever its name: Go maps hold `__proto__` like any other key. */
+function put(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, {value: v, enumerable: true, writable: true, configurable: true});
+}
+
 /** Typed objects omit nulls and empty optional collections; approximate that for built-ins. */
 function pruneTyped(o: unknown): unknown {
   if (Array.isArray(o)) return o.map(pruneTyped);
@@ -683,7 +688,7 @@ function pruneTyped(o: unknown): unknown {
   const out: KubeObject = {};
   for (const [k, v] of Object.entries(o)) {
     if (v === null || v === undefined) continue;
-    out[k] = pruneTyped(v);
+    put(out, k, pruneTyped(v));
   }
   return out;
 }
@@ -1038,18 +1043,18 @@ function decodeSecret(obj: KubeObject): string | undefined {
   const data: Record<string, string> = {};
   for (const [k, v] of Object.entries((obj.data as KubeObject | undefined) ?? {})) {
     if (v === null) {
-      data[k] = '';
+      put(data, k, '');
       continue;
     }
     if (typeof v !== 'string') return `json: cannot unmarshal ${jsonTypeName(v)} into Go struct field Secret.data of type []uint8`;
     const r = goBase64Decode(v);
     if (!r.ok) return `illegal base64 data at input byte ${r.offset}`;
-    data[k] = r.bytes.toString('base64'); // re-encoded canonically, as the apiserver stores []byte
+    put(data, k, r.bytes.toString('base64')); // re-encoded canonically, as the apiserver stores []byte
   }
   // v1 -> internal conversion: stringData entries overwrite data entries and stringData disappears.
   for (const [k, v] of Object.entries((obj.stringData as KubeObject | undefined) ?? {})) {
     if (typeof v !== 'string') return `json: cannot unmarshal ${jsonTypeName(v)} into Go struct field Secret.stringData of type string`;
-    data[k] = Buffer.from(v, 'utf8').toString('base64');
+    put(data, k, Buffer.from(v, 'utf8').toString('base64'));
   }
   delete obj.stringData;
   if (Object.keys(data).length) obj.data = data;

@@ -111,6 +111,8 @@ export interface KmsServerHandle {
   resetStats(): void
   createKey(opts?: CreateKeyOptions): CreatedKey
   createAlias(aliasName: string, keyId: string): string
+  /** Re-points an existing alias at another key, as UpdateAlias does (same account and region). */
+  updateAlias(aliasName: string, keyId: string): void
   disableKey(keyId: string): void
   enableKey(keyId: string): void
   scheduleDeletion(keyId: string, pendingWindowInDays?: number): void
@@ -274,6 +276,12 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     if (this.aliases.has(name)) throw new Error(`alias ${name} already exists`)
     this.aliases.set(name, this.mustKey(keyId).id)
     return this.aliasArn(name)
+  }
+
+  updateAlias(aliasName: string, keyId: string): void {
+    const name = aliasName.startsWith('alias/') ? aliasName : `alias/${aliasName}`
+    if (!this.aliases.has(name)) throw new Error(`alias ${name} does not exist`)
+    this.aliases.set(name, this.mustKey(keyId).id)
   }
 
   disableKey(keyId: string): void {
