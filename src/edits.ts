@@ -33,8 +33,14 @@ function afterLine(text: string, pos: number): number {
   return nl === -1 ? text.length : nl + 1
 }
 
+/** The text of pos's line before pos; a byte-order mark that opens the text is not on the line. */
+function linePrefix(text: string, pos: number): string {
+  const start = lineStart(text, pos)
+  return text.slice(start === 0 && text.startsWith('\uFEFF') ? 1 : start, pos)
+}
+
 function column(text: string, pos: number): number {
-  return pos - lineStart(text, pos)
+  return linePrefix(text, pos).length
 }
 
 interface BlockHeader {
@@ -55,7 +61,7 @@ function blockHeader(text: string, node: Scalar): BlockHeader {
   const chompChar = (ind?.[1] || ind?.[3]) ?? ''
   // The mapping the block belongs to is indented as far as its key, which starts the line (after any
   // `- ` entries, as in `  - key: |`); an explicit indicator counts from there.
-  const parent = /^(?: *- +)* */.exec(text.slice(lineStart(text, start), start))![0].length
+  const parent = /^(?: *- +)* */.exec(linePrefix(text, start))![0].length
   let indent = ind?.[2] ? ' '.repeat(parent + Number(ind[2])) : ''
   // Otherwise: the first non-blank line after the header; with none (an empty or whitespace-only
   // block), two deeper than the key.
