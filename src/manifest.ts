@@ -1,6 +1,6 @@
 /**
  * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package (YAML 1.1
- * schema, as Kubernetes reads it), finds every v1 Secret — also inside `List`s — and describes
+ * schema, as Kubernetes reads it), finds every core v1 Secret — also inside `List`s — and describes
  * each value with its source range, so callers can rewrite just those bytes and leave every other
  * byte (comments, quoting, blank lines, CRLF) as it was.
  */
@@ -115,13 +115,24 @@ export async function parseManifestsIncrementally(text: string, file: string | u
 
 const eolOf = (text: string) => (text.includes('\r\n') ? '\r\n' : '\n')
 
+/**
+ * Whether an apiVersion names the core API group: `v1`, or an empty group (`/v1`, which Kubernetes
+ * reads the same). A kind named Secret in any other group (a CRD's, `vault.example.com/v1alpha1`)
+ * is someone else's resource and passes through every command untouched.
+ */
+export const isCoreGroup = (apiVersion: unknown): boolean => typeof apiVersion !== 'string' || !apiVersion.includes('/') || apiVersion.startsWith('/')
+
+/** The only Secret that is kseal's: core group, version v1. */
+export const isCoreSecret = (kind: unknown, apiVersion: unknown): boolean => kind === 'Secret' && (apiVersion === 'v1' || apiVersion === '/v1')
+
 function collect(node: unknown, where: Where, out: SecretDoc[], item?: number): void {
   if (!isMap(node)) return
   const kind = getString(node, 'kind')
   const apiVersion = getString(node, 'apiVersion')
   const here = item === undefined ? where : {...where, secret: undefined}
-  if (kind === 'Secret') {
-    if (apiVersion !== 'v1') {
+  if (kind === 'Secret' && isCoreGroup(apiVersion)) {
+    // A core Secret with another version (or none) is a mistake, not someone else's kind.
+    if (!isCoreSecret(kind, apiVersion)) {
       throw new KsealError('ERR_INPUT', `a Secret must have apiVersion v1, not ${JSON.stringify(apiVersion ?? null)}`, here)
     }
     out.push(secretDoc(node, where, item))

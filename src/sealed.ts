@@ -14,6 +14,7 @@ import crypto from 'node:crypto'
 import type {Binding, Recipient, RecipientEntry, Scope} from '../keys/types.js'
 import {bindingFor, type DataKeys, decryptValue, deriveKeys, encryptValue, FORMAT_VERSION, newDataKey, parseEnvelope} from './envelope.js'
 import {isKsealError, KsealError, type Where} from './errors.js'
+import {isCoreSecret} from './manifest.js'
 import {valueBytes} from './secret.js'
 
 export {loadCertificate, resolveCertificate, type CertificateContext, type CertificateSource, type LoadedCertificate} from './sealed/cert.js'
@@ -317,7 +318,7 @@ function secretValues(secret: Obj, where: Where): Map<string, Buffer> {
 }
 
 function checkSecret(secret: Record<string, unknown>, needName = true): {meta: Obj; where: Where} {
-  if (!isObj(secret) || secret.kind !== 'Secret' || secret.apiVersion !== 'v1') {
+  if (!isObj(secret) || !isCoreSecret(secret.kind, secret.apiVersion)) {
     throw new KsealError('ERR_INPUT', 'only v1 Secrets can be sealed')
   }
   const meta = isObj(secret.metadata) ? secret.metadata : {}

@@ -10,7 +10,7 @@ import {applyEdits, type Edit} from '../edits.js'
 import {isKsealError, KsealError, type Where} from '../errors.js'
 import {joinStreams} from '../batch.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../files.js'
-import {parseManifests} from '../manifest.js'
+import {isCoreSecret, parseManifests} from '../manifest.js'
 import {isKsealSealedSecret, mergeIntoSealed, parseSealedSecret, sealSecret, unsealSealedSecret} from '../sealed.js'
 import {isBitnamiSealedSecret, unsealBitnami} from './bitnami.js'
 import type {UnsealKeys} from './keys.js'
@@ -99,7 +99,7 @@ export function renderJson(objs: unknown[]): string {
 }
 
 export function sealStep(recipients: Recipient[], scope: Scope): ObjectStep {
-  return async (o) => (o.kind === 'Secret' ? ((await sealSecret(o, recipients, scope)) as unknown as Obj) : null)
+  return async (o) => (isCoreSecret(o.kind, o.apiVersion) ? ((await sealSecret(o, recipients, scope)) as unknown as Obj) : null)
 }
 
 export function unsealStep(keys: UnsealKeys): ObjectStep {
@@ -155,7 +155,7 @@ export function singleSecret(text: string, file: string | undefined): Obj {
     if (doc.contents === null) continue
     const js = doc.toJS({maxAliasCount: 100}) as unknown
     if (!isObj(js)) continue
-    for (const o of isList(js) ? js.items : [js]) if (isObj(o) && o.kind === 'Secret') found.push(o)
+    for (const o of isList(js) ? js.items : [js]) if (isObj(o) && isCoreSecret(o.kind, o.apiVersion)) found.push(o)
   }
   const where: Where = {file: file ?? '(stdin)'}
   if (found.length === 0) throw new KsealError('ERR_INPUT', 'no v1 Secret to merge in the input', where)
