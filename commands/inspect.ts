@@ -22,6 +22,11 @@ export default class Inspect extends KsealCommand {
       infos.push(...inspectText(text, file))
       return text
     }, {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1})
+    // As every command: each problem one line on stderr, and then nothing on stdout.
+    if (result.errors.length) {
+      this.report(result.errors)
+      return
+    }
     if (flags.json) {
       process.stdout.write(JSON.stringify(infos, null, 2) + '\n')
     } else if (infos.length) {
@@ -37,7 +42,6 @@ export default class Inspect extends KsealCommand {
     } else {
       this.note('no encrypted Secrets found', flags.quiet)
     }
-    this.report(result.errors)
   }
 }
 
