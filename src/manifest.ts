@@ -7,6 +7,7 @@
 import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, type YAMLMap} from 'yaml'
 import {KsealError, type Where} from './errors.js'
 import {type Field, looksLikeToken} from './envelope.js'
+import {jsonSyntaxError} from './json.js'
 
 export const ENVELOPE_KEY = 'kseal'
 
@@ -55,6 +56,26 @@ function getString(map: YAMLMap, key: string): string | undefined {
 /** Rejects input that is not text before YAML gets a chance to produce a confusing message. */
 function checkText(text: string, file: string | undefined): void {
   if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
+  checkJson(text, file)
+}
+
+/**
+ * A file that is JSON by name (`*.json`) or by its first character (`{` or `[`, after a byte-order
+ * mark and spaces) must be valid JSON: kubectl reads it with a JSON decoder, which refuses the
+ * trailing commas, comments and unquoted keys that YAML's flow syntax would let through.
+ */
+function checkJson(text: string, file: string | undefined): void {
+  const from = text.startsWith('\uFEFF') ? 1 : 0
+  const first = /\S/.exec(text.slice(from))?.[0]
+  const byName = file !== undefined && /\.json$/i.test(file)
+  if (first === undefined || (!byName && first !== '{' && first !== '[')) return
+  const e = jsonSyntaxError(text, from)
+  if (!e) return
+  const before = text.slice(from, e.offset)
+  const line = before.split('\n').length
+  const col = e.offset - from - before.lastIndexOf('\n')
+  const hint = byName && first !== '{' && first !== '[' ? ' (a .json file must hold JSON)' : ''
+  throw new KsealError('ERR_INPUT', `malformed JSON at line ${line}, column ${col}: ${e.reason}${hint}`, {file})
 }
 
 const PARSE_OPTIONS = {version: '1.1', uniqueKeys: true, prettyErrors: false} as const

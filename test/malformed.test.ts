@@ -1,9 +1,11 @@
 /** Malformed input: one line saying what and where, a distinct exit code, and the input untouched. */
+import {spawnSync} from 'node:child_process'
 import {chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from '@jest/globals'
 import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {tool} from './support/tools.js'
 
 let dir: string
 const SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: ok\n  namespace: default\nstringData:\n  a: plain-value\n'
@@ -109,5 +111,44 @@ describe('malformed input (kseal encrypt -i)', () => {
     expect(r2.code).toBe(2)
     expect(r2.stderr).toMatch(/not a private key kseal can use/)
     void TEAM_KEY
+  })
+})
+
+describe('JSON is read strictly, as kubectl reads it', () => {
+  const JSON_SECRET = '{\n  "apiVersion": "v1",\n  "kind": "Secret",\n  "metadata": {"name": "j", "namespace": "d"},\n  "stringData": {"a": "s3cr3t-json",}\n}\n'
+
+  it.each([
+    ['a .json file with a trailing comma', 'trailing.json', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
+    ['a .yaml file that starts with { (kubectl reads it as JSON)', 'brace.yaml', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
+    ['JSON behind a byte-order mark, with a comment', 'bom.json', '\uFEFF{"apiVersion": "v1", // core\n "kind": "Secret", "metadata": {"name": "j"}, "stringData": {"a": "s3cr3t-json"}}\n', 'line 1, column 22: a comment (JSON has none)'],
+    ['unquoted keys', 'keys.json', '{apiVersion: v1, kind: Secret, metadata: {name: j}, stringData: {a: s3cr3t-json}}\n', 'line 1, column 2: an unquoted key (JSON keys are double-quoted strings)'],
+    ['a .json file that holds YAML', 'yaml.json', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: j\nstringData:\n  a: s3cr3t-json\n', 'line 1, column 1: not a JSON value (a .json file must hold JSON)'],
+  ])('%s: exit 2, where and what (never the text), file untouched', async (_, name, content, what) => {
+    const f = file(name, content)
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: malformed JSON at ${what}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(content)
+  })
+
+  it('stdin that starts with { is JSON too, for every command that reads manifests', async () => {
+    for (const args of [['encrypt', '-r', `rsa:${TEAM_CERT}`], ['decrypt'], ['inspect'], ['seal', '--cert', TEAM_CERT], ['check', '-']]) {
+      const r = await kseal(args, {input: JSON_SECRET})
+      expect({args, code: r.code, stdout: r.stdout, stderr: r.stderr}).toEqual({args, code: 2, stdout: '', stderr: 'kseal: (stdin): malformed JSON at line 5, column 37: a trailing comma (JSON allows none)\n'})
+    }
+  })
+
+  it('valid JSON, and YAML with flow collections after its first key, are read as before', async () => {
+    for (const text of [JSON_SECRET.replace('",}', '"}'), 'apiVersion: v1\nkind: Secret\nmetadata: {name: j, namespace: d,}\nstringData: {a: s3cr3t-json,}\n']) {
+      const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})
+      expect(r).toMatchObject({code: 0, stderr: ''})
+      expect(r.stdout).toMatch(/kseal:v1:/)
+    }
+  })
+
+  tool('kubectl').it('kubectl itself refuses the trailing comma that kseal refuses', () => {
+    const f = file('kubectl-trailing.json', JSON_SECRET)
+    const r = spawnSync('kubectl', ['label', '--local', '-f', f, 'x=y', '-o', 'json'], {encoding: 'utf8'})
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/invalid character '}'/)
   })
 })
