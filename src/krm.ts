@@ -18,6 +18,7 @@ import {type Document, isMap, isNode, isSeq, parseDocument, type YAMLMap} from '
 import {applyEdits, type Edit} from './edits.js'
 import {formatWhere, isKsealError, KsealError} from './errors.js'
 import type {Keyring} from './keyring.js'
+import {KUBE_YAML} from './kubeyaml.js'
 import {type ParsedManifests, parseManifests, type SecretDoc} from './manifest.js'
 import {decryptSecret} from './secret.js'
 
@@ -141,7 +142,7 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
     if (parsed.docs.length !== 1) throw new KsealError('ERR_INPUT', `a ResourceList is one YAML document, not ${parsed.docs.length}`)
     root = resourceList(parsed.docs[0])
   } else {
-    const doc = parseDocument(input, {version: '1.1'})
+    const doc = parseDocument(input, KUBE_YAML)
     if (doc.errors.length) throw unreadable
     root = resourceList(doc)
     fail(unreadable!)
@@ -176,7 +177,7 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
 
   if (errors.length) text = input // all or nothing: no decrypted item leaves on failure
   if (!results.length && !generated.length) return {output: text, errors}
-  const out = parseDocument(text, {version: '1.1'})
+  const out = parseDocument(text, KUBE_YAML)
   if (!errors.length && generated.length) {
     const items = out.get('items', true)
     if (isSeq(items)) items.items.push(...generated)

@@ -1,13 +1,13 @@
 /**
- * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package (YAML 1.1
- * schema, as Kubernetes reads it), finds every core v1 Secret — also inside `List`s — and describes
+ * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package, reading
+ * scalars and keys as kubectl does (kubeyaml.ts), finds every core v1 Secret — also inside `List`s — and describes
  * each value with its source range, so callers can rewrite just those bytes and leave every other
  * byte (comments, quoting, blank lines, CRLF) as it was.
  */
 import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, type YAMLMap} from 'yaml'
 import {KsealError, type Where} from './errors.js'
 import {type Field, looksLikeToken} from './envelope.js'
-import {jsonSyntaxError} from './json.js'
+import {checkKubeText, KUBE_YAML} from './kubeyaml.js'
 
 export const ENVELOPE_KEY = 'kseal'
 
@@ -53,32 +53,13 @@ function getString(map: YAMLMap, key: string): string | undefined {
   return p && isScalar(p.value) && typeof p.value.value === 'string' ? p.value.value : undefined
 }
 
-/** Rejects input that is not text before YAML gets a chance to produce a confusing message. */
+/** Rejects input that is not text, or that kubectl would not read, before YAML gets a chance to produce a confusing message. */
 function checkText(text: string, file: string | undefined): void {
   if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
-  checkJson(text, file)
+  checkKubeText(text, file)
 }
 
-/**
- * A file that is JSON by name (`*.json`) or by its first character (`{` or `[`, after a byte-order
- * mark and spaces) must be valid JSON: kubectl reads it with a JSON decoder, which refuses the
- * trailing commas, comments and unquoted keys that YAML's flow syntax would let through.
- */
-function checkJson(text: string, file: string | undefined): void {
-  const from = text.startsWith('\uFEFF') ? 1 : 0
-  const first = /\S/.exec(text.slice(from))?.[0]
-  const byName = file !== undefined && /\.json$/i.test(file)
-  if (first === undefined || (!byName && first !== '{' && first !== '[')) return
-  const e = jsonSyntaxError(text, from)
-  if (!e) return
-  const before = text.slice(from, e.offset)
-  const line = before.split('\n').length
-  const col = e.offset - from - before.lastIndexOf('\n')
-  const hint = byName && first !== '{' && first !== '[' ? ' (a .json file must hold JSON)' : ''
-  throw new KsealError('ERR_INPUT', `malformed JSON at line ${line}, column ${col}: ${e.reason}${hint}`, {file})
-}
-
-const PARSE_OPTIONS = {version: '1.1', uniqueKeys: true, prettyErrors: false} as const
+const PARSE_OPTIONS = {...KUBE_YAML, uniqueKeys: true, prettyErrors: false} as const
 
 /** The documents of a stream, composed one at a time (what parseAllDocuments does, lazily). */
 function* documents(text: string, lineCounter: LineCounter): Generator<Document.Parsed> {
@@ -186,6 +167,11 @@ function secretDoc(map: YAMLMap, where: Where, item: number | undefined): Secret
         throw new KsealError('ERR_INPUT', `${field} has a key that is not a string`, w)
       }
       const key = p.key.value
+      // An unquoted key such as `yes` is the key "true" to Kubernetes: refuse what it reads differently.
+      const written = p.key.type === Scalar.PLAIN && !p.key.tag ? p.key.source : undefined
+      if (written !== undefined && written !== key) {
+        throw new KsealError('ERR_INPUT', `key reads as ${JSON.stringify(key)} to Kubernetes; quote it`, {...w, key: `${field}.${written}`})
+      }
       const v = p.value as Node | null
       if (v === null || (isScalar(v) && v.value === null)) {
         values.push({field, key, node: isScalar(v) ? v : null, value: null, encrypted: false})

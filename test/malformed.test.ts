@@ -152,3 +152,42 @@ describe('JSON is read strictly, as kubectl reads it', () => {
     expect(r.stderr).toMatch(/invalid character '}'/)
   })
 })
+
+describe('YAML is read as kubectl reads it (go-yaml v2 through sigs.k8s.io/yaml)', () => {
+  const secret = (body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: k\n  namespace: d\nstringData:\n${body}`
+
+  it('dates, times and sexagesimal-looking values are strings to kubectl: encrypted, and decrypted byte for byte', async () => {
+    const text = secret('  day: 2024-01-01\n  time: 12:30:45\n  short: 1:30\n  big: 0xFFFFFFFFFFFFFFFFFF\n')
+    const enc = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})
+    expect(enc).toMatchObject({code: 0, stderr: ''})
+    expect(enc.stdout.match(/kseal:v1:/g)).toHaveLength(4)
+    expect(await kseal(['decrypt', '-k', TEAM_KEY], {input: enc.stdout})).toEqual({code: 0, stdout: text, stderr: ''})
+  })
+
+  it.each([
+    ['0o755', '  mode: 0o755\n', 'stringData.mode: value is not a string (it reads as number; quote it)'],
+    ['0755', '  mode: 0755\n', 'stringData.mode: value is not a string (it reads as number; quote it)'],
+    ['1_000', '  count: 1_000\n', 'stringData.count: value is not a string (it reads as number; quote it)'],
+    ['an unquoted key n (a boolean to kubectl)', '  n: x\n', 'stringData.n: key reads as "false" to Kubernetes; quote it'],
+    ['y', '  flag: y\n', 'stringData.flag: value is not a string (it reads as boolean; quote it)'],
+    ['an unquoted key yes', '  yes: x\n', 'stringData.yes: key reads as "true" to Kubernetes; quote it'],
+    ['an unquoted key 1e6', '  1e6: x\n', 'stringData.1e6: key reads as "1e+06" to Kubernetes; quote it'],
+  ])('%s: refused with "quote it", file untouched', async (name, body, message) => {
+    const f = file(`kubectl-${name.replace(/\W+/g, '-')}.yaml`, secret(body))
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: document 1 (Secret d/k): ${message}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(secret(body))
+  })
+
+  it.each([
+    ['a raw DEL', '  a: "x\x7fy"\n', 'character U+007F at line 7, column 8 is not allowed in YAML (kubectl refuses the file); write it as an escape in a double-quoted string'],
+    ['a raw NEL, which kubectl folds to a space even in quotes', '  a: "x\x85y"\n', "character U+0085 at line 7, column 8 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
+    ['a raw LS in a comment, hiding a key from every reader but kubectl', '  a: x # note\u2028  b: hidden\n', "character U+2028 at line 7, column 14 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
+    ['a tab that starts a block scalar', '  a: |\n    \tx\n', "a tab where a block scalar's indentation is read, at line 8, column 5 (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t"],
+  ])('%s: refused, exit 2, file untouched', async (name, body, message) => {
+    const f = file(`kubectl-${name.replace(/\W+/g, '-').slice(0, 40)}.yaml`, secret(body))
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: ${message}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(secret(body))
+  })
+})

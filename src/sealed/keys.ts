@@ -12,6 +12,7 @@ import {type Backends, splitUri} from '../../keys/index.js'
 import type {Binding, Identity, RecipientEntry} from '../../keys/types.js'
 import {ioError, KsealError} from '../errors.js'
 import {type Attempt, unwrapWith} from '../keyring.js'
+import {KUBE_YAML} from '../kubeyaml.js'
 import {isCoreSecret} from '../manifest.js'
 
 export interface UnsealKeys {
@@ -29,7 +30,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 export function tlsKeysFromManifest(text: string): string[] {
   let docs
   try {
-    docs = parseAllDocuments(text, {version: '1.1'})
+    docs = parseAllDocuments(text, KUBE_YAML)
   } catch {
     return []
   }

@@ -10,6 +10,7 @@ import {applyEdits, type Edit} from '../edits.js'
 import {isKsealError, KsealError, type Where} from '../errors.js'
 import {joinStreams} from '../batch.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../files.js'
+import {escapeNonPrintable, KUBE_YAML} from '../kubeyaml.js'
 import {isCoreSecret, parseManifests} from '../manifest.js'
 import {isKsealSealedSecret, mergeIntoSealed, parseSealedSecret, sealSecret, unsealSealedSecret} from '../sealed.js'
 import {isBitnamiSealedSecret, unsealBitnami} from './bitnami.js'
@@ -65,9 +66,9 @@ export async function mapManifests(text: string, file: string | undefined, step:
   return {text: p.text, eol: p.eol, docs}
 }
 
-/** YAML that Kubernetes (YAML 1.1) and YAML 1.2 readers both read the same way; long values never folded. */
+/** YAML that kubectl, YAML 1.1 and YAML 1.2 readers all read the same way; long values never folded. */
 export function toYaml(value: unknown): string {
-  return new Document(value, {version: '1.1'}).toString({lineWidth: 0, indentSeq: false})
+  return escapeNonPrintable(new Document(value, KUBE_YAML).toString({lineWidth: 0, indentSeq: false}))
 }
 
 /** The text with each changed document's content replaced; everything else (markers, comments, other documents) as it was. */
@@ -210,10 +211,10 @@ export function setSealedSpec(doc: Document, path: (string | number)[], current:
 /** The edit that writes a modified document's content back over its source range, in the file's line ends. */
 export function documentEdit(p: {text: string; eol: string}, doc: Document, where?: Where): Edit {
   if (!isMap(doc.contents)) throw new KsealError('ERR_INPUT', 'the SealedSecret is not a mapping', where)
-  const fresh = new Document(null, {version: '1.1'})
+  const fresh = new Document(null, KUBE_YAML)
   fresh.contents = doc.contents
   const [start, end] = doc.contents.range!
-  let body = fresh.toString({lineWidth: 0, indentSeq: false})
+  let body = escapeNonPrintable(fresh.toString({lineWidth: 0, indentSeq: false}))
   if (!p.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
   if (p.eol !== '\n') body = body.replace(/\n/g, p.eol)
   return {start, end, text: body}
