@@ -17,7 +17,7 @@ describe('jsonSyntaxError', () => {
     const piece = fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '"a"', '"\\n"', '"\\u00e9"', '"\\x"', '\\', ' ', '\n', '\t', '\r', '\v', '0', '-1', '1.5', '1e3', '01', '.5', '1.', 'true', 'false', 'null', 'nul', "'a'", '//', '/*c*/', 'a', '\u00a0', '\ufeff', '\x01', 'é')
     fc.assert(fc.property(fc.array(piece, {maxLength: 14}).map((a) => a.join('')), (s) => {
       expect({s, valid: jsonSyntaxError(s) === null}).toEqual({s, valid: parses(s)})
-    }), {numRuns: 20000})
+    }), {numRuns: 5000})
   })
 
   it('accepts every value JSON.stringify writes', () => {
