@@ -313,19 +313,47 @@ describe('CustomResourceDefinition', () => {
 describe('Dockerfile', () => {
   const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-  const froms = lines.filter((l) => /^FROM /i.test(l))
-  const lastStage = lines.slice(lines.lastIndexOf(froms.at(-1)!))
+  /** Each stage: its FROM line and the instructions after it. */
+  const stages = lines.reduce<{from: string; name?: string; lines: string[]}[]>((acc, l) => {
+    const m = /^FROM (\S+)(?: AS (\S+))?$/i.exec(l)
+    if (m) acc.push({from: m[1], name: m[2], lines: []})
+    else acc.at(-1)!.lines.push(l)
+    return acc
+  }, [])
+  /** A stage's base image, through the stages it is built on. */
+  const baseOf = (from: string): string => {
+    const parent = stages.find((s) => s.name === from)
+    return parent ? baseOf(parent.from) : from
+  }
+  /** A stage's instructions, those of the stages it is built on first. */
+  const chain = (from: string, own: string[]): string[] => {
+    const parent = stages.find((s) => s.name === from)
+    return parent ? [...chain(parent.from, parent.lines), ...own] : own
+  }
+  const last = stages.at(-1)!
+  const lastStage = chain(last.from, last.lines)
 
   it('builds in a node:20 stage and runs in a slim node:20 image', () => {
-    expect(froms.length).toBeGreaterThanOrEqual(2)
-    expect(froms[0]).toMatch(/^FROM node:20\S* AS build$/i)
-    expect(froms.at(-1)).toMatch(/^FROM (node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    expect(stages[0]).toMatchObject({from: 'node:20-bookworm-slim', name: 'build'})
+    expect(baseOf(last.from)).toMatch(/^(node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
     expect(lastStage.some((l) => /^COPY --from=build /.test(l))).toBe(true)
+    expect(lastStage.some((l) => /npm (install|i) /.test(l))).toBe(false)
   })
   it('runs as the unprivileged user 65532 with the kseal entrypoint', () => {
     const users = lastStage.filter((l) => /^USER /.test(l))
     expect(users.at(-1)).toMatch(/^USER 65532(:65532)?$/)
     expect(lastStage.filter((l) => /^ENTRYPOINT /.test(l)).at(-1)).toBe('ENTRYPOINT ["node", "/app/bin/run.js"]')
     expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
+  })
+  it('builds the Argo CD sidecar (target argocd-cmp) from the same build: kseal, kseal-krm and kustomize on PATH, user 999, nothing from the npm registry', () => {
+    const cmp = stages.find((s) => s.name === 'argocd-cmp')!
+    const all = chain(cmp.from, cmp.lines)
+    expect(all).toContain('COPY --from=build /src/dist ./dist')
+    expect(all.some((l) => /npm (install|i) |kseal@/.test(l))).toBe(false)
+    expect(all).toContain('RUN ln -s /app/bin/run.js /usr/local/bin/kseal && ln -s /app/bin/kseal-krm.js /usr/local/bin/kseal-krm')
+    expect(all.some((l) => /^COPY --from=kustomize \S+ \/usr\/local\/bin\/kustomize$/.test(l))).toBe(true)
+    expect(all.filter((l) => /^USER /.test(l)).at(-1)).toBe('USER 999')
+    expect(stages.find((s) => s.name === 'kustomize')?.from).toMatch(/^registry\.k8s\.io\/kustomize\/kustomize:v5\./)
   })
 })
