@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {findPlaintext, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
+import {findPlaintext, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/check.js'
 import {EXIT, formatWhere, isKsealError, type KsealError} from '../src/errors.js'
 import {decodeText, expandPaths, readStdin, readText, STDIN} from '../src/files.js'
 
@@ -15,12 +15,15 @@ With no PATH it checks the current directory (recursively: *.yaml, *.yml, *.json
 With --staged it checks what git is about to commit: the staged blobs in the index, not the files
 in the working tree (PATHs then limit it like git pathspecs).
 
-Files that are not valid YAML (e.g. Helm templates) are skipped, unless they mention kind: Secret —
-those cannot be vouched for, and check exits 2.`
+Helm chart templates (files under a templates/ directory that hold {{ }} actions) are skipped with
+a note: check what they render instead (helm template CHART | kseal check -). Other files that are
+not valid YAML or JSON are skipped too, unless they mention kind: Secret — those cannot be vouched
+for, and check exits 2.`
   static override examples = [
     {description: 'Check a directory', command: '<%= config.bin %> <%= command.id %> k8s/'},
     {description: 'As a git pre-commit hook (.git/hooks/pre-commit)', command: 'exec <%= config.bin %> <%= command.id %> --staged'},
     {description: 'Check a rendered stream', command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> -'},
+    {description: 'Check what a Helm chart renders', command: 'helm template ./chart | <%= config.bin %> <%= command.id %> -'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories (default: .); - reads stdin. With --staged: pathspecs.', ignoreStdin: true})}
@@ -43,10 +46,15 @@ those cannot be vouched for, and check exits 2.`
     }
     const findings: Finding[] = []
     const skipped: string[] = []
+    const templates: string[] = []
     for (const input of inputs) {
       let text: string | undefined
       try {
         text = await input.read()
+        if (isHelmTemplate(input.file, text)) {
+          templates.push(input.file)
+          continue
+        }
         findings.push(...findPlaintext(text, input.file))
       } catch (e) {
         if (!isKsealError(e)) throw e
@@ -55,8 +63,11 @@ those cannot be vouched for, and check exits 2.`
       }
     }
     for (const f of findings) process.stdout.write(`${formatWhere(f.where)}plaintext ${f.keys.join(', ')}\n`)
+    if (templates.length) {
+      this.note(`skipped ${templates.length} Helm chart template${templates.length > 1 ? 's' : ''} (check what ${templates.length > 1 ? 'they render' : 'it renders'}: helm template CHART | kseal check -): ${templates.join(', ')}`, flags.quiet)
+    }
     if (skipped.length) {
-      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
+      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML or JSON and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
     }
     if (findings.length) {
       const n = findings.length

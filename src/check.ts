@@ -23,6 +23,16 @@ export function findPlaintext(text: string, file: string): Finding[] {
 }
 
 /**
+ * Whether a file is a Helm chart template: under a `templates/` directory, holding a template action
+ * (`{{`). A template is not a manifest — its Secrets exist only once rendered, and its expressions
+ * are not YAML values — so check skips it, with a note; what it renders is checked instead:
+ * `helm template CHART | kseal check -`.
+ */
+export function isHelmTemplate(file: string, text: string): boolean {
+  return file.split(/[\\/]/).slice(0, -1).includes('templates') && text.includes('{{')
+}
+
+/**
  * Whether text that could not be parsed may hold a Secret (then it cannot be vouched for); other
  * unparseable files — Helm templates, say — are none of check's business.
  */
