@@ -11,6 +11,7 @@ import {parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
 import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed.js'
 import {ROOT} from './support/cli.js'
+import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
 
@@ -311,32 +312,14 @@ describe('CustomResourceDefinition', () => {
 })
 
 describe('Dockerfile', () => {
-  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-  /** Each stage: its FROM line and the instructions after it. */
-  const stages = lines.reduce<{from: string; name?: string; lines: string[]}[]>((acc, l) => {
-    const m = /^FROM (\S+)(?: AS (\S+))?$/i.exec(l)
-    if (m) acc.push({from: m[1], name: m[2], lines: []})
-    else acc.at(-1)!.lines.push(l)
-    return acc
-  }, [])
-  /** A stage's base image, through the stages it is built on. */
-  const baseOf = (from: string): string => {
-    const parent = stages.find((s) => s.name === from)
-    return parent ? baseOf(parent.from) : from
-  }
-  /** A stage's instructions, those of the stages it is built on first. */
-  const chain = (from: string, own: string[]): string[] => {
-    const parent = stages.find((s) => s.name === from)
-    return parent ? [...chain(parent.from, parent.lines), ...own] : own
-  }
-  const last = stages.at(-1)!
-  const lastStage = chain(last.from, last.lines)
+  const stages = readDockerfile()
+  const last = stageChain(stages, stages.at(-1)!)
+  const lastStage = last.instructions.map((i) => i.line)
 
   it('builds in a node:20 stage and runs in a slim node:20 image', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2)
     expect(stages[0]).toMatchObject({from: 'node:20-bookworm-slim', name: 'build'})
-    expect(baseOf(last.from)).toMatch(/^(node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
+    expect(last.base).toMatch(/^(node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
     expect(lastStage.some((l) => /^COPY --from=build /.test(l))).toBe(true)
     expect(lastStage.some((l) => /npm (install|i) /.test(l))).toBe(false)
   })
@@ -347,8 +330,7 @@ describe('Dockerfile', () => {
     expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
   })
   it('builds the Argo CD sidecar (target argocd-cmp) from the same build: kseal, kseal-krm and kustomize on PATH, user 999, nothing from the npm registry', () => {
-    const cmp = stages.find((s) => s.name === 'argocd-cmp')!
-    const all = chain(cmp.from, cmp.lines)
+    const all = stageChain(stages, stages.find((s) => s.name === 'argocd-cmp')!).instructions.map((i) => i.line)
     expect(all).toContain('COPY --from=build /src/dist ./dist')
     expect(all.some((l) => /npm (install|i) |kseal@/.test(l))).toBe(false)
     expect(all).toContain('RUN ln -s /app/bin/run.js /usr/local/bin/kseal && ln -s /app/bin/kseal-krm.js /usr/local/bin/kseal-krm')
