@@ -4,7 +4,8 @@
  * schema is checked against real SealedSecrets (an API server prunes fields its schema lacks).
  */
 import {spawnSync} from 'node:child_process'
-import {readdirSync, readFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
@@ -58,6 +59,30 @@ describe('kustomization', () => {
     const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
     const sort = (os: Obj[]) => [...os].sort((a, b) => (key(a) < key(b) ? -1 : 1))
     expect(sort(built)).toEqual(sort(all()))
+  })
+  // Every overlay of deploy/ that the README shows, written out where its comment says and built.
+  tool('kubectl').it('builds every overlay of deploy/ the README shows (kubectl kustomize)', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+    const overlays = [...readme.matchAll(/```yaml\n# (overlays\/\S+\/kustomization\.yaml)\n([\s\S]*?)```/g)]
+    expect(overlays.length).toBeGreaterThan(0)
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-overlay-'))
+    try {
+      symlinkSync(DEPLOY, path.join(dir, 'deploy'))
+      for (const [, file, body] of overlays) {
+        mkdirSync(path.join(dir, path.dirname(file)), {recursive: true})
+        writeFileSync(path.join(dir, file), body)
+        const r = spawnSync('kubectl', ['kustomize', path.join(dir, path.dirname(file))], {encoding: 'utf8'})
+        expect({file, stderr: r.stderr, status: r.status}).toEqual({file, stderr: '', status: 0})
+        const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
+        expect(built.length).toBe(all().length)
+        const deployment = built.find((o) => o.kind === 'Deployment')!
+        expect(deployment.spec.template.spec.containers[0].image).toBe('registry.example.com/kseal:0.1.0')
+        const np = built.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'kseal-controller')!
+        expect(np.spec.egress[0].to).toEqual([{ipBlock: {cidr: '172.18.0.2/32'}}])
+      }
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
   it('puts every namespaced object in kseal-system', () => {
     const clusterScoped = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'])
