@@ -62,20 +62,20 @@ function goInteger(s: string): {value: bigint; unsigned: boolean} | null {
   const [, sign, bin, oct, hex, zeroOct, dec] = m
   const magnitude = bin !== undefined ? BigInt(`0b${bin}`) : oct !== undefined ? BigInt(`0o${oct}`)
     : hex !== undefined ? BigInt(`0x${hex}`) : zeroOct !== undefined ? BigInt(`0o${zeroOct || '0'}`) : BigInt(dec)
-  if (sign === '-') return magnitude <= INT64_MAX + 1n ? {value: -magnitude, unsigned: false} : null
-  if (magnitude <= INT64_MAX) return {value: magnitude, unsigned: false}
-  // ParseUint takes no sign.
-  return sign === '' && magnitude <= UINT64_MAX ? {value: magnitude, unsigned: true} : null
+  return inRange(sign, magnitude)
 }
 
 /** strconv.ParseInt(s, 2, 64), then ParseUint(s, 2, 64): go-yaml's own fallback for `0b...`. */
 function goBinary(s: string): {value: bigint; unsigned: boolean} | null {
   const m = /^([+-]?)([01]+)$/.exec(s)
-  if (!m) return null
-  const magnitude = BigInt(`0b${m[2]}`)
-  if (m[1] === '-') return magnitude <= INT64_MAX + 1n ? {value: -magnitude, unsigned: false} : null
+  return m ? inRange(m[1], BigInt(`0b${m[2]}`)) : null
+}
+
+/** An int64 (ParseInt), else, without a sign, a uint64 (ParseUint); null when out of both ranges. */
+function inRange(sign: string, magnitude: bigint): {value: bigint; unsigned: boolean} | null {
+  if (sign === '-') return magnitude <= INT64_MAX + 1n ? {value: -magnitude, unsigned: false} : null
   if (magnitude <= INT64_MAX) return {value: magnitude, unsigned: false}
-  return m[1] === '' && magnitude <= UINT64_MAX ? {value: magnitude, unsigned: true} : null
+  return sign === '' && magnitude <= UINT64_MAX ? {value: magnitude, unsigned: true} : null
 }
 
 /** Go's strconv.underscoreOK: each `_` sits between digits (or a base prefix and a digit). */
