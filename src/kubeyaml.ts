@@ -20,7 +20,7 @@
  * checks for whole files kubectl would not read (checkKubeText). test/kubectl-oracle.test.ts checks
  * it against kubectl itself.
  */
-import {CST, Lexer, type ScalarTag, type SchemaOptions} from 'yaml'
+import {CST, type Document, Lexer, Scalar, type ScalarTag, type SchemaOptions, type ToStringOptions, visit} from 'yaml'
 import {KsealError} from './errors.js'
 import {jsonSyntaxError} from './json.js'
 
@@ -365,14 +365,22 @@ function blockIndentTab(body: string): number {
   return -1
 }
 
+/** Characters go-yaml takes only as escapes in a double-quoted string: raw, it refuses or folds them. */
+const ESCAPE_ONLY = /[\x7f-\x9f\u2028\u2029\ufffe\uffff]/
+
 /**
- * YAML from the `yaml` package's writer, made readable by kubectl as the writer meant it: the writer
- * double-quotes a string holding a C1 control but leaves it raw there (and DEL, U+FFFE, U+FFFF), which
- * go-yaml refuses or (NEL) folds. Inside double quotes each can become an escape; LS and PS too,
- * where the caller has made sure that strings holding them are double-quoted.
+ * A document written as kubectl reads it back. The `yaml` writer keeps DEL, C1 controls, NEL, LS,
+ * PS, U+FFFE and U+FFFF raw — in a plain scalar even (LS, PS) — and may put a tab where go-yaml reads
+ * a block scalar's indentation; go-yaml refuses or folds all of these. So a string holding one is
+ * written double-quoted, and each such character as an escape.
  */
-export function escapeNonPrintable(yaml: string): string {
-  return yaml.replace(/[\x7f-\x9f\u2028\u2029\ufffe\uffff]/g, (c) => (c < '\u0100' ? `\\x${c.charCodeAt(0).toString(16)}` : `\\u${c.charCodeAt(0).toString(16)}`))
+export function kubeYamlString(doc: Document, options: ToStringOptions = {}): string {
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value === 'string' && (ESCAPE_ONLY.test(node.value) || /(^|\n) *\t/.test(node.value))) node.type = Scalar.QUOTE_DOUBLE
+    },
+  })
+  return doc.toString(options).replace(new RegExp(ESCAPE_ONLY.source, 'g'), (c) => (c < '\u0100' ? `\\x${c.charCodeAt(0).toString(16)}` : `\\u${c.charCodeAt(0).toString(16)}`))
 }
 
 /** 1-based line and column of an offset; a byte-order mark that opens the text takes no column. */

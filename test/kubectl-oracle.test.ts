@@ -22,7 +22,7 @@ import {afterAll, beforeAll, expect} from '@jest/globals'
 import fc from 'fast-check'
 import {Document, Pair, parse, parseDocument, Scalar, YAMLMap} from 'yaml'
 import {valueEdit} from '../src/edits.js'
-import {KUBE_YAML} from '../src/kubeyaml.js'
+import {KUBE_YAML, kubeYamlString} from '../src/kubeyaml.js'
 import {parseManifests} from '../src/manifest.js'
 import {tool} from './support/tools.js'
 
@@ -220,6 +220,11 @@ kubectl.describe('kseal reads YAML scalars and keys as kubectl does (kubectl as 
       expect({what, kseal: ksealReads(text)}).toEqual({what, kseal: 'refused'})
       expect({what, kubectl: kubectlReads([{name: 'x', text}]).get('x')}).toEqual({what, kubectl: 'error'})
     }
+    // What kseal writes (kubeYamlString), kubectl reads as kseal meant it.
+    const awkward = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'x'}, stringData: {a: 'x\u2028y', b: 'd\x7fe', c: 'nel\x85', e: 'x\uffff', f: '0o755', g: '1:30', h: 'y', k: 'l1\n\tl2\n', t: '\tx'}}
+    const written = kubeYamlString(new Document(awkward, KUBE_YAML))
+    const read = kubectlReads([{name: 'x', text: written}]).get('x')
+    expect(read).toEqual(awkward.stringData)
     // An escape in a double-quoted string is fine for both.
     const escaped = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  k: "a\\x7fb\\u0090"\n'
     expect(ksealReads(escaped)).toEqual({k: 'a\x7fb\x90'})

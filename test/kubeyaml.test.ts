@@ -5,8 +5,8 @@
  * kubectl itself, over thousands of generated scalars.
  */
 import {describe, expect, it} from '@jest/globals'
-import {parse} from 'yaml'
-import {formatFloat32, KUBE_YAML, kubeKey, kubeValue} from '../src/kubeyaml.js'
+import {Document, parse} from 'yaml'
+import {checkKubeText, formatFloat32, KUBE_YAML, kubeKey, kubeValue, kubeYamlString} from '../src/kubeyaml.js'
 
 describe('plain values, as kubectl reads them', () => {
   it.each([
@@ -47,5 +47,17 @@ describe('plain keys, as kubectl turns them into strings', () => {
   it('formats float32 the way Go does, shortest first', () => {
     expect([0.1, 1 / 3, 100, 1e-4, 1e-5, 123456, 1234567, 2 ** 24 + 1, -2.5e-10].map(formatFloat32))
       .toEqual(['0.1', '0.33333334', '100', '0.0001', '1e-05', '123456', '1.234567e+06', '1.6777216e+07', '-2.5e-10'])
+  })
+})
+
+describe('kubeYamlString: what kseal writes, kubectl reads back', () => {
+  it('double-quotes and escapes what go-yaml refuses or folds raw, and keeps tabs out of block indentation', () => {
+    const value = {a: 'x\u2028y', b: 'd\x7fe', c: 'nel\x85', d: 'l1\n\tl2\n', e: '\tx', f: 'plain', g: '0o755', h: '1:30', i: 'x\uffff'}
+    const text = kubeYamlString(new Document(value, KUBE_YAML))
+    expect(() => checkKubeText(text, 'out.yaml')).not.toThrow()
+    expect(parse(text, KUBE_YAML)).toEqual(value)
+    expect(text).toContain('a: "x\\u2028y"\n')
+    expect(text).toContain('f: plain\n')
+    expect(text).toContain('g: "0o755"\n')
   })
 })

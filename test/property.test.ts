@@ -4,9 +4,9 @@
  */
 import {afterAll, describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {Document, isScalar, parse, parseDocument, Scalar, type ToStringOptions, visit} from 'yaml'
+import {Document, parse, parseDocument, type Scalar} from 'yaml'
 import {isKsealError} from '../src/errors.js'
-import {escapeNonPrintable, KUBE_YAML} from '../src/kubeyaml.js'
+import {KUBE_YAML, kubeYamlString} from '../src/kubeyaml.js'
 import {inspectText} from '../src/inspect.js'
 import {decryptText, encryptText} from '../src/transform.js'
 import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
@@ -64,23 +64,10 @@ function manifest(g: Gen) {
   }
 }
 
-/**
- * YAML as Go's writer (kubectl's) would write `value`: strings that stay strings to kubectl and to
- * YAML 1.1 readers, the characters Go escapes (controls, NEL, LS, PS) as escapes in double quotes,
- * and no block scalar whose line starts with a tab (go-yaml reads its indentation there).
- */
-function kubernetesYaml(value: unknown, defaultStringType?: ToStringOptions['defaultStringType']): string {
-  const doc = new Document(value, KUBE_YAML)
-  visit(doc, {Scalar(_, node) {
-    if (typeof node.value === 'string' && /[\x85\u2028\u2029]|(^|\n) *\t/.test(node.value)) node.type = Scalar.QUOTE_DOUBLE
-  }})
-  return escapeNonPrintable(doc.toString(defaultStringType ? {defaultStringType} : {}))
-}
-
 function render(g: Gen): string {
   // Written the way Kubernetes tooling writes: JSON, or YAML (in the style the generator picked, where
   // the yaml writer can use it).
-  return g.json ? JSON.stringify(manifest(g), null, 2) + '\n' : kubernetesYaml(manifest(g), g.style ?? 'PLAIN')
+  return g.json ? JSON.stringify(manifest(g), null, 2) + '\n' : kubeYamlString(new Document(manifest(g), KUBE_YAML), {defaultStringType: g.style ?? 'PLAIN'})
 }
 
 /** The document as a reader sees it: JSON through JSON.parse, YAML as kubectl reads it. */
@@ -127,7 +114,7 @@ describe('properties', () => {
     const recipient = await teamRecipient(backends)
     for (const json of [false, true]) {
       const obj = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'u'}, stringData}
-      const text = json ? JSON.stringify(obj, null, 2) + '\n' : kubernetesYaml(obj)
+      const text = json ? JSON.stringify(obj, null, 2) + '\n' : kubeYamlString(new Document(obj, KUBE_YAML))
       const dec = await decryptText(await encryptText(text, 'gen', {recipients: [recipient], scope: 'strict'}), 'gen', keyring)
       expect(read(dec, json)).toEqual(obj)
       // Every value without those characters is spelled exactly as the original spelled it.

@@ -10,7 +10,7 @@ import {applyEdits, type Edit} from '../edits.js'
 import {isKsealError, KsealError, type Where} from '../errors.js'
 import {joinStreams} from '../batch.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../files.js'
-import {escapeNonPrintable, KUBE_YAML} from '../kubeyaml.js'
+import {KUBE_YAML, kubeYamlString} from '../kubeyaml.js'
 import {isCoreSecret, parseManifests} from '../manifest.js'
 import {isKsealSealedSecret, mergeIntoSealed, parseSealedSecret, sealSecret, unsealSealedSecret} from '../sealed.js'
 import {isBitnamiSealedSecret, unsealBitnami} from './bitnami.js'
@@ -68,7 +68,7 @@ export async function mapManifests(text: string, file: string | undefined, step:
 
 /** YAML that kubectl, YAML 1.1 and YAML 1.2 readers all read the same way; long values never folded. */
 export function toYaml(value: unknown): string {
-  return escapeNonPrintable(new Document(value, KUBE_YAML).toString({lineWidth: 0, indentSeq: false}))
+  return kubeYamlString(new Document(value, KUBE_YAML), {lineWidth: 0, indentSeq: false})
 }
 
 /** The text with each changed document's content replaced; everything else (markers, comments, other documents) as it was. */
@@ -214,7 +214,7 @@ export function documentEdit(p: {text: string; eol: string}, doc: Document, wher
   const fresh = new Document(null, KUBE_YAML)
   fresh.contents = doc.contents
   const [start, end] = doc.contents.range!
-  let body = escapeNonPrintable(fresh.toString({lineWidth: 0, indentSeq: false}))
+  let body = kubeYamlString(fresh, {lineWidth: 0, indentSeq: false})
   if (!p.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
   if (p.eol !== '\n') body = body.replace(/\n/g, p.eol)
   return {start, end, text: body}
