@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {checkManifests, type Finding, mayHoldSecret, stagedManifests} from '../src/check.js'
+import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/check.js'
 import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/errors.js'
 import {V1_NOTE} from '../src/inspect.js'
 import {decodeText, readStdin, readText, STDIN} from '../src/files.js'
@@ -16,9 +16,11 @@ With no PATH it checks the current directory (recursively: *.yaml, *.yml, *.json
 With --staged it checks what git is about to commit: the staged blobs in the index, not the files
 in the working tree (PATHs then limit it like git pathspecs).
 
-Files that are not valid YAML (e.g. Helm templates) are skipped, unless they mention kind: Secret —
-those cannot be vouched for, and check exits 2. A Secret that uses a YAML merge key (<<) is refused
-(exit 2): kubectl would merge in values that kseal does not see.
+Helm chart templates (files under a templates/ directory that hold {{ }} actions) are skipped with
+a note: check what they render instead (helm template CHART | kseal check -). Other files that are
+not valid YAML or JSON are skipped too, unless they mention kind: Secret — those cannot be vouched
+for, and check exits 2. A Secret that uses a YAML merge key (<<) is refused (exit 2): kubectl would
+merge in values that kseal does not see.
 
 Encrypted Secrets still in format 1 get a warning on stderr ("recipients not authenticated (format
 v1): run kseal rotate to upgrade") but do not fail the check: they decrypt as before, and upgrading
@@ -27,6 +29,7 @@ needs a key, which a pre-commit hook may not have.`
     {description: 'Check a directory', command: '<%= config.bin %> <%= command.id %> k8s/'},
     {description: 'As a git pre-commit hook (.git/hooks/pre-commit)', command: 'exec <%= config.bin %> <%= command.id %> --staged'},
     {description: 'Check a rendered stream', command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> -'},
+    {description: 'Check what a Helm chart renders', command: 'helm template ./chart | <%= config.bin %> <%= command.id %> -'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories (default: .); - reads stdin. With --staged: pathspecs.', ignoreStdin: true})}
@@ -50,10 +53,15 @@ needs a key, which a pre-commit hook may not have.`
     const findings: Finding[] = []
     const v1: Where[] = []
     const skipped: string[] = []
+    const templates: string[] = []
     for (const input of inputs) {
       let text: string | undefined
       try {
         text = await input.read()
+        if (isHelmTemplate(input.file, text)) {
+          templates.push(input.file)
+          continue
+        }
         const found = checkManifests(text, input.file)
         findings.push(...found.plaintext)
         v1.push(...found.v1)
@@ -65,8 +73,11 @@ needs a key, which a pre-commit hook may not have.`
       }
     }
     for (const f of findings) process.stdout.write(`${formatWhere(f.where)}plaintext ${f.keys.join(', ')}\n`)
+    if (templates.length) {
+      this.note(`skipped ${templates.length} Helm chart template${templates.length > 1 ? 's' : ''} (check what ${templates.length > 1 ? 'they render' : 'it renders'}: helm template CHART | kseal check -): ${templates.join(', ')}`, flags.quiet)
+    }
     if (skipped.length) {
-      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
+      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML or JSON and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
     }
     // Format 1 is a warning: it still decrypts, but its recipients are not authenticated.
     for (const w of v1) this.note(`${formatWhere(w)}${V1_NOTE}`, flags.quiet)

@@ -9,7 +9,8 @@ export default class Encrypt extends KsealCommand {
   static override summary = 'Encrypt the data and stringData values of Secret manifests.'
   static override description = `Reads manifests from files, directories (recursively: *.yaml, *.yml, *.json) or stdin and
 encrypts the values of every v1 Secret, also inside a List. Names, namespaces, labels, key names,
-comments and layout stay as they were; other documents pass through unchanged. Values that are
+comments and layout stay as they were; other documents pass through unchanged, among them a kind
+named Secret in another API group (a CRD's): only core v1 Secrets are kseal's. Values that are
 already encrypted keep their ciphertext, so running encrypt again changes nothing.
 
 Recipients are key URIs: rsa:PATH (certificate or public key PEM), awskms:ARN (a KMS key or alias ARN) and age:age1... (an age recipient). Repeat -r to encrypt for several; any one of them decrypts.

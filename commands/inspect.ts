@@ -25,6 +25,11 @@ its recipients are not authenticated; kseal rotate upgrades it.`
       infos.push(...inspectText(text, file))
       return text
     }, {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1})
+    // As every command: each problem one line on stderr, and then nothing on stdout.
+    if (result.errors.length) {
+      this.report(result.errors)
+      return
+    }
     if (flags.json) {
       process.stdout.write(JSON.stringify(infos, null, 2) + '\n')
     } else if (infos.length) {
@@ -42,7 +47,6 @@ its recipients are not authenticated; kseal rotate upgrades it.`
       this.note('no encrypted Secrets found', flags.quiet)
     }
     for (const n of v1Notes(infos)) this.note(n, flags.quiet)
-    this.report(result.errors)
   }
 }
 

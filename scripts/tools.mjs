@@ -1,8 +1,20 @@
-// Peer tools that the interoperability tests use as real counterparts. Installed from Debian's
-// packages when missing, so a fresh machine needs nothing done by hand.
+// Real tools the tests drive (test/support/tools.ts): peer implementations (age, gpg, openssl), the
+// runtimes that run kseal as its images do (bubblewrap; runc and umoci for the OCI image) and the
+// hook runner users wire `kseal check` into (pre-commit). Installed from Debian's packages when
+// missing, so a fresh machine needs nothing done by hand; when all are present this does nothing
+// and prints nothing. kubectl and kpt are not Debian packages: their tests skip, with a line, where
+// they are not installed.
 import {spawnSync} from 'node:child_process'
 
-const TOOLS = [{bin: 'age', pkg: 'age'}, {bin: 'gpg', pkg: 'gnupg'}, {bin: 'openssl', pkg: 'openssl'}]
+const TOOLS = [
+  {bin: 'age', pkg: 'age'},
+  {bin: 'gpg', pkg: 'gnupg'},
+  {bin: 'openssl', pkg: 'openssl'},
+  {bin: 'bwrap', pkg: 'bubblewrap'},
+  {bin: 'runc', pkg: 'runc'},
+  {bin: 'umoci', pkg: 'umoci'},
+  {bin: 'pre-commit', pkg: 'pre-commit'},
+]
 
 function has(bin) {
   return spawnSync('sh', ['-c', `command -v ${bin}`], {stdio: 'ignore'}).status === 0

@@ -14,11 +14,6 @@ export interface Finding {
   keys: string[]
 }
 
-/** The Secrets of one file that hold plaintext values. Throws (ERR_INPUT) when the file cannot be parsed. */
-export function findPlaintext(text: string, file: string): Finding[] {
-  return checkManifests(text, file).plaintext
-}
-
 /**
  * What check reports about one file: Secrets holding plaintext values, and encrypted Secrets still
  * in format 1 (their recipients are not authenticated: a warning, not a failure).
@@ -31,6 +26,16 @@ export function checkManifests(text: string, file: string): {plaintext: Finding[
   })
   const v1 = secrets.filter((s) => s.envelopePair && (s.envelopeRaw as {version?: unknown} | null)?.version === 1).map((s) => s.where)
   return {plaintext, v1}
+}
+
+/**
+ * Whether a file is a Helm chart template: under a `templates/` directory, holding a template action
+ * (`{{`). A template is not a manifest — its Secrets exist only once rendered, and its expressions
+ * are not YAML values — so check skips it, with a note; what it renders is checked instead:
+ * `helm template CHART | kseal check -`.
+ */
+export function isHelmTemplate(file: string, text: string): boolean {
+  return file.split(/[\\/]/).slice(0, -1).includes('templates') && text.includes('{{')
 }
 
 /**

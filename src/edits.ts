@@ -3,7 +3,8 @@
  * range (a value's scalar, the envelope's lines), so everything outside those ranges — comments,
  * quoting, indentation, blank lines, CRLF, a BOM — stays exactly as the user wrote it.
  */
-import {Document, parse, type Pair, Scalar, type YAMLMap} from 'yaml'
+import {parse, type Pair, Scalar, type YAMLMap} from 'yaml'
+import {KUBE_YAML, resolvePlain} from './kubeyaml.js'
 
 export interface Edit {
   start: number
@@ -33,8 +34,14 @@ function afterLine(text: string, pos: number): number {
   return nl === -1 ? text.length : nl + 1
 }
 
+/** The text of pos's line before pos; a byte-order mark that opens the text is not on the line. */
+function linePrefix(text: string, pos: number): string {
+  const start = lineStart(text, pos)
+  return text.slice(start === 0 && text.startsWith('\uFEFF') ? 1 : start, pos)
+}
+
 function column(text: string, pos: number): number {
-  return pos - lineStart(text, pos)
+  return linePrefix(text, pos).length
 }
 
 interface BlockHeader {
@@ -55,7 +62,7 @@ function blockHeader(text: string, node: Scalar): BlockHeader {
   const chompChar = (ind?.[1] || ind?.[3]) ?? ''
   // The mapping the block belongs to is indented as far as its key, which starts the line (after any
   // `- ` entries, as in `  - key: |`); an explicit indicator counts from there.
-  const parent = /^(?: *- +)* */.exec(text.slice(lineStart(text, start), start))![0].length
+  const parent = /^(?: *- +)* */.exec(linePrefix(text, start))![0].length
   let indent = ind?.[2] ? ' '.repeat(parent + Number(ind[2])) : ''
   // Otherwise: the first non-blank line after the header; with none (an empty or whitespace-only
   // block), two deeper than the key.
@@ -80,12 +87,12 @@ export function tokenEdit(text: string, node: Scalar, token: string, eol: string
   return {start, end, text: written}
 }
 
-/** YAML 1.1's implicit resolvers (null, bool, int, float, timestamp, merge): a plain scalar matching one is not a string. */
-let implicitTests: RegExp[] | undefined
-function implicitlyTyped(value: string): boolean {
-  implicitTests ??= new Document(null, {version: '1.1'}).schema.tags.flatMap((t) => (t.test && t.tag !== 'tag:yaml.org,2002:str' ? [t.test] : []))
-  return implicitTests.some((re) => re.test(value))
-}
+/**
+ * Whether a plain scalar is something other than this string to Kubernetes (null, a boolean, a
+ * number, the merge key): kubectl's reading, not YAML 1.1's, so that a value written plain before
+ * encryption (`12:30`, `2024-01-01`) is written plain again, byte for byte.
+ */
+const implicitlyTyped = (value: string): boolean => resolvePlain(value).type !== 'string'
 
 /** A value with no indicator, comment or mapping syntax anywhere: only its implicit type can make it more than a string. */
 const SIMPLE_PLAIN = /^[^-?:,[\]{}#&*!|>'"%@`\s][^:#\n\r\t]*$/
@@ -107,7 +114,7 @@ function safePlain(value: string, flow: boolean): boolean {
   // Whatever else could make it more than a string (indicators, anchors, tags) shows when it is read
   // back on its own.
   try {
-    return parse(value, {version: '1.1', strict: true, logLevel: 'error'}) === value
+    return parse(value, {...KUBE_YAML, strict: true, logLevel: 'error'}) === value
   } catch {
     return false
   }

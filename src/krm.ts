@@ -7,17 +7,22 @@
  * a ConfigMap:
  *   keys:  private keys, as `--key` takes them (a list, or a comma/space-separated string);
  *          KSEAL_KEYS and ~/.config/kseal/keys are looked at after them, as for `kseal decrypt`.
- *   files: manifest files to read, decrypt and add to `items` (generator use; relative paths are
- *          relative to the working directory, which kustomize sets to the kustomization's).
+ *   files: manifest files to read, decrypt and add to `items` (generator use). A relative path is
+ *          relative to the package's directory under `kpt fn render` (which names it on the
+ *          functionConfig), else to the working directory: kustomize runs exec functions in the
+ *          kustomization's directory, `kpt fn eval` in its own working directory (it names no
+ *          package to the function).
  *
  * Failures are `results` entries (severity error, message, resourceRef, and file when the item's
  * path annotation tells it) with a non-zero exit; then no item is decrypted at all, so no partial
  * plaintext reaches the output or kustomize's error message. Unknown options are warnings.
  */
+import path from 'node:path'
 import {type Document, isMap, isNode, isSeq, parseDocument, type YAMLMap} from 'yaml'
 import {applyEdits, type Edit} from './edits.js'
 import {formatWhere, isKsealError, KsealError} from './errors.js'
 import type {Keyring} from './keyring.js'
+import {KUBE_YAML} from './kubeyaml.js'
 import {type ParsedManifests, parseManifests, type SecretDoc} from './manifest.js'
 import {decryptSecret} from './secret.js'
 
@@ -34,6 +39,8 @@ export interface KrmDeps {
   /** The keyring for these `--key`-style specs (then KSEAL_KEYS, then the config directory). */
   keyring(keys: string[]): Keyring
   readFile(file: string): Promise<string>
+  /** The working directory: where relative `files:` are read when no package directory is named. */
+  cwd: string
 }
 
 export interface KrmOutcome {
@@ -70,6 +77,16 @@ export function functionOptions(config: unknown, results: KrmResult[]): Function
     else if (v !== null) throw new KsealError('ERR_CONFIG', `functionConfig ${field}.${k} must be a list of strings`)
   }
   return opts
+}
+
+/** The annotation on which `kpt fn render` names the package's directory (absolute). */
+const PACKAGE_PATH = 'internal.config.kubernetes.io/package-path'
+
+/** The directory that relative `files:` are read from: the package's under kpt fn render, else the working directory. */
+export function filesBase(config: unknown, cwd: string): string {
+  const annotations = (config as {metadata?: {annotations?: Record<string, unknown>}} | null)?.metadata?.annotations
+  const pkg = annotations?.[PACKAGE_PATH]
+  return typeof pkg === 'string' && path.isAbsolute(pkg) ? pkg : cwd
 }
 
 function resourceList(doc: Document.Parsed): YAMLMap {
@@ -141,16 +158,19 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
     if (parsed.docs.length !== 1) throw new KsealError('ERR_INPUT', `a ResourceList is one YAML document, not ${parsed.docs.length}`)
     root = resourceList(parsed.docs[0])
   } else {
-    const doc = parseDocument(input, {version: '1.1'})
+    const doc = parseDocument(input, KUBE_YAML)
     if (doc.errors.length) throw unreadable
     root = resourceList(doc)
     fail(unreadable!)
   }
 
   let opts: FunctionOptions = {keys: [], files: []}
+  let base = deps.cwd
   try {
     const fc = root.get('functionConfig', true)
-    opts = functionOptions(isNode(fc) ? fc.toJSON() : fc, results)
+    const config: unknown = isNode(fc) ? fc.toJSON() : fc
+    opts = functionOptions(config, results)
+    base = filesBase(config, deps.cwd)
   } catch (e) {
     if (!isKsealError(e)) throw e
     fail(e)
@@ -164,7 +184,7 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
     // Generator use: each listed file, decrypted, joins the items.
     for (const file of opts.files) {
       try {
-        const p = parseManifests(await deps.readFile(file), file)
+        const p = parseManifests(await deps.readFile(path.resolve(base, file)), file)
         const plain = await decryptAll(p, keyring, (s) => ({path: file, index: (s.where.document ?? 1) - 1}), results, errors)
         for (const d of parseManifests(plain, file).docs) if (d.contents !== null) generated.push(d.contents)
       } catch (e) {
@@ -176,7 +196,7 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
 
   if (errors.length) text = input // all or nothing: no decrypted item leaves on failure
   if (!results.length && !generated.length) return {output: text, errors}
-  const out = parseDocument(text, {version: '1.1'})
+  const out = parseDocument(text, KUBE_YAML)
   if (!errors.length && generated.length) {
     const items = out.get('items', true)
     if (isSeq(items)) items.items.push(...generated)

@@ -1,12 +1,13 @@
 /**
- * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package (YAML 1.1
- * schema, as Kubernetes reads it), finds every v1 Secret — also inside `List`s — and describes
+ * Manifests as documents: parses multi-document YAML or JSON with the `yaml` package, reading
+ * scalars and keys as kubectl does (kubeyaml.ts), finds every core v1 Secret — also inside `List`s — and describes
  * each value with its source range, so callers can rewrite just those bytes and leave every other
  * byte (comments, quoting, blank lines, CRLF) as it was.
  */
 import {Composer, type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, Scalar, visit, type YAMLMap} from 'yaml'
 import {KsealError, type Where} from './errors.js'
 import {type Field, looksLikeToken} from './envelope.js'
+import {checkKubeText, KUBE_YAML} from './kubeyaml.js'
 
 export const ENVELOPE_KEY = 'kseal'
 
@@ -52,12 +53,13 @@ function getString(map: YAMLMap, key: string): string | undefined {
   return p && isScalar(p.value) && typeof p.value.value === 'string' ? p.value.value : undefined
 }
 
-/** Rejects input that is not text before YAML gets a chance to produce a confusing message. */
+/** Rejects input that is not text, or that kubectl would not read, before YAML gets a chance to produce a confusing message. */
 function checkText(text: string, file: string | undefined): void {
   if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
+  checkKubeText(text, file)
 }
 
-const PARSE_OPTIONS = {version: '1.1', uniqueKeys: true, prettyErrors: false} as const
+const PARSE_OPTIONS = {...KUBE_YAML, uniqueKeys: true, prettyErrors: false} as const
 
 /** The documents of a stream, composed one at a time (what parseAllDocuments does, lazily). */
 function* documents(text: string, lineCounter: LineCounter): Generator<Document.Parsed> {
@@ -116,13 +118,24 @@ export async function parseManifestsIncrementally(text: string, file: string | u
 
 const eolOf = (text: string) => (text.includes('\r\n') ? '\r\n' : '\n')
 
+/**
+ * Whether an apiVersion names the core API group: `v1`, or an empty group (`/v1`, which Kubernetes
+ * reads the same). A kind named Secret in any other group (a CRD's, `vault.example.com/v1alpha1`)
+ * is someone else's resource and passes through every command untouched.
+ */
+export const isCoreGroup = (apiVersion: unknown): boolean => typeof apiVersion !== 'string' || !apiVersion.includes('/') || apiVersion.startsWith('/')
+
+/** The only Secret that is kseal's: core group, version v1. */
+export const isCoreSecret = (kind: unknown, apiVersion: unknown): boolean => kind === 'Secret' && (apiVersion === 'v1' || apiVersion === '/v1')
+
 function collect(node: unknown, where: Where, out: SecretDoc[], item?: number): void {
   if (!isMap(node)) return
   const kind = getString(node, 'kind')
   const apiVersion = getString(node, 'apiVersion')
   const here = item === undefined ? where : {...where, secret: undefined}
-  if (kind === 'Secret') {
-    if (apiVersion !== 'v1') {
+  if (kind === 'Secret' && isCoreGroup(apiVersion)) {
+    // A core Secret with another version (or none) is a mistake, not someone else's kind.
+    if (!isCoreSecret(kind, apiVersion)) {
       throw new KsealError('ERR_INPUT', `a Secret must have apiVersion v1, not ${JSON.stringify(apiVersion ?? null)}`, here)
     }
     out.push(secretDoc(node, where, item))
@@ -155,6 +168,11 @@ function secretDoc(map: YAMLMap, where: Where, item: number | undefined): Secret
         throw new KsealError('ERR_INPUT', `${field} has a key that is not a string`, w)
       }
       const key = p.key.value
+      // An unquoted key such as `yes` is the key "true" to Kubernetes: refuse what it reads differently.
+      const written = p.key.type === Scalar.PLAIN && !p.key.tag ? p.key.source : undefined
+      if (written !== undefined && written !== key) {
+        throw new KsealError('ERR_INPUT', `key reads as ${JSON.stringify(key)} to Kubernetes; quote it`, {...w, key: `${field}.${written}`})
+      }
       const v = p.value as Node | null
       if (v === null || (isScalar(v) && v.value === null)) {
         values.push({field, key, node: isScalar(v) ? v : null, value: null, encrypted: false})

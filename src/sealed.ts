@@ -17,6 +17,7 @@ import {
   macEqual, newDataKey, parseRecipients, type Version,
 } from './envelope.js'
 import {isKsealError, KsealError, type Where} from './errors.js'
+import {isCoreSecret} from './manifest.js'
 import {valueBytes} from './secret.js'
 
 export {loadCertificate, resolveCertificate, type CertificateContext, type CertificateSource, type LoadedCertificate} from './sealed/cert.js'
@@ -336,7 +337,7 @@ function secretValues(secret: Obj, where: Where): Map<string, Buffer> {
 }
 
 function checkSecret(secret: Record<string, unknown>, needName = true): {meta: Obj; where: Where} {
-  if (!isObj(secret) || secret.kind !== 'Secret' || secret.apiVersion !== 'v1') {
+  if (!isObj(secret) || !isCoreSecret(secret.kind, secret.apiVersion)) {
     throw new KsealError('ERR_INPUT', 'only v1 Secrets can be sealed')
   }
   const meta = isObj(secret.metadata) ? secret.metadata : {}

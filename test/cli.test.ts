@@ -159,4 +159,20 @@ describe('inspect', () => {
     expect(table.stdout).toContain(`${f}#1`)
     expect(table.stdout).toContain('rsa:d5326737ee564566')
   })
+
+  it('reports a file it cannot read as decrypt does: file, document, line; exit 2; nothing on stdout', async () => {
+    const good = path.join(dir, 'inspect.yaml')
+    const broken = path.join(dir, 'inspect-broken.yaml')
+    writeFileSync(broken, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n')
+    const problem = `${broken}: document 1: malformed YAML at line 5, column 1: All mapping items must start at the same column`
+    for (const args of [['inspect', good, broken], ['inspect', '--json', good, broken]]) {
+      const r = await kseal(args)
+      expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${problem}\n`})
+    }
+    const decrypt = await kseal(['decrypt', broken])
+    expect(decrypt).toEqual({code: 2, stdout: '', stderr: `kseal: ${problem}\n`})
+    const stdin = await kseal(['inspect'], {input: 'a: [\n'})
+    expect(stdin.code).toBe(2)
+    expect(stdin.stderr).toMatch(/^kseal: \(stdin\): document 1: malformed YAML at line 2, column 1: [^\n]+\n$/)
+  })
 })

@@ -4,13 +4,15 @@
  * schema is checked against real SealedSecrets (an API server prunes fields its schema lacks).
  */
 import {spawnSync} from 'node:child_process'
-import {readdirSync, readFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
 import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed.js'
 import {ROOT} from './support/cli.js'
+import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
 
@@ -57,6 +59,30 @@ describe('kustomization', () => {
     const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
     const sort = (os: Obj[]) => [...os].sort((a, b) => (key(a) < key(b) ? -1 : 1))
     expect(sort(built)).toEqual(sort(all()))
+  })
+  // Every overlay of deploy/ that the README shows, written out where its comment says and built.
+  tool('kubectl').it('builds every overlay of deploy/ the README shows (kubectl kustomize)', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+    const overlays = [...readme.matchAll(/```yaml\n# (overlays\/\S+\/kustomization\.yaml)\n([\s\S]*?)```/g)]
+    expect(overlays.length).toBeGreaterThan(0)
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-overlay-'))
+    try {
+      symlinkSync(DEPLOY, path.join(dir, 'deploy'))
+      for (const [, file, body] of overlays) {
+        mkdirSync(path.join(dir, path.dirname(file)), {recursive: true})
+        writeFileSync(path.join(dir, file), body)
+        const r = spawnSync('kubectl', ['kustomize', path.join(dir, path.dirname(file))], {encoding: 'utf8'})
+        expect({file, stderr: r.stderr, status: r.status}).toEqual({file, stderr: '', status: 0})
+        const built = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj)
+        expect(built.length).toBe(all().length)
+        const deployment = built.find((o) => o.kind === 'Deployment')!
+        expect(deployment.spec.template.spec.containers[0].image).toBe('registry.example.com/kseal:0.1.0')
+        const np = built.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'kseal-controller')!
+        expect(np.spec.egress[0].to).toEqual([{ipBlock: {cidr: '172.18.0.2/32'}}])
+      }
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
   it('puts every namespaced object in kseal-system', () => {
     const clusterScoped = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'])
@@ -317,21 +343,30 @@ describe('CustomResourceDefinition', () => {
 })
 
 describe('Dockerfile', () => {
-  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-  const froms = lines.filter((l) => /^FROM /i.test(l))
-  const lastStage = lines.slice(lines.lastIndexOf(froms.at(-1)!))
+  const stages = readDockerfile()
+  const last = stageChain(stages, stages.at(-1)!)
+  const lastStage = last.instructions.map((i) => i.line)
 
   it('builds in a node:20 stage and runs in a slim node:20 image', () => {
-    expect(froms.length).toBeGreaterThanOrEqual(2)
-    expect(froms[0]).toMatch(/^FROM node:20\S* AS build$/i)
-    expect(froms.at(-1)).toMatch(/^FROM (node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    expect(stages[0]).toMatchObject({from: 'node:20-bookworm-slim', name: 'build'})
+    expect(last.base).toMatch(/^(node:20-\S*slim|gcr\.io\/distroless\/nodejs20\S*)$/)
     expect(lastStage.some((l) => /^COPY --from=build /.test(l))).toBe(true)
+    expect(lastStage.some((l) => /npm (install|i) /.test(l))).toBe(false)
   })
   it('runs as the unprivileged user 65532 with the kseal entrypoint', () => {
     const users = lastStage.filter((l) => /^USER /.test(l))
     expect(users.at(-1)).toMatch(/^USER 65532(:65532)?$/)
     expect(lastStage.filter((l) => /^ENTRYPOINT /.test(l)).at(-1)).toBe('ENTRYPOINT ["node", "/app/bin/run.js"]')
     expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
+  })
+  it('builds the Argo CD sidecar (target argocd-cmp) from the same build: kseal, kseal-krm and kustomize on PATH, user 999, nothing from the npm registry', () => {
+    const all = stageChain(stages, stages.find((s) => s.name === 'argocd-cmp')!).instructions.map((i) => i.line)
+    expect(all).toContain('COPY --from=build /src/dist ./dist')
+    expect(all.some((l) => /npm (install|i) |kseal@/.test(l))).toBe(false)
+    expect(all).toContain('RUN ln -s /app/bin/run.js /usr/local/bin/kseal && ln -s /app/bin/kseal-krm.js /usr/local/bin/kseal-krm')
+    expect(all.some((l) => /^COPY --from=kustomize \S+ \/usr\/local\/bin\/kustomize$/.test(l))).toBe(true)
+    expect(all.filter((l) => /^USER /.test(l)).at(-1)).toBe('USER 999')
+    expect(stages.find((s) => s.name === 'kustomize')?.from).toMatch(/^registry\.k8s\.io\/kustomize\/kustomize:v5\./)
   })
 })

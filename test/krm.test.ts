@@ -3,12 +3,14 @@
  * functions contract: a ResourceList on stdin, a ResourceList on stdout, options from
  * functionConfig, failures as `results` with a non-zero exit and no decrypted item.
  */
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, run, type RunResult, TEAM_CERT} from './support/cli.js'
+import {tool} from './support/tools.js'
 
 /** A ResourceList as kustomize hands it to a transformer: items carry path and index annotations. */
 const item = (body: string, file: string, index: number) => body
@@ -146,10 +148,51 @@ describe('kseal krm as a generator', () => {
     expect(out.items[2].stringData).toEqual({key: 'abc'})
   })
 
+  it('reads relative files: from the package directory kpt fn render names on the functionConfig, not the working directory', async () => {
+    const pkg = path.join(dir, 'package')
+    mkdirSync(path.join(pkg, 'encrypted'), {recursive: true})
+    writeFileSync(path.join(pkg, 'encrypted', 'api.yaml'), (await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: API})).stdout)
+    const config = (annotations: string) => `functionConfig:\n  apiVersion: kseal.dev/v1alpha1\n  kind: KsealDecrypt\n  metadata:\n    name: s\n    annotations:\n${annotations}  spec:\n    files: [encrypted/api.yaml]\n`
+    const named = config(`      config.kubernetes.io/path: 'secrets.yaml'\n      internal.config.kubernetes.io/package-path: '${pkg}'\n`)
+    const r = await shim(list([], named).replace('items:\n', 'items: []\n'), cleanEnv({KSEAL_KEYS: OTHER_KEY}), os.tmpdir())
+    expect(r).toMatchObject({code: 0, stderr: ''})
+    expect(parse(r.stdout).items).toEqual([parse(API)])
+    // No package named (kustomize, kpt fn eval): the working directory, which kustomize sets to the kustomization's.
+    const unnamed = list([], config(`      config.kubernetes.io/path: 'secrets.yaml'\n`)).replace('items:\n', 'items: []\n')
+    expect((await shim(unnamed, cleanEnv({KSEAL_KEYS: OTHER_KEY}), pkg)).code).toBe(0)
+    const elsewhere = await shim(unnamed, cleanEnv({KSEAL_KEYS: OTHER_KEY}), os.tmpdir())
+    expect(elsewhere.code).toBe(1)
+    expect(elsewhere.stderr).toBe(`kseal: ${path.join(os.tmpdir(), 'encrypted', 'api.yaml')}: cannot read: no such file or directory\n`)
+  })
+
   it('a file that cannot be read is an error result naming it', async () => {
     const config = 'functionConfig:\n  apiVersion: kseal.dev/v1alpha1\n  kind: KsealDecrypt\n  metadata: {name: s}\n  spec:\n    files: [missing.yaml]\n'
     const r = await shim(list([], config).replace('items:\n', 'items: []\n'), cleanEnv({KSEAL_KEYS: OTHER_KEY}))
     expect(r.code).toBe(1)
     expect(parse(r.stdout).results).toEqual([{severity: 'error', message: 'cannot read: no such file or directory', file: {path: 'missing.yaml'}}])
+  })
+})
+
+tool('kubectl').describe('kubectl\'s built-in kustomize and exec functions', () => {
+  /** A kustomization with kseal-krm as a transformer over an encrypted Secret. */
+  function kustomization(): string {
+    const k = mkdtempSync(path.join(dir, 'kubectl-'))
+    writeFileSync(path.join(k, 'kustomization.yaml'), 'resources: [db.yaml]\ntransformers: [kseal.yaml]\n')
+    writeFileSync(path.join(k, 'db.yaml'), DB)
+    writeFileSync(path.join(k, 'kseal.yaml'), `apiVersion: kseal.dev/v1alpha1\nkind: KsealDecrypt\nmetadata:\n  name: decrypt\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ${path.join(ROOT, 'bin', 'kseal-krm.js')}\nspec:\n  keys: [${OTHER_KEY}]\n`)
+    return k
+  }
+
+  it('fails without --enable-alpha-plugins, and with it skips the function silently, leaving the Secret encrypted', async () => {
+    const k = kustomization()
+    const enc = await kseal(['encrypt', '-i', '-r', `rsa:${OTHER_CERT}`, path.join(k, 'db.yaml')])
+    expect(enc.code).toBe(0)
+    const plain = spawnSync('kubectl', ['kustomize', k], {encoding: 'utf8'})
+    expect(plain.status).toBe(1)
+    expect(plain.stderr).toContain("external plugins disabled; unable to load external plugin 'KsealDecrypt'")
+    const alpha = spawnSync('kubectl', ['kustomize', '--enable-alpha-plugins', k], {encoding: 'utf8'})
+    expect({status: alpha.status, stderr: alpha.stderr}).toEqual({status: 0, stderr: ''})
+    expect(alpha.stdout).toMatch(/password: kseal:v2:/)
+    expect(alpha.stdout).not.toContain('s3cr3t')
   })
 })

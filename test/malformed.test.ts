@@ -1,9 +1,11 @@
 /** Malformed input: one line saying what and where, a distinct exit code, and the input untouched. */
+import {spawnSync} from 'node:child_process'
 import {chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from '@jest/globals'
 import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {tool} from './support/tools.js'
 
 let dir: string
 const SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: ok\n  namespace: default\nstringData:\n  a: plain-value\n'
@@ -109,5 +111,83 @@ describe('malformed input (kseal encrypt -i)', () => {
     expect(r2.code).toBe(2)
     expect(r2.stderr).toMatch(/not a private key kseal can use/)
     void TEAM_KEY
+  })
+})
+
+describe('JSON is read strictly, as kubectl reads it', () => {
+  const JSON_SECRET = '{\n  "apiVersion": "v1",\n  "kind": "Secret",\n  "metadata": {"name": "j", "namespace": "d"},\n  "stringData": {"a": "s3cr3t-json",}\n}\n'
+
+  it.each([
+    ['a .json file with a trailing comma', 'trailing.json', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
+    ['a .yaml file that starts with { (kubectl reads it as JSON)', 'brace.yaml', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
+    ['JSON behind a byte-order mark, with a comment', 'bom.json', '\uFEFF{"apiVersion": "v1", // core\n "kind": "Secret", "metadata": {"name": "j"}, "stringData": {"a": "s3cr3t-json"}}\n', 'line 1, column 22: a comment (JSON has none)'],
+    ['unquoted keys', 'keys.json', '{apiVersion: v1, kind: Secret, metadata: {name: j}, stringData: {a: s3cr3t-json}}\n', 'line 1, column 2: an unquoted key (JSON keys are double-quoted strings)'],
+    ['a .json file that holds YAML', 'yaml.json', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: j\nstringData:\n  a: s3cr3t-json\n', 'line 1, column 1: not a JSON value (a .json file must hold JSON)'],
+  ])('%s: exit 2, where and what (never the text), file untouched', async (_, name, content, what) => {
+    const f = file(name, content)
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: malformed JSON at ${what}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(content)
+  })
+
+  it('stdin that starts with { is JSON too, for every command that reads manifests', async () => {
+    for (const args of [['encrypt', '-r', `rsa:${TEAM_CERT}`], ['decrypt'], ['inspect'], ['seal', '--cert', TEAM_CERT], ['check', '-']]) {
+      const r = await kseal(args, {input: JSON_SECRET})
+      expect({args, code: r.code, stdout: r.stdout, stderr: r.stderr}).toEqual({args, code: 2, stdout: '', stderr: 'kseal: (stdin): malformed JSON at line 5, column 37: a trailing comma (JSON allows none)\n'})
+    }
+  })
+
+  it('valid JSON, and YAML with flow collections after its first key, are read as before', async () => {
+    for (const text of [JSON_SECRET.replace('",}', '"}'), 'apiVersion: v1\nkind: Secret\nmetadata: {name: j, namespace: d,}\nstringData: {a: s3cr3t-json,}\n']) {
+      const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})
+      expect(r).toMatchObject({code: 0, stderr: ''})
+      expect(r.stdout).toMatch(/kseal:v2:/)
+    }
+  })
+
+  tool('kubectl').it('kubectl itself refuses the trailing comma that kseal refuses', () => {
+    const f = file('kubectl-trailing.json', JSON_SECRET)
+    const r = spawnSync('kubectl', ['label', '--local', '-f', f, 'x=y', '-o', 'json'], {encoding: 'utf8'})
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/invalid character '}'/)
+  })
+})
+
+describe('YAML is read as kubectl reads it (go-yaml v2 through sigs.k8s.io/yaml)', () => {
+  const secret = (body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: k\n  namespace: d\nstringData:\n${body}`
+
+  it('dates, times and sexagesimal-looking values are strings to kubectl: encrypted, and decrypted byte for byte', async () => {
+    const text = secret('  day: 2024-01-01\n  time: 12:30:45\n  short: 1:30\n  big: 0xFFFFFFFFFFFFFFFFFF\n')
+    const enc = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})
+    expect(enc).toMatchObject({code: 0, stderr: ''})
+    expect(enc.stdout.match(/kseal:v2:/g)).toHaveLength(4)
+    expect(await kseal(['decrypt', '-k', TEAM_KEY], {input: enc.stdout})).toEqual({code: 0, stdout: text, stderr: ''})
+  })
+
+  it.each([
+    ['0o755', '  mode: 0o755\n', 'stringData.mode: value is not a string (it reads as number; quote it)'],
+    ['0755', '  mode: 0755\n', 'stringData.mode: value is not a string (it reads as number; quote it)'],
+    ['1_000', '  count: 1_000\n', 'stringData.count: value is not a string (it reads as number; quote it)'],
+    ['an unquoted key n (a boolean to kubectl)', '  n: x\n', 'stringData.n: key reads as "false" to Kubernetes; quote it'],
+    ['y', '  flag: y\n', 'stringData.flag: value is not a string (it reads as boolean; quote it)'],
+    ['an unquoted key yes', '  yes: x\n', 'stringData.yes: key reads as "true" to Kubernetes; quote it'],
+    ['an unquoted key 1e6', '  1e6: x\n', 'stringData.1e6: key reads as "1e+06" to Kubernetes; quote it'],
+  ])('%s: refused with "quote it", file untouched', async (name, body, message) => {
+    const f = file(`kubectl-${name.replace(/\W+/g, '-')}.yaml`, secret(body))
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: document 1 (Secret d/k): ${message}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(secret(body))
+  })
+
+  it.each([
+    ['a raw DEL', '  a: "x\x7fy"\n', 'character U+007F at line 7, column 8 is not allowed in YAML (kubectl refuses the file); write it as an escape in a double-quoted string'],
+    ['a raw NEL, which kubectl folds to a space even in quotes', '  a: "x\x85y"\n', "character U+0085 at line 7, column 8 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
+    ['a raw LS in a comment, hiding a key from every reader but kubectl', '  a: x # note\u2028  b: hidden\n', "character U+2028 at line 7, column 14 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
+    ['a tab that starts a block scalar', '  a: |\n    \tx\n', "a tab where a block scalar's indentation is read, at line 8, column 5 (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t"],
+  ])('%s: refused, exit 2, file untouched', async (name, body, message) => {
+    const f = file(`kubectl-${name.replace(/\W+/g, '-').slice(0, 40)}.yaml`, secret(body))
+    const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
+    expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${f}: ${message}\n`})
+    expect(readFileSync(f, 'utf8')).toBe(secret(body))
   })
 })

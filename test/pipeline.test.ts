@@ -142,10 +142,18 @@ describe('Argo CD config management plugin (deploy/argocd)', () => {
   const generate = (env: Record<string, string | undefined>) =>
     sh([...plugin.spec.generate.command, ...plugin.spec.generate.args].map((a: string) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), {cwd: app, env})
 
-  it('is a sidecar ConfigManagementPlugin named kseal, discovered by a kustomization', () => {
+  it('is a sidecar ConfigManagementPlugin named kseal, discovered by a kustomization under any name kustomize reads', async () => {
     expect(plugin).toMatchObject({apiVersion: 'argoproj.io/v1alpha1', kind: 'ConfigManagementPlugin', metadata: {name: 'kseal'}, spec: {version: 'v1'}})
     expect(plugin.spec.generate.command).toEqual(['sh', '-c'])
-    expect(plugin.spec.discover.fileName).toBe('./kustomization.y*ml')
+    // Argo CD runs discover.find.command in the Application's directory: any output claims it.
+    const [shell, flag, script] = plugin.spec.discover.find.command as string[]
+    expect([shell, flag]).toEqual(['sh', '-c'])
+    for (const name of ['kustomization.yaml', 'kustomization.yml', 'Kustomization', 'values.yaml', '']) {
+      const d = mkdtempSync(path.join(dir, 'discover-'))
+      if (name) writeFileSync(path.join(d, name), 'resources: []\n')
+      const r = await run('sh', ['-c', script], {cwd: d})
+      expect({name, code: r.code, claimed: r.stdout.trim()}).toEqual({name, code: 0, claimed: name.startsWith('kustomization') || name === 'Kustomization' ? name : ''})
+    }
   })
 
   it('its generate command builds the source directory and decrypts it with the keys in KSEAL_KEYS', async () => {

@@ -4,8 +4,9 @@
  */
 import {afterAll, describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {parse, parseDocument, type Scalar, stringify} from 'yaml'
+import {Document, parse, parseDocument, type Scalar} from 'yaml'
 import {isKsealError} from '../src/errors.js'
+import {KUBE_YAML, kubeYamlString} from '../src/kubeyaml.js'
 import {inspectText} from '../src/inspect.js'
 import {decryptText, encryptText} from '../src/transform.js'
 import {kseal, TEAM_CERT, TEAM_KEY} from './support/cli.js'
@@ -64,13 +65,13 @@ function manifest(g: Gen) {
 }
 
 function render(g: Gen): string {
-  // Written the way Kubernetes tooling writes: JSON, or YAML with strings that stay strings in YAML 1.1
-  // (in the style the generator picked, where the yaml writer can use it).
-  return g.json ? JSON.stringify(manifest(g), null, 2) + '\n' : stringify(manifest(g), {version: '1.1', defaultStringType: g.style ?? 'PLAIN'})
+  // Written the way Kubernetes tooling writes: JSON, or YAML (in the style the generator picked, where
+  // the yaml writer can use it).
+  return g.json ? JSON.stringify(manifest(g), null, 2) + '\n' : kubeYamlString(new Document(manifest(g), KUBE_YAML), {defaultStringType: g.style ?? 'PLAIN'})
 }
 
-/** The document as a reader sees it: JSON through JSON.parse, YAML through a YAML 1.1 reader. */
-const read = (text: string, json: boolean) => (json ? JSON.parse(text) : parse(text, {version: '1.1'}))
+/** The document as a reader sees it: JSON through JSON.parse, YAML as kubectl reads it. */
+const read = (text: string, json: boolean) => (json ? JSON.parse(text) : parse(text, KUBE_YAML))
 
 const hasCanary = (g: Gen) => Object.values(g.stringData).some((v) => v.includes(CANARY)) ||
   Object.values(g.data).some((v) => Buffer.from(v).toString('latin1').includes(CANARY))
@@ -113,11 +114,11 @@ describe('properties', () => {
     const recipient = await teamRecipient(backends)
     for (const json of [false, true]) {
       const obj = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'u'}, stringData}
-      const text = json ? JSON.stringify(obj, null, 2) + '\n' : stringify(obj, {version: '1.1'})
+      const text = json ? JSON.stringify(obj, null, 2) + '\n' : kubeYamlString(new Document(obj, KUBE_YAML))
       const dec = await decryptText(await encryptText(text, 'gen', {recipients: [recipient], scope: 'strict'}), 'gen', keyring)
       expect(read(dec, json)).toEqual(obj)
       // Every value without those characters is spelled exactly as the original spelled it.
-      const docs = new Map([text, dec].map((t) => [t, parseDocument(t, {version: '1.1'})]))
+      const docs = new Map([text, dec].map((t) => [t, parseDocument(t, KUBE_YAML)]))
       const spelling = (t: string, k: string) => {
         const node = docs.get(t)!.getIn(['stringData', k], true) as Scalar
         return t.slice(node.range![0], node.range![1])
@@ -168,7 +169,9 @@ describe('properties', () => {
       const after = f(before)
       fc.pre(JSON.stringify(after) !== JSON.stringify(before))
       doc.setIn(['kseal', 'recipients'], doc.createNode(after))
-      await expect(decryptText(doc.toString(), 'gen', keyring)).rejects.toMatchObject({exitCode: 3})
+      // A JSON manifest stays strict JSON (kseal refuses anything else in a JSON file, exit 2).
+      const tampered = g.json ? JSON.stringify(doc.toJSON(), null, 2) + '\n' : doc.toString()
+      await expect(decryptText(tampered, 'gen', keyring)).rejects.toMatchObject({exitCode: 3})
     }), {numRuns: 40})
   })
 

@@ -2,8 +2,10 @@
  * Round trips over a corpus of realistic manifests: encrypt changes only Secret values (and adds the
  * envelope), re-encrypting is a no-op, and decrypt gives back the original byte for byte.
  */
+import {spawnSync} from 'node:child_process'
 import crypto from 'node:crypto'
-import {readdirSync, readFileSync} from 'node:fs'
+import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
@@ -11,6 +13,7 @@ import {decryptText, encryptText} from '../src/transform.js'
 import {parseManifests} from '../src/manifest.js'
 import {FIXTURES} from './support/cli.js'
 import {keyringFor, teamRecipient, testBackends} from './support/keys.js'
+import {tool} from './support/tools.js'
 
 const backends = testBackends()
 const keyring = keyringFor(backends)
@@ -46,9 +49,11 @@ describe('round trip over the corpus', () => {
     const hasValues = parseManifests(original).secrets.some((s) => s.values.some((v) => v.value !== null))
     if (hasValues) expect(encrypted).not.toEqual(original)
     for (const p of secretPlaintexts(original)) expect(encrypted).not.toContain(p)
-    // Output is still valid YAML (JSON stays JSON) with the same documents.
-    if (name.endsWith('.json')) expect(() => JSON.parse(encrypted)).not.toThrow()
+    // Output is still valid YAML (JSON stays JSON, behind its byte-order mark) with the same
+    // documents, and every Secret with values holds its envelope.
+    if (name.endsWith('.json')) expect(() => JSON.parse(encrypted.replace(/^\uFEFF/, ''))).not.toThrow()
     expect(parseAllDocuments(encrypted).length).toBe(parseAllDocuments(original).length)
+    for (const s of parseManifests(encrypted).secrets) expect({secret: s.where.secret, envelope: Boolean(s.envelopePair)}).toEqual({secret: s.where.secret, envelope: s.values.length > 0})
     // Re-encrypting an encrypted file changes nothing.
     expect(await encrypt(encrypted, name)).toBe(encrypted)
     // Decrypting gives the original back, byte for byte.
@@ -74,6 +79,23 @@ describe('round trip over the corpus', () => {
     expect(encrypted.startsWith('\uFEFF')).toBe(true)
     expect(encrypted.replace(/\r\n/g, '')).not.toContain('\n')
     expect(await decryptText(encrypted, 'crlf.yaml', keyring)).toBe(original)
+  })
+
+  tool('kubectl').it('kubectl reads what encrypt wrote behind a byte-order mark: the envelope belongs to the Secret', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-bom-'))
+    try {
+      for (const name of ['bom-first-key.yaml', 'bom-compact.json', 'bom-pretty.json']) {
+        const file = path.join(dir, name)
+        writeFileSync(file, await encrypt(readFileSync(path.join(corpusDir, name), 'utf8'), name))
+        const r = spawnSync('kubectl', ['label', '--local', '-f', file, 'checked=yes', '-o', 'json'], {encoding: 'utf8'})
+        expect({name, stderr: r.stderr, status: r.status}).toEqual({name, stderr: '', status: 0})
+        const obj = JSON.parse(r.stdout)
+        expect({name, version: obj.kseal?.version}).toEqual({name, version: 2})
+        expect(Object.values({...obj.data, ...obj.stringData})).toEqual([expect.stringMatching(/^kseal:v2:/)])
+      }
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 
   it('handles a 1 MiB value', async () => {
@@ -143,9 +165,9 @@ describe('round trip over the corpus', () => {
     })
 
     it('a block holding a character kseal must escape comes back double-quoted, with its line end', async () => {
-      const text = secret('  a: |-\n    x\n    \u2028\n  b: next\n')
+      const text = secret('  a: |-\n    x\n    \ufeff\n  b: next\n')
       const dec = await decryptText(await encrypt(text), 'x', keyring)
-      expect(dec).toBe(secret('  a: "x\\n\\L"\n  b: next\n'))
+      expect(dec).toBe(secret('  a: "x\\n\\ufeff"\n  b: next\n'))
     })
 
     it('refuses a stringData lone surrogate, which UTF-8 cannot carry, instead of changing it', async () => {

@@ -12,6 +12,8 @@ import {type Backends, splitUri} from '../../keys/index.js'
 import type {Binding, Identity, RecipientEntry} from '../../keys/types.js'
 import {ioError, KsealError} from '../errors.js'
 import {type Attempt, unwrapWith} from '../keyring.js'
+import {KUBE_YAML} from '../kubeyaml.js'
+import {isCoreSecret} from '../manifest.js'
 
 export interface UnsealKeys {
   identities: Identity[]
@@ -28,7 +30,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 export function tlsKeysFromManifest(text: string): string[] {
   let docs
   try {
-    docs = parseAllDocuments(text, {version: '1.1'})
+    docs = parseAllDocuments(text, KUBE_YAML)
   } catch {
     return []
   }
@@ -36,7 +38,7 @@ export function tlsKeysFromManifest(text: string): string[] {
   const out: string[] = []
   const visit = (o: unknown) => {
     if (!isObj(o)) return
-    if (o.kind === 'Secret') {
+    if (isCoreSecret(o.kind, o.apiVersion)) {
       const d = isObj(o.data) ? o.data['tls.key'] : undefined
       const sd = isObj(o.stringData) ? o.stringData['tls.key'] : undefined
       if (typeof sd === 'string') out.push(sd)

@@ -10,7 +10,8 @@ import {applyEdits, type Edit} from '../edits.js'
 import {isKsealError, KsealError, type Where} from '../errors.js'
 import {joinStreams} from '../batch.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../files.js'
-import {parseManifests} from '../manifest.js'
+import {KUBE_YAML, kubeYamlString} from '../kubeyaml.js'
+import {isCoreSecret, parseManifests} from '../manifest.js'
 import {isKsealSealedSecret, mergeIntoSealed, parseSealedSecret, sealSecret, unsealSealedSecret} from '../sealed.js'
 import {isBitnamiSealedSecret, unsealBitnami} from './bitnami.js'
 import type {UnsealKeys} from './keys.js'
@@ -65,9 +66,9 @@ export async function mapManifests(text: string, file: string | undefined, step:
   return {text: p.text, eol: p.eol, docs}
 }
 
-/** YAML that Kubernetes (YAML 1.1) and YAML 1.2 readers both read the same way; long values never folded. */
+/** YAML that kubectl, YAML 1.1 and YAML 1.2 readers all read the same way; long values never folded. */
 export function toYaml(value: unknown): string {
-  return new Document(value, {version: '1.1'}).toString({lineWidth: 0, indentSeq: false})
+  return kubeYamlString(new Document(value, KUBE_YAML), {lineWidth: 0, indentSeq: false})
 }
 
 /** The text with each changed document's content replaced; everything else (markers, comments, other documents) as it was. */
@@ -99,7 +100,7 @@ export function renderJson(objs: unknown[]): string {
 }
 
 export function sealStep(recipients: Recipient[], scope: Scope): ObjectStep {
-  return async (o) => (o.kind === 'Secret' ? ((await sealSecret(o, recipients, scope)) as unknown as Obj) : null)
+  return async (o) => (isCoreSecret(o.kind, o.apiVersion) ? ((await sealSecret(o, recipients, scope)) as unknown as Obj) : null)
 }
 
 export function unsealStep(keys: UnsealKeys): ObjectStep {
@@ -155,7 +156,7 @@ export function singleSecret(text: string, file: string | undefined): Obj {
     if (doc.contents === null) continue
     const js = doc.toJS({maxAliasCount: 100}) as unknown
     if (!isObj(js)) continue
-    for (const o of isList(js) ? js.items : [js]) if (isObj(o) && o.kind === 'Secret') found.push(o)
+    for (const o of isList(js) ? js.items : [js]) if (isObj(o) && isCoreSecret(o.kind, o.apiVersion)) found.push(o)
   }
   const where: Where = {file: file ?? '(stdin)'}
   if (found.length === 0) throw new KsealError('ERR_INPUT', 'no v1 Secret to merge in the input', where)
@@ -210,7 +211,7 @@ export function setSealedSpec(doc: Document, path: (string | number)[], current:
 /** The edit that writes a modified document's content back over its source range, in the file's line ends. */
 export function documentEdit(p: {text: string; eol: string}, doc: Document, where?: Where): Edit {
   if (!isMap(doc.contents)) throw new KsealError('ERR_INPUT', 'the SealedSecret is not a mapping', where)
-  const fresh = new Document(null, {version: '1.1'})
+  const fresh = new Document(null, KUBE_YAML)
   // A comment right above the mapping (the yaml package hangs it on the first key) is outside its
   // range and stays in the text as it is: render without it, or it would be written twice.
   fresh.contents = doc.contents
@@ -220,7 +221,7 @@ export function documentEdit(p: {text: string; eol: string}, doc: Document, wher
   if (above !== undefined) first!.commentBefore = undefined
   let body: string
   try {
-    body = fresh.toString({lineWidth: 0, indentSeq: false})
+    body = kubeYamlString(fresh, {lineWidth: 0, indentSeq: false})
   } finally {
     if (above !== undefined) first!.commentBefore = above
   }

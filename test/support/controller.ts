@@ -30,12 +30,15 @@ export interface Replica {
 
 /**
  * Starts a controller replica with short leader-election periods and 2048-bit keys, and waits until
- * it serves HTTP (its port comes from its "serving HTTP" log line).
+ * it serves HTTP (its port comes from its "serving HTTP" log line). `wrap` runs it inside another
+ * command (a sandbox), which gets node and its arguments after its own.
  */
-export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; extra?: string[]}): Promise<Replica> {
+export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; extra?: string[]; wrap?: string[]}): Promise<Replica> {
   const args = [BIN, 'controller', '--kubeconfig', o.kubeconfig, '--key-namespace', o.keyNamespace, '--key-bits', '2048', '--listen', '127.0.0.1:0',
     '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
-  const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
+  // `wrap`: a command that runs node for it (a sandbox such as bwrap, as the image runs it).
+  const [cmd, ...cmdArgs] = [...(o.wrap ?? []), process.execPath, ...args]
+  const child = spawn(cmd, cmdArgs, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
   const lines: string[] = []
   let buf = ''
   let port = 0

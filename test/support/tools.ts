@@ -6,13 +6,14 @@
  *   const kubectl = tool('kubectl')
  *   kubectl.describe('kustomize overlays', () => { ... })   // or kubectl.it('...', fn)
  *
- * When the tool is present the tests run and the tool is recorded as used; when it is absent they are
- * skipped and one line naming the tool is printed, never silently. `npm test` ends with a summary of
+ * When the tool is present the tests run and the tool is recorded as used; when it is absent (or,
+ * with `asRoot`, cannot run as the current user) they are skipped and one line naming the tool is
+ * printed, never silently. `npm test` ends with a summary of
  * which real tools ran and which were missing (from the record file it passes in KSEAL_TOOL_RECORD).
  */
 import {spawnSync} from 'node:child_process'
 import {appendFileSync} from 'node:fs'
-import {describe, it} from '@jest/globals'
+import {beforeAll, describe, it} from '@jest/globals'
 
 export interface Tool {
   readonly name: string
@@ -37,25 +38,42 @@ function record(state: 'ran' | 'missing', name: string, title: string): void {
   if (file) appendFileSync(file, `${state}\t${name}\t${title.replace(/\s+/g, ' ')}\n`)
 }
 
-function skipped(name: string, title: string): void {
+function skippedMissing(name: string, title: string): void {
   // One plain line on stderr, outside jest's console decoration, so it shows in every reporter.
   process.stderr.write(`skipped (${name} is not installed): ${title}\n`)
   record('missing', name, title)
 }
 
+function skippedNotRoot(name: string, title: string): void {
+  process.stderr.write(`skipped (${name} needs root, and the tests run as uid ${process.getuid?.()}): ${title}\n`)
+  record('missing', `${name} (as root)`, title)
+}
+
+export interface ToolOptions {
+  /** The tool can run only as root here (container runtimes): as anyone else its tests are skipped, with the line saying so. */
+  asRoot?: boolean
+}
+
 /** The real tool `bin`, found on PATH once per test file. */
-export function tool(bin: string): Tool {
-  const known = cache.get(bin)
+export function tool(bin: string, opts: ToolOptions = {}): Tool {
+  const key = `${bin}${opts.asRoot ? ' as root' : ''}`
+  const known = cache.get(key)
   if (known) return known
-  const found = locate(bin)
+  const onPath = locate(bin)
+  const unusable = onPath && opts.asRoot && process.getuid?.() !== 0
+  const found = unusable ? null : onPath
+  const skipped = (name: string, title: string) => (unusable ? skippedNotRoot(name, title) : skippedMissing(name, title))
   const t: Tool = {
     name: bin,
     path: found,
     present: found !== null,
+    // Recorded as ran when its tests run, not when they are declared: inside a skipped block they do not.
     describe(title, fn) {
       if (found) {
-        record('ran', bin, title)
-        describe(title, fn)
+        describe(title, () => {
+          beforeAll(() => record('ran', bin, title))
+          fn()
+        })
       } else {
         skipped(bin, title)
         describe.skip(title, fn)
@@ -63,14 +81,16 @@ export function tool(bin: string): Tool {
     },
     it(title, fn, timeout) {
       if (found) {
-        record('ran', bin, title)
-        it(title, fn as () => Promise<unknown>, timeout)
+        it(title, () => {
+          record('ran', bin, title)
+          return fn() as Promise<unknown>
+        }, timeout)
       } else {
         skipped(bin, title)
         it.skip(title, fn as () => Promise<unknown>, timeout)
       }
     },
   }
-  cache.set(bin, t)
+  cache.set(key, t)
   return t
 }
