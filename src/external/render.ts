@@ -26,7 +26,7 @@ import {compileRe2} from './regex.js'
 import {checkStoreUse, esLabel} from './store.js'
 import {goBase64Decode} from './template/funcs.js'
 import {compileTemplate, type Limits} from './template/index.js'
-import {encodeText, toJson, type Value} from './template/values.js'
+import {encodeText, marshalNode, toJson, type Value} from './template/values.js'
 import {
   type ConversionStrategy, type DecodingStrategy, EXTERNAL_API_VERSION, EXTERNAL_SECRET_KIND, type ExternalSecret, type OwnerReference, type RemoteRef, type SecretObject,
   type SecretStore,
@@ -104,7 +104,7 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
   let calls = 0
   const cache = new Map<string, Promise<RemoteValue>>()
   const fetch = (ref: FetchRef): Promise<RemoteValue> => {
-    const k = `${ref.key}\u0000${ref.version ?? ''}`
+    const k = `${deps.provider.canonicalKey?.(ref.key) ?? ref.key}\u0000${ref.version ?? ''}`
     let p = cache.get(k)
     if (!p) {
       calls++
@@ -150,7 +150,7 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       const match = f.nameRegexp !== undefined ? compileRe2(f.nameRegexp, `${what}: ${name}.find.name.regexp`) : undefined
       const found = await deps.provider.find(f, match)
       calls += found.size
-      for (const [n, v] of found) cache.set(`${n}\u0000`, Promise.resolve(v))
+      for (const [n, v] of found) cache.set(`${deps.provider.canonicalKey?.(n) ?? n}\u0000`, Promise.resolve(v))
       source.find = {path: f.path, regexp: f.nameRegexp, tags: Object.keys(f.tags ?? {}).length ? f.tags : undefined, matched: found.size}
       pairs = [...found].map(([n, v]) => [n, whole(v)])
       pairs = convertKeys(pairs, f.conversionStrategy, `${name}.find`, fail)
@@ -250,10 +250,19 @@ function mapJson(entries: Map<string, Uint8Array>): Uint8Array {
   return Buffer.from(toJson(m), 'latin1')
 }
 
+/**
+ * A JSON value that is not a string, as bytes. From a text value (AWS) it is the text as stored, as
+ * gjson returns it; from Vault's decoded data it is what Go's json.Marshal writes (sorted keys), as
+ * external-secrets' Vault provider returns it.
+ */
+function jsonBytes(v: RemoteValue, n: JsonNode): Uint8Array {
+  return Buffer.from(v.kind === 'json' ? marshalNode(n) : n.raw, 'utf8')
+}
+
 /** A whole remote value as bytes: what `find` gives each key, and a data entry without property. */
 function whole(v: RemoteValue): Uint8Array {
   if (v.kind === 'bytes') return v.bytes
-  if (v.kind === 'json') return Buffer.from(v.node.raw, 'utf8')
+  if (v.kind === 'json') return jsonBytes(v, v.node)
   return mapJson(v.entries)
 }
 
@@ -267,7 +276,7 @@ function value(v: RemoteValue, ref: RemoteRef, bad: (m: string) => KsealError): 
   }
   const node = lookupProperty(json(v, bad), ref.property)
   if (!node) throw bad(`property ${JSON.stringify(ref.property)} not found`)
-  return Buffer.from(nodeString(node), 'utf8')
+  return node.type === 'object' || node.type === 'array' ? jsonBytes(v, node) : Buffer.from(nodeString(node), 'utf8')
 }
 
 /** extract: a JSON object's keys (strings as they are, other values as JSON), or a Secret's keys. */
@@ -287,7 +296,7 @@ function extract(v: RemoteValue, ref: RemoteRef, bad: (m: string) => KsealError)
     }
   }
   if (node.type !== 'object') throw bad(`${ref.property === undefined ? 'the value' : `property ${JSON.stringify(ref.property)}`} is not a JSON object, so it cannot be extracted into keys`)
-  return node.entries.map(([k, n]) => [k, Buffer.from(n.type === 'string' ? n.value : n.raw, 'utf8')])
+  return node.entries.map(([k, n]) => [k, n.type === 'string' ? Buffer.from(n.value, 'utf8') : jsonBytes(v, n)])
 }
 
 /** external-secrets' key conversion: characters other than letters, digits, `-`, `.` and `_` become `_` (Default) or `_UXXXX_` (Unicode). */

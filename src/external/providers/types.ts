@@ -39,6 +39,8 @@ export interface Provider {
    * found and their current values. Bounded: more than MAX_FIND matches is an error.
    */
   find(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>>
+  /** The name one remote key goes by, when a store accepts several spellings (Vault: `secret/data/a` is `a`): the render cache's key. */
+  canonicalKey?(key: string): string
   /** Releases connections and forgets credentials. */
   close(): Promise<void>
 }

@@ -129,6 +129,23 @@ export function toJson(v: Value | undefined, indent = '', level = ''): string {
   return `{${nl}${keys.map((k) => `${inner}${encodeText(jsonString(k))}${sep}${toJson(v.get(k), indent, inner)}`).join(`,${nl}`)}${nl}${level}}`
 }
 
+/**
+ * A JSON value as Go writes it after decoding it into interface{} values (with UseNumber, as Vault's
+ * client does): object keys sorted, strings HTML-safe, numbers as they were written.
+ */
+export function marshalNode(n: JsonNode): string {
+  switch (n.type) {
+    case 'object':
+      return `{${[...n.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${jsonString(encodeText(k))}:${marshalNode(v)}`).join(',')}}`
+    case 'array':
+      return `[${n.items.map(marshalNode).join(',')}]`
+    case 'string':
+      return jsonString(encodeText(n.value))
+    default:
+      return n.raw
+  }
+}
+
 /** Go's strconv.Quote (what %q and sprig's quote use), of a byte string. */
 export function goQuote(s: string): string {
   const bytes = toBytes(s)
