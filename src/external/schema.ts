@@ -410,7 +410,7 @@ function kubernetesSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
     const t = r.object(auth.token, join(ap, 'token'), ['bearerToken'])
     a = {kind: 'token', bearerToken: secretKeyRef(c, t.bearerToken, join(ap, 'token.bearerToken'))}
   }
-  const url = r.optString(s, 'url', sp, {max: 2048, check: (u) => u === 'kubernetes.default' || isServerUrl(u), expect: 'an http(s) URL without credentials'})
+  const url = r.optString(s, 'url', sp, {max: 2048, check: (u) => u === 'kubernetes.default' || (isServerUrl(u) && u.startsWith('https:')), expect: 'an https URL without credentials (a ServiceAccount token is sent to it)'})
   return {
     type: 'kubernetes',
     remoteNamespace: r.optString(o, 'remoteNamespace', path, {check: isDnsLabel, expect: 'a namespace name'}) || 'default',

@@ -70,7 +70,9 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
     }
     const kc = new k8s.KubeConfig()
     kc.loadFromOptions({
-      clusters: [{name: 'remote', server: server!, ...(ca ? {caData: Buffer.from(ca).toString('base64')} : {}), skipTLSVerify: false}],
+      // (client-node insists on skipTLSVerify for a plain-http server, where there is nothing to verify:
+      // only an injected default server can be http, a store's own must be https.)
+      clusters: [{name: 'remote', server: server!, ...(ca ? {caData: Buffer.from(ca).toString('base64')} : {}), skipTLSVerify: server!.startsWith('http:')}],
       users: [{name: 'store', token}],
       contexts: [{name: 'store', cluster: 'remote', user: 'store'}],
       currentContext: 'store',
