@@ -20,6 +20,7 @@
 import {MANAGED_ANNOTATION} from '../controller/reconcile.js'
 import {isKsealError, KsealError} from '../errors.js'
 import {isSecretKey} from './fields.js'
+import {RESERVED_PREFIX} from './schema.js'
 import {JsonSyntaxError, type JsonNode, lookupProperty, nodeString, parseJson} from './property.js'
 import type {FetchRef, Provider, RemoteValue} from './providers/index.js'
 import {compileRe2} from './regex.js'
@@ -50,6 +51,8 @@ export interface RenderDeps {
    */
   existing?: SecretObject | null
   templateLimits?: Limits
+  /** The namespace of the controller's own keys: no ExternalSecret there is rendered. */
+  keyNamespace?: string
 }
 
 /** What one entry read: names and keys, never values. */
@@ -89,11 +92,16 @@ export function mayOverwrite(existing: SecretObject, es: ExternalSecret): boolea
 }
 
 export async function renderExternalSecret(es: ExternalSecret, store: SecretStore, deps: RenderDeps): Promise<RenderResult> {
-  await checkStoreUse(es, store, deps.namespaceLabels)
   const what = esLabel(es)
   const fail = (code: 'ERR_INPUT' | 'ERR_NOT_FOUND' | 'ERR_DENIED', msg: string) => new KsealError(code, `${what}: ${msg}`)
+  if (deps.keyNamespace !== undefined && es.metadata.namespace === deps.keyNamespace) {
+    throw fail('ERR_DENIED', `refused: ${deps.keyNamespace} is the namespace of the controller's own keys; no ExternalSecret writes Secrets there`)
+  }
+  await checkStoreUse(es, store, deps.namespaceLabels)
   const target = es.target
   const existing = deps.existing
+  const own = existing && Object.keys({...existing.metadata.labels, ...existing.metadata.annotations}).find((k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION)
+  if (own) throw fail('ERR_DENIED', `Secret ${es.metadata.namespace}/${target.name} carries ${own}: it is one of kseal's own Secrets, and no ExternalSecret writes into it`)
   if (target.creationPolicy === 'Merge' && existing === null) {
     throw fail('ERR_NOT_FOUND', `creationPolicy Merge writes into an existing Secret, and Secret ${es.metadata.namespace}/${target.name} does not exist`)
   }
