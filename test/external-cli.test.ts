@@ -5,13 +5,13 @@
  * ExternalSecret with the usual exit codes, the others still shown.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 import {AwsIam} from './support/aws/iam.js'
 import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
-import {cleanEnv, kseal} from './support/cli.js'
+import {cleanEnv, kseal, ROOT} from './support/cli.js'
 import {esManifest, storeManifest} from './support/external.js'
 import {type K8sApiServer, startK8sApiServer} from './support/k8s-api-server.js'
 import {startVaultServer, type VaultServer} from './support/vault/server.js'
@@ -122,6 +122,36 @@ describe('kseal external render', () => {
     expect(r.code).toBe(0)
     expect(YAML.parse(r.stdout.replace(/^#.*\n/gm, '')).data.password).toBe(Buffer.from('from-shared').toString('base64'))
     expect(r.stderr).toContain("your kubeconfig's identity reads the Secrets, not the store's ServiceAccount")
+  })
+
+  it('renders the example of docs/external-secrets.md, which shows the example file verbatim', async () => {
+    const example = path.join(ROOT, 'docs', 'examples', 'external', 'db.yaml')
+    const text = readFileSync(example, 'utf8')
+    expect(readFileSync(path.join(ROOT, 'docs', 'external-secrets.md'), 'utf8')).toContain('```yaml\n' + text + '```\n')
+    const iam = new AwsIam()
+    iam.addAccessKey(USER.id, USER.secret)
+    const eu = await startSecretsManagerServer({iam, region: 'eu-west-1'})
+    try {
+      eu.createSecret('payments/db', JSON.stringify({username: 'app', password: PASSWORD}))
+      eu.createSecret('payments/db-extra', JSON.stringify({host: 'db.internal'}))
+      eu.createSecret('payments/feature-a', 'on', {tags: {team: 'payments'}})
+      eu.createSecret('payments/feature-b', 'off', {tags: {team: 'other'}})
+      const r = await kseal(['external', 'render', example, '--show-values', '-q'], {env: awsEnv({AWS_ENDPOINT_URL_SECRETS_MANAGER: eu.url})})
+      expect(r).toMatchObject({code: 0, stderr: ''})
+      expect(r.stdout.split('\n').filter((l) => l.startsWith('#'))).toEqual([
+        '# ExternalSecret payments/db via SecretStore payments/aws (aws SecretsManager): 3 remote calls',
+        '#   spec.dataFrom[0]: "payments/db-extra" → host',
+        '#   spec.dataFrom[1]: find name "^payments/feature-" tags {"team":"payments"}: 1 found → payments_feature-a',
+        '#   spec.data[0]: "payments/db" property "username" → user',
+        '#   spec.data[1]: "payments/db" version AWSCURRENT property "password" → password',
+      ])
+      const secret = YAML.parse(r.stdout.replace(/^#.*\n/gm, ''))
+      expect(secret).toMatchObject({metadata: {name: 'db', namespace: 'payments', labels: {app: 'db'}}, type: 'kubernetes.io/basic-auth'})
+      expect(Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])))
+        .toEqual({username: 'app', password: PASSWORD, url: `postgres://app:${PASSWORD}@db.internal:5432/app`})
+    } finally {
+      await eu.close()
+    }
   })
 
   it('failures: one line each with its exit code, the other ExternalSecrets still shown; nothing leaks', async () => {

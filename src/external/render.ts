@@ -111,8 +111,9 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
 
   let calls = 0
   const cache = new Map<string, Promise<RemoteValue>>()
+  const cacheKey = (ref: FetchRef) => deps.provider.cacheKey?.(ref) ?? `${ref.key}\u0000${ref.version ?? ''}`
   const fetch = (ref: FetchRef): Promise<RemoteValue> => {
-    const k = `${deps.provider.canonicalKey?.(ref.key) ?? ref.key}\u0000${ref.version ?? ''}`
+    const k = cacheKey(ref)
     let p = cache.get(k)
     if (!p) {
       calls++
@@ -158,7 +159,7 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       const match = f.nameRegexp !== undefined ? compileRe2(f.nameRegexp, `${what}: ${name}.find.name.regexp`) : undefined
       const found = await deps.provider.find(f, match)
       calls += found.size
-      for (const [n, v] of found) cache.set(`${deps.provider.canonicalKey?.(n) ?? n}\u0000`, Promise.resolve(v))
+      for (const [n, v] of found) cache.set(cacheKey({key: n}), Promise.resolve(v))
       source.find = {path: f.path, regexp: f.nameRegexp, tags: Object.keys(f.tags ?? {}).length ? f.tags : undefined, matched: found.size}
       pairs = [...found].map(([n, v]) => [n, whole(v)])
       pairs = convertKeys(pairs, f.conversionStrategy, `${name}.find`, fail)

@@ -41,6 +41,7 @@ export async function openSecretsManager(c: AwsContext): Promise<Provider> {
 
   return {
     name: 'aws SecretsManager',
+    cacheKey: (ref) => `${ref.key}\u0000${ref.version ?? 'AWSCURRENT'}`,
     fetch: (ref: FetchRef) => read(ref.key, ref.version),
     async find(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>> {
       const tags = Object.entries(find.tags ?? {})

@@ -39,8 +39,11 @@ export interface Provider {
    * found and their current values. Bounded: more than MAX_FIND matches is an error.
    */
   find(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>>
-  /** The name one remote key goes by, when a store accepts several spellings (Vault: `secret/data/a` is `a`): the render cache's key. */
-  canonicalKey?(key: string): string
+  /**
+   * One name for a remote value that a store lets callers spell several ways (Vault: `secret/data/a`
+   * is `a`; Secrets Manager: no version is AWSCURRENT): the render cache's key. Default: key and version.
+   */
+  cacheKey?(ref: FetchRef): string
   /** Releases connections and forgets credentials. */
   close(): Promise<void>
 }

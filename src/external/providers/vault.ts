@@ -187,7 +187,7 @@ export async function openVault(c: VaultContext): Promise<Provider> {
 
   return {
     name: 'vault',
-    canonicalKey: (key) => relative(key),
+    cacheKey: (ref) => `${relative(ref.key)}\u0000${ref.version ?? ''}`,
     async fetch(ref: FetchRef): Promise<RemoteValue> {
       const {data} = await read(relative(ref.key), ref.version, ref.key)
       return {kind: 'json', node: data}
