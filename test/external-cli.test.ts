@@ -169,6 +169,14 @@ describe('kseal external render', () => {
     expect(old).toMatchObject({code: 2, stdout: ''})
     expect(old.stderr).toContain('ExternalSecret has apiVersion external-secrets.io/v1: kseal reads kseal.dev/v1 (the same fields; docs/external-secrets.md lists the differences)')
 
+    // A store that cannot be reached: the message names it, with any credentials in a URL scrubbed.
+    const store = storeManifest('vault', NS, {vault: {server: 'https://vault.internal:8200', auth: {tokenSecretRef: {name: 't', key: 't'}}}})
+    const api = esManifest('api', NS, {secretStoreRef: {name: 'vault'}, data: [{secretKey: 'key', remoteRef: {key: 'apps/api'}}]})
+    const down = await kseal(['external', 'render', file('down.yaml', [store, api])], {env: cleanEnv({VAULT_ADDR: 'http://admin:hunter2@127.0.0.1:1', VAULT_TOKEN: 'hvs.not-a-real-token'})})
+    expect(down.code).toBe(1)
+    expect(down.stderr).toMatch(/SecretStore apps\/vault \(vault\): remote key "apps\/api": cannot reach Vault: .*ECONNREFUSED/)
+    expect(down.stderr).not.toMatch(/hunter2|hvs\.not-a-real-token/)
+
     const denied = await kseal(['external', 'render', file('db.yaml', [awsStore(), dbSecret()])], {env: awsEnv({AWS_SECRET_ACCESS_KEY: 'wrong'})})
     expect(denied.code).toBe(1)
     expect(denied.stderr).toMatch(/remote key "apps\/db": InvalidSignatureException: /)

@@ -24,9 +24,9 @@ let k8s: K8sApiServer
 let access: StoreAccess
 const opened: Provider[] = []
 
-/** RBAC as a function: the copier may get and list Secrets in `shared`; other ServiceAccounts nothing; the admin everything. */
+/** RBAC as a function: the copier may get and list Secrets in `shared` and `big`; other ServiceAccounts nothing; the admin everything. */
 function authorizer(a: AuthorizationAttributes): boolean {
-  if (a.user.username === COPIER) return a.resource === 'secrets' && a.namespace === 'shared' && (a.verb === 'get' || a.verb === 'list')
+  if (a.user.username === COPIER) return a.resource === 'secrets' && (a.namespace === 'shared' || a.namespace === 'big') && (a.verb === 'get' || a.verb === 'list')
   return !a.user.username.startsWith('system:serviceaccount:')
 }
 
@@ -45,7 +45,7 @@ const one = (key: string, extra: Record<string, unknown> = {}) => es('copied', N
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64')
 
 beforeAll(async () => {
-  k8s = await startK8sApiServer({namespaces: ['default', NS, 'shared', 'private'], tokens: {clock, authorizer}})
+  k8s = await startK8sApiServer({namespaces: ['default', NS, 'shared', 'private', 'big'], tokens: {clock, authorizer}})
   access = await kubeAccess(k8s.kubeConfig())
   for (const name of ['copier', 'nobody']) k8s.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace: NS}})
   k8s.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'shared', labels: {team: 'payments'}}, data: {password: b64('shared-pass'), 'tls.key': b64(Buffer.from([0, 0xff, 0x10])), user: b64('app')}})
@@ -122,6 +122,13 @@ describe('copying from another namespace as the store ServiceAccount', () => {
     k8s.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'copier-token', namespace: NS}, stringData: {token}})
     const r = await render(one('db', {property: 'password'}), copyStore('shared', {token: {bearerToken: {name: 'copier-token', key: 'token'}}}))
     expect(decoded(r.secret)).toEqual({v: 'shared-pass'})
+  })
+
+  it('a find holds at most 8 MiB of values; a remote key must be a Secret name', async () => {
+    for (let i = 0; i < 9; i++) k8s.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: `huge-${i}`, namespace: 'big'}, data: {v: b64(Buffer.alloc(1024 * 1024, 'x'))}})
+    const f = await failure(render(es('found', NS, {secretStoreRef: {name: 'copy'}, dataFrom: [{find: {name: {regexp: '^huge-'}}}]}), copyStore('big')))
+    expect(f).toMatchObject({code: 'ERR_INPUT', message: "SecretStore apps/copy (kubernetes): find's values are larger than 8388608 bytes; narrow it"})
+    expect((await failure(render(one('../db'), copyStore()))).message).toBe('SecretStore apps/copy (kubernetes): remote key "../db": is not a Secret name')
   })
 
   it('not found, a version, throttling with Retry-After', async () => {

@@ -13,7 +13,7 @@ import {Limiter} from '../../limit.js'
 import type {NameMatcher} from '../regex.js'
 import type {FindRef} from '../types.js'
 import {type AwsContext, awsCredentials, awsError} from './aws-auth.js'
-import {FIND_CONCURRENCY, type FetchRef, MAX_FIND, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export async function openSecretsManager(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-secrets-manager')
@@ -72,7 +72,8 @@ export async function openSecretsManager(c: AwsContext): Promise<Provider> {
         if (!NextToken) break
       }
       const limit = new Limiter(FIND_CONCURRENCY)
-      const values = await Promise.all(names.map((n) => limit.run(() => read(n, undefined))))
+      const count = findBudget(() => c.errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
+      const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
       return new Map(names.map((n, i) => [n, values[i]]))
     },
     async close() {

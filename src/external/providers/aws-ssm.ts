@@ -12,7 +12,7 @@ import {Limiter} from '../../limit.js'
 import type {NameMatcher} from '../regex.js'
 import type {FindRef} from '../types.js'
 import {type AwsContext, awsCredentials, awsError} from './aws-auth.js'
-import {FIND_CONCURRENCY, type FetchRef, MAX_FIND, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export async function openParameterStore(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-ssm')
@@ -37,10 +37,12 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
   }
 
   const tooMany = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find matches more than ${MAX_FIND} parameters; narrow it`)
+  const tooLarge = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`)
   const tooLong = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
 
   async function byPath(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>> {
     const out = new Map<string, RemoteValue>()
+    const count = findBudget(() => tooLarge(find.path))
     let NextToken: string | undefined
     for (let page = 0; ; page++) {
       if (page >= MAX_LIST_PAGES) throw tooLong(find.path)
@@ -52,7 +54,7 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       }
       for (const p of r.Parameters ?? []) {
         if (!p.Name || (match && !match.test(p.Name))) continue
-        out.set(p.Name, bytes(p.Value))
+        out.set(p.Name, count(bytes(p.Value)))
         if (out.size > MAX_FIND) throw tooMany(find.path)
       }
       NextToken = r.NextToken
@@ -84,7 +86,8 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       if (!NextToken) break
     }
     const limit = new Limiter(FIND_CONCURRENCY)
-    const values = await Promise.all(names.map((n) => limit.run(() => read(n, undefined))))
+    const count = findBudget(() => tooLarge(find.path))
+    const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
     return new Map(names.map((n, i) => [n, values[i]]))
   }
 

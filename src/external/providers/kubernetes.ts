@@ -13,12 +13,12 @@
  */
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
 import {apiFailure, loadK8s} from '../../controller/kube.js'
-import {isLabelValue, isQualifiedName} from '../fields.js'
+import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
 import type {NameMatcher} from '../regex.js'
 import type {StoreAccess} from '../store.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'
 import {detail, type ProviderErrors} from './errors.js'
-import {type FetchRef, MAX_FIND, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export interface KubernetesOptions {
   /** The API server used when the store names none (the controller: its own cluster; render: the kubeconfig's). */
@@ -101,6 +101,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
     name: 'kubernetes',
     async fetch(ref: FetchRef): Promise<RemoteValue> {
       if (ref.version !== undefined) throw errors.error('ERR_INPUT', ref.key, 'the kubernetes provider has no versions; remove version')
+      if (!isDnsSubdomain(ref.key)) throw errors.error('ERR_INPUT', ref.key, 'is not a Secret name')
       const client = await clientFor()
       try {
         return entries(await client.readNamespacedSecret({name: ref.key, namespace: spec.remoteNamespace}))
@@ -116,6 +117,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
         selector.push(`${k}=${v}`)
       }
       const out = new Map<string, RemoteValue>()
+      const count = findBudget(() => errors.error('ERR_INPUT', undefined, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
       let cont: string | undefined
       for (let page = 0; ; page++) {
         if (page >= MAX_LIST_PAGES) throw errors.error('ERR_INPUT', undefined, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with tags`)
@@ -129,7 +131,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
         for (const s of list.items) {
           const name = s.metadata?.name
           if (!name || (match && !match.test(name))) continue
-          out.set(name, entries(s))
+          out.set(name, count(entries(s)))
           if (out.size > MAX_FIND) throw errors.error('ERR_INPUT', undefined, `find matches more than ${MAX_FIND} Secrets; narrow it`)
         }
         cont = list.metadata?._continue || undefined

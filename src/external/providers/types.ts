@@ -50,6 +50,26 @@ export interface Provider {
 
 /** Most remote keys one find may return. */
 export const MAX_FIND = 500
+/** Most bytes of values one find may hold (the Secret itself holds at most 1 MiB). */
+export const MAX_FIND_BYTES = 8 * 1024 * 1024
+
+export function valueSize(v: RemoteValue): number {
+  if (v.kind === 'bytes') return v.bytes.length
+  if (v.kind === 'json') return v.node.raw.length
+  let n = 0
+  for (const [k, b] of v.entries) n += k.length + b.length
+  return n
+}
+
+/** Counts what a find has gathered; over MAX_FIND_BYTES it refuses with the error `tooLarge` gives. */
+export function findBudget(tooLarge: () => Error): (v: RemoteValue) => RemoteValue {
+  let total = 0
+  return (v) => {
+    total += valueSize(v)
+    if (total > MAX_FIND_BYTES) throw tooLarge()
+    return v
+  }
+}
 /** Most listing pages one find may walk. */
 export const MAX_LIST_PAGES = 200
 /** Remote reads a find runs at once. */

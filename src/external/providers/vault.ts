@@ -22,7 +22,7 @@ import type {StoreAccess} from '../store.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail, ProviderErrors} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'
-import {FIND_CONCURRENCY, type FetchRef, MAX_FIND, type Provider, type RemoteValue} from './types.js'
+import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type RemoteValue} from './types.js'
 import {type VaultLease, VaultTokenManager} from './vault-token.js'
 
 export interface VaultOptions {
@@ -211,6 +211,7 @@ export async function openVault(c: VaultContext): Promise<Provider> {
       const tags = Object.entries(find.tags ?? {})
       const limit = new Limiter(FIND_CONCURRENCY)
       const out = new Map<string, RemoteValue>()
+      const count = findBudget(() => errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
       await Promise.all(names.map((n) => limit.run(async () => {
         const {data, custom} = await read(n, undefined, n)
         const tagged = tags.every(([k, want]) => {
@@ -218,7 +219,7 @@ export async function openVault(c: VaultContext): Promise<Provider> {
           return v?.type === 'string' && v.value === want
         })
         if (!tagged) return
-        out.set(n, {kind: 'json', node: data})
+        out.set(n, count({kind: 'json', node: data}))
       })))
       return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     },
