@@ -66,6 +66,7 @@ describe('what external-secrets templates write', () => {
   it('toJson is encoding/json (HTML-safe, sorted keys), fromJson round-trips, printf supports %s %d %v %q', () => {
     expect(str('{{ dict "b" "<x>" "a" (list 1 true nil) | toJson }}')).toBe('{"a":[1,true,null],"b":"\\u003cx\\u003e"}')
     expect(str('{{ dict "k" "v" | toPrettyJson }}')).toBe('{\n  "k": "v"\n}')
+    expect(str('{{ dict "a" "<\\\\u003c&>" | toRawJson }}')).toBe('{"a":"<\\\\u003c&>"}')
     expect(str('{{ printf "%s:%d:%v:%q:%%" "s" 7 true "q\\n" }}')).toBe('s:7:true:"q\\n":%')
     expect(str('{{ "a,b,c" | splitList "," | join "+" }} {{ "x.y" | replace "." "_" }} {{ "abc" | sha256sum }}'))
       .toBe('a+b+c x_y ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')

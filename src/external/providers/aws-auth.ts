@@ -14,9 +14,9 @@
  * The SDK is imported lazily.
  */
 import type {AwsCredentialIdentity, AwsCredentialIdentityProvider} from '@smithy/types'
-import type {StoreAccess} from '../store.js'
 import type {AwsProviderSpec} from '../types.js'
 import {detail, type ProviderErrors} from './errors.js'
+import type {ProviderInit} from './types.js'
 
 export const ROLE_ARN_ANNOTATION = 'eks.amazonaws.com/role-arn'
 
@@ -32,13 +32,7 @@ export interface AwsOptions {
   ignoreJwt?: boolean
 }
 
-export interface AwsContext {
-  spec: AwsProviderSpec
-  namespace: string
-  access: StoreAccess
-  errors: ProviderErrors
-  options?: AwsOptions
-}
+export type AwsContext = ProviderInit<AwsProviderSpec, AwsOptions>
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8').trim()
 
@@ -78,6 +72,18 @@ export async function awsCredentials(c: AwsContext): Promise<AwsCredentialIdenti
     ...(base ? {masterCredentials: base} : {}),
     clientConfig: stsConfig,
   })
+}
+
+/** Settings for a store's SDK client: region, credentials (none: the default chain), endpoint, extras. */
+export async function awsClientConfig(c: AwsContext, service: 'secretsmanager' | 'ssm'): Promise<Record<string, unknown>> {
+  const credentials = await awsCredentials(c)
+  const o = c.options ?? {}
+  return {
+    region: c.spec.region,
+    ...(credentials ? {credentials} : {}),
+    ...(o.endpoints?.[service] ? {endpoint: o.endpoints[service]} : {}),
+    ...o.clientConfig,
+  }
 }
 
 /** AWS error names, sorted into kseal's codes. */

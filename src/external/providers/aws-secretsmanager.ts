@@ -12,19 +12,12 @@ import type {SecretsManagerClient} from '@aws-sdk/client-secrets-manager'
 import {Limiter} from '../../limit.js'
 import type {NameMatcher} from '../regex.js'
 import type {FindRef} from '../types.js'
-import {type AwsContext, awsCredentials, awsError} from './aws-auth.js'
+import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
 import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export async function openSecretsManager(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-secrets-manager')
-  const credentials = await awsCredentials(c)
-  const o = c.options ?? {}
-  const client: SecretsManagerClient = new sdk.SecretsManagerClient({
-    region: c.spec.region,
-    ...(credentials ? {credentials} : {}),
-    ...(o.endpoints?.secretsmanager ? {endpoint: o.endpoints.secretsmanager} : {}),
-    ...o.clientConfig,
-  })
+  const client: SecretsManagerClient = new sdk.SecretsManagerClient(await awsClientConfig(c, 'secretsmanager'))
 
   async function read(key: string, version: string | undefined): Promise<RemoteValue> {
     const input = version?.startsWith('uuid/') ? {SecretId: key, VersionId: version.slice(5)} : {SecretId: key, VersionStage: version ?? 'AWSCURRENT'}

@@ -11,19 +11,12 @@ import type {SSMClient} from '@aws-sdk/client-ssm'
 import {Limiter} from '../../limit.js'
 import type {NameMatcher} from '../regex.js'
 import type {FindRef} from '../types.js'
-import {type AwsContext, awsCredentials, awsError} from './aws-auth.js'
+import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
 import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export async function openParameterStore(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-ssm')
-  const credentials = await awsCredentials(c)
-  const o = c.options ?? {}
-  const client: SSMClient = new sdk.SSMClient({
-    region: c.spec.region,
-    ...(credentials ? {credentials} : {}),
-    ...(o.endpoints?.ssm ? {endpoint: o.endpoints.ssm} : {}),
-    ...o.clientConfig,
-  })
+  const client: SSMClient = new sdk.SSMClient(await awsClientConfig(c, 'ssm'))
   const bytes = (v: string | undefined): RemoteValue => ({kind: 'bytes', bytes: Buffer.from(v ?? '', 'utf8')})
 
   async function read(key: string, version: string | undefined): Promise<RemoteValue> {

@@ -15,10 +15,9 @@ import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
 import {apiFailure, loadK8s} from '../../controller/kube.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
 import type {NameMatcher} from '../regex.js'
-import type {StoreAccess} from '../store.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'
-import {detail, type ProviderErrors} from './errors.js'
-import {type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {detail} from './errors.js'
+import {type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
 
 export interface KubernetesOptions {
   /** The API server used when the store names none (the controller: its own cluster; render: the kubeconfig's). */
@@ -28,14 +27,7 @@ export interface KubernetesOptions {
   tokenExpirationSeconds?: number
 }
 
-export interface KubernetesContext {
-  spec: KubernetesProviderSpec
-  namespace: string
-  access: StoreAccess
-  errors: ProviderErrors
-  options?: KubernetesOptions
-  now?: () => number
-}
+export type KubernetesContext = ProviderInit<KubernetesProviderSpec, KubernetesOptions>
 
 /** A token is replaced when less than this share of its life is left. */
 const REFRESH_LEFT = 0.2

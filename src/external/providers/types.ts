@@ -12,7 +12,9 @@
  */
 import type {JsonNode} from '../property.js'
 import type {NameMatcher} from '../regex.js'
+import type {StoreAccess} from '../store.js'
 import type {FindRef} from '../types.js'
+import type {ProviderErrors} from './errors.js'
 
 /** A remote value as the store holds it. */
 export type RemoteValue =
@@ -46,6 +48,18 @@ export interface Provider {
   cacheKey?(ref: FetchRef): string
   /** Releases connections and forgets credentials. */
   close(): Promise<void>
+}
+
+/** What a provider module is opened with: its store's spec, where references resolve, and options. */
+export interface ProviderInit<Spec, Options> {
+  spec: Spec
+  /** The ExternalSecret's namespace. */
+  namespace: string
+  access: StoreAccess
+  errors: ProviderErrors
+  options?: Options
+  /** The clock for token lifetimes (ms since the epoch). */
+  now?: () => number
 }
 
 /** Most remote keys one find may return. */

@@ -18,11 +18,10 @@
 import {Limiter} from '../../limit.js'
 import {type JsonNode, JsonSyntaxError, parseJson} from '../property.js'
 import type {NameMatcher} from '../regex.js'
-import type {StoreAccess} from '../store.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
-import {detail, ProviderErrors} from './errors.js'
+import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'
-import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type RemoteValue} from './types.js'
+import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
 import {type VaultLease, VaultTokenManager} from './vault-token.js'
 
 export interface VaultOptions {
@@ -37,15 +36,7 @@ export interface VaultOptions {
   timeoutMs?: number
 }
 
-export interface VaultContext {
-  spec: VaultProviderSpec
-  /** The ExternalSecret's namespace. */
-  namespace: string
-  access: StoreAccess
-  errors: ProviderErrors
-  options?: VaultOptions
-  now?: () => number
-}
+export type VaultContext = ProviderInit<VaultProviderSpec, VaultOptions>
 
 const MAX_DEPTH = 32
 const MAX_LISTED = 10_000

@@ -115,6 +115,21 @@ function sprint(args: (Value | undefined)[]): string {
   return out
 }
 
+/** toJson and its kin: json.Marshal's output, or its error (a NaN, say) as the function's failure. */
+function jsonFunction(name: string, encode: (v: Value | undefined) => string): TemplateFunction {
+  return {
+    min: 1,
+    max: 1,
+    fn: ([a], c) => {
+      try {
+        return c.sized(encode(a))
+      } catch (e) {
+        return c.fail(`${name}: ${(e as Error).message}`)
+      }
+    },
+  }
+}
+
 export const FUNCTIONS: Record<string, TemplateFunction> = {
   // ---- Go's builtins (and / or are evaluated lazily by the executor) ----
   and: {min: 1, max: Infinity, fn: (a) => a.find((x) => !truth(x)) ?? a[a.length - 1]},
@@ -199,40 +214,9 @@ export const FUNCTIONS: Record<string, TemplateFunction> = {
   empty: {min: 1, max: 1, fn: ([a]) => empty(a)},
   coalesce: {min: 0, max: Infinity, fn: (a) => a.find((x) => !empty(x)) ?? null},
   ternary: {min: 3, max: 3, fn: ([t, f, cond]) => (truth(cond) ? t : f)},
-  toJson: {
-    min: 1,
-    max: 1,
-    fn: ([a], c) => {
-      try {
-        return c.sized(toJson(a))
-      } catch (e) {
-        return c.fail(`toJson: ${(e as Error).message}`)
-      }
-    },
-  },
-  toPrettyJson: {
-    min: 1,
-    max: 1,
-    fn: ([a], c) => {
-      try {
-        return c.sized(toJson(a, '  '))
-      } catch (e) {
-        return c.fail(`toPrettyJson: ${(e as Error).message}`)
-      }
-    },
-  },
-  toRawJson: {
-    min: 1,
-    max: 1,
-    fn: ([a], c) => {
-      try {
-        // The same as toJson without HTML escaping.
-        return c.sized(toJson(a).replace(/\\u003c/g, '<').replace(/\\u003e/g, '>').replace(/\\u0026/g, '&'))
-      } catch (e) {
-        return c.fail(`toRawJson: ${(e as Error).message}`)
-      }
-    },
-  },
+  toJson: jsonFunction('toJson', (a) => toJson(a)),
+  toPrettyJson: jsonFunction('toPrettyJson', (a) => toJson(a, '  ')),
+  toRawJson: jsonFunction('toRawJson', (a) => toJson(a, '', '', false)),
   fromJson: {
     min: 1,
     max: 1,

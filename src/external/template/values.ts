@@ -91,8 +91,8 @@ export function fromJsonNode(n: JsonNode): Value {
   }
 }
 
-/** encoding/json's string encoding (HTML-safe, as json.Marshal), of a byte string. */
-export function jsonString(s: string): string {
+/** encoding/json's string encoding of a byte string: HTML-safe as json.Marshal, unless `html` is false (SetEscapeHTML(false)). */
+export function jsonString(s: string, html = true): string {
   let out = '"'
   for (const ch of decodeText(s)) {
     const c = ch.codePointAt(0)!
@@ -101,18 +101,18 @@ export function jsonString(s: string): string {
     else if (ch === '\n') out += '\\n'
     else if (ch === '\r') out += '\\r'
     else if (ch === '\t') out += '\\t'
-    else if (c < 0x20 || ch === '<' || ch === '>' || ch === '&' || c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16).padStart(4, '0')}`
+    else if (c < 0x20 || (html && (ch === '<' || ch === '>' || ch === '&')) || c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16).padStart(4, '0')}`
     else out += ch
   }
   return out + '"'
 }
 
-/** json.Marshal of a value, as a byte string (UTF-8); `indent` gives json.MarshalIndent's layout. */
-export function toJson(v: Value | undefined, indent = '', level = ''): string {
+/** json.Marshal of a value, as a byte string (UTF-8); `indent` gives json.MarshalIndent's layout, `html` false leaves <, >, & as they are. */
+export function toJson(v: Value | undefined, indent = '', level = '', html = true): string {
   const nl = indent ? '\n' : ''
   const inner = level + indent
   if (v === null || v === undefined) return 'null'
-  if (typeof v === 'string') return encodeText(jsonString(v))
+  if (typeof v === 'string') return encodeText(jsonString(v, html))
   if (typeof v === 'bigint') return v.toString()
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new Error(`json: unsupported value: ${goFloat(v)}`)
@@ -121,12 +121,12 @@ export function toJson(v: Value | undefined, indent = '', level = ''): string {
   if (typeof v === 'boolean') return String(v)
   if (Array.isArray(v)) {
     if (v.length === 0) return '[]'
-    return `[${nl}${v.map((x) => inner + toJson(x, indent, inner)).join(`,${nl}`)}${nl}${level}]`
+    return `[${nl}${v.map((x) => inner + toJson(x, indent, inner, html)).join(`,${nl}`)}${nl}${level}]`
   }
   if (v.size === 0) return '{}'
   const sep = indent ? ': ' : ':'
   const keys = [...v.keys()].sort()
-  return `{${nl}${keys.map((k) => `${inner}${encodeText(jsonString(k))}${sep}${toJson(v.get(k), indent, inner)}`).join(`,${nl}`)}${nl}${level}}`
+  return `{${nl}${keys.map((k) => `${inner}${encodeText(jsonString(k, html))}${sep}${toJson(v.get(k), indent, inner, html)}`).join(`,${nl}`)}${nl}${level}}`
 }
 
 /**
