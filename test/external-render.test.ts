@@ -101,6 +101,23 @@ describe('the Secret written', () => {
   })
 })
 
+describe('reads', () => {
+  it('run at once, at most 8 in flight, one per remote key', async () => {
+    for (let i = 0; i < 12; i++) sm.createSecret(`app/many-${i}`, `v${i}`)
+    sm.resetStats()
+    sm.latencyMs = 30
+    try {
+      const data = Array.from({length: 12}, (_, i) => ({secretKey: `k${i}`, remoteRef: {key: `app/many-${i}`}}))
+      const r = await render(es('many', NS, {secretStoreRef: {name: 'aws'}, data: [...data, {secretKey: 'again', remoteRef: {key: 'app/many-0', version: 'AWSCURRENT'}}]}))
+      expect(Object.keys(r.secret!.data)).toHaveLength(13)
+      expect(sm.count('GetSecretValue')).toBe(12)
+      expect(sm.maxInFlight).toBe(8)
+    } finally {
+      sm.latencyMs = 0
+    }
+  })
+})
+
 describe('ownership', () => {
   const owned = (uid = UID, name = 'db') => ({ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'ExternalSecret', name, uid, controller: true}]})
 

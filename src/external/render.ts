@@ -9,7 +9,8 @@
  * (`mergePolicy: Merge` keeps the fetched ones beside them); templates see every fetched key.
  *
  * One remote call per remote key: fetches are cached for the render, so two entries reading
- * properties of one secret, or an extract and a data entry of it, make one call.
+ * properties of one secret, or an extract and a data entry of it, make one call. Reads run at once
+ * (at most 8 in flight); entries are then assembled in order.
  *
  * Ownership: with creationPolicy Owner or Orphan the Secret is wholly kseal's (an existing Secret
  * that is not this ExternalSecret's is refused unless annotated kseal.dev/managed: "true");
@@ -19,10 +20,12 @@
  */
 import {MANAGED_ANNOTATION} from '../controller/reconcile.js'
 import {isKsealError, KsealError} from '../errors.js'
+import {Limiter} from '../limit.js'
 import {isSecretKey} from './fields.js'
 import {RESERVED_PREFIX} from './schema.js'
 import {JsonSyntaxError, type JsonNode, lookupProperty, nodeString, parseJson} from './property.js'
 import type {FetchRef, Provider, RemoteValue} from './providers/index.js'
+import {READ_CONCURRENCY} from './providers/types.js'
 import {compileRe2} from './regex.js'
 import {checkStoreUse, esLabel} from './store.js'
 import {goBase64Decode} from './template/funcs.js'
@@ -111,13 +114,16 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
 
   let calls = 0
   const cache = new Map<string, Promise<RemoteValue>>()
+  const limit = new Limiter(READ_CONCURRENCY)
   const cacheKey = (ref: FetchRef) => deps.provider.cacheKey?.(ref) ?? `${ref.key}\u0000${ref.version ?? ''}`
   const fetch = (ref: FetchRef): Promise<RemoteValue> => {
     const k = cacheKey(ref)
     let p = cache.get(k)
     if (!p) {
       calls++
-      p = deps.provider.fetch(ref)
+      p = limit.run(() => deps.provider.fetch(ref))
+      // Read later, in entry order; an entry before it may fail first and leave it unread.
+      p.catch(() => undefined)
       cache.set(k, p)
     }
     return p
@@ -132,6 +138,20 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       throw e
     }
   }
+
+  // Finds first (their values fill the cache), then every other read at once, then entries in order.
+  const finds = new Map<number, Map<string, RemoteValue>>()
+  for (const [i, entry] of es.dataFrom.entries()) {
+    if (!entry.find) continue
+    const f = entry.find
+    const match = f.nameRegexp !== undefined ? compileRe2(f.nameRegexp, `${what}: spec.dataFrom[${i}].find.name.regexp`) : undefined
+    const found = await deps.provider.find(f, match)
+    calls += found.size
+    for (const [n, v] of found) cache.set(cacheKey({key: n}), Promise.resolve(v))
+    finds.set(i, found)
+  }
+  for (const entry of es.dataFrom) if (entry.extract) fetch(entry.extract)
+  for (const d of es.data) fetch(d.remoteRef)
 
   const sources: Source[] = []
   const fetched = new Map<string, Uint8Array>()
@@ -156,10 +176,7 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       pairs = pairs.map(([k, b]) => [k, decode(b, ref.decodingStrategy, () => fail('ERR_INPUT', `${name}.extract: the value for key ${k} is not ${ref.decodingStrategy}-encoded`))])
     } else {
       const f = entry.find!
-      const match = f.nameRegexp !== undefined ? compileRe2(f.nameRegexp, `${what}: ${name}.find.name.regexp`) : undefined
-      const found = await deps.provider.find(f, match)
-      calls += found.size
-      for (const [n, v] of found) cache.set(cacheKey({key: n}), Promise.resolve(v))
+      const found = finds.get(i)!
       source.find = {path: f.path, regexp: f.nameRegexp, tags: Object.keys(f.tags ?? {}).length ? f.tags : undefined, matched: found.size}
       pairs = [...found].map(([n, v]) => [n, whole(v)])
       pairs = convertKeys(pairs, f.conversionStrategy, `${name}.find`, fail)

@@ -12,7 +12,7 @@ import {Limiter} from '../../limit.js'
 import type {NameMatcher} from '../regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
-import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
 
 export async function openParameterStore(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-ssm')
@@ -78,7 +78,7 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       NextToken = r.NextToken
       if (!NextToken) break
     }
-    const limit = new Limiter(FIND_CONCURRENCY)
+    const limit = new Limiter(READ_CONCURRENCY)
     const count = findBudget(() => tooLarge(find.path))
     const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
     return new Map(names.map((n, i) => [n, values[i]]))

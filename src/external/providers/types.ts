@@ -86,5 +86,5 @@ export function findBudget(tooLarge: () => Error): (v: RemoteValue) => RemoteVal
 }
 /** Most listing pages one find may walk. */
 export const MAX_LIST_PAGES = 200
-/** Remote reads a find runs at once. */
-export const FIND_CONCURRENCY = 8
+/** Remote reads a find (or a render) runs at once. */
+export const READ_CONCURRENCY = 8

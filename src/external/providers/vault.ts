@@ -21,7 +21,7 @@ import type {NameMatcher} from '../regex.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'
-import {FIND_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
+import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
 import {type VaultLease, VaultTokenManager} from './vault-token.js'
 
 export interface VaultOptions {
@@ -200,7 +200,7 @@ export async function openVault(c: VaultContext): Promise<Provider> {
       // Each candidate costs a read (tags are checked on what it returns): bound the candidates.
       if (names.length > MAX_FIND) throw errors.error('ERR_INPUT', find.path, `find matches more than ${MAX_FIND} secrets; narrow it with find.path or name.regexp`)
       const tags = Object.entries(find.tags ?? {})
-      const limit = new Limiter(FIND_CONCURRENCY)
+      const limit = new Limiter(READ_CONCURRENCY)
       const out = new Map<string, RemoteValue>()
       const count = findBudget(() => errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
       await Promise.all(names.map((n) => limit.run(async () => {
