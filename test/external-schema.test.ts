@@ -144,7 +144,7 @@ describe('SecretStore and ClusterSecretStore', () => {
   it('refuses unsupported providers and auth methods, and unsafe settings', () => {
     expect(refuseStore(NS, {gcpsm: {projectID: 'p'}})).toThrow('SecretStore apps/s: spec.provider.gcpsm: this provider is not supported by kseal (it has aws, vault and kubernetes)')
     expect(refuseStore(NS, {aws: aws.aws, vault: {server: 'https://v'}})).toThrow('spec.provider: must name exactly one provider, not 2')
-    expect(refuseStore(NS, {aws: {region: 'eu-west-1'}})).toThrow('spec.provider.aws.service: is required (SecretsManager or ParameterStore)')
+    expect(refuseStore(NS, {aws: {region: 'eu-west-1'}})).toThrow('spec.provider.aws.service: is required (SecretsManager, ParameterStore)')
     expect(refuseStore(NS, {aws: {...aws.aws, role: 'admin'}})).toThrow('spec.provider.aws.role: "admin" is not an IAM role ARN')
     expect(refuseStore(NS, {aws: {...aws.aws, additionalRoles: ['x']}})).toThrow("spec.provider.aws.additionalRoles: is not supported by kseal's aws provider")
     expect(refuseStore(NS, {vault: {server: 'https://v', version: 'v1', auth: {tokenSecretRef: {name: 't', key: 't'}}}})).toThrow('spec.provider.vault.version: KV version 1 is not supported; kseal reads KV v2')

@@ -72,9 +72,10 @@ export class Reader {
     return s
   }
 
-  oneOf<T extends string>(o: Obj, key: string, path: string, values: readonly T[], dflt: T, refused: Record<string, string> = {}): T {
+  /** One of `values`; `dflt` when unset, or (dflt null) a required field. `refused` names values kseal knows but refuses, with why. */
+  oneOf<T extends string>(o: Obj, key: string, path: string, values: readonly T[], dflt: T | null, refused: Record<string, string> = {}): T {
     const v = this.optString(o, key, path)
-    if (v === undefined || v === '') return dflt
+    if (v === undefined || v === '') return dflt ?? this.fail(join(path, key), `is required (${values.join(', ')})`)
     if (Object.hasOwn(refused, v)) this.fail(join(path, key), refused[v])
     if (!values.includes(v as T)) this.fail(join(path, key), `must be one of ${values.join(', ')}, not ${JSON.stringify(v.slice(0, 40))}`)
     return v as T

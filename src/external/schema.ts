@@ -337,7 +337,7 @@ function awsSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
   }
   return {
     type: 'aws',
-    service: r.oneOf(o, 'service', path, ['SecretsManager', 'ParameterStore'] as const, undefined as never) ?? r.fail(join(path, 'service'), 'is required (SecretsManager or ParameterStore)'),
+    service: r.oneOf(o, 'service', path, ['SecretsManager', 'ParameterStore'] as const, null),
     region: r.string(o, 'region', path, {max: 32, check: (s) => AWS_REGION.test(s), expect: 'an AWS region such as eu-west-1'}),
     role: r.optString(o, 'role', path, {max: 2048, check: (s) => ROLE_ARN.test(s), expect: 'an IAM role ARN'}) || undefined,
     externalId: r.optString(o, 'externalID', path, {max: 1224}) || undefined,
@@ -452,8 +452,7 @@ function labelSelector(r: Reader, v: unknown, path: string): LabelSelector {
   const matchExpressions = r.list(o, 'matchExpressions', path, LIMITS.selectorExpressions).map((e, i) => {
     const ep = `${path}.matchExpressions[${i}]`
     const x = r.object(e, ep, ['key', 'operator', 'values'])
-    const operator = r.oneOf(x, 'operator', ep, ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, undefined as never)
-    if (!operator) r.fail(join(ep, 'operator'), 'is required')
+    const operator = r.oneOf(x, 'operator', ep, ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, null)
     const values = r.stringList(x, 'values', ep, LIMITS.selectorValues, {maxLength: 63, check: isLabelValue, expect: 'a label value'})
     if ((operator === 'In' || operator === 'NotIn') && values.length === 0) r.fail(join(ep, 'values'), `must not be empty for ${operator}`)
     if ((operator === 'Exists' || operator === 'DoesNotExist') && values.length > 0) r.fail(join(ep, 'values'), `must be empty for ${operator}`)

@@ -1,8 +1,8 @@
 /**
  * The HTTP plumbing the protocol test servers (AWS, Vault) share: a server on 127.0.0.1 with a
  * random port (plain HTTP, or https with a given certificate) that, on close, also ends the
- * connections clients keep alive; and request bodies read
- * with a size limit, so no client can make a server buffer without bound.
+ * connections clients keep alive; and request bodies read with a size limit, so no client can make
+ * a server buffer without bound.
  */
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {createServer as createTlsServer} from 'node:https'

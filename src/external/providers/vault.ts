@@ -90,12 +90,12 @@ export async function openVault(c: VaultContext): Promise<Provider> {
   // ---- auth ----
   const authNamespace = spec.authNamespace ?? spec.namespace
   let tokens: VaultTokenManager
-  if (c.options?.token !== undefined || spec.auth.kind === 'token') {
-    const fixed = c.options?.token ?? Buffer.from(await c.access.secretKey(c.namespace, (spec.auth as {tokenSecretRef: {name: string; key: string}}).tokenSecretRef)).toString('utf8').trim()
+  const fixed = c.options?.token ?? (spec.auth.kind === 'token' ? Buffer.from(await c.access.secretKey(c.namespace, spec.auth.tokenSecretRef)).toString('utf8').trim() : undefined)
+  if (fixed !== undefined) {
     if (!fixed) throw errors.error('ERR_CONFIG', undefined, 'the Vault token is empty')
     tokens = new VaultTokenManager({login: async () => ({token: fixed, ttlSeconds: 0, renewable: false}), renew: async () => ({token: fixed, ttlSeconds: 0, renewable: false})}, c.now)
   } else {
-    const auth = spec.auth
+    const auth = spec.auth as Extract<VaultProviderSpec['auth'], {kind: 'kubernetes'}>
     const lease = (a: Answer, what: string): VaultLease => {
       const block = field(a.body, 'auth')
       const tok = field(block, 'client_token')

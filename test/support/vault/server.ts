@@ -14,7 +14,8 @@
  * namespaces, tokens valid in their namespace and below, policies and mounts per namespace);
  * `no handler for route` 404s; rate-limit quotas answered 429 with Vault's body and
  * Retry-After / X-Ratelimit-* headers; `sys/health`; the response envelope (request_id, lease_id,
- * renewable, lease_duration, data, wrap_info, warnings, auth, mount_type).
+ * renewable, lease_duration, data, wrap_info, warnings, auth, mount_type); https with a given
+ * certificate (`tls`).
  *
  * Deliberate simplifications: Node's HTTP parser rejects the `LIST` method, so listing is `GET
  * ...?list=true` only (which Vault also accepts); mounts, policies, roles and auth configuration
