@@ -9,6 +9,7 @@ import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
 import {isKsealError} from '../src/errors.js'
 import {StoreLimiter} from '../src/external/limiter.js'
+import {compileRe2} from '../src/external/regex.js'
 import {parseExternalSecret, parseSecretStore} from '../src/external/schema.js'
 import {checkStoreUse} from '../src/external/store.js'
 import {es, esManifest, store, storeManifest} from './support/external.js'
@@ -101,6 +102,13 @@ describe('ExternalSecret', () => {
     expect(refuse(spec({dataFrom: [{find: {name: {regexp: 'a'.repeat(513)}}}]}))).toThrow('longer than 512 characters')
     expect(refuse(spec({data: [{secretKey: 'k', remoteRef: {key: 'r', property: 'items.*.name'}}]}))).toThrow('spec.data[0].remoteRef.property: wildcards (* and ?) are not supported; escape them with \\ to match them literally')
     expect(refuse(spec({data: [{secretKey: 'k', remoteRef: {key: 'r', property: 'friends.#(age>40)'}}]}))).toThrow('spec.data[0].remoteRef.property: queries (#(...)) are not supported')
+  })
+
+  it('RE2 regexps match in linear time: patterns that stall a backtracking engine on a long name do not', () => {
+    // With JavaScript's RegExp the third takes hours on this name (n^6 steps), the first two 2^4096.
+    const name = 'a'.repeat(4096)
+    for (const p of ['(a|a)*$x', '^(a+)+$b', '^.*.*.*.*.*.*x$']) expect(compileRe2(p, 't').test(name)).toBe(false)
+    expect(compileRe2('(?i)^PROD/', 't').test('prod/db')).toBe(true)
   })
 
   it('template metadata: kseal\'s own keys, templated values and token Secrets are refused', () => {
