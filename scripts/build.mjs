@@ -21,9 +21,10 @@ if (tsc.status !== 0) {
 }
 
 const {build} = await import('esbuild')
-const commands = readdirSync('commands').filter((f) => f.endsWith('.ts')).map((f) => path.join('commands', f))
+// commands/topic/name.ts is the command `kseal topic name`.
+const commands = readdirSync('commands', {recursive: true}).filter((f) => f.endsWith('.ts')).map((f) => path.join('commands', f))
 await build({
-  entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: path.join('commands', path.basename(c, '.ts'))}))],
+  entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: c.replace(/\.ts$/, '')}))],
   outdir: path.join(out, 'cli'),
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

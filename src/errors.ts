@@ -24,6 +24,12 @@ const CODES = {
   ERR_KEY_PERMISSIONS: EXIT.USAGE,
   ERR_IO: EXIT.RUNTIME,
   ERR_BACKEND: EXIT.RUNTIME,
+  /** An external store (or the Kubernetes API) has no such secret, key or version. */
+  ERR_NOT_FOUND: EXIT.RUNTIME,
+  /** An external store (or RBAC) refused the credentials or the access. */
+  ERR_DENIED: EXIT.RUNTIME,
+  /** An external store is throttling: ThrottledError.retryAfterMs says when to try again. */
+  ERR_THROTTLED: EXIT.RUNTIME,
   ERR_NO_KEY: EXIT.DECRYPT,
   ERR_DECRYPT: EXIT.DECRYPT,
   ERR_INTEGRITY: EXIT.DECRYPT,
@@ -73,6 +79,13 @@ export class KsealError extends Error {
   /** The one line shown to users. */
   get line(): string {
     return formatWhere(this.where) + this.message
+  }
+}
+
+/** A store that answered "slow down": the caller (a per-store rate limiter) waits retryAfterMs before the next call. */
+export class ThrottledError extends KsealError {
+  constructor(message: string, readonly retryAfterMs: number, where: Where = {}) {
+    super('ERR_THROTTLED', message, where)
   }
 }
 

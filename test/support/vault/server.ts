@@ -14,7 +14,8 @@
  * namespaces, tokens valid in their namespace and below, policies and mounts per namespace);
  * `no handler for route` 404s; rate-limit quotas answered 429 with Vault's body and
  * Retry-After / X-Ratelimit-* headers; `sys/health`; the response envelope (request_id, lease_id,
- * renewable, lease_duration, data, wrap_info, warnings, auth, mount_type).
+ * renewable, lease_duration, data, wrap_info, warnings, auth, mount_type); https with a given
+ * certificate (`tls`).
  *
  * Deliberate simplifications: Node's HTTP parser rejects the `LIST` method, so listing is `GET
  * ...?list=true` only (which Vault also accepts); mounts, policies, roles and auth configuration
@@ -27,7 +28,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {randomBytes, randomUUID} from 'node:crypto'
 import {type Clock, systemClock} from '../clock.js'
-import {Listener, readBody} from '../http-listener.js'
+import {Listener, readBody, type TlsOptions} from '../http-listener.js'
 import {type Capability, capabilities, type Policy} from './acl.js'
 import {type EngineResult, type KvData, KvV2Engine} from './kv.js'
 import {type KubernetesAuthConfig, kubernetesLogin, type KubernetesRole, LoginError} from './kubernetes-auth.js'
@@ -44,6 +45,8 @@ export interface VaultServerOptions {
   defaultTtl?: number
   /** Maximum token TTL in seconds (Vault: 768h). */
   maxTtl?: number
+  /** Serve https with this certificate (as Vault does with tls_cert_file / tls_key_file). */
+  tls?: TlsOptions
 }
 
 export interface VaultCall {
@@ -193,10 +196,11 @@ export class VaultServer {
   private faults: Fault[] = []
   private readonly defaultTtl: number
   private readonly maxTtl: number
-  private readonly listener = new Listener((req, res) => void this.handle(req, res))
+  private readonly listener: Listener
 
   constructor(opts: VaultServerOptions = {}) {
     this.clock = opts.clock ?? systemClock
+    this.listener = new Listener((req, res) => void this.handle(req, res), opts.tls)
     this.latencyMs = opts.latencyMs ?? 0
     this.defaultTtl = opts.defaultTtl ?? 32 * VAULT_DAY
     this.maxTtl = opts.maxTtl ?? 32 * VAULT_DAY

@@ -1,0 +1,38 @@
+/** Builders for ExternalSecret tests: manifests as users write them, parsed by the real validator. */
+import {readFileSync} from 'node:fs'
+import path from 'node:path'
+import {parseExternalSecret, parseSecretStore} from '../../src/external/schema.js'
+import type {ExternalSecret, SecretStore} from '../../src/external/types.js'
+import {FIXTURES} from './cli.js'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>
+
+export function esManifest(name: string, namespace: string, spec: Obj, extraMeta: Obj = {}): Obj {
+  return {apiVersion: 'kseal.dev/v1', kind: 'ExternalSecret', metadata: {name, namespace, ...extraMeta}, spec}
+}
+
+export function storeManifest(name: string, namespace: string | undefined, provider: Obj, extra: Obj = {}): Obj {
+  return {
+    apiVersion: 'kseal.dev/v1',
+    kind: namespace === undefined ? 'ClusterSecretStore' : 'SecretStore',
+    metadata: namespace === undefined ? {name} : {name, namespace},
+    spec: {provider, ...extra},
+  }
+}
+
+export const es = (name: string, namespace: string, spec: Obj, extraMeta: Obj = {}): ExternalSecret => parseExternalSecret(esManifest(name, namespace, spec, extraMeta))
+export const store = (name: string, namespace: string | undefined, provider: Obj, extra: Obj = {}): SecretStore => parseSecretStore(storeManifest(name, namespace, provider, extra))
+
+/** The decoded data of a rendered Secret. */
+export function decoded(secret: {data: Record<string, string>} | null): Record<string, string> {
+  if (!secret) throw new Error('no Secret')
+  return Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
+}
+
+/** The test CA and a certificate for 127.0.0.1 (test/fixtures/tls). */
+export const TEST_TLS = {
+  ca: readFileSync(path.join(FIXTURES, 'tls', 'ca.crt'), 'utf8'),
+  cert: readFileSync(path.join(FIXTURES, 'tls', 'server.crt'), 'utf8'),
+  key: readFileSync(path.join(FIXTURES, 'tls', 'server.key'), 'utf8'),
+}
