@@ -10,7 +10,7 @@ import {parseDuration} from '../controller/duration.js'
 import {KsealError} from '../errors.js'
 import {isDnsLabel, isDnsSubdomain, isLabelValue, isObj, isQualifiedName, isSecretKey, join, type Obj, Reader} from './fields.js'
 import {parsePropertyPath} from './property.js'
-import {compileRe2} from './regex.js'
+import {compileRe2} from '../regex.js'
 import {compileTemplate} from './template/index.js'
 import {
   CLUSTER_SECRET_STORE_KIND, type DataEntry, type DataFromEntry, EXTERNAL_API_VERSION, EXTERNAL_SECRET_KIND, type ExternalSecret, type FindRef, type LabelSelector,

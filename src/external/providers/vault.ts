@@ -17,7 +17,7 @@
  */
 import {Limiter} from '../../limit.js'
 import {type JsonNode, JsonSyntaxError, parseJson} from '../property.js'
-import type {NameMatcher} from '../regex.js'
+import type {NameMatcher} from '../../regex.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'

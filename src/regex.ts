@@ -9,7 +9,7 @@
  * they compile to are bounded in size.
  */
 import {RE2JS} from 're2js'
-import {KsealError} from '../errors.js'
+import {KsealError} from './errors.js'
 
 export const MAX_PATTERN_LENGTH = 512
 /** RE2's own "cost" measure; a 512-character pattern of ordinary shape stays far below it. */
