@@ -24,6 +24,8 @@ const CODES = {
   ERR_KEY_PERMISSIONS: EXIT.USAGE,
   ERR_IO: EXIT.RUNTIME,
   ERR_BACKEND: EXIT.RUNTIME,
+  /** The controller refused a write: this replica cannot prove it holds the leader Lease (never reaches a user's exit code). */
+  ERR_NOT_LEADER: EXIT.RUNTIME,
   ERR_NO_KEY: EXIT.DECRYPT,
   ERR_DECRYPT: EXIT.DECRYPT,
   ERR_INTEGRITY: EXIT.DECRYPT,

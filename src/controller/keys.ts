@@ -11,7 +11,7 @@ import type {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import type {Binding, RecipientEntry} from '../../keys/types.js'
 import {KsealError} from '../errors.js'
 import {selfSignedCert} from '../keygen.js'
-import {type ClusterApi, describeError, isAlreadyExists, type Secret, sleep} from './kube.js'
+import {type CallContext, type ClusterApi, describeError, isAlreadyExists, type Secret, sleep} from './kube.js'
 import type {Logger} from './log.js'
 
 export const KEY_LABEL = 'kseal.dev/sealing-key'
@@ -181,6 +181,8 @@ export interface RenewerOptions {
   now: () => Date
   log: Logger
   onGenerated?: (k: SealingKey, trigger: KeyTrigger) => void
+  /** The leader's term: its signal and write fence, carried by the renewer's API calls. */
+  context?: () => CallContext
 }
 
 /** Why a key was generated: the first key, the renew period, an operator's request (SIGUSR1), or --key-cutoff. */
@@ -225,7 +227,8 @@ export class KeyRenewer {
   }
 
   private async ensureNow(force?: RenewTrigger, notBefore?: Date): Promise<SealingKey | null> {
-    for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR)).items) this.o.store.upsertSecret(s)
+    const ctx = this.o.context?.() ?? {}
+    for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR, ctx)).items) this.o.store.upsertSecret(s)
     const due = this.due()
     const now = this.o.now()
     const newest = this.o.store.newest()
@@ -245,7 +248,7 @@ export class KeyRenewer {
     const g = await generateSealingKey(this.o.bits, now)
     let secret: Secret
     try {
-      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now))
+      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now), ctx)
     } catch (e) {
       if (!isAlreadyExists(e)) throw e
       secret = keySecret(this.o.namespace, g, now)
