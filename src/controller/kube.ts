@@ -87,6 +87,8 @@ export interface ApiFailure {
 
 /** The HTTP code and Status reason of an ApiException (its body is the Status JSON as text), or null. */
 export function apiFailure(e: unknown): ApiFailure | null {
+  // An aborted call (DOMException AbortError/TimeoutError) has a numeric `code` that is no HTTP status.
+  if (e instanceof DOMException) return null
   const x = e as {code?: unknown; body?: unknown; headers?: Record<string, string>; statusCode?: unknown}
   const code = typeof x?.code === 'number' ? x.code : typeof x?.statusCode === 'number' ? x.statusCode : undefined
   if (code === undefined) return null
@@ -182,6 +184,8 @@ export async function retrying<T>(fn: () => Promise<T>, o: RetryOptions = {}, si
 export interface CallContext {
   signal?: AbortSignal
   beforeWrite?: () => void
+  /** Tries for a transient failure (default: the adapter's, 5); 1 when the caller has its own retry loop. */
+  attempts?: number
 }
 
 /** The controller refused a write because it cannot prove it holds the leader Lease, or its term ended. */
@@ -267,7 +271,7 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): 
       },
     }
   }
-  const r = <T>(fn: () => Promise<T>, ctx?: CallContext) => retrying(fn, retry, ctx?.signal)
+  const r = <T>(fn: () => Promise<T>, ctx?: CallContext) => retrying(fn, ctx?.attempts ? {...retry, attempts: ctx.attempts} : retry, ctx?.signal)
   const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
     try {
       return await p

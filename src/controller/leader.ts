@@ -66,6 +66,8 @@ export class LeaderElector {
   private leading = false
   private stopped = false
   private observed?: {holder: string; renewTime: string; rv: string; durationMs: number}
+  /** The Lease as last read or written: the leader's fast path renews it without reading it first. */
+  private lease?: Lease
   /** Monotonic time at which the observed record last changed. */
   private observedAt = 0
   /** Monotonic time at which the last successful round started: the write window runs from here. */
@@ -169,13 +171,25 @@ export class LeaderElector {
     return Promise.race([sleep(ms), new Promise<void>((r) => (this.wake = r))])
   }
 
-  /** One round: create the Lease, renew ours, or take over an expired or released one. */
+  /**
+   * One round: create the Lease, renew ours, or take over an expired or released one. Each call is
+   * tried once (the loop retries every retry period, so a failing API server delays nothing), and
+   * the whole round is bounded by the renew deadline, as client-go's.
+   */
   async tryAcquireOrRenew(): Promise<boolean> {
     const {api, namespace, name, identity} = this.o
     const now = this.now()
-    const durationSeconds = Math.max(1, Math.ceil(this.o.leaseDurationMs / 1000))
-    // As client-go: one round may take at most the renew deadline (retries included); stop() ends it at once.
-    const ctx = {signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(this.o.renewDeadlineMs)])}
+    const ctx = {signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(this.o.renewDeadlineMs)]), attempts: 1}
+    // Fast path, as client-go's: the leader renews the record it last saw without reading it first;
+    // when that is no longer current (409) or the call fails, the round reads it and tries again.
+    if (this.leading && this.lease?.spec?.holderIdentity === identity) {
+      try {
+        this.renewed(await api.replaceLease(namespace, name, this.claim(this.lease, now), ctx), this.lease, now)
+        return true
+      } catch (e) {
+        if (ctx.signal.aborted) return false
+      }
+    }
     let lease: Lease | null
     try {
       lease = await api.getLease(namespace, name, ctx)
@@ -185,6 +199,7 @@ export class LeaderElector {
     }
     if (!lease) {
       try {
+        const durationSeconds = Math.max(1, Math.ceil(this.o.leaseDurationMs / 1000))
         const created = await api.createLease(namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -199,39 +214,46 @@ export class LeaderElector {
       }
     }
     this.observe(lease)
-    const spec = lease.spec ?? {}
-    const holder = spec.holderIdentity ?? ''
-    const ours = holder === identity
-    if (holder && !ours && this.observedAt + this.observed!.durationMs > this.mono()) return false
-    // A renewal request is taken (and cleared) in the same optimistic update as the renew: exactly one leader acts on it.
-    const requested = lease.metadata?.annotations?.[RENEW_REQUEST_ANNOTATION]
-    const next: Lease = {
-      ...lease,
-      metadata: requested === undefined ? lease.metadata : {...lease.metadata, annotations: withoutRequest(lease.metadata?.annotations)},
-      spec: {
-        ...spec,
-        holderIdentity: identity,
-        leaseDurationSeconds: durationSeconds,
-        renewTime: this.micro(now),
-        acquireTime: ours ? spec.acquireTime : this.micro(now),
-        leaseTransitions: ours ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
-      },
-    }
+    const holder = lease.spec?.holderIdentity ?? ''
+    if (holder && holder !== identity && this.observedAt + this.observed!.durationMs > this.mono()) return false
     try {
-      const updated = await api.replaceLease(namespace, name, next, ctx)
-      this.observe(updated)
-      if (!ours) this.o.log.info('acquired the leader Lease', {previousHolder: holder || null, identity})
-      if (requested !== undefined) {
-        const at = new Date(requested)
-        const by = lease.metadata?.annotations?.[RENEW_REQUESTER_ANNOTATION] ?? ''
-        this.o.log.info('key renewal requested on the Lease', {requestedAt: requested, requestedBy: by || null})
-        this.cb?.onRenewRequested?.(Number.isNaN(at.getTime()) ? now : at, by)
-      }
+      this.renewed(await api.replaceLease(namespace, name, this.claim(lease, now), ctx), lease, now)
+      if (holder !== identity) this.o.log.info('acquired the leader Lease', {previousHolder: holder || null, identity})
       return true
     } catch (e) {
       if (!isConflict(e) && !this.stopped) this.o.log.warn('cannot update the leader Lease', {error: describeError(e), code: apiFailure(e)?.code})
       return false
     }
+  }
+
+  /** The Lease with this replica as its holder, renewed now; a renewal request on it is cleared in the same optimistic update. */
+  private claim(lease: Lease, now: Date): Lease {
+    const spec = lease.spec ?? {}
+    const ours = spec.holderIdentity === this.o.identity
+    const requested = lease.metadata?.annotations?.[RENEW_REQUEST_ANNOTATION] !== undefined
+    return {
+      ...lease,
+      metadata: requested ? {...lease.metadata, annotations: withoutRequest(lease.metadata?.annotations)} : lease.metadata,
+      spec: {
+        ...spec,
+        holderIdentity: this.o.identity,
+        leaseDurationSeconds: Math.max(1, Math.ceil(this.o.leaseDurationMs / 1000)),
+        renewTime: this.micro(now),
+        acquireTime: ours ? spec.acquireTime : this.micro(now),
+        leaseTransitions: ours ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+      },
+    }
+  }
+
+  /** After a successful claim of `from`: exactly one leader acts on the renewal request it cleared. */
+  private renewed(updated: Lease, from: Lease, now: Date): void {
+    this.observe(updated)
+    const requested = from.metadata?.annotations?.[RENEW_REQUEST_ANNOTATION]
+    if (requested === undefined) return
+    const at = new Date(requested)
+    const by = from.metadata?.annotations?.[RENEW_REQUESTER_ANNOTATION] ?? ''
+    this.o.log.info('key renewal requested on the Lease', {requestedAt: requested, requestedBy: by || null})
+    this.cb?.onRenewRequested?.(Number.isNaN(at.getTime()) ? now : at, by)
   }
 
   private observe(l: Lease): void {
@@ -243,6 +265,7 @@ export class LeaderElector {
     }
     if (!this.observed || this.observed.holder !== rec.holder || this.observed.renewTime !== rec.renewTime) this.observedAt = this.mono()
     this.observed = rec
+    this.lease = l
   }
 
   /**
