@@ -19,7 +19,8 @@ import {createLogger, silentLogger} from '../src/controller/log.js'
 import {DEFAULTS, startController} from '../src/controller/main.js'
 import {ControllerMetrics, sample} from '../src/controller/metrics.js'
 import {WorkQueue} from '../src/controller/queue.js'
-import {MANAGED_ANNOTATION, Reconciler, SPEC_HASH_ANNOTATION} from '../src/controller/reconcile.js'
+import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
+import {Reconciler} from '../src/controller/reconcile.js'
 import {Reflector} from '../src/controller/reflector.js'
 import {type SealedSecretObject, sealSecret} from '../src/sealed.js'
 import {OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
@@ -240,7 +241,7 @@ describe('reconciler', () => {
     expect(value(secret, 'password')).toBe('hunter2')
     expect(value(secret, 'user')).toBe('admin')
     expect(secret.type).toBe('kubernetes.io/basic-auth')
-    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'x'})
+    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'x', [OWNED_LABEL]: 'sealedsecret'})
     expect(secret.metadata.annotations.team).toBe('a')
     expect(secret.metadata.annotations[SPEC_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{64}$/)
     expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: s.metadata.uid, controller: true}])
@@ -268,7 +269,7 @@ describe('reconciler', () => {
     await apply('db', {password: 'rotated', user: 'admin'}, {labels: {app: 'db'}, type: 'kubernetes.io/basic-auth'})
     expect((await reconciler.reconcile(get('db'))).result).toBe('unsealed')
     expect(value(secretOf('db'), 'password')).toBe('rotated')
-    expect(secretOf('db')!.metadata.labels).toEqual({app: 'db'})
+    expect(secretOf('db')!.metadata.labels).toEqual({app: 'db', [OWNED_LABEL]: 'sealedsecret'})
     expect(get('db').status?.observedGeneration).toBe(2)
 
     await apply('frozen', {k: 'v1'}, {immutable: true})
