@@ -6,14 +6,14 @@ import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Polls until `f` gives a truthy value; fails naming `what` after the timeout. */
-export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+/** Polls (every `intervalMs`) until `f` gives a truthy value; fails naming `what` after the timeout. */
+export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await f()
     if (v) return v
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
+    await sleep(intervalMs)
   }
 }
 
@@ -28,13 +28,16 @@ export interface Replica {
   metric(series: string): Promise<number>
 }
 
+/** The leader-election flags replicas get unless a test passes its own: short, for quick failovers. */
+export const SHORT_LEASE = ['--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms']
+
 /**
- * Starts a controller replica with short leader-election periods and 2048-bit keys, and waits until
- * it serves HTTP (its port comes from its "serving HTTP" log line).
+ * Starts a controller replica with short leader-election periods (or `lease`) and 2048-bit keys, and
+ * waits until it serves HTTP (its port comes from its "serving HTTP" log line).
  */
-export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; extra?: string[]}): Promise<Replica> {
+export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; lease?: string[]; extra?: string[]}): Promise<Replica> {
   const args = [BIN, 'controller', '--kubeconfig', o.kubeconfig, '--key-namespace', o.keyNamespace, '--key-bits', '2048', '--listen', '127.0.0.1:0',
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
+    ...(o.lease ?? SHORT_LEASE), '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
   const child = spawn(process.execPath, args, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
   const lines: string[] = []
   let buf = ''
@@ -71,7 +74,7 @@ export async function stopReplica(rep: Replica, signal: NodeJS.Signals = 'SIGTER
  * Plain HTTP calls to the test API server for one namespace, as `kubectl` would make them: `call` (a
  * JSON request; a status of 300 or more throws with the server's message), the SealedSecrets path,
  * the stored SealedSecret and Secret by name, and `applySealed` (create, or replace at the current
- * resourceVersion). `server` is read at call time, so it can be set in a beforeAll.
+ * resourceVersion, read again after a 409). `server` is read at call time, so it can be set in a beforeAll.
  */
 export function namespaceClient(server: () => K8sApiServer, ns: string) {
   const call = async (method: string, p: string, body?: unknown): Promise<KubeObject> => {
@@ -85,9 +88,16 @@ export function namespaceClient(server: () => K8sApiServer, ns: string) {
   const secretObj = (name: string) => server().getObject('v1', 'Secret', ns, name)
   const applySealed = async (obj: object): Promise<KubeObject> => {
     const o = obj as KubeObject
-    const cur = sealedObj(o.metadata.name)
-    if (!cur) return call('POST', sealedPath(), o)
-    return call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+    for (let attempt = 1; ; attempt++) {
+      const cur = sealedObj(o.metadata.name)
+      try {
+        if (!cur) return await call('POST', sealedPath(), o)
+        return await call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+      } catch (e) {
+        // The controller wrote the status in between (as kubectl apply would, read again and retry).
+        if (attempt >= 10 || !/: 409 /.test((e as Error).message)) throw e
+      }
+    }
   }
   return {call, sealedPath, sealedObj, secretObj, applySealed}
 }
