@@ -7,12 +7,11 @@
  */
 import {describe, it, expect, beforeAll, afterAll} from '@jest/globals'
 import crypto from 'node:crypto'
-import {readFileSync} from 'node:fs'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {parseDuration} from '../src/controller/duration.js'
 import {parseListen} from '../src/controller/http.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore, keySecret} from '../src/controller/keys.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore} from '../src/controller/keys.js'
 import {clusterApi, type ClusterApi, type Secret} from '../src/controller/kube.js'
 import {LeaderElector} from '../src/controller/leader.js'
 import {createLogger, silentLogger} from '../src/controller/log.js'
@@ -23,7 +22,8 @@ import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/cont
 import {Reconciler} from '../src/controller/reconcile.js'
 import {Reflector} from '../src/controller/reflector.js'
 import {type SealedSecretObject, sealSecret} from '../src/sealed.js'
-import {OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
+import {fixtureKeySecret, fixtureRecipient} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 
 const KEY_NS = 'kseal-system'
@@ -39,16 +39,7 @@ async function until<T>(f: () => T | undefined | false | Promise<T | undefined |
   }
 }
 
-function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace = KEY_NS): Secret {
-  const keyPem = readFileSync(name === 'team' ? TEAM_KEY : OTHER_KEY, 'utf8')
-  const certPem = readFileSync(name === 'team' ? TEAM_CERT : OTHER_CERT, 'utf8')
-  const kid = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, 'x').kid
-  return keySecret(namespace, {kid, keyPem, certPem}, created)
-}
-
-function recipient(certFile: string): RsaRecipient {
-  return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
-}
+const recipient = fixtureRecipient
 
 let srv: K8sApiServer
 let api: ClusterApi
@@ -85,12 +76,26 @@ describe('work queue', () => {
     expect(await q.get()).toBeUndefined()
   })
 
-  it('backs off exponentially until forgotten', () => {
+  it('backs off exponentially until forgotten; asking again while a key waits does not lengthen its wait; jitter spreads it', async () => {
     const q = new WorkQueue({baseDelayMs: 10, maxDelayMs: 50})
-    expect([q.addRateLimited('x'), q.addRateLimited('x'), q.addRateLimited('x'), q.addRateLimited('x')]).toEqual([10, 20, 40, 50])
+    const delays: (number | undefined)[] = []
+    for (let i = 0; i < 4; i++) {
+      delays.push(q.addRateLimited('x'))
+      expect(q.addRateLimited('x')).toBeUndefined() // already waiting
+      expect(await q.get()).toBe('x')
+      q.done('x')
+    }
+    expect(delays).toEqual([10, 20, 40, 50])
     q.forget('x')
     expect(q.addRateLimited('x')).toBe(10)
     q.shutDown()
+    const spread = (r: number) => {
+      const j = new WorkQueue({baseDelayMs: 100, jitter: 0.25, random: () => r})
+      const d = j.addRateLimited('y')
+      j.shutDown()
+      return d
+    }
+    expect([spread(0), spread(0.5), spread(1)]).toEqual([75, 100, 125])
   })
 })
 
@@ -193,8 +198,8 @@ describe('key store and renewal', () => {
 
   it('skips a malformed key Secret and refuses a certificate that does not match its key', () => {
     const store = new KeyStore({pool, log: silentLogger})
-    const good = fixtureKeySecret('other', new Date())
-    const team = fixtureKeySecret('team', new Date())
+    const good = fixtureKeySecret('other', new Date(), KEY_NS)
+    const team = fixtureKeySecret('team', new Date(), KEY_NS)
     const mismatched = {...good, metadata: {...good.metadata, name: 'mismatch'}, data: {'tls.key': good.data!['tls.key'], 'tls.crt': team.data!['tls.crt']}}
     expect(store.upsertSecret(mismatched)).toBeNull()
     expect(store.upsertSecret({...good, data: {'tls.crt': good.data!['tls.crt']}})).toBeNull()
@@ -213,7 +218,7 @@ describe('reconciler', () => {
 
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++})
-    store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z')))
+    store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z'), KEY_NS))
     reconciler = new Reconciler({api, open: store.open, log: silentLogger, identity: 'test-replica'})
   })
 

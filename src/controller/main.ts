@@ -398,7 +398,8 @@ export class Controller {
   private secretChanged(s: Secret): void {
     const key = objectKey(s)
     if (!this.queue || !this.lookup(key) || this.reconciler.isOwnWrite(s)) return
-    this.queue.addRateLimited(key)
+    const ms = this.queue.addRateLimited(key)
+    if (ms !== undefined) this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs: ms})
   }
 
   private lookup(key: string): SealedSecretObject | undefined {
@@ -435,7 +436,7 @@ export class Controller {
       if (out.retry === 'backoff') {
         // A timer, never at once: a reconcile refused by the fence must not spin while the elector steps down.
         const ms = queue.addRateLimited(key)
-        this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
+        if (ms !== undefined) this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
       } else if (!out.contested) {
         queue.forget(key)
       }

@@ -59,8 +59,12 @@ export class WorkQueue {
     this.timers.set(key, t)
   }
 
-  /** Queues a key again after its next backoff delay; returns that delay. */
-  addRateLimited(key: string): number {
+  /**
+   * Queues a key again after its next backoff delay and returns that delay; a key already waiting
+   * out a backoff keeps it (undefined): asking again while it waits does not lengthen the next one.
+   */
+  addRateLimited(key: string): number | undefined {
+    if (this.timers.has(key)) return undefined
     const n = (this.failures.get(key) ?? 0) + 1
     this.failures.set(key, n)
     const base = this.o.baseDelayMs ?? 200

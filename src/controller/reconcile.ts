@@ -62,7 +62,7 @@ export interface Outcome {
   message: string
   /** What the queue does next: nothing, or retry with backoff. */
   retry: 'no' | 'backoff'
-  /** The Secret was written again after another writer changed it: the queue keeps its backoff for the next round of the fight. */
+  /** In a run of lost races (a fight with another writer): the queue keeps its backoff for the next round. */
   contested?: boolean
 }
 
@@ -146,7 +146,7 @@ export class Reconciler {
   private readonly permanent = new Map<string, {hash: string; reason: Reason; message: string}>()
   /** Decrypted Secrets whose write lost a race, by SealedSecret uid: the retry needs no second decryption. Never logged. */
   private readonly retained = new Map<string, Retained>()
-  /** Lost races in a row, by SealedSecret uid (forgotten when the Secret is found up to date, or 10 minutes after the last). */
+  /** Lost races in a row, by SealedSecret uid (over after a clean write, or 10 minutes after the last). */
   private readonly conflicts = new Map<string, {n: number; at: number}>()
   /** The last Secret this controller wrote, by SealedSecret uid: its spec hash and resourceVersion. */
   private readonly wrote = new Map<string, {hash: string; rv: string}>()
@@ -323,14 +323,18 @@ export class Reconciler {
         return this.apiError(sealed, `cannot update Secret ${ns}/${name}: ${describeError(e)}`, log, ctx)
       }
     }
-    this.settled(sealed.metadata.uid ?? '')
-    try {
-      await this.setStatus(sealed, 'True', 'Unsealed', `Secret ${name} is up to date`, ctx)
-    } catch (e) {
-      rethrowHalt(e, ctx)
-      return this.statusFailed(e, log)
+    // In a run of lost races, "up to date" may be the echo of the controller's own last write in a
+    // fight: the run (its count, the queue's backoff, a WriteConflict condition) goes on until it ages out.
+    const run = this.conflictRun(sealed.metadata.uid ?? '')
+    if (!run || run.n < (this.o.conflictLimit ?? CONFLICT_LIMIT)) {
+      try {
+        await this.setStatus(sealed, 'True', 'Unsealed', `Secret ${name} is up to date`, ctx)
+      } catch (e) {
+        rethrowHalt(e, ctx)
+        return this.statusFailed(e, log)
+      }
     }
-    return {result: 'unchanged', reason: 'Unsealed', message: 'up to date', retry: 'no'}
+    return {result: 'unchanged', reason: 'Unsealed', message: 'up to date', retry: 'no', contested: !!run}
   }
 
   /** Counts a lost race (a metric, and the run in a row) and keeps the decrypted data for the retry; returns the run's length. */
@@ -338,10 +342,8 @@ export class Reconciler {
     const uid = sealed.metadata.uid ?? ''
     this.o.onConflict?.(reason)
     if (data) this.retain(uid, data)
-    const prev = this.conflicts.get(uid)
-    const now = performance.now()
-    const n = prev && now - prev.at < CONFLICT_MEMORY_MS ? prev.n + 1 : 1
-    this.conflicts.set(uid, {n, at: now})
+    const n = (this.conflictRun(uid)?.n ?? 0) + 1
+    this.conflicts.set(uid, {n, at: performance.now()})
     log.info('the Secret write lost a race; retrying with backoff', {conflict: reason, attempt: n, error: detail})
     return n
   }
@@ -397,7 +399,15 @@ export class Reconciler {
     return r
   }
 
-  /** The Secret is as it should be: nothing kept, no conflict counted. */
+  /** The current run of lost races on a SealedSecret's Secret: one that came within CONFLICT_MEMORY_MS of the last. */
+  private conflictRun(uid: string): {n: number; at: number} | undefined {
+    const r = this.conflicts.get(uid)
+    if (r && performance.now() - r.at < CONFLICT_MEMORY_MS) return r
+    this.conflicts.delete(uid)
+    return undefined
+  }
+
+  /** The Secret was written as it should be: nothing kept, the run of lost races over. */
   private settled(uid: string): void {
     this.retained.delete(uid)
     this.conflicts.delete(uid)

@@ -1,8 +1,29 @@
-/** Real `kseal controller` processes for tests: started with a kubeconfig, read through their logs and HTTP. */
+/**
+ * Controller test support: real `kseal controller` processes (started with a kubeconfig, read through
+ * their logs and HTTP), the fixture key pairs as the controller stores them, and plain API calls.
+ */
 import {type ChildProcess, spawn} from 'node:child_process'
+import crypto from 'node:crypto'
+import {readFileSync} from 'node:fs'
+import {RsaRecipient} from '../../keys/rsa.js'
+import {keySecret} from '../../src/controller/keys.js'
+import type {Secret} from '../../src/controller/kube.js'
 import {sample} from '../../src/controller/metrics.js'
-import {BIN, cleanEnv, ROOT} from './cli.js'
+import {BIN, cleanEnv, OTHER_CERT, OTHER_KEY, ROOT, TEAM_CERT, TEAM_KEY} from './cli.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
+
+/** A key Secret, as the controller stores its keys, holding one of the fixture key pairs. */
+export function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace: string): Secret {
+  const keyPem = readFileSync(name === 'team' ? TEAM_KEY : OTHER_KEY, 'utf8')
+  const certPem = readFileSync(name === 'team' ? TEAM_CERT : OTHER_CERT, 'utf8')
+  const kid = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, 'x').kid
+  return keySecret(namespace, {kid, keyPem, certPem}, created)
+}
+
+/** A recipient for a fixture certificate, as `kseal seal --cert` would use it. */
+export function fixtureRecipient(certFile: string): RsaRecipient {
+  return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
+}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

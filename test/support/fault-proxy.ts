@@ -17,6 +17,7 @@ import {readFile, writeFile} from 'node:fs/promises'
 import type {AddressInfo, Socket} from 'node:net'
 import {conflictError, faultError, type K8sApiServer, type RequestInfo, resolveRequest, type StatusError} from './k8s-api-server.js'
 
+/** A request as the proxy saw it; a create's `name` is the object's, from its body (as in an audit log). */
 export interface ProxyRecord extends RequestInfo {
   /** Date.now() when the request reached the proxy. */
   time: number
@@ -49,8 +50,8 @@ export interface Faults {
 export interface WriteHook {
   /** Before a write is forwarded: may return a new body (a mutating webhook) or act as another writer on the server. */
   before?(r: RequestInfo, body: Buffer): Buffer | void
-  /** After the server answered a write. */
-  after?(r: RequestInfo, status: number): void
+  /** After the server answered a write (`body` as forwarded). */
+  after?(r: RequestInfo, status: number, body: Buffer): void
 }
 
 export interface FaultProxy {
@@ -147,14 +148,33 @@ export async function startFaultProxy(upstream: K8sApiServer, random: () => numb
           return sendError(res, conflictError(info.apiGroup ?? '', info.resource!, info.name ?? ''))
         }
         let body: Buffer = Buffer.concat(chunks)
-        if (isWrite(info)) body = proxy.hook?.before?.(info, body) ?? body
+        if (info.verb === 'create' && !record.name) {
+          // As an audit log's objectRef: a create names its object in the body.
+          try {
+            record.name = (JSON.parse(body.toString()) as {metadata?: {name?: string}}).metadata?.name
+          } catch {
+            // not JSON: no name
+          }
+        }
+        if (isWrite(info)) {
+          try {
+            body = proxy.hook?.before?.(info, body) ?? body
+          } catch (err) {
+            // A broken hook must not leave the client waiting: it gets a 500, the test sees the cause.
+            record.injected = true
+            record.status = 500
+            return sendError(res, faultError({status: 500, message: `fault-proxy hook: ${(err as Error).message}`}))
+          }
+        }
         const headers = {...req.headers, host: `${up.hostname}:${up.port}`}
         if (body.length || headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
         const fwd = http.request({host: up.hostname, port: up.port, method: req.method, path: req.url, headers}, (ur) => {
           record.status = ur.statusCode ?? 502
           res.writeHead(record.status, ur.headers)
+          // At once, as the server sent them: a watch that has no event yet is open all the same.
+          res.flushHeaders()
           ur.pipe(res)
-          if (isWrite(info)) ur.on('end', () => proxy.hook?.after?.(info, record.status))
+          if (isWrite(info)) ur.on('end', () => proxy.hook?.after?.(info, record.status, body))
         })
         const entry = {req: fwd, res}
         if (info.verb === 'watch') watches.add(entry)
