@@ -44,7 +44,7 @@ export interface ControllerOptions {
   /** This replica's name in the Lease and in Events. */
   identity: string
   workers: number
-  /** Re-check every SealedSecret this often (0: never); catches Secrets deleted or edited by hand. */
+  /** Re-check every SealedSecret this often (0: never): a safety net behind the watch on the Secrets it wrote. */
   resyncPeriodMs: number
   /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
   rotateRateLimit: number
