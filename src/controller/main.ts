@@ -378,6 +378,8 @@ export class Controller {
     queue?.shutDown()
     this.reconciler?.reset()
     await Promise.all([this.renewer?.stop(), ...workers])
+    // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
+    if (!this.term) this.reconciler?.reset()
   }
 
   /** The watched copy of a Secret the controller wrote (no data), if its watch holds one. */

@@ -315,7 +315,8 @@ export class Reconciler {
         delete md.managedFields
         md.labels = {...md.labels, [OWNED_LABEL]: OWNED_LABEL_VALUE}
         if (generation !== undefined) md.annotations = {...md.annotations, [GENERATION_ANNOTATION]: String(generation)}
-        await this.o.api.replaceSecret(ns, name, {...cur, metadata: md}, ctx)
+        const written = await this.o.api.replaceSecret(ns, name, {...cur, metadata: md}, ctx)
+        this.wrote.set(sealed.metadata.uid ?? '', {hash: md.annotations?.[SPEC_HASH_ANNOTATION] ?? '', rv: written.metadata?.resourceVersion ?? ''})
         log.info('Secret labelled for the watch', {secret: `${ns}/${name}`, generation})
       } catch (e) {
         rethrowHalt(e, ctx)
