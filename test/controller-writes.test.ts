@@ -285,10 +285,16 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     expect(d).toBeGreaterThanOrEqual(0.75 * 200 * 2 ** k - 1)
     expect(d).toBeLessThanOrEqual(1.25 * 200 * 2 ** k + 1)
   })
-  const stop = async () => {
-    proxy.hook = undefined
-    await c?.stop()
-    c = undefined
+  /** Runs `fn` against a controller for namespace `ns` (no leader election, no resync), then stops it and unhooks the proxy. */
+  async function withController(ns: string, fn: (ctl: Controller) => Promise<void>): Promise<void> {
+    const ctl = await controller(ns)
+    try {
+      await fn(ctl)
+    } finally {
+      proxy.hook = undefined
+      await c?.stop()
+      c = undefined
+    }
   }
   const putsOf = (ns: string, name: string) => proxy.log.filter((r) => r.namespace === ns && r.name === name && r.resource === 'secrets' && (r.verb === 'update' || r.verb === 'create'))
   /** What another controller writing the Secret leaves in managedFields (the test server does not record writers itself). */
@@ -302,8 +308,7 @@ describe('the controller against other writers (a fault proxy plays them)', () =
 
   it('a writer that changes the Secret before each update: backoff, one decryption, a metric, then WriteConflict naming it', async () => {
     const ns = 'c2'
-    const ctl = await controller(ns)
-    try {
+    await withController(ns, async (ctl) => {
       await put(ns, 'fought', {v: 'mine'})
       await until(() => secretOf(ns, 'fought'), 'the Secret')
       await until(() => synced(ns, 'fought')?.status === 'True', 'Synced')
@@ -331,15 +336,12 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       const warnings = () => srv.listObjects('v1', 'Event', ns).filter((e) => e.involvedObject?.name === 'fought' && e.reason === 'WriteConflict')
       await until(() => warnings().length, 'the Warning Event')
       expect(warnings()).toHaveLength(1)
-    } finally {
-      await stop()
-    }
+    })
   })
 
   it('a mutating webhook that strips the controller\'s marks: bounded retries, one decryption, WriteConflict says so', async () => {
     const ns = 'c3'
-    const ctl = await controller(ns)
-    try {
+    await withController(ns, async (ctl) => {
       proxy.hook = {
         before: (r, body) => {
           if (r.resource !== 'secrets' || r.name !== undefined && r.name !== 'mutated') return body
@@ -356,15 +358,12 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       expect(putsOf(ns, 'mutated').length).toBe(5)
       backoff(delays(`${ns}/mutated`, 0).slice(0, 4))
       expect(ctl.metrics.decryptions.get()).toBe(1)
-    } finally {
-      await stop()
-    }
+    })
   })
 
   it('a writer that overwrites the Secret after each write: the repairs slow down, decrypting at most twice', async () => {
     const ns = 'c4'
-    const ctl = await controller(ns)
-    try {
+    await withController(ns, async (ctl) => {
       proxy.hook = {
         after: (r, status, body) => {
           const name = r.name ?? (JSON.parse(body.toString()) as KubeObject).metadata?.name
@@ -381,15 +380,12 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       expect(synced(ns, 'overwritten')!.message).toMatch(/changed or deleted by another writer after the controller wrote it, 5 times in a row; its last writer was field manager "rival-operator"/)
       expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(5)
       expect(ctl.metrics.decryptions.get()).toBeLessThanOrEqual(2)
-    } finally {
-      await stop()
-    }
+    })
   })
 
   it('repairs a hand-deleted or hand-edited Secret at once through its watch (no resync), with one write each', async () => {
     const ns = 'c5'
-    const ctl = await controller(ns)
-    try {
+    await withController(ns, async (ctl) => {
       await put(ns, 'drift', {v: 'kept'})
       await until(() => synced(ns, 'drift')?.status === 'True', 'Synced')
       const from = putsOf(ns, 'drift').length
@@ -403,9 +399,7 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
       expect(ctl.metrics.decryptions.get()).toBe(2)
       expect(synced(ns, 'drift')!.status).toBe('True')
-    } finally {
-      await stop()
-    }
+    })
   })
 
   it('labels a Secret an older controller wrote, without decrypting, and watches it from then on', async () => {
@@ -415,17 +409,14 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     srv.putObject({apiVersion: 'v1', kind: 'Secret', data: {v: Buffer.from('old').toString('base64')}, metadata: {name: 'legacy', namespace: ns,
       annotations: {[SPEC_HASH_ANNOTATION]: sealedSpecHash(sealed)},
       ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'legacy', uid: sealed.metadata.uid, controller: true}]}})
-    const ctl = await controller(ns)
-    try {
+    await withController(ns, async (ctl) => {
       await until(() => secretOf(ns, 'legacy')?.metadata.labels?.[OWNED_LABEL] === 'sealedsecret', 'the label')
       expect(secretOf(ns, 'legacy')!.metadata.annotations[GENERATION_ANNOTATION]).toBe('1')
       expect(value(secretOf(ns, 'legacy'), 'v')).toBe('old')
       expect(ctl.metrics.decryptions.get()).toBe(0)
       srv.deleteObject('v1', 'Secret', ns, 'legacy') // now it is watched: restored at once
       await until(() => value(secretOf(ns, 'legacy'), 'v') === 'old', 'the Secret restored', 5000)
-    } finally {
-      await stop()
-    }
+    })
   })
 })
 
