@@ -199,8 +199,9 @@ export class Controller {
   notReady(): string[] | null {
     const why: string[] = []
     if (this.keys.size === 0) why.push('no sealing key loaded')
+    // Not the watch on owned Secrets: without it (say, RBAC not yet granting list/watch after an
+    // upgrade) every Secret is read from the API instead, and its list/watch failures are logged.
     if (!this.keyReflector?.synced || this.sealed.some((r) => !r.synced)) why.push('SealedSecrets not listed yet')
-    if (this.owned.some((r) => !r.synced)) why.push('owned Secrets not listed yet')
     return why.length ? why : null
   }
 
