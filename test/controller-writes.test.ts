@@ -420,6 +420,27 @@ describe('the controller against other writers (a fault proxy plays them)', () =
   })
 })
 
+describe('without the watch on owned Secrets', () => {
+  it('is ready and unseals, reading each Secret from the API, when it may not list Secrets (RBAC not yet upgraded)', async () => {
+    const ns = 'c6'
+    srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
+    srv.failNext(100_000, {status: 403, match: (r) => r.resource === 'secrets' && r.namespace === ns && (r.verb === 'list' || r.verb === 'watch')})
+    const ctl = await startController({
+      ...DEFAULTS, namespaces: [ns], keyNamespace: KEY_NS, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false, identity: ns, workers: 1, resyncPeriodMs: 0,
+    }, {api, log: silentLogger})
+    try {
+      await until(() => ctl.notReady() === null, 'ready')
+      await put(ns, 'fallback', {v: 'read'})
+      await until(() => value(secretOf(ns, 'fallback'), 'v') === 'read', 'the Secret')
+      expect(srv.countRequests({resource: 'secrets', namespace: ns, verb: 'get', name: 'fallback'})).toBeGreaterThan(0)
+      expect(srv.countRequests((r) => r.resource === 'secrets' && r.namespace === ns && r.verb === 'list' && r.status === 403)).toBeGreaterThan(0)
+    } finally {
+      srv.clearFaults()
+      await ctl.stop()
+    }
+  })
+})
+
 describe('the watched copy of an owned Secret', () => {
   it('keeps no data, no annotation but kseal\'s, and managedFields without field sets', async () => {
     const full: Secret = {
