@@ -285,6 +285,8 @@ export class KeyRenewer {
       next = due ? Math.max(1000, Math.min(3_600_000, due.getTime() - this.o.now().getTime())) : 3_600_000
       attempt = 0
     } catch (e) {
+      // Stopped (this replica's term as leader ended, its calls aborted): nothing failed.
+      if (this.stopped) return
       this.o.log.error('sealing key generation failed; retrying', {error: describeError(e)})
       next = Math.min(30_000, 500 * 2 ** attempt++)
       if (this.o.store.size === 0) {
