@@ -6,9 +6,14 @@ export default class Controller extends KsealCommand {
   static override description = `Watches SealedSecrets (all namespaces, or --namespaces), opens each with the sealing key its
 envelope names, and creates or updates the Secret of the same name with an ownerReference, so deleting
 the SealedSecret deletes the Secret. A Secret it did not create is never overwritten unless annotated
-kseal.dev/managed=true. It keeps its RSA key pairs as kubernetes.io/tls Secrets in --key-namespace
-(generated on first start, renewed every --key-renew-period, old ones kept for decryption), elects a
-leader with a Lease so several replicas are safe, and serves /v1/cert.pem, /v1/keys, /v1/rotate
+kseal.dev/managed=true. It labels the Secrets it writes kseal.dev/owned-by=sealedsecret and watches
+them, so one deleted or edited by hand is written again at once. It keeps its RSA key pairs as
+kubernetes.io/tls Secrets in --key-namespace (generated on first start, renewed every
+--key-renew-period, old ones kept for decryption), elects a leader with a Lease so several replicas
+are safe: a replica writes only while it can prove, on its own monotonic clock, that it renewed the
+Lease within --renew-deadline, and every write is conditional, so none puts older data over newer
+(a write race is retried with backoff; Synced=False/WriteConflict names a writer that keeps
+fighting). It serves /v1/cert.pem, /v1/keys, /v1/rotate
 (used by kseal reseal), /healthz, /readyz and /metrics on --listen. Keys created before --key-cutoff
 no longer seal (they still open). SIGUSR1 to any replica renews the sealing key now: the leader
 renews at once, another replica passes the request to the leader through the Lease (annotation
@@ -31,11 +36,11 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     'leader-elect': Flags.boolean({default: true, allowNo: true, description: 'Elect a leader with a coordination.k8s.io Lease; only the leader reconciles.'}),
     'lease-name': Flags.string({default: 'kseal-controller', description: 'Name of the leader Lease (in --key-namespace).'}),
     'lease-duration': Flags.string({default: '15s', description: 'How long a standby waits before taking over a Lease that is not renewed.'}),
-    'renew-deadline': Flags.string({default: '10s', description: 'How long the leader keeps trying to renew before it steps down.'}),
+    'renew-deadline': Flags.string({default: '10s', description: 'How long the leader keeps trying to renew before it steps down; it writes only within this long of its last successful renewal.'}),
     'retry-period': Flags.string({default: '2s', description: 'How often to try to acquire or renew the Lease.'}),
     identity: Flags.string({description: 'This replica\'s name in the Lease and Events. [default: $POD_NAME, else HOSTNAME_PID]'}),
     workers: Flags.integer({default: 16, description: 'SealedSecrets reconciled concurrently (RSA work runs on all cores).'}),
-    'resync-period': Flags.string({default: '10m', description: 'Re-check every SealedSecret this often (restores Secrets deleted by hand); 0 disables.'}),
+    'resync-period': Flags.string({default: '10m', description: 'Re-check every SealedSecret this often, a safety net behind the watch on the Secrets it wrote; 0 disables.'}),
     'rotate-rate-limit': Flags.integer({default: 10, description: '/v1/rotate requests a second, sustained; more are answered 429 with Retry-After (kseal reseal waits and retries). 0: no limit.'}),
     'rotate-rate-burst': Flags.integer({default: 20, description: '/v1/rotate requests allowed at once above the sustained rate.'}),
     'http-header-timeout': Flags.string({default: '10s', description: 'How long a client may take to send its request headers; then the connection is closed.'}),

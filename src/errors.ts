@@ -30,6 +30,8 @@ const CODES = {
   ERR_DENIED: EXIT.RUNTIME,
   /** An external store is throttling: ThrottledError.retryAfterMs says when to try again. */
   ERR_THROTTLED: EXIT.RUNTIME,
+  /** The controller refused a write: this replica cannot prove it holds the leader Lease (never reaches a user's exit code). */
+  ERR_NOT_LEADER: EXIT.RUNTIME,
   ERR_NO_KEY: EXIT.DECRYPT,
   ERR_DECRYPT: EXIT.DECRYPT,
   ERR_INTEGRITY: EXIT.DECRYPT,

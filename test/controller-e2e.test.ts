@@ -135,7 +135,7 @@ describe('kseal controller, end to end', () => {
     const secret = await until(() => secretObj('db'), 'the Secret')
     expect(value(secret, 'password')).toBe('e2e-s3cret-one')
     expect(value(secret, 'user')).toBe('admin')
-    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'backend'})
+    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'backend', 'kseal.dev/owned-by': 'sealedsecret'})
     expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: created.metadata.uid, controller: true}])
     await until(() => synced('db')?.status === 'True', 'Synced=True')
     expect(sealedObj('db')!.status.observedGeneration).toBe(1)
@@ -148,7 +148,7 @@ describe('kseal controller, end to end', () => {
   it('updates the Secret when the SealedSecret changes; a tampered one leaves it alone with Synced=False and a Warning', async () => {
     await applySealed(await seal('db', {password: 'e2e-s3cret-two', user: 'admin'}, {app: 'db'}))
     await until(() => value(secretObj('db'), 'password') === 'e2e-s3cret-two', 'the updated Secret')
-    expect(secretObj('db')!.metadata.labels).toEqual({app: 'db'})
+    expect(secretObj('db')!.metadata.labels).toEqual({app: 'db', 'kseal.dev/owned-by': 'sealedsecret'})
     await until(() => sealedObj('db')!.status?.observedGeneration === 2, 'observedGeneration 2')
 
     const before = secretObj('db')!

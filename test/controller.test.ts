@@ -7,22 +7,23 @@
  */
 import {describe, it, expect, beforeAll, afterAll} from '@jest/globals'
 import crypto from 'node:crypto'
-import {readFileSync} from 'node:fs'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {parseDuration} from '../src/controller/duration.js'
 import {parseListen} from '../src/controller/http.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore, keySecret} from '../src/controller/keys.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore} from '../src/controller/keys.js'
 import {clusterApi, type ClusterApi, type Secret} from '../src/controller/kube.js'
 import {LeaderElector} from '../src/controller/leader.js'
 import {createLogger, silentLogger} from '../src/controller/log.js'
 import {DEFAULTS, startController} from '../src/controller/main.js'
 import {ControllerMetrics, sample} from '../src/controller/metrics.js'
 import {WorkQueue} from '../src/controller/queue.js'
-import {MANAGED_ANNOTATION, Reconciler, SPEC_HASH_ANNOTATION} from '../src/controller/reconcile.js'
+import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
+import {Reconciler} from '../src/controller/reconcile.js'
 import {Reflector} from '../src/controller/reflector.js'
 import {type SealedSecretObject, sealSecret} from '../src/sealed.js'
-import {OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
+import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 
 const KEY_NS = 'kseal-system'
@@ -39,18 +40,9 @@ async function until<T>(f: () => T | undefined | false | Promise<T | undefined |
 }
 
 /** The trust root the key stores of these tests hold. */
-const TEST_ROOT = Buffer.alloc(32, 7)
+const TEST_ROOT = TEST_TRUST_ROOT
 
-function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace = KEY_NS, root = TEST_ROOT): Secret {
-  const keyPem = readFileSync(name === 'team' ? TEAM_KEY : OTHER_KEY, 'utf8')
-  const certPem = readFileSync(name === 'team' ? TEAM_CERT : OTHER_CERT, 'utf8')
-  const kid = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, 'x').kid
-  return keySecret(namespace, {kid, keyPem, certPem}, created, root)
-}
-
-function recipient(certFile: string): RsaRecipient {
-  return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
-}
+const recipient = fixtureRecipient
 
 let srv: K8sApiServer
 let api: ClusterApi
@@ -87,12 +79,26 @@ describe('work queue', () => {
     expect(await q.get()).toBeUndefined()
   })
 
-  it('backs off exponentially until forgotten', () => {
+  it('backs off exponentially until forgotten; asking again while a key waits does not lengthen its wait; jitter spreads it', async () => {
     const q = new WorkQueue({baseDelayMs: 10, maxDelayMs: 50})
-    expect([q.addRateLimited('x'), q.addRateLimited('x'), q.addRateLimited('x'), q.addRateLimited('x')]).toEqual([10, 20, 40, 50])
+    const delays: (number | undefined)[] = []
+    for (let i = 0; i < 4; i++) {
+      delays.push(q.addRateLimited('x'))
+      expect(q.addRateLimited('x')).toBeUndefined() // already waiting
+      expect(await q.get()).toBe('x')
+      q.done('x')
+    }
+    expect(delays).toEqual([10, 20, 40, 50])
     q.forget('x')
     expect(q.addRateLimited('x')).toBe(10)
     q.shutDown()
+    const spread = (r: number) => {
+      const j = new WorkQueue({baseDelayMs: 100, jitter: 0.25, random: () => r})
+      const d = j.addRateLimited('y')
+      j.shutDown()
+      return d
+    }
+    expect([spread(0), spread(0.5), spread(1)]).toEqual([75, 100, 125])
   })
 })
 
@@ -195,8 +201,8 @@ describe('key store and renewal', () => {
 
   it('skips a malformed key Secret and refuses a certificate that does not match its key', () => {
     const store = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
-    const good = fixtureKeySecret('other', new Date())
-    const team = fixtureKeySecret('team', new Date())
+    const good = fixtureKeySecret('other', new Date(), KEY_NS)
+    const team = fixtureKeySecret('team', new Date(), KEY_NS)
     const mismatched = {...good, metadata: {...good.metadata, name: 'mismatch'}, data: {'tls.key': good.data!['tls.key'], 'tls.crt': team.data!['tls.crt']}}
     expect(store.upsertSecret(mismatched)).toBeNull()
     expect(store.upsertSecret({...good, data: {'tls.crt': good.data!['tls.crt']}})).toBeNull()
@@ -215,7 +221,7 @@ describe('reconciler', () => {
 
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
-    store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z')))
+    store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z'), KEY_NS))
     reconciler = new Reconciler({api, open: store.open, log: silentLogger, identity: 'test-replica'})
   })
 
@@ -243,7 +249,7 @@ describe('reconciler', () => {
     expect(value(secret, 'password')).toBe('hunter2')
     expect(value(secret, 'user')).toBe('admin')
     expect(secret.type).toBe('kubernetes.io/basic-auth')
-    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'x'})
+    expect(secret.metadata.labels).toEqual({app: 'db', tier: 'x', [OWNED_LABEL]: 'sealedsecret'})
     expect(secret.metadata.annotations.team).toBe('a')
     expect(secret.metadata.annotations[SPEC_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{64}$/)
     expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: s.metadata.uid, controller: true}])
@@ -279,7 +285,7 @@ describe('reconciler', () => {
     await apply('db', {password: 'rotated', user: 'admin'}, {labels: {app: 'db'}, type: 'kubernetes.io/basic-auth'})
     expect((await reconciler.reconcile(get('db'))).result).toBe('unsealed')
     expect(value(secretOf('db'), 'password')).toBe('rotated')
-    expect(secretOf('db')!.metadata.labels).toEqual({app: 'db'})
+    expect(secretOf('db')!.metadata.labels).toEqual({app: 'db', [OWNED_LABEL]: 'sealedsecret'})
     expect(get('db').status?.observedGeneration).toBe(2)
 
     await apply('frozen', {k: 'v1'}, {immutable: true})

@@ -457,6 +457,33 @@ describe('k8s API test server: SealedSecret status subresource and generation', 
     expect(statusPatch.metadata.generation).toBe(2);
   });
 
+  it('makes a status patch that carries metadata.resourceVersion conditional: 409 when stale, nothing written', async () => {
+    // kube-apiserver: Store.Update compares the patched object's resourceVersion with the stored one
+    // before the status strategy copies everything but .status from the stored object.
+    const created = (await co.createNamespacedCustomObject({...gvr, namespace: 'ns1', body: sealed('cond', 'ns1')})) as KubeObject;
+    const rv = created.metadata.resourceVersion;
+    const patch = (status: KubeObject, resourceVersion?: string) =>
+      co.patchNamespacedCustomObjectStatus(
+        {...gvr, namespace: 'ns1', name: 'cond', body: resourceVersion === undefined ? {status} : {metadata: {resourceVersion}, status}},
+        mergePatch,
+      );
+    const first = (await patch({observedGeneration: 1}, rv)) as KubeObject;
+    expect(first.status).toEqual({observedGeneration: 1});
+    expect(Number(first.metadata.resourceVersion)).toBeGreaterThan(Number(rv));
+    const stale = await failure(patch({observedGeneration: 0}, rv));
+    expect(stale.code).toBe(409);
+    expect(stale.body).toMatchObject({
+      reason: 'Conflict',
+      message:
+        'Operation cannot be fulfilled on sealedsecrets.kseal.dev "cond": the object has been modified; please apply your changes to the latest version and try again',
+      details: {name: 'cond', group: 'kseal.dev', kind: 'sealedsecrets'},
+    });
+    expect(server.getObject('kseal.dev/v1', 'SealedSecret', 'ns1', 'cond')!.status).toEqual({observedGeneration: 1});
+    expect(server.getObject('kseal.dev/v1', 'SealedSecret', 'ns1', 'cond')!.metadata.resourceVersion).toBe(first.metadata.resourceVersion);
+    // Without a resourceVersion the same patch is unconditional.
+    expect(((await patch({observedGeneration: 0})) as KubeObject).status).toEqual({observedGeneration: 0});
+  });
+
   it('applies CustomResource rules: RV required on PUT, no strategic merge, typed errors', async () => {
     await co.createNamespacedCustomObject({...gvr, namespace: 'ns1', body: sealed('t', 'ns1')});
     const noRv = await failure(co.replaceNamespacedCustomObject({...gvr, namespace: 'ns1', name: 't', body: sealed('t', 'ns1')}));
@@ -523,6 +550,20 @@ describe('k8s API test server: watches and informers', () => {
     expect(evs[1]!.object.kind).toBe('Secret');
     const rvs = evs.slice(1).map((e) => Number(e.object.metadata.resourceVersion));
     expect([...rvs].sort((a, b) => a - b)).toEqual(rvs);
+    w.abort();
+  });
+
+  it('serves a cluster-wide, label-selected watch: matching objects from every namespace, selector transitions included', async () => {
+    const sel = 'kseal.dev/owned-by=sealedsecret';
+    const w = await openWatch(kc, '/api/v1/secrets', {labelSelector: sel});
+    await core.createNamespacedSecret({namespace: 'w5', body: {metadata: {name: 'a', labels: {'kseal.dev/owned-by': 'sealedsecret'}}}});
+    await core.createNamespacedSecret({namespace: 'w6', body: {metadata: {name: 'b'}}}); // not selected
+    await core.patchNamespacedSecret({name: 'b', namespace: 'w6', body: {metadata: {labels: {'kseal.dev/owned-by': 'sealedsecret'}}}}, mergePatch);
+    await core.deleteNamespacedSecret({name: 'a', namespace: 'w5'});
+    const evs = await w.next(3);
+    expect(evs.map((e) => `${e.type} ${e.object.metadata.namespace}/${e.object.metadata.name}`)).toEqual(['ADDED w5/a', 'ADDED w6/b', 'DELETED w5/a']);
+    const listed = await core.listSecretForAllNamespaces({labelSelector: sel});
+    expect(listed.items.map((i) => `${i.metadata?.namespace}/${i.metadata?.name}`)).toEqual(['w6/b']);
     w.abort();
   });
 

@@ -1,8 +1,9 @@
 /**
  * The install's RBAC against what the controller really does: a real `kseal controller` runs a full
- * life cycle against the Kubernetes API test server (keys, leader Lease, create, update, an immutable
- * Secret replaced, a Secret it does not own, tampering, deletion), and every API request it made is
- * checked against deploy/rbac.yaml — each one allowed, and every grant used.
+ * life cycle against the Kubernetes API test server (keys, leader Lease, the watch on the Secrets it
+ * wrote, create, update, an immutable Secret replaced, a Secret an older controller wrote labelled,
+ * a Secret it does not own, tampering, deletion), and every API request it made is checked against
+ * deploy/rbac.yaml — each one allowed, and every grant used.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import crypto from 'node:crypto'
@@ -12,7 +13,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {sealSecret} from '../src/sealed.js'
+import {sealedSpecHash, sealSecret, type SealedSecretObject} from '../src/sealed.js'
 import {BIN, cleanEnv, ROOT} from './support/cli.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 
@@ -89,6 +90,12 @@ describe('deploy/rbac.yaml', () => {
     await until(() => secret('frozen'), 'frozen Secret')
     srv.putObject(updated(await sealed('frozen', {a: 'two'}, {immutable: true}), srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'frozen')!))
     await until(() => secret('frozen')?.data?.a === Buffer.from('two').toString('base64'), 'frozen replaced')
+    // A Secret an older controller wrote: owned and up to date, but without the label the watch selects on.
+    const old = srv.putObject(await sealed('older', {a: 'one'}))
+    srv.putObject({apiVersion: 'v1', kind: 'Secret', data: {a: Buffer.from('one').toString('base64')}, metadata: {name: 'older', namespace: NS,
+      annotations: {'kseal.dev/spec-hash': sealedSpecHash(old as unknown as SealedSecretObject)},
+      ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'older', uid: old.metadata.uid, controller: true}]}})
+    await until(() => secret('older')?.metadata?.labels?.['kseal.dev/owned-by'] === 'sealedsecret', 'the older Secret labelled')
     srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'theirs', namespace: NS}, data: {a: 'eA=='}})
     srv.putObject(await sealed('theirs', {a: 'mine'}))
     const notOwned = () => srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'theirs')?.status?.conditions?.find((c: KubeObject) => c.reason === 'NotOwned')

@@ -23,7 +23,7 @@ import type {Binding, RecipientEntry} from '../../keys/types.js'
 import {macEqual} from '../envelope.js'
 import {KsealError} from '../errors.js'
 import {selfSignedCert} from '../keygen.js'
-import {type ClusterApi, describeError, isAlreadyExists, type Secret, sleep} from './kube.js'
+import {type CallContext, type ClusterApi, describeError, isAlreadyExists, type Secret, sleep} from './kube.js'
 import type {Logger} from './log.js'
 
 export const KEY_LABEL = 'kseal.dev/sealing-key'
@@ -283,6 +283,8 @@ export interface RenewerOptions {
   now: () => Date
   log: Logger
   onGenerated?: (k: SealingKey, trigger: KeyTrigger) => void
+  /** The leader's term: its signal and write fence, carried by the renewer's API calls. */
+  context?: () => CallContext
 }
 
 /** Why a key was generated: the first key, the renew period, an operator's request (SIGUSR1), or --key-cutoff. */
@@ -328,7 +330,8 @@ export class KeyRenewer {
 
   private async ensureNow(force?: RenewTrigger, notBefore?: Date): Promise<SealingKey | null> {
     await this.ensureTrustRoot()
-    for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR)).items) this.o.store.upsertSecret(s)
+    const ctx = this.o.context?.() ?? {}
+    for (const s of (await this.o.api.listSecrets(this.o.namespace, KEY_SELECTOR, ctx)).items) this.o.store.upsertSecret(s)
     const due = this.due()
     const now = this.o.now()
     const newest = this.o.store.newest()
@@ -349,7 +352,7 @@ export class KeyRenewer {
     const root = this.o.store.trustRoot!
     let secret: Secret
     try {
-      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now, root))
+      secret = await this.o.api.createSecret(this.o.namespace, keySecret(this.o.namespace, g, now, root), ctx)
     } catch (e) {
       if (!isAlreadyExists(e)) throw e
       secret = keySecret(this.o.namespace, g, now, root)
@@ -422,6 +425,8 @@ export class KeyRenewer {
       next = due ? Math.max(1000, Math.min(3_600_000, due.getTime() - this.o.now().getTime())) : 3_600_000
       attempt = 0
     } catch (e) {
+      // Stopped (this replica's term as leader ended, its calls aborted): nothing failed.
+      if (this.stopped) return
       this.o.log.error('sealing key generation failed; retrying', {error: describeError(e)})
       next = Math.min(30_000, 500 * 2 ** attempt++)
       if (this.o.store.size === 0) {

@@ -87,6 +87,8 @@ export interface ApiFailure {
 
 /** The HTTP code and Status reason of an ApiException (its body is the Status JSON as text), or null. */
 export function apiFailure(e: unknown): ApiFailure | null {
+  // An aborted call (DOMException AbortError/TimeoutError) has a numeric `code` that is no HTTP status.
+  if (e instanceof DOMException) return null
   const x = e as {code?: unknown; body?: unknown; headers?: Record<string, string>; statusCode?: unknown}
   const code = typeof x?.code === 'number' ? x.code : typeof x?.statusCode === 'number' ? x.statusCode : undefined
   if (code === undefined) return null
@@ -139,26 +141,55 @@ export interface RetryOptions {
   baseMs?: number
   maxMs?: number
   onRetry?: (e: unknown, attempt: number) => void
-  sleep?: (ms: number) => Promise<void>
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+export const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
+  if (signal?.aborted) return reject(signal.reason)
+  const t = setTimeout(() => {
+    signal?.removeEventListener('abort', onAbort)
+    resolve()
+  }, ms)
+  const onAbort = () => {
+    clearTimeout(t)
+    reject(signal!.reason)
+  }
+  signal?.addEventListener('abort', onAbort, {once: true})
+})
 
-/** Runs an API call, retrying transient failures with exponential backoff and jitter. */
-export async function retrying<T>(fn: () => Promise<T>, o: RetryOptions = {}): Promise<T> {
+/** Runs an API call, retrying transient failures with exponential backoff and jitter; `signal` ends the attempts (and the waits between them). */
+export async function retrying<T>(fn: () => Promise<T>, o: RetryOptions = {}, signal?: AbortSignal): Promise<T> {
   const attempts = o.attempts ?? 5
   for (let i = 1; ; i++) {
+    signal?.throwIfAborted()
     try {
       return await fn()
     } catch (e) {
+      if (signal?.aborted) throw signal.reason
       if (i >= attempts || !isTransient(e)) throw e
       o.onRetry?.(e, i)
       const f = apiFailure(e)
       const backoff = Math.min(o.maxMs ?? 2000, (o.baseMs ?? 50) * 2 ** (i - 1))
-      await (o.sleep ?? sleep)(Math.min(o.maxMs ?? 2000, f?.retryAfterMs ?? backoff * (0.5 + Math.random() / 2)))
+      await (o.sleep ?? sleep)(Math.min(o.maxMs ?? 2000, f?.retryAfterMs ?? backoff * (0.5 + Math.random() / 2)), signal)
     }
   }
 }
+
+/**
+ * What one API call carries besides its arguments. `signal` aborts the request in flight and any
+ * retries; `beforeWrite` runs at the last moment before each write request (POST, PUT, PATCH,
+ * DELETE — every retry included) is handed to the socket, and throws to refuse it: the leader's
+ * fence, read on the monotonic clock at the moment of the write.
+ */
+export interface CallContext {
+  signal?: AbortSignal
+  beforeWrite?: () => void
+  /** Tries for a transient failure (default: the adapter's, 5); 1 when the caller has its own retry loop. */
+  attempts?: number
+}
+
+/** The controller refused a write because it cannot prove it holds the leader Lease, or its term ended. */
+export const isNotLeader = (e: unknown) => (e as {code?: unknown})?.code === 'ERR_NOT_LEADER'
 
 /** The objects the controller reads and writes, as plain JSON (client-node's models are structural). */
 export type Secret = K8s.V1Secret
@@ -181,26 +212,40 @@ export interface WatchHandle {
   abort(): void
 }
 
-/** Everything the controller does against the API server. */
+/** Everything the controller does against the API server. Every call takes an optional CallContext. */
 export interface ClusterApi {
-  listCustom<T>(group: string, version: string, plural: string, namespace?: string): Promise<ListResult<T>>
+  listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext): Promise<ListResult<T>>
   customPath(group: string, version: string, plural: string, namespace?: string): string
-  patchCustomStatus(group: string, version: string, plural: string, namespace: string, name: string, status: unknown): Promise<void>
-  getSecret(namespace: string, name: string): Promise<Secret | null>
-  listSecrets(namespace: string, labelSelector?: string): Promise<ListResult<Secret>>
-  createSecret(namespace: string, body: Secret): Promise<Secret>
-  replaceSecret(namespace: string, name: string, body: Secret): Promise<Secret>
-  deleteSecret(namespace: string, name: string, preconditions?: {uid?: string; resourceVersion?: string}): Promise<void>
-  createEvent(namespace: string, body: CoreEvent): Promise<void>
-  getLease(namespace: string, name: string): Promise<Lease | null>
-  createLease(namespace: string, body: Lease): Promise<Lease>
-  replaceLease(namespace: string, name: string, body: Lease): Promise<Lease>
+  /**
+   * Merge-patches the status subresource. With `resourceVersion`, the patch is conditional: the API
+   * server answers 409 when the object has changed since (apiserver Store.Update compares the patched
+   * object's resourceVersion with the stored one). Resolves to the patched object.
+   */
+  patchCustomStatus(group: string, version: string, plural: string, namespace: string, name: string, status: unknown, resourceVersion?: string, ctx?: CallContext): Promise<KubeObject>
+  getSecret(namespace: string, name: string, ctx?: CallContext): Promise<Secret | null>
+  /** Secrets in one namespace, or in all of them (`namespace` undefined). */
+  listSecrets(namespace: string | undefined, labelSelector?: string, ctx?: CallContext): Promise<ListResult<Secret>>
+  secretsPath(namespace?: string): string
+  createSecret(namespace: string, body: Secret, ctx?: CallContext): Promise<Secret>
+  /** A PUT: conditional when `body.metadata.resourceVersion` is set. */
+  replaceSecret(namespace: string, name: string, body: Secret, ctx?: CallContext): Promise<Secret>
+  deleteSecret(namespace: string, name: string, preconditions?: {uid?: string; resourceVersion?: string}, ctx?: CallContext): Promise<void>
+  createEvent(namespace: string, body: CoreEvent, ctx?: CallContext): Promise<void>
+  getLease(namespace: string, name: string, ctx?: CallContext): Promise<Lease | null>
+  createLease(namespace: string, body: Lease, ctx?: CallContext): Promise<Lease>
+  replaceLease(namespace: string, name: string, body: Lease, ctx?: CallContext): Promise<Lease>
   /** Starts a watch from a resourceVersion; `done` is called once, with an error or null when the server closed it. */
   watch(apiPath: string, params: Record<string, string | number | boolean | undefined>, onEvent: (e: WatchEvent<unknown>) => void, done: (err: unknown) => void): Promise<WatchHandle>
 }
 
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/** The field manager the controller's writes are recorded under (managedFields), so other writers can be told apart. */
+export const FIELD_MANAGER = 'kseal-controller'
+
 /** The ClusterApi over client-node, with transient-error retries on every call except watches. */
 export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): Promise<ClusterApi> {
+  const fieldManager = FIELD_MANAGER
   const k8s = await loadK8s()
   const core = kc.makeApiClient(k8s.CoreV1Api)
   const custom = kc.makeApiClient(k8s.CustomObjectsApi)
@@ -217,7 +262,26 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): 
     }],
     middlewareMergeStrategy: 'append',
   }) as unknown as typeof mergePatch
-  const r = <T>(fn: () => Promise<T>) => retrying(fn, retry)
+  // client-node's own transport; a call with a context goes through a wrapper that applies the
+  // signal and runs beforeWrite last, after auth and middleware, just before fetch sends it.
+  const transport = new k8s.IsomorphicFetchHttpLibrary()
+  const options = (ctx: CallContext | undefined, base?: K8s.ConfigurationOptions): K8s.ConfigurationOptions | undefined => {
+    if (!ctx?.signal && !ctx?.beforeWrite) return base
+    return {
+      ...base,
+      httpApi: {
+        send(req) {
+          if (ctx.signal) {
+            ctx.signal.throwIfAborted()
+            req.setSignal(ctx.signal)
+          }
+          if (ctx.beforeWrite && WRITE_METHODS.has(req.getHttpMethod())) ctx.beforeWrite()
+          return transport.send(req)
+        },
+      },
+    }
+  }
+  const r = <T>(fn: () => Promise<T>, ctx?: CallContext) => retrying(fn, ctx?.attempts ? {...retry, attempts: ctx.attempts} : retry, ctx?.signal)
   const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
     try {
       return await p
@@ -228,32 +292,36 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): 
   }
   const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string}}): ListResult<T> => ({items: l.items ?? [], resourceVersion: l.metadata?.resourceVersion ?? ''})
   return {
-    async listCustom<T>(group: string, version: string, plural: string, namespace?: string) {
+    async listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext) {
       const l = await r(() => (namespace
-        ? custom.listNamespacedCustomObject({group, version, plural, namespace})
-        : custom.listClusterCustomObject({group, version, plural})))
+        ? custom.listNamespacedCustomObject({group, version, plural, namespace}, options(ctx))
+        : custom.listClusterCustomObject({group, version, plural}, options(ctx))), ctx)
       return list<T>(l)
     },
     customPath: (group, version, plural, namespace) =>
       `/apis/${group}/${version}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}`,
-    async patchCustomStatus(group, version, plural, namespace, name, status) {
-      await r(() => custom.patchNamespacedCustomObjectStatus({group, version, plural, namespace, name, body: {status}}, mergePatch))
+    async patchCustomStatus(group, version, plural, namespace, name, status, resourceVersion, ctx) {
+      const body = resourceVersion === undefined ? {status} : {metadata: {resourceVersion}, status}
+      return await r(() => custom.patchNamespacedCustomObjectStatus({group, version, plural, namespace, name, body, fieldManager}, options(ctx, mergePatch)), ctx) as KubeObject
     },
-    getSecret: (namespace, name) => r(() => orNull(core.readNamespacedSecret({namespace, name}))),
-    async listSecrets(namespace, labelSelector) {
-      return list(await r(() => core.listNamespacedSecret({namespace, labelSelector})))
+    getSecret: (namespace, name, ctx) => r(() => orNull(core.readNamespacedSecret({namespace, name}, options(ctx))), ctx),
+    async listSecrets(namespace, labelSelector, ctx) {
+      return list(await r(() => (namespace === undefined
+        ? core.listSecretForAllNamespaces({labelSelector}, options(ctx))
+        : core.listNamespacedSecret({namespace, labelSelector}, options(ctx))), ctx))
     },
-    createSecret: (namespace, body) => r(() => core.createNamespacedSecret({namespace, body}, rawJsonBody(body))),
-    replaceSecret: (namespace, name, body) => r(() => core.replaceNamespacedSecret({namespace, name, body}, rawJsonBody(body))),
-    async deleteSecret(namespace, name, preconditions) {
-      await r(() => core.deleteNamespacedSecret({namespace, name, body: preconditions ? {preconditions} : undefined}))
+    secretsPath: (namespace) => (namespace === undefined ? '/api/v1/secrets' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`),
+    createSecret: (namespace, body, ctx) => r(() => core.createNamespacedSecret({namespace, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
+    replaceSecret: (namespace, name, body, ctx) => r(() => core.replaceNamespacedSecret({namespace, name, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
+    async deleteSecret(namespace, name, preconditions, ctx) {
+      await r(() => core.deleteNamespacedSecret({namespace, name, body: preconditions ? {preconditions} : undefined}, options(ctx)), ctx)
     },
-    async createEvent(namespace, body) {
-      await r(() => core.createNamespacedEvent({namespace, body}))
+    async createEvent(namespace, body, ctx) {
+      await r(() => core.createNamespacedEvent({namespace, body, fieldManager}, options(ctx)), ctx)
     },
-    getLease: (namespace, name) => r(() => orNull(coord.readNamespacedLease({namespace, name}))),
-    createLease: (namespace, body) => r(() => coord.createNamespacedLease({namespace, body})),
-    replaceLease: (namespace, name, body) => r(() => coord.replaceNamespacedLease({namespace, name, body})),
+    getLease: (namespace, name, ctx) => r(() => orNull(coord.readNamespacedLease({namespace, name}, options(ctx))), ctx),
+    createLease: (namespace, body, ctx) => r(() => coord.createNamespacedLease({namespace, body, fieldManager}, options(ctx)), ctx),
+    replaceLease: (namespace, name, body, ctx) => r(() => coord.replaceNamespacedLease({namespace, name, body, fieldManager}, options(ctx)), ctx),
     async watch(apiPath, params, onEvent, done) {
       const ctl = await watcher.watch(apiPath, params, (type, object) => onEvent({type, object} as WatchEvent<unknown>), done)
       return {abort: () => ctl.abort()}

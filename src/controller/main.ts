@@ -1,7 +1,10 @@
 /**
- * `kseal controller` wired together: reflectors (SealedSecrets, key Secrets) run on every replica
- * so a standby has warm caches and serves the certificate; the work queue, its workers and the
- * key schedule run only on the Lease holder. Shutdown drains the workers, then releases the Lease.
+ * `kseal controller` wired together: reflectors (SealedSecrets, the Secrets they produce, key
+ * Secrets) run on every replica so a standby has warm caches and serves the certificate; the work
+ * queue, its workers and the key schedule run only on the Lease holder, for one *term*: every API
+ * call of the term carries its AbortSignal and a write fence (the elector's monotonic renew
+ * deadline, read at the moment of each write), and losing the Lease aborts the calls in flight,
+ * drops the queue and stops the workers. Shutdown drains the workers, then releases the Lease.
  */
 import os from 'node:os'
 import {performance} from 'node:perf_hooks'
@@ -9,11 +12,13 @@ import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {recipientKids, SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed.js'
 import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http.js'
 import {KeyRenewer, KeyStore, KEY_WATCH_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keys.js'
-import {clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
+import {KsealError} from '../errors.js'
+import {type CallContext, clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from './kube.js'
 import {LeaderElector} from './leader.js'
 import {createLogger, type Level, type Logger} from './log.js'
 import {ControllerMetrics} from './metrics.js'
 import {WorkQueue} from './queue.js'
+import {OWNED_SELECTOR, slimSecret} from './owned.js'
 import {type Outcome, Reconciler} from './reconcile.js'
 import {handleRotate, ROTATE_MAX_BYTES} from './rotate.js'
 import {TokenBucket} from '../limit.js'
@@ -39,7 +44,7 @@ export interface ControllerOptions {
   /** This replica's name in the Lease and in Events. */
   identity: string
   workers: number
-  /** Re-check every SealedSecret this often (0: never); catches Secrets deleted or edited by hand. */
+  /** Re-check every SealedSecret this often (0: never): a safety net behind the watch on the Secrets it wrote. */
   resyncPeriodMs: number
   /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
   rotateRateLimit: number
@@ -71,6 +76,8 @@ export interface ControllerDeps {
   now?: () => Date
   /** An API adapter (tests); otherwise one is built from the kubeconfig. */
   api?: ClusterApi
+  /** The elector's monotonic clock in ms (tests); default performance.now. */
+  monotonic?: () => number
 }
 
 /** A replica's identity: POD_NAME in a cluster, else host and process id. */
@@ -87,7 +94,11 @@ export class Controller {
   private readonly now: () => Date
   private readonly pool = new RsaDecryptPool()
   private readonly sealed: Reflector<SealedSecretObject>[] = []
+  /** The Secrets the controller wrote (label-selected, without data), per watched namespace. */
+  private readonly owned: Reflector<Secret>[] = []
   private keyReflector!: Reflector<Secret>
+  /** The current term as leader: its calls' context, and the controller that ends them. */
+  private term?: {abort: AbortController; ctx: CallContext}
   private queue?: WorkQueue
   private workers: Promise<void>[] = []
   private renewer!: KeyRenewer
@@ -110,7 +121,7 @@ export class Controller {
         const k = this.keys.newest()
         return k ? Math.max(0, (this.now().getTime() - k.created.getTime()) / 1000) : 0
       },
-      leader: () => this.leading,
+      leader: () => this.leading && this.mayWrite(),
       queueDepth: () => this.queue?.length ?? 0,
       sealedOnOldKeys: () => this.sealedOnOldKeys(),
     })
@@ -190,6 +201,8 @@ export class Controller {
   notReady(): string[] | null {
     const why: string[] = []
     if (this.keys.size === 0) why.push('no sealing key loaded')
+    // Not the watch on owned Secrets: without it (say, RBAC not yet granting list/watch after an
+    // upgrade) every Secret is read from the API instead, and its list/watch failures are logged.
     if (!this.keyReflector?.synced || this.sealed.some((r) => !r.synced)) why.push('SealedSecrets not listed yet')
     return why.length ? why : null
   }
@@ -208,9 +221,14 @@ export class Controller {
       keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never', leaderElect: o.leaderElect,
     })
 
-    this.reconciler = new Reconciler({api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace})
+    this.reconciler = new Reconciler({
+      api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace,
+      cachedSecret: (ns, name) => this.ownedSecret(ns, name),
+      onConflict: (reason) => this.metrics.conflicts.inc({reason}),
+    })
     this.renewer = new KeyRenewer({
       api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, cutoff: o.keyCutoff, bits: o.keyBits, now: this.now, log: this.log,
+      context: () => this.term?.ctx ?? {beforeWrite: () => this.refuse()},
       onGenerated: (_k, trigger) => {
         this.metrics.keysGenerated.inc()
         if (trigger !== 'initial') this.metrics.renewals.inc({trigger})
@@ -247,6 +265,17 @@ export class Controller {
           this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
         },
       }, {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log}))
+      // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.
+      const secrets = api.secretsPath(ns)
+      this.owned.push(new Reflector<Secret>({
+        list: () => api.listSecrets(ns, OWNED_SELECTOR),
+        watch: (rv, onEvent, done) => api.watch(secrets, {resourceVersion: rv, labelSelector: OWNED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+      }, {
+        upsert: (s, old) => {
+          if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
+        },
+        delete: (s) => this.secretChanged(s),
+      }, {name: ns ? `owned Secrets in ${ns}` : 'owned Secrets', log: this.log, transform: slimSecret}))
     }
 
     // Each /v1/rotate request costs RSA work and needs no credentials, so the rate is capped.
@@ -275,7 +304,7 @@ export class Controller {
     this.log.info('serving HTTP', {address: this.http.address, endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics']})
 
     this.keyReflector.start()
-    for (const r of this.sealed) r.start()
+    for (const r of [...this.sealed, ...this.owned]) r.start()
 
     const callbacks = {
       onStartedLeading: () => void this.startLeading(),
@@ -290,7 +319,7 @@ export class Controller {
     }
     if (o.leaderElect) {
       this.elector = new LeaderElector({
-        api, namespace: o.keyNamespace, name: o.leaseName, identity: o.identity, log: this.log, now: this.now,
+        api, namespace: o.keyNamespace, name: o.leaseName, identity: o.identity, log: this.log, now: this.now, monotonic: this.deps.monotonic,
         leaseDurationMs: o.leaseDurationMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs,
       })
       this.elector.start(callbacks)
@@ -299,16 +328,37 @@ export class Controller {
     }
   }
 
+  /** Whether this replica may write now: it holds the Lease (by the elector's monotonic deadline), or leader election is off. */
+  private mayWrite(): boolean {
+    return !this.elector || this.elector.holds()
+  }
+
+  /** A write this replica may not make: counted, and refused with ERR_NOT_LEADER. */
+  private refuse(): never {
+    this.metrics.fencedWrites.inc()
+    throw new KsealError('ERR_NOT_LEADER', 'write refused: this replica cannot prove it holds the leader Lease')
+  }
+
   private async startLeading(): Promise<void> {
     if (this.leading || this.stopping) return
     this.leading = true
+    const abort = new AbortController()
+    const term = {abort, ctx: {} as CallContext}
+    term.ctx = {
+      signal: abort.signal,
+      // At the moment of each write: still this term, and the Lease still provably ours.
+      beforeWrite: () => {
+        if (this.term !== term || !this.mayWrite()) this.refuse()
+      },
+    }
+    this.term = term
     // Keys first: nothing unseals without one, and only the leader makes them.
     await this.renewer.start()
-    if (!this.leading || this.stopping) return
-    const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000})
+    if (!this.leading || this.stopping || this.term !== term) return
+    const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000, jitter: 0.25})
     this.queue = queue
     for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
-    this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue))
+    this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue, term.ctx))
     if (this.o.resyncPeriodMs > 0) {
       this.resyncTimer = setInterval(() => {
         for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
@@ -322,12 +372,41 @@ export class Controller {
     this.leading = false
     if (this.resyncTimer) clearInterval(this.resyncTimer)
     // Taken synchronously: leadership may come back before the in-flight work has drained.
+    const term = this.term
     const queue = this.queue
     const workers = this.workers
+    this.term = undefined
     this.queue = undefined
     this.workers = []
+    // Calls in flight fail now; no queued key is handed out again; nothing decrypted stays in memory.
+    term?.abort.abort(new KsealError('ERR_NOT_LEADER', 'this replica stopped leading'))
     queue?.shutDown()
+    this.reconciler?.reset()
     await Promise.all([this.renewer?.stop(), ...workers])
+    // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
+    if (!this.term) this.reconciler?.reset()
+  }
+
+  /** The watched copy of a Secret the controller wrote (no data), if its watch holds one. */
+  private ownedSecret(namespace: string, name: string): Secret | undefined {
+    const key = `${namespace}/${name}`
+    for (const r of this.owned) {
+      const s = r.cache.get(key)
+      if (s) return s
+    }
+    return undefined
+  }
+
+  /**
+   * A Secret the controller wrote changed or disappeared: its SealedSecret is reconciled again
+   * (through the key's backoff, so a writer fighting over it is met less and less often), unless the
+   * change is the echo of the controller's own last write.
+   */
+  private secretChanged(s: Secret): void {
+    const key = objectKey(s)
+    if (!this.queue || !this.lookup(key) || this.reconciler.isOwnWrite(s)) return
+    const ms = this.queue.addRateLimited(key)
+    if (ms !== undefined) this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs: ms})
   }
 
   private lookup(key: string): SealedSecretObject | undefined {
@@ -338,7 +417,7 @@ export class Controller {
     return undefined
   }
 
-  private async work(queue: WorkQueue): Promise<void> {
+  private async work(queue: WorkQueue, ctx: CallContext): Promise<void> {
     for (;;) {
       const key = await queue.get()
       if (key === undefined) return
@@ -351,7 +430,7 @@ export class Controller {
       const t0 = performance.now()
       let out: Outcome
       try {
-        out = await this.reconciler.reconcile(obj)
+        out = await this.reconciler.reconcile(obj, ctx)
       } catch (e) {
         this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
         out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
@@ -361,11 +440,12 @@ export class Controller {
       if (out.result === 'failed') this.metrics.failures.inc({reason: out.reason})
       if (out.reason === 'NoKey') this.noKey.add(key)
       else this.noKey.delete(key)
-      if (out.retry === 'no') queue.forget(key)
-      else if (out.retry === 'now') queue.add(key)
-      else {
+      if (out.retry === 'backoff') {
+        // A timer, never at once: a reconcile refused by the fence must not spin while the elector steps down.
         const ms = queue.addRateLimited(key)
-        this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
+        if (ms !== undefined) this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
+      } else if (!out.contested) {
+        queue.forget(key)
       }
       queue.done(key)
     }
@@ -377,7 +457,7 @@ export class Controller {
       this.log.info('shutting down')
       await this.stopLeading()
       await this.elector?.stop()
-      await Promise.all([this.keyReflector?.stop(), ...this.sealed.map((r) => r.stop())])
+      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.owned].map((r) => r.stop())])
       await this.http?.close()
       await this.pool.close()
       this.log.info('stopped')

@@ -1,12 +1,16 @@
 /**
  * A work queue in the manner of client-go's: each key is queued at most once, a key being worked on
  * is never handed to a second worker (a change that arrives meanwhile queues it again afterwards),
- * and failed keys come back after an exponential backoff that `forget` resets.
+ * and failed keys come back after an exponential backoff that `forget` resets, spread by jitter so
+ * keys that failed together do not all come back in the same instant.
  */
 
 export interface QueueOptions {
   baseDelayMs?: number
   maxDelayMs?: number
+  /** Each backoff delay is scaled by a random factor in [1 - jitter, 1 + jitter] (default 0), then capped. */
+  jitter?: number
+  random?: () => number
 }
 
 export class WorkQueue {
@@ -55,12 +59,17 @@ export class WorkQueue {
     this.timers.set(key, t)
   }
 
-  /** Queues a key again after its next backoff delay; returns that delay. */
-  addRateLimited(key: string): number {
+  /**
+   * Queues a key again after its next backoff delay and returns that delay; a key already waiting
+   * out a backoff keeps it (undefined): asking again while it waits does not lengthen the next one.
+   */
+  addRateLimited(key: string): number | undefined {
+    if (this.timers.has(key)) return undefined
     const n = (this.failures.get(key) ?? 0) + 1
     this.failures.set(key, n)
     const base = this.o.baseDelayMs ?? 200
-    const delay = Math.min(this.o.maxDelayMs ?? 300_000, base * 2 ** Math.min(n - 1, 20))
+    const spread = 1 + (this.o.jitter ?? 0) * (2 * (this.o.random ?? Math.random)() - 1)
+    const delay = Math.round(Math.min(this.o.maxDelayMs ?? 300_000, base * 2 ** Math.min(n - 1, 20) * spread))
     this.addAfter(key, delay)
     return delay
   }

@@ -20,9 +20,11 @@ export interface ReflectorHandlers<T> {
   synced?(): void
 }
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<T> {
   name: string
   log: Logger
+  /** Reduces each object before it is cached and handed on (e.g. drops Secret data), as client-go's SetTransform. */
+  transform?: (obj: T) => T
   /** First retry delay after a failure (doubles up to maxBackoffMs). */
   baseBackoffMs?: number
   maxBackoffMs?: number
@@ -41,7 +43,7 @@ export class Reflector<T extends KubeObject> {
   private running?: Promise<void>
   relists = 0
 
-  constructor(private readonly source: ReflectorSource<T>, private readonly handlers: ReflectorHandlers<T>, private readonly o: ReflectorOptions) {}
+  constructor(private readonly source: ReflectorSource<T>, private readonly handlers: ReflectorHandlers<T>, private readonly o: ReflectorOptions<T>) {}
 
   get synced(): boolean {
     return this.hasSynced
@@ -136,10 +138,10 @@ export class Reflector<T extends KubeObject> {
           return
         }
         events++
-        const obj = e.object as T
-        const next = obj?.metadata?.resourceVersion
+        const next = (e.object as T)?.metadata?.resourceVersion
         if (next) rv = next
         if (e.type === 'BOOKMARK') return
+        const obj = this.reduce(e.object as T)
         const key = objectKey(obj)
         if (e.type === 'DELETED') {
           this.cache.delete(key)
@@ -157,10 +159,15 @@ export class Reflector<T extends KubeObject> {
     })
   }
 
+  private reduce(obj: T): T {
+    return this.o.transform ? this.o.transform(obj) : obj
+  }
+
   /** Replaces the cache with a fresh list: deletes what is gone, upserts the rest. */
   private replace(items: T[]): void {
     const seen = new Set<string>()
-    for (const obj of items) {
+    for (const raw of items) {
+      const obj = this.reduce(raw)
       const key = objectKey(obj)
       seen.add(key)
       const old = this.cache.get(key)

@@ -18,7 +18,7 @@
  * deletionPolicy Delete a remote key that is gone counts as empty, and when every one is gone the
  * result is `secret: null`: delete the Secret.
  */
-import {MANAGED_ANNOTATION} from '../controller/reconcile.js'
+import {MANAGED_ANNOTATION} from '../controller/owned.js'
 import {isKsealError, KsealError} from '../errors.js'
 import {Limiter} from '../limit.js'
 import {isSecretKey} from './fields.js'

@@ -1,19 +1,43 @@
-/** Real `kseal controller` processes for tests: started with a kubeconfig, read through their logs and HTTP. */
+/**
+ * Controller test support: real `kseal controller` processes (started with a kubeconfig, read through
+ * their logs and HTTP), the fixture key pairs as the controller stores them, and plain API calls.
+ */
 import {type ChildProcess, spawn} from 'node:child_process'
+import crypto from 'node:crypto'
+import {readFileSync} from 'node:fs'
+import {RsaRecipient} from '../../keys/rsa.js'
+import {keySecret} from '../../src/controller/keys.js'
+import type {Secret} from '../../src/controller/kube.js'
 import {sample} from '../../src/controller/metrics.js'
-import {BIN, cleanEnv, ROOT} from './cli.js'
+import {BIN, cleanEnv, OTHER_CERT, OTHER_KEY, ROOT, TEAM_CERT, TEAM_KEY} from './cli.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
+
+/** A key Secret, as the controller stores its keys, holding one of the fixture key pairs. */
+/** The trust root the key stores of in-process tests hold (a controller process makes its own). */
+export const TEST_TRUST_ROOT = Buffer.alloc(32, 7)
+
+export function fixtureKeySecret(name: 'team' | 'other', created: Date, namespace: string, root: Buffer = TEST_TRUST_ROOT): Secret {
+  const keyPem = readFileSync(name === 'team' ? TEAM_KEY : OTHER_KEY, 'utf8')
+  const certPem = readFileSync(name === 'team' ? TEAM_CERT : OTHER_CERT, 'utf8')
+  const kid = new RsaRecipient(new crypto.X509Certificate(certPem).publicKey, 'x').kid
+  return keySecret(namespace, {kid, keyPem, certPem}, created, root)
+}
+
+/** A recipient for a fixture certificate, as `kseal seal --cert` would use it. */
+export function fixtureRecipient(certFile: string): RsaRecipient {
+  return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
+}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Polls until `f` gives a truthy value; fails naming `what` after the timeout. */
-export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
+/** Polls (every `intervalMs`) until `f` gives a truthy value; fails naming `what` after the timeout. */
+export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await f()
     if (v) return v
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
+    await sleep(intervalMs)
   }
 }
 
@@ -28,14 +52,17 @@ export interface Replica {
   metric(series: string): Promise<number>
 }
 
+/** The leader-election flags replicas get unless a test passes its own: short, for quick failovers. */
+export const SHORT_LEASE = ['--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms']
+
 /**
- * Starts a controller replica with short leader-election periods and 2048-bit keys, and waits until
- * it serves HTTP (its port comes from its "serving HTTP" log line). `wrap` runs it inside another
- * command (a sandbox), which gets node and its arguments after its own.
+ * Starts a controller replica with short leader-election periods (or `lease`) and 2048-bit keys, and
+ * waits until it serves HTTP (its port comes from its "serving HTTP" log line). `wrap` runs it inside
+ * another command (a sandbox), which gets node and its arguments after its own.
  */
-export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; extra?: string[]; wrap?: string[]}): Promise<Replica> {
+export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; lease?: string[]; extra?: string[]; wrap?: string[]}): Promise<Replica> {
   const args = [BIN, 'controller', '--kubeconfig', o.kubeconfig, '--key-namespace', o.keyNamespace, '--key-bits', '2048', '--listen', '127.0.0.1:0',
-    '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
+    ...(o.lease ?? SHORT_LEASE), '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
   // `wrap`: a command that runs node for it (a sandbox such as bwrap, as the image runs it).
   const [cmd, ...cmdArgs] = [...(o.wrap ?? []), process.execPath, ...args]
   const child = spawn(cmd, cmdArgs, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
@@ -74,7 +101,7 @@ export async function stopReplica(rep: Replica, signal: NodeJS.Signals = 'SIGTER
  * Plain HTTP calls to the test API server for one namespace, as `kubectl` would make them: `call` (a
  * JSON request; a status of 300 or more throws with the server's message), the SealedSecrets path,
  * the stored SealedSecret and Secret by name, and `applySealed` (create, or replace at the current
- * resourceVersion). `server` is read at call time, so it can be set in a beforeAll.
+ * resourceVersion, read again after a 409). `server` is read at call time, so it can be set in a beforeAll.
  */
 export function namespaceClient(server: () => K8sApiServer, ns: string) {
   const call = async (method: string, p: string, body?: unknown): Promise<KubeObject> => {
@@ -88,9 +115,16 @@ export function namespaceClient(server: () => K8sApiServer, ns: string) {
   const secretObj = (name: string) => server().getObject('v1', 'Secret', ns, name)
   const applySealed = async (obj: object): Promise<KubeObject> => {
     const o = obj as KubeObject
-    const cur = sealedObj(o.metadata.name)
-    if (!cur) return call('POST', sealedPath(), o)
-    return call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+    for (let attempt = 1; ; attempt++) {
+      const cur = sealedObj(o.metadata.name)
+      try {
+        if (!cur) return await call('POST', sealedPath(), o)
+        return await call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+      } catch (e) {
+        // The controller wrote the status in between (as kubectl apply would, read again and retry).
+        if (attempt >= 10 || !/: 409 /.test((e as Error).message)) throw e
+      }
+    }
   }
   return {call, sealedPath, sealedObj, secretObj, applySealed}
 }

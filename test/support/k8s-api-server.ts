@@ -307,7 +307,8 @@ export const errors = {
   genericInvalid: () => new StatusError(statusBody(422, 'Invalid', 'the server rejected our request due to an error in our request', {})),
 };
 
-function faultError(opts: FaultOptions): StatusError {
+/** An injected failure as the apiserver would send it: Status body, reason, Retry-After. */
+export function faultError(opts: FaultOptions): StatusError {
   const code = opts.status ?? 500;
   const retry = opts.retryAfter ?? (code === 429 || code === 503 ? 1 : undefined);
   const headers: Record<string, string> = retry !== undefined ? {'Retry-After': String(retry)} : {};
@@ -346,6 +347,11 @@ function faultError(opts: FaultOptions): StatusError {
       return new StatusError(statusBody(code, reasons[code], opts.message ?? http.STATUS_CODES[code] ?? 'injected failure', withRetry({})), headers);
     }
   }
+}
+
+/** 409 Conflict for a stale resourceVersion, exactly as the apiserver words it (fault injection in front of the server). */
+export function conflictError(group: string, resource: string, name: string): StatusError {
+  return errors.conflict({group, resource} as ResourceDefinition, name, 'the object has been modified; please apply your changes to the latest version and try again');
 }
 
 // field.Error formatting -----------------------------------------------------------------------
@@ -1027,6 +1033,68 @@ function applyJsonPatch(doc: unknown, ops: unknown): unknown {
     }
   }
   return root;
+}
+
+/** What the apiserver's RequestInfoFactory makes of a request (verb, group, version, resource, subresource, namespace, name). */
+export function resolveRequest(method: string, path: string, query: Record<string, string>): RequestInfo {
+  const info: RequestInfo = {method, path, query, verb: method.toLowerCase(), isResourceRequest: false};
+  const segs = path.split('/').filter(Boolean).map((s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  });
+  let rest: string[];
+  if (segs[0] === 'api' && segs.length >= 3) {
+    info.apiGroup = '';
+    info.apiVersion = segs[1];
+    rest = segs.slice(2);
+  } else if (segs[0] === 'apis' && segs.length >= 4) {
+    info.apiGroup = segs[1];
+    info.apiVersion = segs[2];
+    rest = segs.slice(3);
+  } else return info;
+  info.isResourceRequest = true;
+  let watchPrefix = false;
+  if (rest[0] === 'watch') {
+    watchPrefix = true;
+    rest = rest.slice(1);
+  }
+  let parts = rest;
+  if (rest[0] === 'namespaces' && rest.length > 1) {
+    if (rest.length > 2 && rest[2] !== 'status' && rest[2] !== 'finalize') {
+      info.namespace = rest[1];
+      parts = rest.slice(2);
+    }
+  }
+  info.resource = parts[0];
+  if (parts.length >= 2) info.name = parts[1];
+  if (parts.length >= 3) info.subresource = parts.slice(2).join('/');
+  const watchParam = query.watch;
+  const isWatch = watchPrefix || (watchParam !== undefined && !['false', '0'].includes(watchParam.toLowerCase()));
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      info.verb = info.name && !watchPrefix ? 'get' : isWatch ? 'watch' : 'list';
+      if (watchPrefix && info.name) info.verb = 'watch';
+      break;
+    case 'POST':
+      info.verb = 'create';
+      break;
+    case 'PUT':
+      info.verb = 'update';
+      break;
+    case 'PATCH':
+      info.verb = 'patch';
+      break;
+    case 'DELETE':
+      info.verb = info.name ? 'delete' : 'deletecollection';
+      break;
+    default:
+      info.verb = method.toLowerCase();
+  }
+  return info;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1945,67 +2013,6 @@ class Server implements K8sApiServer {
 
   // --- HTTP plumbing ---------------------------------------------------------------------------
 
-  private resolve(method: string, path: string, query: Record<string, string>): RequestInfo {
-    const info: RequestInfo = {method, path, query, verb: method.toLowerCase(), isResourceRequest: false};
-    const segs = path.split('/').filter(Boolean).map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    });
-    let rest: string[];
-    if (segs[0] === 'api' && segs.length >= 3) {
-      info.apiGroup = '';
-      info.apiVersion = segs[1];
-      rest = segs.slice(2);
-    } else if (segs[0] === 'apis' && segs.length >= 4) {
-      info.apiGroup = segs[1];
-      info.apiVersion = segs[2];
-      rest = segs.slice(3);
-    } else return info;
-    info.isResourceRequest = true;
-    let watchPrefix = false;
-    if (rest[0] === 'watch') {
-      watchPrefix = true;
-      rest = rest.slice(1);
-    }
-    let parts = rest;
-    if (rest[0] === 'namespaces' && rest.length > 1) {
-      if (rest.length > 2 && rest[2] !== 'status' && rest[2] !== 'finalize') {
-        info.namespace = rest[1];
-        parts = rest.slice(2);
-      }
-    }
-    info.resource = parts[0];
-    if (parts.length >= 2) info.name = parts[1];
-    if (parts.length >= 3) info.subresource = parts.slice(2).join('/');
-    const watchParam = query.watch;
-    const isWatch = watchPrefix || (watchParam !== undefined && !['false', '0'].includes(watchParam.toLowerCase()));
-    switch (method) {
-      case 'GET':
-      case 'HEAD':
-        info.verb = info.name && !watchPrefix ? 'get' : isWatch ? 'watch' : 'list';
-        if (watchPrefix && info.name) info.verb = 'watch';
-        break;
-      case 'POST':
-        info.verb = 'create';
-        break;
-      case 'PUT':
-        info.verb = 'update';
-        break;
-      case 'PATCH':
-        info.verb = 'patch';
-        break;
-      case 'DELETE':
-        info.verb = info.name ? 'delete' : 'deletecollection';
-        break;
-      default:
-        info.verb = method.toLowerCase();
-    }
-    return info;
-  }
-
   private send(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent || res.destroyed) return;
     const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -2040,7 +2047,7 @@ class Server implements K8sApiServer {
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) if (!(k in query)) query[k] = v;
     const method = (req.method ?? 'GET').toUpperCase();
-    const info = this.resolve(method, url.pathname, query);
+    const info = resolveRequest(method, url.pathname, query);
     const record: RequestRecord = {...info, status: 0, time: Date.now()};
     this.requests.push(record);
     res.on('finish', () => {
