@@ -3,7 +3,8 @@
  *
  * - every shell block in README.md, CONTRIBUTING.md and docs/ says whether it runs here: ```sh test
  *   blocks are run, in order, per page, in one fresh git repository with the built CLI on PATH as
- *   `kseal` (and `kseal-krm`), HOME and GNUPGHOME of their own; `#>` lines under a command are its
+ *   `kseal` (and `kseal-krm`), HOME and GNUPGHOME of their own, exported variables and the working
+ *   directory carrying over from block to block; `#>` lines under a command are its
  *   expected output (stdout and stderr, in order; `…` matches anything), `#> (exit N)` its exit code.
  *   Other blocks name why they cannot run here (`needs-cluster`, `needs-aws`, ...); such a block may
  *   say what it would leave behind (`provides=kseal.crt`), and a block may name files its reader
@@ -191,14 +192,19 @@ function steps(b: Block): Step[] {
   return out
 }
 
-/** The bash script for a block: each step's output to its own file; the step that stops it is known. */
-function script(b: Block, out: string): string {
-  const parts = ['set -eo pipefail']
+/**
+ * The bash script for a block: each step's output to its own file, so the step that stops it is known.
+ * The exported variables and the working directory carry over to the page's next block, as in the
+ * reader's shell.
+ */
+function script(b: Block, out: string, state: string): string {
+  const parts = [`if [ -f "${state}/env" ]; then . "${state}/env"; cd "$(cat "${state}/pwd")"; fi`, 'set -eo pipefail']
   steps(b).forEach((s, i) => {
     parts.push(`echo ${i} > "${out}/current"`, `exec > "${out}/${i}.out" 2>&1`)
     if (s.exit) parts.push('set +e', s.script, `echo $? > "${out}/${i}.rc"`, 'set -e')
     else parts.push(s.script)
   })
+  parts.push(`export -p > "${state}/env"`, `pwd > "${state}/pwd"`)
   return parts.join('\n') + '\n'
 }
 
@@ -273,7 +279,7 @@ for (const page of runnablePages) {
         const out = path.join(tmp, 'out', String(n))
         mkdirSync(out)
         const file = path.join(out, 'block.sh')
-        writeFileSync(file, script(b, out))
+        writeFileSync(file, script(b, out, path.join(tmp, 'out')))
         const r = spawnSync('bash', [file], {cwd: work, env, encoding: 'utf8', timeout: 120_000})
         const current = existsSync(path.join(out, 'current')) ? Number(readFileSync(path.join(out, 'current'), 'utf8')) : -1
         const ss = steps(b)
