@@ -18,7 +18,7 @@ import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileS
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {BIN, INTEROP, OTHER_CERT, ROOT, TEAM_CERT, TEAM_KEY} from './support/cli.js'
+import {BIN, INTEROP, OTHER_CERT, ROOT, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
 import {tool} from './support/tools.js'
 
 /** Why a shell block does not run here; a block must carry `test` or one of these. */
@@ -31,7 +31,7 @@ const NOT_RUNNABLE: Record<string, string> = {
   'needs-docker': 'a container image build and a registry',
   'needs-terminal': 'an interactive terminal or editor',
   'needs-checkout': 'a clone of the kseal repository and its npm install',
-  'fragment': 'part of a file shown in full elsewhere, not a command to run',
+  'fragment': 'a file\'s content (its first comment names the file), shown for reading, not commands to run',
 }
 
 /** Real tools a runnable block may call; the page's blocks are skipped, with a line, where one is missing. */
@@ -73,7 +73,7 @@ items:
 - apiVersion: v1
   kind: Secret
   metadata:
-    name: kseal-key-d5326737ee564566
+    name: kseal-key-${TEAM_KID}
     namespace: kseal-system
     labels:
       kseal.dev/sealing-key: active
