@@ -20,7 +20,7 @@ symbolic links, and a link is never replaced.`
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A key: rsa:PATH or age:PATH (key files), awskms:ARN (only that KMS key or alias is called: an alias as the alias, so KMS checks its current key), or a path to a key file or a directory of keys. Repeatable. Without it, KMS entries open with the AWS credentials in the environment, calling the key the entry names as far as IAM allows.'}),
+    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A key: rsa:PATH or age:PATH (key files), awskms:ARN (only that KMS key or alias is called: an alias as the alias, so KMS checks its current key), pgp:FINGERPRINT (only that gpg key), or a path to a key file or a directory of keys. Repeatable. Without it, KMS entries open with the AWS credentials in the environment, calling the key the entry names as far as IAM allows.'}),
   }
 
   async run(): Promise<void> {

@@ -29,7 +29,7 @@ holding a plaintext Secret.`
   ]
   static override args = {file: Args.string({required: true, description: 'The manifest file to edit.', ignoreStdin: true})}
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
     recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt Secrets that are not encrypted yet (new or plaintext ones): a key URI such as rsa:PATH. Repeatable.'}),
     scope: Flags.string({options: [...SCOPES], description: 'Scope for Secrets that have no key yet: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s, else strict.'}),
   }

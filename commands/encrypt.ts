@@ -13,7 +13,7 @@ comments and layout stay as they were; other documents pass through unchanged, a
 named Secret in another API group (a CRD's): only core v1 Secrets are kseal's. Values that are
 already encrypted keep their ciphertext, so running encrypt again changes nothing.
 
-Recipients are key URIs: rsa:PATH (certificate or public key PEM), awskms:ARN (a KMS key or alias ARN) and age:age1... (an age recipient). Repeat -r to encrypt for several; any one of them decrypts.
+Recipients are key URIs: rsa:PATH (certificate or public key PEM), awskms:ARN (a KMS key or alias ARN), age:age1... (an age recipient) and pgp:FINGERPRINT (an OpenPGP key in your gpg keyring). Repeat -r to encrypt for several; any one of them decrypts.
 
 Without -r, each Secret is encrypted for the first matching rule of the nearest .kseal.yaml, looked for in the file's directory and its parents (for stdin: the working directory and its parents).
 
@@ -34,7 +34,7 @@ namespace leaves its namespace open (an overlay may set one); its name stays bou
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: rsa:PATH (certificate or public key PEM), awskms:ARN or age:age1.... Repeatable; without it, .kseal.yaml decides.'}),
+    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: rsa:PATH (certificate or public key PEM), awskms:ARN, age:age1... or pgp:FINGERPRINT. Repeatable; without it, .kseal.yaml decides.'}),
     scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s scope, else strict.'}),
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Private key used only to add new values to a Secret that is already encrypted.'}),
   }

@@ -33,7 +33,7 @@ those vouches for stops the run, naming it: pass it with --add-recipient, or dro
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    'add-recipient': Flags.string({char: 'a', multiple: true, multipleNonGreedy: true, description: 'A key URI to add (rsa:PATH, awskms:ARN, age:age1...). Repeatable.'}),
+    'add-recipient': Flags.string({char: 'a', multiple: true, multipleNonGreedy: true, description: 'A key URI to add (rsa:PATH, awskms:ARN, age:age1..., pgp:FINGERPRINT). Repeatable.'}),
     'remove-recipient': Flags.string({char: 'R', multiple: true, multipleNonGreedy: true, description: 'A recipient to remove: its key URI, backend:kid, or key id. Repeatable.'}),
     'data-key': Flags.boolean({description: 'Also replace each data key and re-encrypt every value.'}),
     'dry-run': Flags.boolean({char: 'n', description: 'Report what would change; write nothing.'}),

@@ -1,7 +1,7 @@
 /**
  * `.kseal.yaml`: parsing (with the line of every problem), rule matching (path relative to the
  * config's directory, namespace, first match wins), finding the nearest config walking up, and
- * `kseal encrypt` without -r through the built CLI — including the README's team set-up.
+ * `kseal encrypt` without -r through the built CLI — including the team set-up of docs/keys.md.
  */
 import {execFileSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
@@ -165,7 +165,7 @@ describe('kseal encrypt without -r (built CLI)', () => {
   let repo: string
 
   beforeAll(() => {
-    // The README's team set-up: RSA for developers, KMS for CI, age for break-glass.
+    // The team set-up of docs/keys.md: RSA for developers, KMS for CI, age for break-glass.
     repo = path.join(dir, 'team')
     write('team/keys/team.crt', readFileSync(TEAM_CERT, 'utf8'))
     write('team/keys/other.crt', readFileSync(OTHER_CERT, 'utf8'))

@@ -24,7 +24,7 @@ import {KeyStore} from '../src/controller/keys.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {type SealedSecretObject, sealedSpecHash, sealSecret} from '../src/sealed.js'
 import {OTHER_CERT} from './support/cli.js'
-import {fixtureKeySecret, fixtureRecipient, until} from './support/controller.js'
+import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT, until} from './support/controller.js'
 import {type FaultProxy, startFaultProxy} from './support/fault-proxy.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 
@@ -182,7 +182,7 @@ describe('the reconciler never writes back in time', () => {
   const reconciler = () => new Reconciler({api, open: store.open, log: silentLogger, identity: 'r'})
 
   beforeAll(() => {
-    store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++})
+    store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_TRUST_ROOT})
     store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z'), KEY_NS))
   })
 

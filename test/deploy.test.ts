@@ -60,9 +60,9 @@ describe('kustomization', () => {
     const sort = (os: Obj[]) => [...os].sort((a, b) => (key(a) < key(b) ? -1 : 1))
     expect(sort(built)).toEqual(sort(all()))
   })
-  // Every overlay of deploy/ that the README shows, written out where its comment says and built.
-  tool('kubectl').it('builds every overlay of deploy/ the README shows (kubectl kustomize)', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  // Every overlay of deploy/ that the operators' guide shows, written out where its comment says and built.
+  tool('kubectl').it('builds every overlay of deploy/ the operators\' guide (docs/unsealer.md) shows (kubectl kustomize)', () => {
+    const readme = readFileSync(path.join(ROOT, 'docs', 'unsealer.md'), 'utf8')
     const overlays = [...readme.matchAll(/```yaml\n# (overlays\/\S+\/kustomization\.yaml)\n([\s\S]*?)```/g)]
     expect(overlays.length).toBeGreaterThan(0)
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-overlay-'))
@@ -79,6 +79,7 @@ describe('kustomization', () => {
         expect(deployment.spec.template.spec.containers[0].image).toBe('registry.example.com/kseal:0.1.0')
         const np = built.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'kseal-controller')!
         expect(np.spec.egress[0].to).toEqual([{ipBlock: {cidr: '172.18.0.2/32'}}])
+        expect(np.spec.ingress[0].from).toEqual([{ipBlock: {cidr: '172.18.0.2/32'}}])
       }
     } finally {
       rmSync(dir, {recursive: true, force: true})

@@ -1,6 +1,6 @@
 /**
  * kustomize overlays with the real kubectl (its built-in kustomize), over the example layouts in
- * docs/examples/kustomize — the ones the README shows, which this test also checks are shown there
+ * docs/examples/kustomize — the ones docs/gitops.md shows, which this test also checks are shown there
  * verbatim. The base Secret names no namespace, so `kseal encrypt` leaves its namespace open:
  *
  * - an overlay that sets `namespace:` decrypts (kubectl kustomize overlays/prod | kseal decrypt);
@@ -74,8 +74,8 @@ kubectl.describe('kustomize overlays (real kubectl kustomize)', () => {
     expect(docs(r.stdout)[0]).toMatchObject({metadata: {name: 'prod-db'}, stringData: {password: 'change-me'}})
   })
 
-  kubectl.it('the README shows exactly these example files', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
+  kubectl.it('the GitOps guide (docs/gitops.md) shows exactly these example files', () => {
+    const readme = readFileSync(path.join(ROOT, 'docs', 'gitops.md'), 'utf8')
     for (const f of ['base/kustomization.yaml', 'base/db.secret.yaml', 'overlays/prod/kustomization.yaml', 'overlays/prefixed/kustomization.yaml',
       'decrypted-base/kustomization.yaml', 'decrypted-base/decrypt.yaml', 'overlays/prefixed-decrypted/kustomization.yaml', 'plugin/kseal.dev/v1alpha1/ksealdecrypt/KsealDecrypt']) {
       expect([f, readme.includes(readFileSync(path.join(EXAMPLES, f), 'utf8'))]).toEqual([f, true])
