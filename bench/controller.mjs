@@ -91,7 +91,7 @@ export async function benchController(opts = {}) {
   const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
   const {sealSecret} = await dist('src/sealed.js')
   const {RsaRecipient} = await dist('keys/rsa.js')
-  const {keySecret} = await dist('src/controller/keys.js')
+  const {keySecret, trustSecret} = await dist('src/controller/keys.js')
   const {startK8sApiServer} = await loadApiServer()
 
   const rows = []
@@ -107,7 +107,10 @@ export async function benchController(opts = {}) {
   const procs = []
   try {
     await srv.writeKubeconfig(kubeconfig)
-    srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date()))
+    // The controller trusts only key Secrets signed with its trust root (src/controller/keys.ts).
+    const root = crypto.randomBytes(32)
+    srv.putObject(trustSecret(KEY_NS, root))
+    srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date(), root))
     const t0 = performance.now()
     for (let i = 0; i < n; i++) {
       const stringData = {}
