@@ -89,9 +89,9 @@ export async function benchController(opts = {}) {
   const keyFile = opts.key ?? path.join(ROOT, 'test/fixtures/keys/team.key')
   const certFile = opts.cert ?? path.join(ROOT, 'test/fixtures/keys/team.crt')
   const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
-  const {sealSecret} = await dist('src/sealed.js')
+  const {sealSecret} = await dist('src/sealed/sealed.js')
   const {RsaRecipient} = await dist('keys/rsa.js')
-  const {keySecret, trustSecret} = await dist('src/controller/keys.js')
+  const {keySecret, trustSecret} = await dist('src/controller/keystore/store.js')
   const {startK8sApiServer} = await loadApiServer()
 
   const rows = []
@@ -107,7 +107,7 @@ export async function benchController(opts = {}) {
   const procs = []
   try {
     await srv.writeKubeconfig(kubeconfig)
-    // The controller trusts only key Secrets signed with its trust root (src/controller/keys.ts).
+    // The controller trusts only key Secrets signed with its trust root (src/controller/keystore/store.ts).
     const root = crypto.randomBytes(32)
     srv.putObject(trustSecret(KEY_NS, root))
     srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date(), root))

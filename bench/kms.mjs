@@ -123,8 +123,8 @@ export async function benchKms(opts = {}) {
   const concurrency = opts.concurrency ?? 16
   const cli = opts.cli ?? !opts.quick
   const {Backends} = await import(pathToFileURL(path.join(ROOT, 'dist', 'keys', 'index.js')).href)
-  const {Keyring} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'keyring.js')).href)
-  const {decryptText, encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'transform.js')).href)
+  const {Keyring} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'keyring', 'keyring.js')).href)
+  const {decryptText, encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'transform.js')).href)
 
   const kms = await startKmsProcess()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-kms-'))

@@ -24,8 +24,8 @@ operator allowed to read those Secrets); with --controller-url it asks the contr
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Cert)
-    const {fetchControllerCert, newestKeyCert} = await import('../src/controller/cert.js')
-    const {controllerTarget} = await import('../src/controller/client.js')
+    const {fetchControllerCert, newestKeyCert} = await import('../src/client/controller-cert.js')
+    const {controllerTarget} = await import('../src/client/endpoints.js')
     const kube = {kubeconfig: flags.kubeconfig, context: flags.context}
     const pem = flags['from-cluster-secret']
       ? await newestKeyCert({...kube, namespace: flags['controller-namespace']})

@@ -1,9 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/check.js'
-import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/errors.js'
-import {V1_NOTE} from '../src/inspect.js'
-import {decodeText, readStdin, readText, STDIN} from '../src/files.js'
+import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/ops/check.js'
+import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/core/errors.js'
+import {V1_NOTE} from '../src/ops/inspect.js'
+import {decodeText, readStdin, readText, STDIN} from '../src/core/files.js'
 
 /** Exit status when plaintext was found: 1, like a linter that found something. */
 const FOUND = EXIT.RUNTIME

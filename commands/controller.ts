@@ -1,5 +1,5 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 
 export default class Controller extends KsealCommand {
   static override summary = 'Run the in-cluster unsealer: turn SealedSecrets into Secrets.'
@@ -51,8 +51,8 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Controller)
-    const {parseDuration, parseTime} = await import('../src/controller/duration.js')
-    const {DEFAULTS, defaultIdentity, startController} = await import('../src/controller/main.js')
+    const {parseDuration, parseTime} = await import('../src/core/duration.js')
+    const {DEFAULTS, defaultIdentity, startController} = await import('../src/controller/controller.js')
     const {createLogger} = await import('../src/controller/log.js')
     const d = (name: keyof typeof flags) => parseDuration(String(flags[name]), name)
     if (flags.workers < 1) throw new KsealError('ERR_USAGE', '--workers must be at least 1')

@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {CreationRules} from '../src/config.js'
-import {editFile, terminalAsk} from '../src/edit.js'
+import {CreationRules} from '../src/config/config.js'
+import {editFile, terminalAsk} from '../src/ops/edit.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
 export default class Edit extends KsealCommand {

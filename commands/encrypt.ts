@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {CreationRules, encryptTextWithRules} from '../src/config.js'
-import {encryptText} from '../src/transform.js'
+import {runBatch} from '../src/ops/batch.js'
+import {CreationRules, encryptTextWithRules} from '../src/config/config.js'
+import {encryptText} from '../src/ops/transform.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
 export default class Encrypt extends KsealCommand {

@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {inspectText, type SecretInfo, v1Notes} from '../src/inspect.js'
+import {runBatch} from '../src/ops/batch.js'
+import {inspectText, type SecretInfo, v1Notes} from '../src/ops/inspect.js'
 
 export default class Inspect extends KsealCommand {
   static override summary = 'Show what encrypted Secrets hold: scope, format, where they were encrypted, recipients. Needs no key.'

@@ -1,6 +1,6 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {configKeysDir} from '../src/keyring.js'
-import {keygen} from '../src/keygen.js'
+import {configKeysDir} from '../src/keyring/keyring.js'
+import {keygen} from '../src/ops/keygen.js'
 
 export default class Keygen extends KsealCommand {
   static override summary = 'Create an RSA key pair for the local backend: NAME.key (0600) and NAME.crt.'

@@ -1,5 +1,5 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {listControllerKeys, listKeys} from '../src/keylist.js'
+import {listControllerKeys, listKeys} from '../src/ops/keys.js'
 
 export default class Keys extends KsealCommand {
   static override summary = 'List the keys kseal can find to decrypt with: id, backend, file, created, expiry.'
@@ -54,8 +54,8 @@ kseal.dev/sealing-key is ignored.`
 
   private async importKey(file: string, flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string}): Promise<void> {
     const {readKeyFile} = await import('../keys/keyfile.js')
-    const {importKey} = await import('../src/controller/keys.js')
-    const {clusterApi, loadKubeConfig} = await import('../src/controller/kube.js')
+    const {importKey} = await import('../src/controller/keystore/store.js')
+    const {clusterApi, loadKubeConfig} = await import('../src/kube/api.js')
     const text = await readKeyFile(file)
     const block = (t: string | undefined, kind: string) => t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
     const keyPem = block(text, 'PRIVATE KEY') ?? block(text, 'RSA PRIVATE KEY') ?? text
@@ -66,7 +66,7 @@ kseal.dev/sealing-key is ignored.`
   }
 
   private async controllerKeys(flags: {json: boolean; quiet: boolean; 'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): Promise<void> {
-    const {controllerTarget} = await import('../src/controller/client.js')
+    const {controllerTarget} = await import('../src/client/endpoints.js')
     const keys = await listControllerKeys(controllerTarget(flags))
     if (flags.json) {
       process.stdout.write(JSON.stringify(keys, null, 2) + '\n')

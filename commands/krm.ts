@@ -1,6 +1,6 @@
 import {KsealCommand} from '../src/cli/base.js'
-import {readStdin, readText} from '../src/files.js'
-import {runKrm} from '../src/krm.js'
+import {readStdin, readText} from '../src/core/files.js'
+import {runKrm} from '../src/ops/krm.js'
 
 export default class Krm extends KsealCommand {
   static override summary = 'Run as a KRM function (kustomize, kpt): decrypt the Secrets of a ResourceList on stdin.'

@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
+import {runBatch} from '../src/ops/batch.js'
 
 export default class Reseal extends KsealCommand {
   static override summary = 'Re-encrypt SealedSecret files to the in-cluster controller\'s newest key.'
@@ -28,8 +28,8 @@ its Service) or at --controller-url. Every file is attempted; with -i each is re
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Reseal)
-    const {controllerTarget} = await import('../src/controller/client.js')
-    const {controllerResealer, resealText} = await import('../src/reseal.js')
+    const {controllerTarget} = await import('../src/client/endpoints.js')
+    const {controllerResealer, resealText} = await import('../src/ops/reseal.js')
     const target = controllerTarget(flags)
     const files = await this.expand(argv as string[], flags.quiet)
     const stats = {resealed: 0, unchanged: 0}

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {CreationRules} from '../src/config.js'
-import {removalIds, type RotatePlan, rotateText, type SecretChange} from '../src/rotate.js'
+import {runBatch} from '../src/ops/batch.js'
+import {CreationRules} from '../src/config/config.js'
+import {removalIds, type RotatePlan, rotateText, type SecretChange} from '../src/ops/rotate.js'
 
 export default class Rotate extends KsealCommand {
   static override summary = 'Change who can decrypt encrypted Secrets, or rotate their data keys.'

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {KsealError} from '../src/errors.js'
-import {type CertificateSource, resolveCertificate} from '../src/sealed.js'
-import {mergeIntoFile, OUTPUT_FORMATS, type OutputFormat, runManifests, sealStep} from '../src/sealed/stream.js'
+import {KsealError} from '../src/core/errors.js'
+import {type CertificateSource, resolveCertificate} from '../src/sealed/sealed.js'
+import {mergeIntoFile, OUTPUT_FORMATS, type OutputFormat, runManifests, sealStep} from '../src/ops/seal.js'
 import {SCOPES, type Scope} from '../keys/types.js'
 
 export default class Seal extends KsealCommand {

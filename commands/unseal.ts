@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {loadUnsealKeys} from '../src/sealed/keys.js'
-import {OUTPUT_FORMATS, type OutputFormat, runManifests, unsealStep} from '../src/sealed/stream.js'
+import {loadUnsealKeys} from '../src/ops/unseal.js'
+import {OUTPUT_FORMATS, type OutputFormat, runManifests, unsealStep} from '../src/ops/seal.js'
 
 export default class Unseal extends KsealCommand {
   static override summary = 'Open SealedSecrets offline with a controller private key: recovery and debugging.'

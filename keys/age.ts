@@ -6,7 +6,7 @@
  * Identities are age key files as `age-keygen` writes them (`AGE-SECRET-KEY-1...` lines, `#`
  * comments), refused when group or others can read them, as for RSA keys.
  */
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 import {checkPrivateMode, isAgeKeyFile, keyPath, readKeyFile} from './keyfile.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 

@@ -14,8 +14,8 @@
  * retried with backoff by the SDK's standard retry strategy (`AWS_MAX_ATTEMPTS`, default 3).
  */
 import type {KMSClient, KMSClientConfig} from '@aws-sdk/client-kms'
-import {KsealError} from '../src/errors.js'
-import {Limiter} from '../src/limit.js'
+import {KsealError} from '../src/core/errors.js'
+import {Limiter} from '../src/core/limit.js'
 import type {Backend, BackendContext, Binding, Identity, Recipient, RecipientEntry} from './types.js'
 
 export const NAME = 'awskms'

@@ -2,7 +2,7 @@
  * The backend registry: URI scheme → backend module, each imported only when a URI or a key file
  * of its kind is actually used (the AWS SDK, say, loads only for `awskms:` keys).
  */
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 import {isAgeKeyFile, isRsaKeyFile} from './keyfile.js'
 import type {Backend, BackendContext, Identity, Recipient} from './types.js'
 

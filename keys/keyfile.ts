@@ -1,7 +1,7 @@
 /** What every file-based backend does with its key files: find them, read them, guard them. */
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
-import {keyFileError, KsealError} from '../src/errors.js'
+import {keyFileError, KsealError} from '../src/core/errors.js'
 import type {BackendContext} from './types.js'
 
 /** Key files are told apart by content: a PEM private key (also a passphrase-protected one, so the

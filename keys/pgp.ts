@@ -15,8 +15,8 @@
  * `SOPS_GPG_EXEC`, else `gpg` on PATH.
  */
 import {spawn} from 'node:child_process'
-import {KsealError} from '../src/errors.js'
-import {Limiter} from '../src/limit.js'
+import {KsealError} from '../src/core/errors.js'
+import {Limiter} from '../src/core/limit.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'pgp'

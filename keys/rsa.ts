@@ -4,7 +4,7 @@
  * PKCS#1 private key PEM files, refused when group or others can read them (as ssh does).
  */
 import crypto from 'node:crypto'
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 import {checkPrivateMode, isRsaKeyFile, keyPath, readKeyFile} from './keyfile.js'
 import {RsaDecryptPool} from './rsa-pool.js'
 import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'

@@ -12,8 +12,8 @@ import {parse} from 'yaml'
 import {AgeIdentity} from '../keys/age.js'
 import {Backends} from '../keys/index.js'
 import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, INTEROP, kseal} from './support/cli.js'
 
 const SOPS_AGE = path.join(INTEROP, 'sops', 'humphd-sops-age', 'age-fixtures')

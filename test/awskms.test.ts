@@ -11,8 +11,8 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/global
 import {AwsKmsBackend, encryptionContext, kmsSettings, parseKmsArn} from '../keys/awskms.js'
 import {Backends} from '../keys/index.js'
 import type {BackendContext, Binding} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText, encryptText} from '../src/ops/transform.js'
 import {parse} from 'yaml'
 import {cleanEnv, kseal, OTHER_CERT, ROOT} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
@@ -459,9 +459,9 @@ describe('awskms: the built CLI', () => {
 describe('awskms: which key kseal agrees to call (the key redirect)', () => {
   /** Swaps an entry's fields, then re-computes the MAC with the data key: what a writer who wrapped a new data key under their own key can do. */
   async function forge(text: string, change: (e: Record<string, string>) => Record<string, string>): Promise<string> {
-    const {deriveKeys, computeMac, parseEnvelope} = await import('../src/envelope.js')
-    const {parseManifests} = await import('../src/manifest.js')
-    const {applyEdits, replaceEnvelopeEdit} = await import('../src/edits.js')
+    const {deriveKeys, computeMac, parseEnvelope} = await import('../src/envelope/envelope.js')
+    const {parseManifests} = await import('../src/manifest/parse.js')
+    const {applyEdits, replaceEnvelopeEdit} = await import('../src/manifest/edits.js')
     const p = parseManifests(text)
     const s = p.secrets[0]
     const env = parseEnvelope(s.envelopeRaw)
@@ -469,7 +469,7 @@ describe('awskms: which key kseal agrees to call (the key redirect)', () => {
     const recipients = env.recipients.map((r) => change({...r}) as unknown as typeof r)
     const mac = computeMac(deriveKeys(dk, 2), {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name},
       s.values.map((v) => ({field: v.field, key: v.key, token: v.value})), recipients)
-    const {envelopeObject} = await import('../src/envelope.js')
+    const {envelopeObject} = await import('../src/envelope/envelope.js')
     return applyEdits(text, [replaceEnvelopeEdit(text, s.map, s.envelopePair!, envelopeObject({...env, recipients, mac}), 'kseal', '\n')])
   }
 

@@ -9,19 +9,19 @@ import {describe, it, expect, beforeAll, afterAll} from '@jest/globals'
 import crypto from 'node:crypto'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {parseDuration} from '../src/controller/duration.js'
-import {parseListen} from '../src/controller/http.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore} from '../src/controller/keys.js'
-import {clusterApi, type ClusterApi, type Secret} from '../src/controller/kube.js'
-import {LeaderElector} from '../src/controller/leader.js'
+import {parseDuration} from '../src/core/duration.js'
+import {parseListen} from '../src/controller/http/server.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore} from '../src/controller/keystore/store.js'
+import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
+import {LeaderElector} from '../src/controller/runtime/leader.js'
 import {createLogger, silentLogger} from '../src/controller/log.js'
-import {DEFAULTS, startController} from '../src/controller/main.js'
-import {ControllerMetrics, sample} from '../src/controller/metrics.js'
-import {WorkQueue} from '../src/controller/queue.js'
+import {DEFAULTS, startController} from '../src/controller/controller.js'
+import {ControllerMetrics, sample} from '../src/controller/http/metrics.js'
+import {WorkQueue} from '../src/controller/runtime/queue.js'
 import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
-import {Reconciler} from '../src/controller/reconcile.js'
-import {Reflector} from '../src/controller/reflector.js'
-import {type SealedSecretObject, sealSecret} from '../src/sealed.js'
+import {Reconciler} from '../src/controller/sealed/reconcile.js'
+import {Reflector} from '../src/controller/runtime/reflector.js'
+import {type SealedSecretObject, sealSecret} from '../src/sealed/sealed.js'
 import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
@@ -187,7 +187,7 @@ describe('key store and renewal', () => {
     let decryptions = 0
     const counting = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     for (const s of srv.listObjects('v1', 'Secret', ns)) counting.upsertSecret(s as Secret)
-    const {unsealSealedSecret} = await import('../src/sealed.js')
+    const {unsealSealedSecret} = await import('../src/sealed/sealed.js')
     const r = await unsealSealedSecret(oldSealed, counting.open)
     expect(Buffer.from((r.secret.data as Record<string, string>).a, 'base64').toString()).toBe('b')
     expect(r.kids).toEqual([first!.kid])

@@ -1,12 +1,12 @@
 /**
  * Writing values back in their original style: the plain-scalar rule must agree with kubectl's
- * reading (go-yaml v2, src/kubeyaml.ts), which test/kubectl-oracle.test.ts checks against kubectl.
+ * reading (go-yaml v2, src/manifest/kubeyaml.ts), which test/kubectl-oracle.test.ts checks against kubectl.
  */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
 import {parse, parseDocument, Scalar} from 'yaml'
-import {valueEdit} from '../src/edits.js'
-import {KUBE_YAML} from '../src/kubeyaml.js'
+import {valueEdit} from '../src/manifest/edits.js'
+import {KUBE_YAML} from '../src/manifest/kubeyaml.js'
 
 /** A value as kubectl reads it back from `k: <text>`. */
 const kubectlReads = (text: string) => parse(`k: ${text}`, KUBE_YAML).k

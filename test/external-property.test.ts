@@ -5,7 +5,7 @@
  */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {isKsealError} from '../src/errors.js'
+import {isKsealError} from '../src/core/errors.js'
 import {JsonSyntaxError, lookupProperty, MAX_JSON_DEPTH, nodeString, parseJson, type JsonNode} from '../src/external/property.js'
 
 const get = (json: string, property: string) => {

@@ -7,9 +7,9 @@
  */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {isKsealError} from '../src/errors.js'
+import {isKsealError} from '../src/core/errors.js'
 import {StoreLimiter} from '../src/external/limiter.js'
-import {compileRe2} from '../src/regex.js'
+import {compileRe2} from '../src/core/regex.js'
 import {parseExternalSecret, parseSecretStore} from '../src/external/schema.js'
 import {checkStoreUse} from '../src/external/store.js'
 import {es, esManifest, store, storeManifest} from './support/external.js'

@@ -6,7 +6,7 @@
  */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {isKsealError} from '../src/errors.js'
+import {isKsealError} from '../src/core/errors.js'
 import {compileTemplate} from '../src/external/template/index.js'
 import {goFloat} from '../src/external/template/values.js'
 

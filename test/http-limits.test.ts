@@ -1,7 +1,7 @@
 /** The controller's HTTP listener: header and request timeouts and a connection cap, so slow or many clients cannot hold it. */
 import net from 'node:net'
 import {describe, expect, it} from '@jest/globals'
-import {HTTP_LIMITS, startHttpServer} from '../src/controller/http.js'
+import {HTTP_LIMITS, startHttpServer} from '../src/controller/http/server.js'
 import {kseal} from './support/cli.js'
 
 const handlers = {certPem: () => 'PEM', notReady: () => null, metrics: () => ''}

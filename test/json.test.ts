@@ -1,7 +1,7 @@
-/** Strict JSON syntax (src/json.ts): exactly what JSON.parse accepts, with a reason and an offset for what it refuses. */
+/** Strict JSON syntax (src/core/json.ts): exactly what JSON.parse accepts, with a reason and an offset for what it refuses. */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {jsonSyntaxError} from '../src/json.js'
+import {jsonSyntaxError} from '../src/core/json.js'
 
 const parses = (s: string) => {
   try {

@@ -13,9 +13,9 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, KeyStore, keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keys.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, KeyStore, keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keystore/store.js'
 import {silentLogger} from '../src/controller/log.js'
-import {sealSecret} from '../src/sealed.js'
+import {sealSecret} from '../src/sealed/sealed.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
 import {namespaceClient, type Replica, sleep, startReplica, stopReplica, until} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
@@ -142,7 +142,7 @@ describe('key store checks', () => {
 
   it('refuses an RSA key under 2048 bits, signed or not', async () => {
     const {privateKey} = crypto.generateKeyPairSync('rsa', {modulusLength: 1024})
-    const {selfSignedCert} = await import('../src/keygen.js')
+    const {selfSignedCert} = await import('../src/ops/keygen.js')
     const certPem = await selfSignedCert(privateKey, 'small', now, 30)
     const s = signed(new Date('2026-01-01T00:00:00Z'), privateKey.export({type: 'pkcs8', format: 'pem'}) as string, certPem)
     const lines: string[] = []

@@ -10,7 +10,7 @@ import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
 import {parse, parseAllDocuments} from 'yaml'
-import {decryptText, encryptText} from '../src/transform.js'
+import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {keyringFor, teamRecipient, testBackends} from './support/keys.js'
 

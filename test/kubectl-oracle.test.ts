@@ -21,9 +21,9 @@ import path from 'node:path'
 import {afterAll, beforeAll, expect} from '@jest/globals'
 import fc from 'fast-check'
 import {Document, Pair, parse, parseDocument, Scalar, YAMLMap} from 'yaml'
-import {valueEdit} from '../src/edits.js'
-import {KUBE_YAML, kubeYamlString} from '../src/kubeyaml.js'
-import {parseManifests} from '../src/manifest.js'
+import {valueEdit} from '../src/manifest/edits.js'
+import {KUBE_YAML, kubeYamlString} from '../src/manifest/kubeyaml.js'
+import {parseManifests} from '../src/manifest/parse.js'
 import {tool} from './support/tools.js'
 
 type Reading = Record<string, unknown>

@@ -1,12 +1,12 @@
 /**
- * kubectl's reading of plain scalars and keys (src/kubeyaml.ts), as frozen expectations: each value
+ * kubectl's reading of plain scalars and keys (src/manifest/kubeyaml.ts), as frozen expectations: each value
  * below is what kubectl 1.32 printed for it (`kubectl label --local -f FILE x=y -o json`), so the
  * model is held to kubectl even where kubectl is not installed. test/kubectl-oracle.test.ts asks
  * kubectl itself, over thousands of generated scalars.
  */
 import {describe, expect, it} from '@jest/globals'
 import {Document, parse} from 'yaml'
-import {checkKubeText, formatFloat32, KUBE_YAML, kubeKey, kubeValue, kubeYamlString} from '../src/kubeyaml.js'
+import {checkKubeText, formatFloat32, KUBE_YAML, kubeKey, kubeValue, kubeYamlString} from '../src/manifest/kubeyaml.js'
 
 describe('plain values, as kubectl reads them', () => {
   it.each([

@@ -13,7 +13,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {sealedSpecHash, sealSecret, type SealedSecretObject} from '../src/sealed.js'
+import {sealedSpecHash, sealSecret, type SealedSecretObject} from '../src/sealed/sealed.js'
 import {BIN, cleanEnv, ROOT} from './support/cli.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 

@@ -11,8 +11,8 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/global
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
 import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
 

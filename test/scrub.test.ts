@@ -1,6 +1,6 @@
 /** Credentials in URLs never reach a message, a log line or an Event: one helper, scrubUrls, on every path. */
 import {describe, expect, it} from '@jest/globals'
-import {KsealError, scrubUrls} from '../src/errors.js'
+import {KsealError, scrubUrls} from '../src/core/errors.js'
 import {createLogger} from '../src/controller/log.js'
 import {cleanEnv, kseal} from './support/cli.js'
 

@@ -1,5 +1,5 @@
 /**
- * SealedSecret library (src/sealed.ts, src/sealed/*): sealing, opening, the merge chain and every way
+ * SealedSecret library (src/sealed/sealed.ts, src/sealed/*): sealing, opening, the merge chain and every way
  * of tampering with it, the spec hash, certificates from files and URLs, the frozen vector, and
  * Bitnami sealed-secrets interop with their real key and ciphertexts.
  */
@@ -12,14 +12,14 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
 import type {Binding, Recipient, RecipientEntry} from '../keys/types.js'
-import type {Keyring} from '../src/keyring.js'
+import type {Keyring} from '../src/keyring/keyring.js'
 import {
   loadCertificate, mergeIntoSealed, recipientKids, resolveCertificate, type SealedSecretObject, sealedSpecHash, sealSecret,
   SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, tokenDigest, unsealSealedSecret,
-} from '../src/sealed.js'
-import {unsealBitnami} from '../src/sealed/bitnami.js'
-import {loadUnsealKeys} from '../src/sealed/keys.js'
-import {mapManifests, mergeIntoText, renderYaml, sealStep} from '../src/sealed/stream.js'
+} from '../src/sealed/sealed.js'
+import {unsealBitnami} from '../src/formats/bitnami.js'
+import {loadUnsealKeys} from '../src/ops/unseal.js'
+import {mapManifests, mergeIntoText, renderYaml, sealStep} from '../src/ops/seal.js'
 import {FIXTURES, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
 
@@ -488,7 +488,7 @@ describe('loadCertificate', () => {
     const url = 'http://kseal-controller.kseal-system:8080/v1/cert.pem'
     expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub}))).toMatchObject({code: 'ERR_USAGE', message: expect.stringMatching(/refusing to fetch the sealing certificate over plain HTTP from kseal-controller\.kseal-system:8080.*--cert-sha256/)})
     expect(seen).toEqual([])
-    const {certFingerprint} = await import('../src/sealed/cert.js')
+    const {certFingerprint} = await import('../src/client/cert.js')
     const pin = certFingerprint(pem)
     expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin})).recipient.kid).toBe(other.kid)
     expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin.replace(/:/g, '').toLowerCase()})).recipient.kid).toBe(other.kid)
@@ -566,7 +566,7 @@ describe('manifest streams', () => {
     expect(docs.map((d) => d.kind)).toEqual(['ConfigMap', 'SealedSecret', 'SealedSecret', 'List'])
     expect(docs[3].items[0].kind).toBe('SealedSecret')
     const keys = await loadUnsealKeys([OTHER_KEY], backends)
-    const {unsealStep} = await import('../src/sealed/stream.js')
+    const {unsealStep} = await import('../src/ops/seal.js')
     const back = renderYaml(await mapManifests(out, 'out.yaml', unsealStep(keys)))
     const plain = parseAllDocuments(back, {version: '1.1'}).map((d) => d.toJS())
     expect(plain[1].data).toEqual({a: b64('1')})
@@ -577,7 +577,7 @@ describe('manifest streams', () => {
 
   it('merges into YAML keeping comments, and into JSON as JSON', async () => {
     const sealed = await sealSecret(secret(), [other], 'strict')
-    const {toYaml} = await import('../src/sealed/stream.js')
+    const {toYaml} = await import('../src/ops/seal.js')
     const yamlText = '# the db credentials\n' + toYaml(sealed).replace('  template:', '  # shown to reviewers\n  template:')
     const add = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db'}, stringData: {beta: 'b2'}}
     const y = await mergeIntoText(yamlText, 'db.yaml', add, [other])

@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../../src/cli/base.js'
-import {preview} from '../../src/external/preview.js'
+import {preview} from '../../src/ops/external.js'
 
 export default class ExternalRender extends KsealCommand {
   static override summary = 'Show the Secret an ExternalSecret would produce, fetched with your own credentials.'

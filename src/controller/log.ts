@@ -5,7 +5,7 @@
  * in any URL that reaches a line are scrubbed (scrubUrls).
  */
 
-import {scrubUrls} from '../errors.js'
+import {scrubUrls} from '../core/errors.js'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const RANK: Record<Level, number> = {debug: 10, info: 20, warn: 30, error: 40}

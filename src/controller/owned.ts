@@ -6,7 +6,7 @@
  * the data came from, so a replica holding an older view of a SealedSecret never writes over data
  * made from a newer one. Ownership itself is the ownerReference, never the label.
  */
-import type {Secret} from './kube.js'
+import type {Secret} from '../kube/api.js'
 
 export const OWNED_LABEL = 'kseal.dev/owned-by'
 export const OWNED_LABEL_VALUE = 'sealedsecret'

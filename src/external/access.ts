@@ -5,8 +5,8 @@
  * local manifests answer first. Errors name the object and key, never a value.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../controller/kube.js'
-import {KsealError} from '../errors.js'
+import {apiFailure, loadK8s} from '../kube/api.js'
+import {KsealError} from '../core/errors.js'
 import {isObj, type Obj} from './fields.js'
 import type {ServiceAccountToken, StoreAccess, TokenRequestSpec} from './store.js'
 import type {SecretKeyRef} from './types.js'

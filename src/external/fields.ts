@@ -4,7 +4,7 @@
  * ignored); every list and map is bounded. Errors name the object and the field path:
  * `ExternalSecret apps/db: spec.data[2].remoteRef.key: must be a non-empty string`.
  */
-import {KsealError} from '../errors.js'
+import {KsealError} from '../core/errors.js'
 
 export type Obj = Record<string, unknown>
 export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)

@@ -19,14 +19,14 @@
  * result is `secret: null`: delete the Secret.
  */
 import {MANAGED_ANNOTATION} from '../controller/owned.js'
-import {isKsealError, KsealError} from '../errors.js'
-import {Limiter} from '../limit.js'
+import {isKsealError, KsealError} from '../core/errors.js'
+import {Limiter} from '../core/limit.js'
 import {isSecretKey} from './fields.js'
 import {RESERVED_PREFIX} from './schema.js'
 import {JsonSyntaxError, type JsonNode, lookupProperty, nodeString, parseJson} from './property.js'
 import type {FetchRef, Provider, RemoteValue} from './providers/index.js'
 import {READ_CONCURRENCY} from './providers/types.js'
-import {compileRe2} from '../regex.js'
+import {compileRe2} from '../core/regex.js'
 import {checkStoreUse, esLabel} from './store.js'
 import {goBase64Decode} from './template/funcs.js'
 import {compileTemplate, type Limits} from './template/index.js'

@@ -6,11 +6,11 @@
  * message saying so, never ignored. docs/external-secrets.md lists each difference from
  * external-secrets.io v1.
  */
-import {parseDuration} from '../controller/duration.js'
-import {KsealError} from '../errors.js'
+import {parseDuration} from '../core/duration.js'
+import {KsealError} from '../core/errors.js'
 import {isDnsLabel, isDnsSubdomain, isLabelValue, isObj, isQualifiedName, isSecretKey, join, type Obj, Reader} from './fields.js'
 import {parsePropertyPath} from './property.js'
-import {compileRe2} from '../regex.js'
+import {compileRe2} from '../core/regex.js'
 import {compileTemplate} from './template/index.js'
 import {
   CLUSTER_SECRET_STORE_KIND, type DataEntry, type DataFromEntry, EXTERNAL_API_VERSION, EXTERNAL_SECRET_KIND, type ExternalSecret, type FindRef, type LabelSelector,

@@ -7,8 +7,8 @@
  * The controller backs StoreAccess with its API client (kube-access.ts); `kseal external render`
  * with the caller's kubeconfig or local manifests.
  */
-import {KsealError} from '../errors.js'
-import {compileRe2} from '../regex.js'
+import {KsealError} from '../core/errors.js'
+import {compileRe2} from '../core/regex.js'
 import {CLUSTER_SECRET_STORE_KIND, type ExternalSecret, type LabelSelector, type SecretKeyRef, type SecretStore} from './types.js'
 
 export interface ServiceAccountToken {

@@ -13,7 +13,7 @@ import os from 'node:os'
 import {AwsKmsBackend, clientConfig, type KmsArn, kmsSettings, parseKmsArn} from '../../keys/awskms.js'
 import type {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
-import {KsealError} from '../errors.js'
+import {KsealError} from '../core/errors.js'
 
 export interface KmsKeyRef {
   arn: string

@@ -9,8 +9,8 @@
  *   GetSecretValue (at most 8 at a time). Secrets scheduled for deletion are not listed.
  */
 import type {SecretsManagerClient} from '@aws-sdk/client-secrets-manager'
-import {Limiter} from '../../limit.js'
-import type {NameMatcher} from '../../regex.js'
+import {Limiter} from '../../core/limit.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
 import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'

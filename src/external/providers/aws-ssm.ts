@@ -8,8 +8,8 @@
  *   and one GetParameter per match — the calls and IAM permissions external-secrets uses.
  */
 import type {SSMClient} from '@aws-sdk/client-ssm'
-import {Limiter} from '../../limit.js'
-import type {NameMatcher} from '../../regex.js'
+import {Limiter} from '../../core/limit.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
 import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'

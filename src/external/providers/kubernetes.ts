@@ -12,9 +12,9 @@
  *   ERR_THROTTLED with Retry-After.
  */
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../../controller/kube.js'
+import {apiFailure, loadK8s} from '../../kube/api.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
-import type {NameMatcher} from '../../regex.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type ProviderInit, type RemoteValue} from './types.js'

@@ -15,9 +15,9 @@
  * - 403 `permission denied` on a kept token logs in again once (the token may have been revoked);
  *   429 is ERR_THROTTLED with Retry-After.
  */
-import {Limiter} from '../../limit.js'
+import {Limiter} from '../../core/limit.js'
 import {type JsonNode, JsonSyntaxError, parseJson} from '../property.js'
-import type {NameMatcher} from '../../regex.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'

@@ -6,7 +6,7 @@
  * templates. Anything else is refused when the ExternalSecret is validated, naming the function or
  * construct and its line and column. Running is bounded in output size and steps (exec.ts).
  */
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {DEFAULT_LIMITS, Executor, type Limits} from './exec.js'
 import {FUNCTION_TABLE} from './funcs.js'
 import {type Node, parse} from './parse.js'

@@ -16,7 +16,7 @@
  * Versions 1 and 2 carry no MAC and are refused, as kubesec itself refuses them.
  */
 import crypto from 'node:crypto'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 
 export const FOOTER_PREFIX = '# kubesec:'
 const IV_BYTES = 12

@@ -4,17 +4,17 @@
  * a valid signature required as kubesec requires it; AWS KMS with no EncryptionContext; GCP KMS
  * through a caller-supplied unwrap), every value decrypted, the MAC verified — and the plaintext
  * is written back in place with the footer removed. The YAML is read as kubesec's go-yaml v2 and
- * kubectl read it (YAML 1.1: src/manifest.ts).
+ * kubectl read it (YAML 1.1: src/manifest/parse.ts).
  *
  * What kubesec does not protect, and kseal cannot add: a value is bound only to its key name (not
  * to the field, the Secret or its namespace), the MAC concatenates keys and values without
  * separators, and a Secret's metadata is not covered at all.
  */
 import type {Document} from 'yaml'
-import {applyEdits, type Edit, valueEdit} from '../../edits.js'
-import {KsealError, type Where} from '../../errors.js'
-import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest.js'
-import {normalizePgpId, pgpDecrypt, type SopsKeys} from '../sops/keys.js'
+import {applyEdits, type Edit, valueEdit} from '../../manifest/edits.js'
+import {KsealError, type Where} from '../../core/errors.js'
+import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest/parse.js'
+import {normalizePgpId, pgpDecrypt, type SopsKeys} from '../sops/masterkeys.js'
 import {decryptValue, type Footer, type KubesecKey, macAad, macMatches, parseFooter} from './format.js'
 
 export interface KubesecDoc {

@@ -5,7 +5,7 @@
  * goBytes); `type` says how to read it back. Parsing is strict: only what sops writes is accepted.
  */
 import crypto from 'node:crypto'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {type GoScalar, goBytes, parseDecimalInt, parseGoBool, parseGoFloat} from './go.js'
 
 export const SOPS_TYPES = ['str', 'int', 'int64', 'float', 'bool', 'bytes', 'comment'] as const

@@ -8,7 +8,7 @@
  * hashed; `lastmodified` is the MAC's additional data).
  */
 import {isMap, isScalar, isSeq, type Node} from 'yaml'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {parseEnc} from './cipher.js'
 import {resolvePlain, rfc3339RoundTrip} from './go.js'
 import type {RuleSpec} from './rules.js'

@@ -11,11 +11,11 @@
  * re-encrypted keeping the ciphertext of the values that did not change (write.ts).
  */
 import {isMap, isScalar, type Node, type Pair, type Scalar, type YAMLMap} from 'yaml'
-import {applyEdits, type Edit, removeEnvelopeEdit} from '../../edits.js'
-import {KsealError, type Where} from '../../errors.js'
+import {applyEdits, type Edit, removeEnvelopeEdit} from '../../manifest/edits.js'
+import {KsealError, type Where} from '../../core/errors.js'
 import {looksEncrypted, open, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
 import {goBytes} from './go.js'
-import type {SopsKeys} from './keys.js'
+import type {SopsKeys} from './masterkeys.js'
 import {MacHash, macMatches} from './mac.js'
 import {entryName, parseMetadata, plainData, type SopsMetadata} from './metadata.js'
 import {valueEditFor} from './render.js'

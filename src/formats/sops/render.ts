@@ -5,8 +5,8 @@
  * and booleans as such, bytes as `!!binary` (YAML) or base64 (JSON, as Go's encoding/json writes).
  */
 import type {Scalar} from 'yaml'
-import {doubleQuoted, type Edit, valueEdit} from '../../edits.js'
-import {KsealError} from '../../errors.js'
+import {doubleQuoted, type Edit, valueEdit} from '../../manifest/edits.js'
+import {KsealError} from '../../core/errors.js'
 import type {TypedValue} from './cipher.js'
 import {formatGoFloat, resolvePlain} from './go.js'
 import type {Dialect} from './tree.js'

@@ -8,8 +8,8 @@
  * pattern can stall a decrypt (a backtracking engine cannot be made safe by inspecting patterns:
  * `(a|a)*$x` passes any nesting check and still takes exponential time), and limited in size.
  */
-import {KsealError} from '../../errors.js'
-import {compileRe2, type NameMatcher} from '../../regex.js'
+import {KsealError} from '../../core/errors.js'
+import {compileRe2, type NameMatcher} from '../../core/regex.js'
 
 export const DEFAULT_UNENCRYPTED_SUFFIX = '_unencrypted'
 

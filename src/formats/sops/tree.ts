@@ -8,7 +8,7 @@
  * tags, keys that are not strings, a document that is not a mapping — is refused with one line.
  */
 import {Composer, type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, type Scalar, type YAMLMap, type YAMLSeq} from 'yaml'
-import {KsealError, type Where} from '../../errors.js'
+import {KsealError, type Where} from '../../core/errors.js'
 import {type GoScalar, resolvePlain} from './go.js'
 import {METADATA_KEY} from './metadata.js'
 

@@ -1,0 +1,136 @@
+/**
+ * The private keys `kseal unseal --key` accepts: a PEM private key file (PKCS#1 or PKCS#8), `rsa:PATH`,
+ * a directory of those, or what an operator backs up from the cluster — a Secret manifest holding
+ * `tls.key` (a `kubernetes.io/tls` Secret, or the List `kubectl get secret -o yaml` writes). Files
+ * holding private keys must not be readable by group or others, whatever their form.
+ */
+import type crypto from 'node:crypto'
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+import {isMap, isSeq, parseAllDocuments} from 'yaml'
+import {type Backends, splitUri} from '../../keys/index.js'
+import type {Binding, Identity, RecipientEntry} from '../../keys/types.js'
+import {ioError, KsealError} from '../core/errors.js'
+import {type Attempt, unwrapWith} from '../keyring/keyring.js'
+import {KUBE_YAML} from '../manifest/kubeyaml.js'
+import {isCoreSecret} from '../manifest/parse.js'
+
+export interface UnsealKeys {
+  identities: Identity[]
+  /** The RSA private keys among them, for formats without key ids (Bitnami sealed-secrets). */
+  rsaKeys: crypto.KeyObject[]
+  /** Unwraps a data key with the identity whose key id an entry names. */
+  open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array>
+}
+
+type Obj = Record<string, unknown>
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
+export function tlsKeysFromManifest(text: string): string[] {
+  let docs
+  try {
+    docs = parseAllDocuments(text, KUBE_YAML)
+  } catch {
+    return []
+  }
+  if (!Array.isArray(docs)) return []
+  const out: string[] = []
+  const visit = (o: unknown) => {
+    if (!isObj(o)) return
+    if (isCoreSecret(o.kind, o.apiVersion)) {
+      const d = isObj(o.data) ? o.data['tls.key'] : undefined
+      const sd = isObj(o.stringData) ? o.stringData['tls.key'] : undefined
+      if (typeof sd === 'string') out.push(sd)
+      else if (typeof d === 'string') out.push(Buffer.from(d.replace(/\s+/g, ''), 'base64').toString('utf8'))
+      return
+    }
+    if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) o.items.forEach(visit)
+  }
+  for (const doc of docs) {
+    if (doc.errors.length || !(isMap(doc.contents) || isSeq(doc.contents))) continue
+    visit(doc.toJS({maxAliasCount: 100}))
+  }
+  return out
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw ioError(e, file)
+  }
+}
+
+export async function loadUnsealKeys(specs: string[], backends: Backends): Promise<UnsealKeys> {
+  const cwd = backends.ctx.cwd
+  const identities: Identity[] = []
+
+  const fromFile = async (file: string, shown: string, explicit: boolean): Promise<void> => {
+    const text = await readText(file)
+    if (backends.sniff(text)) {
+      identities.push(...(await backends.identitiesFromFile(file, text)))
+      return
+    }
+    const pems = tlsKeysFromManifest(text)
+    if (pems.length) {
+      const rsa = await backends.get('rsa')
+      for (const pem of pems) identities.push(...(await rsa.identitiesFromFile!(file, pem, backends.ctx)))
+      return
+    }
+    if (explicit) throw new KsealError('ERR_CONFIG', `${shown}: no private key found (expected a PEM private key, or a Secret manifest with tls.key)`)
+  }
+
+  for (const spec of specs) {
+    const uri = splitUri(spec)
+    if (uri && uri.scheme !== 'rsa') {
+      identities.push(...(await (await backends.get(uri.scheme)).identities(uri.rest, backends.ctx)))
+      continue
+    }
+    const rel = uri ? uri.rest : spec
+    const file = path.resolve(cwd, rel)
+    let st
+    try {
+      st = await fs.stat(file)
+    } catch (e) {
+      throw ioError(e, rel)
+    }
+    if (!st.isDirectory()) {
+      await fromFile(file, rel, true)
+      continue
+    }
+    let names: string[]
+    try {
+      names = (await fs.readdir(file)).filter((n) => !n.startsWith('.')).sort()
+    } catch (e) {
+      throw ioError(e, rel)
+    }
+    for (const n of names) {
+      const f = path.join(file, n)
+      if ((await fs.stat(f).catch(() => null))?.isFile()) await fromFile(f, path.join(rel, n), false)
+    }
+  }
+  // The same key given twice (a key file and its backup manifest) counts once.
+  const seen = new Set<string>()
+  const unique = identities.filter((id) => {
+    const k = `${id.backend}:${id.kid}`
+    if (id.kid !== '*' && seen.has(k)) return false
+    seen.add(k)
+    return true
+  })
+  const rsaKeys = unique.flatMap((id) => (id.backend === 'rsa' && 'key' in id ? [(id as Identity & {key: crypto.KeyObject}).key] : []))
+
+  return {
+    identities: unique,
+    rsaKeys,
+    async open(entries, binding) {
+      const attempt: Attempt = {failure: null}
+      const got = await unwrapWith(entries, unique, binding, attempt)
+      if (got) return got.dataKey
+      if (attempt.failure) throw attempt.failure
+      const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
+      const held = unique.map((id) => `${id.backend}:${id.kid}`).join(', ') || 'none'
+      throw new KsealError('ERR_NO_KEY', `no key for this SealedSecret: it is sealed for ${wanted} (--key holds ${held})`)
+    },
+  }
+}
