@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {CreationRules} from '../src/config/config.js'
 import {editFile, terminalAsk} from '../src/ops/edit.js'
-import {SCOPES, type Scope} from '../keys/types.js'
+import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Edit extends KsealCommand {
   static override summary = 'Open an encrypted Secret file decrypted in $EDITOR and re-encrypt it on save.'

@@ -3,7 +3,7 @@ import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/ops/batch.js'
 import {CreationRules, encryptTextWithRules} from '../src/config/config.js'
 import {encryptText} from '../src/ops/transform.js'
-import {SCOPES, type Scope} from '../keys/types.js'
+import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Encrypt extends KsealCommand {
   static override summary = 'Encrypt the data and stringData values of Secret manifests.'

@@ -1,9 +1,11 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {KsealError} from '../src/core/errors.js'
-import {type CertificateSource, resolveCertificate} from '../src/sealed/sealed.js'
-import {mergeIntoFile, OUTPUT_FORMATS, type OutputFormat, runManifests, sealStep} from '../src/ops/seal.js'
-import {SCOPES, type Scope} from '../keys/types.js'
+import {type CertificateSource, resolveCertificate} from '../src/client/cert.js'
+import {OUTPUT_FORMATS, type OutputFormat} from '../src/manifest/objects.js'
+import {runManifests} from '../src/ops/batch.js'
+import {mergeIntoFile, sealStep} from '../src/ops/seal.js'
+import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Seal extends KsealCommand {
   static override summary = 'Seal Secrets into SealedSecrets that only the in-cluster unsealer can open.'

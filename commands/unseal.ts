@@ -1,7 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {loadUnsealKeys} from '../src/ops/unseal.js'
-import {OUTPUT_FORMATS, type OutputFormat, runManifests, unsealStep} from '../src/ops/seal.js'
+import {loadUnsealKeyring} from '../src/ops/unseal.js'
+import {OUTPUT_FORMATS, type OutputFormat} from '../src/manifest/objects.js'
+import {runManifests} from '../src/ops/batch.js'
+import {unsealStep} from '../src/ops/unseal.js'
 
 export default class Unseal extends KsealCommand {
   static override summary = 'Open SealedSecrets offline with a controller private key: recovery and debugging.'
@@ -26,7 +28,7 @@ written to stdout. The output is plaintext: keep it out of git.`
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Unseal)
     const files = await this.expand(argv as string[], flags.quiet)
-    const keys = await loadUnsealKeys(flags.key, this.backends())
+    const keys = await loadUnsealKeyring(flags.key, this.backends())
     const result = await runManifests(files, unsealStep(keys), flags.output as OutputFormat)
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)

@@ -1,8 +1,8 @@
 /**
  * AWS KMS (`awskms:<key ARN or alias ARN>`). The data key is wrapped with one KMS Encrypt call per
  * Secret and unwrapped with one Decrypt call, both with the Secret's binding as the
- * EncryptionContext (`kseal:scope`, `kseal:namespace`, `kseal:name`; parts the scope does not bind
- * are left out), so KMS itself refuses a wrapped key moved to another Secret and CloudTrail names
+ * EncryptionContext (`KeyBinding.context`, which the envelope computes: `kseal:scope`,
+ * `kseal:namespace`, `kseal:name`; parts the scope does not bind are left out), so KMS itself refuses a wrapped key moved to another Secret and CloudTrail names
  * the Secret that was opened.
  *
  * The AWS SDK is imported only when the first KMS call is made. Everything else comes from the
@@ -16,7 +16,7 @@
 import type {KMSClient, KMSClientConfig} from '@aws-sdk/client-kms'
 import {KsealError} from '../src/core/errors.js'
 import {Limiter} from '../src/core/limit.js'
-import type {Backend, BackendContext, Binding, Identity, Recipient, RecipientEntry} from './types.js'
+import type {Backend, BackendContext, Identity, KeyBinding, Recipient, RecipientEntry} from './types.js'
 
 export const NAME = 'awskms'
 export const DEFAULT_CONCURRENCY = 16
@@ -53,18 +53,6 @@ function recipientArn(rest: string): KmsArn {
     throw new KsealError('ERR_USAGE', `awskms:${rest}: expected a KMS key or alias ARN, e.g. awskms:arn:aws:kms:eu-west-1:111122223333:key/<key id> or awskms:arn:aws:kms:eu-west-1:111122223333:alias/<name> (the region comes from the ARN)`)
   }
   return arn
-}
-
-/**
- * The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. Format 2
- * adds `kseal:format` (so no format 1 wrapped key opens as format 2) and leaves out the parts that
- * are not bound (an open namespace); the scope tells which those are.
- */
-export function encryptionContext(b: Binding): Record<string, string> {
-  const ctx: Record<string, string> = b.format === 2 ? {'kseal:format': '2', 'kseal:scope': b.scope} : {'kseal:scope': b.scope}
-  if (b.namespace) ctx['kseal:namespace'] = b.namespace
-  if (b.name) ctx['kseal:name'] = b.name
-  return ctx
 }
 
 /** Tunables read from the (injected) environment. Invalid values are usage errors. */
@@ -142,9 +130,9 @@ export class AwsKmsRecipient implements Recipient {
    * key ARN KMS used (`key`), which Decrypt then names, so re-pointing the alias later does not
    * strand the Secrets wrapped before.
    */
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
     const out = await this.kms.call(this.ctx, {op: 'Encrypt', arn: this.key.arn, region: this.key.region}, (sdk, client) =>
-      client.send(new sdk.EncryptCommand({KeyId: this.key.arn, Plaintext: dataKey, EncryptionContext: encryptionContext(binding)})),
+      client.send(new sdk.EncryptCommand({KeyId: this.key.arn, Plaintext: dataKey, EncryptionContext: {...binding.context}})),
     )
     if (!out.CiphertextBlob?.length) throw new KsealError('ERR_BACKEND', `AWS KMS returned no ciphertext for ${this.key.arn}`)
     const entry: KmsEntry = {backend: NAME, kid: this.key.arn, wrapped: Buffer.from(out.CiphertextBlob).toString('base64')}
@@ -182,7 +170,7 @@ export class AwsKmsIdentity implements Identity {
     this.onlyArn = only === undefined ? undefined : parseKmsArn(only) ?? undefined
   }
 
-  async unwrap(entry: KmsEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: KmsEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME) return null
     const kid = parseKmsArn(entry.kid)
     if (!kid) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: an awskms recipient has no valid key ARN')
@@ -204,7 +192,7 @@ export class AwsKmsIdentity implements Identity {
     let out
     try {
       out = await this.kms.call(this.ctx, {op: 'Decrypt', arn: call.arn, region: call.region}, (sdk, client) =>
-        client.send(new sdk.DecryptCommand({KeyId: call.arn, CiphertextBlob: blob, EncryptionContext: encryptionContext(binding)})),
+        client.send(new sdk.DecryptCommand({KeyId: call.arn, CiphertextBlob: blob, EncryptionContext: {...binding.context}})),
       )
     } catch (e) {
       if (call.alias && (e as KsealError).code === 'ERR_DECRYPT' && /not wrapped with/.test((e as Error).message)) {

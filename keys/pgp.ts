@@ -17,7 +17,7 @@
 import {spawn} from 'node:child_process'
 import {KsealError} from '../src/core/errors.js'
 import {Limiter} from '../src/core/limit.js'
-import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
+import {type Backend, type BackendContext, type KeyBinding, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'pgp'
 const DATA_KEY_BYTES = 32
@@ -280,8 +280,8 @@ export class PgpRecipient implements Recipient {
     this.uri = `${NAME}:${kid}`
   }
 
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
-    const message = await this.gpg.encrypt(this.kid, Buffer.concat([dataKey, bindingLabel(binding)]), false)
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
+    const message = await this.gpg.encrypt(this.kid, Buffer.concat([dataKey, binding.label]), false)
     return {backend: NAME, kid: this.kid, wrapped: message.toString('base64')}
   }
 }
@@ -298,7 +298,7 @@ export class PgpIdentity implements Identity {
     if (only) this.recipient = () => new PgpRecipient(gpg, only)
   }
 
-  async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: RecipientEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME) return null
     if (this.only !== undefined && this.only !== entry.kid) return null
     if (!FPR_RE.test(entry.kid)) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: a pgp recipient has no valid key fingerprint')
@@ -307,7 +307,7 @@ export class PgpIdentity implements Identity {
     if (message.length === 0 || message.toString('base64') !== entry.wrapped.replace(/\s+/g, '')) {
       throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the pgp recipient ${entry.kid} has no valid wrapped key`)
     }
-    const label = bindingLabel(binding)
+    const label = binding.label
     const r = await this.gpg.decrypt(message, {maxOutput: DATA_KEY_BYTES + label.length + 256})
     if (!r.ok) throw decryptError(r, `pgp:${entry.kid}`)
     if (r.primary !== entry.kid && r.subkey !== entry.kid) {

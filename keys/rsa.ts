@@ -7,7 +7,7 @@ import crypto from 'node:crypto'
 import {KsealError} from '../src/core/errors.js'
 import {checkPrivateMode, isRsaKeyFile, keyPath, readKeyFile} from './keyfile.js'
 import {RsaDecryptPool} from './rsa-pool.js'
-import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
+import {type Backend, type BackendContext, type KeyBinding, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'rsa'
 const MIN_BITS = 2048
@@ -42,9 +42,9 @@ export class RsaRecipient implements Recipient {
     this.kid = rsaKid(key)
   }
 
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
     const wrapped = crypto.publicEncrypt(
-      {key: this.key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: bindingLabel(binding)},
+      {key: this.key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: binding.label},
       dataKey,
     )
     return {backend: NAME, kid: this.kid, wrapped: wrapped.toString('base64')}
@@ -62,10 +62,10 @@ export class RsaIdentity implements Identity {
     return new RsaRecipient(crypto.createPublicKey(this.key), `${NAME}:${this.source}`)
   }
 
-  async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: RecipientEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME || entry.kid !== this.kid) return null
     const ct = Buffer.from(entry.wrapped, 'base64')
-    const out = await this.pool.decrypt(this, ct, bindingLabel(binding))
+    const out = await this.pool.decrypt(this, ct, binding.label)
     if (out === null) {
       throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with rsa key ${this.kid} (${this.source}): the recipient entry was altered or the Secret moved`)
     }

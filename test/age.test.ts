@@ -11,7 +11,8 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {AgeIdentity} from '../keys/age.js'
 import {Backends} from '../keys/index.js'
-import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
+import type {RecipientEntry} from '../keys/types.js'
+import {type Binding, bindingLabel, keyBinding} from '../src/envelope/binding.js'
 import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, INTEROP, kseal} from './support/cli.js'
@@ -94,18 +95,18 @@ describe('age recipients and identities', () => {
   it('refuses a wrapped key moved to another Secret, or altered (exit 3)', async () => {
     const r = await backends.recipient(`age:${recipient}`)
     const [id] = await (await backends.get('age')).identities(keyFile, backends.ctx)
-    const entry = await r.wrap(Buffer.alloc(32, 9), binding)
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(Buffer.alloc(32, 9))
-    const moved = await failure(id.unwrap(entry, {...binding, name: 'other'}))
+    const entry = await r.wrap(Buffer.alloc(32, 9), keyBinding(binding))
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(Buffer.alloc(32, 9))
+    const moved = await failure(id.unwrap(entry, keyBinding({...binding, name: 'other'})))
     expect([moved.code, moved.exitCode]).toEqual(['ERR_DECRYPT', 3])
     expect(moved.message).toMatch(/moved or renamed/)
     const raw = Buffer.from(entry.wrapped, 'base64')
     raw[raw.length - 5] ^= 0x40
-    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, binding))
+    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, keyBinding(binding)))
     expect([altered.code, altered.exitCode]).toEqual(['ERR_DECRYPT', 3])
     // Not this identity's entry: null, not an error.
-    expect(await id.unwrap({...entry, kid: 'age1someoneelse'}, binding)).toBeNull()
-    expect(await id.unwrap({...entry, backend: 'rsa'}, binding)).toBeNull()
+    expect(await id.unwrap({...entry, kid: 'age1someoneelse'}, keyBinding(binding))).toBeNull()
+    expect(await id.unwrap({...entry, backend: 'rsa'}, keyBinding(binding))).toBeNull()
   })
 
   it('checks recipients, including the bech32 checksum (exit 2)', async () => {
@@ -121,7 +122,7 @@ describe('age recipients and identities', () => {
     const loose = path.join(dir, 'loose.txt')
     copyFileSync(keyFile, loose)
     chmodSync(loose, 0o644)
-    const perm = await failure(keyring([loose]).open([{backend: 'age', kid: recipient, wrapped: 'x'}], binding))
+    const perm = await failure(keyring([loose]).unwrap([{backend: 'age', kid: recipient, wrapped: 'x'}], keyBinding(binding)))
     expect([perm.code, perm.exitCode]).toEqual(['ERR_KEY_PERMISSIONS', 2])
 
     const secretLine = readFileSync(keyFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
@@ -141,7 +142,7 @@ describe('age recipients and identities', () => {
 describe('age interoperability', () => {
   it('a data key wrapped by kseal opens with `age -d -i key.txt`', async () => {
     const dataKey = crypto.randomBytes(32)
-    const entry = await (await backends.recipient(`age:${recipient}`)).wrap(dataKey, binding)
+    const entry = await (await backends.recipient(`age:${recipient}`)).wrap(dataKey, keyBinding(binding))
     const file = path.join(dir, 'wrapped.age')
     writeFileSync(file, Buffer.from(entry.wrapped, 'base64'))
     const r = spawnSync('age', ['-d', '-i', keyFile, file])
@@ -156,7 +157,7 @@ describe('age interoperability', () => {
     expect(r.status).toBe(0)
     const entry: RecipientEntry = {backend: 'age', kid: recipient, wrapped: r.stdout.toString('base64')}
     const k = keyring([keyFile])
-    expect(Buffer.from(await k.open([entry], binding))).toEqual(dataKey)
+    expect(Buffer.from((await k.unwrap([entry], keyBinding(binding))).dataKey)).toEqual(dataKey)
     // A whole Secret's entry re-wrapped by age opens its data key too, but format 2 authenticates
     // every recipient entry, so the swapped entry is an altered entry.
     const enc = await encryptText(secret('db'), 'db.yaml', {recipients: [await backends.recipient(`age:${recipient}`)], scope: 'strict'})

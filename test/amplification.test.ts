@@ -6,15 +6,18 @@
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseDocument} from 'yaml'
-import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
+import type {Identity, KeyBinding, RecipientEntry} from '../keys/types.js'
+import {keyBinding} from '../src/envelope/binding.js'
 import {MAX_RECIPIENTS} from '../src/envelope/envelope.js'
 import {type Attempt, Keyring, unwrapWith} from '../src/keyring/keyring.js'
 import {clusterApi} from '../src/kube/api.js'
 import {silentLogger} from '../src/controller/log.js'
 import {DEFAULTS, startController} from '../src/controller/controller.js'
 import {sample} from '../src/controller/http/metrics.js'
-import {ROTATE_WORK_BUDGET} from '../src/controller/sealed/reseal.js'
-import {MAX_PART_RECIPIENTS, MAX_PARTS, mergeIntoSealed, sealSecret, unsealSealedSecret} from '../src/sealed/sealed.js'
+import {RESEAL_WORK_BUDGET} from '../src/controller/sealed/reseal.js'
+import {mergeIntoSealed, sealSecret} from '../src/sealed/seal.js'
+import {MAX_PART_RECIPIENTS, MAX_PARTS} from '../src/sealed/types.js'
+import {unsealSealedSecret} from '../src/sealed/unseal.js'
 import {encryptText, decryptText} from '../src/ops/transform.js'
 import {TEAM_KEY} from './support/cli.js'
 import {until} from './support/controller.js'
@@ -37,7 +40,7 @@ const PLAIN = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace:
 function counting(id: Identity): Identity & {calls: number} {
   const c = {
     backend: id.backend, kid: id.kid, source: id.source, calls: 0,
-    async unwrap(e: RecipientEntry, b: Binding) {
+    async unwrap(e: RecipientEntry, b: KeyBinding) {
       c.calls++
       return id.unwrap(e, b)
     },
@@ -66,7 +69,7 @@ describe('a Secret with many bogus entries', () => {
     const probe = counting(team)
     const bogus = Array.from({length: MAX_RECIPIENTS}, () => ({backend: 'rsa', kid: team.kid, wrapped: 'AAAA'}))
     const attempt: Attempt = {failure: null}
-    expect(await unwrapWith(bogus, [probe], {format: 2, scope: 'strict', namespace: 'prod', name: 'db'}, attempt)).toBeNull()
+    expect(await unwrapWith(bogus, [probe], keyBinding({format: 2, scope: 'strict', namespace: 'prod', name: 'db'}), attempt)).toBeNull()
     expect(probe.calls).toBe(1)
     expect(attempt.failure).toBeTruthy()
   })
@@ -77,9 +80,9 @@ describe('SealedSecrets', () => {
     const other = await otherRecipient(backends)
     const keyring = keyringFor(backends, [(await import('./support/cli.js')).OTHER_KEY])
     let ops = 0
-    const open = (e: RecipientEntry[], b: Binding) => {
+    const open = (e: RecipientEntry[], b: KeyBinding) => {
       ops++
-      return keyring.open(e, b)
+      return keyring.unwrap(e, b)
     }
     const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, stringData: {a: 'b'}}, [other], 'strict')
     const entry = sealed.spec.envelope.parts[0].recipients[0]
@@ -120,10 +123,10 @@ describe('SealedSecrets', () => {
       const r1 = await post(huge)
       expect(r1.status).toBe(422)
       expect(r1.body.message).toMatch(/4148 recipients \(at most 16\)/)
-      for (let i = 0; i < ROTATE_WORK_BUDGET; i++) {
+      for (let i = 0; i < RESEAL_WORK_BUDGET; i++) {
         sealed = await mergeIntoSealed(sealed, {apiVersion: 'v1', kind: 'Secret', metadata: {}, stringData: {[`k${i}`]: 'v'}}, [recipient])
       }
-      expect(sealed.spec.envelope.parts).toHaveLength(ROTATE_WORK_BUDGET + 1)
+      expect(sealed.spec.envelope.parts).toHaveLength(RESEAL_WORK_BUDGET + 1)
       const r2 = await post(sealed)
       expect(r2.status).toBe(422)
       expect(r2.body.message).toMatch(/is sealed in 17 parts; \/v1\/rotate opens at most 16 per request: re-seal it/)

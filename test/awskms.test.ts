@@ -8,9 +8,10 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/globals'
-import {AwsKmsBackend, encryptionContext, kmsSettings, parseKmsArn} from '../keys/awskms.js'
+import {AwsKmsBackend, kmsSettings, parseKmsArn} from '../keys/awskms.js'
 import {Backends} from '../keys/index.js'
-import type {BackendContext, Binding} from '../keys/types.js'
+import type {BackendContext} from '../keys/types.js'
+import {type Binding, encryptionContext, keyBinding} from '../src/envelope/binding.js'
 import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText, encryptText} from '../src/ops/transform.js'
 import {parse} from 'yaml'
@@ -159,26 +160,26 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     const backend = new AwsKmsBackend()
     const ctx = ctxFor(awsEnv())
     try {
-      const entry = await (await backend.recipient(key.arn, ctx)).wrap(Buffer.alloc(32, 7), binding)
+      const entry = await (await backend.recipient(key.arn, ctx)).wrap(Buffer.alloc(32, 7), keyBinding(binding))
       const [id] = await backend.ambient(ctx)
-      expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(Buffer.alloc(32, 7))
+      expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(Buffer.alloc(32, 7))
 
       const blob = Buffer.from(entry.wrapped, 'base64')
       blob[blob.length - 1] ^= 1
-      const tampered = await failure(id.unwrap({...entry, wrapped: blob.toString('base64')}, binding))
+      const tampered = await failure(id.unwrap({...entry, wrapped: blob.toString('base64')}, keyBinding(binding)))
       expect([tampered.code, tampered.exitCode]).toEqual(['ERR_DECRYPT', 3])
 
       const other = kms.createKey()
-      const wrongKid = await failure(id.unwrap({...entry, kid: other.arn}, binding))
+      const wrongKid = await failure(id.unwrap({...entry, kid: other.arn}, keyBinding(binding)))
       expect([wrongKid.code, wrongKid.exitCode]).toEqual(['ERR_DECRYPT', 3])
       expect(kms.calls.at(-1)!.errorType).toBe('IncorrectKeyException')
 
       const calls = kms.count()
-      expect((await failure(id.unwrap({...entry, kid: 'not-an-arn'}, binding))).code).toBe('ERR_INTEGRITY')
-      expect((await failure(id.unwrap({...entry, wrapped: '***'}, binding))).code).toBe('ERR_INTEGRITY')
+      expect((await failure(id.unwrap({...entry, kid: 'not-an-arn'}, keyBinding(binding)))).code).toBe('ERR_INTEGRITY')
+      expect((await failure(id.unwrap({...entry, wrapped: '***'}, keyBinding(binding)))).code).toBe('ERR_INTEGRITY')
       expect(kms.count()).toBe(calls)
       // Entries of other backends are not this identity's.
-      expect(await id.unwrap({...entry, backend: 'rsa'}, binding)).toBeNull()
+      expect(await id.unwrap({...entry, backend: 'rsa'}, keyBinding(binding))).toBeNull()
     } finally {
       await backend.close()
     }
@@ -220,10 +221,10 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     const ctx = ctxFor(env)
     try {
       const good = new AwsKmsBackend()
-      const entry = await (await good.recipient(key.arn, ctxFor(awsEnv()))).wrap(dataKey, binding).finally(() => good.close())
+      const entry = await (await good.recipient(key.arn, ctxFor(awsEnv()))).wrap(dataKey, keyBinding(binding)).finally(() => good.close())
       arrange()
       const [id] = await backend.ambient(ctx)
-      const err = await failure(id.unwrap({...entry, kid: arn}, binding))
+      const err = await failure(id.unwrap({...entry, kid: arn}, keyBinding(binding)))
       for (const s of secretBits) expect(err.message).not.toContain(s)
       return err
     } finally {
@@ -465,7 +466,7 @@ describe('awskms: which key kseal agrees to call (the key redirect)', () => {
     const p = parseManifests(text)
     const s = p.secrets[0]
     const env = parseEnvelope(s.envelopeRaw)
-    const dk = await withKms(awsEnv(), (_b, k) => k.open(env.recipients, {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name}))
+    const dk = await withKms(awsEnv(), async (_b, k) => (await k.unwrap(env.recipients, keyBinding({format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name}))).dataKey)
     const recipients = env.recipients.map((r) => change({...r}) as unknown as typeof r)
     const mac = computeMac(deriveKeys(dk, 2), {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name},
       s.values.map((v) => ({field: v.field, key: v.key, token: v.value})), recipients)

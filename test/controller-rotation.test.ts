@@ -23,7 +23,9 @@ import {silentLogger} from '../src/controller/log.js'
 import {DEFAULTS, startController} from '../src/controller/controller.js'
 import {sample} from '../src/controller/http/metrics.js'
 import {controllerResealer} from '../src/ops/reseal.js'
-import {recipientKids, sealSecret, unsealSealedSecret, type SealedSecretObject} from '../src/sealed/sealed.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
+import {recipientKids, unsealSealedSecret} from '../src/sealed/unseal.js'
 import {kseal, TEAM_CERT} from './support/cli.js'
 import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
@@ -95,7 +97,7 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
       expect(sample(m, 'kseal_keys_generated_total')).toBe(2)
       expect(sample(m, 'kseal_key_age_seconds')).toBe(0)
       // The old key still opens what was sealed to it.
-      const r = await unsealSealedSecret(oldSealed, c.keys.open)
+      const r = await unsealSealedSecret(oldSealed, c.keys.unwrap)
       expect(r.kids).toEqual([first.kid])
       expect(Buffer.from((r.secret.data as Record<string, string>).v, 'base64').toString()).toBe('rot-s3cret-old')
       const keys = JSON.parse((await get('/v1/keys')).text)

@@ -22,7 +22,9 @@ import {Reconciler} from '../src/controller/sealed/reconcile.js'
 import {Reflector} from '../src/controller/runtime/reflector.js'
 import {KeyStore} from '../src/controller/keystore/store.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {type SealedSecretObject, sealedSpecHash, sealSecret} from '../src/sealed/sealed.js'
+import {sealedSpecHash} from '../src/sealed/hash.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT, until} from './support/controller.js'
 import {type FaultProxy, startFaultProxy} from './support/fault-proxy.js'
@@ -179,7 +181,7 @@ describe('the reconciler never writes back in time', () => {
   const ns = 'c1'
   let decryptions = 0
   let store: KeyStore
-  const reconciler = () => new Reconciler({api, open: store.open, log: silentLogger, identity: 'r'})
+  const reconciler = () => new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'r'})
 
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_TRUST_ROOT})
@@ -226,7 +228,7 @@ describe('the reconciler never writes back in time', () => {
     await put(ns, 'cas', {v: 'two'})
     let cached: Secret | undefined = read
     let conflicts = 0
-    const r = new Reconciler({api, open: store.open, log: silentLogger, identity: 'r', cachedSecret: () => cached, onConflict: () => void conflicts++})
+    const r = new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'r', cachedSecret: () => cached, onConflict: () => void conflicts++})
     decryptions = 0
     expect(await r.reconcile(sealedOf(ns, 'cas'))).toMatchObject({result: 'failed', reason: 'WriteConflict', retry: 'backoff'})
     expect(value(secretOf(ns, 'cas'), 'v')).toBe('one')
@@ -243,7 +245,7 @@ describe('the reconciler never writes back in time', () => {
     // The watch holds a Secret of each that the API server no longer has: every update is answered 404.
     const gone = (namespace: string, name: string): Secret => ({metadata: {name, namespace, resourceVersion: '1',
       ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name, uid: sealedOf(namespace, name).metadata.uid!, controller: true}]}})
-    const r = new Reconciler({api, open: store.open, log: silentLogger, identity: 'r', retainMax: 2, cachedSecret: gone})
+    const r = new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'r', retainMax: 2, cachedSecret: gone})
     decryptions = 0
     for (const name of ['b1', 'b2', 'b3']) {
       await put(ns, name, {v: name})

@@ -21,7 +21,8 @@ import {WorkQueue} from '../src/controller/runtime/queue.js'
 import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
 import {Reconciler} from '../src/controller/sealed/reconcile.js'
 import {Reflector} from '../src/controller/runtime/reflector.js'
-import {type SealedSecretObject, sealSecret} from '../src/sealed/sealed.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
@@ -187,8 +188,8 @@ describe('key store and renewal', () => {
     let decryptions = 0
     const counting = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     for (const s of srv.listObjects('v1', 'Secret', ns)) counting.upsertSecret(s as Secret)
-    const {unsealSealedSecret} = await import('../src/sealed/sealed.js')
-    const r = await unsealSealedSecret(oldSealed, counting.open)
+    const {unsealSealedSecret} = await import('../src/sealed/unseal.js')
+    const r = await unsealSealedSecret(oldSealed, counting.unwrap)
     expect(Buffer.from((r.secret.data as Record<string, string>).a, 'base64').toString()).toBe('b')
     expect(r.kids).toEqual([first!.kid])
     expect(decryptions).toBe(1)
@@ -222,7 +223,7 @@ describe('reconciler', () => {
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z'), KEY_NS))
-    reconciler = new Reconciler({api, open: store.open, log: silentLogger, identity: 'test-replica'})
+    reconciler = new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'test-replica'})
   })
 
   async function apply(name: string, stringData: Record<string, string>, extra: {labels?: Record<string, string>; type?: string; immutable?: boolean} = {}, recipients = [otherRecipient()]): Promise<SealedSecretObject> {

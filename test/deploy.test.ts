@@ -10,7 +10,8 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
-import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed/sealed.js'
+import {mergeIntoSealed, sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {ROOT} from './support/cli.js'
 import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
@@ -325,9 +326,9 @@ describe('CustomResourceDefinition', () => {
     expect(admit(schema(), obj, '', errors)).toEqual(obj)
     expect(errors).toEqual([])
     // ...and it still opens after the round trip.
-    const {unsealSealedSecret} = await import('../src/sealed/sealed.js')
+    const {unsealSealedSecret} = await import('../src/sealed/unseal.js')
     const keyring = keyringFor(backends, [path.join(ROOT, 'test', 'fixtures', 'keys', 'other.key')])
-    const out = await unsealSealedSecret(admit(schema(), obj, '', []) as SealedSecretObject, (e, b) => keyring.open(e, b))
+    const out = await unsealSealedSecret(admit(schema(), obj, '', []) as SealedSecretObject, keyring.unwrap)
     expect(Object.keys(out.secret.data as Obj).sort()).toEqual(['x', 'y', 'z'])
   })
   it('rejects what is not a SealedSecret and prunes unknown fields (so the check above can fail)', () => {

@@ -11,7 +11,8 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {dearmor, Gpg, normalizeFingerprint, parseColons} from '../keys/pgp.js'
-import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
+import type {RecipientEntry} from '../keys/types.js'
+import {type Binding, bindingLabel, keyBinding} from '../src/envelope/binding.js'
 import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, kseal} from './support/cli.js'
@@ -136,35 +137,35 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
     const r = await backends.recipient(`pgp:${SOPS_KEY_1}`)
     const [id] = await backends.ambient('pgp')
     const dataKey = crypto.randomBytes(32)
-    const entry = await r.wrap(dataKey, binding)
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+    const entry = await r.wrap(dataKey, keyBinding(binding))
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
 
-    const moved = await failure(id.unwrap(entry, {...binding, name: 'other'}))
+    const moved = await failure(id.unwrap(entry, keyBinding({...binding, name: 'other'})))
     expect([moved.code, moved.exitCode, moved.message]).toEqual(['ERR_DECRYPT', 3, expect.stringMatching(/moved or renamed/)])
 
     const raw = Buffer.from(entry.wrapped, 'base64')
     raw[raw.length - 8] ^= 0x01
-    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, binding))
+    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, keyBinding(binding)))
     expect([altered.code, altered.exitCode, altered.message]).toEqual(['ERR_DECRYPT', 3, expect.stringMatching(/altered/)])
 
     // A valid message, but to key 2, under key 1's name: gpg opens it with key 2 — kseal does not accept it.
-    const toTwo = (await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, binding)).wrapped
-    const swapped = await failure(id.unwrap({...entry, wrapped: toTwo}, binding))
+    const toTwo = (await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, keyBinding(binding))).wrapped
+    const swapped = await failure(id.unwrap({...entry, wrapped: toTwo}, keyBinding(binding)))
     expect([swapped.code, swapped.message]).toEqual(['ERR_DECRYPT', expect.stringMatching(/encrypted to another key/)])
 
     // A literal packet that was never encrypted: gpg "decrypts" it with exit 0, kseal refuses it.
     const literal = home.gpg(['--store'], Buffer.concat([dataKey, bindingLabel(binding)]))
-    const plain = await failure(id.unwrap({...entry, wrapped: literal.toString('base64')}, binding))
+    const plain = await failure(id.unwrap({...entry, wrapped: literal.toString('base64')}, keyBinding(binding)))
     expect([plain.code, plain.message]).toEqual(['ERR_DECRYPT', expect.stringMatching(/not an encrypted OpenPGP message/)])
 
-    const garbage = await failure(id.unwrap({...entry, wrapped: 'bm90IGEgbWVzc2FnZQ=='}, binding))
+    const garbage = await failure(id.unwrap({...entry, wrapped: 'bm90IGEgbWVzc2FnZQ=='}, keyBinding(binding)))
     expect(garbage.code).toBe('ERR_DECRYPT')
-    const notBase64 = await failure(id.unwrap({...entry, wrapped: '%%%'}, binding))
+    const notBase64 = await failure(id.unwrap({...entry, wrapped: '%%%'}, keyBinding(binding)))
     expect([notBase64.code, notBase64.exitCode]).toEqual(['ERR_INTEGRITY', 3])
     // Not this backend's entry, or another key's under --key: null, not an error.
-    expect(await id.unwrap({...entry, backend: 'age'}, binding)).toBeNull()
+    expect(await id.unwrap({...entry, backend: 'age'}, keyBinding(binding))).toBeNull()
     const [only2] = await (await backends.get('pgp')).identities(SOPS_KEY_2, backends.ctx)
-    expect(await only2.unwrap(entry, binding)).toBeNull()
+    expect(await only2.unwrap(entry, keyBinding(binding))).toBeNull()
   })
 
   it('passes no secret on gpg\'s command line: data keys go through stdin and stdout only', async () => {
@@ -206,7 +207,7 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
     pw = gpgHome([])
     pw.gpg(['--pinentry-mode', 'loopback', '--passphrase-fd', '0', '--import', PASSPHRASE_KEY], PASSPHRASE_KEY_PASSPHRASE)
     b = new Backends({env: pw.env, cwd: pw.dir, now: () => new Date()})
-    entry = await (await b.recipient(`pgp:${PASSPHRASE_KEY_FPR}`)).wrap(dataKey, binding)
+    entry = await (await b.recipient(`pgp:${PASSPHRASE_KEY_FPR}`)).wrap(dataKey, keyBinding(binding))
   })
 
   afterAll(async () => {
@@ -217,7 +218,7 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
   it('the right passphrase opens it', async () => {
     pw.pinentry(PASSPHRASE_KEY_PASSPHRASE)
     const [id] = await b.ambient('pgp')
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
   })
 
   it('a wrong passphrase is a decryption failure (exit 3); no pinentry or a cancelled one is a backend failure (exit 1)', async () => {
@@ -225,11 +226,11 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
     const wrong = await failure(new Gpg(b.ctx).decrypt(Buffer.from(entry.wrapped, 'base64'), {maxOutput: 1024}).then(rejectFailure))
     expect(wrong.message).toBe('bad passphrase')
     const [id] = await (await b.get('pgp')).identities(PASSPHRASE_KEY_FPR, b.ctx)
-    const bad = await failure(id.unwrap(entry, binding))
+    const bad = await failure(id.unwrap(entry, keyBinding(binding)))
     expect([bad.code, bad.exitCode, bad.message]).toEqual(['ERR_DECRYPT', 3, `cannot decrypt the data key with pgp:${PASSPHRASE_KEY_FPR}: bad passphrase`])
 
     pw.pinentry(null)
-    const cancelled = await failure(id.unwrap(entry, binding))
+    const cancelled = await failure(id.unwrap(entry, keyBinding(binding)))
     expect([cancelled.code, cancelled.exitCode]).toEqual(['ERR_BACKEND', 1])
     expect(cancelled.message).toMatch(/gpg-agent could not ask for the passphrase/)
   })
@@ -244,7 +245,7 @@ async function rejectFailure(r: Awaited<ReturnType<Gpg['decrypt']>>): Promise<un
 gpgTool.describe('pgp interoperability with gpg', () => {
   it('gpg --decrypt opens what kseal wrapped: the data key followed by the binding label', async () => {
     const dataKey = crypto.randomBytes(32)
-    const entry = await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, binding)
+    const entry = await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, keyBinding(binding))
     expect(home.gpg(['--decrypt'], Buffer.from(entry.wrapped, 'base64'))).toEqual(Buffer.concat([dataKey, bindingLabel(binding)]))
   })
 
@@ -259,7 +260,7 @@ gpgTool.describe('pgp interoperability with gpg', () => {
         const dearmored = home.gpg(['--dearmor'], msg)
         entry.wrapped = dearmored.toString('base64')
       }
-      expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+      expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
     }
   })
 

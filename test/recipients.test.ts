@@ -10,7 +10,7 @@ import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
-import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
+import type {Identity, KeyBinding, RecipientEntry} from '../keys/types.js'
 import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText, encryptText} from '../src/ops/transform.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
@@ -58,7 +58,7 @@ class CountingBackends extends Backends {
       backend: id.backend,
       kid: id.kid,
       source: id.source,
-      unwrap: (e: RecipientEntry, b: Binding) => {
+      unwrap: (e: RecipientEntry, b: KeyBinding) => {
         this.unwraps[id.backend] = (this.unwraps[id.backend] ?? 0) + 1
         return id.unwrap(e, b)
       },

@@ -11,15 +11,18 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
-import type {Binding, Recipient, RecipientEntry} from '../keys/types.js'
+import type {KeyBinding, Recipient, RecipientEntry} from '../keys/types.js'
 import type {Keyring} from '../src/keyring/keyring.js'
-import {
-  loadCertificate, mergeIntoSealed, recipientKids, resolveCertificate, type SealedSecretObject, sealedSpecHash, sealSecret,
-  SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, tokenDigest, unsealSealedSecret,
-} from '../src/sealed/sealed.js'
+import {loadCertificate, resolveCertificate} from '../src/client/cert.js'
+import {tokenDigest} from '../src/sealed/chain.js'
+import {sealedSpecHash} from '../src/sealed/hash.js'
+import {mergeIntoSealed, sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject, SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION} from '../src/sealed/types.js'
+import {recipientKids, unsealSealedSecret} from '../src/sealed/unseal.js'
 import {unsealBitnami} from '../src/formats/bitnami.js'
-import {loadUnsealKeys} from '../src/ops/unseal.js'
-import {mapManifests, mergeIntoText, renderYaml, sealStep} from '../src/ops/seal.js'
+import {loadUnsealKeyring} from '../src/ops/unseal.js'
+import {mapManifests, renderYaml} from '../src/manifest/objects.js'
+import {mergeIntoText, sealStep} from '../src/ops/seal.js'
 import {FIXTURES, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
 
@@ -31,9 +34,9 @@ let team: Recipient
 let keyring: Keyring
 let tmp: string
 let opens = 0
-const open = (e: RecipientEntry[], b: Binding) => {
+const open = (e: RecipientEntry[], b: KeyBinding) => {
   opens++
-  return keyring.open(e, b)
+  return keyring.unwrap(e, b)
 }
 
 beforeAll(async () => {
@@ -514,7 +517,7 @@ describe('Bitnami sealed-secrets interop', () => {
   const load = (name: string) => parse(readFileSync(path.join(INTEROP, name), 'utf8')) as Obj
 
   it.each(['strict', 'namespace-wide', 'cluster-wide'])('opens the %s vector with the key from the controller\'s key Secret', async (scope) => {
-    const keys = await loadUnsealKeys([keysFile], backends)
+    const keys = await loadUnsealKeyring([keysFile], backends)
     expect(keys.rsaKeys).toHaveLength(1)
     const out = unsealBitnami(load(`sealedsecret-${scope}.yaml`), keys.rsaKeys)
     expect(out).toEqual(load(`expected-secret-${scope}.yaml`))
@@ -530,7 +533,7 @@ describe('Bitnami sealed-secrets interop', () => {
     const pk8 = path.join(tmp, 'bitnami.pkcs8.pem')
     copyFileSync(path.join(INTEROP, 'tls.key.pkcs8.pem'), pk8)
     chmodSync(pk8, 0o600)
-    const keys = await loadUnsealKeys([pk1, pk8, keysFile], backends)
+    const keys = await loadUnsealKeyring([pk1, pk8, keysFile], backends)
     expect(keys.rsaKeys).toHaveLength(1)
     const strict = load('sealedsecret-strict.yaml')
     expect(unsealBitnami(strict, keys.rsaKeys)).toEqual(load('expected-secret-strict.yaml'))
@@ -541,15 +544,15 @@ describe('Bitnami sealed-secrets interop', () => {
     expect(() => unsealBitnami(t, keys.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_INTEGRITY', where: expect.objectContaining({key: 'encryptedData.unicode'})}))
     const moved = {...clone(strict), metadata: {...(strict.metadata as Obj), name: 'elsewhere'}}
     expect(() => unsealBitnami(moved, keys.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_NO_KEY'}))
-    const wrong = await loadUnsealKeys([OTHER_KEY], backends)
+    const wrong = await loadUnsealKeyring([OTHER_KEY], backends)
     expect(() => unsealBitnami(strict, wrong.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_NO_KEY'}))
   })
   it('refuses a key backup that others can read', async () => {
     const loose = path.join(tmp, 'loose.yaml')
     copyFileSync(keysFile, loose)
     chmodSync(loose, 0o644)
-    expect(await code(loadUnsealKeys([loose], backends))).toBe('ERR_KEY_PERMISSIONS')
-    expect(await code(loadUnsealKeys([path.join(FIXTURES, 'keys', 'other.crt')], backends))).toBe('ERR_CONFIG')
+    expect(await code(loadUnsealKeyring([loose], backends))).toBe('ERR_KEY_PERMISSIONS')
+    expect(await code(loadUnsealKeyring([path.join(FIXTURES, 'keys', 'other.crt')], backends))).toBe('ERR_CONFIG')
   })
 })
 
@@ -565,8 +568,8 @@ describe('manifest streams', () => {
     const docs = parseAllDocuments(out, {version: '1.1'}).map((d) => d.toJS())
     expect(docs.map((d) => d.kind)).toEqual(['ConfigMap', 'SealedSecret', 'SealedSecret', 'List'])
     expect(docs[3].items[0].kind).toBe('SealedSecret')
-    const keys = await loadUnsealKeys([OTHER_KEY], backends)
-    const {unsealStep} = await import('../src/ops/seal.js')
+    const keys = await loadUnsealKeyring([OTHER_KEY], backends)
+    const {unsealStep} = await import('../src/ops/unseal.js')
     const back = renderYaml(await mapManifests(out, 'out.yaml', unsealStep(keys)))
     const plain = parseAllDocuments(back, {version: '1.1'}).map((d) => d.toJS())
     expect(plain[1].data).toEqual({a: b64('1')})
@@ -577,7 +580,7 @@ describe('manifest streams', () => {
 
   it('merges into YAML keeping comments, and into JSON as JSON', async () => {
     const sealed = await sealSecret(secret(), [other], 'strict')
-    const {toYaml} = await import('../src/ops/seal.js')
+    const {toYaml} = await import('../src/manifest/objects.js')
     const yamlText = '# the db credentials\n' + toYaml(sealed).replace('  template:', '  # shown to reviewers\n  template:')
     const add = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db'}, stringData: {beta: 'b2'}}
     const y = await mergeIntoText(yamlText, 'db.yaml', add, [other])

@@ -9,7 +9,8 @@
 import os from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
-import {recipientKids, SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/sealed.js'
+import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/types.js'
+import {recipientKids} from '../sealed/unseal.js'
 import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http/server.js'
 import {KeyRenewer, KeyStore, KEY_WATCH_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keystore/store.js'
 import {KsealError} from '../core/errors.js'
@@ -20,7 +21,7 @@ import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
 import {type Outcome, Reconciler} from './sealed/reconcile.js'
-import {handleRotate, ROTATE_MAX_BYTES} from './sealed/reseal.js'
+import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
@@ -222,7 +223,7 @@ export class Controller {
     })
 
     this.reconciler = new Reconciler({
-      api, open: this.keys.open, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace,
+      api, unwrap: this.keys.unwrap, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace,
       cachedSecret: (ns, name) => this.ownedSecret(ns, name),
       onConflict: (reason) => this.metrics.conflicts.inc({reason}),
     })
@@ -285,7 +286,7 @@ export class Controller {
       notReady: () => this.notReady(),
       metrics: () => this.metrics.render(),
       keys: () => this.keyList(),
-      maxBodyBytes: ROTATE_MAX_BYTES,
+      maxBodyBytes: RESEAL_MAX_BYTES,
       limits: {...HTTP_LIMITS, ...o.httpLimits},
       rotateAdmit: () => {
         const wait = rotateBucket?.take() ?? 0
@@ -293,7 +294,7 @@ export class Controller {
         return wait
       },
       rotate: async (body, contentType) => {
-        const r = await handleRotate(body, contentType, this.keys.open, this.sealingKey())
+        const r = await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.rotations.inc({result: r.outcome})
         if (r.outcome === 'failed') this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
         else this.log.info(r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',

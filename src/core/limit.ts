@@ -1,4 +1,4 @@
-/** Two small limits shared by the backends, the controller and its clients. */
+/** Limits on concurrent work, shared by the backends, the operations, the controller and its clients: a cap on calls in flight, a token bucket, and the worker pool. */
 
 /** Caps the calls in flight for a whole run, whatever the number of files and Secrets. */
 export class Limiter {
@@ -40,4 +40,17 @@ export class TokenBucket {
     }
     return (1 - this.tokens) / this.rate
   }
+}
+
+/**
+ * The worker pool: runs `fn(i)` for every i in 0..count-1, at most `width` at once, each starting as
+ * soon as one finishes (in index order). Rejects with the first failure; callers that must attempt
+ * every item catch inside `fn`.
+ */
+export async function forEachLimited(count: number, width: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await fn(next++)
+  }
+  await Promise.all(Array.from({length: Math.min(width, count)}, worker))
 }

@@ -10,7 +10,8 @@
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../core/errors.js'
-import {type Binding, type RecipientEntry, type Scope, SCOPES} from '../../keys/types.js'
+import type {RecipientEntry} from '../../keys/types.js'
+import {type Binding, type EncryptedAs, type Scope, SCOPES} from './binding.js'
 
 /** The format this kseal writes. */
 export const FORMAT_VERSION = 2
@@ -37,11 +38,6 @@ export interface Envelope {
   encryptedAs?: EncryptedAs
   recipients: RecipientEntry[]
   mac: string
-}
-
-export interface EncryptedAs {
-  namespace: string | null
-  name: string | null
 }
 
 /** One data or stringData entry as the MAC sees it: its place and its token (null for a null value). */
@@ -71,37 +67,6 @@ export function deriveKeys(dataKey: Uint8Array, version: Version): DataKeys {
   const dk = Buffer.from(dataKey)
   const derive = (info: string) => Buffer.from(crypto.hkdfSync('sha256', dk, Buffer.alloc(0), info, 32))
   return {version, dataKey: dk, enc: derive(`kseal/v${version} values`), mac: derive(`kseal/v${version} mac`)}
-}
-
-/**
- * The format 1 binding for a Secret at namespace/name under a scope: parts the scope does not bind
- * are empty strings.
- */
-export function bindingFor(scope: Scope, namespace: string, name: string): Binding {
-  switch (scope) {
-    case 'strict':
-      return {scope, namespace, name}
-    case 'namespace':
-      return {scope, namespace, name: ''}
-    case 'cluster':
-      return {scope, namespace: '', name: ''}
-  }
-}
-
-/**
- * The format 2 identity a Secret is encrypted as: what its scope binds of its namespace and name. An
- * empty namespace (none in the manifest) is left open, so an overlay that sets one still decrypts.
- */
-export function encryptedAsFor(scope: Scope, namespace: string, name: string): EncryptedAs {
-  return {
-    namespace: scope === 'cluster' || namespace === '' ? null : namespace,
-    name: scope === 'strict' ? name : null,
-  }
-}
-
-/** The format 2 binding of an identity. */
-export function bindingV2(scope: Scope, as: EncryptedAs): Binding {
-  return {format: 2, scope, namespace: as.namespace, name: as.name}
 }
 
 function aad(b: Binding, field: Field, key: string): Buffer {
@@ -265,11 +230,4 @@ export function envelopeObject(e: Envelope): Record<string, unknown> {
   out.recipients = e.recipients.map((r) => ({...r}))
   out.mac = e.mac
   return out
-}
-
-/** How an identity reads in messages: `prod/db`, `db (any namespace)`, `namespace prod`, `any namespace`. */
-export function describeIdentity(scope: Scope, as: EncryptedAs): string {
-  if (scope === 'cluster') return 'anywhere (cluster scope)'
-  if (scope === 'namespace') return as.namespace === null ? 'any namespace (namespace scope, namespace left open)' : `namespace ${as.namespace}`
-  return as.namespace === null ? `${as.name} (in any namespace)` : `${as.namespace}/${as.name}`
 }

@@ -8,7 +8,7 @@ import {promises as fs} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {type Backends, splitUri} from '../../keys/index.js'
-import type {Binding, Identity, Recipient, RecipientEntry} from '../../keys/types.js'
+import type {Identity, KeyBinding, Recipient, RecipientEntry} from '../../keys/types.js'
 import {keyFileError, KsealError} from '../core/errors.js'
 
 export interface KeySources {
@@ -92,15 +92,11 @@ export class Keyring {
   }
 
   /**
-   * Unwraps the data key from the first recipient entry whose key is held. Throws ERR_NO_KEY when no
-   * source holds a key for any entry, or the backend's error when the one that matched failed.
+   * Unwraps the data key from the first recipient entry whose key is held, and says which entry
+   * opened it (the recipient whose key demonstrably holds it). Throws ERR_NO_KEY when no source holds
+   * a key for any entry, or the backend's error when the one that matched failed.
    */
-  async open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array> {
-    return (await this.openEntry(entries, binding)).dataKey
-  }
-
-  /** Like open, and says which entry opened it (the recipient whose key demonstrably holds it). */
-  async openEntry(entries: RecipientEntry[], binding: Binding): Promise<Opened> {
+  readonly unwrap: Unwrap = async (entries, binding) => {
     const attempt: Attempt = {failure: null}
     for (const stage of this.stages) {
       stage.loaded ??= stage.load()
@@ -147,11 +143,18 @@ export class Keyring {
   }
 }
 
-export interface Opened {
+/** A data key and the recipient entry that opened it. */
+export interface Unwrapped {
   dataKey: Uint8Array
-  /** The entry that opened it. */
   entry: RecipientEntry
 }
+
+/**
+ * Opens a data key from an envelope's recipient entries, bound as the envelope says: the one
+ * operation of every holder of keys — the CLI's Keyring, the keys `kseal unseal --key` names, the
+ * controller's key store. Throws ERR_NO_KEY when it holds no key for any entry.
+ */
+export type Unwrap = (entries: RecipientEntry[], binding: KeyBinding) => Promise<Unwrapped>
 
 export interface Attempt {
   /** The first error an identity that matched an entry raised (wrong key, altered entry, service). */
@@ -165,7 +168,7 @@ export interface Attempt {
  * kept in `attempt`, so a later source may still succeed and the caller reports the first failure
  * only when none does.
  */
-export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: Binding, attempt: Attempt): Promise<Opened | null> {
+export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: KeyBinding, attempt: Attempt): Promise<Unwrapped | null> {
   const tried = new Set<string>()
   for (const entry of entries) {
     for (const [i, id] of identities.entries()) {

@@ -1,11 +1,15 @@
 /**
- * Runs one transformation over many inputs: every file is attempted, every failure is reported,
- * and nothing is written for a file that failed. In place, each file is replaced atomically; to
- * stdout, output is all or nothing, so a pipeline never applies half a stream.
+ * Runs one operation over many inputs: every file is attempted, every failure is reported, and
+ * nothing is written for a file that failed. In place, each file is replaced atomically; to stdout,
+ * output is all or nothing, so a pipeline never applies half a stream. `runBatch` runs a text
+ * transformation (encrypt, decrypt, rotate, reseal); `runManifests` an object step over manifest
+ * streams (seal, unseal).
  */
 import {isKsealError, KsealError, worstExit} from '../core/errors.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../core/files.js'
+import {forEachLimited} from '../core/limit.js'
 import {progress} from '../core/progress.js'
+import {joinStreams, type MappedManifests, mapManifests, type ObjectStep, type OutputFormat, renderJson, renderYaml, values} from '../manifest/objects.js'
 
 export interface BatchOptions {
   inPlace: boolean
@@ -47,28 +51,23 @@ export async function runBatch(input: Expanded, transform: Transform, opts: Batc
   const bar = progress(opts.verb, files.length, {quiet: opts.quiet})
   const outputs: (string | null)[] = new Array(files.length).fill(null)
   const outcomes: FileOutcome[] = files.map((file) => ({file, changed: false}))
-  let next = 0
-  const worker = async () => {
-    while (next < files.length) {
-      const i = next++
-      const file = files[i]
-      const label = file === STDIN ? undefined : file
-      try {
-        const input = file === STDIN ? await readStdin() : await readText(file)
-        const output = await transform(input, label)
-        outcomes[i].changed = output !== input
-        if (opts.inPlace) {
-          if (outcomes[i].changed) await writeAtomic(file, output, {plaintext: opts.plaintext})
-        } else {
-          outputs[i] = output
-        }
-      } catch (e) {
-        outcomes[i].error = isKsealError(e) ? e.at({file: label ?? '(stdin)'}) : internal(e, label)
+  await forEachLimited(files.length, opts.concurrency ?? FILES_IN_FLIGHT, async (i) => {
+    const file = files[i]
+    const label = file === STDIN ? undefined : file
+    try {
+      const input = file === STDIN ? await readStdin() : await readText(file)
+      const output = await transform(input, label)
+      outcomes[i].changed = output !== input
+      if (opts.inPlace) {
+        if (outcomes[i].changed) await writeAtomic(file, output, {plaintext: opts.plaintext})
+      } else {
+        outputs[i] = output
       }
-      bar.tick()
+    } catch (e) {
+      outcomes[i].error = located(e, label)
     }
-  }
-  await Promise.all(Array.from({length: Math.min(opts.concurrency ?? FILES_IN_FLIGHT, files.length)}, worker))
+    bar.tick()
+  })
   bar.done()
   const errors = [...input.errors, ...outcomes.flatMap((o) => (o.error ? [o.error] : []))]
   return {
@@ -79,20 +78,38 @@ export async function runBatch(input: Expanded, transform: Transform, opts: Batc
   }
 }
 
-/** Joins several files' manifests into one YAML stream. */
-export function joinStreams(parts: string[]): string {
-  let out = ''
-  parts.forEach((p, i) => {
-    if (i > 0 && p.length) {
-      if (!out.endsWith('\n')) out += '\n'
-      if (!/^(\uFEFF)?---(\s|$)/.test(p)) out += '---\n'
-    }
-    out += p
-  })
-  return out
+export interface StreamResult {
+  /** Everything for stdout, or null when any input failed (nothing half-done reaches a pipeline). */
+  stdout: string | null
+  errors: KsealError[]
 }
 
-function internal(e: unknown, file: string | undefined): KsealError {
+/** Manifest files read and mapped at once. */
+const STREAMS_IN_FLIGHT = 8
+
+/** Runs a step over files (`-` for stdin): every file is attempted, every failure reported, output all or nothing. */
+export async function runManifests(input: Expanded, step: ObjectStep, format: OutputFormat): Promise<StreamResult> {
+  const files = input.files
+  const results: (MappedManifests | KsealError)[] = new Array(files.length)
+  await forEachLimited(files.length, STREAMS_IN_FLIGHT, async (i) => {
+    const label = files[i] === STDIN ? undefined : files[i]
+    try {
+      const text = label === undefined ? await readStdin() : await readText(label)
+      results[i] = await mapManifests(text, label, step)
+    } catch (e) {
+      results[i] = located(e, label)
+    }
+  })
+  const errors = [...input.errors, ...results.filter((r): r is KsealError => r instanceof KsealError)]
+  if (errors.length) return {stdout: null, errors}
+  const mapped = results as MappedManifests[]
+  if (format === 'json') return {stdout: renderJson(mapped.flatMap(values)), errors}
+  return {stdout: joinStreams(mapped.map(renderYaml)), errors}
+}
+
+/** A failure with one input, located at its file; anything but a KsealError is an unexpected error. */
+function located(e: unknown, file: string | undefined): KsealError {
+  if (isKsealError(e)) return e.at({file: file ?? '(stdin)'})
   const err = new KsealError('ERR_IO', `unexpected error: ${(e as Error)?.message ?? String(e)}`, {file: file ?? '(stdin)'})
   ;(err as {cause?: unknown}).cause = e
   return err

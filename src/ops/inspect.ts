@@ -1,5 +1,6 @@
 /** `kseal inspect`: what an encrypted file holds, read from the envelope alone — no key needed. */
-import {describeIdentity, parseEnvelope} from '../envelope/envelope.js'
+import {describeIdentity} from '../envelope/binding.js'
+import {parseEnvelope} from '../envelope/envelope.js'
 import {formatWhere, isKsealError} from '../core/errors.js'
 import {parseManifests} from '../manifest/parse.js'
 

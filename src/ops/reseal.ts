@@ -10,8 +10,9 @@ import {applyEdits} from '../manifest/edits.js'
 import {type ErrorCode, isKsealError, KsealError, type Where} from '../core/errors.js'
 import {Limiter} from '../core/limit.js'
 import {parseManifests} from '../manifest/parse.js'
-import {isKsealSealedSecret} from '../sealed/sealed.js'
-import {documentEdit, setSealedSpec} from './seal.js'
+import {isKsealSealedSecret} from '../sealed/types.js'
+import {documentEdit} from '../manifest/objects.js'
+import {setSealedSpec} from './seal.js'
 
 type Obj = Record<string, unknown>
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)

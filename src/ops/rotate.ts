@@ -9,7 +9,8 @@
  *   and scope; a changed scope re-encrypts the values, since they are bound to it).
  */
 import {splitUri, type Backends} from '../../keys/index.js'
-import type {Recipient, RecipientEntry, Scope} from '../../keys/types.js'
+import type {Recipient, RecipientEntry} from '../../keys/types.js'
+import {keyBinding, type Scope} from '../envelope/binding.js'
 import type {CreationRules} from '../config/config.js'
 import {applyEdits, type Edit, replaceEnvelopeEdit} from '../manifest/edits.js'
 import {computeMac, type Envelope, envelopeObject, type Slot} from '../envelope/envelope.js'
@@ -137,7 +138,7 @@ async function rotateSecret(
     if (!freshKey) {
       // Format 2, same data key: wrap it for the added recipients only; the kept entries were
       // authenticated by the MAC just checked, and the new MAC covers the new set.
-      const added = await Promise.all(add.map((r) => r.wrap(opened.keys.dataKey, opened.binding)))
+      const added = await Promise.all(add.map((r) => r.wrap(opened.keys.dataKey, keyBinding(opened.binding))))
       const recipients = [...keep, ...added]
       const slots: Slot[] = s.values.map((v) => ({field: v.field, key: v.key, token: v.value}))
       const envelope: Envelope = {...opened.envelope, recipients, mac: computeMac(opened.keys, opened.binding, slots, recipients)}

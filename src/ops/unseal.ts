@@ -1,30 +1,37 @@
 /**
- * The private keys `kseal unseal --key` accepts: a PEM private key file (PKCS#1 or PKCS#8), `rsa:PATH`,
- * a directory of those, or what an operator backs up from the cluster — a Secret manifest holding
- * `tls.key` (a `kubernetes.io/tls` Secret, or the List `kubectl get secret -o yaml` writes). Files
- * holding private keys must not be readable by group or others, whatever their form.
+ * `kseal unseal`: SealedSecrets (kseal's and Bitnami's) opened offline with the controller's private
+ * keys, every other document as it was.
+ *
+ * The private keys `--key` accepts: a PEM private key file (PKCS#1 or PKCS#8), `rsa:PATH`, a directory
+ * of those, or what an operator backs up from the cluster — a Secret manifest holding `tls.key` (a
+ * `kubernetes.io/tls` Secret, or the List `kubectl get secret -o yaml` writes). Files holding private
+ * keys must not be readable by group or others, whatever their form.
  */
 import type crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
 import {isMap, isSeq, parseAllDocuments} from 'yaml'
 import {type Backends, splitUri} from '../../keys/index.js'
-import type {Binding, Identity, RecipientEntry} from '../../keys/types.js'
+import type {Identity} from '../../keys/types.js'
 import {ioError, KsealError} from '../core/errors.js'
-import {type Attempt, unwrapWith} from '../keyring/keyring.js'
+import {isObj, type Obj} from '../core/guards.js'
+import {type Attempt, type Unwrap, unwrapWith} from '../keyring/keyring.js'
+import {unsealBitnami, isBitnamiSealedSecret} from '../formats/bitnami.js'
+import type {ObjectStep} from '../manifest/objects.js'
+import {parseSealedSecret} from '../sealed/parse.js'
+import {isKsealSealedSecret} from '../sealed/types.js'
+import {unsealSealedSecret} from '../sealed/unseal.js'
 import {KUBE_YAML} from '../manifest/kubeyaml.js'
 import {isCoreSecret} from '../manifest/parse.js'
 
-export interface UnsealKeys {
+/** The keys `--key` named: an unwrap over exactly those (no other key source), and the RSA keys among them. */
+export interface UnsealKeyring {
   identities: Identity[]
   /** The RSA private keys among them, for formats without key ids (Bitnami sealed-secrets). */
   rsaKeys: crypto.KeyObject[]
   /** Unwraps a data key with the identity whose key id an entry names. */
-  open(entries: RecipientEntry[], binding: Binding): Promise<Uint8Array>
+  unwrap: Unwrap
 }
-
-type Obj = Record<string, unknown>
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
 export function tlsKeysFromManifest(text: string): string[] {
@@ -62,7 +69,7 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-export async function loadUnsealKeys(specs: string[], backends: Backends): Promise<UnsealKeys> {
+export async function loadUnsealKeyring(specs: string[], backends: Backends): Promise<UnsealKeyring> {
   const cwd = backends.ctx.cwd
   const identities: Identity[] = []
 
@@ -123,14 +130,23 @@ export async function loadUnsealKeys(specs: string[], backends: Backends): Promi
   return {
     identities: unique,
     rsaKeys,
-    async open(entries, binding) {
+    async unwrap(entries, binding) {
       const attempt: Attempt = {failure: null}
       const got = await unwrapWith(entries, unique, binding, attempt)
-      if (got) return got.dataKey
+      if (got) return got
       if (attempt.failure) throw attempt.failure
       const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
       const held = unique.map((id) => `${id.backend}:${id.kid}`).join(', ') || 'none'
       throw new KsealError('ERR_NO_KEY', `no key for this SealedSecret: it is sealed for ${wanted} (--key holds ${held})`)
     },
+  }
+}
+
+/** The step that opens each SealedSecret of a stream (kseal's with its key ids, Bitnami's by trying the RSA keys). */
+export function unsealStep(keys: UnsealKeyring): ObjectStep {
+  return async (o) => {
+    if (isKsealSealedSecret(o)) return (await unsealSealedSecret(parseSealedSecret(o), keys.unwrap)).secret
+    if (isBitnamiSealedSecret(o)) return unsealBitnami(o, keys.rsaKeys)
+    return null
   }
 }

@@ -3,16 +3,17 @@
  * their source ranges) and the envelope (data key, tokens, MAC). One data-key wrap or unwrap per
  * Secret, however many values it has.
  */
-import type {Recipient, RecipientEntry, Scope} from '../../keys/types.js'
+import type {Recipient, RecipientEntry} from '../../keys/types.js'
+import {type Binding, bindingFor, bindingV2, describeIdentity, encryptedAsFor, keyBinding, type Scope} from '../envelope/binding.js'
 import {
-  bindingFor, bindingV2, computeMac, type DataKeys, decryptValue, deriveKeys, describeIdentity, type Envelope, encryptedAsFor,
-  encryptValue, envelopeObject, type Field, FORMAT_VERSION, newDataKey, parseEnvelope, type Slot, verifyMac,
+  computeMac, type DataKeys, decryptValue, deriveKeys, type Envelope, encryptValue, envelopeObject, type Field, FORMAT_VERSION, newDataKey, parseEnvelope,
+  type Slot, verifyMac,
 } from '../envelope/envelope.js'
 import {isKsealError, KsealError} from '../core/errors.js'
 import type {Keyring} from '../keyring/keyring.js'
 import {ENVELOPE_KEY, type SecretDoc, type SecretValue} from '../manifest/parse.js'
+import {valueBytes, valueText} from '../manifest/secrets.js'
 import {type Edit, insertEnvelopeEdit, removeEnvelopeEdit, replaceEnvelopeEdit, tokenEdit, valueEdit} from '../manifest/edits.js'
-import type {Binding} from '../../keys/types.js'
 
 export interface EncryptOptions {
   /**
@@ -42,29 +43,6 @@ export interface OpenedSecret {
 }
 
 const place = (v: SecretValue) => `${v.field}.${v.key}`
-
-/** The bytes a value stands for: base64-decoded `data`, UTF-8 `stringData`. */
-export function valueBytes(v: SecretValue): Buffer {
-  const s = v.value ?? ''
-  if (v.field === 'stringData') {
-    // UTF-8 cannot carry a lone surrogate (an escape like "\ud800"); encoding would quietly turn it into U+FFFD.
-    if (/\p{Cs}/u.test(s)) throw new KsealError('ERR_INPUT', 'not valid Unicode text (a lone surrogate escape); use data with base64 for bytes', {key: place(v)})
-    return Buffer.from(s, 'utf8')
-  }
-  // Kubernetes (Go's StdEncoding) takes padded standard base64, ignoring line breaks.
-  const compact = s.replace(/[\r\n]/g, '')
-  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(compact)) {
-    throw new KsealError('ERR_INPUT', 'not valid base64 (data values are base64; use stringData for plain text)', {key: place(v)})
-  }
-  return Buffer.from(compact, 'base64')
-}
-
-/** The text a value is written back as. */
-export function valueText(field: Field, bytes: Buffer): string {
-  if (field === 'data') return bytes.toString('base64')
-  // ignoreBOM keeps a value's leading U+FEFF: it is part of the value, not a marker to strip.
-  return new TextDecoder('utf-8', {fatal: true, ignoreBOM: true}).decode(bytes)
-}
 
 function requireName(s: SecretDoc, scope: Scope): void {
   if (scope === 'strict' && !s.name) {
@@ -147,7 +125,7 @@ export async function freshEnvelope(text: string, eol: string, s: SecretDoc, sco
   const binding = bindingV2(scope, encryptedAs)
   const dataKey = newDataKey()
   const keys = deriveKeys(dataKey, FORMAT_VERSION)
-  const entries = await Promise.all(recipients.map((r) => r.wrap(dataKey, binding)))
+  const entries = await Promise.all(recipients.map((r) => r.wrap(dataKey, keyBinding(binding))))
   const edits: Edit[] = []
   const slots: Slot[] = s.values.map((v) => {
     const bytes = v.value === null ? null : bytesOf(v)
@@ -216,7 +194,7 @@ export async function openSecret(s: SecretDoc, keyring: Keyring, opts: OpenOptio
     }
     let got
     try {
-      got = await keyring.openEntry(envelope.recipients, binding)
+      got = await keyring.unwrap(envelope.recipients, keyBinding(binding))
     } catch (e) {
       throw v1Hint(e, s, envelope)
     }

@@ -10,7 +10,8 @@
  *   to the data of an older generation (from watch streams a HistoryRecorder kept).
  * Each check returns the violations it found, as lines a failing test prints.
  */
-import {sealedSpecHash, type SealedSecretObject} from '../../src/sealed/sealed.js'
+import {sealedSpecHash} from '../../src/sealed/hash.js'
+import {type SealedSecretObject} from '../../src/sealed/types.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
 
 const decode = (d: Record<string, string> | undefined) => Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))

@@ -19,7 +19,7 @@ import crypto from 'node:crypto'
 import {promisify} from 'node:util'
 import {rsaKid, RsaIdentity} from '../../../keys/rsa.js'
 import type {RsaDecryptPool} from '../../../keys/rsa-pool.js'
-import type {Binding, RecipientEntry} from '../../../keys/types.js'
+import type {Unwrap} from '../../keyring/keyring.js'
 import {macEqual} from '../../envelope/envelope.js'
 import {KsealError} from '../../core/errors.js'
 import {selfSignedCert} from '../../ops/keygen.js'
@@ -224,13 +224,13 @@ export class KeyStore {
    * Opens a SealedSecret's data key: the envelope's key ids select the key, so exactly one private
    * decryption is made (never a trial of every key, as sealed-secrets must).
    */
-  readonly open = async (entries: RecipientEntry[], binding: Binding): Promise<Uint8Array> => {
+  readonly unwrap: Unwrap = async (entries, binding) => {
     for (const entry of entries) {
       const k = entry.backend === 'rsa' ? this.byKid.get(entry.kid) : undefined
       if (!k) continue
       this.o.onDecrypt?.()
-      const dk = await k.identity.unwrap(entry, binding)
-      if (dk) return dk
+      const dataKey = await k.identity.unwrap(entry, binding)
+      if (dataKey) return {dataKey, entry}
     }
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
     const held = [...this.byKid.keys()].join(', ') || 'none'

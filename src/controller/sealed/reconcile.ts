@@ -17,10 +17,12 @@
  */
 import {performance} from 'node:perf_hooks'
 import {isKsealError, scrubUrls} from '../../core/errors.js'
-import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject, sealedSpecHash, unsealSealedSecret} from '../../sealed/sealed.js'
-import type {Binding, RecipientEntry} from '../../../keys/types.js'
+import {sealedSpecHash} from '../../sealed/hash.js'
+import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../../sealed/types.js'
+import {unsealSealedSecret} from '../../sealed/unseal.js'
 import {apiFailure, type CallContext, type ClusterApi, type CoreEvent, describeError, FIELD_MANAGER, isAlreadyExists, isConflict, isNotFound, isNotLeader,
   type Secret} from '../../kube/api.js'
+import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
 import {GENERATION_ANNOTATION, lastWriter, MANAGED_ANNOTATION, marked, OWNED_LABEL, OWNED_LABEL_VALUE, secretGeneration, SPEC_HASH_ANNOTATION} from '../owned.js'
 
@@ -75,11 +77,9 @@ export interface Condition {
   lastTransitionTime: string
 }
 
-export type OpenFn = (entries: RecipientEntry[], binding: Binding) => Promise<Uint8Array>
-
 export interface ReconcilerOptions {
   api: ClusterApi
-  open: OpenFn
+  unwrap: Unwrap
   log: Logger
   /** This replica's name, for Events. */
   identity: string
@@ -257,7 +257,7 @@ export class Reconciler {
       kids = kept.kids
     } else {
       try {
-        const r = await unsealSealedSecret(sealed, this.o.open)
+        const r = await unsealSealedSecret(sealed, this.o.unwrap)
         plain = r.secret as Secret
         kids = r.kids
       } catch (e) {
