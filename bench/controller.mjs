@@ -89,9 +89,9 @@ export async function benchController(opts = {}) {
   const keyFile = opts.key ?? path.join(ROOT, 'test/fixtures/keys/team.key')
   const certFile = opts.cert ?? path.join(ROOT, 'test/fixtures/keys/team.crt')
   const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
-  const {sealSecret} = await dist('src/sealed/sealed.js')
+  const {sealSecret} = await dist('src/sealed/seal.js')
   const {RsaRecipient} = await dist('keys/rsa.js')
-  const {keySecret, trustSecret} = await dist('src/controller/keystore/store.js')
+  const {keySecret, trustSecret} = await dist('src/sealed/sealing-key.js')
   const {startK8sApiServer} = await loadApiServer()
 
   const rows = []

@@ -124,7 +124,8 @@ export async function benchKms(opts = {}) {
   const cli = opts.cli ?? !opts.quick
   const {Backends} = await import(pathToFileURL(path.join(ROOT, 'dist', 'keys', 'index.js')).href)
   const {Keyring} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'keyring', 'keyring.js')).href)
-  const {decryptText, encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'transform.js')).href)
+  const {encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'encrypt.js')).href)
+  const {decryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'decrypt.js')).href)
 
   const kms = await startKmsProcess()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-kms-'))

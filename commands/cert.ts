@@ -1,4 +1,5 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
 
 export default class Cert extends KsealCommand {
   static override summary = 'Print the in-cluster controller\'s current sealing certificate (PEM).'
@@ -14,8 +15,8 @@ operator allowed to read those Secrets); with --controller-url it asks the contr
     '<%= config.bin %> <%= command.id %> --controller-url http://127.0.0.1:8080',
   ]
   static override flags = {
-    'controller-namespace': Flags.string({default: 'kseal-system', description: 'Namespace of the controller and its Service.'}),
-    'controller-name': Flags.string({default: 'kseal-controller', description: 'Name of the controller\'s Service (its port named "http").'}),
+    'controller-namespace': Flags.string({default: CONTROLLER_NAMESPACE, description: 'Namespace of the controller and its Service.'}),
+    'controller-name': Flags.string({default: CONTROLLER_NAME, description: 'Name of the controller\'s Service (its port named "http").'}),
     'controller-url': Flags.string({description: 'Ask the controller at this URL (e.g. http://127.0.0.1:8080 after kubectl port-forward) instead of through the cluster API.', exclusive: ['from-cluster-secret']}),
     kubeconfig: Flags.string({description: 'Kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'Kubeconfig context to use.'}),

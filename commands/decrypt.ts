@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/ops/batch.js'
-import {decryptText} from '../src/ops/transform.js'
+import {decryptText} from '../src/ops/decrypt.js'
 
 export default class Decrypt extends KsealCommand {
   static override summary = 'Decrypt encrypted Secret manifests; every other document passes through.'

@@ -1,8 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
 import {runBatch} from '../src/ops/batch.js'
-import {CreationRules, encryptTextWithRules} from '../src/config/config.js'
-import {encryptText} from '../src/ops/transform.js'
+import {CreationRules} from '../src/config/config.js'
+import {encryptTextWithRules} from '../src/ops/encrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Encrypt extends KsealCommand {

@@ -1,4 +1,5 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
 import {listControllerKeys, listKeys} from '../src/ops/keys.js'
 
 export default class Keys extends KsealCommand {
@@ -27,8 +28,8 @@ kseal.dev/sealing-key is ignored.`
     key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Also look here: a key URI, file or directory. Repeatable.'}),
     json: Flags.boolean({description: 'Print a JSON array.'}),
     controller: Flags.boolean({description: 'List the in-cluster controller\'s sealing keys instead of local ones.', exclusive: ['key']}),
-    'controller-namespace': Flags.string({default: 'kseal-system', description: 'With --controller: namespace of the controller and its Service.'}),
-    'controller-name': Flags.string({default: 'kseal-controller', description: 'With --controller: name of the controller\'s Service.'}),
+    'controller-namespace': Flags.string({default: CONTROLLER_NAMESPACE, description: 'With --controller: namespace of the controller and its Service.'}),
+    'controller-name': Flags.string({default: CONTROLLER_NAME, description: 'With --controller: name of the controller\'s Service.'}),
     'controller-url': Flags.string({description: 'With --controller: ask the controller at this URL instead of through the cluster API.'}),
     kubeconfig: Flags.string({description: 'With --controller: kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'With --controller: kubeconfig context.'}),
@@ -53,15 +54,8 @@ kseal.dev/sealing-key is ignored.`
   }
 
   private async importKey(file: string, flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string}): Promise<void> {
-    const {readKeyFile} = await import('../keys/keyfile.js')
-    const {importKey} = await import('../src/controller/keystore/store.js')
-    const {clusterApi, loadKubeConfig} = await import('../src/kube/api.js')
-    const text = await readKeyFile(file)
-    const block = (t: string | undefined, kind: string) => t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
-    const keyPem = block(text, 'PRIVATE KEY') ?? block(text, 'RSA PRIVATE KEY') ?? text
-    const certPem = block(text, 'CERTIFICATE') ?? block(await readOptional(file.replace(/\.(key|pem)$/, '') + '.crt'), 'CERTIFICATE')
-    const api = await clusterApi(await loadKubeConfig({kubeconfig: flags.kubeconfig, context: flags.context}), {attempts: 3})
-    const r = await importKey(api, flags['controller-namespace'] ?? 'kseal-system', keyPem, certPem)
+    const {importKeyFile} = await import('../src/ops/import-key.js')
+    const r = await importKeyFile(file, {namespace: flags['controller-namespace'] ?? CONTROLLER_NAMESPACE, kubeconfig: flags.kubeconfig, context: flags.context})
     this.note(`imported key ${r.kid} as Secret ${r.secret}`, flags.quiet)
   }
 
@@ -79,11 +73,6 @@ kseal.dev/sealing-key is ignored.`
     printTable([['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
       ...keys.map((k) => [k.kid, k.created, k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no', k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets)])])
   }
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  const {promises: fs} = await import('node:fs')
-  return fs.readFile(file, 'utf8').catch(() => undefined)
 }
 
 function printTable(rows: string[][]): void {

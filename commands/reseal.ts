@@ -1,5 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
 import {runBatch} from '../src/ops/batch.js'
 
 export default class Reseal extends KsealCommand {
@@ -19,8 +20,8 @@ its Service) or at --controller-url. Every file is attempted; with -i each is re
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    'controller-namespace': Flags.string({default: 'kseal-system', description: 'Namespace of the controller and its Service.'}),
-    'controller-name': Flags.string({default: 'kseal-controller', description: 'Name of the controller\'s Service (its port named "http").'}),
+    'controller-namespace': Flags.string({default: CONTROLLER_NAMESPACE, description: 'Namespace of the controller and its Service.'}),
+    'controller-name': Flags.string({default: CONTROLLER_NAME, description: 'Name of the controller\'s Service (its port named "http").'}),
     'controller-url': Flags.string({description: 'Reach the controller at this URL (e.g. http://127.0.0.1:8080 after kubectl port-forward) instead of through the cluster API.'}),
     kubeconfig: Flags.string({description: 'Kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'Kubeconfig context to use.'}),

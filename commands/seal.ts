@@ -1,5 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
 import {KsealError} from '../src/core/errors.js'
 import {type CertificateSource, resolveCertificate} from '../src/client/cert.js'
 import {OUTPUT_FORMATS, type OutputFormat} from '../src/manifest/objects.js'
@@ -30,8 +31,8 @@ values in) an existing SealedSecret file, in place.`
     scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. [default: strict]'}),
     output: Flags.string({char: 'o', options: [...OUTPUT_FORMATS], description: 'Output format. [default: yaml]'}),
     'merge-into': Flags.string({description: 'Add or replace the Secret\'s keys in this existing SealedSecret file (rewritten atomically); nothing goes to stdout.'}),
-    'controller-namespace': Flags.string({description: 'Fetch the certificate from the controller in this namespace, through the cluster API (instead of --cert). [default: kseal-system]'}),
-    'controller-name': Flags.string({description: 'Name of the controller\'s Service, for fetching the certificate through the cluster API. [default: kseal-controller]'}),
+    'controller-namespace': Flags.string({description: `Fetch the certificate from the controller in this namespace, through the cluster API (instead of --cert). [default: ${CONTROLLER_NAMESPACE}]`}),
+    'controller-name': Flags.string({description: `Name of the controller's Service, for fetching the certificate through the cluster API. [default: ${CONTROLLER_NAME}]`}),
     kubeconfig: Flags.string({description: 'Kubeconfig for --controller-*. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'Kubeconfig context for --controller-*.'}),
   }

@@ -1,7 +1,8 @@
 /**
- * Local RSA key pairs (`kseal keygen`): RSA-OAEP with SHA-256, the Secret's binding as the OAEP
- * label. Recipients are `rsa:PATH` to a certificate or public key PEM; identities are PKCS#8 or
- * PKCS#1 private key PEM files, refused when group or others can read them (as ssh does).
+ * Local RSA key pairs (`kseal keygen`, the controller's sealing keys): RSA-OAEP with SHA-256, the
+ * Secret's binding as the OAEP label. Recipients are `rsa:PATH` to a certificate or public key PEM;
+ * identities are PKCS#8 or PKCS#1 private key PEM files, refused when group or others can read them
+ * (as ssh does).
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../src/core/errors.js'
@@ -109,3 +110,26 @@ export class RsaBackend implements Backend {
 }
 
 export const backend = (): Backend => new RsaBackend()
+
+/**
+ * A self-signed X.509 certificate for an RSA key pair, PEM: what recipients point at. node-forge
+ * (imported here only) builds and signs it; node:crypto does every RSA operation.
+ */
+export async function selfSignedCert(privateKey: crypto.KeyObject, commonName: string, notBefore: Date, days: number): Promise<string> {
+  const {default: forge} = await import('node-forge')
+  const cert = forge.pki.createCertificate()
+  cert.publicKey = forge.pki.publicKeyFromPem(crypto.createPublicKey(privateKey).export({type: 'spki', format: 'pem'}) as string)
+  cert.serialNumber = '01' + crypto.randomBytes(15).toString('hex')
+  cert.validity.notBefore = notBefore
+  cert.validity.notAfter = new Date(notBefore.getTime() + days * 86_400_000)
+  const attrs = [{name: 'commonName', value: commonName}, {name: 'organizationName', value: 'kseal'}]
+  cert.setSubject(attrs)
+  cert.setIssuer(attrs)
+  cert.setExtensions([
+    {name: 'basicConstraints', cA: false},
+    {name: 'keyUsage', keyEncipherment: true, dataEncipherment: true, digitalSignature: true},
+  ])
+  const forgeKey = forge.pki.privateKeyFromPem(privateKey.export({type: 'pkcs1', format: 'pem'}) as string)
+  cert.sign(forgeKey, forge.md.sha256.create())
+  return forge.pki.certificateToPem(cert)
+}

@@ -14,7 +14,8 @@ import {Backends} from '../keys/index.js'
 import type {RecipientEntry} from '../keys/types.js'
 import {type Binding, bindingLabel, keyBinding} from '../src/envelope/binding.js'
 import {Keyring} from '../src/keyring/keyring.js'
-import {decryptText, encryptText} from '../src/ops/transform.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, INTEROP, kseal} from './support/cli.js'
 
 const SOPS_AGE = path.join(INTEROP, 'sops', 'humphd-sops-age', 'age-fixtures')

@@ -38,7 +38,7 @@ describe('HTTP listener limits', () => {
   })
 
   it('closes a request whose body never finishes once the request timeout passes', async () => {
-    const srv = await startHttpServer('127.0.0.1:0', {...handlers, rotate: async () => ({status: 200, body: '{}'}), limits: {headersTimeoutMs: 100, requestTimeoutMs: 200}})
+    const srv = await startHttpServer('127.0.0.1:0', {...handlers, reseal: async () => ({status: 200, body: '{}'}), limits: {headersTimeoutMs: 100, requestTimeoutMs: 200}})
     try {
       const c = connect(srv.port)
       await c.ready

@@ -13,7 +13,8 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, KeyStore, keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keystore/store.js'
+import {KeyStore} from '../src/controller/keystore/store.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, keySecret, TRUST_SECRET, trustRootOf} from '../src/sealed/sealing-key.js'
 import {silentLogger} from '../src/controller/log.js'
 import {sealSecret} from '../src/sealed/seal.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
@@ -142,7 +143,7 @@ describe('key store checks', () => {
 
   it('refuses an RSA key under 2048 bits, signed or not', async () => {
     const {privateKey} = crypto.generateKeyPairSync('rsa', {modulusLength: 1024})
-    const {selfSignedCert} = await import('../src/ops/keygen.js')
+    const {selfSignedCert} = await import('../keys/rsa.js')
     const certPem = await selfSignedCert(privateKey, 'small', now, 30)
     const s = signed(new Date('2026-01-01T00:00:00Z'), privateKey.export({type: 'pkcs8', format: 'pem'}) as string, certPem)
     const lines: string[] = []

@@ -16,7 +16,7 @@ import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {decryptedKubesecText, looksLikeKubesec, openKubesec, parseKubesec} from '../src/formats/kubesec/index.js'
 import {macKeyOrder} from '../src/formats/kubesec/format.js'
-import {type GcpKmsUnwrap, SopsKeys} from '../src/formats/sops/index.js'
+import {type GcpKmsUnwrap, SopsMasterKeys} from '../src/formats/sops/index.js'
 import {FIXTURES} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
@@ -46,7 +46,7 @@ const env = (extra: Record<string, string | undefined> = {}) => ({
 
 async function decrypt(text: string, opts: {env?: Record<string, string | undefined>; gcpKms?: GcpKmsUnwrap} = {}): Promise<string> {
   const b = new Backends({env: opts.env ?? env(), cwd: tmp, now: () => new Date()})
-  const keys = new SopsKeys(b, {gcpKms: opts.gcpKms})
+  const keys = new SopsMasterKeys(b, {gcpKms: opts.gcpKms})
   try {
     return decryptedKubesecText(await openKubesec(parseKubesec(text, 'secret.yaml'), keys))
   } finally {

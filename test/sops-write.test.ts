@@ -17,8 +17,8 @@ import {decryptSops} from 'sops-age'
 import {Document, parse} from 'yaml'
 import {KUBE_YAML, kubeYamlString} from '../src/manifest/kubeyaml.js'
 import {Backends} from '../keys/index.js'
-import {decryptedText, encryptSecretsToSops, openSops, type OpenedSops, parseSops, reencryptSops, SECRET_RULES, sealSops, SopsKeys, type SopsRecipient, sopsRecipients} from '../src/formats/sops/index.js'
-import {encryptText} from '../src/ops/transform.js'
+import {decryptedText, encryptSecretsToSops, openSops, type OpenedSops, parseSops, reencryptSops, SECRET_RULES, encryptSops, SopsMasterKeys, type SopsRecipient, sopsRecipients} from '../src/formats/sops/index.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {FIXTURES, TEAM_CERT} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
@@ -54,9 +54,9 @@ function env(extra: Record<string, string | undefined> = {}): Record<string, str
   }
 }
 
-async function withKeys<T>(fn: (k: SopsKeys, b: Backends) => Promise<T>, e = env()): Promise<T> {
+async function withKeys<T>(fn: (k: SopsMasterKeys, b: Backends) => Promise<T>, e = env()): Promise<T> {
   const b = new Backends({env: e, cwd: tmp, now: () => new Date()})
-  const k = new SopsKeys(b)
+  const k = new SopsMasterKeys(b)
   try {
     return await fn(k, b)
   } finally {
@@ -328,10 +328,10 @@ describe('a frozen vector pins the writer\'s bytes', () => {
     // KSEAL_REGENERATE_VECTORS=1 writes a new vector (with a new age wrapping of the same data key).
     if (process.env.KSEAL_REGENERATE_VECTORS) {
       const entries = await withKeys((k) => k.wrap([AGE], dataKey, now()))
-      writeFileSync(FROZEN, sealSops(INPUT, {dataKey, entries, rules: SECRET_RULES}, {now, random: counter()}))
+      writeFileSync(FROZEN, encryptSops(INPUT, {dataKey, entries, rules: SECRET_RULES}, {now, random: counter()}))
     }
     const {enc} = parse(readFileSync(FROZEN, 'utf8')).sops.age[0]
-    const sealed = sealSops(INPUT, {dataKey, entries: [{kind: 'age', recipient: AGE_RECIPIENT, enc}], rules: SECRET_RULES}, {now, random: counter()})
+    const sealed = encryptSops(INPUT, {dataKey, entries: [{kind: 'age', recipient: AGE_RECIPIENT, enc}], rules: SECRET_RULES}, {now, random: counter()})
     expect(sealed).toBe(readFileSync(FROZEN, 'utf8'))
   })
 
@@ -362,7 +362,7 @@ describe('property: any Secret round-trips through the SOPS writer and reader', 
 
   it('writer → reader gives back the values; sops-age agrees; the independent MAC check verifies; no plaintext leaks', async () => {
     const b = new Backends({env: env(), cwd: tmp, now: () => new Date()})
-    const keys = new SopsKeys(b)
+    const keys = new SopsMasterKeys(b)
     try {
       await fc.assert(fc.asyncProperty(secretArb, async (g) => {
         const obj = {apiVersion: 'v1', kind: 'Secret', metadata: {name: g.name}, data: g.data, stringData: g.stringData}

@@ -13,7 +13,7 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseDocument, stringify} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {resolvePlain, formatGoFloat, rfc3339RoundTrip} from '../src/formats/sops/go.js'
-import {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sealSops, SopsKeys, type OpenedSops} from '../src/formats/sops/index.js'
+import {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, encryptSops, SopsMasterKeys, type OpenedSops} from '../src/formats/sops/index.js'
 import {sopsAgeIdentities} from '../src/formats/sops/masterkeys.js'
 import {goRegex, type RuleSpec} from '../src/formats/sops/rules.js'
 import {Keyring} from '../src/keyring/keyring.js'
@@ -42,9 +42,9 @@ function env(extra: Record<string, string | undefined> = {}): Record<string, str
   return {PATH: process.env.PATH, HOME: tmp, XDG_CONFIG_HOME: path.join(tmp, 'xdg-empty'), ...(home ? {GNUPGHOME: home.dir} : {}), ...extra}
 }
 
-async function withKeys<T>(e: Record<string, string | undefined>, fn: (k: SopsKeys) => Promise<T>, keyring?: (b: Backends) => Keyring): Promise<T> {
+async function withKeys<T>(e: Record<string, string | undefined>, fn: (k: SopsMasterKeys) => Promise<T>, keyring?: (b: Backends) => Keyring): Promise<T> {
   const b = new Backends({env: e, cwd: tmp, now: () => new Date()})
-  const k = new SopsKeys(b, {keyring: keyring?.(b)})
+  const k = new SopsMasterKeys(b, {keyring: keyring?.(b)})
   try {
     return await fn(k)
   } finally {
@@ -350,7 +350,7 @@ describe('tampered SOPS files are refused (exit 3)', () => {
 const DATA_KEY = Buffer.alloc(32, 7)
 const ageEntry = async () => {
   const b = new Backends({env: env(), cwd: tmp, now: () => new Date()})
-  const entries = await new SopsKeys(b).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], DATA_KEY, new Date())
+  const entries = await new SopsMasterKeys(b).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], DATA_KEY, new Date())
   await b.close()
   return entries
 }
@@ -371,10 +371,10 @@ describe('untrusted metadata and structure are bounded', () => {
   it('tries a bounded number of paths for an encrypted comment', async () => {
     // A comment sealed under the path of a collection far from it is not found (and not an error).
     const many = Array.from({length: 12}, (_, i) => `m${i}:\n  k: v${i}\n`).join('')
-    const sealed = sealSops(many, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
-    const {seal} = await import('../src/formats/sops/cipher.js')
-    const far = '#' + seal(DATA_KEY, Buffer.from(' far away'), 'm11:', 'comment') + '\n'
-    const near = '#' + seal(DATA_KEY, Buffer.from(' close by'), 'm0:', 'comment') + '\n'
+    const sealed = encryptSops(many, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const {encryptEnc} = await import('../src/formats/sops/cipher.js')
+    const far = '#' + encryptEnc(DATA_KEY, Buffer.from(' far away'), 'm11:', 'comment') + '\n'
+    const near = '#' + encryptEnc(DATA_KEY, Buffer.from(' close by'), 'm0:', 'comment') + '\n'
     const out = await decrypt(near + far + sealed, 'x.yaml')
     expect(out.startsWith('# close by\n#ENC[AES256_GCM,')).toBe(true)
   })
@@ -392,7 +392,7 @@ describe('selection rules and mac_only_encrypted', () => {
     [{unencryptedRegex: '^(public|list)$'}, ['secret_key', 'nested.data', 'nested.plain_name', 'nested.port']],
     [{encryptedRegex: '(?i)^NESTED$'}, ['nested.data', 'nested.plain_name', 'nested.port']],
   ])('%j encrypts exactly %j; the file opens and its MAC verifies', async (rules, locs) => {
-    const sealed = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
+    const sealed = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
     expect(encryptedLocs(sealed)).toEqual(locs)
     const out = await decrypt(sealed, 'x.yaml')
     expect(parse(out)).toEqual(parse(doc))
@@ -401,10 +401,10 @@ describe('selection rules and mac_only_encrypted', () => {
 
   it('with mac_only_encrypted an unencrypted value may change; without it, that is tampering', async () => {
     const rules = {encryptedRegex: '^data$'}
-    const only = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules, macOnlyEncrypted: true})
+    const only = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules, macOnlyEncrypted: true})
     expect(checkSopsMac(only, DATA_KEY).ok).toBe(true)
     expect(parse(await decrypt(only.replace('public: open', 'public: changed'), 'x.yaml')).public).toBe('changed')
-    const all = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
+    const all = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
     expect((await failure(decrypt(all.replace('public: open', 'public: changed'), 'x.yaml'))).message).toMatch(/MAC mismatch/)
     // The encrypted values stay covered either way.
     expect((await failure(decrypt(only.replace(/^( {2}data: .*)$/m, '$1').replace(/(data: ENC\[AES256_GCM,data:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')), 'x.yaml'))).code).toBe('ERR_INTEGRITY')
@@ -448,7 +448,7 @@ describe('multi-document files', () => {
   const two = 'a: one\n---\nb: two\n'
 
   it('one sops block over several documents: one MAC over all of them, as sops writes it', async () => {
-    const sealed = sealSops(two, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const sealed = encryptSops(two, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
     expect(sealed.match(/^sops:$/gm)).toHaveLength(2)
     expect(await decrypt(sealed, 'two.yaml')).toBe(two)
     const [first] = sealed.split('---\n')
@@ -458,10 +458,10 @@ describe('multi-document files', () => {
   })
 
   it('documents from separate files (a kustomize stream) each verify on their own; plain documents pass through', async () => {
-    const a = sealSops('a: one\n', {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
-    const b = sealSops('b: two\n', {dataKey: Buffer.alloc(32, 9), entries: await (async () => {
+    const a = encryptSops('a: one\n', {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const b = encryptSops('b: two\n', {dataKey: Buffer.alloc(32, 9), entries: await (async () => {
       const bk = new Backends({env: env(), cwd: tmp, now: () => new Date()})
-      const e = await new SopsKeys(bk).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], Buffer.alloc(32, 9), new Date())
+      const e = await new SopsMasterKeys(bk).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], Buffer.alloc(32, 9), new Date())
       await bk.close()
       return e
     })(), rules: {}})

@@ -7,8 +7,10 @@
 import crypto from 'node:crypto'
 import {KsealError} from '../core/errors.js'
 import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, statusHint} from './endpoints.js'
-import {KEY_LABEL, KEY_LABEL_ACTIVE, KEY_SELECTOR, KEY_WATCH_SELECTOR, parseKeySecret, TRUST_SECRET, trustRootOf} from '../controller/keystore/store.js'
-import {clusterApi, describeError, loadKubeConfig, type KubeOptions} from '../kube/api.js'
+import {KEY_LABEL, KEY_LABEL_ACTIVE, KEY_SELECTOR, KEY_WATCH_SELECTOR, parseKeySecret, TRUST_SECRET, trustRootOf} from '../sealed/sealing-key.js'
+import {clusterApi} from '../kube/api.js'
+import {loadKubeConfig, type KubeOptions} from '../kube/config.js'
+import {describeError} from '../kube/errors.js'
 
 export {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, type ControllerRef, type ControllerTarget} from './endpoints.js'
 

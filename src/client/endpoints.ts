@@ -7,10 +7,13 @@
 import http from 'node:http'
 import https from 'node:https'
 import {KsealError} from '../core/errors.js'
-import {describeError, loadKubeConfig, type KubeOptions} from '../kube/api.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../core/names.js'
+import {loadKubeConfig, type KubeOptions} from '../kube/config.js'
+import {describeError} from '../kube/errors.js'
 
-export const DEFAULT_CONTROLLER_NAMESPACE = 'kseal-system'
-export const DEFAULT_CONTROLLER_NAME = 'kseal-controller'
+/** The controller `--controller-namespace` and `--controller-name` name when not given: the install's. */
+export const DEFAULT_CONTROLLER_NAMESPACE = CONTROLLER_NAMESPACE
+export const DEFAULT_CONTROLLER_NAME = CONTROLLER_NAME
 
 export interface ControllerRef extends KubeOptions {
   namespace: string

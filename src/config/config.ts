@@ -29,8 +29,6 @@ import {type Scope, SCOPES} from '../envelope/binding.js'
 import {ioError, isKsealError, KsealError, formatWhere} from '../core/errors.js'
 import type {Keyring} from '../keyring/keyring.js'
 import type {SecretDoc} from '../manifest/parse.js'
-import type {EncryptOptions} from '../secret/secret.js'
-import {encryptText} from '../ops/transform.js'
 
 export const CONFIG_NAMES = ['.kseal.yaml', '.kseal.yml']
 
@@ -198,6 +196,13 @@ export class ConfigFinder {
   }
 }
 
+/** What a rule decides for a Secret: who it is encrypted for, and the scope (the shape of the encryption's options). */
+export interface RuleChoice {
+  recipients: Recipient[]
+  scope: Scope
+  keyring?: Keyring
+}
+
 export interface RuleOptions {
   /** An explicit --scope: wins over the rule's scope. */
   scope?: Scope
@@ -229,7 +234,7 @@ export class CreationRules {
   }
 
   /** The options that encrypt one Secret that has no envelope yet. */
-  async optionsFor(file: string | undefined, s: SecretDoc, base: RuleOptions): Promise<EncryptOptions> {
+  async optionsFor(file: string | undefined, s: SecretDoc, base: RuleOptions): Promise<RuleChoice> {
     const config = await this.finder.find(this.dirOf(file))
     if (!config) {
       throw new KsealError('ERR_USAGE', 'no recipients: pass -r KEY_URI (e.g. -r rsa:team.crt), or add a .kseal.yaml in this directory or above: ' +
@@ -263,26 +268,4 @@ export class CreationRules {
     }
     return r
   }
-}
-
-/** Encrypts a file's Secrets, each for the recipients of the first rule that matches it. */
-export async function encryptTextWithRules(text: string, file: string | undefined, rules: CreationRules, base: RuleOptions): Promise<string> {
-  return encryptText(text, file, async (s) => {
-    // Only a Secret that gets its first envelope needs a rule; others keep their recipients — but a
-    // format 1 Secret gaining values is upgraded, and its rule (if one matches) vouches for the
-    // recipients it names.
-    const adding = s.values.some((v) => v.value !== null && !v.encrypted)
-    const fresh = !s.envelopePair && adding
-    const upgrading = Boolean(s.envelopePair) && adding && (s.envelopeRaw as {version?: unknown} | null)?.version === 1
-    try {
-      if (fresh) return await rules.optionsFor(file, s, base)
-      if (upgrading && (await rules.cover(file))) {
-        const vouching = await rules.optionsFor(file, s, base).catch((e) => (isKsealError(e) && e.code === 'ERR_USAGE' ? null : Promise.reject(e)))
-        if (vouching) return vouching
-      }
-      return {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}
-    } catch (e) {
-      throw isKsealError(e) ? e.at(s.where) : e
-    }
-  })
 }

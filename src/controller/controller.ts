@@ -6,17 +6,21 @@
  * deadline, read at the moment of each write), and losing the Lease aborts the calls in flight,
  * drops the queue and stops the workers. Shutdown drains the workers, then releases the Lease.
  */
-import os from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/types.js'
-import {recipientKids} from '../sealed/unseal.js'
 import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http/server.js'
-import {KeyRenewer, KeyStore, KEY_WATCH_SELECTOR, type RenewTrigger, type SealingKey, sealsAt} from './keystore/store.js'
+import {KEY_WATCH_SELECTOR} from '../sealed/sealing-key.js'
+import {type KeyListEntry, keyList, sealedOnOldKeys, sealingKeyOf} from './keystore/accounting.js'
+import {KeyRenewer, type RenewTrigger} from './keystore/renewer.js'
+import {KeyStore, type SealingKey} from './keystore/store.js'
 import {KsealError} from '../core/errors.js'
-import {type CallContext, clusterApi, type ClusterApi, describeError, loadKubeConfig, type Secret} from '../kube/api.js'
+import {type CallContext, clusterApi, type ClusterApi, type Secret} from '../kube/api.js'
+import {loadKubeConfig} from '../kube/config.js'
+import {describeError} from '../kube/errors.js'
 import {LeaderElector} from './runtime/leader.js'
-import {createLogger, type Level, type Logger} from './log.js'
+import {createLogger, type Logger} from './log.js'
+import type {ControllerOptions} from './options.js'
 import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
@@ -25,53 +29,6 @@ import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
-export interface ControllerOptions {
-  kubeconfig?: string
-  context?: string
-  /** Namespaces to watch; empty: all. */
-  namespaces: string[]
-  /** Where the key Secrets and the Lease live. */
-  keyNamespace: string
-  keyRenewPeriodMs: number
-  /** Keys created before this no longer seal (they still open); a newer key is generated once it has passed. */
-  keyCutoff?: Date
-  keyBits: number
-  listen: string
-  leaderElect: boolean
-  leaseName: string
-  leaseDurationMs: number
-  renewDeadlineMs: number
-  retryPeriodMs: number
-  /** This replica's name in the Lease and in Events. */
-  identity: string
-  workers: number
-  /** Re-check every SealedSecret this often (0: never): a safety net behind the watch on the Secrets it wrote. */
-  resyncPeriodMs: number
-  /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
-  rotateRateLimit: number
-  rotateRateBurst: number
-  /** HTTP listener limits: header and request timeouts, connection cap. */
-  httpLimits?: Partial<HttpLimits>
-  logLevel: Level
-}
-
-export const DEFAULTS = {
-  keyNamespace: 'kseal-system',
-  keyRenewPeriodMs: 30 * 86_400_000,
-  keyBits: 4096,
-  listen: ':8080',
-  leaderElect: true,
-  leaseName: 'kseal-controller',
-  leaseDurationMs: 15_000,
-  renewDeadlineMs: 10_000,
-  retryPeriodMs: 2_000,
-  workers: 16,
-  resyncPeriodMs: 10 * 60_000,
-  rotateRateLimit: 10,
-  rotateRateBurst: 20,
-  logLevel: 'info' as Level,
-}
-
 export interface ControllerDeps {
   log?: Logger
   now?: () => Date
@@ -79,11 +36,6 @@ export interface ControllerDeps {
   api?: ClusterApi
   /** The elector's monotonic clock in ms (tests); default performance.now. */
   monotonic?: () => number
-}
-
-/** A replica's identity: POD_NAME in a cluster, else host and process id. */
-export function defaultIdentity(env: Record<string, string | undefined> = process.env): string {
-  return env.POD_NAME || `${os.hostname()}_${process.pid}`
 }
 
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
@@ -130,15 +82,7 @@ export class Controller {
 
   /** The key that seals now: the newest, unless --key-cutoff has retired it (then none until the leader makes one). */
   sealingKey(): SealingKey | undefined {
-    const k = this.keys.newest()
-    return k && sealsAt(k, this.now(), this.o.keyCutoff) ? k : undefined
-  }
-
-  /** Keys that are on their way out: created before the cutoff, or (without one) every key but the newest. */
-  private oldKids(): Set<string> {
-    const all = this.keys.all()
-    const cutoff = this.o.keyCutoff?.getTime()
-    return new Set((cutoff === undefined ? all.slice(0, -1) : all.filter((k) => k.created.getTime() < cutoff)).map((k) => k.kid))
+    return sealingKeyOf(this.keys.all(), this.now(), this.o.keyCutoff)
   }
 
   private *sealedObjects(): Iterable<SealedSecretObject> {
@@ -147,26 +91,12 @@ export class Controller {
 
   /** SealedSecrets still sealed (in any part) to an old key: when 0, the old keys can be retired. */
   sealedOnOldKeys(): number {
-    const old = this.oldKids()
-    if (old.size === 0) return 0
-    let n = 0
-    for (const o of this.sealedObjects()) if (recipientKids(o).some((k) => old.has(k))) n++
-    return n
+    return sealedOnOldKeys(this.keys.all(), this.sealedObjects(), this.o.keyCutoff)
   }
 
   /** `/v1/keys`: every key this replica holds, oldest first; public facts only. */
-  keyList(): {kid: string; created: string; active: boolean; retired: boolean; sealedSecrets: number}[] {
-    const counts = new Map<string, number>()
-    for (const o of this.sealedObjects()) for (const k of recipientKids(o)) counts.set(k, (counts.get(k) ?? 0) + 1)
-    const sealing = this.sealingKey()
-    const now = this.now()
-    return this.keys.all().map((k) => ({
-      kid: k.kid,
-      created: k.created.toISOString(),
-      active: k.kid === sealing?.kid,
-      retired: !sealsAt(k, now, this.o.keyCutoff),
-      sealedSecrets: counts.get(k.kid) ?? 0,
-    }))
+  keyList(): KeyListEntry[] {
+    return keyList(this.keys.all(), this.sealedObjects(), this.now(), this.o.keyCutoff)
   }
 
   /**
@@ -288,14 +218,14 @@ export class Controller {
       keys: () => this.keyList(),
       maxBodyBytes: RESEAL_MAX_BYTES,
       limits: {...HTTP_LIMITS, ...o.httpLimits},
-      rotateAdmit: () => {
+      resealAdmit: () => {
         const wait = rotateBucket?.take() ?? 0
-        if (wait > 0) this.metrics.rotations.inc({result: 'limited'})
+        if (wait > 0) this.metrics.reseals.inc({result: 'limited'})
         return wait
       },
-      rotate: async (body, contentType) => {
+      reseal: async (body, contentType) => {
         const r = await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
-        this.metrics.rotations.inc({result: r.outcome})
+        this.metrics.reseals.inc({result: r.outcome})
         if (r.outcome === 'failed') this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
         else this.log.info(r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
           {sealedSecret: r.sealedSecret, from: r.from, to: r.to})

@@ -26,3 +26,10 @@ export function parseTime(s: string, flag: string): Date {
   if (!ok || Number.isNaN(d.getTime())) throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected an RFC 3339 time such as 2026-03-01T00:00:00Z`)
   return d
 }
+
+/** A duration in the form parseDuration reads, in its largest whole unit: 30000 → `30s`, 2_592_000_000 → `30d`. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0'
+  const [unit, size] = Object.entries(UNITS).reverse().find(([, size]) => ms % size === 0) ?? ['ms', 1]
+  return `${ms / size}${unit}`
+}

@@ -5,9 +5,10 @@
  * local manifests answer first. Errors name the object and key, never a value.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../kube/api.js'
+import {loadK8s} from '../kube/config.js'
+import {apiFailure} from '../kube/errors.js'
 import {KsealError} from '../core/errors.js'
-import {isObj, type Obj} from './fields.js'
+import {isObj, type Obj} from '../core/guards.js'
 import type {ServiceAccountToken, StoreAccess, TokenRequestSpec} from './store.js'
 import type {SecretKeyRef} from './types.js'
 

@@ -5,9 +5,8 @@
  * `ExternalSecret apps/db: spec.data[2].remoteRef.key: must be a non-empty string`.
  */
 import {KsealError} from '../core/errors.js'
+import {isObj, type Obj} from '../core/guards.js'
 
-export type Obj = Record<string, unknown>
-export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/

@@ -18,11 +18,10 @@
  * deletionPolicy Delete a remote key that is gone counts as empty, and when every one is gone the
  * result is `secret: null`: delete the Secret.
  */
-import {MANAGED_ANNOTATION} from '../controller/owned.js'
 import {isKsealError, KsealError} from '../core/errors.js'
 import {Limiter} from '../core/limit.js'
 import {isSecretKey} from './fields.js'
-import {RESERVED_PREFIX} from './schema.js'
+import {MANAGED_ANNOTATION, RESERVED_PREFIX} from '../core/names.js'
 import {JsonSyntaxError, type JsonNode, lookupProperty, nodeString, parseJson} from './property.js'
 import type {FetchRef, Provider, RemoteValue} from './providers/index.js'
 import {READ_CONCURRENCY} from './providers/types.js'

@@ -8,7 +8,9 @@
  */
 import {parseDuration} from '../core/duration.js'
 import {KsealError} from '../core/errors.js'
-import {isDnsLabel, isDnsSubdomain, isLabelValue, isObj, isQualifiedName, isSecretKey, join, type Obj, Reader} from './fields.js'
+import {RESERVED_PREFIX} from '../core/names.js'
+import {isObj, type Obj} from '../core/guards.js'
+import {isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName, isSecretKey, join, Reader} from './fields.js'
 import {parsePropertyPath} from './property.js'
 import {compileRe2} from '../core/regex.js'
 import {compileTemplate} from './template/index.js'
@@ -42,7 +44,7 @@ export const MIN_REFRESH_MS = 10_000
 export const DEFAULT_REFRESH_MS = 3_600_000
 
 /** Labels and annotations with this prefix are kseal's own; no template may set them. */
-export const RESERVED_PREFIX = 'kseal.dev/'
+
 
 /** Secret types an ExternalSecret may not create: a service-account-token Secret would make the token controller mint a token for any ServiceAccount the template names. */
 const REFUSED_TYPES: Record<string, string> = {

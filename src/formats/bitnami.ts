@@ -10,13 +10,13 @@
  */
 import crypto from 'node:crypto'
 import {KsealError, type Where} from '../core/errors.js'
+import {isObj, type Obj} from '../core/guards.js'
+import {secretObject} from '../manifest/secrets.js'
 
 export const BITNAMI_API_VERSION = 'bitnami.com/v1alpha1'
 const CLUSTER_WIDE = 'sealedsecrets.bitnami.com/cluster-wide'
 const NAMESPACE_WIDE = 'sealedsecrets.bitnami.com/namespace-wide'
 
-type Obj = Record<string, unknown>
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 export function isBitnamiSealedSecret(o: unknown): boolean {
   return isObj(o) && o.kind === 'SealedSecret' && o.apiVersion === BITNAMI_API_VERSION
@@ -101,11 +101,10 @@ export function unsealBitnami(raw: unknown, keys: crypto.KeyObject[]): Record<st
     data[k] = plain.toString('base64')
   }
   const tmeta = isObj(template.metadata) ? template.metadata : {}
-  const metadata: Obj = {name, ...(namespace ? {namespace} : {})}
-  if (isObj(tmeta.labels) && Object.keys(tmeta.labels).length) metadata.labels = {...tmeta.labels}
-  if (isObj(tmeta.annotations) && Object.keys(tmeta.annotations).length) metadata.annotations = {...tmeta.annotations}
-  const secret: Obj = {apiVersion: 'v1', kind: 'Secret', metadata, type: typeof template.type === 'string' ? template.type : 'Opaque'}
-  if (typeof template.immutable === 'boolean') secret.immutable = template.immutable
-  secret.data = data
-  return secret
+  return secretObject(name, namespace, {
+    labels: isObj(tmeta.labels) ? (tmeta.labels as Record<string, string>) : undefined,
+    annotations: isObj(tmeta.annotations) ? (tmeta.annotations as Record<string, string>) : undefined,
+    type: typeof template.type === 'string' ? template.type : undefined,
+    immutable: typeof template.immutable === 'boolean' ? template.immutable : undefined,
+  }, data)
 }

@@ -1,142 +1,17 @@
 /**
- * The controller's view of the Kubernetes API: `@kubernetes/client-node` (imported lazily, 1.x
- * object-parameter style) behind a small adapter, so the reconciler, key store and leader election
- * talk to one narrow interface. Transient failures (5xx, 429, network) are retried here with
- * backoff; everything else surfaces as an ApiException whose `code` and Status `reason` callers test.
+ * The Kubernetes API as kseal uses it: client-node (1.x object-parameter style) behind one narrow
+ * interface, so the reconciler, key store, leader election and the CLI's clients talk to it alone.
+ * Transient failures (5xx, 429, network) are retried here with backoff; everything else surfaces as
+ * an ApiException whose `code` and Status `reason` callers test (errors.ts).
  */
-import {existsSync} from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import type * as K8s from '@kubernetes/client-node'
-import {KsealError} from '../core/errors.js'
+import {CONTROLLER_NAME} from '../core/names.js'
+import {backoff, retry, sleep} from '../core/retry.js'
+import {loadK8s} from './config.js'
+import {apiFailure, isNotFound, isTransient} from './errors.js'
 
-export type K8sModule = typeof K8s
-
-let k8sModule: Promise<K8sModule> | undefined
-export function loadK8s(): Promise<K8sModule> {
-  k8sModule ??= import('@kubernetes/client-node')
-  return k8sModule
-}
-
-export interface KubeOptions {
-  /** A kubeconfig file; without it: in-cluster config, then $KUBECONFIG, then ~/.kube/config. */
-  kubeconfig?: string
-  context?: string
-  env?: Record<string, string | undefined>
-}
-
-/** Loads a KubeConfig, refusing (instead of client-node's silent localhost:8080) when there is none. */
-export async function loadKubeConfig(o: KubeOptions): Promise<K8s.KubeConfig> {
-  const k8s = await loadK8s()
-  const env = o.env ?? process.env
-  const kc = new k8s.KubeConfig()
-  try {
-    if (o.kubeconfig) {
-      kc.loadFromFile(o.kubeconfig)
-    } else if (env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) {
-      kc.loadFromCluster()
-    } else {
-      const files = env.KUBECONFIG?.split(path.delimiter).filter(Boolean) ?? []
-      const home = path.join(env.HOME || os.homedir(), '.kube', 'config')
-      if (!files.some((f) => existsSync(f)) && !existsSync(home)) {
-        throw new KsealError('ERR_CONFIG', 'no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run inside a cluster')
-      }
-      kc.loadFromDefault()
-    }
-  } catch (e) {
-    if (e instanceof KsealError) throw e
-    throw new KsealError('ERR_CONFIG', `cannot read the kubeconfig${o.kubeconfig ? ` ${o.kubeconfig}` : ''}: ${(e as Error).message.split('\n')[0]}`)
-  }
-  if (o.context) {
-    if (!kc.getContextObject(o.context)) throw new KsealError('ERR_CONFIG', `no context "${o.context}" in the kubeconfig`)
-    kc.setCurrentContext(o.context)
-  }
-  if (!kc.getCurrentCluster()) throw new KsealError('ERR_CONFIG', 'the kubeconfig has no current cluster')
-  reuseConnections(kc)
-  return kc
-}
-
-/**
- * client-node 1.x builds a new http(s).Agent for every request, so every API call opens a new
- * connection (and, against a real cluster, a new TLS handshake). Agents are kept per set of TLS
- * options instead, with keep-alive, so calls share connections.
- */
-function reuseConnections(kc: K8s.KubeConfig): void {
-  const target = kc as unknown as {createAgent?: (cluster: unknown, opts: Record<string, unknown>) => unknown}
-  const create = target.createAgent?.bind(kc)
-  if (!create) return
-  const agents = new Map<string, unknown>()
-  target.createAgent = (cluster, opts) => {
-    const key = JSON.stringify([opts.ca, opts.cert, opts.key, opts.pfx, opts.rejectUnauthorized, opts.servername].map((v) => (v === undefined ? null : String(v))))
-    let agent = agents.get(key)
-    if (!agent) {
-      agent = create(cluster, {...opts, keepAlive: true})
-      agents.set(key, agent)
-    }
-    return agent
-  }
-}
-
-/** A failed API call reduced to what callers decide on (and what may be logged). */
-export interface ApiFailure {
-  code: number
-  reason: string
-  message: string
-  retryAfterMs?: number
-}
-
-/** The HTTP code and Status reason of an ApiException (its body is the Status JSON as text), or null. */
-export function apiFailure(e: unknown): ApiFailure | null {
-  // An aborted call (DOMException AbortError/TimeoutError) has a numeric `code` that is no HTTP status.
-  if (e instanceof DOMException) return null
-  const x = e as {code?: unknown; body?: unknown; headers?: Record<string, string>; statusCode?: unknown}
-  const code = typeof x?.code === 'number' ? x.code : typeof x?.statusCode === 'number' ? x.statusCode : undefined
-  if (code === undefined) return null
-  let status: {reason?: string; message?: string} = {}
-  if (typeof x.body === 'string') {
-    try {
-      status = JSON.parse(x.body)
-    } catch {
-      // not a Status: keep the code only
-    }
-  } else if (x.body && typeof x.body === 'object') {
-    status = x.body as typeof status
-  }
-  const ra = Number(x.headers?.['retry-after'])
-  return {code, reason: status.reason ?? '', message: (status.message ?? '').slice(0, 300), retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined}
-}
-
-export const isNotFound = (e: unknown) => apiFailure(e)?.code === 404
-export const isAlreadyExists = (e: unknown) => {
-  const f = apiFailure(e)
-  return f?.code === 409 && f.reason === 'AlreadyExists'
-}
-/** 409 from a stale resourceVersion (optimistic locking), as opposed to AlreadyExists. */
-export const isConflict = (e: unknown) => {
-  const f = apiFailure(e)
-  return f?.code === 409 && f.reason !== 'AlreadyExists'
-}
-
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET'])
-
-/** Worth retrying: a server error, throttling, or the connection failing. */
-export function isTransient(e: unknown): boolean {
-  const f = apiFailure(e)
-  if (f) return f.code >= 500 || f.code === 429
-  const x = e as {code?: unknown; errno?: unknown; name?: string; type?: string}
-  return (typeof x?.code === 'string' && NETWORK_CODES.has(x.code)) || x?.name === 'FetchError' || x?.type === 'system'
-}
-
-/** A one-line, value-free description of an API or network error for logs and conditions. */
-export function describeError(e: unknown): string {
-  const f = apiFailure(e)
-  if (f) return `HTTP ${f.code}${f.reason ? ` ${f.reason}` : ''}${f.message ? `: ${f.message}` : ''}`
-  const x = e as {code?: unknown; message?: string}
-  if (e instanceof KsealError) return e.line
-  return `${typeof x?.code === 'string' ? x.code + ': ' : ''}${(x?.message ?? String(e)).split('\n')[0].slice(0, 300)}`
-}
-
-export interface RetryOptions {
+export interface ApiRetryOptions {
+  /** Tries in all (default 5). */
   attempts?: number
   baseMs?: number
   maxMs?: number
@@ -144,35 +19,19 @@ export interface RetryOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
-export const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
-  if (signal?.aborted) return reject(signal.reason)
-  const t = setTimeout(() => {
-    signal?.removeEventListener('abort', onAbort)
-    resolve()
-  }, ms)
-  const onAbort = () => {
-    clearTimeout(t)
-    reject(signal!.reason)
-  }
-  signal?.addEventListener('abort', onAbort, {once: true})
-})
-
-/** Runs an API call, retrying transient failures with exponential backoff and jitter; `signal` ends the attempts (and the waits between them). */
-export async function retrying<T>(fn: () => Promise<T>, o: RetryOptions = {}, signal?: AbortSignal): Promise<T> {
-  const attempts = o.attempts ?? 5
-  for (let i = 1; ; i++) {
-    signal?.throwIfAborted()
-    try {
-      return await fn()
-    } catch (e) {
-      if (signal?.aborted) throw signal.reason
-      if (i >= attempts || !isTransient(e)) throw e
-      o.onRetry?.(e, i)
-      const f = apiFailure(e)
-      const backoff = Math.min(o.maxMs ?? 2000, (o.baseMs ?? 50) * 2 ** (i - 1))
-      await (o.sleep ?? sleep)(Math.min(o.maxMs ?? 2000, f?.retryAfterMs ?? backoff * (0.5 + Math.random() / 2)), signal)
-    }
-  }
+/** Runs an API call, retrying transient failures with exponential backoff and jitter (or the server's Retry-After); `signal` ends the attempts (and the waits between them). */
+export function retrying<T>(fn: () => Promise<T>, o: ApiRetryOptions = {}, signal?: AbortSignal): Promise<T> {
+  const maxMs = o.maxMs ?? 2000
+  return retry(fn, {
+    attempts: o.attempts ?? 5,
+    retryable: isTransient,
+    delay: (e, n) => {
+      const after = apiFailure(e)?.retryAfterMs
+      return after !== undefined ? Math.min(maxMs, after) : backoff(n, {baseMs: o.baseMs ?? 50, maxMs, jitter: {min: 0.5, max: 1}})
+    },
+    onRetry: o.onRetry,
+    sleep: o.sleep ?? sleep,
+  }, signal)
 }
 
 /**
@@ -187,9 +46,6 @@ export interface CallContext {
   /** Tries for a transient failure (default: the adapter's, 5); 1 when the caller has its own retry loop. */
   attempts?: number
 }
-
-/** The controller refused a write because it cannot prove it holds the leader Lease, or its term ended. */
-export const isNotLeader = (e: unknown) => (e as {code?: unknown})?.code === 'ERR_NOT_LEADER'
 
 /** The objects the controller reads and writes, as plain JSON (client-node's models are structural). */
 export type Secret = K8s.V1Secret
@@ -241,10 +97,10 @@ export interface ClusterApi {
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** The field manager the controller's writes are recorded under (managedFields), so other writers can be told apart. */
-export const FIELD_MANAGER = 'kseal-controller'
+export const FIELD_MANAGER = CONTROLLER_NAME
 
 /** The ClusterApi over client-node, with transient-error retries on every call except watches. */
-export async function clusterApi(kc: K8s.KubeConfig, retry: RetryOptions = {}): Promise<ClusterApi> {
+export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}): Promise<ClusterApi> {
   const fieldManager = FIELD_MANAGER
   const k8s = await loadK8s()
   const core = kc.makeApiClient(k8s.CoreV1Api)

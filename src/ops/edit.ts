@@ -49,7 +49,7 @@ export interface EditView {
   hasPlaintext: boolean
 }
 
-export interface SealOptions {
+export interface ReencryptOptions {
   /** For Secrets that have no key yet: new ones, or ones that were plaintext. */
   recipients: Recipient[]
   /** An explicit scope for those Secrets; else the rule's, else strict. */
@@ -60,7 +60,7 @@ export interface SealOptions {
 }
 
 /** The options that encrypt a Secret with no key yet: -r if given, else its `.kseal.yaml` rule. */
-async function newSecretOptions(file: string, s: SecretDoc, opts: SealOptions): Promise<EncryptOptions> {
+async function newSecretOptions(file: string, s: SecretDoc, opts: ReencryptOptions): Promise<EncryptOptions> {
   if (opts.recipients.length > 0 || !opts.rules) return {recipients: opts.recipients, scope: opts.scope ?? 'strict', keyring: opts.keyring}
   return opts.rules.optionsFor(file, s, {scope: opts.scope, keyring: opts.keyring})
 }
@@ -96,7 +96,7 @@ export async function openForEdit(text: string, file: string, keyring: Keyring):
  * encrypted with its key. Any other Secret with values is encrypted for `opts.recipients`.
  * Problems with the edited content are KsealErrors the user can fix in the editor.
  */
-export async function sealEdited(view: EditView, edited: string, file: string, opts: SealOptions): Promise<string> {
+export async function reencryptEdited(view: EditView, edited: string, file: string, opts: ReencryptOptions): Promise<string> {
   const p = parseManifests(edited, file)
   const pool = new Map<string, OpenedEntry[]>()
   for (const e of view.secrets) pool.set(e.id, [...(pool.get(e.id) ?? []), e])
@@ -104,7 +104,7 @@ export async function sealEdited(view: EditView, edited: string, file: string, o
   const edits = (await Promise.all(work.map(async ({s, prev}) => {
     try {
       if (s.envelopePair) throw new KsealError('ERR_INPUT', `has a "${ENVELOPE_KEY}:" entry: the editor shows Secrets without their envelope; remove it`)
-      if (prev) return resealSecret(p.text, p.eol, s, prev)
+      if (prev) return reencryptSecret(p.text, p.eol, s, prev)
       if (hasPlainValues(s) && opts.recipients.length === 0 && !opts.rules) {
         throw new KsealError('ERR_INPUT', 'is not one of the encrypted Secrets of this file (new, or renamed): pass -r, or add a .kseal.yaml rule, to choose who can decrypt it')
       }
@@ -121,7 +121,7 @@ export async function sealEdited(view: EditView, edited: string, file: string, o
   return out
 }
 
-function resealSecret(text: string, eol: string, s: SecretDoc, prev: OpenedEntry): Edit[] {
+function reencryptSecret(text: string, eol: string, s: SecretDoc, prev: OpenedEntry): Edit[] {
   const {keys, binding, envelope} = prev.opened
   const edits: Edit[] = []
   const slots: Slot[] = s.values.map((v) => {
@@ -249,7 +249,7 @@ function runEditor(editor: string, file: string, tmp: PrivateTemp): Promise<void
   })
 }
 
-export interface EditSessionOptions extends SealOptions {
+export interface EditSessionOptions extends ReencryptOptions {
   env: Record<string, string | undefined>
   /** Asks whether to reopen the editor after a mistake; null when there is no one to ask. */
   ask: ((question: string) => Promise<boolean>) | null
@@ -276,7 +276,7 @@ export async function editFile(file: string, opts: EditSessionOptions): Promise<
       const edited = await tmp.read()
       if (edited === view.plain && !view.hasPlaintext) return 'unchanged'
       try {
-        output = await sealEdited(view, edited, file, opts)
+        output = await reencryptEdited(view, edited, file, opts)
         break
       } catch (e) {
         if (!isKsealError(e) || e.code === 'ERR_IO' || e.code === 'ERR_BACKEND') throw e

@@ -12,13 +12,13 @@
  */
 import {readFileSync} from 'node:fs'
 import type {KubeConfig} from '@kubernetes/client-node'
-import {loadKubeConfig, type KubeOptions} from '../kube/api.js'
+import {loadKubeConfig, type KubeOptions} from '../kube/config.js'
 import {isKsealError, keyFileError, KsealError, type Where} from '../core/errors.js'
 import {readStdin, readText, STDIN} from '../core/files.js'
 import {findMergeKey, parseManifests} from '../manifest/parse.js'
 import {renderJson, toYaml} from '../manifest/objects.js'
 import {kubeAccess, manifestAccess} from '../external/access.js'
-import {isObj, type Obj} from '../external/fields.js'
+import {isObj, type Obj} from '../core/guards.js'
 import {openProvider, providerLabel, type ProviderContext} from '../external/providers/index.js'
 import {renderExternalSecret, type RenderResult} from '../external/render.js'
 import {parseExternalSecret, parseSecretStore} from '../external/schema.js'
@@ -169,7 +169,7 @@ async function findStore(es: ExternalSecret, stores: SecretStore[], kube: () => 
   let obj: unknown
   try {
     const kc = await kube()
-    const {loadK8s} = await import('../kube/api.js')
+    const {loadK8s} = await import('../kube/config.js')
     const api = kc.makeApiClient((await loadK8s()).CustomObjectsApi)
     obj = ref.kind === SECRET_STORE_KIND
       ? await api.getNamespacedCustomObject({group: EXTERNAL_GROUP, version: EXTERNAL_VERSION, namespace: ns, plural: 'secretstores', name: ref.name})

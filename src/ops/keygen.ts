@@ -6,7 +6,7 @@ import crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
-import {rsaKid} from '../../keys/rsa.js'
+import {rsaKid, selfSignedCert} from '../../keys/rsa.js'
 import {ioError, KsealError} from '../core/errors.js'
 
 export interface KeygenOptions {
@@ -23,26 +23,6 @@ export interface KeygenResult {
   keyFile: string
   certFile: string
   notAfter: Date
-}
-
-/** A self-signed certificate for an RSA key pair, PEM. */
-export async function selfSignedCert(privateKey: crypto.KeyObject, commonName: string, notBefore: Date, days: number): Promise<string> {
-  const {default: forge} = await import('node-forge')
-  const cert = forge.pki.createCertificate()
-  cert.publicKey = forge.pki.publicKeyFromPem(crypto.createPublicKey(privateKey).export({type: 'spki', format: 'pem'}) as string)
-  cert.serialNumber = '01' + crypto.randomBytes(15).toString('hex')
-  cert.validity.notBefore = notBefore
-  cert.validity.notAfter = new Date(notBefore.getTime() + days * 86_400_000)
-  const attrs = [{name: 'commonName', value: commonName}, {name: 'organizationName', value: 'kseal'}]
-  cert.setSubject(attrs)
-  cert.setIssuer(attrs)
-  cert.setExtensions([
-    {name: 'basicConstraints', cA: false},
-    {name: 'keyUsage', keyEncipherment: true, dataEncipherment: true, digitalSignature: true},
-  ])
-  const forgeKey = forge.pki.privateKeyFromPem(privateKey.export({type: 'pkcs1', format: 'pem'}) as string)
-  cert.sign(forgeKey, forge.md.sha256.create())
-  return forge.pki.certificateToPem(cert)
 }
 
 export async function keygen(o: KeygenOptions): Promise<KeygenResult> {

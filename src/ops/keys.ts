@@ -1,6 +1,7 @@
 /**
  * `kseal keys`: the keys kseal can find locally, as decrypt would find them — key id, backend, where
- * it is, and, for RSA keys with their certificate beside them, when it was made and when it expires.
+ * it is, and, for RSA keys with their certificate beside them, when it was made and when it expires;
+ * and the in-cluster controller's keys (`--controller`). `--import` is import-key.ts.
  */
 import crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'

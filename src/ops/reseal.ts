@@ -8,15 +8,13 @@ import type {Document as YamlDocument} from 'yaml'
 import {controllerRequest, type ControllerResponse, type ControllerTarget, describeTarget, errorDetail, statusHint} from '../client/endpoints.js'
 import {applyEdits} from '../manifest/edits.js'
 import {type ErrorCode, isKsealError, KsealError, type Where} from '../core/errors.js'
+import {isList, isObj, type Obj} from '../core/guards.js'
 import {Limiter} from '../core/limit.js'
 import {parseManifests} from '../manifest/parse.js'
 import {isKsealSealedSecret} from '../sealed/types.js'
 import {documentEdit} from '../manifest/objects.js'
 import {setSealedSpec} from './seal.js'
 
-type Obj = Record<string, unknown>
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
-const isList = (o: Obj): o is Obj & {items: unknown[]} => typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)
 
 /** Re-seals one SealedSecret object; `changed: false` when it already was sealed to the newest key alone. */
 export type Resealer = (obj: Obj) => Promise<{sealed: Obj; changed: boolean}>
@@ -36,8 +34,8 @@ function same(a: unknown, b: unknown): boolean {
  * A Resealer that asks the controller's `/v1/rotate`. The answer is checked: it must be the same
  * SealedSecret (name, namespace, scope, template, value keys) with only the ciphertext changed.
  */
-export function controllerResealer(target: ControllerTarget, stats: ResealStats = {resealed: 0, unchanged: 0}, retryForMs = ROTATE_RETRY_FOR_MS): Resealer {
-  const inFlight = new Limiter(ROTATE_IN_FLIGHT)
+export function controllerResealer(target: ControllerTarget, stats: ResealStats = {resealed: 0, unchanged: 0}, retryForMs = RESEAL_RETRY_FOR_MS): Resealer {
+  const inFlight = new Limiter(RESEAL_IN_FLIGHT)
   // When the controller's rate limit answers 429, every request of this run waits as it asked.
   let notBefore = 0
   const post = (body: string) => inFlight.run(async () => {
@@ -89,9 +87,9 @@ export function controllerResealer(target: ControllerTarget, stats: ResealStats 
 }
 
 /** /v1/rotate requests one reseal run keeps in flight. */
-const ROTATE_IN_FLIGHT = 4
+const RESEAL_IN_FLIGHT = 4
 /** How long one request keeps being retried while the controller answers 429. */
-const ROTATE_RETRY_FOR_MS = 120_000
+const RESEAL_RETRY_FOR_MS = 120_000
 
 /** The wait a 429 asks for: the controller's exact `retryAfterSeconds`, else Retry-After, else a second (at most a minute). */
 function retryAfterMs(r: ControllerResponse): number {

@@ -17,11 +17,11 @@ export interface HttpHandlers {
   /** `/v1/keys`: a JSON-ready list. */
   keys?(): unknown
   /** `POST /v1/rotate`. */
-  rotate?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
+  reseal?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
   /** Largest request body accepted (bytes). */
   maxBodyBytes?: number
   /** Admits one `/v1/rotate` request: 0, or the seconds to wait before asking again (answered 429). */
-  rotateAdmit?(): number
+  resealAdmit?(): number
   /** Listener limits (defaults: HTTP_LIMITS). */
   limits?: Partial<HttpLimits>
 }
@@ -71,10 +71,10 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
       res.writeHead(code, {'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra})
       res.end(req.method === 'HEAD' ? undefined : body)
     }
-    if (url.pathname === '/v1/rotate' && h.rotate) {
+    if (url.pathname === '/v1/rotate' && h.reseal) {
       const json = 'application/json'
       if (req.method !== 'POST') return send(405, json, JSON.stringify({code: 'ERR_USAGE', message: 'POST a SealedSecret to /v1/rotate'}) + '\n', {allow: 'POST'})
-      const wait = h.rotateAdmit?.() ?? 0
+      const wait = h.resealAdmit?.() ?? 0
       if (wait > 0) {
         // Retry-After is whole seconds; the body carries the exact wait for clients that read it.
         req.resume()
@@ -97,7 +97,7 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
       })
       req.on('end', () => {
         if (over) return tooLarge()
-        h.rotate!(Buffer.concat(chunks), String(req.headers['content-type'] ?? ''))
+        h.reseal!(Buffer.concat(chunks), String(req.headers['content-type'] ?? ''))
           .then((r) => send(r.status, json, r.body))
           .catch(() => send(500, json, JSON.stringify({code: 'ERR_BACKEND', message: 'internal error'}) + '\n'))
       })

@@ -17,7 +17,9 @@
  * runs anything else.
  */
 import {performance} from 'node:perf_hooks'
-import {apiFailure, type ClusterApi, describeError, isAlreadyExists, isConflict, type Lease, sleep} from '../../kube/api.js'
+import {sleep} from '../../core/retry.js'
+import {type ClusterApi, type Lease} from '../../kube/api.js'
+import {apiFailure, describeError, isAlreadyExists, isConflict} from '../../kube/errors.js'
 import type {Logger} from '../log.js'
 
 export interface LeaderOptions {

@@ -4,7 +4,9 @@
  * resourceVersion, resumes the watch from the last seen version when the stream drops, re-lists on
  * 410 Gone (or an ERROR event with code 410), and backs off on failures.
  */
-import {apiFailure, describeError, type KubeObject, type ListResult, sleep, type WatchEvent, type WatchHandle} from '../../kube/api.js'
+import {sleep} from '../../core/retry.js'
+import {type KubeObject, type ListResult, type WatchEvent, type WatchHandle} from '../../kube/api.js'
+import {apiFailure, describeError} from '../../kube/errors.js'
 import type {Logger} from '../log.js'
 
 export interface ReflectorSource<T> {

@@ -17,16 +17,18 @@
  */
 import {performance} from 'node:perf_hooks'
 import {isKsealError, scrubUrls} from '../../core/errors.js'
+import {CONTROLLER_NAME, RESERVED_PREFIX} from '../../core/names.js'
 import {sealedSpecHash} from '../../sealed/hash.js'
 import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../../sealed/types.js'
 import {unsealSealedSecret} from '../../sealed/unseal.js'
-import {apiFailure, type CallContext, type ClusterApi, type CoreEvent, describeError, FIELD_MANAGER, isAlreadyExists, isConflict, isNotFound, isNotLeader,
-  type Secret} from '../../kube/api.js'
+import {type CallContext, type ClusterApi, type CoreEvent, FIELD_MANAGER, type Secret} from '../../kube/api.js'
+import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNotLeader} from '../../kube/errors.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
-import {GENERATION_ANNOTATION, lastWriter, MANAGED_ANNOTATION, marked, OWNED_LABEL, OWNED_LABEL_VALUE, secretGeneration, SPEC_HASH_ANNOTATION} from '../owned.js'
+import {MANAGED_ANNOTATION} from '../../core/names.js'
+import {GENERATION_ANNOTATION, lastWriter, marked, OWNED_LABEL, OWNED_LABEL_VALUE, secretGeneration, SPEC_HASH_ANNOTATION} from '../owned.js'
 
-export const COMPONENT = 'kseal-controller'
+export const COMPONENT = CONTROLLER_NAME
 export const SYNCED = 'Synced'
 /** Conflicts in a row on one Secret after which the Synced condition says who fights over it. */
 export const CONFLICT_LIMIT = 5
@@ -110,8 +112,6 @@ const REASON_BY_CODE: Record<string, Reason> = {
 /** Failures that the same spec will always meet again: no retry until the SealedSecret changes. */
 const PERMANENT: ReadonlySet<Reason> = new Set(['DecryptFailed', 'IntegrityFailed', 'UnsupportedVersion', 'InvalidSpec', 'Refused'])
 
-/** Labels and annotations in this prefix are kseal's own (the sealing-key label, the spec hash, ...). */
-const RESERVED_PREFIX = 'kseal.dev/'
 
 /**
  * Why a SealedSecret may not be unsealed at all, whatever it holds: its Secret would land in the

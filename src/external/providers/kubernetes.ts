@@ -12,7 +12,8 @@
  *   ERR_THROTTLED with Retry-After.
  */
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../../kube/api.js'
+import {loadK8s} from '../../kube/config.js'
+import {apiFailure} from '../../kube/errors.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
 import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'

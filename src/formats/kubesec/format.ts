@@ -107,7 +107,7 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
 }
 
 /** An encrypted value or MAC: `data.iv.tag`, or `iv.tag` when there is no ciphertext. */
-function parseSealed(s: string, what: string): {data: Buffer; iv: Buffer; tag: Buffer} {
+function parseCiphertext(s: string, what: string): {data: Buffer; iv: Buffer; tag: Buffer} {
   const chunks = s.split('.')
   if (chunks.length === 2) chunks.unshift('')
   if (chunks.length !== 3) throw new KsealError('ERR_INTEGRITY', `malformed kubesec ${what}`)
@@ -129,7 +129,7 @@ function gcmOpen(dek: Buffer, v: {data: Buffer; iv: Buffer; tag: Buffer}, aad: B
 
 /** Decrypts one value (AAD: its key name) and strips kubesec's NUL padding. */
 export function decryptValue(dek: Buffer, key: string, value: string): string {
-  const plain = gcmOpen(dek, parseSealed(value, 'value'), Buffer.from(key, 'utf8'))
+  const plain = gcmOpen(dek, parseCiphertext(value, 'value'), Buffer.from(key, 'utf8'))
   if (!plain) throw new KsealError('ERR_INTEGRITY', 'cannot decrypt: the value was altered, or moved here from another key')
   const nul = plain.indexOf(0)
   const text = plain.subarray(0, nul === -1 ? plain.length : nul)
@@ -170,6 +170,6 @@ export function macAad(data: Map<string, string>, stringData: Map<string, string
 }
 
 export function macMatches(dek: Buffer, mac: string, aad: Buffer): boolean {
-  const v = parseSealed(mac, 'MAC')
+  const v = parseCiphertext(mac, 'MAC')
   return v.data.length === 0 && gcmOpen(dek, v, aad) !== null
 }

@@ -14,7 +14,7 @@ import type {Document} from 'yaml'
 import {applyEdits, type Edit, valueEdit} from '../../manifest/edits.js'
 import {KsealError, type Where} from '../../core/errors.js'
 import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest/parse.js'
-import {normalizePgpId, pgpDecrypt, type SopsKeys} from '../sops/masterkeys.js'
+import {normalizePgpId, pgpDecrypt, type SopsMasterKeys} from '../sops/masterkeys.js'
 import {decryptValue, type Footer, type KubesecKey, macAad, macMatches, parseFooter} from './format.js'
 
 export interface KubesecDoc {
@@ -73,14 +73,14 @@ export function parseKubesec(text: string, file?: string): KubesecFile {
 }
 
 /** Opens every kubesec Secret (their keys at once): data key, values, MAC. Throws the first failure in document order, naming where. */
-export async function openKubesec(k: KubesecFile, keys: SopsKeys): Promise<OpenedKubesec> {
+export async function openKubesec(k: KubesecFile, keys: SopsMasterKeys): Promise<OpenedKubesec> {
   const results = await Promise.allSettled(k.secrets.map((doc) => openSecret(doc, keys)))
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) throw failed.reason
   return {kubesec: k, secrets: results.map((r) => (r as PromiseFulfilledResult<OpenedKubesecSecret>).value)}
 }
 
-async function openSecret(doc: KubesecDoc, keys: SopsKeys): Promise<OpenedKubesecSecret> {
+async function openSecret(doc: KubesecDoc, keys: SopsMasterKeys): Promise<OpenedKubesecSecret> {
   const where: Where = doc.secret.where
   let dek: Buffer
   try {
@@ -110,7 +110,7 @@ async function openSecret(doc: KubesecDoc, keys: SopsKeys): Promise<OpenedKubese
 }
 
 /** The data key from the first footer key held: PGP (held by gpg), then AWS KMS, then GCP KMS (when plugged in). */
-async function openDek(entries: KubesecKey[], keys: SopsKeys): Promise<Buffer> {
+async function openDek(entries: KubesecKey[], keys: SopsMasterKeys): Promise<Buffer> {
   const rank = {pgp: 0, aws: 1, gcp: 2}
   let failure: unknown = null
   for (const e of [...entries].sort((a, b) => rank[a.type] - rank[b.type])) {
@@ -128,7 +128,7 @@ async function openDek(entries: KubesecKey[], keys: SopsKeys): Promise<Buffer> {
   throw new KsealError('ERR_NO_KEY', `no key for this kubesec Secret: it is encrypted for ${entries.map((e) => `${e.type}:${e.id}`).join(', ')}${entries.some((e) => e.type === 'gcp') && !keys.gcpKms ? ' (kseal has no GCP KMS backend yet)' : ''}`)
 }
 
-async function openOne(e: KubesecKey, keys: SopsKeys): Promise<Buffer | null> {
+async function openOne(e: KubesecKey, keys: SopsMasterKeys): Promise<Buffer | null> {
   switch (e.type) {
     case 'pgp': {
       const fp = normalizePgpId(e.id)

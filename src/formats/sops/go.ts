@@ -127,7 +127,7 @@ export function formatGoFloat(f: number): string {
 
 /**
  * sops's `ToBytes`: the bytes a value is hashed as in the MAC, which are also the bytes its
- * `Cipher.Encrypt` seals: strings as they are, ints in decimal, floats by `formatGoFloat`, bools
+ * `Cipher.Encrypt` encrypts: strings as they are, ints in decimal, floats by `formatGoFloat`, bools
  * as `True`/`False`. Null values are never hashed (callers skip them).
  */
 export function goBytes(v: Exclude<GoScalar, {type: 'null'} | {type: 'uint'}>): Buffer {

@@ -34,7 +34,7 @@ import {entryName, type KeyEntry} from './metadata.js'
 /** Decrypts a GCP KMS ciphertext with the key `resourceId` (`projects/…/cryptoKeys/…`). */
 export type GcpKmsUnwrap = (resourceId: string, ciphertext: Buffer) => Promise<Uint8Array>
 
-export interface SopsKeyOptions {
+export interface SopsMasterKeyOptions {
   /** kseal's own key sources; their age identities open age entries. */
   keyring?: Keyring
   /** GCP KMS decryption, when the caller has it. */
@@ -50,11 +50,11 @@ export type SopsRecipient =
 const PGP_OUTPUT_BYTES = DATA_KEY_BYTES + 64
 
 /** Opening and wrapping data keys for SOPS (and kubesec) files, with the run's backends. */
-export class SopsKeys {
+export class SopsMasterKeys {
   private ages?: Promise<AgeIdentity[]>
   readonly kms: ForeignKms
 
-  constructor(readonly backends: Backends, private readonly opts: SopsKeyOptions = {}) {
+  constructor(readonly backends: Backends, private readonly opts: SopsMasterKeyOptions = {}) {
     this.kms = new ForeignKms(backends)
   }
 

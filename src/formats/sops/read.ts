@@ -13,9 +13,9 @@
 import {isMap, isScalar, type Node, type Pair, type Scalar, type YAMLMap} from 'yaml'
 import {applyEdits, type Edit, removeEnvelopeEdit} from '../../manifest/edits.js'
 import {KsealError, type Where} from '../../core/errors.js'
-import {looksEncrypted, open, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
+import {decryptEnc, looksEncrypted, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
 import {goBytes} from './go.js'
-import type {SopsKeys} from './masterkeys.js'
+import type {SopsMasterKeys} from './masterkeys.js'
 import {MacHash, macMatches} from './mac.js'
 import {entryName, parseMetadata, plainData, type SopsMetadata} from './metadata.js'
 import {valueEditFor} from './render.js'
@@ -126,14 +126,14 @@ export function parseSops(text: string, opts: {file?: string; dialect?: Dialect}
  * calls and gpg runs overlap, within their backends' caps); the first failure in document order is
  * thrown, naming where.
  */
-export async function openSops(sops: SopsFile, keys: SopsKeys): Promise<OpenedSops> {
+export async function openSops(sops: SopsFile, keys: SopsMasterKeys): Promise<OpenedSops> {
   const results = await Promise.allSettled(sops.groups.map((g) => openGroup(sops, g, keys)))
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) throw failed.reason
   return {sops, groups: results.map((r) => (r as PromiseFulfilledResult<OpenedGroup>).value)}
 }
 
-async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsKeys): Promise<OpenedGroup> {
+async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsMasterKeys): Promise<OpenedGroup> {
   const docs = g.documents.map((i) => sops.stream.docs[i])
   let dataKey: Buffer
   try {
@@ -187,7 +187,7 @@ function openLeaf(d: ParsedDoc, leaf: Leaf, rules: Rules, dataKey: Buffer): Sops
   if (!enc || enc.type === 'comment') {
     throw new KsealError('ERR_INTEGRITY', looksEncrypted(plain.value) ? 'malformed SOPS encrypted value' : "the file's rules say this value is encrypted, but it is plaintext")
   }
-  const bytes = open(dataKey, enc, pathAad(leaf.path))
+  const bytes = decryptEnc(dataKey, enc, pathAad(leaf.path))
   if (!bytes) throw new KsealError('ERR_INTEGRITY', 'cannot decrypt: the value was altered, or moved here from another key')
   return {...base, encrypted: true, value: typedValue(enc.type, bytes), ciphertext: token}
 }
@@ -221,7 +221,7 @@ function openComments(d: ParsedDoc, rules: Rules, dataKey: Buffer): SopsComment[
     }
     candidates.push(...nearest)
     for (const k of candidates) {
-      const plain = open(dataKey, enc, pathAad(k.path))
+      const plain = decryptEnc(dataKey, enc, pathAad(k.path))
       if (!plain) continue
       let t: string
       try {

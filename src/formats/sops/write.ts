@@ -21,7 +21,7 @@ import {parseManifests} from '../../manifest/parse.js'
 import {valueBytes} from '../../manifest/secrets.js'
 import {encryptTyped, IV_BYTES, DATA_KEY_BYTES, parseEnc, pathAad, type TypedValue} from './cipher.js'
 import {formatRfc3339, goBytes, rfc3339RoundTrip} from './go.js'
-import type {SopsKeys, SopsRecipient} from './masterkeys.js'
+import type {SopsMasterKeys, SopsRecipient} from './masterkeys.js'
 import {encryptMac, MacHash} from './mac.js'
 import {type KeyEntry, METADATA_KEY, metadataObject, SOPS_WRITE_VERSION} from './metadata.js'
 import {type OpenedSops, sopsDialect, where} from './read.js'
@@ -31,8 +31,8 @@ import {type Dialect, type ParsedDoc, type ParsedStream, parseStream} from './tr
 /** What sops's `--encrypted-regex` is set to for Kubernetes Secrets (Flux's documented setting). */
 export const SECRET_RULES: RuleSpec = {encryptedRegex: '^(data|stringData)$'}
 
-/** The keys and settings of one SOPS group: everything needed to seal its documents. */
-export interface SealKeys {
+/** The keys and settings of one SOPS group: everything needed to encrypt its documents. */
+export interface SopsGroupKeys {
   dataKey: Buffer
   /** The data key wrapped for each recipient (one key group). */
   entries: KeyEntry[]
@@ -40,7 +40,7 @@ export interface SealKeys {
   macOnlyEncrypted?: boolean
 }
 
-export interface SealOptions {
+export interface SopsWriteOptions {
   /** The clock for `lastmodified` and `created_at` (injected for tests). */
   now?: () => Date
   /** Random bytes for IVs and data keys (injected for frozen vectors). */
@@ -55,10 +55,10 @@ function reuseKey(loc: readonly (string | number)[], type: string, bytes: Buffer
 }
 
 /**
- * The edits that seal `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
+ * The edits that encrypt `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
  * same `sops` block in each), reusing ciphertexts from `reuse` where the value is unchanged.
  */
-function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts: SealOptions, reuse: Map<string, string>): Edit[] {
+function encryptDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SopsGroupKeys, opts: SopsWriteOptions, reuse: Map<string, string>): Edit[] {
   if (keys.dataKey.length !== DATA_KEY_BYTES) throw new KsealError('ERR_USAGE', 'a SOPS data key is 32 bytes')
   const random = opts.random ?? defaultRandom
   const rules = compileRules(keys.rules)
@@ -101,20 +101,20 @@ function tokenEditFor(stream: ParsedStream, node: Scalar, flow: boolean, token: 
 }
 
 /**
- * Seals a whole text (every document, or those listed) as one SOPS group with the given keys.
+ * Encrypts a whole text (every document, or those listed) as one SOPS group with the given keys.
  * The low-level writer: `encryptSecretsToSops` and `reencryptSops` are built on it, and tests use it
  * with a fixed data key, entries, clock and randomness for frozen vectors.
  */
-export function sealSops(text: string, keys: SealKeys, opts: SealOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {}): string {
+export function encryptSops(text: string, keys: SopsGroupKeys, opts: SopsWriteOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {}): string {
   const stream = parseStream(text, opts.dialect ?? sopsDialect(text, opts.file), opts.file)
   const docs = opts.documents ? opts.documents.map((i) => stream.docs[i]) : stream.docs.filter((d) => d.map)
-  return applyEdits(text, sealDocs(stream, docs, keys, opts, new Map()))
+  return applyEdits(text, encryptDocs(stream, docs, keys, opts, new Map()))
 }
 
-export interface EncryptSecretsOptions extends SealOptions {
+export interface EncryptSecretsOptions extends SopsWriteOptions {
   file?: string
   recipients: SopsRecipient[]
-  keys: SopsKeys
+  keys: SopsMasterKeys
   /** Hash only the encrypted values (sops ≥ 3.9 `mac_only_encrypted`), so edits outside data/stringData do not break the MAC. */
   macOnlyEncrypted?: boolean
 }
@@ -155,8 +155,8 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   const dataKeys = targets.map(() => random(DATA_KEY_BYTES))
   const entries = await Promise.all(dataKeys.map((k) => opts.keys.wrap(opts.recipients, k, now)))
   const edits = targets.flatMap((d, i) => {
-    const keys: SealKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
-    return sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
+    const keys: SopsGroupKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
+    return encryptDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
   })
   return edits.length ? applyEdits(text, edits) : text
 }
@@ -174,7 +174,7 @@ function sameToKubernetes(d: ParsedDoc, loc: (string | number)[], v: TypedValue)
  * `lastmodified` and the MAC are new. A file whose documents share one `sops` block may gain or lose
  * documents; otherwise documents are matched by position and their number must not change.
  */
-export function reencryptSops(old: OpenedSops, newText: string, opts: SealOptions = {}): string {
+export function reencryptSops(old: OpenedSops, newText: string, opts: SopsWriteOptions = {}): string {
   const file = old.sops.file
   const stream = parseStream(newText, old.sops.stream.dialect, file)
   for (const d of stream.docs) {
@@ -193,9 +193,9 @@ export function reencryptSops(old: OpenedSops, newText: string, opts: SealOption
       if (enc && v.value) reuse.set(reuseKey(v.loc, enc.type, goBytes(v.value)), v.ciphertext!)
     }
     const docs = single ? stream.docs.filter((d) => d.map) : g.documents.map((i) => stream.docs[i])
-    const keys: SealKeys = {dataKey: g.dataKey, entries: g.metadata.keyGroups[0], rules: g.metadata.rules, macOnlyEncrypted: g.metadata.macOnlyEncrypted}
+    const keys: SopsGroupKeys = {dataKey: g.dataKey, entries: g.metadata.keyGroups[0], rules: g.metadata.rules, macOnlyEncrypted: g.metadata.macOnlyEncrypted}
     if (g.metadata.keyGroups.length !== 1) throw new KsealError('ERR_INPUT', 'SOPS files with several key groups cannot be re-encrypted by kseal', {file})
-    edits.push(...sealDocs(stream, docs, keys, opts, reuse))
+    edits.push(...encryptDocs(stream, docs, keys, opts, reuse))
   }
   return applyEdits(newText, edits)
 }
