@@ -22,7 +22,7 @@ import {unsealSealedSecret} from '../src/sealed/unseal.js'
 import {decryptText} from '../src/ops/decrypt.js'
 import {encryptText} from '../src/ops/encrypt.js'
 import {TEAM_KEY} from './support/cli.js'
-import {until} from './support/controller.js'
+import {until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer} from './support/k8s-api-server.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
 

@@ -30,19 +30,10 @@ import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
+import {sleep, until} from './support/until.js'
 
 const KEY_NS = 'kseal-system'
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function until<T>(f: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await f()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 /** The trust root the key stores of these tests hold. */
 const TEST_ROOT = TEST_TRUST_ROOT

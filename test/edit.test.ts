@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {BIN, cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, type RunResult} from './support/cli.js'
+import {until} from './support/until.js'
 
 const PLAIN = `# the database
 apiVersion: v1
@@ -256,7 +257,7 @@ else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until(() => out.includes('Reopen the editor to fix it? [Y/n]'))
+    await until(() => out.includes('Reopen the editor to fix it? [Y/n]'), 'the reopen question', 20_000)
     child.stdin.write('\n') // the default: yes
     expect(await closed).toBe(0)
     child.stdin.end()
@@ -273,7 +274,7 @@ else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until(() => out.includes('[Y/n]'))
+    await until(() => out.includes('[Y/n]'), 'the question', 20_000)
     child.stdin.write('n\n')
     expect(await closed).toBe(2)
     child.stdin.end()
@@ -313,7 +314,7 @@ describe('kseal edit interrupted', () => {
     let stderr = ''
     child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d))
     const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])))
-    await until(() => existsSync(c.log) && readFileSync(c.log, 'utf8').includes('\n'))
+    await until(() => existsSync(c.log) && readFileSync(c.log, 'utf8').includes('\n'), 'the editor to start', 20_000)
     const [tempFile, , , pid] = readFileSync(c.log, 'utf8').trim().split(' ')
     expect(existsSync(tempFile)).toBe(true)
     child.kill(signal)
@@ -328,7 +329,7 @@ describe('kseal edit interrupted', () => {
     expect(existsSync(path.dirname(tempFile))).toBe(false)
     expect(readdirSync(c.tmp)).toEqual([])
     expect(readFileSync(c.file, 'utf8')).toBe(encrypted)
-    await until(() => !alive(editorPid))
+    await until(() => !alive(editorPid), 'the editor to exit', 20_000)
   })
 })
 
@@ -341,10 +342,3 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}

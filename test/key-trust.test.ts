@@ -18,7 +18,8 @@ import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, keySecret, TRUST_
 import {silentLogger} from '../src/controller/log.js'
 import {sealSecret} from '../src/sealed/seal.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
-import {namespaceClient, type Replica, sleep, startReplica, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, startReplica, stopReplica} from './support/controller.js'
+import {sleep, until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 
 const KEY_NS = 'kseal-system'

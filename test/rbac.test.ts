@@ -18,19 +18,10 @@ import {sealSecret} from '../src/sealed/seal.js'
 import {type SealedSecretObject} from '../src/sealed/types.js'
 import {BIN, cleanEnv, ROOT} from './support/cli.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
+import {sleep, until} from './support/until.js'
 
 const KEY_NS = 'kseal-system'
 const NS = 'apps'
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-async function until<T>(f: () => T | undefined | null | false, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
 
 interface Rule {apiGroups: string[]; resources: string[]; verbs: string[]}
 const manifests = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS())

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
-import {ioError, KsealError} from './errors.js'
+import {ioError, keyFileError, KsealError} from './errors.js'
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
 export const STDIN = '-'
@@ -80,14 +80,38 @@ export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): 
   return decodeText(Buffer.concat(chunks), '(stdin)')
 }
 
-export async function readText(file: string): Promise<string> {
+export interface ReadOptions {
+  /**
+   * A key or config file rather than a manifest: read as it is (no text check), and a failure names
+   * the path in its message, so the error's location stays the manifest being processed.
+   */
+  keyFile?: boolean
+}
+
+/** Reads a file as UTF-8 text: the one way kseal reads a file. A manifest must be text (binary data or invalid UTF-8 is ERR_INPUT). */
+export async function readText(file: string, o: ReadOptions = {}): Promise<string> {
   let buf: Buffer
   try {
     buf = await fs.readFile(file)
   } catch (e) {
-    throw ioError(e, file)
+    throw o.keyFile ? keyFileError(e, file) : ioError(e, file)
   }
-  return decodeText(buf, file)
+  return o.keyFile ? buf.toString('utf8') : decodeText(buf, file)
+}
+
+/**
+ * The regular files (or links to them) directly in a directory, by name: the key directories
+ * (`~/.config/kseal/keys`, `--key DIR`) are read this way. Dot-files are left out with `skipHidden`.
+ * A directory that cannot be read fails with its error as it came, for the caller to word.
+ */
+export async function filesIn(dir: string, o: {skipHidden?: boolean} = {}): Promise<string[]> {
+  const names = (await fs.readdir(dir)).filter((n) => !o.skipHidden || !n.startsWith('.')).sort()
+  const out: string[] = []
+  for (const n of names) {
+    const f = path.join(dir, n)
+    if ((await fs.stat(f).catch(() => null))?.isFile()) out.push(f)
+  }
+  return out
 }
 
 export function decodeText(buf: Buffer, file: string): string {

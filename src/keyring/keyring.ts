@@ -9,7 +9,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {type Backends, splitUri} from '../../keys/index.js'
 import type {Identity, KeyBinding, Recipient, RecipientEntry} from '../../keys/types.js'
+import {readKeyFile} from '../../keys/keyfile.js'
 import {keyFileError, KsealError} from '../core/errors.js'
+import {filesIn} from '../core/files.js'
 
 export interface KeySources {
   /** Explicit `--key` values: `scheme:rest` URIs or plain paths (files or directories). */
@@ -61,21 +63,14 @@ export class Keyring {
       throw keyFileError(e, file)
     }
     if (st.isDirectory()) {
-      let names: string[]
-      try {
-        names = (await fs.readdir(file)).sort()
-      } catch (e) {
+      const files = await filesIn(file).catch((e) => {
         throw keyFileError(e, file)
-      }
+      })
       const out: Identity[] = []
-      for (const n of names) {
-        const f = path.join(file, n)
-        if (!(await fs.stat(f).catch(() => null))?.isFile()) continue
-        out.push(...(await this.backends.identitiesFromFile(f, await readText(f))))
-      }
+      for (const f of files) out.push(...(await this.backends.identitiesFromFile(f, await readKeyFile(f))))
       return out
     }
-    const text = await readText(file)
+    const text = await readKeyFile(file)
     const ids = await this.backends.identitiesFromFile(file, text)
     if (ids.length === 0 && explicit) throw new KsealError('ERR_CONFIG', `${spec}: not a private key kseal can use`)
     return ids
@@ -187,10 +182,3 @@ export async function unwrapWith(entries: RecipientEntry[], identities: Identity
   return null
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8')
-  } catch (e) {
-    throw keyFileError(e, file)
-  }
-}

@@ -13,7 +13,9 @@ import path from 'node:path'
 import {isMap, isSeq, parseAllDocuments} from 'yaml'
 import {type Backends, splitUri} from '../../keys/index.js'
 import type {Identity} from '../../keys/types.js'
+import {readKeyFile} from '../../keys/keyfile.js'
 import {ioError, KsealError} from '../core/errors.js'
+import {filesIn} from '../core/files.js'
 import {isObj, type Obj} from '../core/guards.js'
 import {type Attempt, type Unwrap, unwrapWith} from '../keyring/keyring.js'
 import {unsealBitnami, isBitnamiSealedSecret} from '../formats/bitnami.js'
@@ -61,20 +63,12 @@ export function tlsKeysFromManifest(text: string): string[] {
   return out
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8')
-  } catch (e) {
-    throw ioError(e, file)
-  }
-}
-
 export async function loadUnsealKeyring(specs: string[], backends: Backends): Promise<UnsealKeyring> {
   const cwd = backends.ctx.cwd
   const identities: Identity[] = []
 
   const fromFile = async (file: string, shown: string, explicit: boolean): Promise<void> => {
-    const text = await readText(file)
+    const text = await readKeyFile(file)
     if (backends.sniff(text)) {
       identities.push(...(await backends.identitiesFromFile(file, text)))
       return
@@ -106,16 +100,10 @@ export async function loadUnsealKeyring(specs: string[], backends: Backends): Pr
       await fromFile(file, rel, true)
       continue
     }
-    let names: string[]
-    try {
-      names = (await fs.readdir(file)).filter((n) => !n.startsWith('.')).sort()
-    } catch (e) {
+    const files = await filesIn(file, {skipHidden: true}).catch((e) => {
       throw ioError(e, rel)
-    }
-    for (const n of names) {
-      const f = path.join(file, n)
-      if ((await fs.stat(f).catch(() => null))?.isFile()) await fromFile(f, path.join(rel, n), false)
-    }
+    })
+    for (const f of files) await fromFile(f, path.join(rel, path.basename(f)), false)
   }
   // The same key given twice (a key file and its backup manifest) counts once.
   const seen = new Set<string>()

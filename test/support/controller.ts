@@ -11,6 +11,7 @@ import type {Secret} from '../../src/kube/api.js'
 import {sample} from '../../src/controller/http/metrics.js'
 import {BIN, cleanEnv, OTHER_CERT, OTHER_KEY, ROOT, TEAM_CERT, TEAM_KEY} from './cli.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
+import {until} from './until.js'
 
 /** A key Secret, as the controller stores its keys, holding one of the fixture key pairs. */
 /** The trust root the key stores of in-process tests hold (a controller process makes its own). */
@@ -26,19 +27,6 @@ export function fixtureKeySecret(name: 'team' | 'other', created: Date, namespac
 /** A recipient for a fixture certificate, as `kseal seal --cert` would use it. */
 export function fixtureRecipient(certFile: string): RsaRecipient {
   return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Polls (every `intervalMs`) until `f` gives a truthy value; fails naming `what` after the timeout. */
-export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await f()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(intervalMs)
-  }
 }
 
 export interface Replica {

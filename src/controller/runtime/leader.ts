@@ -17,7 +17,7 @@
  * runs anything else.
  */
 import {performance} from 'node:perf_hooks'
-import {sleep} from '../../core/retry.js'
+import {retry, sleep} from '../../core/retry.js'
 import {type ClusterApi, type Lease} from '../../kube/api.js'
 import {apiFailure, describeError, isAlreadyExists, isConflict} from '../../kube/errors.js'
 import type {Logger} from '../log.js'
@@ -276,18 +276,12 @@ export class LeaderElector {
    */
   async requestRenewal(): Promise<void> {
     const {api, namespace, name, identity} = this.o
-    for (let attempt = 0; ; attempt++) {
+    await retry(async () => {
       const lease = await api.getLease(namespace, name)
       if (!lease) throw new Error(`the leader Lease ${namespace}/${name} does not exist yet`)
       const annotations = {...lease.metadata?.annotations, [RENEW_REQUEST_ANNOTATION]: this.micro(this.now()).toISOString(), [RENEW_REQUESTER_ANNOTATION]: identity}
-      try {
-        await api.replaceLease(namespace, name, {...lease, metadata: {...lease.metadata, annotations}})
-        return
-      } catch (e) {
-        if (!isConflict(e) || attempt >= 20) throw e
-        await sleep(20 + Math.random() * 50)
-      }
-    }
+      await api.replaceLease(namespace, name, {...lease, metadata: {...lease.metadata, annotations}})
+    }, {attempts: 21, retryable: isConflict, delay: () => 20 + Math.random() * 50})
   }
 
   /** Stops campaigning; a leader releases the Lease so another replica takes over at once. */

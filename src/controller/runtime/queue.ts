@@ -5,6 +5,8 @@
  * keys that failed together do not all come back in the same instant.
  */
 
+import {backoff} from '../../core/retry.js'
+
 export interface QueueOptions {
   baseDelayMs?: number
   maxDelayMs?: number
@@ -67,9 +69,8 @@ export class WorkQueue {
     if (this.timers.has(key)) return undefined
     const n = (this.failures.get(key) ?? 0) + 1
     this.failures.set(key, n)
-    const base = this.o.baseDelayMs ?? 200
-    const spread = 1 + (this.o.jitter ?? 0) * (2 * (this.o.random ?? Math.random)() - 1)
-    const delay = Math.round(Math.min(this.o.maxDelayMs ?? 300_000, base * 2 ** Math.min(n - 1, 20) * spread))
+    const j = this.o.jitter ?? 0
+    const delay = Math.round(backoff(n, {baseMs: this.o.baseDelayMs ?? 200, maxMs: this.o.maxDelayMs ?? 300_000, jitter: {min: 1 - j, max: 1 + j}, random: this.o.random}))
     this.addAfter(key, delay)
     return delay
   }

@@ -4,7 +4,7 @@
  * resourceVersion, resumes the watch from the last seen version when the stream drops, re-lists on
  * 410 Gone (or an ERROR event with code 410), and backs off on failures.
  */
-import {sleep} from '../../core/retry.js'
+import {backoff, sleep} from '../../core/retry.js'
 import {type KubeObject, type ListResult, type WatchEvent, type WatchHandle} from '../../kube/api.js'
 import {apiFailure, describeError} from '../../kube/errors.js'
 import type {Logger} from '../log.js'
@@ -104,8 +104,7 @@ export class Reflector<T extends KubeObject> {
   }
 
   private backoff(n: number): number {
-    const base = this.o.baseBackoffMs ?? 200
-    return Math.min(this.o.maxBackoffMs ?? 5_000, base * 2 ** Math.min(n - 1, 16)) * (0.75 + Math.random() / 4)
+    return backoff(n, {baseMs: this.o.baseBackoffMs ?? 200, maxMs: this.o.maxBackoffMs ?? 5_000, jitter: {min: 0.75, max: 1}})
   }
 
   private pause(ms: number): Promise<void> {
