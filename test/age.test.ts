@@ -17,6 +17,7 @@ import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText} from '../src/ops/decrypt.js'
 import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, INTEROP, kseal} from './support/cli.js'
+import {failure} from './support/failure.js'
 
 const SOPS_AGE = path.join(INTEROP, 'sops', 'humphd-sops-age', 'age-fixtures')
 let dir: string
@@ -35,15 +36,6 @@ function keygen(file: string): string {
 
 function keyring(keys: string[], env: Record<string, string | undefined> = {}): Keyring {
   return new Keyring(backends, {keys, env: {XDG_CONFIG_HOME: path.join(dir, 'no-config'), ...env}})
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string}
-  }
-  throw new Error('expected a failure')
 }
 
 beforeAll(() => {

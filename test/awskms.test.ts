@@ -18,6 +18,7 @@ import {encryptText} from '../src/ops/encrypt.js'
 import {parse} from 'yaml'
 import {cleanEnv, kseal, OTHER_CERT, ROOT} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
+import {failure} from './support/failure.js'
 
 const ACCESS_KEY = 'AKIAKSEALTEST0000001'
 const SECRET_KEY = 'kseal/test/secret/access/key/not/a/real/one'
@@ -79,15 +80,6 @@ function secrets(n: number, prefix = 's'): string {
 
 async function encryptFor(uris: string[], text: string, env = awsEnv(), scope: 'strict' | 'namespace' | 'cluster' = 'strict'): Promise<string> {
   return withKms(env, async (b) => encryptText(text, 'in.yaml', {recipients: await Promise.all(uris.map((u) => b.recipient(u))), scope}))
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string; line: string}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string; line: string}
-  }
-  throw new Error('expected a failure')
 }
 
 const binding: Binding = {scope: 'strict', namespace: 'prod', name: 'db'}

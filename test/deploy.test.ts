@@ -16,6 +16,8 @@ import {ROOT} from './support/cli.js'
 import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
+import {crdYaml} from '../src/sealed/crd.js'
+import {checkStructure, type StructuralSchema} from '../src/sealed/structure.js'
 
 type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -232,47 +234,11 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
   })
 })
 
-/** A small structural-schema check as the API server does it: types, required, enum, pattern, minItems; unknown fields pruned. */
+/** The API server's structural-schema check and pruning of a custom resource (types, required, enum, pattern, minItems; unknown fields pruned), as src/sealed reads SealedSecrets. */
 function admit(schema: Obj, value: unknown, at: string, errors: string[]): unknown {
-  if (value === undefined) return undefined
-  switch (schema.type) {
-    case 'object': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        errors.push(`${at}: not an object`)
-        return value
-      }
-      const v = value as Obj
-      for (const r of schema.required ?? []) if (!(r in v)) errors.push(`${at}.${r}: required`)
-      if (!schema.properties && !schema.additionalProperties) return at === '.metadata' ? v : schema['x-kubernetes-preserve-unknown-fields'] ? v : {}
-      const out: Obj = {}
-      for (const [k, x] of Object.entries(v)) {
-        const sub = schema.properties?.[k] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined)
-        if (sub) out[k] = admit(sub, x, `${at}.${k}`, errors)
-        else if (schema['x-kubernetes-preserve-unknown-fields']) out[k] = x
-      }
-      return out
-    }
-    case 'array':
-      if (!Array.isArray(value)) {
-        errors.push(`${at}: not an array`)
-        return value
-      }
-      if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`)
-      return value.map((x, i) => admit(schema.items, x, `${at}[${i}]`, errors))
-    case 'string':
-      if (typeof value !== 'string') errors.push(`${at}: not a string`)
-      else if (schema.enum && !schema.enum.includes(value)) errors.push(`${at}: not one of ${schema.enum}`)
-      else if (schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${at}: does not match ${schema.pattern}`)
-      return value
-    case 'integer':
-      if (!Number.isInteger(value)) errors.push(`${at}: not an integer`)
-      return value
-    case 'boolean':
-      if (typeof value !== 'boolean') errors.push(`${at}: not a boolean`)
-      return value
-    default:
-      throw new Error(`${at}: schema without a type`)
-  }
+  const r = checkStructure(schema as StructuralSchema, value, {patterns: true})
+  errors.push(...r.problems.map((p) => `${at}.${p.path}: ${p.must}`))
+  return r.value
 }
 
 describe('CustomResourceDefinition', () => {
@@ -294,6 +260,9 @@ describe('CustomResourceDefinition', () => {
   }
   const schema = () => v1().schema.openAPIV3Schema
 
+  it('is generated from src/sealed/crd.ts, the one definition of the SealedSecret (npm run crd)', () => {
+    expect(readFileSync(path.join(ROOT, 'deploy', 'crd.yaml'), 'utf8')).toBe(crdYaml())
+  })
   it('defines the namespaced kseal.dev/v1 SealedSecret with a status subresource', () => {
     expect(crd().apiVersion).toBe('apiextensions.k8s.io/v1')
     expect(crd().spec).toMatchObject({group: 'kseal.dev', scope: 'Namespaced', names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'}})

@@ -25,6 +25,7 @@ import {mapManifests, renderYaml} from '../src/manifest/objects.js'
 import {mergeIntoText, sealStep} from '../src/ops/seal.js'
 import {FIXTURES, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
+import {failure} from './support/failure.js'
 
 const INTEROP = path.join(SHARED_INTEROP, 'sealed-secrets')
 
@@ -241,6 +242,20 @@ describe('tampering with a sealed SealedSecret', () => {
     s.spec.encryptedData.gamma = flip(s.spec.encryptedData.gamma)
     await expect(unseal(s)).rejects.toMatchObject({code: 'ERR_INTEGRITY', where: {secret: 'prod/db', key: 'encryptedData.gamma'}})
   })
+  it('checks the shape against the CRD\'s schema, naming the field: the spec is ERR_INPUT, the envelope ERR_INTEGRITY', async () => {
+    const bad = async (f: (s: Obj) => void) => {
+      const s = clone(base) as unknown as Obj
+      f(s)
+      return failure(unseal(s as unknown as SealedSecretObject))
+    }
+    expect(await bad((s) => ((s.spec as Obj).template = {type: 7}))).toMatchObject({code: 'ERR_INPUT', message: 'spec.template.type must be a string'})
+    expect(await bad((s) => ((s.spec as Obj).template = {metadata: {labels: {a: 1}}}))).toMatchObject({code: 'ERR_INPUT', message: 'spec.template.metadata.labels must be a mapping of strings'})
+    expect(await bad((s) => ((s.spec as Obj).encryptedData = ['x']))).toMatchObject({code: 'ERR_INPUT', message: 'spec.encryptedData must be a mapping of strings'})
+    const env = (s: Obj) => (s.spec as {envelope: {scope: unknown; parts: Obj[]}}).envelope
+    expect(await bad((s) => (env(s).scope = 'galaxy'))).toMatchObject({code: 'ERR_INTEGRITY', message: 'malformed kseal envelope: scope must be one of strict, namespace, cluster'})
+    expect(await bad((s) => delete env(s).parts[0].mac)).toMatchObject({code: 'ERR_INTEGRITY', message: 'malformed kseal envelope: parts[0].mac is required'})
+    expect(await bad((s) => (env(s).parts[0].keys = 'alpha'))).toMatchObject({code: 'ERR_INTEGRITY', message: 'malformed kseal envelope: parts[0].keys must be a list'})
+  })
 })
 
 describe('--merge-into: the envelope chain', () => {
@@ -433,14 +448,6 @@ describe('loadCertificate', () => {
     await new Promise((r) => server.close(r))
   })
   const ctx = {cwd: FIXTURES, timeoutMs: 300}
-  const failure = async (p: Promise<unknown>) => {
-    try {
-      await p
-    } catch (e) {
-      return e as Error & {code: string}
-    }
-    throw new Error('expected a failure')
-  }
 
   it('reads a certificate file (relative, or as rsa:PATH) and a public key', async () => {
     expect((await loadCertificate('keys/other.crt', ctx)).recipient.kid).toBe(other.kid)

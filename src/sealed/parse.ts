@@ -1,13 +1,17 @@
 /**
  * Reading a SealedSecret from untrusted input (a file, the API): its shape, then its envelope chain's
- * structure. Structural problems are ERR_INPUT; an apiVersion of ours that this kseal does not know is
- * ERR_VERSION; a malformed envelope is ERR_INTEGRITY, as for a Secret's envelope.
+ * structure. The shape is the CRD's schema (crd.ts, the one definition), checked by structure.ts;
+ * what a schema cannot say (limits, digests, unique keys) is checked here. Problems with the spec are
+ * ERR_INPUT; an apiVersion of ours that this kseal does not know is ERR_VERSION; a malformed envelope
+ * is ERR_INTEGRITY, as for a Secret's envelope.
  */
 import type {RecipientEntry} from '../../keys/types.js'
 import {type Scope, SCOPES} from '../envelope/binding.js'
 import {checkVersion, parseRecipients} from '../envelope/envelope.js'
 import {isKsealError, KsealError, type Where} from '../core/errors.js'
-import {dict, isObj} from '../core/guards.js'
+import {dict, isObj, type Obj} from '../core/guards.js'
+import {SEALED_SPEC_SCHEMA} from './crd.js'
+import {checkStructure} from './structure.js'
 import {
   MAX_PART_RECIPIENTS, MAX_PARTS, SEALED_API_VERSION, SEALED_GROUP, SEALED_KIND, type SealedEnvelope, sealedLabel, type SealedPart, type SealedSecretObject,
   type SealedStatus, type SealedTemplate,
@@ -15,6 +19,22 @@ import {
 
 const DIGEST_RE = /^[A-Za-z0-9+/]{43}=$/
 
+/** The CRD's schema of a part of the spec. */
+const SPEC = SEALED_SPEC_SCHEMA.properties!
+
+/**
+ * A SealedSecret field checked against its schema (`spec.template`, say): the field pruned to what the
+ * schema lists, nulls taken as absent, or the first problem as ERR_INPUT (`spec.template.type must be a
+ * string`).
+ */
+export function checkField<T>(field: 'encryptedData' | 'template', value: unknown, where: Where): T | undefined {
+  const r = checkStructure(SPEC[field], value, {nullIsAbsent: true}, `spec.${field}`)
+  const p = r.problems[0]
+  if (p) throw new KsealError('ERR_INPUT', `${p.path} ${p.must}`, where)
+  return (r.value ?? undefined) as T | undefined
+}
+
+/** A mapping of strings from a Secret or a template (labels, annotations), checked and copied into a null-prototype record. */
 export function stringMap(v: unknown, what: string, where: Where): Record<string, string> | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) {
@@ -45,26 +65,13 @@ export function parseSealedSecret(raw: unknown): SealedSecretObject {
   }
   if (!isObj(raw.spec)) throw new KsealError('ERR_INPUT', 'a SealedSecret needs a spec', where)
   const spec = raw.spec
-  const encryptedData = stringMap(spec.encryptedData, 'spec.encryptedData', where) ?? {}
-  let template: SealedTemplate | undefined
-  if (spec.template !== undefined && spec.template !== null) {
-    if (!isObj(spec.template)) throw new KsealError('ERR_INPUT', 'spec.template must be a mapping', where)
-    const t = spec.template
-    template = {}
-    if (t.metadata !== undefined && t.metadata !== null) {
-      if (!isObj(t.metadata)) throw new KsealError('ERR_INPUT', 'spec.template.metadata must be a mapping', where)
-      const labels = stringMap(t.metadata.labels, 'spec.template.metadata.labels', where)
-      const annotations = stringMap(t.metadata.annotations, 'spec.template.metadata.annotations', where)
-      template.metadata = {...(labels ? {labels} : {}), ...(annotations ? {annotations} : {})}
-    }
-    if (t.type !== undefined && t.type !== null) {
-      if (typeof t.type !== 'string') throw new KsealError('ERR_INPUT', 'spec.template.type must be a string', where)
-      template.type = t.type
-    }
-    if (t.immutable !== undefined && t.immutable !== null) {
-      if (typeof t.immutable !== 'boolean') throw new KsealError('ERR_INPUT', 'spec.template.immutable must be true or false', where)
-      template.immutable = t.immutable
-    }
+  const encryptedData = dict(Object.entries(checkField<Record<string, string>>('encryptedData', spec.encryptedData, where) ?? {}))
+  // Pruned to the schema: metadata (labels and annotations, as null-prototype records), type, immutable.
+  const template = checkField<SealedTemplate>('template', spec.template, where)
+  if (template?.metadata) {
+    const m = template.metadata as Obj
+    template.metadata = {...(m.labels ? {labels: dict(Object.entries(m.labels as Record<string, string>))} : {}),
+      ...(m.annotations ? {annotations: dict(Object.entries(m.annotations as Record<string, string>))} : {})}
   }
   if (spec.envelope === undefined || spec.envelope === null) {
     throw new KsealError('ERR_INTEGRITY', 'has no kseal envelope (spec.envelope was removed?)', where)
@@ -88,12 +95,12 @@ export function parseSealedEnvelope(raw: unknown): SealedEnvelope {
   if (typeof raw.version !== 'number' || !Number.isInteger(raw.version)) throw bad('missing version')
   checkVersion(raw.version)
   const version = raw.version
-  if (typeof raw.scope !== 'string' || !(SCOPES as readonly string[]).includes(raw.scope)) throw bad('unknown scope')
-  if (!Array.isArray(raw.parts) || raw.parts.length === 0) throw bad('no parts')
-  if (raw.parts.length > MAX_PARTS) throw bad(`${raw.parts.length} parts (at most ${MAX_PARTS}; re-seal it to compact the chain)`)
-  const parts = raw.parts.map((p, i): SealedPart => {
+  const shape = checkStructure(SPEC.envelope, raw, {nullIsAbsent: true}).problems[0]
+  if (shape) throw bad(`${shape.path} ${shape.must}`)
+  const rawParts = raw.parts as Obj[]
+  if (rawParts.length > MAX_PARTS) throw bad(`${rawParts.length} parts (at most ${MAX_PARTS}; re-seal it to compact the chain)`)
+  const parts = rawParts.map((p, i): SealedPart => {
     const at = `part ${i + 1}`
-    if (!isObj(p)) throw bad(`${at} is not a mapping`)
     if (Array.isArray(p.recipients) && p.recipients.length > MAX_PART_RECIPIENTS) throw bad(`${at}: ${p.recipients.length} recipients (at most ${MAX_PART_RECIPIENTS})`)
     let recipients: RecipientEntry[]
     try {
@@ -102,19 +109,18 @@ export function parseSealedEnvelope(raw: unknown): SealedEnvelope {
       if (isKsealError(e) && e.code === 'ERR_INTEGRITY') throw bad(`${at}: ${e.message.replace(/^malformed kseal envelope: /, '')}`)
       throw e
     }
-    if (typeof p.mac !== 'string' || p.mac === '') throw bad(`${at}: missing mac`)
-    if (!Array.isArray(p.keys) || p.keys.some((k) => typeof k !== 'string')) throw bad(`${at} needs keys (a list of key names)`)
+    if (p.mac === '') throw bad(`${at}: missing mac`)
     const keys = p.keys as string[]
     if (new Set(keys).size !== keys.length) throw bad(`${at} lists a key twice`)
     let supersedes: Record<string, string> | undefined
     if (p.supersedes !== undefined && p.supersedes !== null) {
-      if (!isObj(p.supersedes) || Object.values(p.supersedes).some((d) => typeof d !== 'string' || !DIGEST_RE.test(d))) {
+      if (Object.values(p.supersedes as Obj).some((d) => !DIGEST_RE.test(d as string))) {
         throw bad(`${at}: supersedes must map key names to SHA-256 digests`)
       }
       supersedes = dict(Object.entries(p.supersedes as Record<string, string>))
       if (Object.keys(supersedes).length === 0) supersedes = undefined
     }
-    return {recipients, keys: [...keys], ...(supersedes ? {supersedes} : {}), mac: p.mac}
+    return {recipients, keys: [...keys], ...(supersedes ? {supersedes} : {}), mac: p.mac as string}
   })
   return {version, scope: raw.scope as Scope, parts}
 }
