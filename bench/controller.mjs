@@ -33,20 +33,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const KEY_NS = 'kseal-system'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** One sample from the controller's /metrics (test/support/metrics.ts), 0 when absent. */
+let sample
 
 /** The API test server is TypeScript: bundled in memory (bench/ts-module.mjs) and imported from a data: URL. */
 async function loadApiServer() {
   return import(await testSupportUrl('k8s-api-server'))
 }
 
-function sample(text, series) {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue
-    const i = line.lastIndexOf(' ')
-    if (i > 0 && line.slice(0, i) === series) return Number(line.slice(i + 1))
-  }
-  return 0
-}
 
 function peakRssBytes(pid) {
   try {
@@ -93,6 +87,8 @@ export async function benchController(opts = {}) {
   const {RsaRecipient} = await dist('keys/rsa.js')
   const {keySecret, trustSecret} = await dist('src/sealed/sealing-key.js')
   const {startK8sApiServer} = await loadApiServer()
+  const metricsSupport = await import(await testSupportUrl('metrics'))
+  sample = (text, series) => metricsSupport.sample(text, series) ?? 0
 
   const rows = []
   const json = {secrets: n, valuesPerSecret: values, keyBits: 4096}

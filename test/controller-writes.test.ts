@@ -16,7 +16,8 @@ import {KsealError} from '../src/core/errors.js'
 import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
 import {loadKubeConfig} from '../src/kube/config.js'
 import {LeaderElector} from '../src/controller/runtime/leader.js'
-import {createLogger, silentLogger} from '../src/controller/log.js'
+import {createLogger} from '../src/controller/log.js'
+import {silentLogger} from './support/log.js'
 import {type Controller, startController} from '../src/controller/controller.js'
 import {DEFAULTS} from '../src/controller/options.js'
 import {GENERATION_ANNOTATION, OWNED_LABEL, slimSecret, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
@@ -317,7 +318,7 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await put(ns, 'fought', {v: 'mine'})
       await until(() => secretOf(ns, 'fought'), 'the Secret')
       await until(() => synced(ns, 'fought')?.status === 'True', 'Synced')
-      const decryptions = ctl.metrics.decryptions.get()
+      const decryptions = await ctl.metrics.decryptions.get()
       // From now on, another writer touches the Secret just before each update the controller sends: every one gets 409.
       proxy.hook = {
         before: (r, body) => {
@@ -331,12 +332,12 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await until(() => synced(ns, 'fought')?.reason === 'WriteConflict', 'the WriteConflict condition', 30_000)
       const updates = putsOf(ns, 'fought').filter((r) => proxy.log.indexOf(r) >= from)
       expect(synced(ns, 'fought')!.message).toMatch(/changed by another writer .* \(409 Conflict\), 5 times in a row; its last writer was field manager "rival-operator" \(Update at/)
-      expect(ctl.metrics.conflicts.get({reason: 'Conflict'})).toBeGreaterThanOrEqual(5)
+      expect(await ctl.metrics.conflicts.get({reason: 'Conflict'})).toBeGreaterThanOrEqual(5)
       // Five attempts, each after a backoff twice as long as the one before: no hot loop,
       expect(updates.length).toBeLessThanOrEqual(6)
       backoff(delays(`${ns}/fought`, mark).slice(0, 4))
       // and the retries reused what was decrypted once.
-      expect(ctl.metrics.decryptions.get() - decryptions).toBe(1)
+      expect(await ctl.metrics.decryptions.get() - decryptions).toBe(1)
       expect(value(secretOf(ns, 'fought'), 'v')).toBe('mine') // never the newer data over the other writer's change
       const warnings = () => srv.listObjects('v1', 'Event', ns).filter((e) => e.involvedObject?.name === 'fought' && e.reason === 'WriteConflict')
       await until(() => warnings().length, 'the Warning Event')
@@ -359,10 +360,10 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await put(ns, 'mutated', {v: 'x'})
       await until(() => synced(ns, 'mutated')?.reason === 'WriteConflict', 'the WriteConflict condition', 30_000)
       expect(synced(ns, 'mutated')!.message).toMatch(/changed on its way in: .*mutating admission webhook\?\), 5 times in a row/)
-      expect(ctl.metrics.conflicts.get({reason: 'Mutated'})).toBe(5)
+      expect(await ctl.metrics.conflicts.get({reason: 'Mutated'})).toBe(5)
       expect(putsOf(ns, 'mutated').length).toBe(5)
       backoff(delays(`${ns}/mutated`, 0).slice(0, 4))
-      expect(ctl.metrics.decryptions.get()).toBe(1)
+      expect(await ctl.metrics.decryptions.get()).toBe(1)
     })
   })
 
@@ -383,8 +384,8 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       expect(putsOf(ns, 'overwritten').length).toBe(6)
       backoff(delays(`${ns}/overwritten`, 0).slice(0, 5))
       expect(synced(ns, 'overwritten')!.message).toMatch(/changed or deleted by another writer after the controller wrote it, 5 times in a row; its last writer was field manager "rival-operator"/)
-      expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(5)
-      expect(ctl.metrics.decryptions.get()).toBeLessThanOrEqual(2)
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(5)
+      expect(await ctl.metrics.decryptions.get()).toBeLessThanOrEqual(2)
     })
   })
 
@@ -401,8 +402,8 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await until(() => value(secretOf(ns, 'drift'), 'v') === 'kept' && secretOf(ns, 'drift')!.metadata.annotations?.[SPEC_HASH_ANNOTATION], 'the edit undone', 5000)
       expect(putsOf(ns, 'drift').length - from).toBe(2)
       // Each is a lost race (another writer undid the controller's write); the second repair reuses what the first decrypted.
-      expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
-      expect(ctl.metrics.decryptions.get()).toBe(2)
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
+      expect(await ctl.metrics.decryptions.get()).toBe(2)
       expect(synced(ns, 'drift')!.status).toBe('True')
     })
   })
@@ -418,7 +419,7 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await until(() => secretOf(ns, 'legacy')?.metadata.labels?.[OWNED_LABEL] === 'sealedsecret', 'the label')
       expect(secretOf(ns, 'legacy')!.metadata.annotations[GENERATION_ANNOTATION]).toBe('1')
       expect(value(secretOf(ns, 'legacy'), 'v')).toBe('old')
-      expect(ctl.metrics.decryptions.get()).toBe(0)
+      expect(await ctl.metrics.decryptions.get()).toBe(0)
       srv.deleteObject('v1', 'Secret', ns, 'legacy') // now it is watched: restored at once
       await until(() => value(secretOf(ns, 'legacy'), 'v') === 'old', 'the Secret restored', 5000)
     })

@@ -16,10 +16,12 @@ import {KeyStore} from '../src/controller/keystore/store.js'
 import {KEY_CREATED_ANNOTATION, KEY_LABEL} from '../src/sealed/sealing-key.js'
 import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
 import {LeaderElector} from '../src/controller/runtime/leader.js'
-import {createLogger, silentLogger} from '../src/controller/log.js'
+import {createLogger} from '../src/controller/log.js'
+import {silentLogger} from './support/log.js'
 import {startController} from '../src/controller/controller.js'
 import {DEFAULTS} from '../src/controller/options.js'
-import {ControllerMetrics, sample} from '../src/controller/http/metrics.js'
+import {ControllerMetrics} from '../src/controller/http/metrics.js'
+import {sample} from './support/metrics.js'
 import {WorkQueue} from '../src/controller/runtime/queue.js'
 import {OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
 import {MANAGED_ANNOTATION} from '../src/core/names.js'
@@ -124,13 +126,13 @@ describe('flags and small parts', () => {
     expect(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true)
   })
 
-  it('renders Prometheus text that parses back', () => {
+  it('renders Prometheus text that parses back', async () => {
     const m = new ControllerMetrics({keys: () => 2, keyAgeSeconds: () => 42.5, leader: () => true, queueDepth: () => 0})
     m.reconciles.inc({result: 'unsealed'}, 3)
     m.failures.inc({reason: 'NotOwned'})
     m.duration.observe(0.003)
     m.duration.observe(2)
-    const text = m.render()
+    const text = await m.render()
     expect(sample(text, 'kseal_reconciles_total{result="unsealed"}')).toBe(3)
     expect(sample(text, 'kseal_reconcile_failures_total{reason="NotOwned"}')).toBe(1)
     expect(sample(text, 'kseal_reconcile_duration_seconds_bucket{le="0.005"}')).toBe(1)
@@ -509,7 +511,7 @@ describe('the controller, wired in process', () => {
     }, {api, log: silentLogger})
     try {
       await until(() => srv.getObject('v1', 'Secret', 'team-a', 'scoped'), 'the Secret in the watched namespace')
-      expect(c.metrics.keysGenerated.get()).toBe(0)
+      expect(await c.metrics.keysGenerated.get()).toBe(0)
       expect(c.keys.size).toBe(1)
       await sleep(400)
       expect(srv.getObject('v1', 'Secret', 'kube-system', 'scoped')).toBeUndefined()

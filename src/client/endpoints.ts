@@ -8,6 +8,7 @@ import http from 'node:http'
 import https from 'node:https'
 import {KsealError} from '../core/errors.js'
 import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../core/names.js'
+import {keepAliveAgent} from '../kube/agents.js'
 import {loadKubeConfig, type KubeOptions} from '../kube/config.js'
 import {describeError} from '../kube/errors.js'
 
@@ -77,6 +78,7 @@ export async function controllerRequest(target: ControllerTarget, endpoint: stri
     } catch (e) {
       throw new KsealError('ERR_CONFIG', `cannot use the kubeconfig: ${(e as Error).message.split('\n')[0]}`)
     }
+    opts.agent = keepAliveAgent(kc, opts) ?? opts.agent
     opts.headers = {...(opts.headers as Record<string, string>), ...headers}
   }
   return new Promise<ControllerResponse>((resolve, reject) => {

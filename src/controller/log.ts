@@ -48,6 +48,3 @@ export function createLogger(opts: LoggerOptions = {}, base: Fields = {}): Logge
     with: (f) => createLogger(opts, {...base, ...f}),
   }
 }
-
-/** A logger that drops everything (library use and tests). */
-export const silentLogger: Logger = createLogger({write: () => undefined})

@@ -5,6 +5,7 @@
  * local manifests answer first. Errors name the object and key, never a value.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
+import {apiClient} from '../kube/agents.js'
 import {loadK8s} from '../kube/config.js'
 import {apiFailure} from '../kube/errors.js'
 import {KsealError} from '../core/errors.js'
@@ -30,7 +31,7 @@ function keyOf(data: Record<string, string> | undefined, ns: string, ref: Secret
 /** StoreAccess through the API with a kubeconfig's credentials. */
 export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
   const k8s = await loadK8s()
-  const core = kc.makeApiClient(k8s.CoreV1Api)
+  const core = apiClient(k8s, kc, k8s.CoreV1Api)
   return {
     async secretKey(namespace, ref) {
       let s

@@ -7,6 +7,7 @@
 import type * as K8s from '@kubernetes/client-node'
 import {CONTROLLER_NAME} from '../core/names.js'
 import {backoff, retry, sleep} from '../core/retry.js'
+import {apiClient} from './agents.js'
 import {loadK8s} from './config.js'
 import {apiFailure, isNotFound, isTransient} from './errors.js'
 
@@ -103,9 +104,10 @@ export const FIELD_MANAGER = CONTROLLER_NAME
 export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}): Promise<ClusterApi> {
   const fieldManager = FIELD_MANAGER
   const k8s = await loadK8s()
-  const core = kc.makeApiClient(k8s.CoreV1Api)
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi)
-  const coord = kc.makeApiClient(k8s.CoordinationV1Api)
+  // Clients whose requests share connections (agents.ts), as kc.makeApiClient would make them otherwise.
+  const core = apiClient(k8s, kc, k8s.CoreV1Api)
+  const custom = apiClient(k8s, kc, k8s.CustomObjectsApi)
+  const coord = apiClient(k8s, kc, k8s.CoordinationV1Api)
   const watcher = new k8s.Watch(kc)
   const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
   // Sends a body as its own JSON. client-node's serializer copies `{[key: string]: string}` maps into

@@ -50,27 +50,5 @@ export async function loadKubeConfig(o: KubeOptions): Promise<K8s.KubeConfig> {
     kc.setCurrentContext(o.context)
   }
   if (!kc.getCurrentCluster()) throw new KsealError('ERR_CONFIG', 'the kubeconfig has no current cluster')
-  reuseConnections(kc)
   return kc
-}
-
-/**
- * client-node 1.x builds a new http(s).Agent for every request, so every API call opens a new
- * connection (and, against a real cluster, a new TLS handshake). Agents are kept per set of TLS
- * options instead, with keep-alive, so calls share connections.
- */
-function reuseConnections(kc: K8s.KubeConfig): void {
-  const target = kc as unknown as {createAgent?: (cluster: unknown, opts: Record<string, unknown>) => unknown}
-  const create = target.createAgent?.bind(kc)
-  if (!create) return
-  const agents = new Map<string, unknown>()
-  target.createAgent = (cluster, opts) => {
-    const key = JSON.stringify([opts.ca, opts.cert, opts.key, opts.pfx, opts.rejectUnauthorized, opts.servername].map((v) => (v === undefined ? null : String(v))))
-    let agent = agents.get(key)
-    if (!agent) {
-      agent = create(cluster, {...opts, keepAlive: true})
-      agents.set(key, agent)
-    }
-    return agent
-  }
 }

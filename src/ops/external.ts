@@ -170,7 +170,9 @@ async function findStore(es: ExternalSecret, stores: SecretStore[], kube: () => 
   try {
     const kc = await kube()
     const {loadK8s} = await import('../kube/config.js')
-    const api = kc.makeApiClient((await loadK8s()).CustomObjectsApi)
+    const {apiClient} = await import('../kube/agents.js')
+    const k8s = await loadK8s()
+    const api = apiClient(k8s, kc, k8s.CustomObjectsApi)
     obj = ref.kind === SECRET_STORE_KIND
       ? await api.getNamespacedCustomObject({group: EXTERNAL_GROUP, version: EXTERNAL_VERSION, namespace: ns, plural: 'secretstores', name: ref.name})
       : await api.getClusterCustomObject({group: EXTERNAL_GROUP, version: EXTERNAL_VERSION, plural: 'clustersecretstores', name: ref.name})

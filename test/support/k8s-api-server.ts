@@ -188,6 +188,8 @@ export interface K8sApiServer {
   latencyMs: number;
   /** Every request received, in order. */
   readonly requests: RequestRecord[];
+  /** TCP connections accepted so far (a client that keeps connections opens few). */
+  readonly connectionsAccepted: number;
   /** Current global resourceVersion. */
   readonly resourceVersion: string;
   close(): Promise<void>;
@@ -1501,6 +1503,7 @@ class Server implements K8sApiServer {
   readonly requests: RequestRecord[] = [];
   private http: http.Server;
   private sockets = new Set<Socket>();
+  connectionsAccepted = 0;
   private defs: Def[] = [];
   private buckets = new Map<string, Bucket>();
   private rv: number;
@@ -1555,6 +1558,7 @@ class Server implements K8sApiServer {
       });
     });
     this.http.on('connection', (s: Socket) => {
+      this.connectionsAccepted++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });

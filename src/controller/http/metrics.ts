@@ -1,143 +1,99 @@
 /**
- * Prometheus metrics in the text exposition format (version 0.0.4), without a client library: a few
- * counters, gauges and one histogram are all the controller exports.
+ * Everything the controller measures, exposed in the Prometheus text format by prom-client, in a
+ * registry of each controller's own (so several can run in one process, as in the tests). Only the
+ * controller imports this module: prom-client stays off the CLI's start-up path.
  */
+import {Counter as PromCounter, Gauge as PromGauge, Histogram as PromHistogram, type LabelValues, Registry} from 'prom-client'
 
 type Labels = Record<string, string>
 
-function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`)
-  return parts.length ? `{${parts.join(',')}}` : ''
-}
+/** A counter: incremented by the controller, read back (for tests and `kseal` itself) by label set. */
+export class Counter<L extends string = string> {
+  constructor(private readonly metric: PromCounter<L>) {}
 
-function num(v: number): string {
-  if (Number.isNaN(v)) return 'NaN'
-  if (v === Infinity) return '+Inf'
-  if (v === -Infinity) return '-Inf'
-  return String(v)
-}
-
-interface Metric {
-  render(): string
-}
-
-export class Counter implements Metric {
-  private values = new Map<string, {labels: Labels; value: number}>()
-  constructor(readonly name: string, readonly help: string) {}
-
-  inc(labels: Labels = {}, by = 1): void {
-    const k = labelText(labels)
-    const cur = this.values.get(k)
-    if (cur) cur.value += by
-    else this.values.set(k, {labels, value: by})
+  inc(labels: Partial<Record<L, string>> = {}, by = 1): void {
+    this.metric.inc(labels as LabelValues<L>, by)
   }
 
-  get(labels: Labels = {}): number {
-    return this.values.get(labelText(labels))?.value ?? 0
-  }
-
-  render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`
-    if (this.values.size === 0) out += `${this.name} 0\n`
-    for (const {labels, value} of this.values.values()) out += `${this.name}${labelText(labels)} ${num(value)}\n`
-    return out
+  /** The value for exactly this label set (0 when never incremented). */
+  async get(labels: Labels = {}): Promise<number> {
+    const want = JSON.stringify(Object.entries(labels).sort())
+    const found = (await this.metric.get()).values.find((v) => JSON.stringify(Object.entries(v.labels).sort()) === want)
+    return found?.value ?? 0
   }
 }
 
-export class Gauge implements Metric {
-  private value = 0
-  constructor(readonly name: string, readonly help: string, private readonly collect?: () => number) {}
-
-  set(v: number): void {
-    this.value = v
-  }
-
-  get(): number {
-    return this.collect ? this.collect() : this.value
-  }
-
-  render(): string {
-    return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n${this.name} ${num(this.get())}\n`
-  }
+export interface MetricSources {
+  keys: () => number
+  keyAgeSeconds: () => number
+  leader: () => boolean
+  queueDepth: () => number
+  sealedOnOldKeys?: () => number
 }
 
-export class Histogram implements Metric {
-  private counts: number[]
-  private sum = 0
-  private count = 0
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
-    this.counts = buckets.map(() => 0)
-  }
-
-  observe(v: number): void {
-    this.sum += v
-    this.count++
-    this.buckets.forEach((b, i) => {
-      if (v <= b) this.counts[i]++
-    })
-  }
-
-  render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`
-    this.buckets.forEach((b, i) => (out += `${this.name}_bucket{le="${num(b)}"} ${this.counts[i]}\n`))
-    out += `${this.name}_bucket{le="+Inf"} ${this.count}\n${this.name}_sum ${num(this.sum)}\n${this.name}_count ${this.count}\n`
-    return out
-  }
-}
-
-/** Everything the controller measures. */
 export class ControllerMetrics {
-  readonly reconciles = new Counter('kseal_reconciles_total',
-    'SealedSecret reconciles by result (unsealed: the Secret was written; unchanged: already up to date; failed; stale: this replica\'s view was older than the cluster\'s, nothing written; aborted: leadership ended mid-way).')
-  readonly failures = new Counter('kseal_reconcile_failures_total', 'Failed reconciles by reason (the Synced condition reason).')
-  readonly duration = new Histogram('kseal_reconcile_duration_seconds', 'Time to reconcile one SealedSecret.',
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
-  readonly decryptions = new Counter('kseal_decryptions_total', 'Private-key (RSA) decryptions of data keys.')
-  readonly apiRetries = new Counter('kseal_api_retries_total', 'Kubernetes API calls retried after a 5xx, 429 or network error.')
-  readonly conflicts = new Counter('kseal_secret_write_conflicts_total',
-    'Secret writes that lost a race, by reason (Conflict: 409 stale resourceVersion; AlreadyExists; NotFound; Mutated: stored otherwise than sent; Overwritten: changed by another writer after this controller wrote it). Each is retried with backoff.')
-  readonly fencedWrites = new Counter('kseal_fenced_writes_total', 'Writes refused because this replica could not prove, at that moment, that it held the leader Lease.')
-  readonly keysGenerated = new Counter('kseal_keys_generated_total', 'Sealing key pairs generated by this replica.')
-  readonly renewals = new Counter('kseal_key_renewals_total', 'Sealing keys renewed by this replica, by trigger (schedule: the renew period; signal: SIGUSR1 to a replica; cutoff: --key-cutoff).')
-  readonly renewalRequests = new Counter('kseal_key_renewal_requests_total', 'On-demand renewal requests (SIGUSR1) received by this replica, by how they were handled (leader: renewed here; lease: passed to the leader on the Lease).')
-  readonly reseals = new Counter('kseal_rotate_requests_total', '/v1/rotate requests by result (resealed, unchanged: already sealed to the newest key, failed, limited: refused by the rate limit).')
-  readonly keys: Gauge
-  readonly keyAge: Gauge
-  readonly sealedOnOldKeys: Gauge
-  readonly leader: Gauge
-  readonly queueDepth: Gauge
-  private readonly startTime = Date.now() / 1000
+  readonly registry = new Registry()
+  readonly reconciles: Counter<'result'>
+  readonly failures: Counter<'reason'>
+  readonly duration: PromHistogram
+  readonly decryptions: Counter
+  readonly apiRetries: Counter
+  readonly conflicts: Counter<'reason'>
+  readonly fencedWrites: Counter
+  readonly keysGenerated: Counter
+  readonly renewals: Counter<'trigger'>
+  readonly renewalRequests: Counter<'via'>
+  readonly reseals: Counter<'result'>
 
-  constructor(sources: {keys: () => number; keyAgeSeconds: () => number; leader: () => boolean; queueDepth: () => number; sealedOnOldKeys?: () => number}) {
-    this.sealedOnOldKeys = new Gauge('kseal_sealed_secrets_on_old_keys',
+  constructor(sources: MetricSources) {
+    const registers = [this.registry]
+    const counter = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+      new Counter<L>(new PromCounter<L>({name, help, labelNames, registers}))
+    const gauge = (name: string, help: string, value: () => number) =>
+      new PromGauge({name, help, registers, collect() {
+        this.set(value())
+      }})
+    this.reconciles = counter('kseal_reconciles_total',
+      'SealedSecret reconciles by result (unsealed: the Secret was written; unchanged: already up to date; failed; stale: this replica\'s view was older than the cluster\'s, nothing written; aborted: leadership ended mid-way).', ['result'])
+    this.failures = counter('kseal_reconcile_failures_total', 'Failed reconciles by reason (the Synced condition reason).', ['reason'])
+    this.duration = new PromHistogram({name: 'kseal_reconcile_duration_seconds', help: 'Time to reconcile one SealedSecret.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers})
+    this.decryptions = counter('kseal_decryptions_total', 'Private-key (RSA) decryptions of data keys.')
+    this.apiRetries = counter('kseal_api_retries_total', 'Kubernetes API calls retried after a 5xx, 429 or network error.')
+    this.conflicts = counter('kseal_secret_write_conflicts_total',
+      'Secret writes that lost a race, by reason (Conflict: 409 stale resourceVersion; AlreadyExists; NotFound; Mutated: stored otherwise than sent; Overwritten: changed by another writer after this controller wrote it). Each is retried with backoff.', ['reason'])
+    this.fencedWrites = counter('kseal_fenced_writes_total', 'Writes refused because this replica could not prove, at that moment, that it held the leader Lease.')
+    this.keysGenerated = counter('kseal_keys_generated_total', 'Sealing key pairs generated by this replica.')
+    this.renewals = counter('kseal_key_renewals_total', 'Sealing keys renewed by this replica, by trigger (schedule: the renew period; signal: SIGUSR1 to a replica; cutoff: --key-cutoff).', ['trigger'])
+    this.renewalRequests = counter('kseal_key_renewal_requests_total',
+      'On-demand renewal requests (SIGUSR1) received by this replica, by how they were handled (leader: renewed here; lease: passed to the leader on the Lease).', ['via'])
+    this.reseals = counter('kseal_rotate_requests_total', '/v1/rotate requests by result (resealed, unchanged: already sealed to the newest key, failed, limited: refused by the rate limit).', ['result'])
+    gauge('kseal_keys', 'Sealing keys loaded (all of them open SealedSecrets; the newest seals).', sources.keys)
+    gauge('kseal_key_age_seconds', 'Age of the newest sealing key.', sources.keyAgeSeconds)
+    gauge('kseal_sealed_secrets_on_old_keys',
       'SealedSecrets still sealed (in any envelope part) to a key created before --key-cutoff, or, without a cutoff, to a key that is not the newest. At 0 those keys can be retired.',
       sources.sealedOnOldKeys ?? (() => 0))
-    this.keys = new Gauge('kseal_keys', 'Sealing keys loaded (all of them open SealedSecrets; the newest seals).', sources.keys)
-    this.keyAge = new Gauge('kseal_key_age_seconds', 'Age of the newest sealing key.', sources.keyAgeSeconds)
-    this.leader = new Gauge('kseal_leader', '1 when this replica holds the leader Lease and reconciles.', () => (sources.leader() ? 1 : 0))
-    this.queueDepth = new Gauge('kseal_queue_depth', 'SealedSecrets waiting to be reconciled.', sources.queueDepth)
+    gauge('kseal_leader', '1 when this replica holds the leader Lease and reconciles.', () => (sources.leader() ? 1 : 0))
+    gauge('kseal_queue_depth', 'SealedSecrets waiting to be reconciled.', sources.queueDepth)
+    // The process, under the names the standard Prometheus client libraries use.
+    gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => process.memoryUsage.rss())
+    gauge('nodejs_heap_used_bytes', 'V8 heap in use in bytes.', () => process.memoryUsage().heapUsed)
+    const started = Date.now() / 1000
+    gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch in seconds.', () => started)
+    new PromCounter({name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.', registers, collect() {
+      const cpu = process.cpuUsage()
+      this.reset()
+      this.inc((cpu.user + cpu.system) / 1e6)
+    }})
   }
 
-  render(): string {
-    const mem = process.memoryUsage()
-    const cpu = process.cpuUsage()
-    const proc = [
-      new Gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => mem.rss),
-      new Gauge('nodejs_heap_used_bytes', 'V8 heap in use in bytes.', () => mem.heapUsed),
-      new Gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch in seconds.', () => this.startTime),
-    ]
-    const cpuText = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}\n`
-    return [this.reconciles, this.failures, this.duration, this.decryptions, this.apiRetries, this.conflicts, this.fencedWrites, this.keysGenerated, this.renewals, this.renewalRequests, this.reseals, this.keys, this.keyAge, this.sealedOnOldKeys, this.leader, this.queueDepth, ...proc]
-      .map((m) => m.render()).join('') + cpuText
+  /** The Prometheus text exposition (version 0.0.4). */
+  render(): Promise<string> {
+    return this.registry.metrics()
   }
-}
 
-/** Reads one sample from Prometheus text (tests and the benchmark): `name` or `name{a="b"}`. */
-export function sample(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue
-    const i = line.lastIndexOf(' ')
-    if (i > 0 && line.slice(0, i) === series) return Number(line.slice(i + 1))
+  /** Its content type. */
+  get contentType(): string {
+    return this.registry.contentType
   }
-  return undefined
 }

@@ -13,7 +13,8 @@ export interface HttpHandlers {
   certPem(): string | undefined
   /** Null when ready, else the reasons it is not. */
   notReady(): string[] | null
-  metrics(): string
+  /** The Prometheus text exposition. */
+  metrics(): string | Promise<string>
   /** `/v1/keys`: a JSON-ready list. */
   keys?(): unknown
   /** `POST /v1/rotate`. */
@@ -120,7 +121,8 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
         return why ? send(503, 'text/plain; charset=utf-8', `not ready: ${why.join('; ')}\n`) : send(200, 'text/plain; charset=utf-8', 'ok\n')
       }
       case '/metrics':
-        return send(200, 'text/plain; version=0.0.4; charset=utf-8', h.metrics())
+        Promise.resolve(h.metrics()).then((text) => send(200, 'text/plain; version=0.0.4; charset=utf-8', text), () => send(500, 'text/plain; charset=utf-8', 'internal error\n'))
+        return
       default:
         return send(404, 'text/plain; charset=utf-8', 'not found\n')
     }

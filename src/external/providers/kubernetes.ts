@@ -12,6 +12,7 @@
  *   ERR_THROTTLED with Retry-After.
  */
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
+import {apiClient} from '../../kube/agents.js'
 import {loadK8s} from '../../kube/config.js'
 import {apiFailure} from '../../kube/errors.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
@@ -47,7 +48,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
   async function clientFor(): Promise<CoreV1Api> {
     if (api && now() < api.until) return api.client
     if (o.kubeConfig) {
-      api = {client: o.kubeConfig.makeApiClient(k8s.CoreV1Api), until: Infinity}
+      api = {client: apiClient(k8s, o.kubeConfig, k8s.CoreV1Api), until: Infinity}
       return api.client
     }
     let token: string
@@ -70,7 +71,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
       contexts: [{name: 'store', cluster: 'remote', user: 'store'}],
       currentContext: 'store',
     })
-    api = {client: kc.makeApiClient(k8s.CoreV1Api), until}
+    api = {client: apiClient(k8s, kc, k8s.CoreV1Api), until}
     return api.client
   }
 
