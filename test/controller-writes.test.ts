@@ -30,7 +30,7 @@ import {sealSecret} from '../src/sealed/seal.js'
 import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
-import {until} from './support/until.js'
+import {sleep, until} from './support/until.js'
 import {type FaultProxy, startFaultProxy} from './support/fault-proxy.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 
@@ -400,11 +400,30 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       const s = secretOf(ns, 'drift')!
       srv.putObject({...s, metadata: {...s.metadata, annotations: {}}, data: {v: Buffer.from('edited').toString('base64')}})
       await until(() => value(secretOf(ns, 'drift'), 'v') === 'kept' && secretOf(ns, 'drift')!.metadata.annotations?.[SPEC_HASH_ANNOTATION], 'the edit undone', 5000)
+      // The server holds the repair as soon as the write lands; the controller counts it once the
+      // write's answer is back: wait for that reconcile to end (its third Secret written) before counting.
+      await until(async () => (await ctl.metrics.reconciles.get({result: 'unsealed'})) === 3, 'the repair\'s reconcile to end', 5000)
       expect(putsOf(ns, 'drift').length - from).toBe(2)
       // Each is a lost race (another writer undid the controller's write); the second repair reuses what the first decrypted.
       expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
       expect(await ctl.metrics.decryptions.get()).toBe(2)
       expect(synced(ns, 'drift')!.status).toBe('True')
+    })
+  })
+
+  it('takes the echo of its own write for its own, also when the watch brings it before the write\'s answer', async () => {
+    const ns = 'c7'
+    await withController(ns, async (ctl) => {
+      // Every answer to a Secret write is held back a while: the write's watch event reaches the controller first.
+      proxy.hook = {answer: (r) => (r.resource === 'secrets' && r.namespace === ns ? sleep(300) : undefined)}
+      const from = lines.length
+      await put(ns, 'echo', {v: 'x'})
+      await until(() => synced(ns, 'echo')?.status === 'True', 'Synced')
+      await until(async () => (await ctl.metrics.reconciles.get({result: 'unsealed'})) === 1, 'the reconcile to end')
+      // Its own write is no change: no requeue, no second reconcile, no lost race.
+      expect(delays(`${ns}/echo`, from)).toEqual([])
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(0)
+      expect(putsOf(ns, 'echo')).toHaveLength(1)
     })
   })
 
