@@ -20,12 +20,27 @@ no longer seal (they still open). SIGUSR1 to any replica renews the sealing key 
 renews at once, another replica passes the request to the leader through the Lease (annotation
 kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down gracefully.`
   static override examples = [
-    {description: 'Run outside the cluster against the current kubeconfig context', command: '<%= config.bin %> <%= command.id %> --kubeconfig ~/.kube/config --key-namespace kseal-system'},
-    {description: 'Renew the sealing key now, whichever replica the command lands on', command: 'kubectl -n kseal-system exec deploy/kseal-controller -- kill -USR1 1'},
-    {description: 'Stop sealing with every key made before a time (a new key is made at start if needed)', command: '<%= config.bin %> <%= command.id %> --key-cutoff 2026-03-01T00:00:00Z'},
-    {description: 'Only two namespaces, renew keys weekly, no leader election (single replica)', command: '<%= config.bin %> <%= command.id %> --namespaces team-a,team-b --key-renew-period 7d --no-leader-elect'},
+    {
+      description: 'Run outside the cluster against the current kubeconfig context',
+      command: '<%= config.bin %> <%= command.id %> --kubeconfig ~/.kube/config --key-namespace kseal-system',
+    },
+    {
+      description: 'Renew the sealing key now, whichever replica the command lands on',
+      command: 'kubectl -n kseal-system exec deploy/kseal-controller -- kill -USR1 1',
+    },
+    {
+      description: 'Stop sealing with every key made before a time (a new key is made at start if needed)',
+      command: '<%= config.bin %> <%= command.id %> --key-cutoff 2026-03-01T00:00:00Z',
+    },
+    {
+      description: 'Only two namespaces, renew keys weekly, no leader election (single replica)',
+      command: '<%= config.bin %> <%= command.id %> --namespaces team-a,team-b --key-renew-period 7d --no-leader-elect',
+    },
   ]
-  static override flags = Object.fromEntries(Object.entries(CONTROLLER_FLAGS).map(([name, row]) => [name, flagOf(row)])) as Record<ControllerFlag, Flag<FlagValue>>
+  static override flags = Object.fromEntries(Object.entries(CONTROLLER_FLAGS).map(([name, row]) => [name, flagOf(row)])) as Record<
+    ControllerFlag,
+    Flag<FlagValue>
+  >
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Controller)
@@ -40,7 +55,10 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     // On-demand renewal, listened for from the start: a listener also keeps Node from opening its inspector on SIGUSR1.
     let started: {requestRenewal(t: 'signal'): Promise<void>} | undefined
     let pending = false
-    const renew = () => started!.requestRenewal('signal').catch((e) => log.error('key renewal request failed', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
+    const renew = () =>
+      started!
+        .requestRenewal('signal')
+        .catch((e) => log.error('key renewal request failed', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
     process.on('SIGUSR1', () => {
       log.info('signal received', {signal: 'SIGUSR1'})
       if (started) void renew()
@@ -49,7 +67,9 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
     const controller = await startController(options, {log})
     started = controller
     if (pending) void renew()
-    process.on('unhandledRejection', (e) => log.error('unhandled rejection', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}))
+    process.on('unhandledRejection', (e) =>
+      log.error('unhandled rejection', {error: e instanceof Error ? e.message.split('\n')[0] : String(e)}),
+    )
     log.info('signal received', {signal: await signal})
     await controller.stop()
   }
@@ -60,5 +80,7 @@ type FlagValue = string | number | boolean | undefined
 /** The oclif flag for one row of the options table. */
 function flagOf(row: FlagRow): Flag<FlagValue> {
   const {type, ...rest} = row
-  return (type === 'integer' ? Flags.integer(rest as never) : type === 'boolean' ? Flags.boolean(rest as never) : Flags.string(rest as never)) as Flag<FlagValue>
+  return (
+    type === 'integer' ? Flags.integer(rest as never) : type === 'boolean' ? Flags.boolean(rest as never) : Flags.string(rest as never)
+  ) as Flag<FlagValue>
 }

@@ -21,10 +21,14 @@ its recipients are not authenticated; kseal rotate upgrades it.`
     const {argv, flags} = await this.parse(Inspect)
     const files = await this.expand(argv as string[], flags.quiet)
     const infos: SecretInfo[] = []
-    const result = await runBatch(files, async (text, file) => {
-      infos.push(...inspectText(text, file))
-      return text
-    }, {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1})
+    const result = await runBatch(
+      files,
+      async (text, file) => {
+        infos.push(...inspectText(text, file))
+        return text
+      },
+      {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1},
+    )
     // As every command: each problem one line on stderr, and then nothing on stdout.
     if (result.errors.length) {
       this.report(result.errors)

@@ -25,15 +25,27 @@ kseal.dev/sealing-key is ignored.`
     '<%= config.bin %> <%= command.id %> --import old-cluster.key --controller-namespace kseal-system',
   ]
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Also look here: a key URI, file or directory. Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'Also look here: a key URI, file or directory. Repeatable.',
+    }),
     json: Flags.boolean({description: 'Print a JSON array.'}),
-    controller: Flags.boolean({description: 'List the in-cluster controller\'s sealing keys instead of local ones.', exclusive: ['key']}),
-    'controller-namespace': Flags.string({default: CONTROLLER_NAMESPACE, description: 'With --controller: namespace of the controller and its Service.'}),
-    'controller-name': Flags.string({default: CONTROLLER_NAME, description: 'With --controller: name of the controller\'s Service.'}),
+    controller: Flags.boolean({description: "List the in-cluster controller's sealing keys instead of local ones.", exclusive: ['key']}),
+    'controller-namespace': Flags.string({
+      default: CONTROLLER_NAMESPACE,
+      description: 'With --controller: namespace of the controller and its Service.',
+    }),
+    'controller-name': Flags.string({default: CONTROLLER_NAME, description: "With --controller: name of the controller's Service."}),
     'controller-url': Flags.string({description: 'With --controller: ask the controller at this URL instead of through the cluster API.'}),
     kubeconfig: Flags.string({description: 'With --controller: kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'With --controller: kubeconfig context.'}),
-    import: Flags.string({description: 'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.', exclusive: ['key', 'controller']}),
+    import: Flags.string({
+      description:
+        'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.',
+      exclusive: ['key', 'controller'],
+    }),
   }
 
   async run(): Promise<void> {
@@ -49,17 +61,35 @@ kseal.dev/sealing-key is ignored.`
       this.note('no keys found (looked in --key, KSEAL_KEYS and the config directory; create one with kseal keygen)', flags.quiet)
       return
     }
-    const rows = [['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'], ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source])]
+    const rows = [
+      ['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'],
+      ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source]),
+    ]
     printTable(rows)
   }
 
-  private async importKey(file: string, flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string}): Promise<void> {
+  private async importKey(
+    file: string,
+    flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string},
+  ): Promise<void> {
     const {importKeyFile} = await import('../src/ops/import-key.js')
-    const r = await importKeyFile(file, {namespace: flags['controller-namespace'] ?? CONTROLLER_NAMESPACE, kubeconfig: flags.kubeconfig, context: flags.context})
+    const r = await importKeyFile(file, {
+      namespace: flags['controller-namespace'] ?? CONTROLLER_NAMESPACE,
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+    })
     this.note(`imported key ${r.kid} as Secret ${r.secret}`, flags.quiet)
   }
 
-  private async controllerKeys(flags: {json: boolean; quiet: boolean; 'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): Promise<void> {
+  private async controllerKeys(flags: {
+    json: boolean
+    quiet: boolean
+    'controller-url'?: string
+    'controller-namespace'?: string
+    'controller-name'?: string
+    kubeconfig?: string
+    context?: string
+  }): Promise<void> {
     const {controllerTarget} = await import('../src/client/endpoints.js')
     const keys = await listControllerKeys(controllerTarget(flags))
     if (flags.json) {
@@ -70,8 +100,15 @@ kseal.dev/sealing-key is ignored.`
       this.note('the controller has no sealing key yet', flags.quiet)
       return
     }
-    printTable([['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
-      ...keys.map((k) => [k.kid, k.created, k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no', k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets)])])
+    printTable([
+      ['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
+      ...keys.map((k) => [
+        k.kid,
+        k.created,
+        k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no',
+        k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets),
+      ]),
+    ])
   }
 }
 

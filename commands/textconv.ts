@@ -24,7 +24,12 @@ Do not set diff.kseal.cachetextconv: git would store the decrypted text in refs/
   ]
   static override args = {file: Args.string({required: true, description: 'The file git passes.', ignoreStdin: true})}
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.',
+    }),
   }
 
   async run(): Promise<void> {

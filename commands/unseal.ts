@@ -15,13 +15,27 @@ it is also the way to migrate: unseal with the old controller's key, seal again 
 controller's key Secret as backed up with kubectl get secret -o yaml). On any failure nothing is
 written to stdout. The output is plaintext: keep it out of git.`
   static override examples = [
-    {description: 'Recover Secrets with a backed-up controller key', command: 'kubectl get secret -n kseal-system -l kseal.dev/sealing-key -o yaml > keys-backup.yaml && chmod 600 keys-backup.yaml && <%= config.bin %> <%= command.id %> --key keys-backup.yaml db.sealed.yaml'},
-    {description: 'Migrate from Bitnami sealed-secrets', command: 'kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml > bitnami-keys.yaml && chmod 600 bitnami-keys.yaml && <%= config.bin %> <%= command.id %> --key bitnami-keys.yaml old-sealed.yaml | kseal seal --cert kseal.crt > new-sealed.yaml'},
+    {
+      description: 'Recover Secrets with a backed-up controller key',
+      command:
+        'kubectl get secret -n kseal-system -l kseal.dev/sealing-key -o yaml > keys-backup.yaml && chmod 600 keys-backup.yaml && <%= config.bin %> <%= command.id %> --key keys-backup.yaml db.sealed.yaml',
+    },
+    {
+      description: 'Migrate from Bitnami sealed-secrets',
+      command:
+        'kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml > bitnami-keys.yaml && chmod 600 bitnami-keys.yaml && <%= config.bin %> <%= command.id %> --key bitnami-keys.yaml old-sealed.yaml | kseal seal --cert kseal.crt > new-sealed.yaml',
+    },
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
-    key: Flags.string({char: 'k', required: true, multiple: true, multipleNonGreedy: true, description: 'A private key: a PEM file (or rsa:PATH), a directory of keys, or a Secret manifest with tls.key. Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      required: true,
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A private key: a PEM file (or rsa:PATH), a directory of keys, or a Secret manifest with tls.key. Repeatable.',
+    }),
     output: Flags.string({char: 'o', options: [...OUTPUT_FORMATS], default: 'yaml', description: 'Output format.'}),
   }
 

@@ -15,7 +15,11 @@ const MIN_BITS = 2048
 
 /** A key id: the first 8 bytes of SHA-256 over the public key's SubjectPublicKeyInfo, in hex. */
 export function rsaKid(pub: crypto.KeyObject): string {
-  return crypto.createHash('sha256').update(pub.export({type: 'spki', format: 'der'})).digest('hex').slice(0, 16)
+  return crypto
+    .createHash('sha256')
+    .update(pub.export({type: 'spki', format: 'der'}))
+    .digest('hex')
+    .slice(0, 16)
 }
 
 /** Reads a public key from a certificate, a public key or a private key PEM. */
@@ -39,7 +43,10 @@ function checkRsa(key: crypto.KeyObject, source: string): void {
 export class RsaRecipient implements Recipient {
   readonly backend = NAME
   readonly kid: string
-  constructor(readonly key: crypto.KeyObject, readonly uri: string) {
+  constructor(
+    readonly key: crypto.KeyObject,
+    readonly uri: string,
+  ) {
     this.kid = rsaKid(key)
   }
 
@@ -55,7 +62,11 @@ export class RsaRecipient implements Recipient {
 export class RsaIdentity implements Identity {
   readonly backend = NAME
   readonly kid: string
-  constructor(readonly key: crypto.KeyObject, readonly source: string, private readonly pool: RsaDecryptPool) {
+  constructor(
+    readonly key: crypto.KeyObject,
+    readonly source: string,
+    private readonly pool: RsaDecryptPool,
+  ) {
     this.kid = rsaKid(crypto.createPublicKey(key))
   }
 
@@ -68,12 +79,14 @@ export class RsaIdentity implements Identity {
     const ct = Buffer.from(entry.wrapped, 'base64')
     const out = await this.pool.decrypt(this, ct, binding.label)
     if (out === null) {
-      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with rsa key ${this.kid} (${this.source}): the recipient entry was altered or the Secret moved`)
+      throw new KsealError(
+        'ERR_DECRYPT',
+        `cannot decrypt the data key with rsa key ${this.kid} (${this.source}): the recipient entry was altered or the Secret moved`,
+      )
     }
     return out
   }
 }
-
 
 export class RsaBackend implements Backend {
   readonly name = NAME
@@ -90,7 +103,10 @@ export class RsaBackend implements Backend {
 
   async identitiesFromFile(file: string, text: string): Promise<Identity[]> {
     if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text)) {
-      throw new KsealError('ERR_CONFIG', `${file}: passphrase-protected private keys are not supported; store it unencrypted with mode 0600`)
+      throw new KsealError(
+        'ERR_CONFIG',
+        `${file}: passphrase-protected private keys are not supported; store it unencrypted with mode 0600`,
+      )
     }
     if (!isRsaKeyFile(text)) throw new KsealError('ERR_CONFIG', `${file}: not an RSA private key (PEM)`)
     await checkPrivateMode(file)
@@ -122,7 +138,10 @@ export async function selfSignedCert(privateKey: crypto.KeyObject, commonName: s
   cert.serialNumber = '01' + crypto.randomBytes(15).toString('hex')
   cert.validity.notBefore = notBefore
   cert.validity.notAfter = new Date(notBefore.getTime() + days * 86_400_000)
-  const attrs = [{name: 'commonName', value: commonName}, {name: 'organizationName', value: 'kseal'}]
+  const attrs = [
+    {name: 'commonName', value: commonName},
+    {name: 'organizationName', value: 'kseal'},
+  ]
   cert.setSubject(attrs)
   cert.setIssuer(attrs)
   cert.setExtensions([

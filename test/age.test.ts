@@ -63,7 +63,13 @@ describe('age recipients and identities', () => {
     const cfg = path.join(dir, 'xdg')
     mkdirSync(path.join(cfg, 'kseal', 'keys'), {recursive: true})
     copyFileSync(keyFile, path.join(cfg, 'kseal', 'keys', 'break-glass.txt'))
-    for (const k of [keyring([`age:${keyFile}`]), keyring([keyFile]), keyring([dir]), keyring([], {KSEAL_KEYS: keyFile}), keyring([], {XDG_CONFIG_HOME: cfg})]) {
+    for (const k of [
+      keyring([`age:${keyFile}`]),
+      keyring([keyFile]),
+      keyring([dir]),
+      keyring([], {KSEAL_KEYS: keyFile}),
+      keyring([], {XDG_CONFIG_HOME: cfg}),
+    ]) {
       expect(await decryptText(enc, 'db.yaml', k)).toBe(secret('db'))
     }
     // Without the key anywhere: exit 3, naming the recipient it needs.
@@ -118,7 +124,9 @@ describe('age recipients and identities', () => {
     const perm = await failure(keyring([loose]).unwrap([{backend: 'age', kid: recipient, wrapped: 'x'}], keyBinding(binding)))
     expect([perm.code, perm.exitCode]).toEqual(['ERR_KEY_PERMISSIONS', 2])
 
-    const secretLine = readFileSync(keyFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
+    const secretLine = readFileSync(keyFile, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
     const bad = path.join(dir, 'bad.txt')
     writeFileSync(bad, `# comment\n${secretLine}\n${secretLine.slice(0, -3)}ZZZ\n`, {mode: 0o600})
     const malformed = await failure((await backends.get('age')).identities(bad, backends.ctx))
@@ -128,7 +136,9 @@ describe('age recipients and identities', () => {
 
     const plugin = path.join(dir, 'plugin.txt')
     writeFileSync(plugin, `${secretLine}\nAGE-PLUGIN-YUBIKEY-1QQQQQQ\n`, {mode: 0o600})
-    expect((await failure((await backends.get('age')).identities(plugin, backends.ctx))).message).toMatch(/line 2: age plugin identities are not supported/)
+    expect((await failure((await backends.get('age')).identities(plugin, backends.ctx))).message).toMatch(
+      /line 2: age plugin identities are not supported/,
+    )
   })
 })
 
@@ -144,7 +154,7 @@ describe('age interoperability', () => {
     expect(r.stdout).toEqual(Buffer.concat([dataKey, bindingLabel(binding)]))
   })
 
-  it('a file made by `age -r age1...` opens with kseal\'s identity', async () => {
+  it("a file made by `age -r age1...` opens with kseal's identity", async () => {
     const dataKey = crypto.randomBytes(32)
     const r = spawnSync('age', ['-r', recipient], {input: Buffer.concat([dataKey, bindingLabel(binding)])})
     expect(r.status).toBe(0)
@@ -160,11 +170,14 @@ describe('age interoperability', () => {
     const opened = spawnSync('age', ['-d', '-i', keyFile, tmp]).stdout
     const rewrapped = spawnSync('age', ['-r', recipient], {input: opened}).stdout.toString('base64')
     expect(rewrapped).not.toBe(ours)
-    await expect(decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/recipient entry was added, removed or altered/)})
+    await expect(decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/recipient entry was added, removed or altered/),
+    })
     expect(await decryptText(enc, 'db.yaml', k)).toBe(secret('db'))
   })
 
-  it('reads a real age identity from sops: its recipient matches, and it opens sops\'s wrapped data key', async () => {
+  it("reads a real age identity from sops: its recipient matches, and it opens sops's wrapped data key", async () => {
     const key = path.join(dir, 'sops-key.txt')
     copyFileSync(path.join(SOPS_AGE, 'key.txt'), key)
     chmodSync(key, 0o600)

@@ -41,7 +41,10 @@ const PLAIN = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace:
 /** A real identity that counts its unwrap attempts. */
 function counting(id: Identity): Identity & {calls: number} {
   const c = {
-    backend: id.backend, kid: id.kid, source: id.source, calls: 0,
+    backend: id.backend,
+    kid: id.kid,
+    source: id.source,
+    calls: 0,
     async unwrap(e: RecipientEntry, b: KeyBinding) {
       c.calls++
       return id.unwrap(e, b)
@@ -55,14 +58,23 @@ describe('a Secret with many bogus entries', () => {
     const enc = await encryptText(PLAIN, 'x', {recipients: [await teamRecipient(backends)], scope: 'strict'})
     const doc = parseDocument(enc)
     const entries = (doc.getIn(['kseal', 'recipients']) as {toJSON(): RecipientEntry[]}).toJSON()
-    doc.setIn(['kseal', 'recipients'], doc.createNode([...Array.from({length: 1000}, () => ({...entries[0], wrapped: 'AAAA'})), entries[0]]))
+    doc.setIn(
+      ['kseal', 'recipients'],
+      doc.createNode([...Array.from({length: 1000}, () => ({...entries[0], wrapped: 'AAAA'})), entries[0]]),
+    )
     const tampered = doc.toString()
     expect(tampered.length).toBeGreaterThan(64_000)
     const [team] = await keyringFor(backends, [TEAM_KEY]).all()
     const probe = counting(team)
     const keyring = new Keyring(backends, {keys: [], env: {XDG_CONFIG_HOME: '/nonexistent-kseal-config'}})
-    ;(keyring as unknown as {stages: {label: string; load: () => Promise<Identity[]>}[]}).stages.unshift({label: 'probe', load: async () => [probe]})
-    await expect(decryptText(tampered, 'x', keyring)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/1001 recipients \(at most 64\)/)})
+    ;(keyring as unknown as {stages: {label: string; load: () => Promise<Identity[]>}[]}).stages.unshift({
+      label: 'probe',
+      load: async () => [probe],
+    })
+    await expect(decryptText(tampered, 'x', keyring)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/1001 recipients \(at most 64\)/),
+    })
     expect(probe.calls).toBe(0)
   })
 
@@ -86,39 +98,87 @@ describe('SealedSecrets', () => {
       ops++
       return keyring.unwrap(e, b)
     }
-    const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, stringData: {a: 'b'}}, [other], 'strict')
+    const sealed = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, stringData: {a: 'b'}},
+      [other],
+      'strict',
+    )
     const entry = sealed.spec.envelope.parts[0].recipients[0]
-    sealed.spec.envelope.parts[0].recipients = [...Array.from({length: MAX_PART_RECIPIENTS - 1}, () => ({...entry, wrapped: 'AAAA'})), entry]
+    sealed.spec.envelope.parts[0].recipients = [
+      ...Array.from({length: MAX_PART_RECIPIENTS - 1}, () => ({...entry, wrapped: 'AAAA'})),
+      entry,
+    ]
     await expect(unsealSealedSecret(sealed, open)).rejects.toMatchObject({exitCode: 3})
     expect(ops).toBe(1)
     sealed.spec.envelope.parts[0].recipients.push(entry)
     ops = 0
-    await expect(unsealSealedSecret(sealed, open)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/part 1: 17 recipients \(at most 16\)/)})
+    await expect(unsealSealedSecret(sealed, open)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/part 1: 17 recipients \(at most 16\)/),
+    })
     expect(ops).toBe(0)
-    const many = {...sealed, spec: {...sealed.spec, envelope: {...sealed.spec.envelope, parts: Array.from({length: MAX_PARTS + 1}, () => sealed.spec.envelope.parts[0])}}}
-    await expect(unsealSealedSecret(many, open)).rejects.toMatchObject({message: expect.stringMatching(/65 parts \(at most 64; re-seal it/)})
+    const many = {
+      ...sealed,
+      spec: {
+        ...sealed.spec,
+        envelope: {...sealed.spec.envelope, parts: Array.from({length: MAX_PARTS + 1}, () => sealed.spec.envelope.parts[0])},
+      },
+    }
+    await expect(unsealSealedSecret(many, open)).rejects.toMatchObject({
+      message: expect.stringMatching(/65 parts \(at most 64; re-seal it/),
+    })
     expect(ops).toBe(0)
   })
 
   it('/v1/rotate: the 240 KB request with thousands of entries, and one past the per-request budget, are refused with no private-key operation', async () => {
     const api = await clusterApi(srv.kubeConfig(), {baseMs: 5, maxMs: 20})
-    const c = await startController({
-      ...DEFAULTS, namespaces: ['amp'], keyNamespace: 'amp', keyRenewPeriodMs: 0, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'amp', workers: 1, resyncPeriodMs: 0,
-    }, {api, log: silentLogger})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: ['amp'],
+        keyNamespace: 'amp',
+        keyRenewPeriodMs: 0,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'amp',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger},
+    )
     try {
       await until(() => c.keys.size === 1, 'the first key')
       const {RsaRecipient} = await import('../keys/rsa.js')
       const crypto = await import('node:crypto')
       const recipient = new RsaRecipient(new crypto.X509Certificate(c.keys.newest()!.certPem).publicKey, 'controller')
-      let sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'amp'}, stringData: {a: 'b'}}, [recipient], 'strict')
+      let sealed = await sealSecret(
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'amp'}, stringData: {a: 'b'}},
+        [recipient],
+        'strict',
+      )
       const post = async (body: unknown) => {
-        const r = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: JSON.stringify(body), headers: {'content-type': 'application/json'}})
-        return {status: r.status, body: await r.json() as {code: string; message: string}}
+        const r = await fetch(`http://${c.address}/v1/rotate`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: {'content-type': 'application/json'},
+        })
+        return {status: r.status, body: (await r.json()) as {code: string; message: string}}
       }
       const decryptions = async () => sample(await (await fetch(`http://${c.address}/metrics`)).text(), 'kseal_decryptions_total') ?? 0
       const entry = sealed.spec.envelope.parts[0].recipients[0]
-      const huge = {...sealed, spec: {...sealed.spec, envelope: {...sealed.spec.envelope, parts: [{...sealed.spec.envelope.parts[0], recipients: [...Array.from({length: 4147}, () => ({...entry, wrapped: 'AAAA'})), entry]}]}}}
+      const huge = {
+        ...sealed,
+        spec: {
+          ...sealed.spec,
+          envelope: {
+            ...sealed.spec.envelope,
+            parts: [
+              {...sealed.spec.envelope.parts[0], recipients: [...Array.from({length: 4147}, () => ({...entry, wrapped: 'AAAA'})), entry]},
+            ],
+          },
+        },
+      }
       expect(JSON.stringify(huge).length).toBeGreaterThan(240_000)
       expect(JSON.stringify(huge).length).toBeLessThan(1 << 20)
       const before = await decryptions()
@@ -134,13 +194,24 @@ describe('SealedSecrets', () => {
       expect(r2.body.message).toMatch(/is sealed in 17 parts; \/v1\/rotate opens at most 16 per request: re-seal it/)
       expect(await decryptions()).toBe(before)
       // Within the budget it works, one operation per part.
-      const ok = await post({...sealed, spec: {...sealed.spec, envelope: {...sealed.spec.envelope, parts: sealed.spec.envelope.parts.slice(0, 1)}, encryptedData: {a: sealed.spec.encryptedData.a}}})
+      const ok = await post({
+        ...sealed,
+        spec: {
+          ...sealed.spec,
+          envelope: {...sealed.spec.envelope, parts: sealed.spec.envelope.parts.slice(0, 1)},
+          encryptedData: {a: sealed.spec.encryptedData.a},
+        },
+      })
       expect(ok.status).toBe(200)
       expect(await decryptions()).toBe(before + 1)
       // A YAML body with a merge key is refused too (the controller reads YAML there).
       const {stringify} = await import('yaml')
       const yamlBody = stringify(sealed).replace(/^spec:/m, '<<: {kind: SealedSecret}\nspec:')
-      const m = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: yamlBody, headers: {'content-type': 'application/yaml'}})
+      const m = await fetch(`http://${c.address}/v1/rotate`, {
+        method: 'POST',
+        body: yamlBody,
+        headers: {'content-type': 'application/yaml'},
+      })
       expect(m.status).toBe(400)
       expect(((await m.json()) as {message: string}).message).toMatch(/^Secret amp\/db: uses a YAML merge key/)
     } finally {

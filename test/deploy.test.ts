@@ -32,7 +32,10 @@ function load(file: string): Obj[] {
 }
 
 let loaded: Obj[] | undefined
-const all = () => (loaded ??= readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').flatMap(load))
+const all = () =>
+  (loaded ??= readdirSync(DEPLOY)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .flatMap(load))
 const find = (kind: string, name?: string) => {
   const found = all().filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
   expect(found.length).toBeGreaterThan(0)
@@ -43,13 +46,16 @@ const one = (kind: string, name?: string) => {
   expect(f).toHaveLength(1)
   return f[0]
 }
-const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v)
+const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v)
 
 describe('kustomization', () => {
   it('lists every manifest in deploy/, and only files that exist', () => {
     const [k] = load('kustomization.yaml')
     expect(k).toMatchObject({apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization'})
-    const files = readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort()
+    const files = readdirSync(DEPLOY)
+      .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+      .sort()
     expect([...k.resources].sort()).toEqual(files)
     expect(files).toEqual(['crd.yaml', 'deployment.yaml', 'namespace.yaml', 'networkpolicy.yaml', 'pdb.yaml', 'rbac.yaml', 'service.yaml'])
   })
@@ -64,7 +70,7 @@ describe('kustomization', () => {
     expect(sort(built)).toEqual(sort(all()))
   })
   // Every overlay of deploy/ that the operators' guide shows, written out where its comment says and built.
-  tool('kubectl').it('builds every overlay of deploy/ the operators\' guide (docs/unsealer.md) shows (kubectl kustomize)', () => {
+  tool('kubectl').it("builds every overlay of deploy/ the operators' guide (docs/unsealer.md) shows (kubectl kustomize)", () => {
     const readme = readFileSync(path.join(ROOT, 'docs', 'unsealer.md'), 'utf8')
     const overlays = [...readme.matchAll(/```yaml\n# (overlays\/\S+\/kustomization\.yaml)\n([\s\S]*?)```/g)]
     expect(overlays.length).toBeGreaterThan(0)
@@ -99,8 +105,12 @@ describe('kustomization', () => {
 })
 
 describe('RBAC', () => {
-  const rules = (o: Obj) => Object.fromEntries(o.rules.flatMap((r: Obj) =>
-    r.apiGroups.flatMap((g: string) => r.resources.map((res: string) => [`${g || 'core'}/${res}`, [...r.verbs].sort()]))))
+  const rules = (o: Obj) =>
+    Object.fromEntries(
+      o.rules.flatMap((r: Obj) =>
+        r.apiGroups.flatMap((g: string) => r.resources.map((res: string) => [`${g || 'core'}/${res}`, [...r.verbs].sort()])),
+      ),
+    )
 
   it('uses no wildcards and no escalation verbs', () => {
     for (const o of [one('ClusterRole'), one('Role')]) {
@@ -130,8 +140,15 @@ describe('RBAC', () => {
   it('binds both to the kseal-controller ServiceAccount', () => {
     expect(one('ServiceAccount').metadata).toMatchObject({name: 'kseal-controller', namespace: NS})
     const subject = [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}]
-    expect(one('ClusterRoleBinding')).toMatchObject({roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'}, subjects: subject})
-    expect(one('RoleBinding')).toMatchObject({metadata: {namespace: NS}, roleRef: {kind: 'Role', name: 'kseal-controller'}, subjects: subject})
+    expect(one('ClusterRoleBinding')).toMatchObject({
+      roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'},
+      subjects: subject,
+    })
+    expect(one('RoleBinding')).toMatchObject({
+      metadata: {namespace: NS},
+      roleRef: {kind: 'Role', name: 'kseal-controller'},
+      subjects: subject,
+    })
   })
 })
 
@@ -221,7 +238,10 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
     // Every rule names its callers: the API server (service proxy) by address, and in-cluster callers
     // only from namespaces that opt in with a label.
     for (const rule of np.spec.ingress) expect(rule.from?.length).toBeGreaterThan(0)
-    const selectors = np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.namespaceSelector).map((f: Obj) => f.namespaceSelector.matchLabels)
+    const selectors = np.spec.ingress
+      .flatMap((r: Obj) => r.from)
+      .filter((f: Obj) => f.namespaceSelector)
+      .map((f: Obj) => f.namespaceSelector.matchLabels)
     expect(selectors).toEqual([{'kseal.dev/seal-access': 'true'}, {'kseal.dev/metrics-access': 'true'}])
     expect(np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.ipBlock)).toHaveLength(1)
     const egress = np.spec.egress.flatMap((r: Obj) => {
@@ -230,7 +250,12 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
     })
     expect([...egress].sort()).toEqual(['TCP/443', 'TCP/53', 'TCP/6443', 'UDP/53'])
     const dns = np.spec.egress.find((r: Obj) => r.ports.some((p: Obj) => p.port === 53))
-    expect(dns.to).toEqual([{namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'kube-system'}}, podSelector: {matchLabels: {'k8s-app': 'kube-dns'}}}])
+    expect(dns.to).toEqual([
+      {
+        namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'kube-system'}},
+        podSelector: {matchLabels: {'k8s-app': 'kube-dns'}},
+      },
+    ])
   })
 })
 
@@ -247,7 +272,14 @@ describe('CustomResourceDefinition', () => {
   beforeAll(async () => {
     backends = testBackends()
     const r = await otherRecipient(backends)
-    const s = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}, annotations: {a: 'b'}}, type: 'Opaque', immutable: true, stringData: {x: '1', y: '2'}}
+    const s = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}, annotations: {a: 'b'}},
+      type: 'Opaque',
+      immutable: true,
+      stringData: {x: '1', y: '2'},
+    }
     merged = await mergeIntoSealed(await sealSecret(s, [r], 'strict'), {...s, stringData: {y: '3', z: '4'}}, [r])
   })
   afterAll(async () => {
@@ -265,7 +297,11 @@ describe('CustomResourceDefinition', () => {
   })
   it('defines the namespaced kseal.dev/v1 SealedSecret with a status subresource', () => {
     expect(crd().apiVersion).toBe('apiextensions.k8s.io/v1')
-    expect(crd().spec).toMatchObject({group: 'kseal.dev', scope: 'Namespaced', names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'}})
+    expect(crd().spec).toMatchObject({
+      group: 'kseal.dev',
+      scope: 'Namespaced',
+      names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'},
+    })
     expect(v1()).toMatchObject({name: 'v1', served: true, storage: true, subresources: {status: {}}})
   })
   it('prints Synced, its reason and message, and age', () => {
@@ -283,10 +319,15 @@ describe('CustomResourceDefinition', () => {
     expect(Object.keys(s.properties.status.properties).sort()).toEqual(['conditions', 'observedGeneration'])
     expect(s.properties.status.properties.conditions.items.required).toEqual(['type', 'status'])
   })
-  it('admits a merged SealedSecret and the controller\'s status without pruning a field', async () => {
+  it("admits a merged SealedSecret and the controller's status without pruning a field", async () => {
     const obj = {
       ...structuredClone(merged),
-      status: {observedGeneration: 3, conditions: [{type: 'Synced', status: 'True', reason: 'Unsealed', message: 'Secret created', lastTransitionTime: '2026-01-01T00:00:00.000Z'}]},
+      status: {
+        observedGeneration: 3,
+        conditions: [
+          {type: 'Synced', status: 'True', reason: 'Unsealed', message: 'Secret created', lastTransitionTime: '2026-01-01T00:00:00.000Z'},
+        ],
+      },
     }
     expect(obj.spec.envelope.parts).toHaveLength(2)
     expect(obj.spec.envelope.parts[1].supersedes).toBeDefined()
@@ -331,7 +372,10 @@ describe('Dockerfile', () => {
     expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
   })
   it('builds the Argo CD sidecar (target argocd-cmp) from the same build: kseal, kseal-krm and kustomize on PATH, user 999, nothing from the npm registry', () => {
-    const all = stageChain(stages, stages.find((s) => s.name === 'argocd-cmp')!).instructions.map((i) => i.line)
+    const all = stageChain(
+      stages,
+      stages.find((s) => s.name === 'argocd-cmp')!,
+    ).instructions.map((i) => i.line)
     expect(all).toContain('COPY --from=build /src/dist ./dist')
     expect(all.some((l) => /npm (install|i) |kseal@/.test(l))).toBe(false)
     expect(all).toContain('RUN ln -s /app/bin/run.js /usr/local/bin/kseal && ln -s /app/bin/kseal-krm.js /usr/local/bin/kseal-krm')

@@ -122,9 +122,11 @@ describe('kseal edit', () => {
     expect(statSync(c.file).mode & 0o777).toBe(0o640)
   })
 
-  it('encrypts new keys with the Secret\'s own data key and drops removed ones', async () => {
+  it("encrypts new keys with the Secret's own data key and drops removed ones", async () => {
     const c = setup()
-    const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i -e "/^  mode: 'on'$/d" -e 's/^  user: admin$/  user: admin\\n  added: "new value"/' "$1"`)})
+    const r = await edit(c.file, c.tmp, {
+      EDITOR: editor(c.d, `sed -i -e "/^  mode: 'on'$/d" -e 's/^  user: admin$/  user: admin\\n  added: "new value"/' "$1"`),
+    })
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
     const wrapped = (t: string) => t.match(/wrapped: .*/g)
@@ -135,7 +137,9 @@ describe('kseal edit', () => {
       const token = (t: string) => t.match(new RegExp(`\\n {2}${key}: (?:\\|\\n {4})?("?kseal:v2:[^\\n]+)`))![1]
       expect(token(after)).toBe(token(encrypted))
     }
-    expect(await decrypt(c.file)).toBe(PLAIN.replace("  mode: 'on'\n", '').replace('  user: admin\n', '  user: admin\n  added: "new value"\n'))
+    expect(await decrypt(c.file)).toBe(
+      PLAIN.replace("  mode: 'on'\n", '').replace('  user: admin\n', '  user: admin\n  added: "new value"\n'),
+    )
   })
 
   it('saving without changes writes nothing', async () => {
@@ -179,11 +183,14 @@ describe('kseal edit with .kseal.yaml rules', () => {
   /** A case whose directory holds a .kseal.yaml: Secrets in namespace prod go to OTHER_CERT, namespace scope. */
   function withRules(content: string) {
     const c = setup(content)
-    writeFileSync(path.join(c.d, '.kseal.yaml'), `creation_rules:\n  - namespace_regex: ^prod$\n    recipients: [rsa:${OTHER_CERT}]\n    scope: namespace\n`)
+    writeFileSync(
+      path.join(c.d, '.kseal.yaml'),
+      `creation_rules:\n  - namespace_regex: ^prod$\n    recipients: [rsa:${OTHER_CERT}]\n    scope: namespace\n`,
+    )
     return c
   }
 
-  it('a plaintext Secret without -r is encrypted on save for its rule, with the rule\'s scope', async () => {
+  it("a plaintext Secret without -r is encrypted on save for its rule, with the rule's scope", async () => {
     const c = withRules(PLAIN)
     const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i 's/abc/xyz/' "$1"`)})
     expect(r.code).toBe(0)
@@ -195,20 +202,28 @@ describe('kseal edit with .kseal.yaml rules', () => {
 
   it('a Secret added in the editor follows its rule; one no rule matches is refused, nothing written', async () => {
     const c = withRules(encrypted)
-    const add = (ns: string) => editor(c.d, `printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\n  namespace: ${ns}\\nstringData:\\n  x: y1\\n" >> "$1"`)
+    const add = (ns: string) =>
+      editor(
+        c.d,
+        `printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\n  namespace: ${ns}\\nstringData:\\n  x: y1\\n" >> "$1"`,
+      )
     const refused = await edit(c.file, c.tmp, {EDITOR: add('staging')})
     expect(refused.code).toBe(2)
-    expect(refused.stderr).toMatch(/\(Secret staging\/extra\): no creation rule in .*\.kseal\.yaml matches path "db\.secret\.yaml" and namespace "staging"/)
+    expect(refused.stderr).toMatch(
+      /\(Secret staging\/extra\): no creation rule in .*\.kseal\.yaml matches path "db\.secret\.yaml" and namespace "staging"/,
+    )
     expect(readFileSync(c.file, 'utf8')).toBe(encrypted)
     const r = await edit(c.file, c.tmp, {EDITOR: add('prod')})
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
     expect(after.startsWith(encrypted)).toBe(true)
     expect(after.slice(encrypted.length)).toMatch(/x: kseal:v2:\S+\nkseal:\n {2}version: 2\n {2}scope: "namespace"\n {2}namespace: "prod"/)
-    expect(await decrypt(c.file)).toBe(PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n')
+    expect(await decrypt(c.file)).toBe(
+      PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n',
+    )
   })
 
-  it('--scope wins over the rule\'s scope, and a malformed .kseal.yaml stops before the editor opens', async () => {
+  it("--scope wins over the rule's scope, and a malformed .kseal.yaml stops before the editor opens", async () => {
     const c = withRules(PLAIN)
     const r = await edit(c.file, c.tmp, {EDITOR: 'true'}, ['--scope', 'cluster'])
     expect(r.code).toBe(0)
@@ -237,7 +252,10 @@ describe('kseal edit when the edit cannot be saved', () => {
 
   it('a new Secret without -r, or a data value that is not base64, is refused the same way', async () => {
     const c = setup()
-    const added = editor(c.d, 'printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\nstringData:\\n  x: y1\\n" >> "$1"')
+    const added = editor(
+      c.d,
+      'printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\nstringData:\\n  x: y1\\n" >> "$1"',
+    )
     const r = await edit(c.file, c.tmp, {EDITOR: added})
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/\(Secret extra\): is not one of the encrypted Secrets of this file \(new, or renamed\): pass -r/)
@@ -250,10 +268,16 @@ describe('kseal edit when the edit cannot be saved', () => {
   it('on a terminal it offers to reopen the editor with the edit, and saves the fixed version', async () => {
     const c = setup()
     // First run: change a value and break the YAML. Second run: the broken edit is still there; fix it.
-    const ed = editor(c.d, `echo run >> "$LOG"
+    const ed = editor(
+      c.d,
+      `echo run >> "$LOG"
 if [ "$(grep -c run "$LOG")" = 1 ]; then sed -i 's/s3cr3t/kept-edit/' "$1"; echo "stringData: [unclosed" >> "$1"
-else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
-    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT})
+else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`,
+    )
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
@@ -270,7 +294,10 @@ else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
   it('answering n on the terminal leaves the file as it was (exit 2)', async () => {
     const c = setup()
     const ed = editor(c.d, 'echo "stringData: [unclosed" >> "$1"')
-    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT})
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
@@ -310,7 +337,11 @@ describe('kseal edit interrupted', () => {
   async function interrupted(signal: NodeJS.Signals) {
     const c = setup()
     const ed = editor(c.d, `sed -i 's/s3cr3t/x/' "$1"\n${RECORD}\nexec sleep 30`)
-    const child: ChildProcess = spawn(process.execPath, [BIN, 'edit', c.file], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'edit', c.file], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stderr = ''
     child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d))
     const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])))
@@ -322,7 +353,10 @@ describe('kseal edit interrupted', () => {
     return {c, code, stderr, tempFile, editorPid: Number(pid)}
   }
 
-  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s: the temp dir is removed, the editor stopped, the file untouched', async (signal, exit) => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s: the temp dir is removed, the editor stopped, the file untouched', async (signal, exit) => {
     const {c, code, stderr, tempFile, editorPid} = await interrupted(signal)
     expect(code).toBe(exit)
     expect(stderr).toBe(`kseal: interrupted (${signal}); ${c.file} was not changed\n`)
@@ -341,4 +375,3 @@ function alive(pid: number): boolean {
     return false
   }
 }
-

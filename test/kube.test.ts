@@ -31,7 +31,7 @@ describe('connections', () => {
     for (let i = 0; i < 10; i++) await api.getSecret('kube-test', `q${i}`)
     expect(srv.connectionsAccepted - before).toBe(opened)
   })
-  it('does not replace client-node\'s private createAgent', async () => {
+  it("does not replace client-node's private createAgent", async () => {
     const kc = srv.kubeConfig()
     const before = (kc as unknown as {createAgent: unknown}).createAgent
     await (await clusterApi(kc)).getSecret('kube-test', 'x')

@@ -17,7 +17,17 @@ import {Keyring} from '../src/keyring/keyring.js'
 import {decryptText} from '../src/ops/decrypt.js'
 import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, kseal} from './support/cli.js'
-import {type GpgHome, gpgHome, PASSPHRASE_KEY, PASSPHRASE_KEY_FPR, PASSPHRASE_KEY_PASSPHRASE, SOPS_KEY_1, SOPS_KEY_2, SOPS_KEY_3, SOPS_PGP_KEYS} from './support/gpg.js'
+import {
+  type GpgHome,
+  gpgHome,
+  PASSPHRASE_KEY,
+  PASSPHRASE_KEY_FPR,
+  PASSPHRASE_KEY_PASSPHRASE,
+  SOPS_KEY_1,
+  SOPS_KEY_2,
+  SOPS_KEY_3,
+  SOPS_PGP_KEYS,
+} from './support/gpg.js'
 import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
@@ -56,7 +66,8 @@ describe('fingerprints and key listings', () => {
   it('normalises fingerprints as users paste them, and nothing else', () => {
     expect(normalizeFingerprint('fbc7 b9e2 a4f9 289a c0c1  d484 3d16 cee4 a273 81b4')).toBe(SOPS_KEY_1)
     expect(normalizeFingerprint(`0x${SOPS_KEY_1.toLowerCase()}`)).toBe(SOPS_KEY_1)
-    for (const bad of ['3D16CEE4A27381B4', SOPS_KEY_1 + '0', 'XYZ', '', SOPS_KEY_1.replace('F', 'G')]) expect(normalizeFingerprint(bad)).toBeNull()
+    for (const bad of ['3D16CEE4A27381B4', SOPS_KEY_1 + '0', 'XYZ', '', SOPS_KEY_1.replace('F', 'G')])
+      expect(normalizeFingerprint(bad)).toBeNull()
   })
 
   it('reads --with-colons listings: a stub (#) is not a secret key, and each subkey keeps its capabilities', () => {
@@ -69,19 +80,21 @@ describe('fingerprints and key listings', () => {
       'ssb:u:255:18:CCCCCCCCCCCCCCCC:1700000000::::::e:::#:::cv25519::',
       'fpr:::::::::3333333333333333333333333333333333333333:',
     ].join('\n')
-    expect(parseColons(listing)).toEqual([{
-      fingerprint: '1111111111111111111111111111111111111111',
-      keys: [
-        {fingerprint: '1111111111111111111111111111111111111111', capabilities: 'scESC', validity: 'u', secret: false},
-        {fingerprint: '2222222222222222222222222222222222222222', capabilities: 'e', validity: 'u', secret: true},
-        {fingerprint: '3333333333333333333333333333333333333333', capabilities: 'e', validity: 'u', secret: false},
-      ],
-    }])
+    expect(parseColons(listing)).toEqual([
+      {
+        fingerprint: '1111111111111111111111111111111111111111',
+        keys: [
+          {fingerprint: '1111111111111111111111111111111111111111', capabilities: 'scESC', validity: 'u', secret: false},
+          {fingerprint: '2222222222222222222222222222222222222222', capabilities: 'e', validity: 'u', secret: true},
+          {fingerprint: '3333333333333333333333333333333333333333', capabilities: 'e', validity: 'u', secret: false},
+        ],
+      },
+    ])
   })
 })
 
 gpgTool.describe('ASCII armor is checked by kseal before gpg sees it', () => {
-  it('dearmor gives gpg\'s own packets; a damaged body, CRC or frame is refused', () => {
+  it("dearmor gives gpg's own packets; a damaged body, CRC or frame is refused", () => {
     const armored = home.gpg(['--trust-model', 'always', '--armor', '--encrypt', '-r', SOPS_KEY_1], 'x').toString()
     expect(dearmor(armored)).toEqual(home.gpg(['--dearmor'], armored))
     const lines = armored.split('\n')
@@ -96,7 +109,7 @@ gpgTool.describe('ASCII armor is checked by kseal before gpg sees it', () => {
 })
 
 gpgTool.describe('pgp recipients and the gpg keyring', () => {
-  it('round-trips a Secret; the entry\'s key id is the primary fingerprint and the keyring opens it with no --key', async () => {
+  it("round-trips a Secret; the entry's key id is the primary fingerprint and the keyring opens it with no --key", async () => {
     const enc = await encryptFor([`pgp:${SOPS_KEY_1}`], secret('db'))
     const env = parse(enc).kseal
     expect(env.recipients).toEqual([{backend: 'pgp', kid: SOPS_KEY_1, wrapped: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/)}])
@@ -105,7 +118,11 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
   })
 
   it('accepts a fingerprint with spaces and lower case; refuses a subkey, an unknown key and a short key id (exit 2)', async () => {
-    const r = await backends.recipient(`pgp:${SOPS_KEY_1.toLowerCase().replace(/(.{4})/g, '$1 ').trim()}`)
+    const r = await backends.recipient(
+      `pgp:${SOPS_KEY_1.toLowerCase()
+        .replace(/(.{4})/g, '$1 ')
+        .trim()}`,
+    )
     expect(r.kid).toBe(SOPS_KEY_1)
     const subkey = await failure(backends.recipient('pgp:71D962851765394F76DB9CFC25294A17CD90507F'))
     expect([subkey.code, subkey.exitCode]).toEqual(['ERR_USAGE', 2])
@@ -169,7 +186,7 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
     expect(await only2.unwrap(entry, keyBinding(binding))).toBeNull()
   })
 
-  it('passes no secret on gpg\'s command line: data keys go through stdin and stdout only', async () => {
+  it("passes no secret on gpg's command line: data keys go through stdin and stdout only", async () => {
     const log = path.join(home.dir, 'argv.log')
     const wrapper = path.join(home.dir, 'gpg-wrapper.sh')
     writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec gpg "$@"\n`, {mode: 0o700})
@@ -180,7 +197,8 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
       const argv = readFileSync(log, 'utf8')
       expect(argv).toMatch(/--encrypt/)
       expect(argv).toMatch(/--decrypt/)
-      for (const leak of ['pw-argv', 'kseal/v1', Buffer.from('tok-argv').toString('base64'), '--passphrase']) expect(argv).not.toContain(leak)
+      for (const leak of ['pw-argv', 'kseal/v1', Buffer.from('tok-argv').toString('base64'), '--passphrase'])
+        expect(argv).not.toContain(leak)
     } finally {
       await b.close()
     }
@@ -228,7 +246,11 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
     expect(wrong.message).toBe('bad passphrase')
     const [id] = await (await b.get('pgp')).identities(PASSPHRASE_KEY_FPR, b.ctx)
     const bad = await failure(id.unwrap(entry, keyBinding(binding)))
-    expect([bad.code, bad.exitCode, bad.message]).toEqual(['ERR_DECRYPT', 3, `cannot decrypt the data key with pgp:${PASSPHRASE_KEY_FPR}: bad passphrase`])
+    expect([bad.code, bad.exitCode, bad.message]).toEqual([
+      'ERR_DECRYPT',
+      3,
+      `cannot decrypt the data key with pgp:${PASSPHRASE_KEY_FPR}: bad passphrase`,
+    ])
 
     pw.pinentry(null)
     const cancelled = await failure(id.unwrap(entry, keyBinding(binding)))
@@ -254,7 +276,10 @@ gpgTool.describe('pgp interoperability with gpg', () => {
     const dataKey = crypto.randomBytes(32)
     const [id] = await backends.ambient('pgp')
     for (const armor of [[], ['--armor']]) {
-      const msg = home.gpg(['--trust-model', 'always', ...armor, '--encrypt', '-r', SOPS_KEY_1], Buffer.concat([dataKey, bindingLabel(binding)]))
+      const msg = home.gpg(
+        ['--trust-model', 'always', ...armor, '--encrypt', '-r', SOPS_KEY_1],
+        Buffer.concat([dataKey, bindingLabel(binding)]),
+      )
       const entry: RecipientEntry = {backend: 'pgp', kid: SOPS_KEY_1, wrapped: msg.toString('base64')}
       if (armor.length) {
         // kseal's entries are binary; an armored message decodes to the same packets.

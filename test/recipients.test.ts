@@ -23,7 +23,8 @@ let dir: string
 let ageKey: string
 let ageRecipient: string
 
-const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: team\nstringData:\n  a: one-${name}\n  b: two-${name}\n`
+const plain = (name: string) =>
+  `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: team\nstringData:\n  a: one-${name}\n  b: two-${name}\n`
 const ACCESS_KEY = 'AKIAKSEALRECIPIENTS1'
 const SECRET_KEY = 'not-a-real-secret-key'
 const awsEnv = (extra: Record<string, string | undefined> = {}) => ({
@@ -78,7 +79,9 @@ class CountingBackends extends Backends {
 async function encryptForAll(name: string): Promise<string> {
   const b = new Backends({env: awsEnv(), cwd: dir, now: () => new Date()})
   try {
-    const recipients = await Promise.all([`rsa:${TEAM_CERT}`, `awskms:${kmsKey.aliasArn}`, `age:${ageRecipient}`].map((u) => b.recipient(u)))
+    const recipients = await Promise.all(
+      [`rsa:${TEAM_CERT}`, `awskms:${kmsKey.aliasArn}`, `age:${ageRecipient}`].map((u) => b.recipient(u)),
+    )
     return await encryptText(plain(name), `${name}.yaml`, {recipients, scope: 'strict'})
   } finally {
     await b.close()
@@ -128,7 +131,9 @@ describe('a decryptor tries only the entries whose key it holds', () => {
 
   it('a Secret without a KMS entry never makes a KMS call, even with AWS credentials and no key', async () => {
     const b = new Backends({env: {}, cwd: dir, now: () => new Date()})
-    const enc = await encryptText(plain('x'), 'x.yaml', {recipients: [await b.recipient(`rsa:${TEAM_CERT}`)], scope: 'strict'}).finally(() => b.close())
+    const enc = await encryptText(plain('x'), 'x.yaml', {recipients: [await b.recipient(`rsa:${TEAM_CERT}`)], scope: 'strict'}).finally(
+      () => b.close(),
+    )
     kms.resetStats()
     await expect(decryptWith(enc, [ageKey], awsEnv())).rejects.toMatchObject({code: 'ERR_NO_KEY', exitCode: 3})
     expect(kms.count()).toBe(0)
@@ -143,14 +148,20 @@ describe('a decryptor tries only the entries whose key it holds', () => {
     kms.deny({action: 'Decrypt', keyId: kmsKey.keyId})
     const {out} = await decryptWith(enc, [], awsEnv())
     expect(out).toBe(plain('two'))
-    expect(kms.calls.map((c) => [c.requestedKeyId, c.errorType ?? 'ok'])).toEqual([[kmsKey.arn, 'AccessDeniedException'], [second.arn, 'ok']])
+    expect(kms.calls.map((c) => [c.requestedKeyId, c.errorType ?? 'ok'])).toEqual([
+      [kmsKey.arn, 'AccessDeniedException'],
+      [second.arn, 'ok'],
+    ])
   })
 })
 
 describe('-r repeated, mixing backends, through the built CLI', () => {
   it('any one of rsa, awskms and age decrypts; inspect lists them all', async () => {
     const input = plain('a') + '---\n' + plain('b')
-    const enc = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`, '-r', `awskms:${kmsKey.arn}`, '-r', `age:${ageRecipient}`], {env: cleanEnv(awsEnv()), input})
+    const enc = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`, '-r', `awskms:${kmsKey.arn}`, '-r', `age:${ageRecipient}`], {
+      env: cleanEnv(awsEnv()),
+      input,
+    })
     expect(enc.stderr).toBe('')
     expect(enc.code).toBe(0)
     expect(kms.count('Encrypt')).toBe(2)

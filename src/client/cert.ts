@@ -65,7 +65,8 @@ async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
   const target = new URL(u.href)
   if (target.username || target.password) {
     // fetch refuses credentials in the URL (and would echo it back): send them as Basic auth instead.
-    headers.authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')
+    headers.authorization =
+      'Basic ' + Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')
     target.username = ''
     target.password = ''
   }
@@ -82,16 +83,18 @@ async function fetchPem(u: URL, ctx: CertificateContext): Promise<string> {
       ENOTFOUND: 'host not found',
       ECONNRESET: 'connection reset',
       EAI_AGAIN: 'host name lookup failed',
-      CERT_HAS_EXPIRED: 'the server\'s TLS certificate has expired',
-      DEPTH_ZERO_SELF_SIGNED_CERT: 'the server\'s TLS certificate is self-signed',
-      UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server\'s TLS certificate is not trusted',
+      CERT_HAS_EXPIRED: "the server's TLS certificate has expired",
+      DEPTH_ZERO_SELF_SIGNED_CERT: "the server's TLS certificate is self-signed",
+      UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's TLS certificate is not trusted",
     }
     throw fail((code && reasons[code]) ?? scrub(err.cause?.message ?? err.message, u, target))
   }
-  if (res.status >= 300 && res.status < 400 || res.type === 'opaqueredirect') {
+  if ((res.status >= 300 && res.status < 400) || res.type === 'opaqueredirect') {
     await res.body?.cancel().catch(() => undefined)
     const to = res.headers.get('location')
-    throw fail(`HTTP ${res.status}: redirected${to ? ` to ${scrubUrls(to.split('?')[0])}` : ''}; kseal does not follow redirects for the sealing certificate (give the final URL)`)
+    throw fail(
+      `HTTP ${res.status}: redirected${to ? ` to ${scrubUrls(to.split('?')[0])}` : ''}; kseal does not follow redirects for the sealing certificate (give the final URL)`,
+    )
   }
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined)
@@ -123,9 +126,12 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
     }
     shown = displayUrl(u)
     if (u.protocol === 'http:' && !isLoopback(u.hostname) && !ctx.sha256) {
-      throw new KsealError('ERR_USAGE', `refusing to fetch the sealing certificate over plain HTTP from ${u.host}: anyone on the way could put their own in its place. ` +
-        'Use --controller-namespace/--controller-name (through the API server, authenticated), an https:// URL, or pin it with --cert-sha256 ' +
-        '(its fingerprint: kseal cert | openssl x509 -noout -fingerprint -sha256)')
+      throw new KsealError(
+        'ERR_USAGE',
+        `refusing to fetch the sealing certificate over plain HTTP from ${u.host}: anyone on the way could put their own in its place. ` +
+          'Use --controller-namespace/--controller-name (through the API server, authenticated), an https:// URL, or pin it with --cert-sha256 ' +
+          '(its fingerprint: kseal cert | openssl x509 -noout -fingerprint -sha256)',
+      )
     }
     pem = await fetchPem(u, ctx)
   } else {
@@ -134,7 +140,11 @@ export async function loadCertificate(source: string, ctx: CertificateContext): 
     shown = rest
   }
   if (!/-----BEGIN (CERTIFICATE|PUBLIC KEY|RSA PUBLIC KEY)-----/.test(pem)) {
-    if (/PRIVATE KEY-----/.test(pem)) throw new KsealError('ERR_CONFIG', `${shown}: this is a private key; seal with the certificate (kseal cert, or the controller's /v1/cert.pem)`)
+    if (/PRIVATE KEY-----/.test(pem))
+      throw new KsealError(
+        'ERR_CONFIG',
+        `${shown}: this is a private key; seal with the certificate (kseal cert, or the controller's /v1/cert.pem)`,
+      )
     throw new KsealError('ERR_CONFIG', `${shown}: not an RSA certificate or public key (PEM)`)
   }
   const key = publicKeyFromPem(pem, shown)
@@ -146,24 +156,34 @@ const isLoopback = (host: string) => host === 'localhost' || /^127\.\d+\.\d+\.\d
 
 /** The SHA-256 fingerprint of a certificate's DER (of the key's SubjectPublicKeyInfo for a public key PEM), upper-case hex with colons. */
 export function certFingerprint(pem: string): string {
-  const der = pem.includes('CERTIFICATE') ? new crypto.X509Certificate(pem).raw : crypto.createPublicKey(pem).export({type: 'spki', format: 'der'})
+  const der = pem.includes('CERTIFICATE')
+    ? new crypto.X509Certificate(pem).raw
+    : crypto.createPublicKey(pem).export({type: 'spki', format: 'der'})
   return crypto.createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':')
 }
 
 function checkPin(pem: string, shown: string, pin: string | undefined): void {
   if (pin === undefined) return
-  const want = pin.replace(/^sha256[:=]/i, '').replace(/[:\s]/g, '').toUpperCase()
-  if (!/^[0-9A-F]{64}$/.test(want)) throw new KsealError('ERR_USAGE', '--cert-sha256: expected a SHA-256 fingerprint (64 hex digits, colons allowed)')
+  const want = pin
+    .replace(/^sha256[:=]/i, '')
+    .replace(/[:\s]/g, '')
+    .toUpperCase()
+  if (!/^[0-9A-F]{64}$/.test(want))
+    throw new KsealError('ERR_USAGE', '--cert-sha256: expected a SHA-256 fingerprint (64 hex digits, colons allowed)')
   const got = certFingerprint(pem)
   if (got.replace(/:/g, '') !== want) {
-    throw new KsealError('ERR_INTEGRITY', `${shown}: the certificate's SHA-256 fingerprint is ${got}, not the one pinned with --cert-sha256; nothing was sealed`)
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      `${shown}: the certificate's SHA-256 fingerprint is ${got}, not the one pinned with --cert-sha256; nothing was sealed`,
+    )
   }
 }
 
 /** The certificate for `kseal seal`, from whichever source its flags name. */
 export async function resolveCertificate(source: CertificateSource, ctx: CertificateContext): Promise<LoadedCertificate> {
   const viaController = source.controllerNamespace !== undefined || source.controllerName !== undefined
-  if (source.cert && viaController) throw new KsealError('ERR_USAGE', '--cert and --controller-namespace/--controller-name are alternatives: pass one of them')
+  if (source.cert && viaController)
+    throw new KsealError('ERR_USAGE', '--cert and --controller-namespace/--controller-name are alternatives: pass one of them')
   if (source.cert) return loadCertificate(source.cert, ctx)
   if (viaController) {
     const {DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetchControllerCert} = await import('./controller-cert.js')

@@ -7,7 +7,15 @@
 import crypto from 'node:crypto'
 import {KsealError} from '../core/errors.js'
 import {controllerRequest, type ControllerRef, type ControllerTarget, describeTarget, errorDetail, statusHint} from './endpoints.js'
-import {KEY_LABEL, KEY_LABEL_ACTIVE, KEY_SELECTOR, KEY_WATCH_SELECTOR, parseKeySecret, TRUST_SECRET, trustRootOf} from '../sealed/sealing-key.js'
+import {
+  KEY_LABEL,
+  KEY_LABEL_ACTIVE,
+  KEY_SELECTOR,
+  KEY_WATCH_SELECTOR,
+  parseKeySecret,
+  TRUST_SECRET,
+  trustRootOf,
+} from '../sealed/sealing-key.js'
 import {clusterApi} from '../kube/api.js'
 import {loadKubeConfig, type KubeOptions} from '../kube/config.js'
 import {describeError} from '../kube/errors.js'
@@ -29,7 +37,10 @@ export async function fetchControllerCert(ref: ControllerRef | ControllerTarget,
   const {status, body} = await controllerRequest(ref, '/v1/cert.pem', {accept: 'application/x-pem-file, */*', timeoutMs, maxBytes: 1 << 20})
   if (status !== 200) {
     const detail = errorDetail(body)
-    throw new KsealError('ERR_BACKEND', `cannot fetch the certificate from ${where}: HTTP ${status}${detail ? `: ${detail}` : ''}${statusHint(status)}`)
+    throw new KsealError(
+      'ERR_BACKEND',
+      `cannot fetch the certificate from ${where}: HTTP ${status}${detail ? `: ${detail}` : ''}${statusHint(status)}`,
+    )
   }
   return checkPem(body, where)
 }
@@ -47,7 +58,11 @@ export async function newestKeyCert(o: KubeOptions & {namespace: string}): Promi
     throw new KsealError('ERR_BACKEND', `cannot list the key Secrets in ${o.namespace}: ${describeError(e)}`)
   }
   const root = items.map(trustRootOf).find((r) => r !== null)
-  if (!root) throw new KsealError('ERR_BACKEND', `no trust root (Secret ${TRUST_SECRET}) in namespace ${o.namespace}: the controller has not started there yet`)
+  if (!root)
+    throw new KsealError(
+      'ERR_BACKEND',
+      `no trust root (Secret ${TRUST_SECRET}) in namespace ${o.namespace}: the controller has not started there yet`,
+    )
   const now = new Date()
   const trusted = items.flatMap((s) => {
     try {

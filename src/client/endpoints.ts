@@ -49,13 +49,17 @@ export function parseControllerUrl(s: string): string {
   } catch {
     throw new KsealError('ERR_USAGE', `--controller-url ${JSON.stringify(s)}: expected an http(s) URL such as http://127.0.0.1:8080`)
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new KsealError('ERR_USAGE', `--controller-url: expected http:// or https://, not ${u.protocol}`)
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new KsealError('ERR_USAGE', `--controller-url: expected http:// or https://, not ${u.protocol}`)
   return u.toString().replace(/\/+$/, '')
 }
 
 /** One request to a controller endpoint; the body is capped at `maxBytes` (larger answers are an error). */
-export async function controllerRequest(target: ControllerTarget, endpoint: string,
-  o: {method?: string; body?: string; contentType?: string; accept?: string; timeoutMs?: number; maxBytes?: number} = {}): Promise<ControllerResponse> {
+export async function controllerRequest(
+  target: ControllerTarget,
+  endpoint: string,
+  o: {method?: string; body?: string; contentType?: string; accept?: string; timeoutMs?: number; maxBytes?: number} = {},
+): Promise<ControllerResponse> {
   const timeoutMs = o.timeoutMs ?? 15_000
   const maxBytes = o.maxBytes ?? 4 << 20
   const headers: Record<string, string> = {accept: o.accept ?? '*/*'}
@@ -92,12 +96,24 @@ export async function controllerRequest(target: ControllerTarget, endpoint: stri
       res.on('end', () => {
         if (size > maxBytes) return reject(new KsealError('ERR_BACKEND', `${describeTarget(target)} sent more than ${maxBytes} bytes`))
         const retryAfter = res.headers['retry-after']
-        resolve({status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? ''), ...(retryAfter ? {retryAfter} : {})})
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString('utf8'),
+          contentType: String(res.headers['content-type'] ?? ''),
+          ...(retryAfter ? {retryAfter} : {}),
+        })
       })
       res.on('error', (e) => reject(new KsealError('ERR_BACKEND', `${describeTarget(target)}: ${describeError(e)}`)))
     })
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)))
-    req.on('error', (e) => reject(new KsealError('ERR_BACKEND', `cannot reach ${'url' in target ? describeTarget(target) : `the Kubernetes API at ${server}`}: ${describeError(e)}`)))
+    req.on('error', (e) =>
+      reject(
+        new KsealError(
+          'ERR_BACKEND',
+          `cannot reach ${'url' in target ? describeTarget(target) : `the Kubernetes API at ${server}`}: ${describeError(e)}`,
+        ),
+      ),
+    )
     req.end(o.body)
   })
 }
@@ -115,13 +131,25 @@ export function errorDetail(body: string): string {
 
 /** A hint for a failed call, by status. */
 export function statusHint(status: number, verb: 'get' | 'create' = 'get'): string {
-  return status === 404 ? ' (is the controller installed there? see --controller-namespace/--controller-name)'
-    : status === 503 ? ' (the controller is not ready or has no key yet)' : status === 403 ? ` (you need ${verb} on services/proxy)`
-    : status === 429 ? ' (its --rotate-rate-limit; try again later)' : ''
+  return status === 404
+    ? ' (is the controller installed there? see --controller-namespace/--controller-name)'
+    : status === 503
+      ? ' (the controller is not ready or has no key yet)'
+      : status === 403
+        ? ` (you need ${verb} on services/proxy)`
+        : status === 429
+          ? ' (its --rotate-rate-limit; try again later)'
+          : ''
 }
 
 /** The target the --controller-* flags name: --controller-url, else the Service through the kubeconfig's API server. */
-export function controllerTarget(flags: {'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): ControllerTarget {
+export function controllerTarget(flags: {
+  'controller-url'?: string
+  'controller-namespace'?: string
+  'controller-name'?: string
+  kubeconfig?: string
+  context?: string
+}): ControllerTarget {
   if (flags['controller-url'] !== undefined) {
     if (flags.kubeconfig !== undefined || flags.context !== undefined) {
       throw new KsealError('ERR_USAGE', '--controller-url and --kubeconfig/--context are alternatives: pass one of them')

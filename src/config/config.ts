@@ -73,7 +73,12 @@ export function parseConfig(text: string, file: string): KsealConfig {
       throw new KsealError('ERR_CONFIG', `not valid YAML: ${err.message.split('\n')[0]}`, at(line))
     }
   }
-  if (list.length !== 1) throw new KsealError('ERR_CONFIG', list.length === 0 ? 'empty config: it needs a creation_rules list' : 'expected one YAML document', at(1))
+  if (list.length !== 1)
+    throw new KsealError(
+      'ERR_CONFIG',
+      list.length === 0 ? 'empty config: it needs a creation_rules list' : 'expected one YAML document',
+      at(1),
+    )
   const root = list[0].contents
   if (!isMap(root)) return fail(root, 'expected a mapping with a creation_rules list')
   const rulesPair = root.items.find((p) => isScalar(p.key) && p.key.value === 'creation_rules')
@@ -103,10 +108,16 @@ export function parseConfig(text: string, file: string): KsealConfig {
         else rule.namespaceRegex = re
       } else if (key === 'scope') {
         const s = scalarString(value)
-        if (!s || !(SCOPES as readonly string[]).includes(s)) return fail(value ?? keyNode, `${where}.scope: expected one of ${SCOPES.join(', ')}`)
+        if (!s || !(SCOPES as readonly string[]).includes(s))
+          return fail(value ?? keyNode, `${where}.scope: expected one of ${SCOPES.join(', ')}`)
         rule.scope = s as Scope
       } else {
-        const items = stringList(value) ?? fail(value ?? keyNode, `${where}.${key}: expected a list of ${key === 'recipients' ? 'key URIs' : 'keys'} or a comma-separated string`)
+        const items =
+          stringList(value) ??
+          fail(
+            value ?? keyNode,
+            `${where}.${key}: expected a list of ${key === 'recipients' ? 'key URIs' : 'keys'} or a comma-separated string`,
+          )
         for (const {text: raw, node: n} of items) {
           const uri = key === 'recipients' ? raw : `${SHORTHAND[key]}:${raw}`
           if (!splitUri(uri)) {
@@ -127,7 +138,12 @@ function scalarString(n: Node | null | undefined): string | undefined {
 }
 
 function stringList(n: Node | null | undefined): {text: string; node: Node}[] | undefined {
-  const split = (s: string, node: Node) => s.split(',').map((t) => t.trim()).filter(Boolean).map((text) => ({text, node}))
+  const split = (s: string, node: Node) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .map((text) => ({text, node}))
   if (isScalar(n) && typeof n.value === 'string') return split(n.value, n)
   if (!isSeq(n)) return undefined
   const out: {text: string; node: Node}[] = []
@@ -214,7 +230,10 @@ export class CreationRules {
   private readonly finder: ConfigFinder
   private readonly recipients = new Map<CreationRule, Promise<Recipient[]>>()
 
-  constructor(private readonly backends: Backends, finder?: ConfigFinder) {
+  constructor(
+    private readonly backends: Backends,
+    finder?: ConfigFinder,
+  ) {
     this.finder = finder ?? new ConfigFinder(backends.ctx.cwd)
   }
 
@@ -237,15 +256,21 @@ export class CreationRules {
   async optionsFor(file: string | undefined, s: SecretDoc, base: RuleOptions): Promise<RuleChoice> {
     const config = await this.finder.find(this.dirOf(file))
     if (!config) {
-      throw new KsealError('ERR_USAGE', 'no recipients: pass -r KEY_URI (e.g. -r rsa:team.crt), or add a .kseal.yaml in this directory or above: ' +
-        '"creation_rules: [{recipients: [rsa:team.crt]}]" (see kseal encrypt --help)')
+      throw new KsealError(
+        'ERR_USAGE',
+        'no recipients: pass -r KEY_URI (e.g. -r rsa:team.crt), or add a .kseal.yaml in this directory or above: ' +
+          '"creation_rules: [{recipients: [rsa:team.crt]}]" (see kseal encrypt --help)',
+      )
     }
     const abs = file === undefined ? undefined : path.resolve(this.backends.ctx.cwd, file)
     const rule = matchRule(config, abs, s.namespace)
     if (!rule) {
       const rel = abs === undefined ? '(stdin)' : relativePath(config.dir, abs)
-      throw new KsealError('ERR_USAGE', `no creation rule in ${this.finder.display(config.file)} matches path "${rel}" and namespace "${s.namespace}": ` +
-        'add a rule (e.g. "- path_regex: ... / recipients: [rsa:team.crt]") or pass -r KEY_URI')
+      throw new KsealError(
+        'ERR_USAGE',
+        `no creation rule in ${this.finder.display(config.file)} matches path "${rel}" and namespace "${s.namespace}": ` +
+          'add a rule (e.g. "- path_regex: ... / recipients: [rsa:team.crt]") or pass -r KEY_URI',
+      )
     }
     return {recipients: await this.recipientsOf(config, rule), scope: base.scope ?? rule.scope ?? 'strict', keyring: base.keyring}
   }
@@ -254,16 +279,19 @@ export class CreationRules {
     let r = this.recipients.get(rule)
     if (!r) {
       const ctx = {...this.backends.ctx, cwd: config.dir}
-      r = Promise.all(rule.recipients.map(async (uri) => {
-        const parts = splitUri(uri)!
-        try {
-          return await (await this.backends.get(parts.scheme)).recipient(parts.rest, ctx)
-        } catch (e) {
-          if (!isKsealError(e)) throw e
-          throw new KsealError(e.code, `creation_rules[${rule.index - 1}]: recipient ${uri}: ${formatWhere(e.where)}${e.message}`,
-            {file: `${this.finder.display(config.file)}:${rule.line}`})
-        }
-      }))
+      r = Promise.all(
+        rule.recipients.map(async (uri) => {
+          const parts = splitUri(uri)!
+          try {
+            return await (await this.backends.get(parts.scheme)).recipient(parts.rest, ctx)
+          } catch (e) {
+            if (!isKsealError(e)) throw e
+            throw new KsealError(e.code, `creation_rules[${rule.index - 1}]: recipient ${uri}: ${formatWhere(e.where)}${e.message}`, {
+              file: `${this.finder.display(config.file)}:${rule.line}`,
+            })
+          }
+        }),
+      )
       this.recipients.set(rule, r)
     }
     return r

@@ -67,7 +67,10 @@ export class Controller {
   private stopping?: Promise<void>
   private api!: ClusterApi
 
-  constructor(readonly o: ControllerOptions, private readonly deps: ControllerDeps = {}) {
+  constructor(
+    readonly o: ControllerOptions,
+    private readonly deps: ControllerDeps = {},
+  ) {
     this.log = deps.log ?? createLogger({level: o.logLevel})
     this.now = deps.now ?? (() => new Date())
     this.keys = new KeyStore({pool: this.pool, log: this.log, onDecrypt: () => this.metrics.decryptions.inc(), now: this.now})
@@ -114,7 +117,11 @@ export class Controller {
       return
     }
     if (!this.elector) throw new Error('not leading yet: the request is dropped')
-    this.log.info('key renewal requested: asking the leader through the Lease', {trigger, identity: this.o.identity, lease: `${this.o.keyNamespace}/${this.o.leaseName}`})
+    this.log.info('key renewal requested: asking the leader through the Lease', {
+      trigger,
+      identity: this.o.identity,
+      lease: `${this.o.keyNamespace}/${this.o.leaseName}`,
+    })
     await this.elector.requestRenewal()
   }
 
@@ -143,25 +150,43 @@ export class Controller {
 
   async start(): Promise<void> {
     const o = this.o
-    this.api = this.deps.api ?? await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {
-      onRetry: (e, attempt) => {
-        this.metrics.apiRetries.inc()
-        this.log.debug('retrying an API call', {error: describeError(e), attempt})
-      },
-    })
+    this.api =
+      this.deps.api ??
+      (await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {
+        onRetry: (e, attempt) => {
+          this.metrics.apiRetries.inc()
+          this.log.debug('retrying an API call', {error: describeError(e), attempt})
+        },
+      }))
     const api = this.api
     this.log.info('kseal controller starting', {
-      identity: o.identity, namespaces: o.namespaces.length ? o.namespaces : ['*'], keyNamespace: o.keyNamespace, keyCutoff: o.keyCutoff?.toISOString(),
-      keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never', leaderElect: o.leaderElect,
+      identity: o.identity,
+      namespaces: o.namespaces.length ? o.namespaces : ['*'],
+      keyNamespace: o.keyNamespace,
+      keyCutoff: o.keyCutoff?.toISOString(),
+      keyRenewPeriod: o.keyRenewPeriodMs ? `${o.keyRenewPeriodMs / 1000}s` : 'never',
+      leaderElect: o.leaderElect,
     })
 
     this.reconciler = new Reconciler({
-      api, unwrap: this.keys.unwrap, log: this.log, identity: o.identity, now: this.now, keyNamespace: o.keyNamespace,
+      api,
+      unwrap: this.keys.unwrap,
+      log: this.log,
+      identity: o.identity,
+      now: this.now,
+      keyNamespace: o.keyNamespace,
       cachedSecret: (ns, name) => this.ownedSecret(ns, name),
       onConflict: (reason) => this.metrics.conflicts.inc({reason}),
     })
     this.renewer = new KeyRenewer({
-      api, store: this.keys, namespace: o.keyNamespace, periodMs: o.keyRenewPeriodMs, cutoff: o.keyCutoff, bits: o.keyBits, now: this.now, log: this.log,
+      api,
+      store: this.keys,
+      namespace: o.keyNamespace,
+      periodMs: o.keyRenewPeriodMs,
+      cutoff: o.keyCutoff,
+      bits: o.keyBits,
+      now: this.now,
+      log: this.log,
       context: () => this.term?.ctx ?? {beforeWrite: () => this.refuse()},
       onGenerated: (_k, trigger) => {
         this.metrics.keysGenerated.inc()
@@ -174,46 +199,81 @@ export class Controller {
     })
 
     const keysPath = `/api/v1/namespaces/${encodeURIComponent(o.keyNamespace)}/secrets`
-    this.keyReflector = new Reflector<Secret>({
-      // Keys and the trust root that vouches for them.
-      list: () => api.listSecrets(o.keyNamespace, KEY_WATCH_SELECTOR),
-      watch: (rv, onEvent, done) => api.watch(keysPath, {resourceVersion: rv, labelSelector: KEY_WATCH_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
-    }, {upsert: (s) => this.keys.upsertSecret(s), delete: (s) => this.keys.removeSecret(s)}, {name: 'key Secrets', log: this.log})
+    this.keyReflector = new Reflector<Secret>(
+      {
+        // Keys and the trust root that vouches for them.
+        list: () => api.listSecrets(o.keyNamespace, KEY_WATCH_SELECTOR),
+        watch: (rv, onEvent, done) =>
+          api.watch(
+            keysPath,
+            {resourceVersion: rv, labelSelector: KEY_WATCH_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()},
+            onEvent,
+            done,
+          ),
+      },
+      {upsert: (s) => this.keys.upsertSecret(s), delete: (s) => this.keys.removeSecret(s)},
+      {name: 'key Secrets', log: this.log},
+    )
 
     for (const ns of o.namespaces.length ? o.namespaces : [undefined]) {
       const path = api.customPath(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns)
-      this.sealed.push(new Reflector<SealedSecretObject>({
-        list: () => api.listCustom<SealedSecretObject>(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns),
-        watch: (rv, onEvent, done) => api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
-      }, {
-        upsert: (obj, old) => {
-          // Status writes (ours) do not bump the generation: they need no reconcile.
-          if (!old || old.metadata.generation !== obj.metadata.generation || old.metadata.uid !== obj.metadata.uid ||
-              !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp || obj.metadata.generation === undefined) {
-            this.queue?.add(objectKey(obj))
-          }
-        },
-        delete: (obj) => {
-          this.noKey.delete(objectKey(obj))
-          this.reconciler.forget(obj.metadata.uid)
-          this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
-        },
-      }, {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log}))
+      this.sealed.push(
+        new Reflector<SealedSecretObject>(
+          {
+            list: () => api.listCustom<SealedSecretObject>(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns),
+            watch: (rv, onEvent, done) =>
+              api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+          },
+          {
+            upsert: (obj, old) => {
+              // Status writes (ours) do not bump the generation: they need no reconcile.
+              if (
+                !old ||
+                old.metadata.generation !== obj.metadata.generation ||
+                old.metadata.uid !== obj.metadata.uid ||
+                !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
+                obj.metadata.generation === undefined
+              ) {
+                this.queue?.add(objectKey(obj))
+              }
+            },
+            delete: (obj) => {
+              this.noKey.delete(objectKey(obj))
+              this.reconciler.forget(obj.metadata.uid)
+              this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
+            },
+          },
+          {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log},
+        ),
+      )
       // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.
       const secrets = api.secretsPath(ns)
-      this.owned.push(new Reflector<Secret>({
-        list: () => api.listSecrets(ns, OWNED_SELECTOR),
-        watch: (rv, onEvent, done) => api.watch(secrets, {resourceVersion: rv, labelSelector: OWNED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
-      }, {
-        upsert: (s, old) => {
-          if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
-        },
-        delete: (s) => this.secretChanged(s),
-      }, {name: ns ? `owned Secrets in ${ns}` : 'owned Secrets', log: this.log, transform: slimSecret}))
+      this.owned.push(
+        new Reflector<Secret>(
+          {
+            list: () => api.listSecrets(ns, OWNED_SELECTOR),
+            watch: (rv, onEvent, done) =>
+              api.watch(
+                secrets,
+                {resourceVersion: rv, labelSelector: OWNED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()},
+                onEvent,
+                done,
+              ),
+          },
+          {
+            upsert: (s, old) => {
+              if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
+            },
+            delete: (s) => this.secretChanged(s),
+          },
+          {name: ns ? `owned Secrets in ${ns}` : 'owned Secrets', log: this.log, transform: slimSecret},
+        ),
+      )
     }
 
     // Each /v1/rotate request costs RSA work and needs no credentials, so the rate is capped.
-    const rotateBucket = o.rotateRateLimit > 0 ? new TokenBucket(o.rotateRateLimit, Math.max(1, o.rotateRateBurst), () => this.now().getTime()) : undefined
+    const rotateBucket =
+      o.rotateRateLimit > 0 ? new TokenBucket(o.rotateRateLimit, Math.max(1, o.rotateRateBurst), () => this.now().getTime()) : undefined
     this.http = await startHttpServer(o.listen, {
       certPem: () => this.sealingKey()?.certPem,
       notReady: () => this.notReady(),
@@ -229,13 +289,20 @@ export class Controller {
       reseal: async (body, contentType) => {
         const r = await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.reseals.inc({result: r.outcome})
-        if (r.outcome === 'failed') this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
-        else this.log.info(r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
-          {sealedSecret: r.sealedSecret, from: r.from, to: r.to})
+        if (r.outcome === 'failed')
+          this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
+        else
+          this.log.info(
+            r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
+            {sealedSecret: r.sealedSecret, from: r.from, to: r.to},
+          )
         return r
       },
     })
-    this.log.info('serving HTTP', {address: this.http.address, endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics']})
+    this.log.info('serving HTTP', {
+      address: this.http.address,
+      endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics'],
+    })
 
     this.keyReflector.start()
     for (const r of [...this.sealed, ...this.owned]) r.start()
@@ -253,8 +320,16 @@ export class Controller {
     }
     if (o.leaderElect) {
       this.elector = new LeaderElector({
-        api, namespace: o.keyNamespace, name: o.leaseName, identity: o.identity, log: this.log, now: this.now, monotonic: this.deps.monotonic,
-        leaseDurationMs: o.leaseDurationMs, renewDeadlineMs: o.renewDeadlineMs, retryPeriodMs: o.retryPeriodMs,
+        api,
+        namespace: o.keyNamespace,
+        name: o.leaseName,
+        identity: o.identity,
+        log: this.log,
+        now: this.now,
+        monotonic: this.deps.monotonic,
+        leaseDurationMs: o.leaseDurationMs,
+        renewDeadlineMs: o.renewDeadlineMs,
+        retryPeriodMs: o.retryPeriodMs,
       })
       this.elector.start(callbacks)
     } else {

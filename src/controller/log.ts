@@ -36,7 +36,8 @@ export function createLogger(opts: LoggerOptions = {}, base: Fields = {}): Logge
     if (RANK[level] < min) return
     const rec: Record<string, unknown> = {time: now().toISOString(), level, msg: scrubUrls(msg)}
     for (const [k, v] of Object.entries({...base, ...fields})) {
-      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg') rec[k] = typeof v === 'string' ? scrubUrls(v) : Array.isArray(v) ? v.map(scrubUrls) : v
+      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg')
+        rec[k] = typeof v === 'string' ? scrubUrls(v) : Array.isArray(v) ? v.map(scrubUrls) : v
     }
     write(JSON.stringify(rec) + '\n')
   }

@@ -51,7 +51,12 @@ export function lastWriter(s: Secret | null | undefined, self: string): {manager
  */
 export function slimSecret(s: Secret): Secret {
   const md = s.metadata ?? {}
-  const managedFields = (md.managedFields ?? []).map((e) => ({manager: e.manager, operation: e.operation, time: e.time, subresource: e.subresource}))
+  const managedFields = (md.managedFields ?? []).map((e) => ({
+    manager: e.manager,
+    operation: e.operation,
+    time: e.time,
+    subresource: e.subresource,
+  }))
   const metadata: Secret['metadata'] = {
     name: md.name,
     namespace: md.namespace,

@@ -14,7 +14,8 @@ export function parseDuration(s: string, flag: string): number {
     total += Number(m[1]) * UNITS[m[2]]
     matched = re.lastIndex
   }
-  if (!t || matched !== t.length) throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected a duration such as 30d, 720h, 90m, 15s, 500ms or 0`)
+  if (!t || matched !== t.length)
+    throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected a duration such as 30d, 720h, 90m, 15s, 500ms or 0`)
   return Math.round(total)
 }
 
@@ -23,13 +24,16 @@ export function parseTime(s: string, flag: string): Date {
   const t = s.trim()
   const ok = /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$/.test(t)
   const d = new Date(t.replace(' ', 'T'))
-  if (!ok || Number.isNaN(d.getTime())) throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected an RFC 3339 time such as 2026-03-01T00:00:00Z`)
+  if (!ok || Number.isNaN(d.getTime()))
+    throw new KsealError('ERR_USAGE', `--${flag} ${JSON.stringify(s)}: expected an RFC 3339 time such as 2026-03-01T00:00:00Z`)
   return d
 }
 
 /** A duration in the form parseDuration reads, in its largest whole unit: 30000 → `30s`, 2_592_000_000 → `30d`. */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0'
-  const [unit, size] = Object.entries(UNITS).reverse().find(([, size]) => ms % size === 0) ?? ['ms', 1]
+  const [unit, size] = Object.entries(UNITS)
+    .reverse()
+    .find(([, size]) => ms % size === 0) ?? ['ms', 1]
   return `${ms / size}${unit}`
 }

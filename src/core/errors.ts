@@ -86,7 +86,11 @@ export class KsealError extends Error {
 
 /** A store that answered "slow down": the caller (a per-store rate limiter) waits retryAfterMs before the next call. */
 export class ThrottledError extends KsealError {
-  constructor(message: string, readonly retryAfterMs: number, where: Where = {}) {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+    where: Where = {},
+  ) {
     super('ERR_THROTTLED', message, where)
   }
 }
@@ -103,8 +107,13 @@ export function formatWhere(w: Where): string {
 }
 
 export function isKsealError(e: unknown): e is KsealError {
-  return typeof e === 'object' && e !== null && typeof (e as KsealError).code === 'string' &&
-    (e as KsealError).code in CODES && typeof (e as KsealError).exitCode === 'number'
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as KsealError).code === 'string' &&
+    (e as KsealError).code in CODES &&
+    typeof (e as KsealError).exitCode === 'number'
+  )
 }
 
 /** The most severe of several exit codes: decryption (3) over usage (2) over runtime (1). */

@@ -41,7 +41,9 @@ export async function expandPaths(paths: string[]): Promise<Expanded> {
     try {
       const found = await walk(p, skipped)
       if (found.length === 0) {
-        throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {file: p})
+        throw new KsealError('ERR_USAGE', `no manifests (${MANIFEST_EXTENSIONS.map((e) => '*' + e).join(', ')}) in this directory`, {
+          file: p,
+        })
       }
       files.push(...found)
     } catch (e) {
@@ -64,7 +66,11 @@ async function walk(dir: string, skipped: string[]): Promise<string[]> {
     const full = path.join(dir, e.name)
     if (e.isSymbolicLink()) {
       // Noted when a walk would otherwise have read it: a manifest, or a directory.
-      if (MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) || (!SKIP_DIRS.has(e.name) && (await fs.stat(full).catch(() => null))?.isDirectory())) skipped.push(full)
+      if (
+        MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) ||
+        (!SKIP_DIRS.has(e.name) && (await fs.stat(full).catch(() => null))?.isDirectory())
+      )
+        skipped.push(full)
     } else if (e.isDirectory()) {
       if (!SKIP_DIRS.has(e.name)) out.push(...(await walk(full, skipped)))
     } else if (e.isFile() && MANIFEST_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {

@@ -7,7 +7,8 @@ export type Obj = Record<string, unknown>
 export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** True for a Kubernetes List (`kind: ...List` with an `items` array). */
-export const isList = (o: Obj): o is Obj & {items: unknown[]} => typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)
+export const isList = (o: Obj): o is Obj & {items: unknown[]} =>
+  typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)
 
 /** A null-prototype record: key names such as `__proto__` or `valueOf` are just keys. */
 export function dict<T>(entries: Iterable<[string, T]> = []): Record<string, T> {

@@ -24,7 +24,11 @@ export class TokenBucket {
   private tokens: number
   private at: number
 
-  constructor(readonly rate: number, readonly burst: number, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
     this.tokens = burst
     this.at = now()
   }

@@ -29,7 +29,11 @@ export function compileRe2(source: string, what: string): NameMatcher {
   try {
     re = RE2JS.compile(source)
   } catch (e) {
-    throw refuse(`not an RE2 regular expression: ${String((e as Error).message).replace(/^error parsing regexp: /, '').slice(0, 120)}`)
+    throw refuse(
+      `not an RE2 regular expression: ${String((e as Error).message)
+        .replace(/^error parsing regexp: /, '')
+        .slice(0, 120)}`,
+    )
   }
   if (re.programSize() > MAX_PROGRAM_SIZE) throw refuse('too complex (its compiled program is too large)')
   return {source, test: (name: string) => re.test(name)}

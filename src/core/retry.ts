@@ -4,18 +4,19 @@
  */
 
 /** Resolves after `ms`; rejects with the signal's reason as soon as it aborts. */
-export const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
-  if (signal?.aborted) return reject(signal.reason)
-  const t = setTimeout(() => {
-    signal?.removeEventListener('abort', onAbort)
-    resolve()
-  }, ms)
-  const onAbort = () => {
-    clearTimeout(t)
-    reject(signal!.reason)
-  }
-  signal?.addEventListener('abort', onAbort, {once: true})
-})
+export const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal!.reason)
+    }
+    signal?.addEventListener('abort', onAbort, {once: true})
+  })
 
 export interface BackoffOptions {
   /** The delay after the first failure. */

@@ -92,6 +92,7 @@ export function keyBinding(b: Binding): KeyBinding {
 /** How an identity reads in messages: `prod/db`, `db (any namespace)`, `namespace prod`, `any namespace`. */
 export function describeIdentity(scope: Scope, as: EncryptedAs): string {
   if (scope === 'cluster') return 'anywhere (cluster scope)'
-  if (scope === 'namespace') return as.namespace === null ? 'any namespace (namespace scope, namespace left open)' : `namespace ${as.namespace}`
+  if (scope === 'namespace')
+    return as.namespace === null ? 'any namespace (namespace scope, namespace left open)' : `namespace ${as.namespace}`
   return as.namespace === null ? `${as.name} (in any namespace)` : `${as.namespace}/${as.name}`
 }

@@ -99,7 +99,10 @@ export function decryptValue(keys: DataKeys, b: Binding, field: Field, key: stri
   const v = Number(m[1])
   checkVersion(v)
   if (v !== keys.version) {
-    throw new KsealError('ERR_INTEGRITY', `is a format ${v} token in a format ${keys.version} envelope: values cannot be mixed between formats`)
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      `is a format ${v} token in a format ${keys.version} envelope: values cannot be mixed between formats`,
+    )
   }
   const raw = Buffer.from(m[2], 'base64url')
   if (raw.length < NONCE_BYTES + TAG_BYTES) throw new KsealError('ERR_INTEGRITY', 'encrypted value is truncated')
@@ -123,7 +126,10 @@ function checkSameFormat(keys: DataKeys, b: Binding): void {
  * altered in any field is detected while the order of entries in the file is not significant.
  */
 export function canonicalRecipients(entries: readonly RecipientEntry[]): string[][][] {
-  const one = (e: RecipientEntry) => Object.keys(e).sort(cmp).map((k) => [k, String((e as unknown as Record<string, unknown>)[k])])
+  const one = (e: RecipientEntry) =>
+    Object.keys(e)
+      .sort(cmp)
+      .map((k) => [k, String((e as unknown as Record<string, unknown>)[k])])
   return entries.map(one).sort((a, b) => cmp(JSON.stringify(a), JSON.stringify(b)))
 }
 
@@ -138,9 +144,10 @@ export function computeMac(keys: DataKeys, b: Binding, slots: readonly Slot[], r
   const sorted = [...slots]
     .map((s) => [s.field, s.key, s.token === null ? null : s.token.trim()] as const)
     .sort((x, y) => (x[0] === y[0] ? cmp(x[1], y[1]) : cmp(x[0], y[0])))
-  const body = keys.version === 2
-    ? ['kseal/v2 mac', b.scope, b.namespace, b.name, canonicalRecipients(recipients), sorted]
-    : ['kseal/v1 mac', b.scope, b.namespace, b.name, sorted]
+  const body =
+    keys.version === 2
+      ? ['kseal/v2 mac', b.scope, b.namespace, b.name, canonicalRecipients(recipients), sorted]
+      : ['kseal/v1 mac', b.scope, b.namespace, b.name, sorted]
   return crypto.createHmac('sha256', keys.mac).update(JSON.stringify(body)).digest('base64')
 }
 
@@ -161,7 +168,10 @@ export function macEqual(want: string, got: string): boolean {
 
 export function checkVersion(v: number): asserts v is Version {
   if (!(READ_VERSIONS as readonly number[]).includes(v)) {
-    throw new KsealError('ERR_VERSION', `unsupported kseal format version ${v} (this kseal reads versions ${READ_VERSIONS.join(' and ')}; upgrade kseal)`)
+    throw new KsealError(
+      'ERR_VERSION',
+      `unsupported kseal format version ${v} (this kseal reads versions ${READ_VERSIONS.join(' and ')}; upgrade kseal)`,
+    )
   }
 }
 
@@ -173,7 +183,14 @@ export function parseRecipients(raw: unknown): RecipientEntry[] {
   if (raw.length > MAX_RECIPIENTS) throw bad(`${raw.length} recipients (at most ${MAX_RECIPIENTS})`)
   return raw.map((r, i): RecipientEntry => {
     const e = r as Record<string, unknown>
-    if (typeof e !== 'object' || e === null || Array.isArray(e) || typeof e.backend !== 'string' || typeof e.kid !== 'string' || typeof e.wrapped !== 'string') {
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      Array.isArray(e) ||
+      typeof e.backend !== 'string' ||
+      typeof e.kid !== 'string' ||
+      typeof e.wrapped !== 'string'
+    ) {
       throw bad(`recipient ${i + 1} needs backend, kid and wrapped`)
     }
     const out = Object.create(null) as Record<string, string>
@@ -206,7 +223,8 @@ export function parseEnvelope(raw: unknown): Envelope {
 function parseEncryptedAs(o: Record<string, unknown>, scope: Scope): EncryptedAs {
   const str = (v: unknown) => typeof v === 'string' && v !== ''
   if (scope === 'cluster') {
-    if (o.namespace !== undefined || o.name !== undefined || o.openNamespace !== undefined) throw bad('cluster scope records no namespace or name')
+    if (o.namespace !== undefined || o.name !== undefined || o.openNamespace !== undefined)
+      throw bad('cluster scope records no namespace or name')
     return {namespace: null, name: null}
   }
   const open = o.openNamespace === true

@@ -17,7 +17,6 @@ export const BITNAMI_API_VERSION = 'bitnami.com/v1alpha1'
 const CLUSTER_WIDE = 'sealedsecrets.bitnami.com/cluster-wide'
 const NAMESPACE_WIDE = 'sealedsecrets.bitnami.com/namespace-wide'
 
-
 export function isBitnamiSealedSecret(o: unknown): boolean {
   return isObj(o) && o.kind === 'SealedSecret' && o.apiVersion === BITNAMI_API_VERSION
 }
@@ -41,7 +40,10 @@ function hybridDecrypt(keys: crypto.KeyObject[], order: number[], b64: string, l
     const i = order[o]
     let sessionKey: Buffer
     try {
-      sessionKey = crypto.privateDecrypt({key: keys[i], padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, rsaCt)
+      sessionKey = crypto.privateDecrypt(
+        {key: keys[i], padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label},
+        rsaCt,
+      )
     } catch {
       continue
     }
@@ -83,7 +85,8 @@ export function unsealBitnami(raw: unknown, keys: crypto.KeyObject[]): Record<st
   const lbl = bitnamiLabel(meta)
   if (!name) throw new KsealError('ERR_INPUT', 'a SealedSecret needs metadata.name', where)
   if (!namespace && lbl !== '') throw new KsealError('ERR_INPUT', 'needs metadata.namespace: its values are bound to it', where)
-  if (keys.length === 0) throw new KsealError('ERR_NO_KEY', 'no RSA private key to open a sealed-secrets SealedSecret with (pass --key)', where)
+  if (keys.length === 0)
+    throw new KsealError('ERR_NO_KEY', 'no RSA private key to open a sealed-secrets SealedSecret with (pass --key)', where)
   const label = Buffer.from(lbl, 'utf8')
   const order = keys.map((_, i) => i)
   const data: Record<string, string> = {}
@@ -96,15 +99,24 @@ export function unsealBitnami(raw: unknown, keys: crypto.KeyObject[]): Record<st
       throw (e as KsealError).at(at)
     }
     if (plain === null) {
-      throw new KsealError('ERR_NO_KEY', `none of the ${keys.length} key(s) given opens this value (another controller's key, or the SealedSecret was moved from another ${lbl === '' ? 'cluster' : lbl.includes('/') ? 'name or namespace' : 'namespace'})`, at)
+      throw new KsealError(
+        'ERR_NO_KEY',
+        `none of the ${keys.length} key(s) given opens this value (another controller's key, or the SealedSecret was moved from another ${lbl === '' ? 'cluster' : lbl.includes('/') ? 'name or namespace' : 'namespace'})`,
+        at,
+      )
     }
     data[k] = plain.toString('base64')
   }
   const tmeta = isObj(template.metadata) ? template.metadata : {}
-  return secretObject(name, namespace, {
-    labels: isObj(tmeta.labels) ? (tmeta.labels as Record<string, string>) : undefined,
-    annotations: isObj(tmeta.annotations) ? (tmeta.annotations as Record<string, string>) : undefined,
-    type: typeof template.type === 'string' ? template.type : undefined,
-    immutable: typeof template.immutable === 'boolean' ? template.immutable : undefined,
-  }, data)
+  return secretObject(
+    name,
+    namespace,
+    {
+      labels: isObj(tmeta.labels) ? (tmeta.labels as Record<string, string>) : undefined,
+      annotations: isObj(tmeta.annotations) ? (tmeta.annotations as Record<string, string>) : undefined,
+      type: typeof template.type === 'string' ? template.type : undefined,
+      immutable: typeof template.immutable === 'boolean' ? template.immutable : undefined,
+    },
+    data,
+  )
 }

@@ -35,7 +35,10 @@ export class Keyring {
   /** Ambient identities per backend (AWS credentials for awskms), loaded for that backend's entries only. */
   private readonly ambient = new Map<string, Promise<Identity[]>>()
 
-  constructor(private readonly backends: Backends, sources: KeySources) {
+  constructor(
+    private readonly backends: Backends,
+    sources: KeySources,
+  ) {
     const cwd = backends.ctx.cwd
     this.stages = []
     if (sources.keys.length) this.stages.push({label: '--key', load: () => this.loadAll(sources.keys, cwd, true)})
@@ -110,7 +113,10 @@ export class Keyring {
     }
     if (attempt.failure) throw attempt.failure
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
-    throw new KsealError('ERR_NO_KEY', `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`)
+    throw new KsealError(
+      'ERR_NO_KEY',
+      `no key for this Secret: it is encrypted for ${wanted} (looked in ${this.stages.map((s) => s.label).join(', ')})`,
+    )
   }
 
   private ambientOf(backend: string): Promise<Identity[]> {
@@ -163,7 +169,12 @@ export interface Attempt {
  * kept in `attempt`, so a later source may still succeed and the caller reports the first failure
  * only when none does.
  */
-export async function unwrapWith(entries: RecipientEntry[], identities: Identity[], binding: KeyBinding, attempt: Attempt): Promise<Unwrapped | null> {
+export async function unwrapWith(
+  entries: RecipientEntry[],
+  identities: Identity[],
+  binding: KeyBinding,
+  attempt: Attempt,
+): Promise<Unwrapped | null> {
   const tried = new Set<string>()
   for (const entry of entries) {
     for (const [i, id] of identities.entries()) {
@@ -181,4 +192,3 @@ export async function unwrapWith(entries: RecipientEntry[], identities: Identity
   }
   return null
 }
-

@@ -26,13 +26,25 @@ export function keepAliveAgent(kc: K8s.KubeConfig, opts: TlsOptions): http.Agent
   if (!cluster || cluster.proxyUrl) return null
   let pool = pools.get(kc)
   if (!pool) pools.set(kc, (pool = new Map()))
-  const key = JSON.stringify([cluster.server, opts.ca, opts.cert, opts.key, opts.pfx, opts.rejectUnauthorized, opts.servername].map((v) => (v === undefined ? null : String(v))))
+  const key = JSON.stringify(
+    [cluster.server, opts.ca, opts.cert, opts.key, opts.pfx, opts.rejectUnauthorized, opts.servername].map((v) =>
+      v === undefined ? null : String(v),
+    ),
+  )
   let agent = pool.get(key)
   if (!agent) {
     agent = cluster.server.startsWith('http:')
       ? new http.Agent({keepAlive: true})
-      : new https.Agent({ca: opts.ca, cert: opts.cert, key: opts.key, pfx: opts.pfx, passphrase: opts.passphrase, rejectUnauthorized: opts.rejectUnauthorized,
-        servername: opts.servername, keepAlive: true})
+      : new https.Agent({
+          ca: opts.ca,
+          cert: opts.cert,
+          key: opts.key,
+          pfx: opts.pfx,
+          passphrase: opts.passphrase,
+          rejectUnauthorized: opts.rejectUnauthorized,
+          servername: opts.servername,
+          keepAlive: true,
+        })
     pool.set(key, agent)
   }
   return agent
@@ -47,7 +59,7 @@ function authentication(kc: K8s.KubeConfig): K8s.SecurityAuthentication {
       await kc.applyToHTTPSOptions(opts)
       for (const [name, value] of Object.entries(opts.headers ?? {})) context.setHeaderParam(name, String(value))
       if (opts.auth) context.setHeaderParam('Authorization', `Basic ${Buffer.from(opts.auth).toString('base64')}`)
-      context.setAgent(keepAliveAgent(kc, opts) ?? opts.agent as http.Agent)
+      context.setAgent(keepAliveAgent(kc, opts) ?? (opts.agent as http.Agent))
     },
   }
 }
@@ -56,5 +68,7 @@ function authentication(kc: K8s.KubeConfig): K8s.SecurityAuthentication {
 export function apiClient<T>(k8s: typeof K8s, kc: K8s.KubeConfig, Api: new (config: K8s.Configuration) => T): T {
   const cluster = kc.getCurrentCluster()
   if (!cluster) throw new Error('No active cluster!')
-  return new Api(k8s.createConfiguration({baseServer: new k8s.ServerConfiguration(cluster.server, {}), authMethods: {default: authentication(kc)}}))
+  return new Api(
+    k8s.createConfiguration({baseServer: new k8s.ServerConfiguration(cluster.server, {}), authMethods: {default: authentication(kc)}}),
+  )
 }

@@ -23,16 +23,20 @@ export interface ApiRetryOptions {
 /** Runs an API call, retrying transient failures with exponential backoff and jitter (or the server's Retry-After); `signal` ends the attempts (and the waits between them). */
 export function retrying<T>(fn: () => Promise<T>, o: ApiRetryOptions = {}, signal?: AbortSignal): Promise<T> {
   const maxMs = o.maxMs ?? 2000
-  return retry(fn, {
-    attempts: o.attempts ?? 5,
-    retryable: isTransient,
-    delay: (e, n) => {
-      const after = apiFailure(e)?.retryAfterMs
-      return after !== undefined ? Math.min(maxMs, after) : backoff(n, {baseMs: o.baseMs ?? 50, maxMs, jitter: {min: 0.5, max: 1}})
+  return retry(
+    fn,
+    {
+      attempts: o.attempts ?? 5,
+      retryable: isTransient,
+      delay: (e, n) => {
+        const after = apiFailure(e)?.retryAfterMs
+        return after !== undefined ? Math.min(maxMs, after) : backoff(n, {baseMs: o.baseMs ?? 50, maxMs, jitter: {min: 0.5, max: 1}})
+      },
+      onRetry: o.onRetry,
+      sleep: o.sleep ?? sleep,
     },
-    onRetry: o.onRetry,
-    sleep: o.sleep ?? sleep,
-  }, signal)
+    signal,
+  )
 }
 
 /**
@@ -63,7 +67,9 @@ export interface ListResult<T> {
   resourceVersion: string
 }
 
-export type WatchEvent<T> = {type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T} | {type: 'ERROR'; object: {code?: number; reason?: string; message?: string}}
+export type WatchEvent<T> =
+  | {type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T}
+  | {type: 'ERROR'; object: {code?: number; reason?: string; message?: string}}
 
 export interface WatchHandle {
   abort(): void
@@ -78,7 +84,16 @@ export interface ClusterApi {
    * server answers 409 when the object has changed since (apiserver Store.Update compares the patched
    * object's resourceVersion with the stored one). Resolves to the patched object.
    */
-  patchCustomStatus(group: string, version: string, plural: string, namespace: string, name: string, status: unknown, resourceVersion?: string, ctx?: CallContext): Promise<KubeObject>
+  patchCustomStatus(
+    group: string,
+    version: string,
+    plural: string,
+    namespace: string,
+    name: string,
+    status: unknown,
+    resourceVersion?: string,
+    ctx?: CallContext,
+  ): Promise<KubeObject>
   getSecret(namespace: string, name: string, ctx?: CallContext): Promise<Secret | null>
   /** Secrets in one namespace, or in all of them (`namespace` undefined). */
   listSecrets(namespace: string | undefined, labelSelector?: string, ctx?: CallContext): Promise<ListResult<Secret>>
@@ -92,7 +107,12 @@ export interface ClusterApi {
   createLease(namespace: string, body: Lease, ctx?: CallContext): Promise<Lease>
   replaceLease(namespace: string, name: string, body: Lease, ctx?: CallContext): Promise<Lease>
   /** Starts a watch from a resourceVersion; `done` is called once, with an error or null when the server closed it. */
-  watch(apiPath: string, params: Record<string, string | number | boolean | undefined>, onEvent: (e: WatchEvent<unknown>) => void, done: (err: unknown) => void): Promise<WatchHandle>
+  watch(
+    apiPath: string,
+    params: Record<string, string | number | boolean | undefined>,
+    onEvent: (e: WatchEvent<unknown>) => void,
+    done: (err: unknown) => void,
+  ): Promise<WatchHandle>
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -113,13 +133,16 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
   // Sends a body as its own JSON. client-node's serializer copies `{[key: string]: string}` maps into
   // plain objects key by key, which silently drops a Secret key named `__proto__`; a Secret's data
   // must reach the API server exactly, whatever its key names.
-  const rawJsonBody = (body: unknown) => ({
-    middleware: [{
-      pre: (req: {setBody(b: string): void}) => (req.setBody(JSON.stringify(body)), new k8s.Observable(Promise.resolve(req))),
-      post: <R>(res: R) => new k8s.Observable(Promise.resolve(res)),
-    }],
-    middlewareMergeStrategy: 'append',
-  }) as unknown as typeof mergePatch
+  const rawJsonBody = (body: unknown) =>
+    ({
+      middleware: [
+        {
+          pre: (req: {setBody(b: string): void}) => (req.setBody(JSON.stringify(body)), new k8s.Observable(Promise.resolve(req))),
+          post: <R>(res: R) => new k8s.Observable(Promise.resolve(res)),
+        },
+      ],
+      middlewareMergeStrategy: 'append',
+    }) as unknown as typeof mergePatch
   // client-node's own transport; a call with a context goes through a wrapper that applies the
   // signal and runs beforeWrite last, after auth and middleware, just before fetch sends it.
   const transport = new k8s.IsomorphicFetchHttpLibrary()
@@ -139,7 +162,8 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
       },
     }
   }
-  const r = <T>(fn: () => Promise<T>, ctx?: CallContext) => retrying(fn, ctx?.attempts ? {...retry, attempts: ctx.attempts} : retry, ctx?.signal)
+  const r = <T>(fn: () => Promise<T>, ctx?: CallContext) =>
+    retrying(fn, ctx?.attempts ? {...retry, attempts: ctx.attempts} : retry, ctx?.signal)
   const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
     try {
       return await p
@@ -148,29 +172,49 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
       throw e
     }
   }
-  const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string}}): ListResult<T> => ({items: l.items ?? [], resourceVersion: l.metadata?.resourceVersion ?? ''})
+  const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string}}): ListResult<T> => ({
+    items: l.items ?? [],
+    resourceVersion: l.metadata?.resourceVersion ?? '',
+  })
   return {
     async listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext) {
-      const l = await r(() => (namespace
-        ? custom.listNamespacedCustomObject({group, version, plural, namespace}, options(ctx))
-        : custom.listClusterCustomObject({group, version, plural}, options(ctx))), ctx)
+      const l = await r(
+        () =>
+          namespace
+            ? custom.listNamespacedCustomObject({group, version, plural, namespace}, options(ctx))
+            : custom.listClusterCustomObject({group, version, plural}, options(ctx)),
+        ctx,
+      )
       return list<T>(l)
     },
     customPath: (group, version, plural, namespace) =>
       `/apis/${group}/${version}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}`,
     async patchCustomStatus(group, version, plural, namespace, name, status, resourceVersion, ctx) {
       const body = resourceVersion === undefined ? {status} : {metadata: {resourceVersion}, status}
-      return await r(() => custom.patchNamespacedCustomObjectStatus({group, version, plural, namespace, name, body, fieldManager}, options(ctx, mergePatch)), ctx) as KubeObject
+      return (await r(
+        () =>
+          custom.patchNamespacedCustomObjectStatus({group, version, plural, namespace, name, body, fieldManager}, options(ctx, mergePatch)),
+        ctx,
+      )) as KubeObject
     },
     getSecret: (namespace, name, ctx) => r(() => orNull(core.readNamespacedSecret({namespace, name}, options(ctx))), ctx),
     async listSecrets(namespace, labelSelector, ctx) {
-      return list(await r(() => (namespace === undefined
-        ? core.listSecretForAllNamespaces({labelSelector}, options(ctx))
-        : core.listNamespacedSecret({namespace, labelSelector}, options(ctx))), ctx))
+      return list(
+        await r(
+          () =>
+            namespace === undefined
+              ? core.listSecretForAllNamespaces({labelSelector}, options(ctx))
+              : core.listNamespacedSecret({namespace, labelSelector}, options(ctx)),
+          ctx,
+        ),
+      )
     },
-    secretsPath: (namespace) => (namespace === undefined ? '/api/v1/secrets' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`),
-    createSecret: (namespace, body, ctx) => r(() => core.createNamespacedSecret({namespace, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
-    replaceSecret: (namespace, name, body, ctx) => r(() => core.replaceNamespacedSecret({namespace, name, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
+    secretsPath: (namespace) =>
+      namespace === undefined ? '/api/v1/secrets' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
+    createSecret: (namespace, body, ctx) =>
+      r(() => core.createNamespacedSecret({namespace, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
+    replaceSecret: (namespace, name, body, ctx) =>
+      r(() => core.replaceNamespacedSecret({namespace, name, body, fieldManager}, options(ctx, rawJsonBody(body))), ctx),
     async deleteSecret(namespace, name, preconditions, ctx) {
       await r(() => core.deleteNamespacedSecret({namespace, name, body: preconditions ? {preconditions} : undefined}, options(ctx)), ctx)
     },
@@ -179,7 +223,8 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
     },
     getLease: (namespace, name, ctx) => r(() => orNull(coord.readNamespacedLease({namespace, name}, options(ctx))), ctx),
     createLease: (namespace, body, ctx) => r(() => coord.createNamespacedLease({namespace, body, fieldManager}, options(ctx)), ctx),
-    replaceLease: (namespace, name, body, ctx) => r(() => coord.replaceNamespacedLease({namespace, name, body, fieldManager}, options(ctx)), ctx),
+    replaceLease: (namespace, name, body, ctx) =>
+      r(() => coord.replaceNamespacedLease({namespace, name, body, fieldManager}, options(ctx)), ctx),
     async watch(apiPath, params, onEvent, done) {
       const ctl = await watcher.watch(apiPath, params, (type, object) => onEvent({type, object} as WatchEvent<unknown>), done)
       return {abort: () => ctl.abort()}

@@ -43,7 +43,10 @@ export async function loadKubeConfig(o: KubeOptions): Promise<K8s.KubeConfig> {
     }
   } catch (e) {
     if (e instanceof KsealError) throw e
-    throw new KsealError('ERR_CONFIG', `cannot read the kubeconfig${o.kubeconfig ? ` ${o.kubeconfig}` : ''}: ${(e as Error).message.split('\n')[0]}`)
+    throw new KsealError(
+      'ERR_CONFIG',
+      `cannot read the kubeconfig${o.kubeconfig ? ` ${o.kubeconfig}` : ''}: ${(e as Error).message.split('\n')[0]}`,
+    )
   }
   if (o.context) {
     if (!kc.getContextObject(o.context)) throw new KsealError('ERR_CONFIG', `no context "${o.context}" in the kubeconfig`)

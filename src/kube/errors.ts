@@ -31,7 +31,12 @@ export function apiFailure(e: unknown): ApiFailure | null {
     status = x.body as typeof status
   }
   const ra = Number(x.headers?.['retry-after'])
-  return {code, reason: status.reason ?? '', message: (status.message ?? '').slice(0, 300), retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined}
+  return {
+    code,
+    reason: status.reason ?? '',
+    message: (status.message ?? '').slice(0, 300),
+    retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
+  }
 }
 
 export const isNotFound = (e: unknown) => apiFailure(e)?.code === 404
@@ -45,7 +50,17 @@ export const isConflict = (e: unknown) => {
   return f?.code === 409 && f.reason !== 'AlreadyExists'
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET'])
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+])
 
 /** Worth retrying: a server error, throttling, or the connection failing. */
 export function isTransient(e: unknown): boolean {

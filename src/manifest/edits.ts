@@ -124,8 +124,20 @@ const hex = (c: string, width: number) => c.charCodeAt(0).toString(16).padStart(
 
 /** YAML's own short escapes, as Go's YAML writer and the yaml package both spell them. */
 const YAML_ESCAPES: Record<string, string> = {
-  '\0': '\\0', '\x07': '\\a', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\v': '\\v', '\f': '\\f', '\r': '\\r',
-  '\x1b': '\\e', '"': '\\"', '\\': '\\\\', '\x85': '\\N', '\u2028': '\\L', '\u2029': '\\P',
+  '\0': '\\0',
+  '\x07': '\\a',
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\v': '\\v',
+  '\f': '\\f',
+  '\r': '\\r',
+  '\x1b': '\\e',
+  '"': '\\"',
+  '\\': '\\\\',
+  '\x85': '\\N',
+  '\u2028': '\\L',
+  '\u2029': '\\P',
 }
 
 /**
@@ -157,8 +169,15 @@ export function valueEdit(text: string, node: Scalar, value: string, eol: string
       // text, and the value goes back as a literal block with the same chomping.
       const oneLine = !(h.chomp === 'strip' ? value : value.slice(0, -1)).includes('\n')
       const header = node.type === Scalar.BLOCK_FOLDED && !oneLine ? h.header.replace(/^>/, '|') : h.header
-      const fits = !/\t/.test(value) && !UNSAFE_LITERAL.test(value.replace(/\n/g, '')) && !(value.startsWith(' ') && !h.explicitIndent) &&
-        (h.chomp === 'strip' ? !value.endsWith('\n') : h.chomp === 'clip' ? value === '' || (value.endsWith('\n') && !value.endsWith('\n\n')) : value === '' || value.endsWith('\n'))
+      const fits =
+        !/\t/.test(value) &&
+        !UNSAFE_LITERAL.test(value.replace(/\n/g, '')) &&
+        !(value.startsWith(' ') && !h.explicitIndent) &&
+        (h.chomp === 'strip'
+          ? !value.endsWith('\n')
+          : h.chomp === 'clip'
+            ? value === '' || (value.endsWith('\n') && !value.endsWith('\n\n'))
+            : value === '' || value.endsWith('\n'))
       // A block's range takes in its last line break; a quoted string put in its place needs one.
       if (!fits) return {start, end, text: quoted + (text[end - 1] === '\n' ? eol : '')}
       if (value === '') return {start, end, text: header + eol}
@@ -197,7 +216,9 @@ function envelopeFlow(text: string, map: YAMLMap, env: Record<string, unknown>, 
   const pretty = text.slice(map.range![0], first).includes('\n')
   if (!pretty) return `,${JSON.stringify(key)}:${JSON.stringify(env)}`
   const pad = ' '.repeat(column(text, first))
-  const body = JSON.stringify(env, null, 2).split('\n').join(eol + pad)
+  const body = JSON.stringify(env, null, 2)
+    .split('\n')
+    .join(eol + pad)
   return `,${eol}${pad}${JSON.stringify(key)}: ${body}`
 }
 
@@ -245,4 +266,3 @@ export function replaceEnvelopeEdit(text: string, map: YAMLMap, pair: Pair, env:
   const pad = ' '.repeat(column(text, (pair.key as Scalar).range![0]))
   return {start, end, text: envelopeBlock(env, key, pad, eol)}
 }
-

@@ -60,8 +60,16 @@ function goInteger(s: string): {value: bigint; unsigned: boolean} | null {
   const m = GO_INT.exec(s)
   if (!m) return null
   const [, sign, bin, oct, hex, zeroOct, dec] = m
-  const magnitude = bin !== undefined ? BigInt(`0b${bin}`) : oct !== undefined ? BigInt(`0o${oct}`)
-    : hex !== undefined ? BigInt(`0x${hex}`) : zeroOct !== undefined ? BigInt(`0o${zeroOct || '0'}`) : BigInt(dec)
+  const magnitude =
+    bin !== undefined
+      ? BigInt(`0b${bin}`)
+      : oct !== undefined
+        ? BigInt(`0o${oct}`)
+        : hex !== undefined
+          ? BigInt(`0x${hex}`)
+          : zeroOct !== undefined
+            ? BigInt(`0o${zeroOct || '0'}`)
+            : BigInt(dec)
   return inRange(sign, magnitude)
 }
 
@@ -177,7 +185,9 @@ export function formatFloat32(x: number): string {
   if (f === 0) return Object.is(f, -0) ? '-0' : '0'
   // The shortest decimal that reads back as the same float32 (the closest one of that length).
   for (let p = 1; p <= 9; p++) {
-    const [mantissa, e] = Math.abs(f).toExponential(p - 1).split('e')
+    const [mantissa, e] = Math.abs(f)
+      .toExponential(p - 1)
+      .split('e')
     const n = Number(mantissa.replace('.', ''))
     for (const d of [n, n - 1, n + 1]) {
       if (d <= 0 || Math.fround(Number(`${d}e${Number(e) - (p - 1)}`)) !== Math.abs(f)) continue
@@ -280,11 +290,22 @@ export function checkKubeText(text: string, file: string | undefined): void {
   if (at === undefined) return
   const {line, col} = position(text, at)
   if (lexed?.tab) {
-    throw new KsealError('ERR_INPUT', `a tab where a block scalar's indentation is read, at line ${line}, column ${col} (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t`, {file})
+    throw new KsealError(
+      'ERR_INPUT',
+      `a tab where a block scalar's indentation is read, at line ${line}, column ${col} (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t`,
+      {file},
+    )
   }
   const code = text.codePointAt(at)!.toString(16).toUpperCase().padStart(4, '0')
-  const why = unprintable && unprintable[0] !== '\x85' ? 'is not allowed in YAML (kubectl refuses the file)' : 'is a line break to kubectl\'s YAML reader (YAML 1.1), and not to others'
-  throw new KsealError('ERR_INPUT', `character U+${code} at line ${line}, column ${col} ${why}; write it as an escape in a double-quoted string`, {file})
+  const why =
+    unprintable && unprintable[0] !== '\x85'
+      ? 'is not allowed in YAML (kubectl refuses the file)'
+      : "is a line break to kubectl's YAML reader (YAML 1.1), and not to others"
+  throw new KsealError(
+    'ERR_INPUT',
+    `character U+${code} at line ${line}, column ${col} ${why}; write it as an escape in a double-quoted string`,
+    {file},
+  )
 }
 
 /** Characters go-yaml's reader refuses anywhere, and NEL, which it folds even inside quotes. */
@@ -380,7 +401,11 @@ export function kubeYamlString(doc: Document, options: ToStringOptions = {}): st
       if (typeof node.value === 'string' && (ESCAPE_ONLY.test(node.value) || /(^|\n) *\t/.test(node.value))) node.type = Scalar.QUOTE_DOUBLE
     },
   })
-  return doc.toString(options).replace(new RegExp(ESCAPE_ONLY.source, 'g'), (c) => (c < '\u0100' ? `\\x${c.charCodeAt(0).toString(16)}` : `\\u${c.charCodeAt(0).toString(16)}`))
+  return doc
+    .toString(options)
+    .replace(new RegExp(ESCAPE_ONLY.source, 'g'), (c) =>
+      c < '\u0100' ? `\\x${c.charCodeAt(0).toString(16)}` : `\\u${c.charCodeAt(0).toString(16)}`,
+    )
 }
 
 /** 1-based line and column of an offset; a byte-order mark that opens the text takes no column. */

@@ -33,26 +33,30 @@ export interface MappedManifests {
 /** Applies a step to every object of a manifest text; all documents at once, so key operations overlap. */
 export async function mapManifests(text: string, file: string | undefined, step: ObjectStep): Promise<MappedManifests> {
   const p = parseManifests(text, file)
-  const docs = await Promise.all(p.docs.map(async (doc, i): Promise<MappedDoc> => {
-    const where: Where = {file, document: i + 1}
-    if (doc.contents === null) return {doc, value: null, changed: false}
-    const js = doc.toJS({maxAliasCount: 100}) as unknown
-    try {
-      if (isObj(js) && isList(js)) {
-        let changed = false
-        const items = await Promise.all(js.items.map(async (it) => {
-          const r = isObj(it) ? await step(it) : null
-          if (r) changed = true
-          return r ?? it
-        }))
-        return {doc, value: changed ? {...js, items} : js, changed}
+  const docs = await Promise.all(
+    p.docs.map(async (doc, i): Promise<MappedDoc> => {
+      const where: Where = {file, document: i + 1}
+      if (doc.contents === null) return {doc, value: null, changed: false}
+      const js = doc.toJS({maxAliasCount: 100}) as unknown
+      try {
+        if (isObj(js) && isList(js)) {
+          let changed = false
+          const items = await Promise.all(
+            js.items.map(async (it) => {
+              const r = isObj(it) ? await step(it) : null
+              if (r) changed = true
+              return r ?? it
+            }),
+          )
+          return {doc, value: changed ? {...js, items} : js, changed}
+        }
+        const r = isObj(js) ? await step(js) : null
+        return {doc, value: r ?? js, changed: r !== null}
+      } catch (e) {
+        throw isKsealError(e) ? e.at(where) : e
       }
-      const r = isObj(js) ? await step(js) : null
-      return {doc, value: r ?? js, changed: r !== null}
-    } catch (e) {
-      throw isKsealError(e) ? e.at(where) : e
-    }
-  }))
+    }),
+  )
   return {text: p.text, eol: p.eol, docs}
 }
 

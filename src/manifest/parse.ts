@@ -100,7 +100,11 @@ const DOCS_PER_TURN = 64
  * lets the event loop run every few dozen documents, so the key operations for the first Secrets of
  * a long stream (a KMS call, an RSA unwrap on a thread) run while the rest is still being parsed.
  */
-export async function parseManifestsIncrementally(text: string, file: string | undefined, onSecret: (s: SecretDoc, eol: string) => void): Promise<ParsedManifests> {
+export async function parseManifestsIncrementally(
+  text: string,
+  file: string | undefined,
+  onSecret: (s: SecretDoc, eol: string) => void,
+): Promise<ParsedManifests> {
   checkText(text, file)
   const lineCounter = new LineCounter()
   const eol = eolOf(text)
@@ -123,10 +127,12 @@ const eolOf = (text: string) => (text.includes('\r\n') ? '\r\n' : '\n')
  * reads the same). A kind named Secret in any other group (a CRD's, `vault.example.com/v1alpha1`)
  * is someone else's resource and passes through every command untouched.
  */
-export const isCoreGroup = (apiVersion: unknown): boolean => typeof apiVersion !== 'string' || !apiVersion.includes('/') || apiVersion.startsWith('/')
+export const isCoreGroup = (apiVersion: unknown): boolean =>
+  typeof apiVersion !== 'string' || !apiVersion.includes('/') || apiVersion.startsWith('/')
 
 /** The only Secret that is kseal's: core group, version v1. */
-export const isCoreSecret = (kind: unknown, apiVersion: unknown): boolean => kind === 'Secret' && (apiVersion === 'v1' || apiVersion === '/v1')
+export const isCoreSecret = (kind: unknown, apiVersion: unknown): boolean =>
+  kind === 'Secret' && (apiVersion === 'v1' || apiVersion === '/v1')
 
 function collect(node: unknown, where: Where, out: SecretDoc[], item?: number): void {
   if (!isMap(node)) return
@@ -179,7 +185,11 @@ function secretDoc(map: YAMLMap, where: Where, item: number | undefined): Secret
         continue
       }
       if (!isScalar(v) || typeof v.value !== 'string') {
-        const hint = isScalar(v) ? ` (it reads as ${typeof v.value}; quote it)` : isMap(v) && /\{\{/.test(String(p.value)) ? ' (a template?)' : ''
+        const hint = isScalar(v)
+          ? ` (it reads as ${typeof v.value}; quote it)`
+          : isMap(v) && /\{\{/.test(String(p.value))
+            ? ' (a template?)'
+            : ''
         throw new KsealError('ERR_INPUT', `value is not a string${hint}`, {...w, key: `${field}.${key}`})
       }
       values.push({field, key, node: v, value: v.value, encrypted: looksLikeToken(v.value)})
@@ -234,8 +244,13 @@ export function refuseMergeKeys(doc: Document.Parsed, where: Where, lineCounter?
   const guarded = objects(js).find((o) => typeof o.kind === 'string' && GUARDED_KINDS.has(o.kind))
   if (!guarded && js !== null) return
   const meta = (guarded?.metadata ?? {}) as {name?: unknown; namespace?: unknown}
-  const secret = (typeof meta.namespace === 'string' && meta.namespace ? `${meta.namespace}/` : '') + (typeof meta.name === 'string' && meta.name ? meta.name : '(unnamed)')
+  const secret =
+    (typeof meta.namespace === 'string' && meta.namespace ? `${meta.namespace}/` : '') +
+    (typeof meta.name === 'string' && meta.name ? meta.name : '(unnamed)')
   const at = lineCounter && key.range ? ` at line ${lineCounter.linePos(key.range[0]).line}` : ''
-  throw new KsealError('ERR_INPUT', `uses a YAML merge key (<<)${at}: kubectl would merge in values that kseal does not see; write the keys out instead`,
-    {...where, secret})
+  throw new KsealError(
+    'ERR_INPUT',
+    `uses a YAML merge key (<<)${at}: kubectl would merge in values that kseal does not see; write the keys out instead`,
+    {...where, secret},
+  )
 }

@@ -13,7 +13,8 @@ export function valueBytes(v: SecretValue): Buffer {
   const s = v.value ?? ''
   if (v.field === 'stringData') {
     // UTF-8 cannot carry a lone surrogate (an escape like "\ud800"); encoding would quietly turn it into U+FFFD.
-    if (/\p{Cs}/u.test(s)) throw new KsealError('ERR_INPUT', 'not valid Unicode text (a lone surrogate escape); use data with base64 for bytes', {key: place(v)})
+    if (/\p{Cs}/u.test(s))
+      throw new KsealError('ERR_INPUT', 'not valid Unicode text (a lone surrogate escape); use data with base64 for bytes', {key: place(v)})
     return Buffer.from(s, 'utf8')
   }
   // Kubernetes (Go's StdEncoding) takes padded standard base64, ignoring line breaks.
@@ -43,7 +44,12 @@ export interface SecretTemplate {
  * The v1 Secret an unsealer produces: apiVersion, kind, metadata (name, namespace when set, labels and
  * annotations when any), type (Opaque by default), immutable when set, then data (base64), in that order.
  */
-export function secretObject(name: string, namespace: string | undefined, t: SecretTemplate, data: Record<string, string>): Record<string, unknown> {
+export function secretObject(
+  name: string,
+  namespace: string | undefined,
+  t: SecretTemplate,
+  data: Record<string, string>,
+): Record<string, unknown> {
   const metadata: Record<string, unknown> = {name}
   if (namespace) metadata.namespace = namespace
   if (t.labels && Object.keys(t.labels).length) metadata.labels = {...t.labels}

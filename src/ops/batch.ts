@@ -9,7 +9,16 @@ import {isKsealError, KsealError, worstExit} from '../core/errors.js'
 import {type Expanded, readStdin, readText, STDIN, writeAtomic} from '../core/files.js'
 import {forEachLimited} from '../core/limit.js'
 import {progress} from '../core/progress.js'
-import {joinStreams, type MappedManifests, mapManifests, type ObjectStep, type OutputFormat, renderJson, renderYaml, values} from '../manifest/objects.js'
+import {
+  joinStreams,
+  type MappedManifests,
+  mapManifests,
+  type ObjectStep,
+  type OutputFormat,
+  renderJson,
+  renderYaml,
+  values,
+} from '../manifest/objects.js'
 
 export interface BatchOptions {
   inPlace: boolean

@@ -58,7 +58,17 @@ export interface StagedFile {
  */
 export async function stagedManifests(cwd: string, pathspecs: string[]): Promise<StagedFile[]> {
   // --raw gives the index blob id of each staged file, so no path is read from the working tree.
-  const raw = await git(cwd, ['diff', '--cached', '--raw', '-z', '--no-abbrev', '--no-renames', '--diff-filter=ACMR', '--', ...pathspecs]).catch((e: KsealError) => {
+  const raw = await git(cwd, [
+    'diff',
+    '--cached',
+    '--raw',
+    '-z',
+    '--no-abbrev',
+    '--no-renames',
+    '--diff-filter=ACMR',
+    '--',
+    ...pathspecs,
+  ]).catch((e: KsealError) => {
     throw new KsealError('ERR_USAGE', `--staged needs a git repository: ${e.message}`)
   })
   const fields = raw.toString('utf8').split('\0')

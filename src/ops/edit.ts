@@ -83,11 +83,21 @@ export async function openForEdit(text: string, file: string, keyring: Keyring):
     const values = new Map<string, KeptValue>()
     s.values.forEach((v, j) => {
       if (!v.node || v.value === null) return
-      values.set(place(v.field, v.key), {bytes: o.values[j].bytes!, token: v.value.trim(), source: text.slice(v.node.range![0], v.node.range![1]), block: isBlock(v.node)})
+      values.set(place(v.field, v.key), {
+        bytes: o.values[j].bytes!,
+        token: v.value.trim(),
+        source: text.slice(v.node.range![0], v.node.range![1]),
+        block: isBlock(v.node),
+      })
     })
     secrets.push({id: identity(s), opened: o, values})
   })
-  return {original: text, plain: applyEdits(text, edits), secrets, hasPlaintext: p.secrets.some((s) => !s.envelopePair && hasPlainValues(s))}
+  return {
+    original: text,
+    plain: applyEdits(text, edits),
+    secrets,
+    hasPlaintext: p.secrets.some((s) => !s.envelopePair && hasPlainValues(s)),
+  }
 }
 
 /**
@@ -101,18 +111,26 @@ export async function reencryptEdited(view: EditView, edited: string, file: stri
   const pool = new Map<string, OpenedEntry[]>()
   for (const e of view.secrets) pool.set(e.id, [...(pool.get(e.id) ?? []), e])
   const work = p.secrets.map((s) => ({s, prev: pool.get(identity(s))?.shift()}))
-  const edits = (await Promise.all(work.map(async ({s, prev}) => {
-    try {
-      if (s.envelopePair) throw new KsealError('ERR_INPUT', `has a "${ENVELOPE_KEY}:" entry: the editor shows Secrets without their envelope; remove it`)
-      if (prev) return reencryptSecret(p.text, p.eol, s, prev)
-      if (hasPlainValues(s) && opts.recipients.length === 0 && !opts.rules) {
-        throw new KsealError('ERR_INPUT', 'is not one of the encrypted Secrets of this file (new, or renamed): pass -r, or add a .kseal.yaml rule, to choose who can decrypt it')
-      }
-      return await encryptSecret(p.text, p.eol, s, await newSecretOptions(file, s, opts))
-    } catch (e) {
-      throw isKsealError(e) ? e.at(s.where) : e
-    }
-  }))).flat()
+  const edits = (
+    await Promise.all(
+      work.map(async ({s, prev}) => {
+        try {
+          if (s.envelopePair)
+            throw new KsealError('ERR_INPUT', `has a "${ENVELOPE_KEY}:" entry: the editor shows Secrets without their envelope; remove it`)
+          if (prev) return reencryptSecret(p.text, p.eol, s, prev)
+          if (hasPlainValues(s) && opts.recipients.length === 0 && !opts.rules) {
+            throw new KsealError(
+              'ERR_INPUT',
+              'is not one of the encrypted Secrets of this file (new, or renamed): pass -r, or add a .kseal.yaml rule, to choose who can decrypt it',
+            )
+          }
+          return await encryptSecret(p.text, p.eol, s, await newSecretOptions(file, s, opts))
+        } catch (e) {
+          throw isKsealError(e) ? e.at(s.where) : e
+        }
+      }),
+    )
+  ).flat()
   const out = applyEdits(edited, edits)
   // Never write plaintext: every Secret value in the result must be encrypted.
   if (parseManifests(out, file).secrets.some(hasPlainValues)) {
@@ -182,7 +200,11 @@ class PrivateTemp {
     process.exit(128 + (os.constants.signals[sig] ?? 1))
   }
 
-  private constructor(readonly dir: string, readonly file: string, private readonly label: string) {
+  private constructor(
+    readonly dir: string,
+    readonly file: string,
+    private readonly label: string,
+  ) {
     process.on('exit', this.onExit)
     for (const s of SIGNALS) process.on(s, this.onSignal)
   }
@@ -232,9 +254,10 @@ function tempBase(env: Record<string, string | undefined>): string {
 function runEditor(editor: string, file: string, tmp: PrivateTemp): Promise<void> {
   return new Promise((resolve, reject) => {
     const exec = /[;&|<>()$`\n]/.test(editor) ? '' : 'exec '
-    const child = process.platform === 'win32'
-      ? spawn(`${editor} "${file}"`, {stdio: 'inherit', shell: true})
-      : spawn('sh', ['-c', `${exec}${editor} "$@"`, editor, file], {stdio: 'inherit'})
+    const child =
+      process.platform === 'win32'
+        ? spawn(`${editor} "${file}"`, {stdio: 'inherit', shell: true})
+        : spawn('sh', ['-c', `${exec}${editor} "$@"`, editor, file], {stdio: 'inherit'})
     tmp.child = child
     child.on('error', (e) => {
       tmp.child = null
@@ -263,9 +286,18 @@ export async function editFile(file: string, opts: EditSessionOptions): Promise<
   const view = await openForEdit(original, file, opts.keyring)
   if (opts.recipients.length === 0 && !opts.rules) {
     if (view.hasPlaintext) {
-      throw new KsealError('ERR_USAGE', 'holds a Secret that is not encrypted: encrypt it first (kseal encrypt -i), or pass -r or add a .kseal.yaml rule to encrypt it on save', {file})
+      throw new KsealError(
+        'ERR_USAGE',
+        'holds a Secret that is not encrypted: encrypt it first (kseal encrypt -i), or pass -r or add a .kseal.yaml rule to encrypt it on save',
+        {file},
+      )
     }
-    if (view.secrets.length === 0) throw new KsealError('ERR_USAGE', 'holds no encrypted Secret (pass -r, or add a .kseal.yaml rule, to add one and encrypt it on save)', {file})
+    if (view.secrets.length === 0)
+      throw new KsealError(
+        'ERR_USAGE',
+        'holds no encrypted Secret (pass -r, or add a .kseal.yaml rule, to add one and encrypt it on save)',
+        {file},
+      )
   }
   const tmp = await PrivateTemp.create(tempBase(opts.env), path.basename(file), view.plain, file)
   let output: string

@@ -21,7 +21,12 @@ export async function encryptText(text: string, file: string | undefined, opts: 
 }
 
 /** Encrypts a file's Secrets, each for the recipients of the first rule that matches it. */
-export async function encryptTextWithRules(text: string, file: string | undefined, rules: CreationRules, base: RuleOptions): Promise<string> {
+export async function encryptTextWithRules(
+  text: string,
+  file: string | undefined,
+  rules: CreationRules,
+  base: RuleOptions,
+): Promise<string> {
   return encryptText(text, file, async (s) => {
     // Only a Secret that gets its first envelope needs a rule; others keep their recipients — but a
     // format 1 Secret gaining values is upgraded, and its rule (if one matches) vouches for the
@@ -32,7 +37,9 @@ export async function encryptTextWithRules(text: string, file: string | undefine
     try {
       if (fresh) return await rules.optionsFor(file, s, base)
       if (upgrading && (await rules.cover(file))) {
-        const vouching = await rules.optionsFor(file, s, base).catch((e) => (isKsealError(e) && e.code === 'ERR_USAGE' ? null : Promise.reject(e)))
+        const vouching = await rules
+          .optionsFor(file, s, base)
+          .catch((e) => (isKsealError(e) && e.code === 'ERR_USAGE' ? null : Promise.reject(e)))
         if (vouching) return vouching
       }
       return {recipients: [], scope: base.scope ?? 'strict', keyring: base.keyring}

@@ -23,7 +23,17 @@ import {openProvider, providerLabel, type ProviderContext} from '../external/pro
 import {renderExternalSecret, type RenderResult} from '../external/render.js'
 import {parseExternalSecret, parseSecretStore} from '../external/schema.js'
 import {esLabel, type StoreAccess} from '../external/store.js'
-import {CLUSTER_SECRET_STORE_KIND, EXTERNAL_API_VERSION, EXTERNAL_GROUP, EXTERNAL_SECRET_KIND, EXTERNAL_VERSION, type ExternalSecret, SECRET_STORE_KIND, type SecretObject, type SecretStore} from '../external/types.js'
+import {
+  CLUSTER_SECRET_STORE_KIND,
+  EXTERNAL_API_VERSION,
+  EXTERNAL_GROUP,
+  EXTERNAL_SECRET_KIND,
+  EXTERNAL_VERSION,
+  type ExternalSecret,
+  SECRET_STORE_KIND,
+  type SecretObject,
+  type SecretStore,
+} from '../external/types.js'
 
 export interface PreviewOptions {
   /** Files (or `-`) holding ExternalSecrets, and maybe their stores. */
@@ -60,9 +70,18 @@ export async function readObjects(file: string): Promise<Located[]> {
     const where: Where = {file: label ?? '(stdin)', document: i + 1}
     if (doc.contents === null) return
     const js = doc.toJS({maxAliasCount: 100}) as unknown
-    const objs = isObj(js) && typeof js.kind === 'string' && js.kind.endsWith('List') && Array.isArray(js.items) ? js.items.filter(isObj) : isObj(js) ? [js] : []
+    const objs =
+      isObj(js) && typeof js.kind === 'string' && js.kind.endsWith('List') && Array.isArray(js.items)
+        ? js.items.filter(isObj)
+        : isObj(js)
+          ? [js]
+          : []
     if (objs.some((o) => OUR_KINDS.has(o.kind as string)) && findMergeKey(doc.contents)) {
-      throw new KsealError('ERR_INPUT', 'uses a YAML merge key (<<): kubectl would merge in fields that kseal reads differently; write the keys out instead', where)
+      throw new KsealError(
+        'ERR_INPUT',
+        'uses a YAML merge key (<<): kubectl would merge in fields that kseal reads differently; write the keys out instead',
+        where,
+      )
     }
     for (const o of objs) out.push({obj: o, where})
   })
@@ -82,8 +101,12 @@ function describe(es: ExternalSecret, store: SecretStore, r: RenderResult): stri
       : `${JSON.stringify(s.remoteKey)}${s.version ? ` version ${s.version}` : ''}${s.property ? ` property ${JSON.stringify(s.property)}` : ''}`
     lines.push(`  ${s.entry}: ${what}${s.missing ? ' (gone)' : ''}${s.secretKeys.length ? ` → ${s.secretKeys.join(', ')}` : ''}`)
   }
-  if (!r.secret) lines.push(`  every remote key is gone and deletionPolicy is Delete: the controller deletes Secret ${es.metadata.namespace}/${es.target.name}`)
-  else if (es.target.creationPolicy === 'Merge') lines.push(`  creationPolicy Merge: these keys are written into the existing Secret ${es.metadata.namespace}/${es.target.name}`)
+  if (!r.secret)
+    lines.push(
+      `  every remote key is gone and deletionPolicy is Delete: the controller deletes Secret ${es.metadata.namespace}/${es.target.name}`,
+    )
+  else if (es.target.creationPolicy === 'Merge')
+    lines.push(`  creationPolicy Merge: these keys are written into the existing Secret ${es.metadata.namespace}/${es.target.name}`)
   return lines
 }
 
@@ -119,7 +142,13 @@ export async function preview(o: PreviewOptions): Promise<PreviewResult> {
   for (const {obj, where} of located) {
     const kind = obj.kind as string
     if (typeof obj.apiVersion === 'string' && obj.apiVersion.startsWith('external-secrets.io/') && OUR_KINDS.has(kind)) {
-      errors.push(new KsealError('ERR_INPUT', `${kind} has apiVersion ${obj.apiVersion}: kseal reads ${EXTERNAL_API_VERSION} (the same fields; docs/external-secrets.md lists the differences)`, where))
+      errors.push(
+        new KsealError(
+          'ERR_INPUT',
+          `${kind} has apiVersion ${obj.apiVersion}: kseal reads ${EXTERNAL_API_VERSION} (the same fields; docs/external-secrets.md lists the differences)`,
+          where,
+        ),
+      )
       continue
     }
     if (obj.apiVersion !== EXTERNAL_API_VERSION || !OUR_KINDS.has(kind)) continue
@@ -131,7 +160,8 @@ export async function preview(o: PreviewOptions): Promise<PreviewResult> {
       errors.push(e.at(where))
     }
   }
-  if (externalSecrets.length === 0 && errors.length === 0) errors.push(new KsealError('ERR_INPUT', `no ExternalSecret (${EXTERNAL_API_VERSION}) in ${o.files.join(', ')}`))
+  if (externalSecrets.length === 0 && errors.length === 0)
+    errors.push(new KsealError('ERR_INPUT', `no ExternalSecret (${EXTERNAL_API_VERSION}) in ${o.files.join(', ')}`))
 
   const docs: {lines: string[]; secret: Obj | null}[] = []
   for (const {es, where} of externalSecrets) {
@@ -141,7 +171,10 @@ export async function preview(o: PreviewOptions): Promise<PreviewResult> {
       const provider = await openProvider(store, ctx)
       try {
         const r = await renderExternalSecret(es, store, {provider, namespaceLabels: (ns) => access.namespaceLabels(ns)})
-        docs.push({lines: describe(es, store, r), secret: r.secret ? (o.showValues ? (r.secret as unknown as Obj) : maskSecret(r.secret)) : null})
+        docs.push({
+          lines: describe(es, store, r),
+          secret: r.secret ? (o.showValues ? (r.secret as unknown as Obj) : maskSecret(r.secret)) : null,
+        })
       } finally {
         await provider.close()
       }
@@ -157,7 +190,8 @@ export async function preview(o: PreviewOptions): Promise<PreviewResult> {
   } else {
     stdout = docs.map((d) => `${d.lines.map((l) => `# ${l}`).join('\n')}\n${d.secret ? toYaml(d.secret) : ''}`).join('---\n')
   }
-  if (!o.showValues && docs.some((d) => d.secret)) notes.add('values are masked; --show-values prints them (the output is then a plaintext Secret: keep it out of git)')
+  if (!o.showValues && docs.some((d) => d.secret))
+    notes.add('values are masked; --show-values prints them (the output is then a plaintext Secret: keep it out of git)')
   return {stdout, errors, notes: [...notes]}
 }
 
@@ -173,22 +207,49 @@ async function findStore(es: ExternalSecret, stores: SecretStore[], kube: () => 
     const {apiClient} = await import('../kube/agents.js')
     const k8s = await loadK8s()
     const api = apiClient(k8s, kc, k8s.CustomObjectsApi)
-    obj = ref.kind === SECRET_STORE_KIND
-      ? await api.getNamespacedCustomObject({group: EXTERNAL_GROUP, version: EXTERNAL_VERSION, namespace: ns, plural: 'secretstores', name: ref.name})
-      : await api.getClusterCustomObject({group: EXTERNAL_GROUP, version: EXTERNAL_VERSION, plural: 'clustersecretstores', name: ref.name})
+    obj =
+      ref.kind === SECRET_STORE_KIND
+        ? await api.getNamespacedCustomObject({
+            group: EXTERNAL_GROUP,
+            version: EXTERNAL_VERSION,
+            namespace: ns,
+            plural: 'secretstores',
+            name: ref.name,
+          })
+        : await api.getClusterCustomObject({
+            group: EXTERNAL_GROUP,
+            version: EXTERNAL_VERSION,
+            plural: 'clustersecretstores',
+            name: ref.name,
+          })
   } catch (e) {
-    const why = isKsealError(e) ? e.message : `the cluster has none (${String((e as {code?: unknown}).code ?? (e as Error).message).split('\n')[0].slice(0, 120)})`
-    throw new KsealError('ERR_INPUT', `${esLabel(es)}: ${ref.kind} ${ns ? `${ns}/` : ''}${ref.name} is not in the files given; pass it with --store FILE (${why})`)
+    const why = isKsealError(e)
+      ? e.message
+      : `the cluster has none (${String((e as {code?: unknown}).code ?? (e as Error).message)
+          .split('\n')[0]
+          .slice(0, 120)})`
+    throw new KsealError(
+      'ERR_INPUT',
+      `${esLabel(es)}: ${ref.kind} ${ns ? `${ns}/` : ''}${ref.name} is not in the files given; pass it with --store FILE (${why})`,
+    )
   }
   return parseSecretStore(obj)
 }
 
-async function providerContext(store: SecretStore, namespace: string, access: StoreAccess, o: PreviewOptions, kube: () => Promise<KubeConfig>, notes: Set<string>): Promise<ProviderContext> {
+async function providerContext(
+  store: SecretStore,
+  namespace: string,
+  access: StoreAccess,
+  o: PreviewOptions,
+  kube: () => Promise<KubeConfig>,
+  notes: Set<string>,
+): Promise<ProviderContext> {
   const ctx: ProviderContext = {namespace, access}
   const p = store.provider
   if (p.type === 'aws') {
     ctx.aws = {ignoreJwt: true}
-    if (p.auth.kind === 'jwt') notes.add(`${providerLabel(store)}: jwt auth needs the cluster's token issuer; your own AWS credentials are used instead`)
+    if (p.auth.kind === 'jwt')
+      notes.add(`${providerLabel(store)}: jwt auth needs the cluster's token issuer; your own AWS credentials are used instead`)
   } else if (p.type === 'vault') {
     const env = o.env
     let ca: string | undefined

@@ -18,11 +18,17 @@ import {CERT_DAYS, keySecret, parseKeySecret, TRUST_SECRET, trustRootOf} from '.
  * beside it (NAME.crt); the key becomes a sealing key of the controller in `namespace`, signed with
  * its trust root (read through the kubeconfig).
  */
-export async function importKeyFile(file: string, o: {namespace: string; kubeconfig?: string; context?: string}): Promise<{kid: string; secret: string}> {
+export async function importKeyFile(
+  file: string,
+  o: {namespace: string; kubeconfig?: string; context?: string},
+): Promise<{kid: string; secret: string}> {
   const text = await readKeyFile(file)
-  const block = (t: string | undefined, kind: string) => t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
+  const block = (t: string | undefined, kind: string) =>
+    t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
   const keyPem = block(text, 'PRIVATE KEY') ?? block(text, 'RSA PRIVATE KEY') ?? text
-  const certPem = block(text, 'CERTIFICATE') ?? block(await fs.readFile(file.replace(/\.(key|pem)$/, '') + '.crt', 'utf8').catch(() => undefined), 'CERTIFICATE')
+  const certPem =
+    block(text, 'CERTIFICATE') ??
+    block(await fs.readFile(file.replace(/\.(key|pem)$/, '') + '.crt', 'utf8').catch(() => undefined), 'CERTIFICATE')
   const api = await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {attempts: 3})
   return importKey(api, o.namespace, keyPem, certPem)
 }
@@ -31,9 +37,19 @@ export async function importKeyFile(file: string, o: {namespace: string; kubecon
  * Signs a key pair with the trust root and stores it as a key Secret. The key is dated by its
  * certificate (or `created`), so an old key does not become the sealing key unless it is the newest.
  */
-async function importKey(api: ClusterApi, namespace: string, keyPem: string, certPem: string | undefined, created?: Date): Promise<{kid: string; secret: string}> {
+async function importKey(
+  api: ClusterApi,
+  namespace: string,
+  keyPem: string,
+  certPem: string | undefined,
+  created?: Date,
+): Promise<{kid: string; secret: string}> {
   const root = await api.getSecret(namespace, TRUST_SECRET).then((s) => (s ? trustRootOf(s) : null))
-  if (!root) throw new KsealError('ERR_CONFIG', `no trust root (Secret ${namespace}/${TRUST_SECRET}): start the controller once before importing keys`)
+  if (!root)
+    throw new KsealError(
+      'ERR_CONFIG',
+      `no trust root (Secret ${namespace}/${TRUST_SECRET}): start the controller once before importing keys`,
+    )
   let key: crypto.KeyObject
   try {
     key = crypto.createPrivateKey(keyPem)

@@ -59,6 +59,11 @@ export function inspectText(text: string, file: string | undefined): SecretInfo[
 
 /** One line per format 1 Secret: where it is and what to do about it. */
 export function v1Notes(infos: SecretInfo[]): string[] {
-  return infos.filter((i) => !i.recipientsAuthenticated).map((i) =>
-    formatWhere({file: i.file, document: i.document, secret: (i.namespace ? `${i.namespace}/` : '') + (i.name || '(unnamed)')}) + V1_NOTE)
+  return infos
+    .filter((i) => !i.recipientsAuthenticated)
+    .map(
+      (i) =>
+        formatWhere({file: i.file, document: i.document, secret: (i.namespace ? `${i.namespace}/` : '') + (i.name || '(unnamed)')}) +
+        V1_NOTE,
+    )
 }

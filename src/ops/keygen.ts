@@ -26,14 +26,21 @@ export interface KeygenResult {
 }
 
 export async function keygen(o: KeygenOptions): Promise<KeygenResult> {
-  if (!/^[A-Za-z0-9._-]+$/.test(o.name)) throw new KsealError('ERR_USAGE', `--name ${JSON.stringify(o.name)}: use letters, digits, '.', '_' or '-'`)
-  if (o.bits < 2048 || o.bits > 16384 || o.bits % 8 !== 0) throw new KsealError('ERR_USAGE', '--bits must be a multiple of 8 from 2048 to 16384')
+  if (!/^[A-Za-z0-9._-]+$/.test(o.name))
+    throw new KsealError('ERR_USAGE', `--name ${JSON.stringify(o.name)}: use letters, digits, '.', '_' or '-'`)
+  if (o.bits < 2048 || o.bits > 16384 || o.bits % 8 !== 0)
+    throw new KsealError('ERR_USAGE', '--bits must be a multiple of 8 from 2048 to 16384')
   if (o.days < 1) throw new KsealError('ERR_USAGE', '--days must be at least 1')
   const keyFile = path.join(o.dir, `${o.name}.key`)
   const certFile = path.join(o.dir, `${o.name}.crt`)
   if (!o.force) {
     for (const f of [keyFile, certFile]) {
-      if (await fs.stat(f).then(() => true, () => false)) {
+      if (
+        await fs.stat(f).then(
+          () => true,
+          () => false,
+        )
+      ) {
         throw new KsealError('ERR_USAGE', `${f} already exists; pass --force to replace it`)
       }
     }

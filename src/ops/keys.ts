@@ -76,7 +76,10 @@ export async function listControllerKeys(target: import('../client/endpoints.js'
   const r = await controllerRequest(target, '/v1/keys', {accept: 'application/json'})
   if (r.status !== 200) {
     const detail = errorDetail(r.body)
-    throw new KsealError('ERR_BACKEND', `cannot list the keys of ${describeTarget(target)}: HTTP ${r.status}${detail ? `: ${detail}` : ''}${statusHint(r.status)}`)
+    throw new KsealError(
+      'ERR_BACKEND',
+      `cannot list the keys of ${describeTarget(target)}: HTTP ${r.status}${detail ? `: ${detail}` : ''}${statusHint(r.status)}`,
+    )
   }
   let keys: unknown
   try {
@@ -84,9 +87,17 @@ export async function listControllerKeys(target: import('../client/endpoints.js'
   } catch {
     keys = null
   }
-  if (!Array.isArray(keys) || keys.some((k) => typeof k?.kid !== 'string' || typeof k?.created !== 'string' || typeof k?.active !== 'boolean')) {
+  if (
+    !Array.isArray(keys) ||
+    keys.some((k) => typeof k?.kid !== 'string' || typeof k?.created !== 'string' || typeof k?.active !== 'boolean')
+  ) {
     throw new KsealError('ERR_BACKEND', `${describeTarget(target)} answered /v1/keys with something that is not a key list`)
   }
-  return (keys as ControllerKeyInfo[]).map((k) => ({kid: k.kid, created: k.created, active: k.active,
-    ...(typeof k.retired === 'boolean' ? {retired: k.retired} : {}), ...(typeof k.sealedSecrets === 'number' ? {sealedSecrets: k.sealedSecrets} : {})}))
+  return (keys as ControllerKeyInfo[]).map((k) => ({
+    kid: k.kid,
+    created: k.created,
+    active: k.active,
+    ...(typeof k.retired === 'boolean' ? {retired: k.retired} : {}),
+    ...(typeof k.sealedSecrets === 'number' ? {sealedSecrets: k.sealedSecrets} : {}),
+  }))
 }

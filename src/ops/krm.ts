@@ -69,7 +69,10 @@ export function functionOptions(config: unknown, results: KrmResult[]): Function
   if (typeof section !== 'object' || Array.isArray(section)) throw new KsealError('ERR_CONFIG', `functionConfig ${field} must be a mapping`)
   for (const [k, v] of Object.entries(section as Record<string, unknown>)) {
     if (!(OPTION_NAMES as readonly string[]).includes(k)) {
-      results.push({severity: 'warning', message: `functionConfig ${field}.${k} is not a kseal option (known: ${OPTION_NAMES.join(', ')}); ignored`})
+      results.push({
+        severity: 'warning',
+        message: `functionConfig ${field}.${k} is not a kseal option (known: ${OPTION_NAMES.join(', ')}); ignored`,
+      })
       continue
     }
     if (typeof v === 'string') opts[k as keyof FunctionOptions] = v.split(/[\s,]+/).filter(Boolean)
@@ -91,7 +94,11 @@ export function filesBase(config: unknown, cwd: string): string {
 
 function resourceList(doc: Document.Parsed): YAMLMap {
   const root = doc.contents
-  if (!isMap(root) || (root.get('kind') as unknown) !== 'ResourceList' || !RESOURCE_LIST_VERSIONS.includes(String(root.get('apiVersion')))) {
+  if (
+    !isMap(root) ||
+    (root.get('kind') as unknown) !== 'ResourceList' ||
+    !RESOURCE_LIST_VERSIONS.includes(String(root.get('apiVersion')))
+  ) {
     throw new KsealError('ERR_INPUT', `not a ResourceList (expected apiVersion: ${RESOURCE_LIST_VERSIONS[0]}, kind: ResourceList)`)
   }
   const items = root.get('items', true)
@@ -119,8 +126,13 @@ function errorResult(e: KsealError, s?: SecretDoc, file?: KrmResult['file']): Kr
 }
 
 /** Decrypts the Secrets of one parsed text; failures go to results/errors instead of throwing. */
-async function decryptAll(p: ParsedManifests, keyring: Keyring, fileFor: (s: SecretDoc) => KrmResult['file'],
-  results: KrmResult[], errors: KsealError[]): Promise<string> {
+async function decryptAll(
+  p: ParsedManifests,
+  keyring: Keyring,
+  fileFor: (s: SecretDoc) => KrmResult['file'],
+  results: KrmResult[],
+  errors: KsealError[],
+): Promise<string> {
   const settled = await Promise.allSettled(p.secrets.map((s) => decryptSecret(p.text, p.eol, s, keyring)))
   const edits: Edit[] = []
   settled.forEach((r, i) => {

@@ -5,7 +5,14 @@
  * SealedSecret documents are rewritten (comments and key order kept), JSON stays JSON.
  */
 import type {Document as YamlDocument} from 'yaml'
-import {controllerRequest, type ControllerResponse, type ControllerTarget, describeTarget, errorDetail, statusHint} from '../client/endpoints.js'
+import {
+  controllerRequest,
+  type ControllerResponse,
+  type ControllerTarget,
+  describeTarget,
+  errorDetail,
+  statusHint,
+} from '../client/endpoints.js'
 import {applyEdits} from '../manifest/edits.js'
 import {type ErrorCode, isKsealError, KsealError, type Where} from '../core/errors.js'
 import {isList, isObj, type Obj} from '../core/guards.js'
@@ -14,7 +21,6 @@ import {parseManifests} from '../manifest/parse.js'
 import {isKsealSealedSecret} from '../sealed/types.js'
 import {documentEdit} from '../manifest/objects.js'
 import {setSealedSpec} from './seal.js'
-
 
 /** Re-seals one SealedSecret object; `changed: false` when it already was sealed to the newest key alone. */
 export type Resealer = (obj: Obj) => Promise<{sealed: Obj; changed: boolean}>
@@ -34,15 +40,26 @@ function same(a: unknown, b: unknown): boolean {
  * A Resealer that asks the controller's `/v1/rotate`. The answer is checked: it must be the same
  * SealedSecret (name, namespace, scope, template, value keys) with only the ciphertext changed.
  */
-export function controllerResealer(target: ControllerTarget, stats: ResealStats = {resealed: 0, unchanged: 0}, retryForMs = RESEAL_RETRY_FOR_MS): Resealer {
+export function controllerResealer(
+  target: ControllerTarget,
+  stats: ResealStats = {resealed: 0, unchanged: 0},
+  retryForMs = RESEAL_RETRY_FOR_MS,
+): Resealer {
   const inFlight = new Limiter(RESEAL_IN_FLIGHT)
   // When the controller's rate limit answers 429, every request of this run waits as it asked.
   let notBefore = 0
-  const post = (body: string) => inFlight.run(async () => {
-    const wait = notBefore - Date.now()
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-    return controllerRequest(target, '/v1/rotate', {method: 'POST', body, contentType: 'application/json', accept: 'application/json', timeoutMs: 30_000})
-  })
+  const post = (body: string) =>
+    inFlight.run(async () => {
+      const wait = notBefore - Date.now()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      return controllerRequest(target, '/v1/rotate', {
+        method: 'POST',
+        body,
+        contentType: 'application/json',
+        accept: 'application/json',
+        timeoutMs: 30_000,
+      })
+    })
   return async (obj) => {
     const body = JSON.stringify(obj)
     const started = Date.now()
@@ -63,7 +80,10 @@ export function controllerResealer(target: ControllerTarget, stats: ResealStats 
           code = 'ERR_DECRYPT'
         }
       }
-      throw new KsealError(code, `${describeTarget(target)} could not reseal it: HTTP ${r.status}${detail ? `: ${detail}` : ''}${statusHint(r.status, 'create')}`)
+      throw new KsealError(
+        code,
+        `${describeTarget(target)} could not reseal it: HTTP ${r.status}${detail ? `: ${detail}` : ''}${statusHint(r.status, 'create')}`,
+      )
     }
     let out: unknown
     try {
@@ -74,9 +94,15 @@ export function controllerResealer(target: ControllerTarget, stats: ResealStats 
     const o = obj as {metadata?: Obj; spec?: Obj}
     const n = out as {metadata?: Obj; spec?: Obj}
     const envScope = (s: Obj | undefined) => (isObj(s?.envelope) ? (s!.envelope as Obj).scope : undefined)
-    const keys = (s: Obj | undefined) => Object.keys(isObj(s?.encryptedData) ? s!.encryptedData as Obj : {}).sort()
-    if (!isKsealSealedSecret(out) || !same(n.metadata?.name, o.metadata?.name) || !same(n.metadata?.namespace, o.metadata?.namespace) ||
-        !same(n.spec?.template, o.spec?.template) || envScope(n.spec) !== envScope(o.spec) || !same(keys(n.spec), keys(o.spec))) {
+    const keys = (s: Obj | undefined) => Object.keys(isObj(s?.encryptedData) ? (s!.encryptedData as Obj) : {}).sort()
+    if (
+      !isKsealSealedSecret(out) ||
+      !same(n.metadata?.name, o.metadata?.name) ||
+      !same(n.metadata?.namespace, o.metadata?.namespace) ||
+      !same(n.spec?.template, o.spec?.template) ||
+      envScope(n.spec) !== envScope(o.spec) ||
+      !same(keys(n.spec), keys(o.spec))
+    ) {
       throw new KsealError('ERR_BACKEND', `${describeTarget(target)} answered /v1/rotate with a different SealedSecret; nothing written`)
     }
     const changed = !same(n.spec?.encryptedData, o.spec?.encryptedData) || !same(n.spec?.envelope, o.spec?.envelope)
@@ -119,18 +145,22 @@ export async function resealText(text: string, file: string | undefined, reseal:
     if (doc.contents === null) return
     const js = doc.toJS({maxAliasCount: 100}) as unknown
     if (isKsealSealedSecret(js)) targets.push({doc, path: [], obj: js as Obj, index})
-    else if (isObj(js) && isList(js)) js.items.forEach((it, i) => isKsealSealedSecret(it) && targets.push({doc, path: ['items', i], obj: it as Obj, index}))
+    else if (isObj(js) && isList(js))
+      js.items.forEach((it, i) => isKsealSealedSecret(it) && targets.push({doc, path: ['items', i], obj: it as Obj, index}))
   })
-  const results = await Promise.all(targets.map(async (t) => {
-    const at: Where = {file, document: t.index + 1}
-    const meta = isObj(t.obj.metadata) ? t.obj.metadata : {}
-    if (typeof meta.name === 'string') at.secret = `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
-    try {
-      return await reseal(t.obj)
-    } catch (e) {
-      throw isKsealError(e) ? e.at(at) : e
-    }
-  }))
+  const results = await Promise.all(
+    targets.map(async (t) => {
+      const at: Where = {file, document: t.index + 1}
+      const meta = isObj(t.obj.metadata) ? t.obj.metadata : {}
+      if (typeof meta.name === 'string')
+        at.secret = `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
+      try {
+        return await reseal(t.obj)
+      } catch (e) {
+        throw isKsealError(e) ? e.at(at) : e
+      }
+    }),
+  )
   const changed = targets.filter((_, i) => results[i].changed)
   if (changed.length === 0) return text
   if (/^\uFEFF?\s*[{[]/.test(text) && p.docs.length === 1) {
@@ -156,5 +186,8 @@ export async function resealText(text: string, file: string | undefined, reseal:
     setSealedSpec(t.doc, t.path, t.obj, results[i].sealed.spec as {encryptedData: Record<string, string>; envelope: unknown})
     docs.add(t.doc)
   })
-  return applyEdits(p.text, [...docs].map((doc) => documentEdit(p, doc, {file})))
+  return applyEdits(
+    p.text,
+    [...docs].map((doc) => documentEdit(p, doc, {file})),
+  )
 }

@@ -131,7 +131,11 @@ async function rotateSecret(
     if (!freshKey && add.length === 0 && removed.length === 0) return null
 
     const change: SecretChange = {
-      secret: s.where.secret!, document: s.where.document!, added: add.map(id), removed: removed.map(id), dataKey: freshKey,
+      secret: s.where.secret!,
+      document: s.where.document!,
+      added: add.map(id),
+      removed: removed.map(id),
+      dataKey: freshKey,
       ...(scopeChanged ? {scope: {from: opened.envelope.scope, to: targetScope}} : {}),
       ...(upgrade ? {upgraded: true} : {}),
     }
@@ -178,8 +182,16 @@ function dedupe(rs: Recipient[]): Recipient[] {
  * that is only in the file is refused, naming it.
  */
 async function vouched(opened: OpenedSecret, keep: RecipientEntry[], named: Recipient[], keyring: Keyring): Promise<Recipient[]> {
-  const what = opened.envelope.version === 1
-    ? 'cannot upgrade from format 1 (recipients not authenticated) to format 2'
-    : 'cannot wrap the new data key'
-  return vouchedRecipients(opened, keep, named, keyring, what, 'pass it with --add-recipient (or name it in .kseal.yaml) to keep it, or remove it with --remove-recipient')
+  const what =
+    opened.envelope.version === 1
+      ? 'cannot upgrade from format 1 (recipients not authenticated) to format 2'
+      : 'cannot wrap the new data key'
+  return vouchedRecipients(
+    opened,
+    keep,
+    named,
+    keyring,
+    what,
+    'pass it with --add-recipient (or name it in .kseal.yaml) to keep it, or remove it with --remove-recipient',
+  )
 }

@@ -48,12 +48,20 @@ export async function mergeIntoText(text: string, file: string, secret: Obj, rec
     return isKsealSealedSecret(js) ? [{doc, js: js as Obj, i}] : []
   })
   if (targets.length !== 1) {
-    throw new KsealError('ERR_INPUT', `--merge-into needs a file with exactly one kseal SealedSecret; this one has ${targets.length}`, where)
+    throw new KsealError(
+      'ERR_INPUT',
+      `--merge-into needs a file with exactly one kseal SealedSecret; this one has ${targets.length}`,
+      where,
+    )
   }
   const {doc, js, i} = targets[0]
   const has = (js.spec as {envelope?: {scope?: unknown}} | undefined)?.envelope?.scope
   if (scope && has !== scope) {
-    throw new KsealError('ERR_USAGE', `--scope ${scope} differs from the SealedSecret's scope ${JSON.stringify(has ?? null)}; merged values keep the file's scope`, where)
+    throw new KsealError(
+      'ERR_USAGE',
+      `--scope ${scope} differs from the SealedSecret's scope ${JSON.stringify(has ?? null)}; merged values keep the file's scope`,
+      where,
+    )
   }
   let merged
   try {
@@ -74,7 +82,12 @@ export async function mergeIntoText(text: string, file: string, secret: Obj, rec
  * Writes new ciphertext into a SealedSecret in a parsed document (at `path`, for one inside a List),
  * editing the document in place so comments and key order survive; only changed values are set.
  */
-export function setSealedSpec(doc: Document, path: (string | number)[], current: Obj, spec: {encryptedData: Record<string, string>; envelope: unknown}): void {
+export function setSealedSpec(
+  doc: Document,
+  path: (string | number)[],
+  current: Obj,
+  spec: {encryptedData: Record<string, string>; envelope: unknown},
+): void {
   const before = isObj(current.spec) && isObj(current.spec.encryptedData) ? current.spec.encryptedData : {}
   for (const [k, v] of Object.entries(spec.encryptedData)) if (before[k] !== v) doc.setIn([...path, 'spec', 'encryptedData', k], v)
   doc.setIn([...path, 'spec', 'envelope'], doc.createNode(spec.envelope))

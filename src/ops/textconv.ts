@@ -43,8 +43,19 @@ async function secretView(text: string, eol: string, s: SecretDoc, keyring: Keyr
   let summary: Edit
   try {
     // Format, scope, the identity it was encrypted as, and who can open it.
-    const {mac: _mac, recipients, ...head} = envelopeObject(parseEnvelope(s.envelopeRaw)) as {mac: string; recipients: {backend: string; kid: string}[]}
-    summary = replaceEnvelopeEdit(text, s.map, s.envelopePair, {...head, recipients: recipients.map((r) => ({backend: r.backend, kid: r.kid}))}, ENVELOPE_KEY, eol)
+    const {
+      mac: _mac,
+      recipients,
+      ...head
+    } = envelopeObject(parseEnvelope(s.envelopeRaw)) as {mac: string; recipients: {backend: string; kid: string}[]}
+    summary = replaceEnvelopeEdit(
+      text,
+      s.map,
+      s.envelopePair,
+      {...head, recipients: recipients.map((r) => ({backend: r.backend, kid: r.kid}))},
+      ENVELOPE_KEY,
+      eol,
+    )
   } catch {
     return fingerprints(text, eol, s)
   }

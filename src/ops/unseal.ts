@@ -79,7 +79,8 @@ export async function loadUnsealKeyring(specs: string[], backends: Backends): Pr
       for (const pem of pems) identities.push(...(await rsa.identitiesFromFile!(file, pem, backends.ctx)))
       return
     }
-    if (explicit) throw new KsealError('ERR_CONFIG', `${shown}: no private key found (expected a PEM private key, or a Secret manifest with tls.key)`)
+    if (explicit)
+      throw new KsealError('ERR_CONFIG', `${shown}: no private key found (expected a PEM private key, or a Secret manifest with tls.key)`)
   }
 
   for (const spec of specs) {

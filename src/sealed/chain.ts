@@ -16,7 +16,9 @@ const has = (o: object, k: string) => Object.hasOwn(o, k)
 export function sealedBinding(sealed: SealedSecretObject, scope: Scope, version: Version): Binding {
   const ns = sealed.metadata.namespace ?? ''
   if (scope !== 'cluster' && !ns) {
-    throw new KsealError('ERR_INPUT', `has no metadata.namespace, which its ${scope} scope binds the values to`, {secret: sealedLabel(sealed.metadata)})
+    throw new KsealError('ERR_INPUT', `has no metadata.namespace, which its ${scope} scope binds the values to`, {
+      secret: sealedLabel(sealed.metadata),
+    })
   }
   return version === 1 ? bindingFor(scope, ns, sealed.metadata.name) : bindingV2(scope, encryptedAsFor(scope, ns, sealed.metadata.name))
 }
@@ -32,11 +34,20 @@ export type Pairs = [string, string][]
  * The MAC of part `index`: binding, position in the chain, previous part's MAC, its values' and its
  * superseded values' digests; in format 2 also the part's recipient entries (canonical, sorted).
  */
-export function partMac(keys: DataKeys, b: Binding, index: number, prev: string, recipients: readonly RecipientEntry[], own: Pairs, supersedes: Pairs): string {
+export function partMac(
+  keys: DataKeys,
+  b: Binding,
+  index: number,
+  prev: string,
+  recipients: readonly RecipientEntry[],
+  own: Pairs,
+  supersedes: Pairs,
+): string {
   const sort = (p: Pairs) => [...p].sort((x, y) => cmp(x[0], y[0]))
-  const body = keys.version === 2
-    ? ['kseal/v2 sealed part', b.scope, b.namespace, b.name, index, prev, canonicalRecipients(recipients), sort(own), sort(supersedes)]
-    : ['kseal/v1 sealed part', b.scope, b.namespace, b.name, index, prev, sort(own), sort(supersedes)]
+  const body =
+    keys.version === 2
+      ? ['kseal/v2 sealed part', b.scope, b.namespace, b.name, index, prev, canonicalRecipients(recipients), sort(own), sort(supersedes)]
+      : ['kseal/v1 sealed part', b.scope, b.namespace, b.name, index, prev, sort(own), sort(supersedes)]
   return crypto.createHmac('sha256', keys.mac).update(JSON.stringify(body)).digest('base64')
 }
 
@@ -64,13 +75,17 @@ export function planParts(env: SealedEnvelope, data: Record<string, string>): Pa
     for (const k of p.keys) {
       const replaces = owner.has(k)
       if (replaces !== (p.supersedes !== undefined && has(p.supersedes, k))) {
-        throw bad(`integrity check failed: part ${i + 1} ${replaces ? 'replaces a value without recording it' : 'claims to replace a value no earlier part wrote'}`, k)
+        throw bad(
+          `integrity check failed: part ${i + 1} ${replaces ? 'replaces a value without recording it' : 'claims to replace a value no earlier part wrote'}`,
+          k,
+        )
       }
       owner.set(k, i)
     }
   })
   for (const k of Object.keys(data)) {
-    if (!owner.has(k)) throw bad('is not covered by the envelope: a value was added after sealing (seal it with kseal seal --merge-into)', k)
+    if (!owner.has(k))
+      throw bad('is not covered by the envelope: a value was added after sealing (seal it with kseal seal --merge-into)', k)
   }
   for (const k of owner.keys()) {
     if (!has(data, k)) throw bad('is missing: the envelope covers a value that was removed', k)

@@ -95,7 +95,8 @@ const STATUS_SCHEMA: StructuralSchema = {
 /** The whole object, as the API server stores it. */
 export const SEALED_SECRET_SCHEMA: StructuralSchema = {
   type: 'object',
-  description: 'A Secret sealed with the kseal controller\'s public certificate; the controller unseals it into a Secret of the same name and namespace.',
+  description:
+    "A Secret sealed with the kseal controller's public certificate; the controller unseals it into a Secret of the same name and namespace.",
   required: ['spec'],
   properties: {
     apiVersion: str,
@@ -116,26 +117,41 @@ export const SEALED_SECRET_CRD = {
   spec: {
     group: SEALED_GROUP,
     scope: 'Namespaced',
-    names: {kind: SEALED_KIND, listKind: `${SEALED_KIND}List`, plural: SEALED_PLURAL, singular: SEALED_KIND.toLowerCase(), categories: ['kseal']},
-    versions: [{
-      name: SEALED_VERSION,
-      served: true,
-      storage: true,
-      subresources: {status: {}},
-      additionalPrinterColumns: [
-        {name: 'Synced', type: 'string', description: 'Whether the Secret is up to date with this SealedSecret.', jsonPath: synced('status')},
-        {name: 'Reason', type: 'string', description: 'Why, in one word.', jsonPath: synced('reason')},
-        {name: 'Message', type: 'string', description: 'Why, in a sentence.', jsonPath: synced('message'), priority: 1},
-        {name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp'},
-      ],
-      schema: {openAPIV3Schema: SEALED_SECRET_SCHEMA},
-    }],
+    names: {
+      kind: SEALED_KIND,
+      listKind: `${SEALED_KIND}List`,
+      plural: SEALED_PLURAL,
+      singular: SEALED_KIND.toLowerCase(),
+      categories: ['kseal'],
+    },
+    versions: [
+      {
+        name: SEALED_VERSION,
+        served: true,
+        storage: true,
+        subresources: {status: {}},
+        additionalPrinterColumns: [
+          {
+            name: 'Synced',
+            type: 'string',
+            description: 'Whether the Secret is up to date with this SealedSecret.',
+            jsonPath: synced('status'),
+          },
+          {name: 'Reason', type: 'string', description: 'Why, in one word.', jsonPath: synced('reason')},
+          {name: 'Message', type: 'string', description: 'Why, in a sentence.', jsonPath: synced('message'), priority: 1},
+          {name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp'},
+        ],
+        schema: {openAPIV3Schema: SEALED_SECRET_SCHEMA},
+      },
+    ],
   },
 }
 
 /** deploy/crd.yaml's text: the definition above, as YAML, under a header saying where it comes from. */
 export function crdYaml(): string {
-  return '# The SealedSecret resource (docs/SEALED-FORMAT.md), generated from src/sealed/crd.ts by `npm run crd`: edit\n' +
+  return (
+    '# The SealedSecret resource (docs/SEALED-FORMAT.md), generated from src/sealed/crd.ts by `npm run crd`: edit\n' +
     '# it there. The schema lists every field kseal writes (the API server prunes fields it does not list).\n' +
     toYaml(SEALED_SECRET_CRD)
+  )
 }

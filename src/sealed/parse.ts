@@ -13,8 +13,17 @@ import {dict, isObj, type Obj} from '../core/guards.js'
 import {SEALED_SPEC_SCHEMA} from './crd.js'
 import {checkStructure} from './structure.js'
 import {
-  MAX_PART_RECIPIENTS, MAX_PARTS, SEALED_API_VERSION, SEALED_GROUP, SEALED_KIND, type SealedEnvelope, sealedLabel, type SealedPart, type SealedSecretObject,
-  type SealedStatus, type SealedTemplate,
+  MAX_PART_RECIPIENTS,
+  MAX_PARTS,
+  SEALED_API_VERSION,
+  SEALED_GROUP,
+  SEALED_KIND,
+  type SealedEnvelope,
+  sealedLabel,
+  type SealedPart,
+  type SealedSecretObject,
+  type SealedStatus,
+  type SealedTemplate,
 } from './types.js'
 
 const DIGEST_RE = /^[A-Za-z0-9+/]{43}=$/
@@ -55,7 +64,11 @@ export function parseSealedSecret(raw: unknown): SealedSecretObject {
   if (raw.kind !== SEALED_KIND) throw new KsealError('ERR_INPUT', `not a SealedSecret (kind ${JSON.stringify(raw.kind ?? null)})`, where)
   if (raw.apiVersion !== SEALED_API_VERSION) {
     if (typeof raw.apiVersion === 'string' && raw.apiVersion.startsWith(`${SEALED_GROUP}/`)) {
-      throw new KsealError('ERR_VERSION', `unsupported SealedSecret apiVersion ${raw.apiVersion} (this kseal reads ${SEALED_API_VERSION}; upgrade kseal)`, where)
+      throw new KsealError(
+        'ERR_VERSION',
+        `unsupported SealedSecret apiVersion ${raw.apiVersion} (this kseal reads ${SEALED_API_VERSION}; upgrade kseal)`,
+        where,
+      )
     }
     throw new KsealError('ERR_INPUT', `not a kseal SealedSecret (apiVersion ${JSON.stringify(raw.apiVersion ?? null)})`, where)
   }
@@ -70,8 +83,10 @@ export function parseSealedSecret(raw: unknown): SealedSecretObject {
   const template = checkField<SealedTemplate>('template', spec.template, where)
   if (template?.metadata) {
     const m = template.metadata as Obj
-    template.metadata = {...(m.labels ? {labels: dict(Object.entries(m.labels as Record<string, string>))} : {}),
-      ...(m.annotations ? {annotations: dict(Object.entries(m.annotations as Record<string, string>))} : {})}
+    template.metadata = {
+      ...(m.labels ? {labels: dict(Object.entries(m.labels as Record<string, string>))} : {}),
+      ...(m.annotations ? {annotations: dict(Object.entries(m.annotations as Record<string, string>))} : {}),
+    }
   }
   if (spec.envelope === undefined || spec.envelope === null) {
     throw new KsealError('ERR_INTEGRITY', 'has no kseal envelope (spec.envelope was removed?)', where)
@@ -101,7 +116,8 @@ export function parseSealedEnvelope(raw: unknown): SealedEnvelope {
   if (rawParts.length > MAX_PARTS) throw bad(`${rawParts.length} parts (at most ${MAX_PARTS}; re-seal it to compact the chain)`)
   const parts = rawParts.map((p, i): SealedPart => {
     const at = `part ${i + 1}`
-    if (Array.isArray(p.recipients) && p.recipients.length > MAX_PART_RECIPIENTS) throw bad(`${at}: ${p.recipients.length} recipients (at most ${MAX_PART_RECIPIENTS})`)
+    if (Array.isArray(p.recipients) && p.recipients.length > MAX_PART_RECIPIENTS)
+      throw bad(`${at}: ${p.recipients.length} recipients (at most ${MAX_PART_RECIPIENTS})`)
     let recipients: RecipientEntry[]
     try {
       recipients = parseRecipients(p.recipients)

@@ -34,7 +34,13 @@ export async function resealSealedSecret(raw: Record<string, unknown>, unwrap: U
   const {secret, kids} = await unsealSealedSecret(s, unwrap)
   const env = parseSealedEnvelope(s.spec.envelope)
   const onlyPart = env.parts.length === 1 ? env.parts[0] : undefined
-  if (env.version === FORMAT_VERSION && onlyPart && onlyPart.recipients.length === 1 && onlyPart.recipients[0].backend === to.backend && onlyPart.recipients[0].kid === to.kid) {
+  if (
+    env.version === FORMAT_VERSION &&
+    onlyPart &&
+    onlyPart.recipients.length === 1 &&
+    onlyPart.recipients[0].backend === to.backend &&
+    onlyPart.recipients[0].kid === to.kid
+  ) {
     return {sealed: raw, changed: false, from: kids, to: to.kid}
   }
   // Re-sealed in the current format, whatever the input's: this is how SealedSecrets are upgraded.
@@ -45,9 +51,14 @@ export async function resealSealedSecret(raw: Record<string, unknown>, unwrap: U
   const wrapped = await to.wrap(dataKey, keyBinding(binding))
   const encryptedData = dict<string>()
   // Same keys, same order as the input.
-  for (const k of Object.keys(s.spec.encryptedData)) encryptedData[k] = encryptValue(dk, binding, 'data', k, Buffer.from(values[k], 'base64'))
+  for (const k of Object.keys(s.spec.encryptedData))
+    encryptedData[k] = encryptValue(dk, binding, 'data', k, Buffer.from(values[k], 'base64'))
   const own: [string, string][] = Object.entries(encryptedData).map(([k, t]) => [k, tokenDigest(t)])
-  const part: SealedPart = {recipients: [wrapped], keys: Object.keys(encryptedData).sort(), mac: partMac(dk, binding, 0, '', [wrapped], own, [])}
+  const part: SealedPart = {
+    recipients: [wrapped],
+    keys: Object.keys(encryptedData).sort(),
+    mac: partMac(dk, binding, 0, '', [wrapped], own, []),
+  }
   const spec = raw.spec as Record<string, unknown>
   return {
     sealed: {...raw, spec: {...spec, encryptedData, envelope: {version: FORMAT_VERSION, scope: env.scope, parts: [part]}}},

@@ -11,7 +11,16 @@ import {isCoreSecret} from '../manifest/parse.js'
 import {valueBytes} from '../manifest/secrets.js'
 import {type Pairs, partMac, planParts, sealedBinding, tokenDigest} from './chain.js'
 import {parseSealedEnvelope, parseSealedSecret, stringMap} from './parse.js'
-import {MAX_PARTS, SEALED_API_VERSION, SEALED_KIND, type SealedEnvelope, sealedLabel, type SealedPart, type SealedSecretObject, type SealedTemplate} from './types.js'
+import {
+  MAX_PARTS,
+  SEALED_API_VERSION,
+  SEALED_KIND,
+  type SealedEnvelope,
+  sealedLabel,
+  type SealedPart,
+  type SealedSecretObject,
+  type SealedTemplate,
+} from './types.js'
 
 const has = (o: object, k: string) => Object.hasOwn(o, k)
 /** Annotations never copied from a Secret into a template: kubectl's copy of the applied object holds the plaintext. */
@@ -29,7 +38,8 @@ function secretValues(secret: Obj, where: Where): Map<string, Buffer> {
     for (const [key, v] of Object.entries(m)) {
       const at = {...where, key: `${field}.${key}`}
       if (!KEY_RE.test(key)) throw new KsealError('ERR_INPUT', 'is not a valid Secret key (letters, digits, "-", "_" and "." only)', at)
-      if (v !== null && typeof v !== 'string') throw new KsealError('ERR_INPUT', `value is not a string (it reads as ${typeof v}; quote it)`, at)
+      if (v !== null && typeof v !== 'string')
+        throw new KsealError('ERR_INPUT', `value is not a string (it reads as ${typeof v}; quote it)`, at)
       if (typeof v === 'string' && /^\s*kseal:v\d+:/.test(v)) {
         throw new KsealError('ERR_INPUT', 'is already encrypted with kseal: decrypt it first (kseal decrypt FILE | kseal seal ...)', at)
       }
@@ -46,9 +56,12 @@ function checkSecret(secret: Record<string, unknown>, needName = true): {meta: O
   }
   const meta = isObj(secret.metadata) ? secret.metadata : {}
   const where: Where = {secret: sealedLabel(meta)}
-  if ('kseal' in secret) throw new KsealError('ERR_INPUT', 'is encrypted with kseal: decrypt it first (kseal decrypt FILE | kseal seal ...)', where)
-  if (needName && (typeof meta.name !== 'string' || meta.name === '')) throw new KsealError('ERR_INPUT', 'a Secret needs metadata.name to be sealed', where)
-  if (meta.name !== undefined && meta.name !== null && typeof meta.name !== 'string') throw new KsealError('ERR_INPUT', 'metadata.name must be a string', where)
+  if ('kseal' in secret)
+    throw new KsealError('ERR_INPUT', 'is encrypted with kseal: decrypt it first (kseal decrypt FILE | kseal seal ...)', where)
+  if (needName && (typeof meta.name !== 'string' || meta.name === ''))
+    throw new KsealError('ERR_INPUT', 'a Secret needs metadata.name to be sealed', where)
+  if (meta.name !== undefined && meta.name !== null && typeof meta.name !== 'string')
+    throw new KsealError('ERR_INPUT', 'metadata.name must be a string', where)
   if (meta.namespace !== undefined && meta.namespace !== null && typeof meta.namespace !== 'string') {
     throw new KsealError('ERR_INPUT', 'metadata.namespace must be a string', where)
   }
@@ -63,7 +76,8 @@ function templateOf(secret: Obj, meta: Obj, where: Where): SealedTemplate {
     ...(labels && Object.keys(labels).length ? {labels} : {}),
     ...(annotations && Object.keys(annotations).length ? {annotations} : {}),
   }
-  if (secret.type !== undefined && secret.type !== null && typeof secret.type !== 'string') throw new KsealError('ERR_INPUT', 'type must be a string', where)
+  if (secret.type !== undefined && secret.type !== null && typeof secret.type !== 'string')
+    throw new KsealError('ERR_INPUT', 'type must be a string', where)
   if (secret.immutable !== undefined && secret.immutable !== null && typeof secret.immutable !== 'boolean') {
     throw new KsealError('ERR_INPUT', 'immutable must be true or false', where)
   }
@@ -89,7 +103,11 @@ export async function sealSecret(secret: Record<string, unknown>, recipients: Re
   const name = meta.name as string
   const namespace = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : undefined
   if (scope !== 'cluster' && !namespace) {
-    throw new KsealError('ERR_INPUT', `a Secret needs metadata.namespace to be sealed with ${scope} scope (the values are bound to it), or use --scope cluster`, where)
+    throw new KsealError(
+      'ERR_INPUT',
+      `a Secret needs metadata.namespace to be sealed with ${scope} scope (the values are bound to it), or use --scope cluster`,
+      where,
+    )
   }
   const values = secretValues(secret, where)
   const template = templateOf(secret, meta, where)
@@ -100,7 +118,11 @@ export async function sealSecret(secret: Record<string, unknown>, recipients: Re
   const encryptedData = dict<string>()
   for (const [k, bytes] of values) encryptedData[k] = encryptValue(keys, binding, 'data', k, bytes)
   const own: Pairs = Object.entries(encryptedData).map(([k, t]) => [k, tokenDigest(t)])
-  const part: SealedPart = {recipients: wrapped, keys: Object.keys(encryptedData).sort(cmp), mac: partMac(keys, binding, 0, '', wrapped, own, [])}
+  const part: SealedPart = {
+    recipients: wrapped,
+    keys: Object.keys(encryptedData).sort(cmp),
+    mac: partMac(keys, binding, 0, '', wrapped, own, []),
+  }
   return {
     apiVersion: SEALED_API_VERSION,
     kind: SEALED_KIND,
@@ -114,7 +136,11 @@ export async function sealSecret(secret: Record<string, unknown>, recipients: Re
  * their own data key in a new envelope part, whose MAC also covers the digests of the tokens they
  * replace and the previous part's MAC. The template, scope and every other value stay as they were.
  */
-export async function mergeIntoSealed(existing: SealedSecretObject, secret: Record<string, unknown>, recipients: Recipient[]): Promise<SealedSecretObject> {
+export async function mergeIntoSealed(
+  existing: SealedSecretObject,
+  secret: Record<string, unknown>,
+  recipients: Recipient[],
+): Promise<SealedSecretObject> {
   const sealed = parseSealedSecret(existing)
   const at: Where = {secret: sealedLabel(sealed.metadata)}
   // The Secret may leave out its name and namespace: the values go where the SealedSecret is.
@@ -122,7 +148,11 @@ export async function mergeIntoSealed(existing: SealedSecretObject, secret: Reco
   for (const f of ['name', 'namespace'] as const) {
     const want = sealed.metadata[f] ?? ''
     if (typeof meta[f] === 'string' && meta[f] !== '' && meta[f] !== want) {
-      throw new KsealError('ERR_USAGE', `the Secret's ${f} ${JSON.stringify(meta[f])} differs from the SealedSecret's ${JSON.stringify(want)}`, where)
+      throw new KsealError(
+        'ERR_USAGE',
+        `the Secret's ${f} ${JSON.stringify(meta[f])} differs from the SealedSecret's ${JSON.stringify(want)}`,
+        where,
+      )
     }
   }
   let env: SealedEnvelope
@@ -150,9 +180,19 @@ export async function mergeIntoSealed(existing: SealedSecretObject, secret: Reco
     own.push([k, tokenDigest(encryptedData[k])])
   }
   const index = env.parts.length
-  if (index >= MAX_PARTS) throw new KsealError('ERR_USAGE', `already has ${index} parts, the most a SealedSecret may have: re-seal it to compact the chain (kseal unseal | kseal seal)`, at)
+  if (index >= MAX_PARTS)
+    throw new KsealError(
+      'ERR_USAGE',
+      `already has ${index} parts, the most a SealedSecret may have: re-seal it to compact the chain (kseal unseal | kseal seal)`,
+      at,
+    )
   const mac = partMac(keys, binding, index, env.parts[index - 1].mac, wrapped, own, Object.entries(supersedes))
-  const part: SealedPart = {recipients: wrapped, keys: [...values.keys()].sort(cmp), ...(Object.keys(supersedes).length ? {supersedes} : {}), mac}
+  const part: SealedPart = {
+    recipients: wrapped,
+    keys: [...values.keys()].sort(cmp),
+    ...(Object.keys(supersedes).length ? {supersedes} : {}),
+    mac,
+  }
   return {
     ...sealed,
     spec: {...sealed.spec, encryptedData, envelope: {version: env.version, scope: env.scope, parts: [...env.parts, part]}},

@@ -42,13 +42,18 @@ export const CERT_DAYS = 3650
 /** The MAC that makes a key Secret trusted: HMAC-SHA256(root, JSON [tag, namespace, name, kid, created, SHA-256 of the certificate PEM]). */
 export function keyMac(root: Buffer, namespace: string, name: string, kid: string, created: string, certPem: string): string {
   const cert = crypto.createHash('sha256').update(certPem, 'utf8').digest('base64')
-  return crypto.createHmac('sha256', root).update(JSON.stringify(['kseal/v1 sealing key', namespace, name, kid, created, cert])).digest('base64')
+  return crypto
+    .createHmac('sha256', root)
+    .update(JSON.stringify(['kseal/v1 sealing key', namespace, name, kid, created, cert]))
+    .digest('base64')
 }
 
 /** A new trust root Secret (32 random bytes). */
 export function trustSecret(namespace: string, root: Buffer = crypto.randomBytes(32)): Secret {
   return {
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: {name: TRUST_SECRET, namespace, labels: {[KEY_LABEL]: KEY_LABEL_TRUST}},
     data: {root: root.toString('base64')},
   }
@@ -97,11 +102,14 @@ export function parseKeySecret(s: Secret, root: Buffer, now: Date): ParsedKeySec
   const ann = s.metadata?.annotations?.[KEY_CREATED_ANNOTATION]
   const createdRaw = ann ?? s.metadata?.creationTimestamp
   const created = createdRaw ? new Date(createdRaw as string | Date) : new Date(0)
-  if (created.getTime() > now.getTime() + FUTURE_SKEW_MS) throw new Error(`dated in the future (${created.toISOString()}): refused, so it cannot outrank the real keys`)
+  if (created.getTime() > now.getTime() + FUTURE_SKEW_MS)
+    throw new Error(`dated in the future (${created.toISOString()}): refused, so it cannot outrank the real keys`)
   const mac = s.metadata?.annotations?.[KEY_MAC_ANNOTATION]
   const want = keyMac(root, s.metadata?.namespace ?? '', s.metadata?.name ?? '', kid, ann ?? '', certPem)
   if (!mac || !macEqual(want, mac)) {
-    throw new Error(`not trusted: no valid ${KEY_MAC_ANNOTATION} (the controller signs the keys it makes; import others with kseal keys import)`)
+    throw new Error(
+      `not trusted: no valid ${KEY_MAC_ANNOTATION} (the controller signs the keys it makes; import others with kseal keys import)`,
+    )
   }
   return {
     kid,
@@ -126,7 +134,13 @@ export async function generateSealingKey(bits: number, now: Date, commonName = C
 }
 
 /** The Secret a key pair is stored in, signed with the trust root. */
-export function keySecret(namespace: string, k: {kid: string; keyPem: string; certPem: string}, created: Date, root: Buffer, name = `kseal-key-${k.kid}`): Secret {
+export function keySecret(
+  namespace: string,
+  k: {kid: string; keyPem: string; certPem: string},
+  created: Date,
+  root: Buffer,
+  name = `kseal-key-${k.kid}`,
+): Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',

@@ -57,7 +57,12 @@ const join = (path: string, key: string | number) => (typeof key === 'number' ? 
  * Checks `value` against `schema` and returns it pruned to what the schema lists, with every problem
  * in document order. A mapping of strings that holds anything else is one problem at the mapping.
  */
-export function checkStructure(schema: StructuralSchema, value: unknown, o: CheckOptions = {}, path = ''): {value: unknown; problems: Problem[]} {
+export function checkStructure(
+  schema: StructuralSchema,
+  value: unknown,
+  o: CheckOptions = {},
+  path = '',
+): {value: unknown; problems: Problem[]} {
   const problems: Problem[] = []
   const walk = (s: StructuralSchema, v: unknown, at: string): unknown => {
     const fail = (must: string) => {
@@ -68,9 +73,11 @@ export function checkStructure(schema: StructuralSchema, value: unknown, o: Chec
       case 'object': {
         if (!isObj(v)) return fail(mustBe(s))
         if (s.additionalProperties?.type === 'string' && Object.values(v).some((x) => typeof x !== 'string')) return fail(mustBe(s))
-        for (const r of s.required ?? []) if (!(r in v) || (o.nullIsAbsent && v[r] === null)) problems.push({path: join(at, r), must: 'is required'})
+        for (const r of s.required ?? [])
+          if (!(r in v) || (o.nullIsAbsent && v[r] === null)) problems.push({path: join(at, r), must: 'is required'})
         // An object the schema says nothing inside of: metadata is the API server's own (kept), anything else is emptied.
-        if (!s.properties && !s.additionalProperties) return s['x-kubernetes-preserve-unknown-fields'] || at === 'metadata' ? v : Object.create(null)
+        if (!s.properties && !s.additionalProperties)
+          return s['x-kubernetes-preserve-unknown-fields'] || at === 'metadata' ? v : Object.create(null)
         // A null-prototype record: a key named `__proto__` is a key like any other.
         const out = Object.create(null) as Obj
         for (const [k, x] of Object.entries(v)) {
@@ -83,7 +90,8 @@ export function checkStructure(schema: StructuralSchema, value: unknown, o: Chec
       }
       case 'array':
         if (!Array.isArray(v)) return fail(mustBe(s))
-        if (s.minItems !== undefined && v.length < s.minItems) problems.push({path: at, must: `must have at least ${s.minItems} item${s.minItems === 1 ? '' : 's'}`})
+        if (s.minItems !== undefined && v.length < s.minItems)
+          problems.push({path: at, must: `must have at least ${s.minItems} item${s.minItems === 1 ? '' : 's'}`})
         return s.items ? v.map((x, i) => walk(s.items!, x, join(at, i))) : v
       case 'string':
         if (typeof v !== 'string') return fail(mustBe(s))

@@ -47,25 +47,30 @@ export async function unsealSealedSecret(sealed: SealedSecretObject, unwrap: Unw
     const binding = sealedBinding(s, env.scope, env.version as Version)
     const data = s.spec.encryptedData
     const plans = planParts(env, data)
-    const opened = await Promise.all(env.parts.map(async (part, i) => {
-      const {dataKey, kid} = await openPart(part.recipients, binding, unwrap)
-      const keys = deriveKeys(dataKey, env.version as Version)
-      const plan = plans[i]
-      const prev = i === 0 ? '' : env.parts[i - 1].mac
-      const decrypt = (k: string) => {
-        try {
-          return decryptValue(keys, binding, 'data', k, data[k])
-        } catch (e) {
-          throw isKsealError(e) ? e.at({key: `encryptedData.${k}`}) : e
+    const opened = await Promise.all(
+      env.parts.map(async (part, i) => {
+        const {dataKey, kid} = await openPart(part.recipients, binding, unwrap)
+        const keys = deriveKeys(dataKey, env.version as Version)
+        const plan = plans[i]
+        const prev = i === 0 ? '' : env.parts[i - 1].mac
+        const decrypt = (k: string) => {
+          try {
+            return decryptValue(keys, binding, 'data', k, data[k])
+          } catch (e) {
+            throw isKsealError(e) ? e.at({key: `encryptedData.${k}`}) : e
+          }
         }
-      }
-      if (!macEqual(partMac(keys, binding, i, prev, part.recipients, plan.own, plan.supersedes), part.mac)) {
-        // Name the value that does not belong, when one can be found; otherwise the chain changed.
-        for (const k of plan.live) decrypt(k)
-        throw new KsealError('ERR_INTEGRITY', `integrity check failed (envelope part ${i + 1}): values were added, removed, replaced, replayed or moved between parts${env.version === 2 ? ', or its recipients were altered' : ''}`)
-      }
-      return {kid, values: new Map(plan.live.map((k) => [k, decrypt(k)]))}
-    }))
+        if (!macEqual(partMac(keys, binding, i, prev, part.recipients, plan.own, plan.supersedes), part.mac)) {
+          // Name the value that does not belong, when one can be found; otherwise the chain changed.
+          for (const k of plan.live) decrypt(k)
+          throw new KsealError(
+            'ERR_INTEGRITY',
+            `integrity check failed (envelope part ${i + 1}): values were added, removed, replaced, replayed or moved between parts${env.version === 2 ? ', or its recipients were altered' : ''}`,
+          )
+        }
+        return {kid, values: new Map(plan.live.map((k) => [k, decrypt(k)]))}
+      }),
+    )
     const plain = new Map<string, Buffer>()
     for (const o of opened) for (const [k, v] of o.values) plain.set(k, v)
     const out = dict<string>()

@@ -6,8 +6,19 @@
 import type {Recipient, RecipientEntry} from '../../keys/types.js'
 import {type Binding, bindingFor, bindingV2, describeIdentity, encryptedAsFor, keyBinding, type Scope} from '../envelope/binding.js'
 import {
-  computeMac, type DataKeys, decryptValue, deriveKeys, type Envelope, encryptValue, envelopeObject, type Field, FORMAT_VERSION, newDataKey, parseEnvelope,
-  type Slot, verifyMac,
+  computeMac,
+  type DataKeys,
+  decryptValue,
+  deriveKeys,
+  type Envelope,
+  encryptValue,
+  envelopeObject,
+  type Field,
+  FORMAT_VERSION,
+  newDataKey,
+  parseEnvelope,
+  type Slot,
+  verifyMac,
 } from '../envelope/envelope.js'
 import {isKsealError, KsealError} from '../core/errors.js'
 import type {Keyring} from '../keyring/keyring.js'
@@ -51,7 +62,8 @@ function requireName(s: SecretDoc, scope: Scope): void {
 }
 
 const now = (s: SecretDoc) => (s.namespace ? `${s.namespace}/` : '') + (s.name || '(unnamed)')
-const REMEDY = 'decrypt where it was encrypted, before it is renamed or moved (e.g. kseal krm as a transformer in the kustomize base), ' +
+const REMEDY =
+  'decrypt where it was encrypted, before it is renamed or moved (e.g. kseal krm as a transformer in the kustomize base), ' +
   'or encrypt it with a wider --scope (namespace, cluster)'
 
 /**
@@ -67,7 +79,10 @@ export function bindingOf(s: SecretDoc, envelope: Envelope): Binding {
   const as = envelope.encryptedAs!
   const moved = (as.name !== null && as.name !== s.name) || (as.namespace !== null && as.namespace !== s.namespace)
   if (moved) {
-    throw new KsealError('ERR_DECRYPT', `encrypted as ${describeIdentity(envelope.scope, as)}, now ${now(s)}: its ${envelope.scope} scope binds the values to where it was encrypted; ${REMEDY}`)
+    throw new KsealError(
+      'ERR_DECRYPT',
+      `encrypted as ${describeIdentity(envelope.scope, as)}, now ${now(s)}: its ${envelope.scope} scope binds the values to where it was encrypted; ${REMEDY}`,
+    )
   }
   return bindingV2(envelope.scope, as)
 }
@@ -75,7 +90,11 @@ export function bindingOf(s: SecretDoc, envelope: Envelope): Binding {
 /** A format 1 key failure says what format 1 can: it records no identity, so a move looks like an altered entry. */
 function v1Hint(e: unknown, s: SecretDoc, envelope: Envelope): unknown {
   if (envelope.version !== 1 || envelope.scope === 'cluster' || !isKsealError(e) || e.code !== 'ERR_DECRYPT') return e
-  const err = new KsealError(e.code, `${e.message} (format 1 records no identity; it is now ${now(s)}: if it was renamed or moved, e.g. by a kustomize overlay, ${REMEDY})`, e.where)
+  const err = new KsealError(
+    e.code,
+    `${e.message} (format 1 records no identity; it is now ${now(s)}: if it was renamed or moved, e.g. by a kustomize overlay, ${REMEDY})`,
+    e.where,
+  )
   return err
 }
 
@@ -84,7 +103,8 @@ export async function encryptSecret(text: string, eol: string, s: SecretDoc, opt
   try {
     const plain = s.values.filter((v) => v.value !== null && !v.encrypted)
     if (!s.envelopePair) {
-      if (s.values.some((v) => v.encrypted)) throw new KsealError('ERR_INTEGRITY', 'has encrypted values but no kseal envelope (was it removed?)')
+      if (s.values.some((v) => v.encrypted))
+        throw new KsealError('ERR_INTEGRITY', 'has encrypted values but no kseal envelope (was it removed?)')
       if (plain.length === 0) return []
       if (opts.recipients.length === 0) throw new KsealError('ERR_USAGE', 'no recipients: pass -r rsa:PATH (or set up .kseal.yaml)')
       requireName(s, opts.scope)
@@ -101,8 +121,14 @@ export async function encryptSecret(text: string, eol: string, s: SecretDoc, opt
     if (opened.envelope.version === 1) {
       // Format 1 cannot be extended without re-authenticating its recipients: upgrade to format 2
       // (a fresh data key, every value re-encrypted) for the recipients that can be vouched for.
-      const recipients = await vouchedRecipients(opened, opened.envelope.recipients, opts.recipients, opts.keyring,
-        'cannot upgrade from format 1 (recipients not authenticated) to format 2', 'name it with -r (or in .kseal.yaml) to keep it, or drop it with kseal rotate --remove-recipient')
+      const recipients = await vouchedRecipients(
+        opened,
+        opened.envelope.recipients,
+        opts.recipients,
+        opts.keyring,
+        'cannot upgrade from format 1 (recipients not authenticated) to format 2',
+        'name it with -r (or in .kseal.yaml) to keep it, or drop it with kseal rotate --remove-recipient',
+      )
       const bytes = new Map(s.values.map((v, i) => [v, opened.values[i].bytes]))
       return freshEnvelope(text, eol, s, opened.envelope.scope, recipients, (v) => bytes.get(v) ?? valueBytes(v), s.envelopePair)
     }
@@ -119,8 +145,15 @@ export async function encryptSecret(text: string, eol: string, s: SecretDoc, opt
  * A new format 2 envelope: a fresh data key for the identity the Secret has now, every non-null
  * value encrypted (from `bytesOf`), wrapped for `recipients`. Replaces `existing` when given.
  */
-export async function freshEnvelope(text: string, eol: string, s: SecretDoc, scope: Scope, recipients: Recipient[],
-  bytesOf: (v: SecretValue) => Buffer | null, existing?: SecretDoc['envelopePair']): Promise<Edit[]> {
+export async function freshEnvelope(
+  text: string,
+  eol: string,
+  s: SecretDoc,
+  scope: Scope,
+  recipients: Recipient[],
+  bytesOf: (v: SecretValue) => Buffer | null,
+  existing?: SecretDoc['envelopePair'],
+): Promise<Edit[]> {
   const encryptedAs = encryptedAsFor(scope, s.namespace, s.name)
   const binding = bindingV2(scope, encryptedAs)
   const dataKey = newDataKey()
@@ -134,10 +167,18 @@ export async function freshEnvelope(text: string, eol: string, s: SecretDoc, sco
     edits.push(tokenEdit(text, v.node, token, eol))
     return {field: v.field, key: v.key, token}
   })
-  const envelope: Envelope = {version: FORMAT_VERSION, scope, encryptedAs, recipients: entries, mac: computeMac(keys, binding, slots, entries)}
-  edits.push(existing
-    ? replaceEnvelopeEdit(text, s.map, existing, envelopeObject(envelope), ENVELOPE_KEY, eol)
-    : insertEnvelopeEdit(text, s.map, envelopeObject(envelope), ENVELOPE_KEY, eol))
+  const envelope: Envelope = {
+    version: FORMAT_VERSION,
+    scope,
+    encryptedAs,
+    recipients: entries,
+    mac: computeMac(keys, binding, slots, entries),
+  }
+  edits.push(
+    existing
+      ? replaceEnvelopeEdit(text, s.map, existing, envelopeObject(envelope), ENVELOPE_KEY, eol)
+      : insertEnvelopeEdit(text, s.map, envelopeObject(envelope), ENVELOPE_KEY, eol),
+  )
   return edits
 }
 
@@ -147,8 +188,14 @@ export async function freshEnvelope(text: string, eol: string, s: SecretDoc, sco
  * -r, --add-recipient, the .kseal.yaml rule) or held (a loaded key with its key id, or the entry that
  * opened the Secret). Otherwise it is refused, naming the entries.
  */
-export async function vouchedRecipients(opened: OpenedSecret, entries: RecipientEntry[], named: Recipient[], keyring: Keyring,
-  what: string, remedy: string): Promise<Recipient[]> {
+export async function vouchedRecipients(
+  opened: OpenedSecret,
+  entries: RecipientEntry[],
+  named: Recipient[],
+  keyring: Keyring,
+  what: string,
+  remedy: string,
+): Promise<Recipient[]> {
   const out: Recipient[] = []
   const unvouched: string[] = []
   for (const e of entries) {
@@ -157,7 +204,10 @@ export async function vouchedRecipients(opened: OpenedSecret, entries: Recipient
     else if (!out.some((o) => o.backend === r.backend && o.kid === r.kid)) out.push(r)
   }
   if (unvouched.length) {
-    throw new KsealError('ERR_USAGE', `${what}: ${unvouched.join(', ')} ${unvouched.length > 1 ? 'are' : 'is'} neither named nor held here, so kseal will not wrap a new data key for ${unvouched.length > 1 ? 'them' : 'it'}; ${remedy}`)
+    throw new KsealError(
+      'ERR_USAGE',
+      `${what}: ${unvouched.join(', ')} ${unvouched.length > 1 ? 'are' : 'is'} neither named nor held here, so kseal will not wrap a new data key for ${unvouched.length > 1 ? 'them' : 'it'}; ${remedy}`,
+    )
   }
   return out
 }
@@ -183,14 +233,19 @@ export interface OpenOptions {
 export async function openSecret(s: SecretDoc, keyring: Keyring, opts: OpenOptions = {}): Promise<OpenedSecret | null> {
   try {
     if (!s.envelopePair) {
-      if (s.values.some((v) => v.encrypted)) throw new KsealError('ERR_INTEGRITY', 'has encrypted values but no kseal envelope (was it removed?)')
+      if (s.values.some((v) => v.encrypted))
+        throw new KsealError('ERR_INTEGRITY', 'has encrypted values but no kseal envelope (was it removed?)')
       return null
     }
     const envelope = parseEnvelope(s.envelopeRaw)
     const binding = bindingOf(s, envelope)
     const stray = s.values.find((v) => v.value !== null && !v.encrypted)
     if (stray && !opts.allowPlaintext) {
-      throw new KsealError('ERR_INTEGRITY', 'is not encrypted but the Secret is: a value was added after encryption (run kseal encrypt to add it)', {key: place(stray)})
+      throw new KsealError(
+        'ERR_INTEGRITY',
+        'is not encrypted but the Secret is: a value was added after encryption (run kseal encrypt to add it)',
+        {key: place(stray)},
+      )
     }
     let got
     try {
@@ -211,9 +266,12 @@ export async function openSecret(s: SecretDoc, keyring: Keyring, opts: OpenOptio
           throw locate(e, s, place(v))
         }
       }
-      throw new KsealError('ERR_INTEGRITY', envelope.version === 1
-        ? 'integrity check failed: values were added, removed, renamed or replayed'
-        : 'integrity check failed: values were added, removed, renamed or replayed, or a recipient entry was added, removed or altered')
+      throw new KsealError(
+        'ERR_INTEGRITY',
+        envelope.version === 1
+          ? 'integrity check failed: values were added, removed, renamed or replayed'
+          : 'integrity check failed: values were added, removed, renamed or replayed, or a recipient entry was added, removed or altered',
+      )
     }
     const values = s.values.map((v): PlainValue => {
       if (v.value === null || !v.encrypted) return {field: v.field, key: v.key, bytes: null}

@@ -113,12 +113,13 @@ export async function startFaultProxy(upstream: K8sApiServer, random: () => numb
       const text = await readFile(path, 'utf8')
       await writeFile(path, text.split(upstream.url).join(proxy.url), {mode: 0o600})
     },
-    close: () => new Promise<void>((resolve) => {
-      if (cutTimer) clearInterval(cutTimer)
-      cutWatches()
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (cutTimer) clearInterval(cutTimer)
+        cutWatches()
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
   }
 
   const server = http.createServer((req, res) => {

@@ -3,7 +3,12 @@
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** Polls (every `intervalMs`) until `f` gives a truthy value; fails naming `what` after the timeout. */
-export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
+export async function until<T>(
+  f: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await f()

@@ -9,7 +9,17 @@ import {backoff, sleep} from '../../core/retry.js'
 import type {CallContext, ClusterApi, Secret} from '../../kube/api.js'
 import {describeError, isAlreadyExists} from '../../kube/errors.js'
 import {
-  generateSealingKey, KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_LABEL_TRUST, KEY_MAC_ANNOTATION, KEY_SELECTOR, keyMac, keySecret, TRUST_SECRET, trustRootOf, trustSecret,
+  generateSealingKey,
+  KEY_CREATED_ANNOTATION,
+  KEY_LABEL,
+  KEY_LABEL_TRUST,
+  KEY_MAC_ANNOTATION,
+  KEY_SELECTOR,
+  keyMac,
+  keySecret,
+  TRUST_SECRET,
+  trustRootOf,
+  trustSecret,
 } from '../../sealed/sealing-key.js'
 import type {Logger} from '../log.js'
 import type {KeyStore, SealingKey} from './store.js'
@@ -125,7 +135,10 @@ export class KeyRenewer {
     }
     const s = created ?? (await this.o.api.getSecret(ns, TRUST_SECRET))
     const root = s ? trustRootOf(s) : null
-    if (!root) throw new Error(`the trust root Secret ${ns}/${TRUST_SECRET} is not one kseal made (label ${KEY_LABEL}=${KEY_LABEL_TRUST}, data.root of 32 bytes): fix or delete it`)
+    if (!root)
+      throw new Error(
+        `the trust root Secret ${ns}/${TRUST_SECRET} is not one kseal made (label ${KEY_LABEL}=${KEY_LABEL_TRUST}, data.root of 32 bytes): fix or delete it`,
+      )
     if (created) {
       for (const k of (await this.o.api.listSecrets(ns, KEY_SELECTOR)).items) {
         const ann = k.metadata?.annotations ?? {}
@@ -137,8 +150,20 @@ export class KeyRenewer {
         } catch {
           continue
         }
-        this.o.log.warn('adopting a key Secret that was here before the trust root (upgrade): review it with kseal keys --controller', {secret: `${ns}/${k.metadata?.name}`, kid})
-        const signed: Secret = {...k, metadata: {...k.metadata, annotations: {...ann, [KEY_MAC_ANNOTATION]: keyMac(root, ns, k.metadata?.name ?? '', kid, ann[KEY_CREATED_ANNOTATION] ?? '', certPem)}}}
+        this.o.log.warn('adopting a key Secret that was here before the trust root (upgrade): review it with kseal keys --controller', {
+          secret: `${ns}/${k.metadata?.name}`,
+          kid,
+        })
+        const signed: Secret = {
+          ...k,
+          metadata: {
+            ...k.metadata,
+            annotations: {
+              ...ann,
+              [KEY_MAC_ANNOTATION]: keyMac(root, ns, k.metadata?.name ?? '', kid, ann[KEY_CREATED_ANNOTATION] ?? '', certPem),
+            },
+          },
+        }
         await this.o.api.replaceSecret(ns, k.metadata?.name ?? '', signed)
       }
     }

@@ -123,8 +123,13 @@ export class KeyStore {
 
   private parse(s: Secret): SealingKey {
     const k = parseKeySecret(s, this.root!, (this.o.now ?? (() => new Date()))())
-    return {kid: k.kid, secretName: k.secretName, created: k.created, certPem: k.certPem,
-      identity: new RsaIdentity(k.key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool)}
+    return {
+      kid: k.kid,
+      secretName: k.secretName,
+      created: k.created,
+      certPem: k.certPem,
+      identity: new RsaIdentity(k.key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool),
+    }
   }
 
   /**
@@ -141,6 +146,9 @@ export class KeyStore {
     }
     const wanted = entries.map((e) => `${e.backend}:${e.kid}`).join(', ')
     const held = [...this.byKid.keys()].join(', ') || 'none'
-    throw new KsealError('ERR_NO_KEY', `no controller key opens this SealedSecret: it is sealed for ${wanted}; the controller holds ${held}`)
+    throw new KsealError(
+      'ERR_NO_KEY',
+      `no controller key opens this SealedSecret: it is sealed for ${wanted}; the controller holds ${held}`,
+    )
   }
 }

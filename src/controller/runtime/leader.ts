@@ -160,8 +160,12 @@ export class LeaderElector {
     if (!this.leading) return
     this.leading = false
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer)
-    this.o.log.warn(why, {lease: `${this.o.namespace}/${this.o.name}`, holder: this.observed?.holder,
-      sinceRenewalMs: Math.round(this.mono() - this.renewedAt), renewDeadlineMs: this.o.renewDeadlineMs})
+    this.o.log.warn(why, {
+      lease: `${this.o.namespace}/${this.o.name}`,
+      holder: this.observed?.holder,
+      sinceRenewalMs: Math.round(this.mono() - this.renewedAt),
+      renewDeadlineMs: this.o.renewDeadlineMs,
+    })
     this.cb?.onStoppedLeading()
   }
 
@@ -202,12 +206,22 @@ export class LeaderElector {
     if (!lease) {
       try {
         const durationSeconds = Math.max(1, Math.ceil(this.o.leaseDurationMs / 1000))
-        const created = await api.createLease(namespace, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {name, namespace},
-          spec: {holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: this.micro(now), renewTime: this.micro(now), leaseTransitions: 0},
-        }, ctx)
+        const created = await api.createLease(
+          namespace,
+          {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: {name, namespace},
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: this.micro(now),
+              renewTime: this.micro(now),
+              leaseTransitions: 0,
+            },
+          },
+          ctx,
+        )
         this.observe(created)
         return true
       } catch (e) {
@@ -223,7 +237,8 @@ export class LeaderElector {
       if (holder !== identity) this.o.log.info('acquired the leader Lease', {previousHolder: holder || null, identity})
       return true
     } catch (e) {
-      if (!isConflict(e) && !this.stopped) this.o.log.warn('cannot update the leader Lease', {error: describeError(e), code: apiFailure(e)?.code})
+      if (!isConflict(e) && !this.stopped)
+        this.o.log.warn('cannot update the leader Lease', {error: describeError(e), code: apiFailure(e)?.code})
       return false
     }
   }
@@ -276,12 +291,19 @@ export class LeaderElector {
    */
   async requestRenewal(): Promise<void> {
     const {api, namespace, name, identity} = this.o
-    await retry(async () => {
-      const lease = await api.getLease(namespace, name)
-      if (!lease) throw new Error(`the leader Lease ${namespace}/${name} does not exist yet`)
-      const annotations = {...lease.metadata?.annotations, [RENEW_REQUEST_ANNOTATION]: this.micro(this.now()).toISOString(), [RENEW_REQUESTER_ANNOTATION]: identity}
-      await api.replaceLease(namespace, name, {...lease, metadata: {...lease.metadata, annotations}})
-    }, {attempts: 21, retryable: isConflict, delay: () => 20 + Math.random() * 50})
+    await retry(
+      async () => {
+        const lease = await api.getLease(namespace, name)
+        if (!lease) throw new Error(`the leader Lease ${namespace}/${name} does not exist yet`)
+        const annotations = {
+          ...lease.metadata?.annotations,
+          [RENEW_REQUEST_ANNOTATION]: this.micro(this.now()).toISOString(),
+          [RENEW_REQUESTER_ANNOTATION]: identity,
+        }
+        await api.replaceLease(namespace, name, {...lease, metadata: {...lease.metadata, annotations}})
+      },
+      {attempts: 21, retryable: isConflict, delay: () => 20 + Math.random() * 50},
+    )
   }
 
   /** Stops campaigning; a leader releases the Lease so another replica takes over at once. */

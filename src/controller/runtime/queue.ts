@@ -70,7 +70,14 @@ export class WorkQueue {
     const n = (this.failures.get(key) ?? 0) + 1
     this.failures.set(key, n)
     const j = this.o.jitter ?? 0
-    const delay = Math.round(backoff(n, {baseMs: this.o.baseDelayMs ?? 200, maxMs: this.o.maxDelayMs ?? 300_000, jitter: {min: 1 - j, max: 1 + j}, random: this.o.random}))
+    const delay = Math.round(
+      backoff(n, {
+        baseMs: this.o.baseDelayMs ?? 200,
+        maxMs: this.o.maxDelayMs ?? 300_000,
+        jitter: {min: 1 - j, max: 1 + j},
+        random: this.o.random,
+      }),
+    )
     this.addAfter(key, delay)
     return delay
   }

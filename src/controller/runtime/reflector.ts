@@ -45,7 +45,11 @@ export class Reflector<T extends KubeObject> {
   private running?: Promise<void>
   relists = 0
 
-  constructor(private readonly source: ReflectorSource<T>, private readonly handlers: ReflectorHandlers<T>, private readonly o: ReflectorOptions<T>) {}
+  constructor(
+    private readonly source: ReflectorSource<T>,
+    private readonly handlers: ReflectorHandlers<T>,
+    private readonly o: ReflectorOptions<T>,
+  ) {}
 
   get synced(): boolean {
     return this.hasSynced

@@ -26,7 +26,15 @@ import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNo
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
 import {MANAGED_ANNOTATION} from '../../core/names.js'
-import {GENERATION_ANNOTATION, lastWriter, marked, OWNED_LABEL, OWNED_LABEL_VALUE, secretGeneration, SPEC_HASH_ANNOTATION} from '../owned.js'
+import {
+  GENERATION_ANNOTATION,
+  lastWriter,
+  marked,
+  OWNED_LABEL,
+  OWNED_LABEL_VALUE,
+  secretGeneration,
+  SPEC_HASH_ANNOTATION,
+} from '../owned.js'
 
 export const COMPONENT = CONTROLLER_NAME
 export const SYNCED = 'Synced'
@@ -112,7 +120,6 @@ const REASON_BY_CODE: Record<string, Reason> = {
 /** Failures that the same spec will always meet again: no retry until the SealedSecret changes. */
 const PERMANENT: ReadonlySet<Reason> = new Set(['DecryptFailed', 'IntegrityFailed', 'UnsupportedVersion', 'InvalidSpec', 'Refused'])
 
-
 /**
  * Why a SealedSecret may not be unsealed at all, whatever it holds: its Secret would land in the
  * namespace of the controller's own keys, or would carry kseal's own labels or annotations (a
@@ -124,7 +131,10 @@ export function refusedTarget(sealed: SealedSecretObject, keyNamespace: string |
     return `refused: its Secret would be written in ${ns}, the namespace of the controller's own keys; no SealedSecret is unsealed there`
   }
   const meta = (sealed.spec as {template?: {metadata?: {labels?: unknown; annotations?: unknown}}} | undefined)?.template?.metadata ?? {}
-  for (const [what, m] of [['label', meta.labels], ['annotation', meta.annotations]] as const) {
+  for (const [what, m] of [
+    ['label', meta.labels],
+    ['annotation', meta.annotations],
+  ] as const) {
     if (typeof m !== 'object' || m === null) continue
     const k = Object.keys(m).find((key) => key.startsWith(RESERVED_PREFIX))
     if (k) return `refused: its template carries the ${what} ${k}, which only kseal itself sets`
@@ -133,7 +143,13 @@ export function refusedTarget(sealed: SealedSecretObject, keyNamespace: string |
 }
 
 export function ownerReference(s: SealedSecretObject) {
-  return {apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`, kind: SEALED_KIND, name: s.metadata.name!, uid: s.metadata.uid!, controller: true}
+  return {
+    apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`,
+    kind: SEALED_KIND,
+    name: s.metadata.name!,
+    uid: s.metadata.uid!,
+    controller: true,
+  }
 }
 
 const isSealedRef = (r: {apiVersion?: string; kind?: string}) => r.kind === SEALED_KIND && r.apiVersion?.split('/')[0] === SEALED_GROUP
@@ -228,14 +244,15 @@ export class Reconciler {
     const cached = this.o.cachedSecret?.(ns, name)
     let existing: Secret | null
     try {
-      existing = cached ?? await this.o.api.getSecret(ns, name, ctx)
+      existing = cached ?? (await this.o.api.getSecret(ns, name, ctx))
     } catch (e) {
       rethrowHalt(e, ctx)
       return this.apiError(sealed, `cannot read Secret ${ns}/${name}: ${describeError(e)}`, log, ctx)
     }
 
     if (existing && !mayManage(existing, sealed)) {
-      const message = `Secret ${ns}/${name} already exists and is not owned by this SealedSecret, so it is left alone; ` +
+      const message =
+        `Secret ${ns}/${name} already exists and is not owned by this SealedSecret, so it is left alone; ` +
         `delete it, or let the controller take it over: kubectl annotate secret -n ${ns} ${name} ${MANAGED_ANNOTATION}=true`
       return this.fail(sealed, 'NotOwned', message, hash, log, ctx)
     }
@@ -243,8 +260,16 @@ export class Reconciler {
       const madeFrom = secretGeneration(existing)
       if (madeFrom !== undefined && generation !== undefined && madeFrom > generation) {
         // Another replica (or this one, before a pause) already wrote a newer generation: this view is behind.
-        log.info('the Secret holds a newer generation than this replica has seen; nothing written', {secretGeneration: madeFrom, generation})
-        return {result: 'stale', reason: 'Stale', message: `Secret holds generation ${madeFrom}, this replica has ${generation}`, retry: 'backoff'}
+        log.info('the Secret holds a newer generation than this replica has seen; nothing written', {
+          secretGeneration: madeFrom,
+          generation,
+        })
+        return {
+          result: 'stale',
+          reason: 'Stale',
+          message: `Secret holds generation ${madeFrom}, this replica has ${generation}`,
+          retry: 'backoff',
+        }
       }
       if (existing.metadata?.annotations?.[SPEC_HASH_ANNOTATION] === hash) return this.upToDate(sealed, existing, !cached, log, ctx)
     }
@@ -298,13 +323,27 @@ export class Reconciler {
     }
     if (written.metadata?.annotations?.[SPEC_HASH_ANNOTATION] !== hash || !marked(written, generation)) {
       // Stored, but not as sent: something on the way (a mutating admission webhook) rewrote it.
-      return this.conflict(sealed, 'Mutated', 'the API server stored the Secret without its kseal.dev annotations or label', {hash, plain, kids}, written, log, ctx)
+      return this.conflict(
+        sealed,
+        'Mutated',
+        'the API server stored the Secret without its kseal.dev annotations or label',
+        {hash, plain, kids},
+        written,
+        log,
+        ctx,
+      )
     }
     this.wrote.set(uid, {hash, rv: written.metadata?.resourceVersion ?? ''})
     const message = `Secret ${name} ${verb} (key ${kids.join(', ')})`
     if (overwritten) {
       // Written again, but the other writer may be back at once: keep the data and the count, as after a 409.
-      const n = this.lost(sealed, 'Overwritten', 'another writer changed or deleted the Secret after the controller wrote it', {hash, plain, kids}, log)
+      const n = this.lost(
+        sealed,
+        'Overwritten',
+        'another writer changed or deleted the Secret after the controller wrote it',
+        {hash, plain, kids},
+        log,
+      )
       if (n >= (this.o.conflictLimit ?? CONFLICT_LIMIT)) {
         await this.fail(sealed, 'WriteConflict', this.fightMessage(sealed, 'Overwritten', n, existing), '', log, ctx)
         return {result: 'unsealed', reason: 'WriteConflict', message, retry: 'no', contested: true}
@@ -337,14 +376,25 @@ export class Reconciler {
       try {
         const cur = full ? existing : await this.o.api.getSecret(ns, name, ctx)
         if (!cur || cur.metadata?.resourceVersion !== existing.metadata?.resourceVersion) {
-          return this.conflict(sealed, cur ? 'Conflict' : 'NotFound', 'the Secret changed while its labels were updated', undefined, cur, log, ctx)
+          return this.conflict(
+            sealed,
+            cur ? 'Conflict' : 'NotFound',
+            'the Secret changed while its labels were updated',
+            undefined,
+            cur,
+            log,
+            ctx,
+          )
         }
         const md = {...cur.metadata!}
         delete md.managedFields
         md.labels = {...md.labels, [OWNED_LABEL]: OWNED_LABEL_VALUE}
         if (generation !== undefined) md.annotations = {...md.annotations, [GENERATION_ANNOTATION]: String(generation)}
         const written = await this.o.api.replaceSecret(ns, name, {...cur, metadata: md}, ctx)
-        this.wrote.set(sealed.metadata.uid ?? '', {hash: md.annotations?.[SPEC_HASH_ANNOTATION] ?? '', rv: written.metadata?.resourceVersion ?? ''})
+        this.wrote.set(sealed.metadata.uid ?? '', {
+          hash: md.annotations?.[SPEC_HASH_ANNOTATION] ?? '',
+          rv: written.metadata?.resourceVersion ?? '',
+        })
         log.info('Secret labelled for the watch', {secret: `${ns}/${name}`, generation})
       } catch (e) {
         rethrowHalt(e, ctx)
@@ -367,7 +417,13 @@ export class Reconciler {
   }
 
   /** Counts a lost race (a metric, and the run in a row) and keeps the decrypted data for the retry; returns the run's length. */
-  private lost(sealed: SealedSecretObject, reason: ConflictReason, detail: string, data: Omit<Retained, 'at'> | undefined, log: Logger): number {
+  private lost(
+    sealed: SealedSecretObject,
+    reason: ConflictReason,
+    detail: string,
+    data: Omit<Retained, 'at'> | undefined,
+    log: Logger,
+  ): number {
     const uid = sealed.metadata.uid ?? ''
     this.o.onConflict?.(reason)
     if (data) this.retain(uid, data)
@@ -382,8 +438,15 @@ export class Reconciler {
    * operation), retried with backoff; from conflictLimit in a row on, the condition names the other
    * writer.
    */
-  private async conflict(sealed: SealedSecretObject, reason: ConflictReason, detail: string, data: Omit<Retained, 'at'> | undefined,
-    seen: Secret | null, log: Logger, ctx: CallContext): Promise<Outcome> {
+  private async conflict(
+    sealed: SealedSecretObject,
+    reason: ConflictReason,
+    detail: string,
+    data: Omit<Retained, 'at'> | undefined,
+    seen: Secret | null,
+    log: Logger,
+    ctx: CallContext,
+  ): Promise<Outcome> {
     const n = this.lost(sealed, reason, detail, data, log)
     if (n < (this.o.conflictLimit ?? CONFLICT_LIMIT)) return {result: 'failed', reason: 'WriteConflict', message: detail, retry: 'backoff'}
     return this.fail(sealed, 'WriteConflict', this.fightMessage(sealed, reason, n, seen), '', log, ctx)
@@ -401,11 +464,14 @@ export class Reconciler {
       Conflict: 'was changed by another writer while the controller wrote it (409 Conflict)',
       AlreadyExists: 'was created by another writer just before the controller (409 AlreadyExists)',
       NotFound: 'was deleted by another writer while the controller wrote it (404)',
-      Mutated: 'was changed on its way in: the API server stored it without its kseal.dev annotations or label (a mutating admission webhook?)',
+      Mutated:
+        'was changed on its way in: the API server stored it without its kseal.dev annotations or label (a mutating admission webhook?)',
       Overwritten: 'was changed or deleted by another writer after the controller wrote it',
     }[reason]
-    return `Secret ${ns}/${name} ${what}, ${n} times in a row; ${who}. ` +
+    return (
+      `Secret ${ns}/${name} ${what}, ${n} times in a row; ${who}. ` +
       'Another controller or webhook is fighting over it: make this SealedSecret its only writer. Retried with backoff.'
+    )
   }
 
   private retain(uid: string, data: Omit<Retained, 'at'>): void {
@@ -493,7 +559,14 @@ export class Reconciler {
     return out
   }
 
-  private async fail(sealed: SealedSecretObject, reason: Reason, message: string, hash: string, log: Logger, ctx: CallContext): Promise<Outcome> {
+  private async fail(
+    sealed: SealedSecretObject,
+    reason: Reason,
+    message: string,
+    hash: string,
+    log: Logger,
+    ctx: CallContext,
+  ): Promise<Outcome> {
     log.warn('cannot unseal SealedSecret', {reason, error: message})
     const retry = PERMANENT.has(reason) ? 'no' : 'backoff'
     let changed: boolean
@@ -535,7 +608,13 @@ export class Reconciler {
    * (returns whether it wrote). The patch is conditional on the SealedSecret's resourceVersion, so
    * a status made from an older view of it is refused (409) instead of going back in time.
    */
-  async setStatus(sealed: SealedSecretObject, status: 'True' | 'False', reason: Reason, message: string, ctx: CallContext = {}): Promise<boolean> {
+  async setStatus(
+    sealed: SealedSecretObject,
+    status: 'True' | 'False',
+    reason: Reason,
+    message: string,
+    ctx: CallContext = {},
+  ): Promise<boolean> {
     const cur = (sealed.status ?? {}) as {observedGeneration?: number; conditions?: Condition[]}
     const prev = cur.conditions?.find((c) => c.type === SYNCED)
     const generation = sealed.metadata.generation
@@ -552,8 +631,16 @@ export class Reconciler {
     const conditions = [...(cur.conditions ?? []).filter((c) => c.type !== SYNCED), cond]
     let updated: {metadata?: {resourceVersion?: string}}
     try {
-      updated = await this.o.api.patchCustomStatus(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, sealed.metadata.namespace ?? 'default', sealed.metadata.name ?? '',
-        {observedGeneration: generation, conditions}, sealed.metadata.resourceVersion, ctx)
+      updated = await this.o.api.patchCustomStatus(
+        SEALED_GROUP,
+        SEALED_VERSION,
+        SEALED_PLURAL,
+        sealed.metadata.namespace ?? 'default',
+        sealed.metadata.name ?? '',
+        {observedGeneration: generation, conditions},
+        sealed.metadata.resourceVersion,
+        ctx,
+      )
     } catch (e) {
       if (isNotFound(e)) return false
       throw e
@@ -564,13 +651,25 @@ export class Reconciler {
     return true
   }
 
-  private async event(sealed: SealedSecretObject, type: 'Normal' | 'Warning', reason: Reason, message: string, log: Logger, ctx: CallContext): Promise<void> {
+  private async event(
+    sealed: SealedSecretObject,
+    type: 'Normal' | 'Warning',
+    reason: Reason,
+    message: string,
+    log: Logger,
+    ctx: CallContext,
+  ): Promise<void> {
     const now = this.now()
     const ns = sealed.metadata.namespace ?? 'default'
     const body: CoreEvent = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: {name: `${(sealed.metadata.name ?? '').slice(0, 200)}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`, namespace: ns},
+      metadata: {
+        name: `${(sealed.metadata.name ?? '').slice(0, 200)}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff)
+          .toString(16)
+          .padStart(4, '0')}`,
+        namespace: ns,
+      },
       involvedObject: {
         apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`,
         kind: SEALED_KIND,

@@ -50,8 +50,13 @@ export interface ResealResponse {
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
-  ERR_INPUT: 400, ERR_USAGE: 400, ERR_CONFIG: 400,
-  ERR_NO_KEY: 422, ERR_DECRYPT: 422, ERR_INTEGRITY: 422, ERR_VERSION: 422,
+  ERR_INPUT: 400,
+  ERR_USAGE: 400,
+  ERR_CONFIG: 400,
+  ERR_NO_KEY: 422,
+  ERR_DECRYPT: 422,
+  ERR_INTEGRITY: 422,
+  ERR_VERSION: 422,
 }
 
 function failure(status: number, code: string, message: string, sealedSecret?: string): ResealResponse {
@@ -79,7 +84,12 @@ function parseBody(body: Buffer, contentType: string): unknown {
 }
 
 /** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
-export async function handleReseal(body: Buffer, contentType: string, unwrap: Unwrap, key: SealingKey | undefined): Promise<ResealResponse> {
+export async function handleReseal(
+  body: Buffer,
+  contentType: string,
+  unwrap: Unwrap,
+  key: SealingKey | undefined,
+): Promise<ResealResponse> {
   let raw: unknown
   try {
     raw = parseBody(body, contentType)
@@ -87,7 +97,10 @@ export async function handleReseal(body: Buffer, contentType: string, unwrap: Un
     return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
   }
   const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
-  const name = typeof meta.name === 'string' ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}` : undefined
+  const name =
+    typeof meta.name === 'string'
+      ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
+      : undefined
   if (!isObj(raw)) return failure(400, 'ERR_INPUT', 'the request body must be a SealedSecret object')
   try {
     parseSealedSecret(raw)
@@ -95,12 +108,23 @@ export async function handleReseal(body: Buffer, contentType: string, unwrap: Un
     if (isKsealError(e)) return failure(STATUS[e.code] ?? 400, e.code, e.line, name)
     throw e
   }
-  if (!key) return failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
+  if (!key)
+    return failure(
+      503,
+      'ERR_BACKEND',
+      'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly',
+      name,
+    )
   try {
     // The work budget, checked before any private-key operation, and enforced on every one.
     const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
     if (parts > RESEAL_WORK_BUDGET) {
-      return failure(422, 'ERR_INPUT', `is sealed in ${parts} parts; /v1/rotate opens at most ${RESEAL_WORK_BUDGET} per request: re-seal it to compact it (kseal unseal | kseal seal)`, name)
+      return failure(
+        422,
+        'ERR_INPUT',
+        `is sealed in ${parts} parts; /v1/rotate opens at most ${RESEAL_WORK_BUDGET} per request: re-seal it to compact it (kseal unseal | kseal seal)`,
+        name,
+      )
     }
     let spent = 0
     const budgeted: Unwrap = (entries, binding) => {
@@ -109,7 +133,12 @@ export async function handleReseal(body: Buffer, contentType: string, unwrap: Un
     }
     const r = await resealSealedSecret(raw, budgeted, recipientOf(key))
     return {
-      status: 200, body: JSON.stringify(r.sealed) + '\n', outcome: r.changed ? 'resealed' : 'unchanged', sealedSecret: name, from: r.from, to: r.to,
+      status: 200,
+      body: JSON.stringify(r.sealed) + '\n',
+      outcome: r.changed ? 'resealed' : 'unchanged',
+      sealedSecret: name,
+      from: r.from,
+      to: r.to,
     }
   } catch (e) {
     if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)

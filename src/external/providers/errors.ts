@@ -3,7 +3,10 @@ import {type ErrorCode, KsealError, ThrottledError} from '../../core/errors.js'
 
 /** A remote error's text cut to one line of at most 300 characters. */
 export function detail(text: unknown): string {
-  return String(text ?? '').replace(/\s+/g, ' ').trim().slice(0, 300)
+  return String(text ?? '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300)
 }
 
 export class ProviderErrors {

@@ -72,7 +72,10 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
         case 'v':
           if (version !== undefined) throw malformed('two version lines')
           if (!/^[1-4]$/.test(args[0]) || args.length !== 1) {
-            throw new KsealError('ERR_VERSION', `unsupported kubesec format version ${JSON.stringify(args.join(':').slice(0, 20))} (kseal reads kubesec 3 and 4)`)
+            throw new KsealError(
+              'ERR_VERSION',
+              `unsupported kubesec format version ${JSON.stringify(args.join(':').slice(0, 20))} (kseal reads kubesec 3 and 4)`,
+            )
           }
           version = Number(args[0])
           break
@@ -85,10 +88,12 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
         case 'gcp':
         case 'aws': {
           if (keys.length >= MAX_KEYS) throw malformed(`more than ${MAX_KEYS} keys`)
-          if (kind === 'pgp' ? args.length !== 2 : args.length < 2) throw malformed(`the ${kind} key on footer line ${n} has the wrong number of fields`)
+          if (kind === 'pgp' ? args.length !== 2 : args.length < 2)
+            throw malformed(`the ${kind} key on footer line ${n} has the wrong number of fields`)
           const id = args.slice(0, -1).join(':')
           const encoded = args[args.length - 1]
-          if (encoded.length > MAX_DEK_BYTES || id.length === 0 || id.length > 1024) throw malformed(`the ${kind} key on footer line ${n} is malformed`)
+          if (encoded.length > MAX_DEK_BYTES || id.length === 0 || id.length > 1024)
+            throw malformed(`the ${kind} key on footer line ${n} is malformed`)
           keys.push({type: kind, id, dek: strictBase64(encoded, `the ${kind} key ${id}'s data key`)})
           break
         }
@@ -100,7 +105,11 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
   }
   if (lines.length === 0) return null
   if (version === undefined) throw malformed('no version line (# kubesec:v:N)')
-  if (version < 3) throw new KsealError('ERR_VERSION', `kubesec format version ${version} carries no MAC, so kseal cannot check it; re-encrypt it with a current kubesec (kubesec edit -i --recompute-mac) first`)
+  if (version < 3)
+    throw new KsealError(
+      'ERR_VERSION',
+      `kubesec format version ${version} carries no MAC, so kseal cannot check it; re-encrypt it with a current kubesec (kubesec edit -i --recompute-mac) first`,
+    )
   if (mac === undefined) throw new KsealError('ERR_INTEGRITY', 'kubesec MAC is missing')
   if (keys.length === 0) throw malformed('no keys')
   return {version, keys, mac, lines}

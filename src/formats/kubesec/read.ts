@@ -104,7 +104,11 @@ async function openSecret(doc: KubesecDoc, keys: SopsMasterKeys): Promise<Opened
     values.push({value: v, plaintext})
   }
   if (!macMatches(dek, doc.footer.mac, macAad(data, stringData, doc.footer.keys))) {
-    throw new KsealError('ERR_INTEGRITY', 'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)', where)
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)',
+      where,
+    )
   }
   return {doc, values}
 }
@@ -117,7 +121,11 @@ async function openDek(entries: KubesecKey[], keys: SopsMasterKeys): Promise<Buf
     try {
       const dek = await openOne(e, keys)
       if (dek) {
-        if (dek.length !== 32) throw new KsealError('ERR_DECRYPT', `kubesec ${e.type} key ${e.id} opened to something that is not a data key (the footer was altered)`)
+        if (dek.length !== 32)
+          throw new KsealError(
+            'ERR_DECRYPT',
+            `kubesec ${e.type} key ${e.id} opened to something that is not a data key (the footer was altered)`,
+          )
         return dek
       }
     } catch (err) {
@@ -125,7 +133,10 @@ async function openDek(entries: KubesecKey[], keys: SopsMasterKeys): Promise<Buf
     }
   }
   if (failure) throw failure
-  throw new KsealError('ERR_NO_KEY', `no key for this kubesec Secret: it is encrypted for ${entries.map((e) => `${e.type}:${e.id}`).join(', ')}${entries.some((e) => e.type === 'gcp') && !keys.gcpKms ? ' (kseal has no GCP KMS backend yet)' : ''}`)
+  throw new KsealError(
+    'ERR_NO_KEY',
+    `no key for this kubesec Secret: it is encrypted for ${entries.map((e) => `${e.type}:${e.id}`).join(', ')}${entries.some((e) => e.type === 'gcp') && !keys.gcpKms ? ' (kseal has no GCP KMS backend yet)' : ''}`,
+  )
 }
 
 async function openOne(e: KubesecKey, keys: SopsMasterKeys): Promise<Buffer | null> {

@@ -54,7 +54,10 @@ export class SopsMasterKeys {
   private ages?: Promise<AgeIdentity[]>
   readonly kms: ForeignKms
 
-  constructor(readonly backends: Backends, private readonly opts: SopsMasterKeyOptions = {}) {
+  constructor(
+    readonly backends: Backends,
+    private readonly opts: SopsMasterKeyOptions = {},
+  ) {
     this.kms = new ForeignKms(backends)
   }
 
@@ -69,7 +72,9 @@ export class SopsMasterKeys {
   /** Every age identity held: kseal's key sources first, then sops's places. */
   ageIdentities(): Promise<AgeIdentity[]> {
     this.ages ??= (async () => {
-      const own = this.opts.keyring ? (await this.opts.keyring.all()).filter((id): id is AgeIdentity => id.backend === 'age' && 'decrypt' in id) : []
+      const own = this.opts.keyring
+        ? (await this.opts.keyring.all()).filter((id): id is AgeIdentity => id.backend === 'age' && 'decrypt' in id)
+        : []
       return [...own, ...(await sopsAgeIdentities(this.backends.ctx.env))]
     })()
     return this.ages
@@ -82,7 +87,10 @@ export class SopsMasterKeys {
    */
   async open(groups: KeyEntry[][]): Promise<Buffer> {
     if (groups.length !== 1) {
-      throw new KsealError('ERR_INPUT', `this SOPS file splits its data key over ${groups.length} key groups (Shamir secret sharing), which kseal does not support`)
+      throw new KsealError(
+        'ERR_INPUT',
+        `this SOPS file splits its data key over ${groups.length} key groups (Shamir secret sharing), which kseal does not support`,
+      )
     }
     const rank = (e: KeyEntry) => (e.kind === 'age' ? 0 : e.kind === 'pgp' ? 1 : 2)
     const entries = [...groups[0]].sort((a, b) => rank(a) - rank(b))
@@ -91,7 +99,11 @@ export class SopsMasterKeys {
       try {
         const key = await this.openEntry(entry)
         if (key) {
-          if (key.length !== DATA_KEY_BYTES) throw new KsealError('ERR_DECRYPT', `${entryName(entry)} opened to something that is not a SOPS data key (the entry was altered)`)
+          if (key.length !== DATA_KEY_BYTES)
+            throw new KsealError(
+              'ERR_DECRYPT',
+              `${entryName(entry)} opened to something that is not a SOPS data key (the entry was altered)`,
+            )
           return key
         }
       } catch (e) {
@@ -111,7 +123,10 @@ export class SopsMasterKeys {
         try {
           return Buffer.from(await id.decrypt(entry.enc))
         } catch {
-          throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with age key ${id.kid} (${id.source}): the SOPS key entry was altered`)
+          throw new KsealError(
+            'ERR_DECRYPT',
+            `cannot decrypt the data key with age key ${id.kid} (${id.source}): the SOPS key entry was altered`,
+          )
         }
       }
       case 'pgp': {
@@ -122,7 +137,10 @@ export class SopsMasterKeys {
         return pgpDecrypt(gpg, entry.enc, fp, {verify: false})
       }
       case 'kms':
-        return this.kms.decrypt({arn: entry.arn, context: entry.context, role: entry.role, profile: entry.awsProfile}, strictBase64(entry.enc, entryName(entry)))
+        return this.kms.decrypt(
+          {arn: entry.arn, context: entry.context, role: entry.role, profile: entry.awsProfile},
+          strictBase64(entry.enc, entryName(entry)),
+        )
       case 'gcp_kms':
         if (!this.opts.gcpKms) return null
         return Buffer.from(await this.opts.gcpKms(entry.resourceId, strictBase64(entry.enc, entryName(entry))))
@@ -134,22 +152,32 @@ export class SopsMasterKeys {
   /** Wraps a data key for each recipient, as sops writes its key entries. */
   async wrap(recipients: SopsRecipient[], dataKey: Buffer, now: Date): Promise<KeyEntry[]> {
     const createdAt = formatRfc3339(now)
-    return Promise.all(recipients.map(async (r): Promise<KeyEntry> => {
-      switch (r.kind) {
-        case 'age': {
-          const age = await import('age-encryption')
-          const e = new age.Encrypter()
-          e.addRecipient(r.recipient)
-          return {kind: 'age', recipient: r.recipient, enc: age.armor.encode(await e.encrypt(dataKey))}
+    return Promise.all(
+      recipients.map(async (r): Promise<KeyEntry> => {
+        switch (r.kind) {
+          case 'age': {
+            const age = await import('age-encryption')
+            const e = new age.Encrypter()
+            e.addRecipient(r.recipient)
+            return {kind: 'age', recipient: r.recipient, enc: age.armor.encode(await e.encrypt(dataKey))}
+          }
+          case 'pgp':
+            return {kind: 'pgp', fp: r.fp, createdAt, enc: (await (await this.gpg()).encrypt(r.fp, dataKey, true)).toString('utf8')}
+          case 'kms': {
+            const blob = await this.kms.encrypt({arn: r.arn, context: r.context, role: r.role, profile: r.profile}, dataKey)
+            return {
+              kind: 'kms',
+              arn: r.arn,
+              createdAt,
+              enc: blob.toString('base64'),
+              ...(r.context ? {context: r.context} : {}),
+              ...(r.role ? {role: r.role} : {}),
+              ...(r.profile ? {awsProfile: r.profile} : {}),
+            }
+          }
         }
-        case 'pgp':
-          return {kind: 'pgp', fp: r.fp, createdAt, enc: (await (await this.gpg()).encrypt(r.fp, dataKey, true)).toString('utf8')}
-        case 'kms': {
-          const blob = await this.kms.encrypt({arn: r.arn, context: r.context, role: r.role, profile: r.profile}, dataKey)
-          return {kind: 'kms', arn: r.arn, createdAt, enc: blob.toString('base64'), ...(r.context ? {context: r.context} : {}), ...(r.role ? {role: r.role} : {}), ...(r.profile ? {awsProfile: r.profile} : {})}
-        }
-      }
-    }))
+      }),
+    )
   }
 
   async close(): Promise<void> {
@@ -162,19 +190,21 @@ export class SopsMasterKeys {
  * (the public key must be in the gpg keyring), `awskms:ARN`.
  */
 export async function sopsRecipients(uris: string[], backends: Backends): Promise<SopsRecipient[]> {
-  return Promise.all(uris.map(async (uri): Promise<SopsRecipient> => {
-    const r = await backends.recipient(uri)
-    switch (r.backend) {
-      case 'age':
-        return {kind: 'age', recipient: r.kid}
-      case 'pgp':
-        return {kind: 'pgp', fp: r.kid}
-      case 'awskms':
-        return {kind: 'kms', arn: r.kid}
-      default:
-        throw new KsealError('ERR_USAGE', `${uri}: SOPS files can be encrypted for age, pgp and awskms recipients, not ${r.backend}`)
-    }
-  }))
+  return Promise.all(
+    uris.map(async (uri): Promise<SopsRecipient> => {
+      const r = await backends.recipient(uri)
+      switch (r.backend) {
+        case 'age':
+          return {kind: 'age', recipient: r.kid}
+        case 'pgp':
+          return {kind: 'pgp', fp: r.kid}
+        case 'awskms':
+          return {kind: 'kms', arn: r.kid}
+        default:
+          throw new KsealError('ERR_USAGE', `${uri}: SOPS files can be encrypted for age, pgp and awskms recipients, not ${r.backend}`)
+      }
+    }),
+  )
 }
 
 /** A PGP key given as a fingerprint or a long key id (sops accepts both), upper-case. */
@@ -190,7 +220,10 @@ export async function pgpDecrypt(gpg: Gpg, message: string | Buffer, fp: string,
   const r = await gpg.decrypt(message, {verify: opts.verify, maxOutput: PGP_OUTPUT_BYTES})
   if (!r.ok) throw decryptError(r, `pgp:${fp}`)
   if (!r.primary.endsWith(fp) && !r.subkey.endsWith(fp)) {
-    throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with pgp:${fp}: it was encrypted to another key (the key entry was altered)`)
+    throw new KsealError(
+      'ERR_DECRYPT',
+      `cannot decrypt the data key with pgp:${fp}: it was encrypted to another key (the key entry was altered)`,
+    )
   }
   return r.plaintext
 }
@@ -198,7 +231,8 @@ export async function pgpDecrypt(gpg: Gpg, message: string | Buffer, fp: string,
 function strictBase64(s: string, what: string): Buffer {
   const compact = s.replace(/[\r\n]/g, '')
   const b = Buffer.from(compact, 'base64')
-  if (b.length === 0 || b.toString('base64') !== compact) throw new KsealError('ERR_INTEGRITY', `malformed SOPS metadata: ${what} has no valid encrypted data key`)
+  if (b.length === 0 || b.toString('base64') !== compact)
+    throw new KsealError('ERR_INTEGRITY', `malformed SOPS metadata: ${what} has no valid encrypted data key`)
   return b
 }
 
@@ -214,7 +248,8 @@ export async function sopsAgeIdentities(env: Record<string, string | undefined>)
   const files: {file: string; required: boolean}[] = []
   if (env.SOPS_AGE_KEY_FILE) files.push({file: env.SOPS_AGE_KEY_FILE, required: true})
   const home = env.HOME || os.homedir()
-  const configDir = env.XDG_CONFIG_HOME || (process.platform === 'darwin' ? path.join(home, 'Library', 'Application Support') : path.join(home, '.config'))
+  const configDir =
+    env.XDG_CONFIG_HOME || (process.platform === 'darwin' ? path.join(home, 'Library', 'Application Support') : path.join(home, '.config'))
   files.push({file: path.join(configDir, 'sops', 'age', 'keys.txt'), required: false})
   for (const {file, required} of files) {
     let text: string

@@ -29,7 +29,10 @@ export interface Rules {
 export function compileRules(spec: RuleSpec): Rules {
   const set = Object.entries(spec).filter(([, v]) => v !== undefined && v !== '')
   if (set.length > 1) {
-    throw new KsealError('ERR_INTEGRITY', 'malformed SOPS metadata: more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex and unencrypted_regex is set')
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      'malformed SOPS metadata: more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex and unencrypted_regex is set',
+    )
   }
   const effective: RuleSpec = set.length ? spec : {unencryptedSuffix: DEFAULT_UNENCRYPTED_SUFFIX}
   const {unencryptedSuffix, encryptedSuffix} = effective

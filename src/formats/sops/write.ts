@@ -58,7 +58,13 @@ function reuseKey(loc: readonly (string | number)[], type: string, bytes: Buffer
  * The edits that encrypt `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
  * same `sops` block in each), reusing ciphertexts from `reuse` where the value is unchanged.
  */
-function encryptDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SopsGroupKeys, opts: SopsWriteOptions, reuse: Map<string, string>): Edit[] {
+function encryptDocs(
+  stream: ParsedStream,
+  docs: ParsedDoc[],
+  keys: SopsGroupKeys,
+  opts: SopsWriteOptions,
+  reuse: Map<string, string>,
+): Edit[] {
   if (keys.dataKey.length !== DATA_KEY_BYTES) throw new KsealError('ERR_USAGE', 'a SOPS data key is 32 bytes')
   const random = opts.random ?? defaultRandom
   const rules = compileRules(keys.rules)
@@ -71,7 +77,8 @@ function encryptDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SopsGroupKey
     for (const leaf of d.leaves) {
       const v = leaf.plain
       if (v.type === 'null') continue
-      if (v.type === 'uint') throw new KsealError('ERR_INPUT', 'an integer beyond 64 bits, which sops cannot hold', {...where(d), key: leaf.loc.join('.')})
+      if (v.type === 'uint')
+        throw new KsealError('ERR_INPUT', 'an integer beyond 64 bits, which sops cannot hold', {...where(d), key: leaf.loc.join('.')})
       const encrypted = rules.encrypted(leaf.path)
       const bytes = goBytes(v)
       hash.add(bytes, encrypted)
@@ -83,7 +90,14 @@ function encryptDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SopsGroupKey
   }
   const lastModified = formatRfc3339((opts.now ?? (() => new Date()))())
   const mac = encryptMac(keys.dataKey, hash.hex(), rfc3339RoundTrip(lastModified)!, random(IV_BYTES))
-  const meta = metadataObject({lastModified, mac, version: SOPS_WRITE_VERSION, keyGroups: [keys.entries], rules: rules.spec, macOnlyEncrypted: Boolean(keys.macOnlyEncrypted)})
+  const meta = metadataObject({
+    lastModified,
+    mac,
+    version: SOPS_WRITE_VERSION,
+    keyGroups: [keys.entries],
+    rules: rules.spec,
+    macOnlyEncrypted: Boolean(keys.macOnlyEncrypted),
+  })
   for (const d of docs) edits.push(insertEnvelopeEdit(stream.text, d.map!, meta, METADATA_KEY, stream.eol))
   return edits
 }
@@ -95,7 +109,8 @@ function encryptDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SopsGroupKey
  */
 function tokenEditFor(stream: ParsedStream, node: Scalar, flow: boolean, token: string): Edit {
   const [start, end] = node.range!
-  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') return {start, end, text: token + (stream.text[end - 1] === '\n' ? stream.eol : '')}
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED')
+    return {start, end, text: token + (stream.text[end - 1] === '\n' ? stream.eol : '')}
   if (flow && node.type === 'PLAIN') return {start, end, text: `"${token}"`}
   return tokenEdit(stream.text, node, token, stream.eol)
 }
@@ -105,7 +120,11 @@ function tokenEditFor(stream: ParsedStream, node: Scalar, flow: boolean, token: 
  * The low-level writer: `encryptSecretsToSops` and `reencryptSops` are built on it, and tests use it
  * with a fixed data key, entries, clock and randomness for frozen vectors.
  */
-export function encryptSops(text: string, keys: SopsGroupKeys, opts: SopsWriteOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {}): string {
+export function encryptSops(
+  text: string,
+  keys: SopsGroupKeys,
+  opts: SopsWriteOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {},
+): string {
   const stream = parseStream(text, opts.dialect ?? sopsDialect(text, opts.file), opts.file)
   const docs = opts.documents ? opts.documents.map((i) => stream.docs[i]) : stream.docs.filter((d) => d.map)
   return applyEdits(text, encryptDocs(stream, docs, keys, opts, new Map()))
@@ -135,7 +154,12 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   const targets: ParsedDoc[] = []
   for (const s of manifests.secrets) {
     const index = s.where.document! - 1
-    if (manifests.docs[index].contents !== s.map) throw new KsealError('ERR_INPUT', 'a Secret inside a List cannot be written as SOPS (sops metadata belongs to a whole document); put each Secret in its own document', s.where)
+    if (manifests.docs[index].contents !== s.map)
+      throw new KsealError(
+        'ERR_INPUT',
+        'a Secret inside a List cannot be written as SOPS (sops metadata belongs to a whole document); put each Secret in its own document',
+        s.where,
+      )
     if (stream.docs[index].metadataPair) continue // already SOPS
     if (s.envelopePair) throw new KsealError('ERR_INPUT', 'already encrypted by kseal; decrypt it first to write it as SOPS', s.where)
     for (const v of s.values) {
@@ -164,7 +188,11 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
 /** A Secret's data or stringData value must be a string to sops too (YAML 1.2), or sops would write it back as another type. */
 function sameToKubernetes(d: ParsedDoc, loc: (string | number)[], v: TypedValue): void {
   if (loc.length === 2 && (loc[0] === 'data' || loc[0] === 'stringData') && v.type !== 'str') {
-    throw new KsealError('ERR_INPUT', `reads as a string to Kubernetes but as a${v.type === 'int' ? 'n' : ''} ${v.type} to sops and Flux (YAML 1.2); quote it`, {...where(d), key: loc.join('.')})
+    throw new KsealError(
+      'ERR_INPUT',
+      `reads as a string to Kubernetes but as a${v.type === 'int' ? 'n' : ''} ${v.type} to sops and Flux (YAML 1.2); quote it`,
+      {...where(d), key: loc.join('.')},
+    )
   }
 }
 
@@ -183,7 +211,11 @@ export function reencryptSops(old: OpenedSops, newText: string, opts: SopsWriteO
   const oldDocs = old.sops.stream.docs
   const single = old.groups.length === 1 && old.groups[0].documents.length === oldDocs.length
   if (!single && stream.docs.length !== oldDocs.length) {
-    throw new KsealError('ERR_INPUT', `the edit has ${stream.docs.length} documents where the file had ${oldDocs.length}; documents with their own sops metadata cannot be added or removed here`, {file})
+    throw new KsealError(
+      'ERR_INPUT',
+      `the edit has ${stream.docs.length} documents where the file had ${oldDocs.length}; documents with their own sops metadata cannot be added or removed here`,
+      {file},
+    )
   }
   const edits: Edit[] = []
   for (const g of old.groups) {
@@ -193,8 +225,14 @@ export function reencryptSops(old: OpenedSops, newText: string, opts: SopsWriteO
       if (enc && v.value) reuse.set(reuseKey(v.loc, enc.type, goBytes(v.value)), v.ciphertext!)
     }
     const docs = single ? stream.docs.filter((d) => d.map) : g.documents.map((i) => stream.docs[i])
-    const keys: SopsGroupKeys = {dataKey: g.dataKey, entries: g.metadata.keyGroups[0], rules: g.metadata.rules, macOnlyEncrypted: g.metadata.macOnlyEncrypted}
-    if (g.metadata.keyGroups.length !== 1) throw new KsealError('ERR_INPUT', 'SOPS files with several key groups cannot be re-encrypted by kseal', {file})
+    const keys: SopsGroupKeys = {
+      dataKey: g.dataKey,
+      entries: g.metadata.keyGroups[0],
+      rules: g.metadata.rules,
+      macOnlyEncrypted: g.metadata.macOnlyEncrypted,
+    }
+    if (g.metadata.keyGroups.length !== 1)
+      throw new KsealError('ERR_INPUT', 'SOPS files with several key groups cannot be re-encrypted by kseal', {file})
     edits.push(...encryptDocs(stream, docs, keys, opts, reuse))
   }
   return applyEdits(newText, edits)
