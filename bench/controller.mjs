@@ -33,19 +33,12 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const KEY_NS = 'kseal-system'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** One sample from the controller's /metrics (test/support/metrics.ts), 0 when absent. */
+let sample
 
 /** The API test server is TypeScript: bundled in memory (bench/ts-module.mjs) and imported from a data: URL. */
 async function loadApiServer() {
   return import(await testSupportUrl('k8s-api-server'))
-}
-
-function sample(text, series) {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue
-    const i = line.lastIndexOf(' ')
-    if (i > 0 && line.slice(0, i) === series) return Number(line.slice(i + 1))
-  }
-  return 0
 }
 
 function peakRssBytes(pid) {
@@ -60,7 +53,11 @@ function peakRssBytes(pid) {
 /** One RSA-4096 OAEP-SHA256 private decryption, n times on this thread: the single-core RSA limit. */
 function rsaLimitMs(keyPem, n) {
   const key = crypto.createPrivateKey(keyPem)
-  const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('["kseal/v1 data key","strict","bench","s-0"]')}
+  const opts = {
+    padding: crypto.constants.RSA_PKCS1_OAEP_PADDING,
+    oaepHash: 'sha256',
+    oaepLabel: Buffer.from('["kseal/v1 data key","strict","bench","s-0"]'),
+  }
   const ct = crypto.publicEncrypt({key: crypto.createPublicKey(key), ...opts}, crypto.randomBytes(32))
   for (let i = 0; i < 20; i++) crypto.privateDecrypt({key, ...opts}, ct)
   const t = performance.now()
@@ -70,14 +67,41 @@ function rsaLimitMs(keyPem, n) {
 
 async function startController(kubeconfig, name, nodeArgs = []) {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--listen', `127.0.0.1:${port}`,
-    '--identity', name, '--retry-period', '500ms', '--renew-deadline', '2s', '--lease-duration', '3s', '--log-level', 'warn'],
-  {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']})
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      BIN,
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--key-namespace',
+      KEY_NS,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--identity',
+      name,
+      '--retry-period',
+      '500ms',
+      '--renew-deadline',
+      '2s',
+      '--lease-duration',
+      '3s',
+      '--log-level',
+      'warn',
+    ],
+    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']},
+  )
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const c = {child, port, exit: new Promise((r) => child.on('close', r)), get stderr() {
-    return stderr
-  }}
+  const c = {
+    child,
+    port,
+    exit: new Promise((r) => child.on('close', r)),
+    get stderr() {
+      return stderr
+    },
+  }
   await waitListening(c, port)
   return c
 }
@@ -89,10 +113,12 @@ export async function benchController(opts = {}) {
   const keyFile = opts.key ?? path.join(ROOT, 'test/fixtures/keys/team.key')
   const certFile = opts.cert ?? path.join(ROOT, 'test/fixtures/keys/team.crt')
   const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
-  const {sealSecret} = await dist('src/sealed.js')
+  const {sealSecret} = await dist('src/sealed/seal.js')
   const {RsaRecipient} = await dist('keys/rsa.js')
-  const {keySecret} = await dist('src/controller/keys.js')
+  const {keySecret, trustSecret} = await dist('src/sealed/sealing-key.js')
   const {startK8sApiServer} = await loadApiServer()
+  const metricsSupport = await import(await testSupportUrl('metrics'))
+  sample = (text, series) => metricsSupport.sample(text, series) ?? 0
 
   const rows = []
   const json = {secrets: n, valuesPerSecret: values, keyBits: 4096}
@@ -107,12 +133,19 @@ export async function benchController(opts = {}) {
   const procs = []
   try {
     await srv.writeKubeconfig(kubeconfig)
-    srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date()))
+    // The controller trusts only key Secrets signed with its trust root (src/controller/keystore/store.ts).
+    const root = crypto.randomBytes(32)
+    srv.putObject(trustSecret(KEY_NS, root))
+    srv.putObject(keySecret(KEY_NS, {kid: recipient.kid, keyPem, certPem}, new Date(), root))
     const t0 = performance.now()
     for (let i = 0; i < n; i++) {
       const stringData = {}
       for (let v = 0; v < values; v++) stringData[`key-${v}`] = `value ${v} of secret ${i} ${crypto.randomBytes(12).toString('hex')}`
-      const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: `s-${i}`, namespace: 'bench', labels: {app: 'bench'}}, stringData}, [recipient], 'strict')
+      const sealed = await sealSecret(
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: `s-${i}`, namespace: 'bench', labels: {app: 'bench'}}, stringData},
+        [recipient],
+        'strict',
+      )
       srv.putObject(sealed)
     }
     json.sealMs = performance.now() - t0
@@ -158,7 +191,11 @@ export async function benchController(opts = {}) {
     const syncMs = doneAt - (reconcilingAt || startedAt)
     const secrets = srv.listObjects('v1', 'Secret', 'bench')
     const spot = secrets.find((s) => s.metadata.name === 's-7')
-    const correct = secrets.length === n && Buffer.from(spot?.data?.['key-3'] ?? '', 'base64').toString().startsWith('value 3 of secret 7 ')
+    const correct =
+      secrets.length === n &&
+      Buffer.from(spot?.data?.['key-3'] ?? '', 'base64')
+        .toString()
+        .startsWith('value 3 of secret 7 ')
     json.sync = {
       ms: syncMs,
       fromSpawnMs: doneAt - startedAt,
@@ -178,8 +215,16 @@ export async function benchController(opts = {}) {
     json.sync.ratioWithoutApiServer = json.sync.withoutApiServerMs / limitMs
     json.sync.nonRsaCpuMsPerSecret = Math.max(0, json.sync.controllerCpuSeconds * 1000 - oneThreadMs) / n
     row(`RSA limit: ${n} RSA-4096 decryptions / ${cores} cores`, `${(limitMs / 1000).toFixed(2)} s`)
-    row(`controller initial sync, ${n} SealedSecrets × ${values} values`, `${(syncMs / 1000).toFixed(2)} s (${json.sync.ratioToRsaLimit.toFixed(2)}× RSA limit)`)
-    row('  less the API test server\'s CPU on the same cores (estimate)', `${(json.sync.withoutApiServerMs / 1000).toFixed(2)} s (${json.sync.ratioWithoutApiServer.toFixed(2)}× RSA limit)`, '≤ 2.0×', json.sync.ratioWithoutApiServer <= 2.0)
+    row(
+      `controller initial sync, ${n} SealedSecrets × ${values} values`,
+      `${(syncMs / 1000).toFixed(2)} s (${json.sync.ratioToRsaLimit.toFixed(2)}× RSA limit)`,
+    )
+    row(
+      "  less the API test server's CPU on the same cores (estimate)",
+      `${(json.sync.withoutApiServerMs / 1000).toFixed(2)} s (${json.sync.ratioWithoutApiServer.toFixed(2)}× RSA limit)`,
+      '≤ 2.0×',
+      json.sync.ratioWithoutApiServer <= 2.0,
+    )
     row('controller CPU besides RSA, per SealedSecret (informational)', `${json.sync.nonRsaCpuMsPerSecret.toFixed(2)} ms`)
     row('controller sync from process start (informational)', `${(json.sync.fromSpawnMs / 1000).toFixed(2)} s`)
     row('controller RSA decryptions in the sync', json.sync.decryptions, `= ${n}`, json.sync.decryptions === n)
@@ -243,7 +288,13 @@ function freePort() {
 async function waitListening(c, port) {
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return port
+    if (
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return port
     if (c.child.exitCode !== null) throw new Error(`controller exited: ${c.stderr}`)
     await sleep(50)
   }
@@ -262,7 +313,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stdout.write(JSON.stringify(json, null, 2) + '\n')
   } else {
     const w = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)))
-    for (const r of rows) process.stdout.write(`${String(r[0]).padEnd(w[0])}  ${String(r[1]).padEnd(w[1])}  ${String(r[2]).padEnd(w[2])}  ${r[3]}\n`)
+    for (const r of rows)
+      process.stdout.write(`${String(r[0]).padEnd(w[0])}  ${String(r[1]).padEnd(w[1])}  ${String(r[2]).padEnd(w[2])}  ${r[3]}\n`)
   }
   process.exitCode = json.ok ? 0 : 1
 }

@@ -8,7 +8,18 @@ export function writeCorpus(dir, {files = 200, secretsPerFile = 10, keys = 8, va
   for (let f = 0; f < files; f++) {
     const docs = []
     for (let s = 0; s < secretsPerFile; s++) {
-      const lines = ['# generated for the kseal benchmark', 'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: app-${f}-${s}`, `  namespace: team-${f % 17}`, '  labels:', '    app.kubernetes.io/part-of: bench', 'type: Opaque', 'data:']
+      const lines = [
+        '# generated for the kseal benchmark',
+        'apiVersion: v1',
+        'kind: Secret',
+        'metadata:',
+        `  name: app-${f}-${s}`,
+        `  namespace: team-${f % 17}`,
+        '  labels:',
+        '    app.kubernetes.io/part-of: bench',
+        'type: Opaque',
+        'data:',
+      ]
       for (let k = 0; k < keys; k++) lines.push(`  key-${k}: ${crypto.randomBytes(valueBytes).toString('base64')}`)
       docs.push(lines.join('\n') + '\n')
     }

@@ -67,11 +67,12 @@ async function startKmsProcess() {
     for (const p of pending.values()) p.reject(new Error(`KMS test server exited (${code})`))
   })
   let seq = 0
-  const call = (op, ...args) => new Promise((resolve, reject) => {
-    const id = ++seq
-    pending.set(id, {resolve, reject})
-    child.send({id, op, args})
-  })
+  const call = (op, ...args) =>
+    new Promise((resolve, reject) => {
+      const id = ++seq
+      pending.set(id, {resolve, reject})
+      child.send({id, op, args})
+    })
   const url = await new Promise((resolve, reject) => pending.set(0, {resolve, reject}))
   return {
     url,
@@ -90,9 +91,11 @@ async function startKmsProcess() {
 function secrets(n) {
   const docs = []
   for (let i = 0; i < n; i++) {
-    docs.push(`apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-${i}\n  namespace: team-${i % 20}\ntype: Opaque\n` +
-      `data:\n  password: ${Buffer.from(`pw-${i}-${'x'.repeat(16)}`).toString('base64')}\n` +
-      `stringData:\n  username: user-${i}\n  url: "postgres://db-${i}.internal:5432/app"\n`)
+    docs.push(
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-${i}\n  namespace: team-${i % 20}\ntype: Opaque\n` +
+        `data:\n  password: ${Buffer.from(`pw-${i}-${'x'.repeat(16)}`).toString('base64')}\n` +
+        `stringData:\n  username: user-${i}\n  url: "postgres://db-${i}.internal:5432/app"\n`,
+    )
   }
   return docs
 }
@@ -123,8 +126,9 @@ export async function benchKms(opts = {}) {
   const concurrency = opts.concurrency ?? 16
   const cli = opts.cli ?? !opts.quick
   const {Backends} = await import(pathToFileURL(path.join(ROOT, 'dist', 'keys', 'index.js')).href)
-  const {Keyring} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'keyring.js')).href)
-  const {decryptText, encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'transform.js')).href)
+  const {Keyring} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'keyring', 'keyring.js')).href)
+  const {encryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'encrypt.js')).href)
+  const {decryptText} = await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'ops', 'decrypt.js')).href)
 
   const kms = await startKmsProcess()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-kms-'))
@@ -170,7 +174,12 @@ export async function benchKms(opts = {}) {
     // The target is defined for 2,000 Secrets; in a quick run start-up is not amortised, so the
     // wall times are shown without a verdict.
     const judge = (msVal) => (opts.quick ? undefined : msVal <= target)
-    row(`kms: library decrypt of ${n} Secrets, ${latencyMs} ms/call, ${concurrency} in flight`, sec(libMs), `≤ ${sec(target)}`, judge(libMs))
+    row(
+      `kms: library decrypt of ${n} Secrets, ${latencyMs} ms/call, ${concurrency} in flight`,
+      sec(libMs),
+      `≤ ${sec(target)}`,
+      judge(libMs),
+    )
     row('kms: library KMS calls (Decrypt)', `${lib.kmsCalls} (${lib.decryptCalls})`, `= ${n}`, lib.kmsCalls === n && lib.decryptCalls === n)
     row('kms: library most KMS calls in flight', lib.maxInFlight, `≤ ${concurrency}`, lib.maxInFlight <= concurrency)
     row('kms: library main-thread busy / CPU time', `${sec(busyMs)} / ${sec(cpuMs)}`)
@@ -232,7 +241,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stdout.write(JSON.stringify(json, null, 2) + '\n')
   } else {
     const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => String(r[c]).length)))
-    for (const r of rows) process.stdout.write(r.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd() + '\n')
+    for (const r of rows)
+      process.stdout.write(
+        r
+          .map((c, i) => String(c).padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd() + '\n',
+      )
   }
   process.exitCode = json.ok ? 0 : 1
 }

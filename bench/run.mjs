@@ -51,15 +51,22 @@ if (want('startup')) {
   const runs = quick ? 7 : 21
   // Two environments: the caller's own (on this machine it sets NODE_EXTRA_CA_CERTS, which every
   // node process pays for at start-up), and a bare one with only PATH and HOME.
-  for (const [label, e] of [['this shell\'s env', process.env], ['bare env', env]]) {
-    const base = [], version = [], decrypt = []
+  for (const [label, e] of [
+    ["this shell's env", process.env],
+    ['bare env', env],
+  ]) {
+    const base = [],
+      version = [],
+      decrypt = []
     for (let i = 0; i < runs; i++) {
       // Interleaved, so load on the machine hits all three alike.
       base.push(timeCmd([process.execPath, '-e', '0'], {env: e}))
       version.push(timeCmd([process.execPath, BIN, '--version'], {env: e}))
       decrypt.push(timeCmd([process.execPath, BIN, 'decrypt', '-k', KEY, one], {env: e}))
     }
-    const b = median(base), v = median(version), d = median(decrypt)
+    const b = median(base),
+      v = median(version),
+      d = median(decrypt)
     ;(json.startup ??= {})[label] = {nodeMs: b, versionMs: v, decryptMs: d, versionRatio: v / b, decryptRatio: d / b}
     row(`node -e 0 (${label})`, ms(b))
     row(`kseal --version (${label})`, `${ms(v)} (${(v / b).toFixed(2)}×)`, '≤ 2.0×', v / b <= 2.0)
@@ -101,7 +108,8 @@ if (want('bulk')) {
   // writing the same files; measured interleaved with kseal encrypt.
   const yamlDir = path.join(dir, 'yaml')
   const encDir = path.join(dir, 'enc')
-  const yamlTimes = [], encTimes = [] // the last encrypt run's output stays for decrypt and rotate
+  const yamlTimes = [],
+    encTimes = [] // the last encrypt run's output stays for decrypt and rotate
   for (let i = 0; i < 3; i++) {
     for (const d of [yamlDir, encDir]) {
       rmSync(d, {recursive: true, force: true})
@@ -118,7 +126,15 @@ if (want('bulk')) {
   const decMs = median(decTimes)
   const secrets = json.corpus.secrets
   const limit = (secrets * rsaMs) / CORES
-  json.bulk = {yamlMs, encryptMs: encMs, decryptMs: decMs, rsaDecryptMs: rsaMs, rsaLimitMs: limit, encryptRatio: encMs / yamlMs, decryptRatio: decMs / limit}
+  json.bulk = {
+    yamlMs,
+    encryptMs: encMs,
+    decryptMs: decMs,
+    rsaDecryptMs: rsaMs,
+    rsaLimitMs: limit,
+    encryptRatio: encMs / yamlMs,
+    decryptRatio: decMs / limit,
+  }
   row('RSA-4096 private decrypt (one)', ms(rsaMs))
   row(`RSA limit: ${secrets} × one / ${CORES} cores`, s(limit))
   row(`kseal decrypt ${secrets} Secrets × 8 keys`, `${s(decMs)} (${(decMs / limit).toFixed(2)}× limit)`, '≤ 1.3×', decMs / limit <= 1.3)
@@ -147,7 +163,12 @@ if (want('rotate')) {
   }
   const rotMs = median(times)
   json.rotate = {ms: rotMs, rsaLimitMs: limit, ratio: rotMs / limit}
-  row(`kseal rotate --add-recipient, ${json.corpus.secrets} Secrets`, `${s(rotMs)} (${(rotMs / limit).toFixed(2)}× limit)`, '≤ 1.3×', rotMs / limit <= 1.3)
+  row(
+    `kseal rotate --add-recipient, ${json.corpus.secrets} Secrets`,
+    `${s(rotMs)} (${(rotMs / limit).toFixed(2)}× limit)`,
+    '≤ 1.3×',
+    rotMs / limit <= 1.3,
+  )
 }
 
 // ---------------------------------------------------------------- sealed-secrets scheme baseline
@@ -164,11 +185,17 @@ if (want('sealed')) {
     const key = crypto.createPrivateKey(workerData.pem); const opts = {padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from('ns/name')};
     for (let i = 0; i < workerData.n; i++) crypto.privateDecrypt({key, ...opts}, Buffer.from(workerData.ct)); parentPort.postMessage(0)`
   const t = performance.now()
-  await Promise.all(Array.from({length: CORES}, (_, i) => new Promise((resolve, reject) => {
-    const w = new Worker(src, {eval: true, workerData: {pem, ct, n: Math.ceil(values / CORES)}})
-    w.on('message', resolve)
-    w.on('error', reject)
-  })))
+  await Promise.all(
+    Array.from(
+      {length: CORES},
+      (_, i) =>
+        new Promise((resolve, reject) => {
+          const w = new Worker(src, {eval: true, workerData: {pem, ct, n: Math.ceil(values / CORES)}})
+          w.on('message', resolve)
+          w.on('error', reject)
+        }),
+    ),
+  )
   let sealedMs = performance.now() - t
   if (quick) sealedMs *= 8
   json.sealedSecretsScheme = {values: json.corpus.values, ms: sealedMs, extrapolated: quick}
@@ -177,7 +204,10 @@ if (want('sealed')) {
 }
 
 // ---------------------------------------------------------------- backends and controller (their own modules)
-for (const [name, file, fn] of [['kms', 'kms.mjs', 'benchKms'], ['controller', 'controller.mjs', 'benchController']]) {
+for (const [name, file, fn] of [
+  ['kms', 'kms.mjs', 'benchKms'],
+  ['controller', 'controller.mjs', 'benchController'],
+]) {
   if (!want(name) || !existsSync(path.join(ROOT, 'bench', file))) continue
   const mod = await import(`./${file}`)
   const r = await mod[fn]({quick, corpusDir: corpusDir && path.join(corpusDir, 'plain'), key: KEY, cert: CERT, cores: CORES})
@@ -189,7 +219,11 @@ if (corpusDir) rmSync(corpusDir, {recursive: true, force: true})
 
 // ---------------------------------------------------------------- report
 const widths = [0, 1, 2, 3].map((c) => Math.max(...[['measure', 'value', 'target', ''], ...rows].map((r) => String(r[c]).length)))
-const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd()
+const line = (r) =>
+  r
+    .map((c, i) => String(c).padEnd(widths[i]))
+    .join('  ')
+    .trimEnd()
 console.log(line(['measure', 'value', 'target', '']))
 console.log(widths.map((w) => '-'.repeat(w)).join('  '))
 for (const r of rows) console.log(line(r))

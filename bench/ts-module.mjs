@@ -19,7 +19,10 @@ export async function bundleTestSupport(name) {
         name: 'project-packages',
         setup(build) {
           // Package imports stay imports, resolved to files in this project's node_modules.
-          build.onResolve({filter: /^[^./]/}, (args) => ({path: args.path.startsWith('node:') ? args.path : import.meta.resolve(args.path), external: true}))
+          build.onResolve({filter: /^[^./]/}, (args) => ({
+            path: args.path.startsWith('node:') ? args.path : import.meta.resolve(args.path),
+            external: true,
+          }))
         },
       },
     ],

@@ -1,9 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/check.js'
-import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/errors.js'
-import {V1_NOTE} from '../src/inspect.js'
-import {decodeText, readStdin, readText, STDIN} from '../src/files.js'
+import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../src/ops/check.js'
+import {EXIT, formatWhere, isKsealError, type KsealError, type Where} from '../src/core/errors.js'
+import {V1_NOTE} from '../src/ops/inspect.js'
+import {decodeText, readStdin, readText, STDIN} from '../src/core/files.js'
 
 /** Exit status when plaintext was found: 1, like a linter that found something. */
 const FOUND = EXIT.RUNTIME
@@ -32,9 +32,11 @@ needs a key, which a pre-commit hook may not have.`
     {description: 'Check what a Helm chart renders', command: 'helm template ./chart | <%= config.bin %> <%= command.id %> -'},
   ]
   static override strict = false
-  static override args = {path: Args.string({description: 'Files or directories (default: .); - reads stdin. With --staged: pathspecs.', ignoreStdin: true})}
+  static override args = {
+    path: Args.string({description: 'Files or directories (default: .); - reads stdin. With --staged: pathspecs.', ignoreStdin: true}),
+  }
   static override flags = {
-    staged: Flags.boolean({description: 'Check the files staged in git\'s index (what the next commit holds) instead of the working tree.'}),
+    staged: Flags.boolean({description: "Check the files staged in git's index (what the next commit holds) instead of the working tree."}),
   }
 
   async run(): Promise<void> {
@@ -48,7 +50,8 @@ needs a key, which a pre-commit hook may not have.`
       const expanded = await this.expand(paths.length ? paths : ['.'], flags.quiet)
       // A directory without manifests has no plaintext Secret in it: nothing to report.
       errors.push(...expanded.errors.filter((e) => e.code !== 'ERR_USAGE'))
-      for (const f of expanded.files) inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})
+      for (const f of expanded.files)
+        inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})
     }
     const findings: Finding[] = []
     const v1: Where[] = []
@@ -74,16 +77,25 @@ needs a key, which a pre-commit hook may not have.`
     }
     for (const f of findings) process.stdout.write(`${formatWhere(f.where)}plaintext ${f.keys.join(', ')}\n`)
     if (templates.length) {
-      this.note(`skipped ${templates.length} Helm chart template${templates.length > 1 ? 's' : ''} (check what ${templates.length > 1 ? 'they render' : 'it renders'}: helm template CHART | kseal check -): ${templates.join(', ')}`, flags.quiet)
+      this.note(
+        `skipped ${templates.length} Helm chart template${templates.length > 1 ? 's' : ''} (check what ${templates.length > 1 ? 'they render' : 'it renders'}: helm template CHART | kseal check -): ${templates.join(', ')}`,
+        flags.quiet,
+      )
     }
     if (skipped.length) {
-      this.note(`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML or JSON and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`, flags.quiet)
+      this.note(
+        `skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML or JSON and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`,
+        flags.quiet,
+      )
     }
     // Format 1 is a warning: it still decrypts, but its recipients are not authenticated.
     for (const w of v1) this.note(`${formatWhere(w)}${V1_NOTE}`, flags.quiet)
     if (findings.length) {
       const n = findings.length
-      this.note(`${n} Secret${n > 1 ? 's hold' : ' holds'} plaintext values: encrypt ${n > 1 ? 'them' : 'it'} with kseal encrypt -i FILE${flags.staged ? ', then git add FILE' : ''}`, flags.quiet)
+      this.note(
+        `${n} Secret${n > 1 ? 's hold' : ' holds'} plaintext values: encrypt ${n > 1 ? 'them' : 'it'} with kseal encrypt -i FILE${flags.staged ? ', then git add FILE' : ''}`,
+        flags.quiet,
+      )
       process.exitCode = FOUND
     }
     this.report(errors)

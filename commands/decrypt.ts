@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {decryptText} from '../src/transform.js'
+import {runBatch} from '../src/ops/batch.js'
+import {decryptText} from '../src/ops/decrypt.js'
 
 export default class Decrypt extends KsealCommand {
   static override summary = 'Decrypt encrypted Secret manifests; every other document passes through.'
@@ -12,22 +12,39 @@ $XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is wr
 With -i the decrypted files are written with mode 0600 (they hold plaintext). Directory walks skip
 symbolic links, and a link is never replaced.`
   static override examples = [
-    {description: 'Decrypt in a deploy pipeline', command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> | kubectl apply -f -'},
-    {description: 'Decrypt a file with an explicit key', command: '<%= config.bin %> <%= command.id %> -k rsa:~/.config/kseal/keys/kseal.key secret.yaml'},
+    {
+      description: 'Decrypt in a deploy pipeline',
+      command: 'kustomize build overlays/prod | <%= config.bin %> <%= command.id %> | kubectl apply -f -',
+    },
+    {
+      description: 'Decrypt a file with an explicit key',
+      command: '<%= config.bin %> <%= command.id %> -k rsa:~/.config/kseal/keys/kseal.key secret.yaml',
+    },
     {description: 'Decrypt in place', command: '<%= config.bin %> <%= command.id %> -i secret.yaml'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A key: rsa:PATH or age:PATH (key files), awskms:ARN (only that KMS key or alias is called: an alias as the alias, so KMS checks its current key), pgp:FINGERPRINT (only that gpg key), or a path to a key file or a directory of keys. Repeatable. Without it, KMS entries open with the AWS credentials in the environment, calling the key the entry names as far as IAM allows.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description:
+        'A key: rsa:PATH or age:PATH (key files), awskms:ARN (only that KMS key or alias is called: an alias as the alias, so KMS checks its current key), pgp:FINGERPRINT (only that gpg key), or a path to a key file or a directory of keys. Repeatable. Without it, KMS entries open with the AWS credentials in the environment, calling the key the entry names as far as IAM allows.',
+    }),
   }
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Decrypt)
     const files = await this.expand(argv as string[], flags.quiet)
     const keyring = this.keyring(flags.key)
-    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {inPlace: flags['in-place'], quiet: flags.quiet, verb: 'decrypting', plaintext: true})
+    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {
+      inPlace: flags['in-place'],
+      quiet: flags.quiet,
+      verb: 'decrypting',
+      plaintext: true,
+    })
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)
   }

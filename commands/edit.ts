@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {CreationRules} from '../src/config.js'
-import {editFile, terminalAsk} from '../src/edit.js'
-import {SCOPES, type Scope} from '../keys/types.js'
+import {CreationRules} from '../src/config/config.js'
+import {editFile, terminalAsk} from '../src/ops/edit.js'
+import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Edit extends KsealCommand {
   static override summary = 'Open an encrypted Secret file decrypted in $EDITOR and re-encrypt it on save.'
@@ -24,14 +24,34 @@ holding a plaintext Secret.`
   static override examples = [
     {description: 'Edit with your configured editor', command: '<%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
     {description: 'Use VS Code for this edit', command: 'EDITOR="code --wait" <%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
-    {description: 'Encrypt a plaintext Secret file on save for a team certificate', command: '<%= config.bin %> <%= command.id %> -r rsa:team.crt new.secret.yaml'},
-    {description: 'A plaintext Secret file under a .kseal.yaml rule: encrypted on save for the rule\'s recipients', command: '<%= config.bin %> <%= command.id %> k8s/prod/new.secret.yaml'},
+    {
+      description: 'Encrypt a plaintext Secret file on save for a team certificate',
+      command: '<%= config.bin %> <%= command.id %> -r rsa:team.crt new.secret.yaml',
+    },
+    {
+      description: "A plaintext Secret file under a .kseal.yaml rule: encrypted on save for the rule's recipients",
+      command: '<%= config.bin %> <%= command.id %> k8s/prod/new.secret.yaml',
+    },
   ]
   static override args = {file: Args.string({required: true, description: 'The manifest file to edit.', ignoreStdin: true})}
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
-    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt Secrets that are not encrypted yet (new or plaintext ones): a key URI such as rsa:PATH. Repeatable.'}),
-    scope: Flags.string({options: [...SCOPES], description: 'Scope for Secrets that have no key yet: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s, else strict.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.',
+    }),
+    recipient: Flags.string({
+      char: 'r',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'Who can decrypt Secrets that are not encrypted yet (new or plaintext ones): a key URI such as rsa:PATH. Repeatable.',
+    }),
+    scope: Flags.string({
+      options: [...SCOPES],
+      description:
+        "Scope for Secrets that have no key yet: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule's, else strict.",
+    }),
   }
 
   async run(): Promise<void> {

@@ -1,9 +1,10 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {CreationRules, encryptTextWithRules} from '../src/config.js'
-import {encryptText} from '../src/transform.js'
-import {SCOPES, type Scope} from '../keys/types.js'
+import {runBatch} from '../src/ops/batch.js'
+import {CreationRules} from '../src/config/config.js'
+import {encryptTextWithRules} from '../src/ops/encrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
+import {SCOPES, type Scope} from '../src/envelope/binding.js'
 
 export default class Encrypt extends KsealCommand {
   static override summary = 'Encrypt the data and stringData values of Secret manifests.'
@@ -24,19 +25,48 @@ format 1 is upgraded to format 2 on the way, wrapped only for its recipients tha
 .kseal.yaml) or held; an entry nobody vouches for stops it, naming the entry. A Secret with no
 namespace leaves its namespace open (an overlay may set one); its name stays bound under strict.`
   static override examples = [
-    {description: 'Encrypt a file in place for a team certificate', command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt secret.yaml'},
-    {description: 'Encrypt from stdin to stdout', command: 'kubectl create secret generic db --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> -r rsa:team.crt > db.secret.yaml'},
-    {description: 'Encrypt every manifest under a directory, bound to namespace only', command: '<%= config.bin %> <%= command.id %> -i --scope namespace -r rsa:team.crt k8s/'},
-    {description: 'Encrypt for the team key, a CI KMS key and a break-glass age key', command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt -r awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci -r age:age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p secret.yaml'},
+    {
+      description: 'Encrypt a file in place for a team certificate',
+      command: '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt secret.yaml',
+    },
+    {
+      description: 'Encrypt from stdin to stdout',
+      command:
+        'kubectl create secret generic db --from-literal=password=s3cr3t --dry-run=client -o yaml | <%= config.bin %> <%= command.id %> -r rsa:team.crt > db.secret.yaml',
+    },
+    {
+      description: 'Encrypt every manifest under a directory, bound to namespace only',
+      command: '<%= config.bin %> <%= command.id %> -i --scope namespace -r rsa:team.crt k8s/',
+    },
+    {
+      description: 'Encrypt for the team key, a CI KMS key and a break-glass age key',
+      command:
+        '<%= config.bin %> <%= command.id %> -i -r rsa:team.crt -r awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci -r age:age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p secret.yaml',
+    },
     {description: 'Encrypt with the recipients and scope from .kseal.yaml rules', command: '<%= config.bin %> <%= command.id %> -i k8s/'},
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    recipient: Flags.string({char: 'r', multiple: true, multipleNonGreedy: true, description: 'Who can decrypt: rsa:PATH (certificate or public key PEM), awskms:ARN, age:age1... or pgp:FINGERPRINT. Repeatable; without it, .kseal.yaml decides.'}),
-    scope: Flags.string({options: [...SCOPES], description: 'What the values are bound to: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule\'s scope, else strict.'}),
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Private key used only to add new values to a Secret that is already encrypted.'}),
+    recipient: Flags.string({
+      char: 'r',
+      multiple: true,
+      multipleNonGreedy: true,
+      description:
+        'Who can decrypt: rsa:PATH (certificate or public key PEM), awskms:ARN, age:age1... or pgp:FINGERPRINT. Repeatable; without it, .kseal.yaml decides.',
+    }),
+    scope: Flags.string({
+      options: [...SCOPES],
+      description:
+        "What the values are bound to: strict (namespace and name), namespace, or cluster. Default: the .kseal.yaml rule's scope, else strict.",
+    }),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'Private key used only to add new values to a Secret that is already encrypted.',
+    }),
   }
 
   async run(): Promise<void> {

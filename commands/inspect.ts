@@ -1,7 +1,7 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {inspectText, type SecretInfo, v1Notes} from '../src/inspect.js'
+import {runBatch} from '../src/ops/batch.js'
+import {inspectText, type SecretInfo, v1Notes} from '../src/ops/inspect.js'
 
 export default class Inspect extends KsealCommand {
   static override summary = 'Show what encrypted Secrets hold: scope, format, where they were encrypted, recipients. Needs no key.'
@@ -21,10 +21,14 @@ its recipients are not authenticated; kseal rotate upgrades it.`
     const {argv, flags} = await this.parse(Inspect)
     const files = await this.expand(argv as string[], flags.quiet)
     const infos: SecretInfo[] = []
-    const result = await runBatch(files, async (text, file) => {
-      infos.push(...inspectText(text, file))
-      return text
-    }, {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1})
+    const result = await runBatch(
+      files,
+      async (text, file) => {
+        infos.push(...inspectText(text, file))
+        return text
+      },
+      {inPlace: false, quiet: flags.quiet, verb: 'reading', concurrency: 1},
+    )
     // As every command: each problem one line on stderr, and then nothing on stdout.
     if (result.errors.length) {
       this.report(result.errors)

@@ -1,6 +1,6 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {configKeysDir} from '../src/keyring.js'
-import {keygen} from '../src/keygen.js'
+import {configKeysDir} from '../src/keyring/keyring.js'
+import {keygen} from '../src/ops/keygen.js'
 
 export default class Keygen extends KsealCommand {
   static override summary = 'Create an RSA key pair for the local backend: NAME.key (0600) and NAME.crt.'
@@ -22,12 +22,22 @@ id that encrypted files record. By default they go to the directory decrypt look
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Keygen)
-    const r = await keygen({dir: flags.out ?? configKeysDir(process.env), name: flags.name, bits: flags.bits, days: flags.days, force: flags.force})
+    const r = await keygen({
+      dir: flags.out ?? configKeysDir(process.env),
+      name: flags.name,
+      bits: flags.bits,
+      days: flags.days,
+      force: flags.force,
+    })
     if (flags.json) {
-      process.stdout.write(JSON.stringify({kid: r.kid, key: r.keyFile, certificate: r.certFile, notAfter: r.notAfter.toISOString()}, null, 2) + '\n')
+      process.stdout.write(
+        JSON.stringify({kid: r.kid, key: r.keyFile, certificate: r.certFile, notAfter: r.notAfter.toISOString()}, null, 2) + '\n',
+      )
       return
     }
-    process.stdout.write(`key id:      ${r.kid}\nprivate key: ${r.keyFile}\ncertificate: ${r.certFile}\nexpires:     ${r.notAfter.toISOString()}\n` +
-      `encrypt with: kseal encrypt -r rsa:${r.certFile} FILE\n`)
+    process.stdout.write(
+      `key id:      ${r.kid}\nprivate key: ${r.keyFile}\ncertificate: ${r.certFile}\nexpires:     ${r.notAfter.toISOString()}\n` +
+        `encrypt with: kseal encrypt -r rsa:${r.certFile} FILE\n`,
+    )
   }
 }

@@ -1,5 +1,6 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {listControllerKeys, listKeys} from '../src/keylist.js'
+import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
+import {listControllerKeys, listKeys} from '../src/ops/keys.js'
 
 export default class Keys extends KsealCommand {
   static override summary = 'List the keys kseal can find to decrypt with: id, backend, file, created, expiry.'
@@ -24,15 +25,27 @@ kseal.dev/sealing-key is ignored.`
     '<%= config.bin %> <%= command.id %> --import old-cluster.key --controller-namespace kseal-system',
   ]
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'Also look here: a key URI, file or directory. Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'Also look here: a key URI, file or directory. Repeatable.',
+    }),
     json: Flags.boolean({description: 'Print a JSON array.'}),
-    controller: Flags.boolean({description: 'List the in-cluster controller\'s sealing keys instead of local ones.', exclusive: ['key']}),
-    'controller-namespace': Flags.string({default: 'kseal-system', description: 'With --controller: namespace of the controller and its Service.'}),
-    'controller-name': Flags.string({default: 'kseal-controller', description: 'With --controller: name of the controller\'s Service.'}),
+    controller: Flags.boolean({description: "List the in-cluster controller's sealing keys instead of local ones.", exclusive: ['key']}),
+    'controller-namespace': Flags.string({
+      default: CONTROLLER_NAMESPACE,
+      description: 'With --controller: namespace of the controller and its Service.',
+    }),
+    'controller-name': Flags.string({default: CONTROLLER_NAME, description: "With --controller: name of the controller's Service."}),
     'controller-url': Flags.string({description: 'With --controller: ask the controller at this URL instead of through the cluster API.'}),
     kubeconfig: Flags.string({description: 'With --controller: kubeconfig file. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'With --controller: kubeconfig context.'}),
-    import: Flags.string({description: 'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.', exclusive: ['key', 'controller']}),
+    import: Flags.string({
+      description:
+        'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.',
+      exclusive: ['key', 'controller'],
+    }),
   }
 
   async run(): Promise<void> {
@@ -48,25 +61,36 @@ kseal.dev/sealing-key is ignored.`
       this.note('no keys found (looked in --key, KSEAL_KEYS and the config directory; create one with kseal keygen)', flags.quiet)
       return
     }
-    const rows = [['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'], ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source])]
+    const rows = [
+      ['KEY ID', 'BACKEND', 'CREATED', 'EXPIRES', 'SOURCE'],
+      ...keys.map((k) => [k.kid, k.backend, k.created?.slice(0, 10) ?? '-', k.expires?.slice(0, 10) ?? '-', k.source]),
+    ]
     printTable(rows)
   }
 
-  private async importKey(file: string, flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string}): Promise<void> {
-    const {readKeyFile} = await import('../keys/keyfile.js')
-    const {importKey} = await import('../src/controller/keys.js')
-    const {clusterApi, loadKubeConfig} = await import('../src/controller/kube.js')
-    const text = await readKeyFile(file)
-    const block = (t: string | undefined, kind: string) => t?.match(new RegExp(`-----BEGIN ${kind}-----[\\s\\S]+?-----END ${kind}-----\\n?`))?.[0]
-    const keyPem = block(text, 'PRIVATE KEY') ?? block(text, 'RSA PRIVATE KEY') ?? text
-    const certPem = block(text, 'CERTIFICATE') ?? block(await readOptional(file.replace(/\.(key|pem)$/, '') + '.crt'), 'CERTIFICATE')
-    const api = await clusterApi(await loadKubeConfig({kubeconfig: flags.kubeconfig, context: flags.context}), {attempts: 3})
-    const r = await importKey(api, flags['controller-namespace'] ?? 'kseal-system', keyPem, certPem)
+  private async importKey(
+    file: string,
+    flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string},
+  ): Promise<void> {
+    const {importKeyFile} = await import('../src/ops/import-key.js')
+    const r = await importKeyFile(file, {
+      namespace: flags['controller-namespace'] ?? CONTROLLER_NAMESPACE,
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+    })
     this.note(`imported key ${r.kid} as Secret ${r.secret}`, flags.quiet)
   }
 
-  private async controllerKeys(flags: {json: boolean; quiet: boolean; 'controller-url'?: string; 'controller-namespace'?: string; 'controller-name'?: string; kubeconfig?: string; context?: string}): Promise<void> {
-    const {controllerTarget} = await import('../src/controller/client.js')
+  private async controllerKeys(flags: {
+    json: boolean
+    quiet: boolean
+    'controller-url'?: string
+    'controller-namespace'?: string
+    'controller-name'?: string
+    kubeconfig?: string
+    context?: string
+  }): Promise<void> {
+    const {controllerTarget} = await import('../src/client/endpoints.js')
     const keys = await listControllerKeys(controllerTarget(flags))
     if (flags.json) {
       process.stdout.write(JSON.stringify(keys, null, 2) + '\n')
@@ -76,14 +100,16 @@ kseal.dev/sealing-key is ignored.`
       this.note('the controller has no sealing key yet', flags.quiet)
       return
     }
-    printTable([['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
-      ...keys.map((k) => [k.kid, k.created, k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no', k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets)])])
+    printTable([
+      ['KEY ID', 'CREATED', 'ACTIVE', 'SEALED SECRETS'],
+      ...keys.map((k) => [
+        k.kid,
+        k.created,
+        k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no',
+        k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets),
+      ]),
+    ])
   }
-}
-
-async function readOptional(file: string): Promise<string | undefined> {
-  const {promises: fs} = await import('node:fs')
-  return fs.readFile(file, 'utf8').catch(() => undefined)
 }
 
 function printTable(rows: string[][]): void {

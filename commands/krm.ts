@@ -1,6 +1,6 @@
 import {KsealCommand} from '../src/cli/base.js'
-import {readStdin, readText} from '../src/files.js'
-import {runKrm} from '../src/krm.js'
+import {readStdin, readText} from '../src/core/files.js'
+import {runKrm} from '../src/ops/krm.js'
 
 export default class Krm extends KsealCommand {
   static override summary = 'Run as a KRM function (kustomize, kpt): decrypt the Secrets of a ResourceList on stdin.'
@@ -20,7 +20,7 @@ mutator in the Kptfile with kpt fn render --allow-exec -o unwrap (without -o, re
 decrypted Secrets into the package's files). kubectl kustomize cannot run exec functions.`
   static override examples = [
     {description: 'What kustomize runs (exec.path: kseal-krm)', command: 'kseal-krm < resource-list.yaml'},
-    {description: 'Decrypt a kpt package\'s Secrets to stdout', command: 'kpt fn eval pkg/ --exec kseal-krm -o unwrap | kubectl apply -f -'},
+    {description: "Decrypt a kpt package's Secrets to stdout", command: 'kpt fn eval pkg/ --exec kseal-krm -o unwrap | kubectl apply -f -'},
     {description: 'The same, by its command name', command: '<%= config.bin %> <%= command.id %> < resource-list.yaml'},
   ]
 

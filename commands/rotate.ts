@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/batch.js'
-import {CreationRules} from '../src/config.js'
-import {removalIds, type RotatePlan, rotateText, type SecretChange} from '../src/rotate.js'
+import {runBatch} from '../src/ops/batch.js'
+import {CreationRules} from '../src/config/config.js'
+import {removalIds, type RotatePlan, rotateText, type SecretChange} from '../src/ops/rotate.js'
 
 export default class Rotate extends KsealCommand {
   static override summary = 'Change who can decrypt encrypted Secrets, or rotate their data keys.'
@@ -23,21 +23,52 @@ or the KMS key that opened it) — never for an entry just because it is in the 
 those vouches for stops the run, naming it: pass it with --add-recipient, or drop it with
 --remove-recipient.`
   static override examples = [
-    {description: 'Give the CI KMS key access to every Secret in a tree', command: '<%= config.bin %> <%= command.id %> -i --add-recipient awskms:arn:aws:kms:eu-west-1:111122223333:alias/ci k8s/'},
-    {description: 'Remove a departed key and lock it out with fresh data keys', command: '<%= config.bin %> <%= command.id %> -i --remove-recipient rsa:old-laptop.crt --data-key k8s/'},
-    {description: 'Move from an RSA key to KMS', command: '<%= config.bin %> <%= command.id %> -i --add-recipient awskms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --remove-recipient d5326737ee564566 k8s/'},
-    {description: 'Show what following .kseal.yaml would change, without writing', command: '<%= config.bin %> <%= command.id %> --dry-run k8s/'},
-    {description: 'Upgrade format 1 Secrets to format 2 (authenticated recipients), keeping the key you hold and a KMS key', command: '<%= config.bin %> <%= command.id %> -i -a awskms:arn:aws:kms:eu-west-1:111122223333:alias/ci k8s/'},
+    {
+      description: 'Give the CI KMS key access to every Secret in a tree',
+      command: '<%= config.bin %> <%= command.id %> -i --add-recipient awskms:arn:aws:kms:eu-west-1:111122223333:alias/ci k8s/',
+    },
+    {
+      description: 'Remove a departed key and lock it out with fresh data keys',
+      command: '<%= config.bin %> <%= command.id %> -i --remove-recipient rsa:old-laptop.crt --data-key k8s/',
+    },
+    {
+      description: 'Move from an RSA key to KMS',
+      command:
+        '<%= config.bin %> <%= command.id %> -i --add-recipient awskms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --remove-recipient d5326737ee564566 k8s/',
+    },
+    {
+      description: 'Show what following .kseal.yaml would change, without writing',
+      command: '<%= config.bin %> <%= command.id %> --dry-run k8s/',
+    },
+    {
+      description: 'Upgrade format 1 Secrets to format 2 (authenticated recipients), keeping the key you hold and a KMS key',
+      command: '<%= config.bin %> <%= command.id %> -i -a awskms:arn:aws:kms:eu-west-1:111122223333:alias/ci k8s/',
+    },
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
   static override flags = {
     'in-place': Flags.boolean({char: 'i', description: 'Rewrite the files (atomically) instead of writing to stdout.'}),
-    'add-recipient': Flags.string({char: 'a', multiple: true, multipleNonGreedy: true, description: 'A key URI to add (rsa:PATH, awskms:ARN, age:age1..., pgp:FINGERPRINT). Repeatable.'}),
-    'remove-recipient': Flags.string({char: 'R', multiple: true, multipleNonGreedy: true, description: 'A recipient to remove: its key URI, backend:kid, or key id. Repeatable.'}),
+    'add-recipient': Flags.string({
+      char: 'a',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A key URI to add (rsa:PATH, awskms:ARN, age:age1..., pgp:FINGERPRINT). Repeatable.',
+    }),
+    'remove-recipient': Flags.string({
+      char: 'R',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A recipient to remove: its key URI, backend:kid, or key id. Repeatable.',
+    }),
     'data-key': Flags.boolean({description: 'Also replace each data key and re-encrypt every value.'}),
     'dry-run': Flags.boolean({char: 'n', description: 'Report what would change; write nothing.'}),
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key that opens the Secrets (see kseal decrypt). Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A private key that opens the Secrets (see kseal decrypt). Repeatable.',
+    }),
   }
 
   async run(): Promise<void> {
@@ -57,11 +88,15 @@ those vouches for stops the run, naming it: pass it with --add-recipient, or dro
     const keyring = this.keyring(flags.key)
     const changes: {file: string; change: SecretChange}[] = []
     const dry = flags['dry-run']
-    const result = await runBatch(files, async (text, file) => {
-      const r = await rotateText(text, file, plan, removal, keyring, backends)
-      for (const change of r.changes) changes.push({file: file ?? '(stdin)', change})
-      return dry ? text : r.text
-    }, {inPlace: flags['in-place'] && !dry, quiet: flags.quiet, verb: 'rotating'})
+    const result = await runBatch(
+      files,
+      async (text, file) => {
+        const r = await rotateText(text, file, plan, removal, keyring, backends)
+        for (const change of r.changes) changes.push({file: file ?? '(stdin)', change})
+        return dry ? text : r.text
+      },
+      {inPlace: flags['in-place'] && !dry, quiet: flags.quiet, verb: 'rotating'},
+    )
     if (result.stdout !== null && !dry) process.stdout.write(result.stdout)
     const order = new Map(files.files.map((f, i) => [f === '-' ? '(stdin)' : f, i]))
     changes.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.change.document - b.change.document)

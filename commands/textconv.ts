@@ -1,9 +1,9 @@
 import {promises as fs} from 'node:fs'
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {ioError} from '../src/errors.js'
-import {decodeText} from '../src/files.js'
-import {textconv} from '../src/gitdiff.js'
+import {ioError} from '../src/core/errors.js'
+import {decodeText} from '../src/core/files.js'
+import {textconv} from '../src/ops/textconv.js'
 
 export default class Textconv extends KsealCommand {
   static override summary = 'For git diff: print a manifest with its Secrets decrypted, or fingerprinted when you hold no key.'
@@ -24,7 +24,12 @@ Do not set diff.kseal.cachetextconv: git would store the decrypted text in refs/
   ]
   static override args = {file: Args.string({required: true, description: 'The file git passes.', ignoreStdin: true})}
   static override flags = {
-    key: Flags.string({char: 'k', multiple: true, multipleNonGreedy: true, description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.'}),
+    key: Flags.string({
+      char: 'k',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A private key: rsa:PATH or age:PATH, or a path to a key file or a directory of keys. Repeatable.',
+    }),
   }
 
   async run(): Promise<void> {

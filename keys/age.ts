@@ -1,14 +1,14 @@
 /**
  * age X25519 keys (`age:age1...`), through the `age-encryption` package (FiloSottile's typage).
  * The wrapped data key is a standard binary age file whose plaintext is the 32-byte data key
- * followed by the binding label (`bindingLabel`), so `age -d -i key.txt` opens it and unwrapping
+ * followed by the binding label (`KeyBinding.label`, which the envelope computes), so `age -d -i key.txt` opens it and unwrapping
  * refuses a wrapped key moved to another Secret. The key id is the recipient (`age1...`).
  * Identities are age key files as `age-keygen` writes them (`AGE-SECRET-KEY-1...` lines, `#`
  * comments), refused when group or others can read them, as for RSA keys.
  */
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 import {checkPrivateMode, isAgeKeyFile, keyPath, readKeyFile} from './keyfile.js'
-import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
+import {type Backend, type BackendContext, type KeyBinding, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'age'
 const DATA_KEY_BYTES = 32
@@ -20,7 +20,6 @@ type AgeLib = typeof import('age-encryption')
 let loading: Promise<AgeLib> | undefined
 const lib = (): Promise<AgeLib> => (loading ??= import('age-encryption'))
 
-
 export class AgeRecipient implements Recipient {
   readonly backend = NAME
   readonly uri: string
@@ -28,38 +27,49 @@ export class AgeRecipient implements Recipient {
     this.uri = `${NAME}:${kid}`
   }
 
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
     const age = await lib()
     const e = new age.Encrypter()
     e.addRecipient(this.kid)
-    const file = await e.encrypt(Buffer.concat([dataKey, bindingLabel(binding)]))
+    const file = await e.encrypt(Buffer.concat([dataKey, binding.label]))
     return {backend: NAME, kid: this.kid, wrapped: Buffer.from(file).toString('base64')}
   }
 }
 
 export class AgeIdentity implements Identity {
   readonly backend = NAME
-  constructor(private readonly secret: string, readonly kid: string, readonly source: string) {}
+  constructor(
+    private readonly secret: string,
+    readonly kid: string,
+    readonly source: string,
+  ) {}
 
   /** The recipient this identity opens (for re-wrapping, e.g. by rotate). */
   recipient(): Recipient {
     return new AgeRecipient(this.kid)
   }
 
-  async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: RecipientEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME || entry.kid !== this.kid) return null
     const file = Buffer.from(entry.wrapped, 'base64')
-    if (file.length === 0) throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the age recipient ${this.kid} has no wrapped key`)
+    if (file.length === 0)
+      throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the age recipient ${this.kid} has no wrapped key`)
     let plain: Uint8Array
     try {
       plain = await this.decrypt(file)
     } catch {
-      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with age key ${this.kid} (${this.source}): the recipient entry was altered`)
+      throw new KsealError(
+        'ERR_DECRYPT',
+        `cannot decrypt the data key with age key ${this.kid} (${this.source}): the recipient entry was altered`,
+      )
     }
-    const label = bindingLabel(binding)
+    const label = binding.label
     const got = Buffer.from(plain)
     if (got.length !== DATA_KEY_BYTES + label.length || !got.subarray(DATA_KEY_BYTES).equals(label)) {
-      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with age key ${this.kid} (${this.source}): the Secret was moved or renamed, or the recipient entry was altered`)
+      throw new KsealError(
+        'ERR_DECRYPT',
+        `cannot decrypt the data key with age key ${this.kid} (${this.source}): the Secret was moved or renamed, or the recipient entry was altered`,
+      )
     }
     return got.subarray(0, DATA_KEY_BYTES)
   }
@@ -69,7 +79,8 @@ export class AgeIdentity implements Identity {
     const age = await lib()
     const d = new age.Decrypter()
     d.addIdentity(this.secret)
-    const bytes = typeof file === 'string' ? age.armor.decode(file) : isArmored(file) ? age.armor.decode(Buffer.from(file).toString('utf8')) : file
+    const bytes =
+      typeof file === 'string' ? age.armor.decode(file) : isArmored(file) ? age.armor.decode(Buffer.from(file).toString('utf8')) : file
     return d.decrypt(bytes)
   }
 }
@@ -89,8 +100,10 @@ export async function parseIdentityFile(file: string, text: string): Promise<Age
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim()
     if (line === '' || line.startsWith('#')) continue
-    if (line.startsWith('AGE-PLUGIN-')) throw new KsealError('ERR_CONFIG', `${file}: line ${i + 1}: age plugin identities are not supported`)
-    if (!IDENTITY_RE.test(line)) throw new KsealError('ERR_CONFIG', `${file}: line ${i + 1}: not an age identity (expected AGE-SECRET-KEY-1..., as age-keygen writes)`)
+    if (line.startsWith('AGE-PLUGIN-'))
+      throw new KsealError('ERR_CONFIG', `${file}: line ${i + 1}: age plugin identities are not supported`)
+    if (!IDENTITY_RE.test(line))
+      throw new KsealError('ERR_CONFIG', `${file}: line ${i + 1}: not an age identity (expected AGE-SECRET-KEY-1..., as age-keygen writes)`)
     let kid: string
     try {
       kid = await age.identityToRecipient(line)

@@ -1,8 +1,8 @@
 /**
  * AWS KMS (`awskms:<key ARN or alias ARN>`). The data key is wrapped with one KMS Encrypt call per
  * Secret and unwrapped with one Decrypt call, both with the Secret's binding as the
- * EncryptionContext (`kseal:scope`, `kseal:namespace`, `kseal:name`; parts the scope does not bind
- * are left out), so KMS itself refuses a wrapped key moved to another Secret and CloudTrail names
+ * EncryptionContext (`KeyBinding.context`, which the envelope computes: `kseal:scope`,
+ * `kseal:namespace`, `kseal:name`; parts the scope does not bind are left out), so KMS itself refuses a wrapped key moved to another Secret and CloudTrail names
  * the Secret that was opened.
  *
  * The AWS SDK is imported only when the first KMS call is made. Everything else comes from the
@@ -14,9 +14,9 @@
  * retried with backoff by the SDK's standard retry strategy (`AWS_MAX_ATTEMPTS`, default 3).
  */
 import type {KMSClient, KMSClientConfig} from '@aws-sdk/client-kms'
-import {KsealError} from '../src/errors.js'
-import {Limiter} from '../src/limit.js'
-import type {Backend, BackendContext, Binding, Identity, Recipient, RecipientEntry} from './types.js'
+import {KsealError} from '../src/core/errors.js'
+import {Limiter} from '../src/core/limit.js'
+import type {Backend, BackendContext, Identity, KeyBinding, Recipient, RecipientEntry} from './types.js'
 
 export const NAME = 'awskms'
 export const DEFAULT_CONCURRENCY = 16
@@ -50,21 +50,12 @@ export function parseKmsArn(s: string): KmsArn | null {
 function recipientArn(rest: string): KmsArn {
   const arn = parseKmsArn(rest)
   if (!arn) {
-    throw new KsealError('ERR_USAGE', `awskms:${rest}: expected a KMS key or alias ARN, e.g. awskms:arn:aws:kms:eu-west-1:111122223333:key/<key id> or awskms:arn:aws:kms:eu-west-1:111122223333:alias/<name> (the region comes from the ARN)`)
+    throw new KsealError(
+      'ERR_USAGE',
+      `awskms:${rest}: expected a KMS key or alias ARN, e.g. awskms:arn:aws:kms:eu-west-1:111122223333:key/<key id> or awskms:arn:aws:kms:eu-west-1:111122223333:alias/<name> (the region comes from the ARN)`,
+    )
   }
   return arn
-}
-
-/**
- * The EncryptionContext for a binding: what KMS checks on Decrypt and logs in CloudTrail. Format 2
- * adds `kseal:format` (so no format 1 wrapped key opens as format 2) and leaves out the parts that
- * are not bound (an open namespace); the scope tells which those are.
- */
-export function encryptionContext(b: Binding): Record<string, string> {
-  const ctx: Record<string, string> = b.format === 2 ? {'kseal:format': '2', 'kseal:scope': b.scope} : {'kseal:scope': b.scope}
-  if (b.namespace) ctx['kseal:namespace'] = b.namespace
-  if (b.name) ctx['kseal:name'] = b.name
-  return ctx
 }
 
 /** Tunables read from the (injected) environment. Invalid values are usage errors. */
@@ -82,7 +73,10 @@ export function kmsSettings(env: Env): KmsSettings {
   const maxAttempts = intVar(env, 'AWS_MAX_ATTEMPTS', 1, 20)
   const endpoint = env.AWS_ENDPOINT_URL_KMS || env.AWS_ENDPOINT_URL || undefined
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
-    throw new KsealError('ERR_USAGE', `${env.AWS_ENDPOINT_URL_KMS ? 'AWS_ENDPOINT_URL_KMS' : 'AWS_ENDPOINT_URL'} must be an http(s) URL, e.g. http://localhost:4566`)
+    throw new KsealError(
+      'ERR_USAGE',
+      `${env.AWS_ENDPOINT_URL_KMS ? 'AWS_ENDPOINT_URL_KMS' : 'AWS_ENDPOINT_URL'} must be an http(s) URL, e.g. http://localhost:4566`,
+    )
   }
   return {
     concurrency,
@@ -97,7 +91,8 @@ function intVar(env: Env, name: string, min: number, max: number): number | unde
   const v = env[name]
   if (v === undefined || v === '') return undefined
   const n = Number(v)
-  if (!Number.isInteger(n) || n < min || n > max) throw new KsealError('ERR_USAGE', `${name} must be a whole number from ${min} to ${max} (got "${v}")`)
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new KsealError('ERR_USAGE', `${name} must be a whole number from ${min} to ${max} (got "${v}")`)
   return n
 }
 
@@ -105,7 +100,8 @@ function numVar(env: Env, name: string): number | undefined {
   const v = env[name]
   if (v === undefined || v === '') return undefined
   const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new KsealError('ERR_USAGE', `${name} must be a number of seconds, e.g. 10 or 0.5 (got "${v}")`)
+  if (!Number.isFinite(n) || n <= 0 || n > 3600)
+    throw new KsealError('ERR_USAGE', `${name} must be a number of seconds, e.g. 10 or 0.5 (got "${v}")`)
   return n
 }
 
@@ -132,7 +128,11 @@ export class AwsKmsRecipient implements Recipient {
   readonly backend = NAME
   readonly kid: string
   readonly uri: string
-  constructor(private readonly kms: AwsKmsBackend, private readonly key: KmsArn, private readonly ctx: BackendContext) {
+  constructor(
+    private readonly kms: AwsKmsBackend,
+    private readonly key: KmsArn,
+    private readonly ctx: BackendContext,
+  ) {
     this.kid = key.arn
     this.uri = `${NAME}:${key.arn}`
   }
@@ -142,9 +142,9 @@ export class AwsKmsRecipient implements Recipient {
    * key ARN KMS used (`key`), which Decrypt then names, so re-pointing the alias later does not
    * strand the Secrets wrapped before.
    */
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
     const out = await this.kms.call(this.ctx, {op: 'Encrypt', arn: this.key.arn, region: this.key.region}, (sdk, client) =>
-      client.send(new sdk.EncryptCommand({KeyId: this.key.arn, Plaintext: dataKey, EncryptionContext: encryptionContext(binding)})),
+      client.send(new sdk.EncryptCommand({KeyId: this.key.arn, Plaintext: dataKey, EncryptionContext: {...binding.context}})),
     )
     if (!out.CiphertextBlob?.length) throw new KsealError('ERR_BACKEND', `AWS KMS returned no ciphertext for ${this.key.arn}`)
     const entry: KmsEntry = {backend: NAME, kid: this.key.arn, wrapped: Buffer.from(out.CiphertextBlob).toString('base64')}
@@ -178,11 +178,16 @@ export class AwsKmsIdentity implements Identity {
   readonly backend = NAME
   readonly kid = '*'
   private readonly onlyArn?: KmsArn
-  constructor(private readonly kms: AwsKmsBackend, private readonly ctx: BackendContext, readonly source: string, private readonly only?: string) {
-    this.onlyArn = only === undefined ? undefined : parseKmsArn(only) ?? undefined
+  constructor(
+    private readonly kms: AwsKmsBackend,
+    private readonly ctx: BackendContext,
+    readonly source: string,
+    private readonly only?: string,
+  ) {
+    this.onlyArn = only === undefined ? undefined : (parseKmsArn(only) ?? undefined)
   }
 
-  async unwrap(entry: KmsEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: KmsEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME) return null
     const kid = parseKmsArn(entry.kid)
     if (!kid) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: an awskms recipient has no valid key ARN')
@@ -204,12 +209,17 @@ export class AwsKmsIdentity implements Identity {
     let out
     try {
       out = await this.kms.call(this.ctx, {op: 'Decrypt', arn: call.arn, region: call.region}, (sdk, client) =>
-        client.send(new sdk.DecryptCommand({KeyId: call.arn, CiphertextBlob: blob, EncryptionContext: encryptionContext(binding)})),
+        client.send(new sdk.DecryptCommand({KeyId: call.arn, CiphertextBlob: blob, EncryptionContext: {...binding.context}})),
       )
     } catch (e) {
       if (call.alias && (e as KsealError).code === 'ERR_DECRYPT' && /not wrapped with/.test((e as Error).message)) {
-        throw new KsealError('ERR_DECRYPT', `AWS KMS refused the data key: it was not wrapped with the key ${call.arn} points to now` +
-          (recorded ? ` (the entry names ${recorded.arn}; if the alias was re-pointed since, add --key awskms:${recorded.arn}, or rotate the Secret to the alias's new key)` : ''))
+        throw new KsealError(
+          'ERR_DECRYPT',
+          `AWS KMS refused the data key: it was not wrapped with the key ${call.arn} points to now` +
+            (recorded
+              ? ` (the entry names ${recorded.arn}; if the alias was re-pointed since, add --key awskms:${recorded.arn}, or rotate the Secret to the alias's new key)`
+              : ''),
+        )
       }
       throw e
     }
@@ -227,7 +237,8 @@ export class AwsKmsIdentity implements Identity {
 function checkRecordedKey(entry: KmsEntry, kid: KmsArn): KmsArn | undefined {
   if (entry.key === undefined) return undefined
   const key = parseKmsArn(entry.key)
-  const bad = (why: string) => new KsealError('ERR_INTEGRITY', `the awskms recipient ${kid.arn} ${why}: refusing to call it (was the entry altered?)`)
+  const bad = (why: string) =>
+    new KsealError('ERR_INTEGRITY', `the awskms recipient ${kid.arn} ${why}: refusing to call it (was the entry altered?)`)
   if (!key || key.alias) throw bad('records a key that is not a KMS key ARN')
   if (!kid.alias) throw bad(`names key ${key.arn} besides its own key ARN`)
   if (key.partition !== kid.partition || key.account !== kid.account || key.region !== kid.region) {
@@ -298,7 +309,11 @@ export function clientConfig(env: Env, region: string, s: KmsSettings): KMSClien
   if (env.AWS_PROFILE) {
     cfg.profile = env.AWS_PROFILE
   } else if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
-    cfg.credentials = {accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? {sessionToken: env.AWS_SESSION_TOKEN} : {})}
+    cfg.credentials = {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN ? {sessionToken: env.AWS_SESSION_TOKEN} : {}),
+    }
   }
   return cfg
 }
@@ -336,13 +351,23 @@ export function kmsError(err: unknown, info: CallInfo, s: KmsSettings): KsealErr
     case 'KMSInvalidStateException':
       return backend(`KMS key ${info.arn} cannot be used in its current state (pending deletion or import?)${said}`)
     case 'InvalidCiphertextException':
-      return new KsealError('ERR_DECRYPT', `AWS KMS refused the data key wrapped with ${info.arn}: the recipient entry was altered, or the Secret was moved or renamed (its encryption context no longer matches)`)
+      return new KsealError(
+        'ERR_DECRYPT',
+        `AWS KMS refused the data key wrapped with ${info.arn}: the recipient entry was altered, or the Secret was moved or renamed (its encryption context no longer matches)`,
+      )
     case 'IncorrectKeyException':
-      return new KsealError('ERR_DECRYPT', `AWS KMS refused the data key: it was not wrapped with ${info.arn} (the recipient entry was altered)`)
+      return new KsealError(
+        'ERR_DECRYPT',
+        `AWS KMS refused the data key: it was not wrapped with ${info.arn} (the recipient entry was altered)`,
+      )
     case 'CredentialsProviderError':
-      return backend(`no AWS credentials for ${action} on ${info.arn}: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an IAM role`)
+      return backend(
+        `no AWS credentials for ${action} on ${info.arn}: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an IAM role`,
+      )
     case 'ThrottlingException':
-      return backend(`AWS KMS throttled ${action} on ${info.arn} after ${e.$metadata?.attempts ?? 1} attempts; lower KSEAL_KMS_CONCURRENCY or raise AWS_MAX_ATTEMPTS`)
+      return backend(
+        `AWS KMS throttled ${action} on ${info.arn} after ${e.$metadata?.attempts ?? 1} attempts; lower KSEAL_KMS_CONCURRENCY or raise AWS_MAX_ATTEMPTS`,
+      )
     case 'InvalidSignatureException':
     case 'UnrecognizedClientException':
     case 'InvalidClientTokenId':

@@ -2,7 +2,7 @@
  * The backend registry: URI scheme → backend module, each imported only when a URI or a key file
  * of its kind is actually used (the AWS SDK, say, loads only for `awskms:` keys).
  */
-import {KsealError} from '../src/errors.js'
+import {KsealError} from '../src/core/errors.js'
 import {isAgeKeyFile, isRsaKeyFile} from './keyfile.js'
 import type {Backend, BackendContext, Identity, Recipient} from './types.js'
 
@@ -32,7 +32,10 @@ export function splitUri(uri: string): {scheme: string; rest: string} | null {
 
 /** Backends loaded in this run; one instance each, so their pools and clients are shared. */
 export class Backends {
-  private loaded = new Map<string, Promise<Backend & {identitiesFromFile?(file: string, text: string, ctx: BackendContext): Promise<Identity[]>}>>()
+  private loaded = new Map<
+    string,
+    Promise<Backend & {identitiesFromFile?(file: string, text: string, ctx: BackendContext): Promise<Identity[]>}>
+  >()
 
   private loading: Promise<void> = Promise.resolve()
 
@@ -46,7 +49,10 @@ export class Backends {
       // Backend modules load one after another: they share modules (keyfile.ts), and jest's ESM
       // runtime fails to link a shared module that two concurrent imports reach at once.
       b = this.loading.then(() => reg.load())
-      this.loading = b.then(() => undefined, () => undefined)
+      this.loading = b.then(
+        () => undefined,
+        () => undefined,
+      )
       this.loaded.set(name, b)
     }
     return b
@@ -56,7 +62,12 @@ export class Backends {
   async recipient(uri: string): Promise<Recipient> {
     const parts = splitUri(uri)
     if (!parts) {
-      throw new KsealError('ERR_USAGE', `recipient "${uri}" is not a key URI (expected one of: ${backendNames().map((n) => `${n}:...`).join(', ')})`)
+      throw new KsealError(
+        'ERR_USAGE',
+        `recipient "${uri}" is not a key URI (expected one of: ${backendNames()
+          .map((n) => `${n}:...`)
+          .join(', ')})`,
+      )
     }
     return (await this.get(parts.scheme)).recipient(parts.rest, this.ctx)
   }

@@ -1,7 +1,8 @@
 /** What every file-based backend does with its key files: find them, read them, guard them. */
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
-import {keyFileError, KsealError} from '../src/errors.js'
+import {keyFileError, KsealError} from '../src/core/errors.js'
+import {readText} from '../src/core/files.js'
 import type {BackendContext} from './types.js'
 
 /** Key files are told apart by content: a PEM private key (also a passphrase-protected one, so the
@@ -15,13 +16,8 @@ export function keyPath(rest: string, ctx: BackendContext): string {
   return path.resolve(ctx.cwd, home ? rest.replace(/^~(?=\/)/, home) : rest)
 }
 
-export async function readKeyFile(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, 'utf8')
-  } catch (e) {
-    throw keyFileError(e, file)
-  }
-}
+/** A key file's text; a failure names the path. */
+export const readKeyFile = (file: string): Promise<string> => readText(file, {keyFile: true})
 
 /** Refuses a private key that group or others may read, as ssh does. */
 export async function checkPrivateMode(file: string): Promise<void> {

@@ -15,9 +15,9 @@
  * `SOPS_GPG_EXEC`, else `gpg` on PATH.
  */
 import {spawn} from 'node:child_process'
-import {KsealError} from '../src/errors.js'
-import {Limiter} from '../src/limit.js'
-import {type Backend, type BackendContext, type Binding, bindingLabel, type Identity, type Recipient, type RecipientEntry} from './types.js'
+import {KsealError} from '../src/core/errors.js'
+import {Limiter} from '../src/core/limit.js'
+import {type Backend, type BackendContext, type KeyBinding, type Identity, type Recipient, type RecipientEntry} from './types.js'
 
 export const NAME = 'pgp'
 const DATA_KEY_BYTES = 32
@@ -37,7 +37,11 @@ export function normalizeFingerprint(s: string): string | null {
 
 function parseFingerprint(rest: string): string {
   const f = normalizeFingerprint(rest)
-  if (!f) throw new KsealError('ERR_USAGE', `pgp:${rest}: expected a full key fingerprint (40 hex digits, as gpg --fingerprint prints), e.g. pgp:FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4`)
+  if (!f)
+    throw new KsealError(
+      'ERR_USAGE',
+      `pgp:${rest}: expected a full key fingerprint (40 hex digits, as gpg --fingerprint prints), e.g. pgp:FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4`,
+    )
   return f
 }
 
@@ -64,7 +68,11 @@ export interface GpgKey {
 /** How a decryption ended, for the caller to put in its own words. */
 export type DecryptOutcome =
   | {ok: true; plaintext: Buffer; subkey: string; primary: string; signers: string[]}
-  | {ok: false; reason: 'no-secret-key' | 'bad-passphrase' | 'no-passphrase' | 'altered' | 'not-encrypted' | 'not-signed' | 'too-large' | 'failed'; detail: string}
+  | {
+      ok: false
+      reason: 'no-secret-key' | 'bad-passphrase' | 'no-passphrase' | 'altered' | 'not-encrypted' | 'not-signed' | 'too-large' | 'failed'
+      detail: string
+    }
 
 /** The gpg that the user has, run with the injected environment. */
 export class Gpg {
@@ -79,46 +87,51 @@ export class Gpg {
 
   /** Runs gpg once; stdout is capped at `maxOutput` bytes (gpg is killed beyond it). */
   run(args: string[], input: Buffer | string, maxOutput: number): Promise<RunResult & {overflow: boolean}> {
-    return this.limiter.run(() => new Promise((resolve, reject) => {
-      const child = spawn(this.bin, ['--batch', '--no-tty', '--status-fd', '2', ...args], {
-        cwd: this.ctx.cwd,
-        env: this.ctx.env as NodeJS.ProcessEnv,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      })
-      const out: Buffer[] = []
-      let outBytes = 0
-      let overflow = false
-      let err = ''
-      child.stdout.on('data', (d: Buffer) => {
-        outBytes += d.length
-        if (outBytes > maxOutput) {
-          overflow = true
-          child.kill('SIGKILL')
-        } else {
-          out.push(d)
-        }
-      })
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        if (err.length < MAX_STDERR_BYTES) err += d
-      })
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        reject(e.code === 'ENOENT'
-          ? new KsealError('ERR_BACKEND', `gpg not found (${this.bin}): install GnuPG 2.2 or later, or set KSEAL_GPG to its path`)
-          : new KsealError('ERR_BACKEND', `cannot run gpg (${this.bin}): ${e.message}`))
-      })
-      child.on('close', (code) => {
-        const status: StatusLine[] = []
-        const diagnostics: string[] = []
-        for (const line of err.split(/\r?\n/)) {
-          const m = /^\[GNUPG:\] (\S+)(?: (.*))?$/.exec(line)
-          if (m) status.push({keyword: m[1], args: (m[2] ?? '').split(' ').filter(Boolean)})
-          else if (line.trim()) diagnostics.push(line.trim())
-        }
-        resolve({code, stdout: Buffer.concat(out), status, diagnostics, overflow})
-      })
-      child.stdin.on('error', () => undefined) // gpg may exit before reading all of its input
-      child.stdin.end(input)
-    }))
+    return this.limiter.run(
+      () =>
+        new Promise((resolve, reject) => {
+          const child = spawn(this.bin, ['--batch', '--no-tty', '--status-fd', '2', ...args], {
+            cwd: this.ctx.cwd,
+            env: this.ctx.env as NodeJS.ProcessEnv,
+            stdio: ['pipe', 'pipe', 'pipe'],
+          })
+          const out: Buffer[] = []
+          let outBytes = 0
+          let overflow = false
+          let err = ''
+          child.stdout.on('data', (d: Buffer) => {
+            outBytes += d.length
+            if (outBytes > maxOutput) {
+              overflow = true
+              child.kill('SIGKILL')
+            } else {
+              out.push(d)
+            }
+          })
+          child.stderr.setEncoding('utf8').on('data', (d: string) => {
+            if (err.length < MAX_STDERR_BYTES) err += d
+          })
+          child.on('error', (e: NodeJS.ErrnoException) => {
+            reject(
+              e.code === 'ENOENT'
+                ? new KsealError('ERR_BACKEND', `gpg not found (${this.bin}): install GnuPG 2.2 or later, or set KSEAL_GPG to its path`)
+                : new KsealError('ERR_BACKEND', `cannot run gpg (${this.bin}): ${e.message}`),
+            )
+          })
+          child.on('close', (code) => {
+            const status: StatusLine[] = []
+            const diagnostics: string[] = []
+            for (const line of err.split(/\r?\n/)) {
+              const m = /^\[GNUPG:\] (\S+)(?: (.*))?$/.exec(line)
+              if (m) status.push({keyword: m[1], args: (m[2] ?? '').split(' ').filter(Boolean)})
+              else if (line.trim()) diagnostics.push(line.trim())
+            }
+            resolve({code, stdout: Buffer.concat(out), status, diagnostics, overflow})
+          })
+          child.stdin.on('error', () => undefined) // gpg may exit before reading all of its input
+          child.stdin.end(input)
+        }),
+    )
   }
 
   /** Keys in the public (or secret) keyring, optionally only the one with this fingerprint. */
@@ -155,10 +168,24 @@ export class Gpg {
 
   /** Encrypts to the key with this fingerprint (its best encryption subkey), armored or binary. */
   async encrypt(fingerprint: string, plaintext: Uint8Array, armor: boolean): Promise<Buffer> {
-    const args = ['--trust-model', 'always', '--no-encrypt-to', '--compress-algo', 'none', ...(armor ? ['--armor'] : []), '--encrypt', '--recipient', fingerprint]
+    const args = [
+      '--trust-model',
+      'always',
+      '--no-encrypt-to',
+      '--compress-algo',
+      'none',
+      ...(armor ? ['--armor'] : []),
+      '--encrypt',
+      '--recipient',
+      fingerprint,
+    ]
     const r = await this.run(args, Buffer.from(plaintext), MAX_MESSAGE_BYTES)
     const invalid = r.status.find((s) => s.keyword === 'INV_RECP')
-    if (invalid) throw new KsealError('ERR_USAGE', `cannot encrypt for pgp:${fingerprint}: ${INVALID_RECIPIENT[invalid.args[0]] ?? 'gpg refused the key'}`)
+    if (invalid)
+      throw new KsealError(
+        'ERR_USAGE',
+        `cannot encrypt for pgp:${fingerprint}: ${INVALID_RECIPIENT[invalid.args[0]] ?? 'gpg refused the key'}`,
+      )
     if (r.code !== 0 || !r.status.some((s) => s.keyword === 'END_ENCRYPTION') || r.stdout.length === 0) {
       throw new KsealError('ERR_BACKEND', `gpg could not encrypt for pgp:${fingerprint}: ${r.diagnostics.at(-1) ?? `exit code ${r.code}`}`)
     }
@@ -173,7 +200,8 @@ export class Gpg {
    * wrapped keys); otherwise signatures are not checked (`--skip-verify`).
    */
   async decrypt(message: Buffer | string, opts: {verify?: boolean; maxOutput: number}): Promise<DecryptOutcome> {
-    if (Buffer.byteLength(message) > MAX_MESSAGE_BYTES) return {ok: false, reason: 'too-large', detail: `larger than ${MAX_MESSAGE_BYTES} bytes`}
+    if (Buffer.byteLength(message) > MAX_MESSAGE_BYTES)
+      return {ok: false, reason: 'too-large', detail: `larger than ${MAX_MESSAGE_BYTES} bytes`}
     // gpg reads a damaged armor leniently and reports it only in its (localised) diagnostics: kseal
     // checks the armor and its CRC itself, and gives gpg the binary message.
     const binary = typeof message === 'string' ? dearmor(message) : message
@@ -192,12 +220,19 @@ export class Gpg {
     const code = pk ? Number(pk.args[1]) & 0xffff : 0
     if (BAD_PASSPHRASE.has(code) || has('BAD_PASSPHRASE')) return {ok: false, reason: 'bad-passphrase', detail: 'bad passphrase'}
     if (PASSPHRASE_UNAVAILABLE.has(code) || has('MISSING_PASSPHRASE')) {
-      return {ok: false, reason: 'no-passphrase', detail: 'gpg-agent could not ask for the passphrase (no pinentry, or it was cancelled; set GPG_TTY=$(tty) for a terminal prompt)'}
+      return {
+        ok: false,
+        reason: 'no-passphrase',
+        detail: 'gpg-agent could not ask for the passphrase (no pinentry, or it was cancelled; set GPG_TTY=$(tty) for a terminal prompt)',
+      }
     }
-    if (AGENT_UNAVAILABLE.has(code)) return {ok: false, reason: 'failed', detail: 'gpg could not use gpg-agent or the key (is gpg-agent running and the key usable?)'}
-    if (code === GPG_ERR_NO_SECKEY || (has('NO_SECKEY') && !pk && !key)) return {ok: false, reason: 'no-secret-key', detail: 'no secret key for it in the gpg keyring'}
+    if (AGENT_UNAVAILABLE.has(code))
+      return {ok: false, reason: 'failed', detail: 'gpg could not use gpg-agent or the key (is gpg-agent running and the key usable?)'}
+    if (code === GPG_ERR_NO_SECKEY || (has('NO_SECKEY') && !pk && !key))
+      return {ok: false, reason: 'no-secret-key', detail: 'no secret key for it in the gpg keyring'}
     if (r.code === 0 && !has('BEGIN_DECRYPTION')) return {ok: false, reason: 'not-encrypted', detail: 'not an encrypted OpenPGP message'}
-    if (pk || key || ['BADMDC', 'DECRYPTION_FAILED', 'NODATA'].some(has)) return {ok: false, reason: 'altered', detail: 'not a valid encrypted OpenPGP message'}
+    if (pk || key || ['BADMDC', 'DECRYPTION_FAILED', 'NODATA'].some(has))
+      return {ok: false, reason: 'altered', detail: 'not a valid encrypted OpenPGP message'}
     return {ok: false, reason: 'failed', detail: r.diagnostics.at(-1) ?? `gpg exit code ${r.code}`}
   }
 }
@@ -216,7 +251,10 @@ const AGENT_UNAVAILABLE = new Set([54, 77, 78, 150, 259])
  * CRC-24 checksum line, which must match when present. Null when anything is off.
  */
 export function dearmor(text: string): Buffer | null {
-  const m = /^\s*-----BEGIN PGP MESSAGE-----\r?\n((?:[^\r\n]+\r?\n)*?)\r?\n([A-Za-z0-9+/=\r\n]*?)(?:=([A-Za-z0-9+/]{4})\r?\n)?-----END PGP MESSAGE-----\s*$/.exec(text)
+  const m =
+    /^\s*-----BEGIN PGP MESSAGE-----\r?\n((?:[^\r\n]+\r?\n)*?)\r?\n([A-Za-z0-9+/=\r\n]*?)(?:=([A-Za-z0-9+/]{4})\r?\n)?-----END PGP MESSAGE-----\s*$/.exec(
+      text,
+    )
   if (!m || !/^(?:[^:\r\n]+: [^\r\n]*\r?\n)*$/.test(m[1])) return null
   const body = m[2].replace(/\s+/g, '')
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(body) || body === '') return null
@@ -260,7 +298,12 @@ export function parseColons(text: string): GpgKey[] {
       case 'sub':
       case 'ssb':
         // Field 15 of a secret (sub)key: `#` when only a stub is present (the secret is elsewhere).
-        pending = {capabilities: f[11] ?? '', validity: f[1] ?? '', secret: (f[0] === 'sec' || f[0] === 'ssb') && f[14] !== '#', primary: f[0] === 'pub' || f[0] === 'sec'}
+        pending = {
+          capabilities: f[11] ?? '',
+          validity: f[1] ?? '',
+          secret: (f[0] === 'sec' || f[0] === 'ssb') && f[14] !== '#',
+          primary: f[0] === 'pub' || f[0] === 'sec',
+        }
         break
       case 'fpr':
         if (!pending) break
@@ -276,12 +319,15 @@ export function parseColons(text: string): GpgKey[] {
 export class PgpRecipient implements Recipient {
   readonly backend = NAME
   readonly uri: string
-  constructor(private readonly gpg: Gpg, readonly kid: string) {
+  constructor(
+    private readonly gpg: Gpg,
+    readonly kid: string,
+  ) {
     this.uri = `${NAME}:${kid}`
   }
 
-  async wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry> {
-    const message = await this.gpg.encrypt(this.kid, Buffer.concat([dataKey, bindingLabel(binding)]), false)
+  async wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry> {
+    const message = await this.gpg.encrypt(this.kid, Buffer.concat([dataKey, binding.label]), false)
     return {backend: NAME, kid: this.kid, wrapped: message.toString('base64')}
   }
 }
@@ -293,29 +339,40 @@ export class PgpIdentity implements Identity {
   /** The public half, for one fingerprint (rotation re-wraps with it); the whole keyring has none. */
   readonly recipient?: () => Recipient
 
-  constructor(private readonly gpg: Gpg, readonly source: string, private readonly only?: string) {
+  constructor(
+    private readonly gpg: Gpg,
+    readonly source: string,
+    private readonly only?: string,
+  ) {
     this.kid = only ?? '*'
     if (only) this.recipient = () => new PgpRecipient(gpg, only)
   }
 
-  async unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null> {
+  async unwrap(entry: RecipientEntry, binding: KeyBinding): Promise<Uint8Array | null> {
     if (entry.backend !== NAME) return null
     if (this.only !== undefined && this.only !== entry.kid) return null
-    if (!FPR_RE.test(entry.kid)) throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: a pgp recipient has no valid key fingerprint')
+    if (!FPR_RE.test(entry.kid))
+      throw new KsealError('ERR_INTEGRITY', 'malformed kseal envelope: a pgp recipient has no valid key fingerprint')
     if (!(await this.gpg.secretKeys()).has(entry.kid)) return null
     const message = Buffer.from(entry.wrapped, 'base64')
     if (message.length === 0 || message.toString('base64') !== entry.wrapped.replace(/\s+/g, '')) {
       throw new KsealError('ERR_INTEGRITY', `malformed kseal envelope: the pgp recipient ${entry.kid} has no valid wrapped key`)
     }
-    const label = bindingLabel(binding)
+    const label = binding.label
     const r = await this.gpg.decrypt(message, {maxOutput: DATA_KEY_BYTES + label.length + 256})
     if (!r.ok) throw decryptError(r, `pgp:${entry.kid}`)
     if (r.primary !== entry.kid && r.subkey !== entry.kid) {
-      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with pgp:${entry.kid}: it was encrypted to another key (the recipient entry was altered)`)
+      throw new KsealError(
+        'ERR_DECRYPT',
+        `cannot decrypt the data key with pgp:${entry.kid}: it was encrypted to another key (the recipient entry was altered)`,
+      )
     }
     const got = r.plaintext
     if (got.length !== DATA_KEY_BYTES + label.length || !got.subarray(DATA_KEY_BYTES).equals(label)) {
-      throw new KsealError('ERR_DECRYPT', `cannot decrypt the data key with pgp:${entry.kid}: the Secret was moved or renamed, or the recipient entry was altered`)
+      throw new KsealError(
+        'ERR_DECRYPT',
+        `cannot decrypt the data key with pgp:${entry.kid}: the Secret was moved or renamed, or the recipient entry was altered`,
+      )
     }
     return got.subarray(0, DATA_KEY_BYTES)
   }
@@ -352,7 +409,8 @@ export class PgpBackend implements Backend {
     const gpg = this.gpg(ctx)
     const [key] = await gpg.listKeys(false, fpr)
     if (!key) throw new KsealError('ERR_USAGE', `pgp:${fpr}: no such public key in your gpg keyring (import it: gpg --import KEY.asc)`)
-    if (key.fingerprint !== fpr) throw new KsealError('ERR_USAGE', `pgp:${fpr}: that is a subkey; use the key's primary fingerprint, pgp:${key.fingerprint}`)
+    if (key.fingerprint !== fpr)
+      throw new KsealError('ERR_USAGE', `pgp:${fpr}: that is a subkey; use the key's primary fingerprint, pgp:${key.fingerprint}`)
     return new PgpRecipient(gpg, fpr)
   }
 

@@ -1,22 +1,19 @@
 /**
  * The key-backend contract. A backend wraps a Secret's data key for one recipient and unwraps it
- * again; it never sees YAML or values. Modelled on age's Recipient/Identity and sops' MasterKey.
+ * again; it never sees YAML, values or the envelope's concepts (scopes, formats): what a wrapped key
+ * is bound to reaches it as opaque bytes and an opaque string map. Modelled on age's
+ * Recipient/Identity and sops' MasterKey.
  */
-
-export type Scope = 'strict' | 'namespace' | 'cluster'
-export const SCOPES: readonly Scope[] = ['strict', 'namespace', 'cluster']
 
 /**
- * Where a Secret's values are bound, reduced to what its scope binds. Format 1 (no `format`, or 1):
- * unbound parts are empty strings, taken from the manifest. Format 2: the identity recorded in the
- * envelope when it was encrypted; an unbound part is null (a namespace left open, or a part the scope
- * does not bind), which no real namespace or name can equal.
+ * What a wrapped data key is bound to, computed by the envelope (src/envelope/binding.ts) from the
+ * Secret's place. A backend binds the wrapped key to one of the two forms and interprets neither.
  */
-export interface Binding {
-  format?: 1 | 2
-  scope: Scope
-  namespace: string | null
-  name: string | null
+export interface KeyBinding {
+  /** Bytes the wrapped key is bound to: the RSA-OAEP label, appended to the age and PGP plaintext. */
+  readonly label: Buffer
+  /** The same binding as a string map, for services that take one (AWS KMS's EncryptionContext). */
+  readonly context: Readonly<Record<string, string>>
 }
 
 /** One recipient's copy of the data key, as stored in the envelope. All fields are strings. */
@@ -35,7 +32,7 @@ export interface Recipient {
   readonly kid: string
   /** A display form of the recipient (its URI), never secret. */
   readonly uri: string
-  wrap(dataKey: Uint8Array, binding: Binding): Promise<RecipientEntry>
+  wrap(dataKey: Uint8Array, binding: KeyBinding): Promise<RecipientEntry>
 }
 
 /** Something that can unwrap a data key: a private key, KMS credentials. */
@@ -46,7 +43,7 @@ export interface Identity {
   /** Where it came from (a file path, a key ARN), for messages. */
   readonly source: string
   /** The data key, or null when the entry is not this identity's. Throws on a malformed entry or a failed service. */
-  unwrap(entry: RecipientEntry, binding: Binding): Promise<Uint8Array | null>
+  unwrap(entry: RecipientEntry, binding: KeyBinding): Promise<Uint8Array | null>
   /** The public half, when this identity can produce it: lets rotation re-wrap for a key it holds. */
   recipient?(): Recipient
 }
@@ -75,14 +72,4 @@ export interface Backend {
   ambient?(ctx: BackendContext): Promise<Identity[]>
   /** Called once when a run ends: release pools, sockets. */
   close?(): Promise<void>
-}
-
-/**
- * The bytes every backend binds a wrapped data key to (RSA-OAEP label, age label): the format
- * version, the scope and the parts of the Secret's place that the scope binds. Format 2 has its own
- * domain string, so no wrapped key of one format opens under the other.
- */
-export function bindingLabel(b: Binding): Buffer {
-  const tag = b.format === 2 ? 'kseal/v2 data key' : 'kseal/v1 data key'
-  return Buffer.from(JSON.stringify([tag, b.scope, b.namespace, b.name]), 'utf8')
 }

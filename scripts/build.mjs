@@ -14,7 +14,9 @@ import path from 'node:path'
 // Built beside dist/ and swapped in at the end, so a failed build leaves the last good one.
 const out = `dist.next-${process.pid}`
 rmSync(out, {recursive: true, force: true})
-const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', out], {stdio: 'inherit'})
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', out], {
+  stdio: 'inherit',
+})
 if (tsc.status !== 0) {
   rmSync(out, {recursive: true, force: true})
   process.exit(tsc.status ?? 1)
@@ -22,7 +24,9 @@ if (tsc.status !== 0) {
 
 const {build} = await import('esbuild')
 // commands/topic/name.ts is the command `kseal topic name`.
-const commands = readdirSync('commands', {recursive: true}).filter((f) => f.endsWith('.ts')).map((f) => path.join('commands', f))
+const commands = readdirSync('commands', {recursive: true})
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => path.join('commands', f))
 await build({
   entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: c.replace(/\.ts$/, '')}))],
   outdir: path.join(out, 'cli'),

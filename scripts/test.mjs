@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the whole set-up and test run on a fresh machine (after `npm ci`).
-// 1. installs the peer tools the interoperability tests drive (the Debian `age` binary),
+// 1. checks the code's format (prettier; `npm run format` fixes it), installs the peer tools the interoperability tests drive (the Debian `age` binary),
 // 2. builds dist/ and oclif.manifest.json (the CLI tests run the built CLI, as users do),
 // 3. runs jest (ESM) over test/. Extra arguments go to jest: `npm test -- test/envelope.test.ts`.
 import {spawnSync} from 'node:child_process'
@@ -14,6 +14,8 @@ function run(cmd, args, env = process.env) {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
+// The tree must be clean of lint and format findings before anything is built (`npm run lint`).
+run(process.execPath, ['node_modules/prettier/bin/prettier.cjs', '--check', '--log-level', 'warn', '**/*.{ts,mjs,js}'])
 ensureTools()
 run(process.execPath, ['scripts/build.mjs'])
 // jest's own summary, plus one plain closing line (`tests: N passed, N failed, N skipped`) that any
@@ -49,6 +51,11 @@ function toolSummary(file) {
     else missing.set(name, (missing.get(name) ?? 0) + 1)
   }
   const ranText = ran.size ? [...ran].sort().join(', ') : 'none'
-  const missingText = missing.size ? [...missing].sort().map(([n, c]) => `${n} (${c} skipped)`).join(', ') : 'none'
+  const missingText = missing.size
+    ? [...missing]
+        .sort()
+        .map(([n, c]) => `${n} (${c} skipped)`)
+        .join(', ')
+    : 'none'
   return `real tools: ran ${ranText}; missing ${missingText}`
 }

@@ -31,10 +31,11 @@ export function ensureTools() {
     process.exit(1)
   }
   console.error(`kseal tests: installing ${pkgs.join(', ')} from Debian packages`)
-  const apt = (args) => spawnSync(sudo[0] ?? 'apt-get', sudo.length ? [...sudo.slice(1), 'apt-get', ...args] : args, {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {...process.env, DEBIAN_FRONTEND: 'noninteractive'},
-  })
+  const apt = (args) =>
+    spawnSync(sudo[0] ?? 'apt-get', sudo.length ? [...sudo.slice(1), 'apt-get', ...args] : args, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {...process.env, DEBIAN_FRONTEND: 'noninteractive'},
+    })
   apt(['update', '-q'])
   const r = apt(['install', '-y', '-q', '--no-install-recommends', ...pkgs])
   if (r.status !== 0 || missing.some((t) => !has(t.bin))) {

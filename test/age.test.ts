@@ -11,10 +11,13 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {AgeIdentity} from '../keys/age.js'
 import {Backends} from '../keys/index.js'
-import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import type {RecipientEntry} from '../keys/types.js'
+import {type Binding, bindingLabel, keyBinding} from '../src/envelope/binding.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, INTEROP, kseal} from './support/cli.js'
+import {failure} from './support/failure.js'
 
 const SOPS_AGE = path.join(INTEROP, 'sops', 'humphd-sops-age', 'age-fixtures')
 let dir: string
@@ -33,15 +36,6 @@ function keygen(file: string): string {
 
 function keyring(keys: string[], env: Record<string, string | undefined> = {}): Keyring {
   return new Keyring(backends, {keys, env: {XDG_CONFIG_HOME: path.join(dir, 'no-config'), ...env}})
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string}
-  }
-  throw new Error('expected a failure')
 }
 
 beforeAll(() => {
@@ -69,7 +63,13 @@ describe('age recipients and identities', () => {
     const cfg = path.join(dir, 'xdg')
     mkdirSync(path.join(cfg, 'kseal', 'keys'), {recursive: true})
     copyFileSync(keyFile, path.join(cfg, 'kseal', 'keys', 'break-glass.txt'))
-    for (const k of [keyring([`age:${keyFile}`]), keyring([keyFile]), keyring([dir]), keyring([], {KSEAL_KEYS: keyFile}), keyring([], {XDG_CONFIG_HOME: cfg})]) {
+    for (const k of [
+      keyring([`age:${keyFile}`]),
+      keyring([keyFile]),
+      keyring([dir]),
+      keyring([], {KSEAL_KEYS: keyFile}),
+      keyring([], {XDG_CONFIG_HOME: cfg}),
+    ]) {
       expect(await decryptText(enc, 'db.yaml', k)).toBe(secret('db'))
     }
     // Without the key anywhere: exit 3, naming the recipient it needs.
@@ -94,18 +94,18 @@ describe('age recipients and identities', () => {
   it('refuses a wrapped key moved to another Secret, or altered (exit 3)', async () => {
     const r = await backends.recipient(`age:${recipient}`)
     const [id] = await (await backends.get('age')).identities(keyFile, backends.ctx)
-    const entry = await r.wrap(Buffer.alloc(32, 9), binding)
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(Buffer.alloc(32, 9))
-    const moved = await failure(id.unwrap(entry, {...binding, name: 'other'}))
+    const entry = await r.wrap(Buffer.alloc(32, 9), keyBinding(binding))
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(Buffer.alloc(32, 9))
+    const moved = await failure(id.unwrap(entry, keyBinding({...binding, name: 'other'})))
     expect([moved.code, moved.exitCode]).toEqual(['ERR_DECRYPT', 3])
     expect(moved.message).toMatch(/moved or renamed/)
     const raw = Buffer.from(entry.wrapped, 'base64')
     raw[raw.length - 5] ^= 0x40
-    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, binding))
+    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, keyBinding(binding)))
     expect([altered.code, altered.exitCode]).toEqual(['ERR_DECRYPT', 3])
     // Not this identity's entry: null, not an error.
-    expect(await id.unwrap({...entry, kid: 'age1someoneelse'}, binding)).toBeNull()
-    expect(await id.unwrap({...entry, backend: 'rsa'}, binding)).toBeNull()
+    expect(await id.unwrap({...entry, kid: 'age1someoneelse'}, keyBinding(binding))).toBeNull()
+    expect(await id.unwrap({...entry, backend: 'rsa'}, keyBinding(binding))).toBeNull()
   })
 
   it('checks recipients, including the bech32 checksum (exit 2)', async () => {
@@ -121,10 +121,12 @@ describe('age recipients and identities', () => {
     const loose = path.join(dir, 'loose.txt')
     copyFileSync(keyFile, loose)
     chmodSync(loose, 0o644)
-    const perm = await failure(keyring([loose]).open([{backend: 'age', kid: recipient, wrapped: 'x'}], binding))
+    const perm = await failure(keyring([loose]).unwrap([{backend: 'age', kid: recipient, wrapped: 'x'}], keyBinding(binding)))
     expect([perm.code, perm.exitCode]).toEqual(['ERR_KEY_PERMISSIONS', 2])
 
-    const secretLine = readFileSync(keyFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
+    const secretLine = readFileSync(keyFile, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
     const bad = path.join(dir, 'bad.txt')
     writeFileSync(bad, `# comment\n${secretLine}\n${secretLine.slice(0, -3)}ZZZ\n`, {mode: 0o600})
     const malformed = await failure((await backends.get('age')).identities(bad, backends.ctx))
@@ -134,14 +136,16 @@ describe('age recipients and identities', () => {
 
     const plugin = path.join(dir, 'plugin.txt')
     writeFileSync(plugin, `${secretLine}\nAGE-PLUGIN-YUBIKEY-1QQQQQQ\n`, {mode: 0o600})
-    expect((await failure((await backends.get('age')).identities(plugin, backends.ctx))).message).toMatch(/line 2: age plugin identities are not supported/)
+    expect((await failure((await backends.get('age')).identities(plugin, backends.ctx))).message).toMatch(
+      /line 2: age plugin identities are not supported/,
+    )
   })
 })
 
 describe('age interoperability', () => {
   it('a data key wrapped by kseal opens with `age -d -i key.txt`', async () => {
     const dataKey = crypto.randomBytes(32)
-    const entry = await (await backends.recipient(`age:${recipient}`)).wrap(dataKey, binding)
+    const entry = await (await backends.recipient(`age:${recipient}`)).wrap(dataKey, keyBinding(binding))
     const file = path.join(dir, 'wrapped.age')
     writeFileSync(file, Buffer.from(entry.wrapped, 'base64'))
     const r = spawnSync('age', ['-d', '-i', keyFile, file])
@@ -150,13 +154,13 @@ describe('age interoperability', () => {
     expect(r.stdout).toEqual(Buffer.concat([dataKey, bindingLabel(binding)]))
   })
 
-  it('a file made by `age -r age1...` opens with kseal\'s identity', async () => {
+  it("a file made by `age -r age1...` opens with kseal's identity", async () => {
     const dataKey = crypto.randomBytes(32)
     const r = spawnSync('age', ['-r', recipient], {input: Buffer.concat([dataKey, bindingLabel(binding)])})
     expect(r.status).toBe(0)
     const entry: RecipientEntry = {backend: 'age', kid: recipient, wrapped: r.stdout.toString('base64')}
     const k = keyring([keyFile])
-    expect(Buffer.from(await k.open([entry], binding))).toEqual(dataKey)
+    expect(Buffer.from((await k.unwrap([entry], keyBinding(binding))).dataKey)).toEqual(dataKey)
     // A whole Secret's entry re-wrapped by age opens its data key too, but format 2 authenticates
     // every recipient entry, so the swapped entry is an altered entry.
     const enc = await encryptText(secret('db'), 'db.yaml', {recipients: [await backends.recipient(`age:${recipient}`)], scope: 'strict'})
@@ -166,11 +170,14 @@ describe('age interoperability', () => {
     const opened = spawnSync('age', ['-d', '-i', keyFile, tmp]).stdout
     const rewrapped = spawnSync('age', ['-r', recipient], {input: opened}).stdout.toString('base64')
     expect(rewrapped).not.toBe(ours)
-    await expect(decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/recipient entry was added, removed or altered/)})
+    await expect(decryptText(enc.replace(ours, rewrapped), 'db.yaml', k)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/recipient entry was added, removed or altered/),
+    })
     expect(await decryptText(enc, 'db.yaml', k)).toBe(secret('db'))
   })
 
-  it('reads a real age identity from sops: its recipient matches, and it opens sops\'s wrapped data key', async () => {
+  it("reads a real age identity from sops: its recipient matches, and it opens sops's wrapped data key", async () => {
     const key = path.join(dir, 'sops-key.txt')
     copyFileSync(path.join(SOPS_AGE, 'key.txt'), key)
     chmodSync(key, 0o600)

@@ -14,7 +14,14 @@ import {
   SecretsManagerClient,
   type SecretsManagerClientConfig,
 } from '@aws-sdk/client-secrets-manager'
-import {DescribeParametersCommand, GetParameterCommand, GetParametersByPathCommand, GetParametersCommand, paginateGetParametersByPath, SSMClient} from '@aws-sdk/client-ssm'
+import {
+  DescribeParametersCommand,
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  GetParametersCommand,
+  paginateGetParametersByPath,
+  SSMClient,
+} from '@aws-sdk/client-ssm'
 import {TestClock} from './support/clock.js'
 import {AwsIam} from './support/aws/iam.js'
 import {serviceError} from './support/aws/service-error.js'
@@ -34,9 +41,17 @@ let sm: SecretsManagerServer
 let ssm: SsmServer
 const destroy: {destroy(): void}[] = []
 
-function smClient(opts: Partial<SecretsManagerClientConfig> & {accessKeyId?: string; secretAccessKey?: string; sessionToken?: string} = {}): SecretsManagerClient {
+function smClient(
+  opts: Partial<SecretsManagerClientConfig> & {accessKeyId?: string; secretAccessKey?: string; sessionToken?: string} = {},
+): SecretsManagerClient {
   const {accessKeyId = ACCESS_KEY, secretAccessKey = SECRET_KEY, sessionToken, ...rest} = opts
-  const c = new SecretsManagerClient({endpoint: sm.url, region: 'us-east-1', maxAttempts: 1, credentials: {accessKeyId, secretAccessKey, sessionToken}, ...rest})
+  const c = new SecretsManagerClient({
+    endpoint: sm.url,
+    region: 'us-east-1',
+    maxAttempts: 1,
+    credentials: {accessKeyId, secretAccessKey, sessionToken},
+    ...rest,
+  })
   destroy.push(c)
   return c
 }
@@ -60,7 +75,11 @@ function afterSigning(c: SecretsManagerClient, change: (req: SignedArgs['request
     change(args.request)
     return next(args)
   }
-  c.middlewareStack.addRelativeTo(mw as unknown as Middleware, {relation: 'after', toMiddleware: 'httpSigningMiddleware', name: `afterSigning${Math.random()}`})
+  c.middlewareStack.addRelativeTo(mw as unknown as Middleware, {
+    relation: 'after',
+    toMiddleware: 'httpSigningMiddleware',
+    name: `afterSigning${Math.random()}`,
+  })
 }
 
 /** Send bytes as-is (no client adds or rewrites anything). */
@@ -99,7 +118,8 @@ afterEach(() => {
 
 describe('SigV4 verification (shared AWS core)', () => {
   it('accepts the AWS Signature Version 4 test-suite vector "get-vanilla" and refuses it with any part changed', () => {
-    const lookup = (id: string) => (id === 'AKIDEXAMPLE' ? {accessKeyId: id, secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY'} : undefined)
+    const lookup = (id: string) =>
+      id === 'AKIDEXAMPLE' ? {accessKeyId: id, secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY'} : undefined
     const headers = [
       'Host',
       'example.amazonaws.com',
@@ -143,15 +163,21 @@ describe('SigV4 verification (shared AWS core)', () => {
       "signature: Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20150831' != '20150830', from '20150830T123600Z'.",
     )
     expect(message(req, opts.now + 300_000)).toBe('accepted')
-    expect(message(req, opts.now + 301_000)).toBe('signature: Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)')
-    expect(message(req, opts.now - 301_000)).toBe('signature: Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)')
+    expect(message(req, opts.now + 301_000)).toBe(
+      'signature: Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)',
+    )
+    expect(message(req, opts.now - 301_000)).toBe(
+      'signature: Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)',
+    )
     expect(message({...req, rawHeaders: headers.map((h) => h.replace('SignedHeaders=host;x-amz-date', 'SignedHeaders=x-amz-date'))})).toBe(
       "signature: 'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
     )
-    expect(message({...req, rawHeaders: [...headers, 'X-Amz-Security-Token', 'made-up']})).toBe('unrecognized: The security token included in the request is invalid.')
-    expect(message({...req, rawHeaders: headers.map((h) => h.replace('Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, ', ''))})).toBe(
-      "incomplete: Authorization header requires 'Credential' parameter. Authorization=AWS4-HMAC-SHA256",
+    expect(message({...req, rawHeaders: [...headers, 'X-Amz-Security-Token', 'made-up']})).toBe(
+      'unrecognized: The security token included in the request is invalid.',
     )
+    expect(
+      message({...req, rawHeaders: headers.map((h) => h.replace('Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, ', ''))}),
+    ).toBe("incomplete: Authorization header requires 'Credential' parameter. Authorization=AWS4-HMAC-SHA256")
   })
 
   it('a signed request re-sent byte for byte is accepted; with one signed header or the body changed it is refused', async () => {
@@ -195,8 +221,14 @@ describe('SigV4 verification (shared AWS core)', () => {
     expect(wrong.message).toMatch(/^The request signature we calculated does not match the signature you provided\./)
     expect(wrong.message).toContain("The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n")
 
-    const unknown = await serviceError(smClient({accessKeyId: 'AKIANOBODY0000000000'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})))
-    expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual(['UnrecognizedClientException', 'The security token included in the request is invalid.', 400])
+    const unknown = await serviceError(
+      smClient({accessKeyId: 'AKIANOBODY0000000000'}).send(new GetSecretValueCommand({SecretId: 'auth/x'})),
+    )
+    expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual([
+      'UnrecognizedClientException',
+      'The security token included in the request is invalid.',
+      400,
+    ])
 
     const stripped = smClient()
     afterSigning(stripped, (r) => delete r.headers.authorization)
@@ -208,7 +240,10 @@ describe('SigV4 verification (shared AWS core)', () => {
   it('the credential scope must name this region and service', async () => {
     sm.createSecret('scope/x', 'x')
     const region = await serviceError(smClient({region: 'eu-west-1'}).send(new GetSecretValueCommand({SecretId: 'scope/x'})))
-    expect([region.name, region.message]).toEqual(['InvalidSignatureException', "Credential should be scoped to a valid region, not 'eu-west-1'. "])
+    expect([region.name, region.message]).toEqual([
+      'InvalidSignatureException',
+      "Credential should be scoped to a valid region, not 'eu-west-1'. ",
+    ])
     // An SSM-signed request replayed at Secrets Manager: scoped to the wrong service.
     const c = ssmClient()
     let captured: SignedArgs['request'] | undefined
@@ -225,12 +260,18 @@ describe('SigV4 verification (shared AWS core)', () => {
     sm.createSecret('session/x', 'x')
     const role = iam.createRole('session-test', {principals: [`arn:aws:iam::${iam.accountId}:root`]})
     const s = iam.issueSession(role, 'unit', 900)
-    const ok = await smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken}).send(new GetSecretValueCommand({SecretId: 'session/x'}))
+    const ok = await smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken}).send(
+      new GetSecretValueCommand({SecretId: 'session/x'}),
+    )
     expect(ok.SecretString).toBe('x')
     expect(sm.calls.at(-1)!.principal).toBe(`arn:aws:sts::${iam.accountId}:assumed-role/session-test/unit`)
 
     for (const sessionToken of [undefined, `${s.sessionToken}x`]) {
-      const err = await serviceError(smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken}).send(new GetSecretValueCommand({SecretId: 'session/x'})))
+      const err = await serviceError(
+        smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken}).send(
+          new GetSecretValueCommand({SecretId: 'session/x'}),
+        ),
+      )
       expect([err.name, err.message]).toEqual(['UnrecognizedClientException', 'The security token included in the request is invalid.'])
     }
 
@@ -241,7 +282,11 @@ describe('SigV4 verification (shared AWS core)', () => {
     try {
       const late = smClient({accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken, maxAttempts: 2})
       const err = await serviceError(late.send(new GetSecretValueCommand({SecretId: 'session/x'})))
-      expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['ExpiredTokenException', 'The security token included in the request is expired', 400])
+      expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual([
+        'ExpiredTokenException',
+        'The security token included in the request is expired',
+        400,
+      ])
       expect(sm.calls.slice(-2).map((x) => x.errorType)).toEqual(['InvalidSignatureException', 'ExpiredTokenException'])
     } finally {
       clock.offsetMs = before
@@ -260,7 +305,9 @@ describe('SigV4 verification (shared AWS core)', () => {
 
   it('errors carry __type, message, x-amzn-ErrorType and x-amzn-RequestId; the call log names the caller', async () => {
     const err = await serviceError(smClient().send(new GetSecretValueCommand({SecretId: 'no/such/secret'})))
-    expect(err.$response?.headers['x-amzn-errortype']).toBe('ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.secretsmanager/')
+    expect(err.$response?.headers['x-amzn-errortype']).toBe(
+      'ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.secretsmanager/',
+    )
     expect(err.$response?.headers['content-type']).toBe('application/x-amz-json-1.1')
     expect(err.$metadata.requestId).toBe(sm.calls.at(-1)!.requestId)
     expect(sm.calls.at(-1)).toMatchObject({
@@ -295,7 +342,11 @@ describe('Secrets Manager', () => {
     // A partial ARN in another region or account, or a name that is only a prefix, finds nothing.
     for (const id of [ref.arn.replace('us-east-1', 'eu-west-1'), ref.arn.replace('111122223333', '999999999999'), 'app/d']) {
       const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: id})))
-      expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['ResourceNotFoundException', "Secrets Manager can't find the specified secret.", 400])
+      expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual([
+        'ResourceNotFoundException',
+        "Secrets Manager can't find the specified secret.",
+        400,
+      ])
     }
   })
 
@@ -320,7 +371,10 @@ describe('Secrets Manager', () => {
     expect((await get({VersionId: v1!})).VersionStages).toEqual([])
 
     const mismatch = await serviceError(get({VersionId: v1!, VersionStage: 'AWSCURRENT'}))
-    expect([mismatch.name, mismatch.message]).toEqual(['InvalidRequestException', 'You provided a VersionStage that is not associated to the provided VersionId.'])
+    expect([mismatch.name, mismatch.message]).toEqual([
+      'InvalidRequestException',
+      'You provided a VersionStage that is not associated to the provided VersionId.',
+    ])
     const noVersion = await serviceError(get({VersionId: '00000000-0000-0000-0000-000000000000'}))
     expect([noVersion.name, noVersion.message]).toEqual([
       'ResourceNotFoundException',
@@ -329,7 +383,10 @@ describe('Secrets Manager', () => {
     const noStage = await serviceError(get({VersionStage: 'blue'}))
     expect(noStage.message).toBe("Secrets Manager can't find the specified secret value for staging label: blue")
     const short = await serviceError(get({VersionId: 'abc'}))
-    expect([short.name, short.message]).toEqual(['ValidationException', "1 validation error detected: Value at 'versionId' failed to satisfy constraint: Member must have length greater than or equal to 32"])
+    expect([short.name, short.message]).toEqual([
+      'ValidationException',
+      "1 validation error detected: Value at 'versionId' failed to satisfy constraint: Member must have length greater than or equal to 32",
+    ])
 
     sm.createSecret('no-value-yet')
     expect((await serviceError(c.send(new GetSecretValueCommand({SecretId: 'no-value-yet'})))).message).toBe(
@@ -342,11 +399,16 @@ describe('Secrets Manager', () => {
     sm.deleteSecret('doomed/x', {recoveryWindowDays: 7})
     const c = smClient()
     const err = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'doomed/x'})))
-    expect([err.name, err.message]).toEqual(['InvalidRequestException', "You can't perform this operation on the secret because it was marked for deletion."])
+    expect([err.name, err.message]).toEqual([
+      'InvalidRequestException',
+      "You can't perform this operation on the secret because it was marked for deletion.",
+    ])
     const d = await c.send(new DescribeSecretCommand({SecretId: 'doomed/x'}))
     expect(d.DeletedDate!.getTime() - clock.now()).toBeGreaterThan(6.9 * 86_400_000)
     const names = async (IncludePlannedDeletion?: boolean) =>
-      (await c.send(new ListSecretsCommand({IncludePlannedDeletion, Filters: [{Key: 'name', Values: ['doomed/']}]}))).SecretList!.map((s) => s.Name)
+      (await c.send(new ListSecretsCommand({IncludePlannedDeletion, Filters: [{Key: 'name', Values: ['doomed/']}]}))).SecretList!.map(
+        (s) => s.Name,
+      )
     expect(await names()).toEqual([])
     expect(await names(true)).toEqual(['doomed/x'])
     sm.restoreSecret('doomed/x')
@@ -357,11 +419,19 @@ describe('Secrets Manager', () => {
     sm.createSecret('kms-broken', 'x', {kmsKeyId: 'alias/gone'})
     sm.setUndecryptable('kms-broken')
     const err = await serviceError(smClient().send(new GetSecretValueCommand({SecretId: 'kms-broken'})))
-    expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual(['DecryptionFailure', "Secrets Manager can't decrypt the protected secret text using the provided KMS key.", 400])
+    expect([err.name, err.message, err.$metadata.httpStatusCode]).toEqual([
+      'DecryptionFailure',
+      "Secrets Manager can't decrypt the protected secret text using the provided KMS key.",
+      400,
+    ])
   })
 
   it('DescribeSecret returns the metadata fields, never a value', async () => {
-    const ref = sm.createSecret('described', 'top-secret-value', {description: 'db creds', tags: {team: 'payments', env: 'prod'}, kmsKeyId: 'alias/app'})
+    const ref = sm.createSecret('described', 'top-secret-value', {
+      description: 'db creds',
+      tags: {team: 'payments', env: 'prod'},
+      kmsKeyId: 'alias/app',
+    })
     const d = await smClient().send(new DescribeSecretCommand({SecretId: 'described'}))
     expect(d).toMatchObject({
       ARN: ref.arn,
@@ -406,7 +476,9 @@ describe('Secrets Manager', () => {
     sm.createSecret('flt/gamma', '3', {tags: {'team-lead': 'ann', env: 'prod'}})
     const c = smClient()
     const list = async (...Filters: {Key: 'name' | 'description' | 'tag-key' | 'tag-value' | 'all'; Values: string[]}[]) =>
-      (await c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['flt/']}, ...Filters], SortOrder: 'asc'}))).SecretList!.map((s) => s.Name)
+      (await c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['flt/']}, ...Filters], SortOrder: 'asc'}))).SecretList!.map(
+        (s) => s.Name,
+      )
     expect(await list()).toEqual(['flt/alpha', 'flt/Beta', 'flt/gamma'])
     expect(await list({Key: 'name', Values: ['flt/b']})).toEqual([]) // name: case-sensitive
     expect(await list({Key: 'name', Values: ['flt/B', 'flt/g']})).toEqual(['flt/Beta', 'flt/gamma'])
@@ -431,10 +503,13 @@ describe('Secrets Manager', () => {
     expect(first.SecretList!.map((s) => s.Name)).toEqual(['page/s0', 'page/s1', 'page/s2'])
     expect(first.NextToken).toBeDefined()
     const names: string[] = []
-    for await (const p of paginateListSecrets({client: c, pageSize: 3}, {Filters, SortOrder: 'asc'})) names.push(...p.SecretList!.map((s) => s.Name!))
+    for await (const p of paginateListSecrets({client: c, pageSize: 3}, {Filters, SortOrder: 'asc'}))
+      names.push(...p.SecretList!.map((s) => s.Name!))
     expect(names).toEqual(['page/s0', 'page/s1', 'page/s2', 'page/s3', 'page/s4', 'page/s5', 'page/s6'])
 
-    const replayed = await serviceError(c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['page/s']}], NextToken: first.NextToken})))
+    const replayed = await serviceError(
+      c.send(new ListSecretsCommand({Filters: [{Key: 'name', Values: ['page/s']}], NextToken: first.NextToken})),
+    )
     expect([replayed.name, replayed.message]).toEqual(['InvalidNextTokenException', 'The NextToken value is invalid.'])
     expect((await serviceError(c.send(new ListSecretsCommand({MaxResults: 101})))).name).toBe('ValidationException')
 
@@ -442,7 +517,10 @@ describe('Secrets Manager', () => {
     sm.listScanLimit = 2
     const pages: number[] = []
     const odd: string[] = []
-    for await (const p of paginateListSecrets({client: c, pageSize: 10}, {Filters: [...Filters, {Key: 'tag-value', Values: ['odd']}], SortOrder: 'asc'})) {
+    for await (const p of paginateListSecrets(
+      {client: c, pageSize: 10},
+      {Filters: [...Filters, {Key: 'tag-value', Values: ['odd']}], SortOrder: 'asc'},
+    )) {
       pages.push(p.SecretList!.length)
       odd.push(...p.SecretList!.map((s) => s.Name!))
     }
@@ -472,7 +550,9 @@ describe('Secrets Manager', () => {
       NextToken = p.NextToken
     } while (NextToken)
     expect(values.sort()).toEqual(['A', 'B', 'C'])
-    const both = await serviceError(c.send(new BatchGetSecretValueCommand({SecretIdList: ['batch/a'], Filters: [{Key: 'name', Values: ['batch/']}]})))
+    const both = await serviceError(
+      c.send(new BatchGetSecretValueCommand({SecretIdList: ['batch/a'], Filters: [{Key: 'name', Values: ['batch/']}]})),
+    )
     expect(both.name).toBe('InvalidParameterException')
   })
 
@@ -531,15 +611,27 @@ describe('SSM Parameter Store', () => {
   it('GetParameter: String, StringList, SecureString with and without decryption; response fields', async () => {
     const c = ssmClient()
     const user = await c.send(new GetParameterCommand({Name: '/app/db/user'}))
-    expect(user.Parameter).toMatchObject({Name: '/app/db/user', Type: 'String', Value: 'app', Version: 1, DataType: 'text', ARN: 'arn:aws:ssm:us-east-1:111122223333:parameter/app/db/user'})
+    expect(user.Parameter).toMatchObject({
+      Name: '/app/db/user',
+      Type: 'String',
+      Value: 'app',
+      Version: 1,
+      DataType: 'text',
+      ARN: 'arn:aws:ssm:us-east-1:111122223333:parameter/app/db/user',
+    })
     expect(user.Parameter!.LastModifiedDate).toBeInstanceOf(Date)
-    expect((await c.send(new GetParameterCommand({Name: '/app/hosts'}))).Parameter).toMatchObject({Type: 'StringList', Value: 'a.example,b.example'})
+    expect((await c.send(new GetParameterCommand({Name: '/app/hosts'}))).Parameter).toMatchObject({
+      Type: 'StringList',
+      Value: 'a.example,b.example',
+    })
     const secret = await c.send(new GetParameterCommand({Name: '/app/db/password', WithDecryption: true}))
     expect(secret.Parameter).toMatchObject({Type: 'SecureString', Value: 'v3-secret', Version: 3})
     const cipher = await c.send(new GetParameterCommand({Name: '/app/db/password'}))
     expect(cipher.Parameter!.Value).toMatch(/^AQICAHh[A-Za-z0-9+/=]+$/)
     expect(cipher.Parameter!.Value).not.toContain('v3-secret')
-    expect((await c.send(new GetParameterCommand({Name: 'plain-name'}))).Parameter!.ARN).toBe('arn:aws:ssm:us-east-1:111122223333:parameter/plain-name')
+    expect((await c.send(new GetParameterCommand({Name: 'plain-name'}))).Parameter!.ARN).toBe(
+      'arn:aws:ssm:us-east-1:111122223333:parameter/plain-name',
+    )
   })
 
   it('selectors: name:version and name:label (echoed in Selector), also after an ARN', async () => {
@@ -548,7 +640,9 @@ describe('SSM Parameter Store', () => {
     expect(v1.Parameter).toMatchObject({Name: '/app/db/password', Value: 'v1-secret', Version: 1, Selector: ':1'})
     const stable = await c.send(new GetParameterCommand({Name: '/app/db/password:stable', WithDecryption: true}))
     expect(stable.Parameter).toMatchObject({Value: 'v2-secret', Version: 2, Selector: ':stable'})
-    const byArn = await c.send(new GetParameterCommand({Name: 'arn:aws:ssm:us-east-1:111122223333:parameter/app/db/password:2', WithDecryption: true}))
+    const byArn = await c.send(
+      new GetParameterCommand({Name: 'arn:aws:ssm:us-east-1:111122223333:parameter/app/db/password:2', WithDecryption: true}),
+    )
     expect(byArn.Parameter).toMatchObject({Name: '/app/db/password', Value: 'v2-secret', Selector: ':2'})
   })
 
@@ -560,11 +654,16 @@ describe('SSM Parameter Store', () => {
       expect(err.message).toBe('UnknownError') // the SDK's text when the body has no message
     }
     const ver = await serviceError(c.send(new GetParameterCommand({Name: '/app/db/password:9'})))
-    expect([ver.name, ver.message]).toEqual(['ParameterVersionNotFound', 'Systems Manager could not find version 9 of /app/db/password. Verify the version and try again.'])
+    expect([ver.name, ver.message]).toEqual([
+      'ParameterVersionNotFound',
+      'Systems Manager could not find version 9 of /app/db/password. Verify the version and try again.',
+    ])
   })
 
   it('GetParameters returns the found ones and lists the rest as InvalidParameters', async () => {
-    const out = await ssmClient().send(new GetParametersCommand({Names: ['/app/db/user', '/nope', '/app/db/password:7', '/app/db/password:1'], WithDecryption: true}))
+    const out = await ssmClient().send(
+      new GetParametersCommand({Names: ['/app/db/user', '/nope', '/app/db/password:7', '/app/db/password:1'], WithDecryption: true}),
+    )
     expect(out.Parameters!.map((p) => [p.Name, p.Value])).toEqual([
       ['/app/db/user', 'app'],
       ['/app/db/password', 'v1-secret'],
@@ -576,30 +675,51 @@ describe('SSM Parameter Store', () => {
 
   it('GetParametersByPath: one level or recursive, filters, pages of at most 10', async () => {
     const c = ssmClient()
-    const names = async (input: {Path: string; Recursive?: boolean; ParameterFilters?: {Key: string; Option?: string; Values: string[]}[]}) => {
+    const names = async (input: {
+      Path: string
+      Recursive?: boolean
+      ParameterFilters?: {Key: string; Option?: string; Values: string[]}[]
+    }) => {
       const out: string[] = []
-      for await (const p of paginateGetParametersByPath({client: c, pageSize: 2}, {...input, WithDecryption: true})) out.push(...p.Parameters!.map((x) => `${x.Name}=${x.Value}`))
+      for await (const p of paginateGetParametersByPath({client: c, pageSize: 2}, {...input, WithDecryption: true}))
+        out.push(...p.Parameters!.map((x) => `${x.Name}=${x.Value}`))
       return out
     }
     expect(await names({Path: '/app'})).toEqual(['/app/hosts=a.example,b.example'])
     expect(await names({Path: '/app/db/'})).toEqual(['/app/db/password=v3-secret', '/app/db/user=app'])
-    expect(await names({Path: '/app', Recursive: true})).toEqual(['/app/db/password=v3-secret', '/app/db/user=app', '/app/feature/flags/x=on', '/app/hosts=a.example,b.example'])
+    expect(await names({Path: '/app', Recursive: true})).toEqual([
+      '/app/db/password=v3-secret',
+      '/app/db/user=app',
+      '/app/feature/flags/x=on',
+      '/app/hosts=a.example,b.example',
+    ])
     expect(await names({Path: '/', Recursive: true})).toHaveLength(5)
-    expect(await names({Path: '/app', Recursive: true, ParameterFilters: [{Key: 'Type', Values: ['SecureString']}]})).toEqual(['/app/db/password=v3-secret'])
+    expect(await names({Path: '/app', Recursive: true, ParameterFilters: [{Key: 'Type', Values: ['SecureString']}]})).toEqual([
+      '/app/db/password=v3-secret',
+    ])
     // With a Label filter the labelled version is returned.
-    expect(await names({Path: '/app', Recursive: true, ParameterFilters: [{Key: 'Label', Values: ['stable']}]})).toEqual(['/app/db/password=v2-secret'])
+    expect(await names({Path: '/app', Recursive: true, ParameterFilters: [{Key: 'Label', Values: ['stable']}]})).toEqual([
+      '/app/db/password=v2-secret',
+    ])
 
     const first = await c.send(new GetParametersByPathCommand({Path: '/app', Recursive: true, MaxResults: 2}))
     expect(first.Parameters).toHaveLength(2)
     const replay = await serviceError(c.send(new GetParametersByPathCommand({Path: '/other', NextToken: first.NextToken})))
     expect([replay.name, replay.message]).toEqual(['InvalidNextToken', "The specified token isn't valid."])
     expect((await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', MaxResults: 11})))).name).toBe('ValidationException')
-    const tag = await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'tag:env', Values: ['prod']}]})))
+    const tag = await serviceError(
+      c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'tag:env', Values: ['prod']}]})),
+    )
     expect(tag.name).toBe('InvalidFilterKey')
-    const label = await serviceError(c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'Label', Option: 'BeginsWith', Values: ['st']}]})))
+    const label = await serviceError(
+      c.send(new GetParametersByPathCommand({Path: '/app', ParameterFilters: [{Key: 'Label', Option: 'BeginsWith', Values: ['st']}]})),
+    )
     expect(label.name).toBe('InvalidFilterOption')
     const path = await serviceError(c.send(new GetParametersByPathCommand({Path: 'app'})))
-    expect([path.name, path.message]).toEqual(['ValidationException', expect.stringContaining('The parameter name must begin with a forward slash "/".')])
+    expect([path.name, path.message]).toEqual([
+      'ValidationException',
+      expect.stringContaining('The parameter name must begin with a forward slash "/".'),
+    ])
   })
 
   it('DescribeParameters with ParameterFilters: tags, name prefix, path level; metadata fields, no values', async () => {
@@ -610,10 +730,20 @@ describe('SSM Parameter Store', () => {
     expect(await names([{Key: 'tag-key', Values: ['env']}])).toEqual(['/app/feature/flags/x', '/other/thing'])
     expect(await names([{Key: 'Name', Option: 'BeginsWith', Values: ['/app/db']}])).toEqual(['/app/db/password', '/app/db/user'])
     expect(await names([{Key: 'Path', Option: 'OneLevel', Values: ['/app']}])).toEqual(['/app/hosts'])
-    const meta = (await c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Name', Values: ['/app/db/password']}]}))).Parameters![0]!
-    expect(meta).toMatchObject({Name: '/app/db/password', Type: 'SecureString', KeyId: 'alias/aws/ssm', Version: 3, Tier: 'Standard', DataType: 'text'})
+    const meta = (await c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Name', Values: ['/app/db/password']}]})))
+      .Parameters![0]!
+    expect(meta).toMatchObject({
+      Name: '/app/db/password',
+      Type: 'SecureString',
+      KeyId: 'alias/aws/ssm',
+      Version: 3,
+      Tier: 'Standard',
+      DataType: 'text',
+    })
     expect(JSON.stringify(meta)).not.toContain('secret')
-    expect((await serviceError(c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Label', Values: ['stable']}]})))).name).toBe('InvalidFilterKey')
+    expect((await serviceError(c.send(new DescribeParametersCommand({ParameterFilters: [{Key: 'Label', Values: ['stable']}]})))).name).toBe(
+      'InvalidFilterKey',
+    )
   })
 
   it('AccessDeniedException names the parameter ARN; throttling answers ThrottlingException', async () => {
@@ -630,7 +760,12 @@ describe('SSM Parameter Store', () => {
     await c.send(new GetParameterCommand({Name: '/app/hosts'}))
     const t = await serviceError(c.send(new GetParameterCommand({Name: '/app/hosts'})))
     expect([t.name, t.message]).toEqual(['ThrottlingException', 'Rate exceeded'])
-    expect(ssm.calls.at(-1)).toMatchObject({operation: 'GetParameter', status: 400, errorType: 'ThrottlingException', accessKeyId: ACCESS_KEY})
+    expect(ssm.calls.at(-1)).toMatchObject({
+      operation: 'GetParameter',
+      status: 400,
+      errorType: 'ThrottlingException',
+      accessKeyId: ACCESS_KEY,
+    })
     expect(JSON.stringify(ssm.calls)).not.toContain('v3-secret')
   })
 })

@@ -38,7 +38,9 @@ function stsClient(credentials?: {accessKeyId: string; secretAccessKey: string; 
   return c
 }
 
-function smClient(credentials: SecretsManagerClient['config']['credentials'] | {accessKeyId: string; secretAccessKey: string; sessionToken?: string}): SecretsManagerClient {
+function smClient(
+  credentials: SecretsManagerClient['config']['credentials'] | {accessKeyId: string; secretAccessKey: string; sessionToken?: string},
+): SecretsManagerClient {
   const c = new SecretsManagerClient({endpoint: sm.url, region: 'us-east-1', maxAttempts: 1, credentials})
   clients.push(c)
   return c
@@ -50,17 +52,28 @@ function saToken(name: string, audiences = ['sts.amazonaws.com'], expirationSeco
 }
 
 function webIdentity(token: string, extra: {RoleArn?: string; DurationSeconds?: number; RoleSessionName?: string} = {}) {
-  return stsClient().send(new AssumeRoleWithWebIdentityCommand({RoleArn: READER_ROLE, RoleSessionName: 'kseal-controller', WebIdentityToken: token, ...extra}))
+  return stsClient().send(
+    new AssumeRoleWithWebIdentityCommand({RoleArn: READER_ROLE, RoleSessionName: 'kseal-controller', WebIdentityToken: token, ...extra}),
+  )
 }
 
 beforeAll(async () => {
   k8s = await startK8sApiServer({namespaces: ['default', NS], tokens: {clock}})
-  for (const name of ['kseal-controller', 'intruder']) k8s.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace: NS}})
+  for (const name of ['kseal-controller', 'intruder'])
+    k8s.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace: NS}})
   iam.addAccessKey(DEPLOYER.accessKeyId, DEPLOYER.secretAccessKey, `arn:aws:iam::${ACCOUNT}:user/deployer`)
   iam.addAccessKey(STRANGER.accessKeyId, STRANGER.secretAccessKey, `arn:aws:iam::${ACCOUNT}:user/stranger`)
   iam.createOidcProvider(k8s.serviceAccountIssuer, ['sts.amazonaws.com'])
-  iam.createRole(READER_ROLE.split('/')[1]!, {webIdentity: {issuer: k8s.serviceAccountIssuer, subjects: [`system:serviceaccount:${NS}:kseal-controller`]}}, {maxSessionDurationSeconds: 7200})
-  iam.createRole('deploy', {principals: [`arn:aws:iam::${ACCOUNT}:user/deployer`], externalId: 'kseal-42'}, {maxSessionDurationSeconds: 43_200})
+  iam.createRole(
+    READER_ROLE.split('/')[1]!,
+    {webIdentity: {issuer: k8s.serviceAccountIssuer, subjects: [`system:serviceaccount:${NS}:kseal-controller`]}},
+    {maxSessionDurationSeconds: 7200},
+  )
+  iam.createRole(
+    'deploy',
+    {principals: [`arn:aws:iam::${ACCOUNT}:user/deployer`], externalId: 'kseal-42'},
+    {maxSessionDurationSeconds: 43_200},
+  )
   iam.createRole('chained', {principals: [`arn:aws:iam::${ACCOUNT}:role/deploy`]}, {maxSessionDurationSeconds: 43_200})
   sts = await startStsServer({iam})
   sm = await startSecretsManagerServer({iam})
@@ -82,16 +95,27 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
       SubjectFromWebIdentityToken: `system:serviceaccount:${NS}:kseal-controller`,
       Audience: 'sts.amazonaws.com',
       Provider: `arn:aws:iam::${ACCOUNT}:oidc-provider/${k8s.serviceAccountIssuer.replace('http://', '')}`,
-      AssumedRoleUser: {Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller`, AssumedRoleId: expect.stringMatching(/^AROA[A-Z2-7]{17}:kseal-controller$/)},
+      AssumedRoleUser: {
+        Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller`,
+        AssumedRoleId: expect.stringMatching(/^AROA[A-Z2-7]{17}:kseal-controller$/),
+      },
     })
     const creds = out.Credentials!
     expect(creds.AccessKeyId).toMatch(/^ASIA[A-Z2-7]{16}$/)
     expect(creds.Expiration!.getTime() - clock.now()).toBeGreaterThan(3590_000)
-    expect(sts.calls.at(-1)).toMatchObject({operation: 'AssumeRoleWithWebIdentity', status: 200, subject: `system:serviceaccount:${NS}:kseal-controller`, issuedAccessKeyId: creds.AccessKeyId})
+    expect(sts.calls.at(-1)).toMatchObject({
+      operation: 'AssumeRoleWithWebIdentity',
+      status: 200,
+      subject: `system:serviceaccount:${NS}:kseal-controller`,
+      issuedAccessKeyId: creds.AccessKeyId,
+    })
 
     const c = smClient({accessKeyId: creds.AccessKeyId!, secretAccessKey: creds.SecretAccessKey!, sessionToken: creds.SessionToken!})
     expect(JSON.parse((await c.send(new GetSecretValueCommand({SecretId: 'payments/db'}))).SecretString!)).toEqual({password: 'p4ss'})
-    expect(sm.calls.at(-1)).toMatchObject({principal: `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller`, accessKeyId: creds.AccessKeyId})
+    expect(sm.calls.at(-1)).toMatchObject({
+      principal: `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/kseal-controller`,
+      accessKeyId: creds.AccessKeyId,
+    })
     // The deny rule on the role covers its sessions.
     const denied = await serviceError(c.send(new GetSecretValueCommand({SecretId: 'billing/db'})))
     expect(denied.message).toBe(
@@ -101,10 +125,18 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
 
   it('refuses tokens for another audience, another ServiceAccount, forged, expired, or from an unregistered or unreachable issuer', async () => {
     const audience = await serviceError(webIdentity(saToken('kseal-controller', ['vault'])))
-    expect([audience.name, audience.message, audience.$metadata.httpStatusCode]).toEqual(['InvalidIdentityTokenException', 'Incorrect token audience', 400])
+    expect([audience.name, audience.message, audience.$metadata.httpStatusCode]).toEqual([
+      'InvalidIdentityTokenException',
+      'Incorrect token audience',
+      400,
+    ])
 
     const other = await serviceError(webIdentity(saToken('intruder')))
-    expect([other.name, other.message, other.$metadata.httpStatusCode]).toEqual(['AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity', 403])
+    expect([other.name, other.message, other.$metadata.httpStatusCode]).toEqual([
+      'AccessDenied',
+      'Not authorized to perform sts:AssumeRoleWithWebIdentity',
+      403,
+    ])
 
     const [h, p, s] = saToken('intruder').split('.')
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString())
@@ -127,8 +159,13 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     const elsewhere = await startK8sApiServer({namespaces: [NS]})
     try {
       elsewhere.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name: 'kseal-controller', namespace: NS}})
-      const foreign = await serviceError(webIdentity(elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token))
-      expect([foreign.name, foreign.message]).toEqual(['InvalidIdentityTokenException', `No OpenIDConnect provider found in your account for ${elsewhere.serviceAccountIssuer}`])
+      const foreign = await serviceError(
+        webIdentity(elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token),
+      )
+      expect([foreign.name, foreign.message]).toEqual([
+        'InvalidIdentityTokenException',
+        `No OpenIDConnect provider found in your account for ${elsewhere.serviceAccountIssuer}`,
+      ])
       // Registered, but its discovery endpoint cannot be reached when STS needs its keys.
       iam.createOidcProvider(elsewhere.serviceAccountIssuer)
       const token = elsewhere.issueServiceAccountToken(NS, 'kseal-controller', {audiences: ['sts.amazonaws.com']}).token
@@ -145,9 +182,14 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     const noRole = await serviceError(webIdentity(token, {RoleArn: `arn:aws:iam::${ACCOUNT}:role/nope`}))
     expect([noRole.name, noRole.$metadata.httpStatusCode]).toEqual(['AccessDenied', 403])
     const long = await serviceError(webIdentity(token, {DurationSeconds: 7201}))
-    expect([long.name, long.message]).toEqual(['ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.'])
+    expect([long.name, long.message]).toEqual([
+      'ValidationError',
+      'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.',
+    ])
     const short = await serviceError(webIdentity(token, {DurationSeconds: 899}))
-    expect(short.message).toBe("1 validation error detected: Value '899' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900")
+    expect(short.message).toBe(
+      "1 validation error detected: Value '899' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900",
+    )
     const name = await serviceError(webIdentity(token, {RoleSessionName: 'has space'}))
     expect([name.name, name.$metadata.httpStatusCode]).toEqual(['ValidationError', 400])
   })
@@ -180,7 +222,9 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
     })
     expect(r.stderr).not.toMatch(/Error/)
     expect([r.code, JSON.parse(r.stdout)]).toEqual([0, {password: 'p4ss'}])
-    expect(sts.calls.map((c) => [c.operation, c.status, c.roleSessionName, c.subject])).toEqual([['AssumeRoleWithWebIdentity', 200, 'irsa-test', `system:serviceaccount:${NS}:kseal-controller`]])
+    expect(sts.calls.map((c) => [c.operation, c.status, c.roleSessionName, c.subject])).toEqual([
+      ['AssumeRoleWithWebIdentity', 200, 'irsa-test', `system:serviceaccount:${NS}:kseal-controller`],
+    ])
     expect(sm.calls.map((c) => [c.operation, c.status, c.principal, c.accessKeyId])).toEqual([
       ['GetSecretValue', 200, `arn:aws:sts::${ACCOUNT}:assumed-role/payments-reader/irsa-test`, sts.calls[0]!.issuedAccessKeyId],
     ])
@@ -190,32 +234,60 @@ describe('AssumeRoleWithWebIdentity (IRSA)', () => {
 describe('AssumeRole and GetCallerIdentity', () => {
   it('a trusted user assumes a role (ExternalId checked); GetCallerIdentity names the session', async () => {
     const c = stsClient(DEPLOYER)
-    const out = await c.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/deploy`, RoleSessionName: 'ci', ExternalId: 'kseal-42', DurationSeconds: 7200}))
+    const out = await c.send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${ACCOUNT}:role/deploy`,
+        RoleSessionName: 'ci',
+        ExternalId: 'kseal-42',
+        DurationSeconds: 7200,
+      }),
+    )
     expect(out.AssumedRoleUser!.Arn).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/deploy/ci`)
-    const session = {accessKeyId: out.Credentials!.AccessKeyId!, secretAccessKey: out.Credentials!.SecretAccessKey!, sessionToken: out.Credentials!.SessionToken!}
+    const session = {
+      accessKeyId: out.Credentials!.AccessKeyId!,
+      secretAccessKey: out.Credentials!.SecretAccessKey!,
+      sessionToken: out.Credentials!.SessionToken!,
+    }
     const who = await stsClient(session).send(new GetCallerIdentityCommand({}))
-    expect(who).toMatchObject({Account: ACCOUNT, Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/deploy/ci`, UserId: out.AssumedRoleUser!.AssumedRoleId})
+    expect(who).toMatchObject({
+      Account: ACCOUNT,
+      Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/deploy/ci`,
+      UserId: out.AssumedRoleUser!.AssumedRoleId,
+    })
     expect((await stsClient(DEPLOYER).send(new GetCallerIdentityCommand({}))).Arn).toBe(`arn:aws:iam::${ACCOUNT}:user/deployer`)
 
     // Role chaining: the session may assume `chained`, for at most an hour.
     const chained = stsClient(session)
-    const tooLong = await serviceError(chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy', DurationSeconds: 3601})))
-    expect(tooLong.message).toBe('The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.')
-    expect((await chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy'}))).AssumedRoleUser!.Arn).toBe(
-      `arn:aws:sts::${ACCOUNT}:assumed-role/chained/xy`,
+    const tooLong = await serviceError(
+      chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy', DurationSeconds: 3601})),
     )
+    expect(tooLong.message).toBe('The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.')
+    expect(
+      (await chained.send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/chained`, RoleSessionName: 'xy'}))).AssumedRoleUser!
+        .Arn,
+    ).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/chained/xy`)
   })
 
   it('an untrusted caller, a missing ExternalId or an unknown role → AccessDenied (403)', async () => {
     const deploy = `arn:aws:iam::${ACCOUNT}:role/deploy`
-    const stranger = await serviceError(stsClient(STRANGER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy', ExternalId: 'kseal-42'})))
+    const stranger = await serviceError(
+      stsClient(STRANGER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy', ExternalId: 'kseal-42'})),
+    )
     expect([stranger.name, stranger.message, stranger.$metadata.httpStatusCode]).toEqual([
       'AccessDenied',
       `User: arn:aws:iam::${ACCOUNT}:user/stranger is not authorized to perform: sts:AssumeRole on resource: ${deploy}`,
       403,
     ])
-    expect((await serviceError(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
-    expect((await serviceError(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/none`, RoleSessionName: 'xy'})))).name).toBe('AccessDenied')
+    expect((await serviceError(stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: deploy, RoleSessionName: 'xy'})))).name).toBe(
+      'AccessDenied',
+    )
+    expect(
+      (
+        await serviceError(
+          stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/none`, RoleSessionName: 'xy'})),
+        )
+      ).name,
+    ).toBe('AccessDenied')
   })
 
   it('fromTemporaryCredentials (what a store naming a role will use) assumes the role and signs Secrets Manager calls with the session', async () => {
@@ -233,20 +305,53 @@ describe('AssumeRole and GetCallerIdentity', () => {
     const wrong = await serviceError(stsClient({...DEPLOYER, secretAccessKey: 'wrong'}).send(new GetCallerIdentityCommand({})))
     expect([wrong.name, wrong.$metadata.httpStatusCode]).toEqual(['SignatureDoesNotMatch', 403])
     expect(wrong.message).toMatch(/^The request signature we calculated does not match/)
-    const unknown = await serviceError(stsClient({accessKeyId: 'AKIANOBODY0000000000', secretAccessKey: 'x'}).send(new GetCallerIdentityCommand({})))
-    expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual(['InvalidClientTokenId', 'The security token included in the request is invalid.', 403])
+    const unknown = await serviceError(
+      stsClient({accessKeyId: 'AKIANOBODY0000000000', secretAccessKey: 'x'}).send(new GetCallerIdentityCommand({})),
+    )
+    expect([unknown.name, unknown.message, unknown.$metadata.httpStatusCode]).toEqual([
+      'InvalidClientTokenId',
+      'The security token included in the request is invalid.',
+      403,
+    ])
 
-    const out = await stsClient(DEPLOYER).send(new AssumeRoleCommand({RoleArn: `arn:aws:iam::${ACCOUNT}:role/deploy`, RoleSessionName: 'brief', ExternalId: 'kseal-42', DurationSeconds: 900}))
-    const session = {accessKeyId: out.Credentials!.AccessKeyId!, secretAccessKey: out.Credentials!.SecretAccessKey!, sessionToken: out.Credentials!.SessionToken!}
+    const out = await stsClient(DEPLOYER).send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${ACCOUNT}:role/deploy`,
+        RoleSessionName: 'brief',
+        ExternalId: 'kseal-42',
+        DurationSeconds: 900,
+      }),
+    )
+    const session = {
+      accessKeyId: out.Credentials!.AccessKeyId!,
+      secretAccessKey: out.Credentials!.SecretAccessKey!,
+      sessionToken: out.Credentials!.SessionToken!,
+    }
     const before = clock.offsetMs
     try {
       clock.advance(901_000)
       // Clients whose clocks agree with the server's, 15 minutes on.
-      const late = new STSClient({endpoint: sts.url, region: 'us-east-1', maxAttempts: 1, credentials: session, systemClockOffset: clock.offsetMs})
+      const late = new STSClient({
+        endpoint: sts.url,
+        region: 'us-east-1',
+        maxAttempts: 1,
+        credentials: session,
+        systemClockOffset: clock.offsetMs,
+      })
       clients.push(late)
       const expired = await serviceError(late.send(new GetCallerIdentityCommand({})))
-      expect([expired.name, expired.message, expired.$metadata.httpStatusCode]).toEqual(['ExpiredToken', 'The security token included in the request is expired', 403])
-      const lateSm = new SecretsManagerClient({endpoint: sm.url, region: 'us-east-1', maxAttempts: 1, credentials: session, systemClockOffset: clock.offsetMs})
+      expect([expired.name, expired.message, expired.$metadata.httpStatusCode]).toEqual([
+        'ExpiredToken',
+        'The security token included in the request is expired',
+        403,
+      ])
+      const lateSm = new SecretsManagerClient({
+        endpoint: sm.url,
+        region: 'us-east-1',
+        maxAttempts: 1,
+        credentials: session,
+        systemClockOffset: clock.offsetMs,
+      })
       clients.push(lateSm)
       expect((await serviceError(lateSm.send(new GetSecretValueCommand({SecretId: 'billing/db'})))).name).toBe('ExpiredTokenException')
     } finally {
@@ -255,7 +360,11 @@ describe('AssumeRole and GetCallerIdentity', () => {
   })
 
   it('errors are <ErrorResponse> XML with Type, Code, Message and RequestId; unknown actions → InvalidAction', async () => {
-    const res = await fetch(`${sts.url}/`, {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: 'Action=GetFederationToken&Version=2011-06-15'})
+    const res = await fetch(`${sts.url}/`, {
+      method: 'POST',
+      headers: {'content-type': 'application/x-www-form-urlencoded'},
+      body: 'Action=GetFederationToken&Version=2011-06-15',
+    })
     expect(res.status).toBe(400)
     expect(res.headers.get('content-type')).toBe('text/xml')
     const requestId = res.headers.get('x-amzn-requestid')

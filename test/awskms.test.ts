@@ -8,14 +8,17 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/globals'
-import {AwsKmsBackend, encryptionContext, kmsSettings, parseKmsArn} from '../keys/awskms.js'
+import {AwsKmsBackend, kmsSettings, parseKmsArn} from '../keys/awskms.js'
 import {Backends} from '../keys/index.js'
-import type {BackendContext, Binding} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import type {BackendContext} from '../keys/types.js'
+import {type Binding, encryptionContext, keyBinding} from '../src/envelope/binding.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {parse} from 'yaml'
 import {cleanEnv, kseal, OTHER_CERT, ROOT} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
+import {failure} from './support/failure.js'
 
 const ACCESS_KEY = 'AKIAKSEALTEST0000001'
 const SECRET_KEY = 'kseal/test/secret/access/key/not/a/real/one'
@@ -24,7 +27,10 @@ let key: CreatedKey
 let tmp: string
 
 beforeAll(async () => {
-  kms = await startKmsServer({credentials: {[ACCESS_KEY]: SECRET_KEY}, principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:role/kseal-ci'}})
+  kms = await startKmsServer({
+    credentials: {[ACCESS_KEY]: SECRET_KEY},
+    principals: {[ACCESS_KEY]: 'arn:aws:iam::111122223333:role/kseal-ci'},
+  })
   key = kms.createKey({description: 'kseal tests', alias: 'kseal-ci'})
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-kms-'))
 })
@@ -68,24 +74,22 @@ async function withKms<T>(env: Record<string, string | undefined>, fn: (b: Backe
 function secrets(n: number, prefix = 's'): string {
   const docs: string[] = []
   for (let i = 0; i < n; i++) {
-    docs.push(`apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${prefix}${i}\n  namespace: ns${i % 3}\ntype: Opaque\n` +
-      `data:\n  a: ${Buffer.from(`alpha-${i}`).toString('base64')}\n  b: ${Buffer.from(`beta-${i}`).toString('base64')}\n` +
-      `stringData:\n  c: gamma-${i}\n  d: delta-${i}\n  e: "epsilon ${i}"\n`)
+    docs.push(
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${prefix}${i}\n  namespace: ns${i % 3}\ntype: Opaque\n` +
+        `data:\n  a: ${Buffer.from(`alpha-${i}`).toString('base64')}\n  b: ${Buffer.from(`beta-${i}`).toString('base64')}\n` +
+        `stringData:\n  c: gamma-${i}\n  d: delta-${i}\n  e: "epsilon ${i}"\n`,
+    )
   }
   return docs.join('---\n')
 }
 
-async function encryptFor(uris: string[], text: string, env = awsEnv(), scope: 'strict' | 'namespace' | 'cluster' = 'strict'): Promise<string> {
+async function encryptFor(
+  uris: string[],
+  text: string,
+  env = awsEnv(),
+  scope: 'strict' | 'namespace' | 'cluster' = 'strict',
+): Promise<string> {
   return withKms(env, async (b) => encryptText(text, 'in.yaml', {recipients: await Promise.all(uris.map((u) => b.recipient(u))), scope}))
-}
-
-async function failure(p: Promise<unknown>): Promise<{code: string; exitCode: number; message: string; line: string}> {
-  try {
-    await p
-  } catch (e) {
-    return e as {code: string; exitCode: number; message: string; line: string}
-  }
-  throw new Error('expected a failure')
 }
 
 const binding: Binding = {scope: 'strict', namespace: 'prod', name: 'db'}
@@ -113,7 +117,12 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
       expect(c.accessKeyId).toBe(ACCESS_KEY)
       expect(c.status).toBe(200)
     }
-    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns2', 'kseal:name': 's5'})
+    expect(kms.calls.map((c) => c.encryptionContext)).toContainEqual({
+      'kseal:format': '2',
+      'kseal:scope': 'strict',
+      'kseal:namespace': 'ns2',
+      'kseal:name': 's5',
+    })
   })
 
   it('an alias ARN recipient keeps the alias as its key id, records the key ARN KMS used, and Decrypt names that key', async () => {
@@ -125,13 +134,28 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(await withKms(awsEnv(), (_b, k) => decryptText(enc, 'in.yaml', k))).toBe(secrets(1))
     expect(kms.calls[0].requestedKeyId).toBe(key.arn)
     // A key ARN recipient needs no second field.
-    expect(parse(await encryptFor([`awskms:${key.arn}`], secrets(1))).kseal.recipients[0]).toEqual({backend: 'awskms', kid: key.arn, wrapped: expect.any(String)})
+    expect(parse(await encryptFor([`awskms:${key.arn}`], secrets(1))).kseal.recipients[0]).toEqual({
+      backend: 'awskms',
+      kid: key.arn,
+      wrapped: expect.any(String),
+    })
   })
 
   it('the context holds only what the scope binds (format 1 as it was; format 2 with its version, an open namespace left out)', async () => {
-    expect(encryptionContext({format: 2, scope: 'strict', namespace: null, name: 'db'})).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:name': 'db'})
-    expect(encryptionContext({scope: 'strict', namespace: 'prod', name: 'db'})).toEqual({'kseal:scope': 'strict', 'kseal:namespace': 'prod', 'kseal:name': 'db'})
-    expect(encryptionContext({scope: 'namespace', namespace: 'prod', name: ''})).toEqual({'kseal:scope': 'namespace', 'kseal:namespace': 'prod'})
+    expect(encryptionContext({format: 2, scope: 'strict', namespace: null, name: 'db'})).toEqual({
+      'kseal:format': '2',
+      'kseal:scope': 'strict',
+      'kseal:name': 'db',
+    })
+    expect(encryptionContext({scope: 'strict', namespace: 'prod', name: 'db'})).toEqual({
+      'kseal:scope': 'strict',
+      'kseal:namespace': 'prod',
+      'kseal:name': 'db',
+    })
+    expect(encryptionContext({scope: 'namespace', namespace: 'prod', name: ''})).toEqual({
+      'kseal:scope': 'namespace',
+      'kseal:namespace': 'prod',
+    })
     expect(encryptionContext({scope: 'cluster', namespace: '', name: ''})).toEqual({'kseal:scope': 'cluster'})
     await encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv(), 'namespace')
     expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'namespace', 'kseal:namespace': 'ns0'})
@@ -147,7 +171,12 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     expect(err.exitCode).toBe(3)
     expect(err.message).toMatch(/moved or renamed/)
     expect(kms.calls[0].errorType).toBe('InvalidCiphertextException')
-    expect(kms.calls[0].encryptionContext).toEqual({'kseal:format': '2', 'kseal:scope': 'strict', 'kseal:namespace': 'ns0', 'kseal:name': 's0-copy'})
+    expect(kms.calls[0].encryptionContext).toEqual({
+      'kseal:format': '2',
+      'kseal:scope': 'strict',
+      'kseal:namespace': 'ns0',
+      'kseal:name': 's0-copy',
+    })
     // Renamed only: the recorded identity names both, before any KMS call.
     kms.resetStats()
     const renamed = await failure(withKms(awsEnv(), (_b, k) => decryptText(enc.replace('name: s0', 'name: s0-copy'), 'in.yaml', k)))
@@ -159,26 +188,26 @@ describe('awskms: one KMS call per Secret, bound by the EncryptionContext', () =
     const backend = new AwsKmsBackend()
     const ctx = ctxFor(awsEnv())
     try {
-      const entry = await (await backend.recipient(key.arn, ctx)).wrap(Buffer.alloc(32, 7), binding)
+      const entry = await (await backend.recipient(key.arn, ctx)).wrap(Buffer.alloc(32, 7), keyBinding(binding))
       const [id] = await backend.ambient(ctx)
-      expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(Buffer.alloc(32, 7))
+      expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(Buffer.alloc(32, 7))
 
       const blob = Buffer.from(entry.wrapped, 'base64')
       blob[blob.length - 1] ^= 1
-      const tampered = await failure(id.unwrap({...entry, wrapped: blob.toString('base64')}, binding))
+      const tampered = await failure(id.unwrap({...entry, wrapped: blob.toString('base64')}, keyBinding(binding)))
       expect([tampered.code, tampered.exitCode]).toEqual(['ERR_DECRYPT', 3])
 
       const other = kms.createKey()
-      const wrongKid = await failure(id.unwrap({...entry, kid: other.arn}, binding))
+      const wrongKid = await failure(id.unwrap({...entry, kid: other.arn}, keyBinding(binding)))
       expect([wrongKid.code, wrongKid.exitCode]).toEqual(['ERR_DECRYPT', 3])
       expect(kms.calls.at(-1)!.errorType).toBe('IncorrectKeyException')
 
       const calls = kms.count()
-      expect((await failure(id.unwrap({...entry, kid: 'not-an-arn'}, binding))).code).toBe('ERR_INTEGRITY')
-      expect((await failure(id.unwrap({...entry, wrapped: '***'}, binding))).code).toBe('ERR_INTEGRITY')
+      expect((await failure(id.unwrap({...entry, kid: 'not-an-arn'}, keyBinding(binding)))).code).toBe('ERR_INTEGRITY')
+      expect((await failure(id.unwrap({...entry, wrapped: '***'}, keyBinding(binding)))).code).toBe('ERR_INTEGRITY')
       expect(kms.count()).toBe(calls)
       // Entries of other backends are not this identity's.
-      expect(await id.unwrap({...entry, backend: 'rsa'}, binding)).toBeNull()
+      expect(await id.unwrap({...entry, backend: 'rsa'}, keyBinding(binding))).toBeNull()
     } finally {
       await backend.close()
     }
@@ -205,7 +234,9 @@ describe('awskms: --key awskms:ARN', () => {
     // Restricted to a key the Secret is not encrypted for: no call, no key (exit 3).
     const third = kms.createKey()
     kms.resetStats()
-    const err = await failure(withKms(awsEnv(), (b) => decryptText(enc, 'in.yaml', new Keyring(b, {keys: [`awskms:${third.arn}`], env: awsEnv()}))))
+    const err = await failure(
+      withKms(awsEnv(), (b) => decryptText(enc, 'in.yaml', new Keyring(b, {keys: [`awskms:${third.arn}`], env: awsEnv()}))),
+    )
     expect([err.code, err.exitCode]).toEqual(['ERR_NO_KEY', 3])
     expect(kms.count()).toBe(0)
   })
@@ -220,10 +251,10 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     const ctx = ctxFor(env)
     try {
       const good = new AwsKmsBackend()
-      const entry = await (await good.recipient(key.arn, ctxFor(awsEnv()))).wrap(dataKey, binding).finally(() => good.close())
+      const entry = await (await good.recipient(key.arn, ctxFor(awsEnv()))).wrap(dataKey, keyBinding(binding)).finally(() => good.close())
       arrange()
       const [id] = await backend.ambient(ctx)
-      const err = await failure(id.unwrap({...entry, kid: arn}, binding))
+      const err = await failure(id.unwrap({...entry, kid: arn}, keyBinding(binding)))
       for (const s of secretBits) expect(err.message).not.toContain(s)
       return err
     } finally {
@@ -275,7 +306,9 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     const strict = await startKmsServer({credentials: {[ACCESS_KEY]: SECRET_KEY}})
     try {
       const k = strict.createKey()
-      const err = await failure(encryptFor([`awskms:${k.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: strict.url, AWS_ACCESS_KEY_ID: 'AKIAUNKNOWN000000000'})))
+      const err = await failure(
+        encryptFor([`awskms:${k.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: strict.url, AWS_ACCESS_KEY_ID: 'AKIAUNKNOWN000000000'})),
+      )
       expect([err.code, err.exitCode]).toEqual(['ERR_BACKEND', 1])
       expect(err.message).toMatch(/AWS rejected the credentials for kms:Encrypt/)
     } finally {
@@ -288,7 +321,11 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     kms.resetStats()
     kms.failNext(2, 'ThrottlingException', {operation: 'Decrypt'})
     expect(await withKms(awsEnv(), (_b, k) => decryptText(enc, 'in.yaml', k))).toBe(secrets(1))
-    expect(kms.calls.map((c) => [c.errorType ?? 'ok', c.attempt])).toEqual([['ThrottlingException', 1], ['ThrottlingException', 2], ['ok', 3]])
+    expect(kms.calls.map((c) => [c.errorType ?? 'ok', c.attempt])).toEqual([
+      ['ThrottlingException', 1],
+      ['ThrottlingException', 2],
+      ['ok', 3],
+    ])
     expect(new Set(kms.calls.map((c) => c.invocationId)).size).toBe(1)
   })
 
@@ -319,7 +356,9 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
     try {
       const started = Date.now()
-      const err = await failure(encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: url, KSEAL_KMS_TIMEOUT: '0.3', AWS_MAX_ATTEMPTS: '2'})))
+      const err = await failure(
+        encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: url, KSEAL_KMS_TIMEOUT: '0.3', AWS_MAX_ATTEMPTS: '2'})),
+      )
       const took = Date.now() - started
       expect([err.code, err.exitCode]).toEqual(['ERR_BACKEND', 1])
       expect(err.message).toBe(`cannot reach AWS KMS at ${url}: no answer within 0.3 s (KSEAL_KMS_TIMEOUT)`)
@@ -333,10 +372,19 @@ describe('awskms: errors a user can act on, never with the data key', () => {
 
   it('settings from the environment are checked', () => {
     expect(kmsSettings({})).toMatchObject({concurrency: 16, timeoutMs: 20000, connectTimeoutMs: 5000})
-    expect(kmsSettings({KSEAL_KMS_CONCURRENCY: '4', KSEAL_KMS_TIMEOUT: '0.5', AWS_ENDPOINT_URL: 'http://localhost:4566'}))
-      .toMatchObject({concurrency: 4, timeoutMs: 500, connectTimeoutMs: 500, endpoint: 'http://localhost:4566'})
+    expect(kmsSettings({KSEAL_KMS_CONCURRENCY: '4', KSEAL_KMS_TIMEOUT: '0.5', AWS_ENDPOINT_URL: 'http://localhost:4566'})).toMatchObject({
+      concurrency: 4,
+      timeoutMs: 500,
+      connectTimeoutMs: 500,
+      endpoint: 'http://localhost:4566',
+    })
     expect(kmsSettings({AWS_ENDPOINT_URL: 'http://a:1', AWS_ENDPOINT_URL_KMS: 'http://b:2'}).endpoint).toBe('http://b:2')
-    for (const env of [{KSEAL_KMS_CONCURRENCY: '0'}, {KSEAL_KMS_CONCURRENCY: 'many'}, {KSEAL_KMS_TIMEOUT: '-1'}, {AWS_ENDPOINT_URL_KMS: 'localhost:4566'}]) {
+    for (const env of [
+      {KSEAL_KMS_CONCURRENCY: '0'},
+      {KSEAL_KMS_CONCURRENCY: 'many'},
+      {KSEAL_KMS_TIMEOUT: '-1'},
+      {AWS_ENDPOINT_URL_KMS: 'localhost:4566'},
+    ]) {
       expect(() => kmsSettings(env)).toThrow(expect.objectContaining({code: 'ERR_USAGE'}))
     }
   })
@@ -430,7 +478,9 @@ describe('awskms: the built CLI', () => {
     const denied = await kseal(['decrypt'], {env: cleanEnv(awsEnv()), input: enc.stdout})
     expect(denied.code).toBe(1)
     expect(denied.stdout).toBe('')
-    expect(denied.stderr).toMatch(/^kseal: \(stdin\): document \d \(Secret ns\d\/s\d\): access denied: kms:Decrypt on KMS key arn:aws:kms:.* \(AWS KMS: User: arn:aws:iam::111122223333:role\/kseal-ci is not authorized/m)
+    expect(denied.stderr).toMatch(
+      /^kseal: \(stdin\): document \d \(Secret ns\d\/s\d\): access denied: kms:Decrypt on KMS key arn:aws:kms:.* \(AWS KMS: User: arn:aws:iam::111122223333:role\/kseal-ci is not authorized/m,
+    )
     kms.clearDenies()
 
     const moved = await kseal(['decrypt'], {env: cleanEnv(awsEnv()), input: enc.stdout.replace('name: s1', 'name: other')})
@@ -450,7 +500,9 @@ describe('awskms: the built CLI', () => {
     kms.resetStats()
     const r = await kseal(['decrypt'], {env, input: enc, timeoutMs: 20_000})
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/no AWS credentials for kms:Decrypt on arn:aws:kms:.*: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/)
+    expect(r.stderr).toMatch(
+      /no AWS credentials for kms:Decrypt on arn:aws:kms:.*: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+    )
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(kms.count()).toBe(0)
   })
@@ -459,21 +511,34 @@ describe('awskms: the built CLI', () => {
 describe('awskms: which key kseal agrees to call (the key redirect)', () => {
   /** Swaps an entry's fields, then re-computes the MAC with the data key: what a writer who wrapped a new data key under their own key can do. */
   async function forge(text: string, change: (e: Record<string, string>) => Record<string, string>): Promise<string> {
-    const {deriveKeys, computeMac, parseEnvelope} = await import('../src/envelope.js')
-    const {parseManifests} = await import('../src/manifest.js')
-    const {applyEdits, replaceEnvelopeEdit} = await import('../src/edits.js')
+    const {deriveKeys, computeMac, parseEnvelope} = await import('../src/envelope/envelope.js')
+    const {parseManifests} = await import('../src/manifest/parse.js')
+    const {applyEdits, replaceEnvelopeEdit} = await import('../src/manifest/edits.js')
     const p = parseManifests(text)
     const s = p.secrets[0]
     const env = parseEnvelope(s.envelopeRaw)
-    const dk = await withKms(awsEnv(), (_b, k) => k.open(env.recipients, {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name}))
+    const dk = await withKms(
+      awsEnv(),
+      async (_b, k) =>
+        (
+          await k.unwrap(
+            env.recipients,
+            keyBinding({format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name}),
+          )
+        ).dataKey,
+    )
     const recipients = env.recipients.map((r) => change({...r}) as unknown as typeof r)
-    const mac = computeMac(deriveKeys(dk, 2), {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name},
-      s.values.map((v) => ({field: v.field, key: v.key, token: v.value})), recipients)
-    const {envelopeObject} = await import('../src/envelope.js')
+    const mac = computeMac(
+      deriveKeys(dk, 2),
+      {format: 2, scope: env.scope, namespace: env.encryptedAs!.namespace, name: env.encryptedAs!.name},
+      s.values.map((v) => ({field: v.field, key: v.key, token: v.value})),
+      recipients,
+    )
+    const {envelopeObject} = await import('../src/envelope/envelope.js')
     return applyEdits(text, [replaceEnvelopeEdit(text, s.map, s.envelopePair!, envelopeObject({...env, recipients, mac}), 'kseal', '\n')])
   }
 
-  it('--key awskms:<alias> calls the alias, so a whole new envelope under the attacker\'s key (valid MAC) is refused by KMS itself', async () => {
+  it("--key awskms:<alias> calls the alias, so a whole new envelope under the attacker's key (valid MAC) is refused by KMS itself", async () => {
     const victim = kms.createKey({alias: 'kseal-prod'})
     const attacker = kms.createKey({description: 'attacker'})
     const honest = await encryptFor([`awskms:${victim.aliasArn}`], secrets(1))
@@ -482,7 +547,8 @@ describe('awskms: which key kseal agrees to call (the key redirect)', () => {
     const forged = await forge(own, (e) => ({...e, kid: victim.aliasArn!, key: attacker.arn}))
     kms.resetStats()
     const withAlias = {...awsEnv()}
-    const decryptWith = (text: string, keys: string[]) => withKms(withAlias, (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: withAlias})))
+    const decryptWith = (text: string, keys: string[]) =>
+      withKms(withAlias, (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: withAlias})))
     expect(await decryptWith(honest, [`awskms:${victim.aliasArn}`])).toBe(secrets(1))
     expect(kms.calls.at(-1)).toMatchObject({operation: 'Decrypt', requestedKeyId: victim.aliasArn, status: 200})
     kms.resetStats()
@@ -498,7 +564,7 @@ describe('awskms: which key kseal agrees to call (the key redirect)', () => {
     expect(await withKms(awsEnv(), (_b, k) => decryptText(forged, 'in.yaml', k))).toContain('evil-0')
   })
 
-  it('a key recorded for an alias must be a key in the alias\'s account and region: refused before any call, with --key or without', async () => {
+  it("a key recorded for an alias must be a key in the alias's account and region: refused before any call, with --key or without", async () => {
     const enc = await encryptFor([`awskms:${key.aliasArn}`], secrets(1))
     for (const bad of [
       key.arn.replace(':111122223333:', ':444455556666:'),
@@ -524,7 +590,8 @@ describe('awskms: which key kseal agrees to call (the key redirect)', () => {
     kms.updateAlias('kseal-moving', k2.keyId)
     const newer = await encryptFor([`awskms:${k1.aliasArn}`], secrets(1))
     expect(parse(newer).kseal.recipients[0].key).toBe(k2.arn)
-    const open = (text: string, keys: string[]) => withKms(awsEnv(), (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: awsEnv()})))
+    const open = (text: string, keys: string[]) =>
+      withKms(awsEnv(), (b) => decryptText(text, 'in.yaml', new Keyring(b, {keys, env: awsEnv()})))
     expect(await open(newer, [`awskms:${k1.aliasArn}`])).toBe(secrets(1))
     const err = await failure(open(old, [`awskms:${k1.aliasArn}`]))
     expect(err.message).toContain(`add --key awskms:${k1.arn}`)

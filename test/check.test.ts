@@ -15,7 +15,8 @@ const secret = (name: string, body: string) => `apiVersion: v1\nkind: Secret\nme
 const PLAIN_DB = secret('db', 'stringData:\n  password: s3cr3t\n  user: admin\ndata:\n  empty:\n')
 const LIST = `apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: in-list}\n    data:\n      token: aGVsbG8=\n`
 const HELM_SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Values.name }}\nstringData:\n  pw: {{ .Values.pw }}\n'
-const TEMPLATE = 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{- include "labels" . | nindent 4 }}\n'
+const TEMPLATE =
+  'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{- include "labels" . | nindent 4 }}\n'
 
 let repo: string
 let encDb: string
@@ -58,8 +59,11 @@ describe('kseal check (working tree)', () => {
     expect(r.code).toBe(1)
     expect(r.stdout).toBe(
       `${d}/db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user\n` +
-      `${d}/list.json: document 1 (Secret in-list in item 2): plaintext data.token\n`)
-    expect(r.stderr).toContain(`skipped 1 Helm chart template (check what it renders: helm template CHART | kseal check -): ${d}/chart/templates/deploy.yaml`)
+        `${d}/list.json: document 1 (Secret in-list in item 2): plaintext data.token\n`,
+    )
+    expect(r.stderr).toContain(
+      `skipped 1 Helm chart template (check what it renders: helm template CHART | kseal check -): ${d}/chart/templates/deploy.yaml`,
+    )
     expect(r.stderr).toContain('2 Secrets hold plaintext values: encrypt them with kseal encrypt -i FILE')
     expect(r.stdout + r.stderr).not.toContain('s3cr3t')
   })
@@ -91,10 +95,13 @@ describe('kseal check (working tree)', () => {
     writeFileSync(json, '{"apiVersion": "v1", "kind": "Secret", "stringData": {"pw": "x",}}\n')
     expect((await check([json])).code).toBe(2)
     writeFileSync(json, '{"apiVersion": "v1", "kind": "ConfigMap",}\n')
-    expect(await check([json])).toMatchObject({code: 0, stderr: `kseal: skipped 1 file that is not valid YAML or JSON and does not mention kind: Secret: ${json}\n`})
+    expect(await check([json])).toMatchObject({
+      code: 0,
+      stderr: `kseal: skipped 1 file that is not valid YAML or JSON and does not mention kind: Secret: ${json}\n`,
+    })
   })
 
-  it('a Helm chart\'s templates are skipped with a note, Secrets among them too; a file in templates/ without template actions is still checked', async () => {
+  it("a Helm chart's templates are skipped with a note, Secrets among them too; a file in templates/ without template actions is still checked", async () => {
     const chart = path.join(repo, 'mychart')
     mkdirSync(path.join(chart, 'templates', 'db'), {recursive: true})
     writeFileSync(path.join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: mychart\nversion: 0.1.0\n')
@@ -102,7 +109,11 @@ describe('kseal check (working tree)', () => {
     writeFileSync(path.join(chart, 'templates', 'secret.yaml'), HELM_SECRET)
     writeFileSync(path.join(chart, 'templates', 'db', 'quoted.yaml'), HELM_SECRET.replace(/\{\{ (\S+) \}\}/g, '"{{ $1 }}"'))
     const r = await check([chart])
-    expect(r).toEqual({code: 0, stdout: '', stderr: `kseal: skipped 2 Helm chart templates (check what they render: helm template CHART | kseal check -): ${chart}/templates/db/quoted.yaml, ${chart}/templates/secret.yaml\n`})
+    expect(r).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: `kseal: skipped 2 Helm chart templates (check what they render: helm template CHART | kseal check -): ${chart}/templates/db/quoted.yaml, ${chart}/templates/secret.yaml\n`,
+    })
     // A plaintext Secret without template actions in templates/ is still a manifest, and caught.
     writeFileSync(path.join(chart, 'templates', 'plain.yaml'), PLAIN_DB)
     expect((await check([chart])).code).toBe(1)
@@ -175,7 +186,12 @@ describe('.pre-commit-hooks.yaml', () => {
     writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`)
     chmodSync(path.join(bin, 'kseal'), 0o755)
     const files = ['tree/db.yaml', 'tree/db.enc.yaml', 'tree/notes.txt'].filter((f) => new RegExp(hook.files).test(f))
-    const run = (names: string[]) => spawnSync('sh', ['-c', `${hook.entry} "$@"`, 'hook', ...names], {cwd: repo, encoding: 'utf8', env: cleanEnv({PATH: `${bin}:${process.env.PATH}`}) as NodeJS.ProcessEnv})
+    const run = (names: string[]) =>
+      spawnSync('sh', ['-c', `${hook.entry} "$@"`, 'hook', ...names], {
+        cwd: repo,
+        encoding: 'utf8',
+        env: cleanEnv({PATH: `${bin}:${process.env.PATH}`}) as NodeJS.ProcessEnv,
+      })
     const blocked = run(files)
     expect(blocked.status).toBe(1)
     expect(blocked.stdout).toBe('tree/db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user\n')
@@ -198,8 +214,17 @@ tool('pre-commit').describe('pre-commit itself runs the hook (offline: language 
     writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`)
     chmodSync(path.join(bin, 'kseal'), 0o755)
     // No network, no user configuration: pre-commit's cache and git's identity live in the scratch directory.
-    env = {PATH: `${bin}:${process.env.PATH}`, HOME: base, PRE_COMMIT_HOME: path.join(base, 'cache'), GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.com',
-      GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.com', GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8'}
+    env = {
+      PATH: `${bin}:${process.env.PATH}`,
+      HOME: base,
+      PRE_COMMIT_HOME: path.join(base, 'cache'),
+      GIT_AUTHOR_NAME: 'Dev',
+      GIT_AUTHOR_EMAIL: 'dev@example.com',
+      GIT_COMMITTER_NAME: 'Dev',
+      GIT_COMMITTER_EMAIL: 'dev@example.com',
+      GIT_CONFIG_NOSYSTEM: '1',
+      LANG: 'C.UTF-8',
+    }
     // The hook repository as users reference it: a git repository (here a local copy), pinned to a commit SHA.
     hookRepo = path.join(base, 'kseal-hooks')
     mkdirSync(hookRepo)
@@ -216,7 +241,10 @@ tool('pre-commit').describe('pre-commit itself runs the hook (offline: language 
     project = path.join(base, 'project')
     mkdirSync(project)
     g(project, 'init', '-q', '-b', 'main')
-    writeFileSync(path.join(project, '.pre-commit-config.yaml'), `repos:\n  - repo: ${hookRepo}\n    rev: ${sha}   # a commit SHA: kseal tags no releases yet\n    hooks: [{id: kseal-check}]\n`)
+    writeFileSync(
+      path.join(project, '.pre-commit-config.yaml'),
+      `repos:\n  - repo: ${hookRepo}\n    rev: ${sha}   # a commit SHA: kseal tags no releases yet\n    hooks: [{id: kseal-check}]\n`,
+    )
     g(project, 'add', '.pre-commit-config.yaml')
     g(project, 'commit', '-q', '-m', 'pre-commit config')
     const install = inProject('pre-commit', ['install'])
@@ -228,14 +256,19 @@ tool('pre-commit').describe('pre-commit itself runs the hook (offline: language 
     expect(inProject('git', ['add', 'db.yaml']).status).toBe(0)
     const blocked = inProject('git', ['commit', '-m', 'db'])
     expect(blocked.status).not.toBe(0)
-    expect(blocked.stdout + blocked.stderr).toContain('db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user')
+    expect(blocked.stdout + blocked.stderr).toContain(
+      'db.yaml: document 1 (Secret prod/db): plaintext stringData.password, stringData.user',
+    )
     expect(blocked.stdout + blocked.stderr).toMatch(/kseal check \(no plaintext Secrets\)\.+Failed/)
     expect(inProject('git', ['log', '--oneline']).stdout.trim().split('\n')).toHaveLength(1)
 
     writeFileSync(path.join(project, 'db.yaml'), encDb)
     expect(inProject('git', ['add', 'db.yaml']).status).toBe(0)
     const passed = inProject('git', ['commit', '-m', 'db'])
-    expect({status: passed.status, out: passed.stdout + passed.stderr}).toEqual({status: 0, out: expect.stringMatching(/kseal check \(no plaintext Secrets\)\.+Passed/)})
+    expect({status: passed.status, out: passed.stdout + passed.stderr}).toEqual({
+      status: 0,
+      out: expect.stringMatching(/kseal check \(no plaintext Secrets\)\.+Passed/),
+    })
     expect(inProject('git', ['log', '--oneline']).stdout.trim().split('\n')).toHaveLength(2)
   })
 })

@@ -42,8 +42,12 @@ describe('help and version', () => {
     }
   })
 
-  it('npx kseal runs the package\'s own bin', () => {
-    const r = spawnSync('npx', ['--no-install', 'kseal', '--version'], {cwd: ROOT, encoding: 'utf8', env: {...process.env, npm_config_yes: 'false'}})
+  it("npx kseal runs the package's own bin", () => {
+    const r = spawnSync('npx', ['--no-install', 'kseal', '--version'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {...process.env, npm_config_yes: 'false'},
+    })
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/^kseal\/0\.1\.0 /)
   })
@@ -106,7 +110,10 @@ describe('encrypt and decrypt', () => {
     const big = 'x'.repeat(300_000)
     const N = 150
     for (let i = 0; i < N; i++) writeFileSync(path.join(d, `s${i}.yaml`), secret(`s${i}`, big))
-    const child = spawn(process.execPath, [BIN, 'encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, d], {env: cleanEnv() as NodeJS.ProcessEnv, cwd: ROOT})
+    const child = spawn(process.execPath, [BIN, 'encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, d], {
+      env: cleanEnv() as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
     const closed = new Promise((r) => child.on('close', r))
     // Kill it once it has started writing: some files are encrypted, others not yet.
     const written = () => readdirSync(d).some((n) => /^s\d+\.yaml$/.test(n) && readFileSync(path.join(d, n), 'utf8').includes('kseal:v2:'))
@@ -130,7 +137,12 @@ describe('encrypt and decrypt', () => {
 })
 
 describe('progress', () => {
-  const run = (args: string) => spawnSync('script', ['-qfec', `${process.execPath} ${BIN} ${args}`, '/dev/null'], {encoding: 'utf8', env: cleanEnv() as NodeJS.ProcessEnv, cwd: ROOT})
+  const run = (args: string) =>
+    spawnSync('script', ['-qfec', `${process.execPath} ${BIN} ${args}`, '/dev/null'], {
+      encoding: 'utf8',
+      env: cleanEnv() as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
 
   it('shows a progress line on a terminal over many files, and none with --quiet or without a terminal', async () => {
     const d = path.join(dir, 'progress')
@@ -147,13 +159,28 @@ describe('progress', () => {
 
 describe('inspect', () => {
   it('lists encrypted Secrets with scope, version, recipients and value counts — no key needed', async () => {
-    const enc = await kseal(['encrypt', '--scope', 'namespace', '-r', `rsa:${TEAM_CERT}`], {input: secret('a') + '---\n' + 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n'})
+    const enc = await kseal(['encrypt', '--scope', 'namespace', '-r', `rsa:${TEAM_CERT}`], {
+      input: secret('a') + '---\n' + 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n',
+    })
     const f = path.join(dir, 'inspect.yaml')
     writeFileSync(f, enc.stdout)
     const json = await kseal(['inspect', '--json', f])
     expect(json.code).toBe(0)
-    expect(JSON.parse(json.stdout)).toEqual([{file: f, document: 1, namespace: 'default', name: 'a', scope: 'namespace', version: 2,
-      encryptedAs: {namespace: 'default', name: null, shown: 'namespace default'}, recipientsAuthenticated: true, recipients: [{backend: 'rsa', kid: 'd5326737ee564566'}], values: 1, plaintext: 0}])
+    expect(JSON.parse(json.stdout)).toEqual([
+      {
+        file: f,
+        document: 1,
+        namespace: 'default',
+        name: 'a',
+        scope: 'namespace',
+        version: 2,
+        encryptedAs: {namespace: 'default', name: null, shown: 'namespace default'},
+        recipientsAuthenticated: true,
+        recipients: [{backend: 'rsa', kid: 'd5326737ee564566'}],
+        values: 1,
+        plaintext: 0,
+      },
+    ])
     const table = await kseal(['inspect', f])
     expect(table.stdout).toMatch(/FILE#DOC\s+SECRET\s+SCOPE\s+FORMAT\s+ENCRYPTED AS\s+VALUES\s+RECIPIENTS/)
     expect(table.stdout).toContain(`${f}#1`)
@@ -165,7 +192,10 @@ describe('inspect', () => {
     const broken = path.join(dir, 'inspect-broken.yaml')
     writeFileSync(broken, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n')
     const problem = `${broken}: document 1: malformed YAML at line 5, column 1: All mapping items must start at the same column`
-    for (const args of [['inspect', good, broken], ['inspect', '--json', good, broken]]) {
+    for (const args of [
+      ['inspect', good, broken],
+      ['inspect', '--json', good, broken],
+    ]) {
       const r = await kseal(args)
       expect(r).toEqual({code: 2, stdout: '', stderr: `kseal: ${problem}\n`})
     }

@@ -35,7 +35,11 @@ describe('kseal autocomplete', () => {
       const line = `source "${path.join(cache, 'kseal', 'autocomplete', 'bash_setup').replace(/"/g, '\\"')}"
 COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; COMP_LINE="${words.join(' ')}"
 _kseal_autocomplete; echo "\${COMPREPLY[@]}"`
-      const r = spawnSync('bash', ['--norc', '-c', `KSEAL_AC_BASH_SETUP_PATH=${path.join(cache, 'kseal', 'autocomplete', 'bash_setup')}; ${line}`], {encoding: 'utf8'})
+      const r = spawnSync(
+        'bash',
+        ['--norc', '-c', `KSEAL_AC_BASH_SETUP_PATH=${path.join(cache, 'kseal', 'autocomplete', 'bash_setup')}; ${line}`],
+        {encoding: 'utf8'},
+      )
       expect(r.stderr).toBe('')
       return r.stdout.trim().split(/\s+/)
     }

@@ -9,7 +9,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
-import {ConfigFinder, CreationRules, encryptTextWithRules, matchRule, parseConfig} from '../src/config.js'
+import {ConfigFinder, CreationRules, matchRule, parseConfig} from '../src/config/config.js'
+import {encryptTextWithRules} from '../src/ops/encrypt.js'
 import {Backends} from '../keys/index.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
@@ -57,7 +58,8 @@ function configError(text: string): {code: string; exitCode: number; line: strin
 
 describe('parsing .kseal.yaml', () => {
   it('reads rules: regexes, scope, recipients as a list or a comma-separated string, and per-backend shorthands', () => {
-    const c = parseConfig(`# team set-up
+    const c = parseConfig(
+      `# team set-up
 creation_rules:
   - path_regex: ^prod/.*\\.yaml$
     namespace_regex: ^prod-
@@ -69,14 +71,26 @@ creation_rules:
   - rsa: [keys/team.crt]
     kms: arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci
     age: age1aaa, age1bbb
-`, '/repo/.kseal.yaml')
+`,
+      '/repo/.kseal.yaml',
+    )
     expect(c.dir).toBe('/repo')
     expect(c.rules).toHaveLength(3)
-    expect(c.rules[0]).toMatchObject({index: 1, line: 3, scope: 'namespace', recipients: ['rsa:keys/team.crt', 'awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci']})
+    expect(c.rules[0]).toMatchObject({
+      index: 1,
+      line: 3,
+      scope: 'namespace',
+      recipients: ['rsa:keys/team.crt', 'awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci'],
+    })
     expect(c.rules[0].pathRegex!.source).toBe('^prod\\/.*\\.yaml$')
     expect(c.rules[1]).toMatchObject({line: 9, recipients: ['rsa:a.crt', 'age:age1xyz']})
     expect(c.rules[1].scope).toBeUndefined()
-    expect(c.rules[2].recipients).toEqual(['rsa:keys/team.crt', 'awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci', 'age:age1aaa', 'age:age1bbb'])
+    expect(c.rules[2].recipients).toEqual([
+      'rsa:keys/team.crt',
+      'awskms:arn:aws:kms:eu-west-1:111122223333:alias/kseal-ci',
+      'age:age1aaa',
+      'age:age1bbb',
+    ])
   })
 
   it.each([
@@ -85,7 +99,11 @@ creation_rules:
     ['creation_rules: []\n', 1, /non-empty list/],
     ['creation_rules:\n  - just a string\n', 2, /each rule must be a mapping/],
     ['creation_rules:\n  - recipients: [rsa:a.crt]\n    path-regex: x\n', 3, /unknown key "path-regex"/],
-    ['creation_rules:\n  - recipients: [rsa:a.crt]\n  - path_regex: "(unclosed"\n    recipients: [rsa:a.crt]\n', 3, /creation_rules\[1\]\.path_regex: invalid regular expression/],
+    [
+      'creation_rules:\n  - recipients: [rsa:a.crt]\n  - path_regex: "(unclosed"\n    recipients: [rsa:a.crt]\n',
+      3,
+      /creation_rules\[1\]\.path_regex: invalid regular expression/,
+    ],
     ['creation_rules:\n  - recipients: [rsa:a.crt]\n    scope: everywhere\n', 3, /scope: expected one of strict, namespace, cluster/],
     ['creation_rules:\n  - path_regex: x\n', 2, /no recipients/],
     ['creation_rules:\n  - recipients:\n      - rsa:a.crt\n      - gpg:ABCDEF\n', 4, /"gpg:ABCDEF" is not a key URI/],
@@ -100,7 +118,8 @@ creation_rules:
 })
 
 describe('matching rules', () => {
-  const c = parseConfig(`creation_rules:
+  const c = parseConfig(
+    `creation_rules:
   - path_regex: ^prod/
     recipients: [rsa:prod.crt]
   - namespace_regex: ^dev-
@@ -108,7 +127,9 @@ describe('matching rules', () => {
   - path_regex: \\.yaml$
     namespace_regex: ^(staging|qa)$
     recipients: [rsa:staging.crt]
-`, '/repo/.kseal.yaml')
+`,
+    '/repo/.kseal.yaml',
+  )
   const first = (file: string | undefined, ns: string) => matchRule(c, file, ns)?.recipients[0]
 
   it('path regexes see the path relative to the config directory, with /', () => {
@@ -169,7 +190,9 @@ describe('kseal encrypt without -r (built CLI)', () => {
     repo = path.join(dir, 'team')
     write('team/keys/team.crt', readFileSync(TEAM_CERT, 'utf8'))
     write('team/keys/other.crt', readFileSync(OTHER_CERT, 'utf8'))
-    write('team/.kseal.yaml', `creation_rules:
+    write(
+      'team/.kseal.yaml',
+      `creation_rules:
   # Production: developers (RSA), the CI role (KMS) and the break-glass key (age).
   - path_regex: ^clusters/prod/
     recipients:
@@ -180,7 +203,8 @@ describe('kseal encrypt without -r (built CLI)', () => {
   - namespace_regex: ^dev-
     scope: namespace
     recipients: [rsa:keys/other.crt]
-`)
+`,
+    )
     write('team/clusters/prod/db.yaml', secret('db', 'prod'))
     write('team/clusters/dev/api.yaml', secret('api', 'dev-api'))
     write('team/clusters/dev/orphan.yaml', secret('orphan', 'default'))
@@ -215,7 +239,9 @@ describe('kseal encrypt without -r (built CLI)', () => {
     const r = await kseal(['encrypt', orphan], {cwd: repo, env: env()})
     expect(r.code).toBe(2)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/orphan\.yaml: document 1 \(Secret default\/orphan\): no creation rule in \.kseal\.yaml matches path "clusters\/dev\/orphan\.yaml" and namespace "default": add a rule .* or pass -r KEY_URI/)
+    expect(r.stderr).toMatch(
+      /orphan\.yaml: document 1 \(Secret default\/orphan\): no creation rule in \.kseal\.yaml matches path "clusters\/dev\/orphan\.yaml" and namespace "default": add a rule .* or pass -r KEY_URI/,
+    )
   })
 
   it('-r wins over the config; stdin uses the config of the working directory', async () => {
@@ -231,7 +257,9 @@ describe('kseal encrypt without -r (built CLI)', () => {
     const lone = write('lone/s.yaml', secret('s', 'default'))
     const r = await kseal(['encrypt', lone], {cwd: path.dirname(lone)})
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/no recipients: pass -r KEY_URI \(e\.g\. -r rsa:team\.crt\), or add a \.kseal\.yaml in this directory or above: "creation_rules: \[\{recipients: \[rsa:team\.crt\]\}\]"/)
+    expect(r.stderr).toMatch(
+      /no recipients: pass -r KEY_URI \(e\.g\. -r rsa:team\.crt\), or add a \.kseal\.yaml in this directory or above: "creation_rules: \[\{recipients: \[rsa:team\.crt\]\}\]"/,
+    )
   })
 
   it('a malformed config: exit 2 with its file and line, before any file is touched', async () => {
@@ -239,7 +267,9 @@ describe('kseal encrypt without -r (built CLI)', () => {
     const f = write('broken/s.yaml', secret('s', 'default'))
     const r = await kseal(['encrypt', '-i', f], {cwd: path.join(dir, 'broken')})
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe('kseal: .kseal.yaml:3: creation_rules[0]: unknown key "scop" (known: path_regex, namespace_regex, recipients, scope, rsa, awskms, kms, age)\n')
+    expect(r.stderr).toBe(
+      'kseal: .kseal.yaml:3: creation_rules[0]: unknown key "scop" (known: path_regex, namespace_regex, recipients, scope, rsa, awskms, kms, age)\n',
+    )
     expect(readFileSync(f, 'utf8')).toBe(secret('s', 'default'))
   })
 
@@ -248,6 +278,8 @@ describe('kseal encrypt without -r (built CLI)', () => {
     const f = write('missing/s.yaml', secret('s', 'default'))
     const r = await kseal(['encrypt', f], {cwd: path.join(dir, 'missing')})
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^kseal: \.kseal\.yaml:2: .*recipient rsa:keys\/gone\.crt: .*gone\.crt: cannot read: no such file or directory/)
+    expect(r.stderr).toMatch(
+      /^kseal: \.kseal\.yaml:2: .*recipient rsa:keys\/gone\.crt: .*gone\.crt: cannot read: no such file or directory/,
+    )
   })
 })

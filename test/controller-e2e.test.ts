@@ -12,16 +12,16 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keys.js'
-import {sealSecret} from '../src/sealed.js'
+import {keySecret, TRUST_SECRET, trustRootOf} from '../src/sealed/sealing-key.js'
+import {sealSecret} from '../src/sealed/seal.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
-import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, startReplica as startReplicaProcess, stopReplica} from './support/controller.js'
+import {sleep, until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
 
 const KEY_NS = 'kseal-system'
 const NS = 'default'
-
 
 let srv: K8sApiServer
 let proxy: ServiceProxy
@@ -39,7 +39,8 @@ async function startReplica(name: string, extra: string[] = []): Promise<Replica
 }
 
 const {call: api, sealedPath, sealedObj, secretObj, applySealed} = namespaceClient(() => srv, NS)
-const value = (s: KubeObject | undefined, k: string) => (s?.data?.[k] === undefined ? undefined : Buffer.from(s.data[k], 'base64').toString())
+const value = (s: KubeObject | undefined, k: string) =>
+  s?.data?.[k] === undefined ? undefined : Buffer.from(s.data[k], 'base64').toString()
 const synced = (name: string) => (sealedObj(name)?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced')
 const events = (name: string) => srv.listObjects('v1', 'Event', NS).filter((e) => e.involvedObject?.name === name)
 
@@ -48,8 +49,10 @@ const secretYaml = (name: string, values: Record<string, string>, labels: Record
 
 /** `kseal seal` through the service proxy: the certificate comes from the running controller. */
 async function seal(name: string, values: Record<string, string>, labels?: Record<string, string>): Promise<KubeObject> {
-  const r = await kseal(['seal', '--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig, '-o', 'json'],
-    {input: secretYaml(name, values, labels)})
+  const r = await kseal(
+    ['seal', '--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig, '-o', 'json'],
+    {input: secretYaml(name, values, labels)},
+  )
   expect(r.stderr).toBe('')
   expect(r.code).toBe(0)
   return JSON.parse(r.stdout) as KubeObject
@@ -117,7 +120,15 @@ describe('kseal controller, end to end', () => {
     expect(served.status).toBe(200)
     expect(served.text).toBe(keyCert)
     routeService(first)
-    const cert = await kseal(['cert', '--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig])
+    const cert = await kseal([
+      'cert',
+      '--controller-namespace',
+      KEY_NS,
+      '--controller-name',
+      'kseal-controller',
+      '--kubeconfig',
+      proxyKubeconfig,
+    ])
     expect(cert).toMatchObject({code: 0, stderr: ''})
     expect(cert.stdout).toBe(keyCert)
     expect(proxy.proxied).toContain(`${KEY_NS}/kseal-controller/v1/cert.pem`)
@@ -125,7 +136,9 @@ describe('kseal controller, end to end', () => {
     expect(direct.stdout).toBe(keyCert)
     const missing = await kseal(['cert', '--controller-namespace', KEY_NS, '--controller-name', 'nope', '--kubeconfig', proxyKubeconfig])
     expect(missing.code).toBe(1)
-    expect(missing.stderr).toMatch(/^kseal: cannot fetch the certificate from the controller kseal-system\/nope: HTTP 404: services "nope" not found/)
+    expect(missing.stderr).toMatch(
+      /^kseal: cannot fetch the certificate from the controller kseal-system\/nope: HTTP 404: services "nope" not found/,
+    )
     expect(missing.stderr.trim().split('\n')).toHaveLength(1)
 
     const sealed = await seal('db', {password: 'e2e-s3cret-one', user: 'admin'}, {app: 'db', tier: 'backend'})
@@ -136,7 +149,9 @@ describe('kseal controller, end to end', () => {
     expect(value(secret, 'password')).toBe('e2e-s3cret-one')
     expect(value(secret, 'user')).toBe('admin')
     expect(secret.metadata.labels).toEqual({app: 'db', tier: 'backend', 'kseal.dev/owned-by': 'sealedsecret'})
-    expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: created.metadata.uid, controller: true}])
+    expect(secret.metadata.ownerReferences).toEqual([
+      {apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: created.metadata.uid, controller: true},
+    ])
     await until(() => synced('db')?.status === 'True', 'Synced=True')
     expect(sealedObj('db')!.status.observedGeneration).toBe(1)
     await until(() => events('db').length, 'the Event')
@@ -169,12 +184,21 @@ describe('kseal controller, end to end', () => {
   })
 
   it('leaves a Secret it does not own alone (NotOwned), and garbage collection follows a deleted SealedSecret', async () => {
-    await api('POST', `/api/v1/namespaces/${NS}/secrets`, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'handmade'}, stringData: {x: 'hand'}})
+    await api('POST', `/api/v1/namespaces/${NS}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'handmade'},
+      stringData: {x: 'hand'},
+    })
     await applySealed(await seal('handmade', {x: 'e2e-fixed-value'}))
     await until(() => synced('handmade')?.reason === 'NotOwned', 'NotOwned')
     expect(synced('handmade')!.status).toBe('False')
     expect(value(secretObj('handmade'), 'x')).toBe('hand')
-    expect(events('handmade').filter((e) => e.type === 'Warning').map((e) => e.reason)).toContain('NotOwned')
+    expect(
+      events('handmade')
+        .filter((e) => e.type === 'Warning')
+        .map((e) => e.reason),
+    ).toContain('NotOwned')
 
     await applySealed(await seal('temp', {t: 'e2e-fixed-value'}))
     await until(() => secretObj('temp'), 'the temp Secret')
@@ -183,8 +207,11 @@ describe('kseal controller, end to end', () => {
   })
 
   it('a SealedSecret sealed to a key it lacks waits (NoKey) and opens as soon as that key is restored', async () => {
-    const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'restored', namespace: NS}, stringData: {k: 'e2e-fixed-value'}},
-      [new RsaRecipient(new crypto.X509Certificate(readFileSync(TEAM_CERT, 'utf8')).publicKey, 'team')], 'strict')
+    const sealed = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'restored', namespace: NS}, stringData: {k: 'e2e-fixed-value'}},
+      [new RsaRecipient(new crypto.X509Certificate(readFileSync(TEAM_CERT, 'utf8')).publicKey, 'team')],
+      'strict',
+    )
     await applySealed(sealed as unknown as KubeObject)
     await until(() => synced('restored')?.reason === 'NoKey', 'NoKey')
     expect(synced('restored')!.message).toMatch(/sealed for rsa:d5326737ee564566/)
@@ -194,7 +221,11 @@ describe('kseal controller, end to end', () => {
     const certPem = readFileSync(TEAM_CERT, 'utf8')
     const restoredAt = Date.now()
     const root = trustRootOf(srv.getObject('v1', 'Secret', KEY_NS, TRUST_SECRET) as never)!
-    await api('POST', `/api/v1/namespaces/${KEY_NS}/secrets`, keySecret(KEY_NS, {kid: TEAM_KID, keyPem, certPem}, new Date('2020-01-01T00:00:00Z'), root))
+    await api(
+      'POST',
+      `/api/v1/namespaces/${KEY_NS}/secrets`,
+      keySecret(KEY_NS, {kid: TEAM_KID, keyPem, certPem}, new Date('2020-01-01T00:00:00Z'), root),
+    )
     await until(() => value(secretObj('restored'), 'k') === 'e2e-fixed-value', 'the Secret after the key came back')
     expect(Date.now() - restoredAt).toBeLessThan(1000)
     expect(await first.metric('kseal_keys')).toBe(2)
@@ -208,9 +239,14 @@ describe('kseal controller, end to end', () => {
     srv.clearRequests()
     const again = await startReplica('replica-1b')
     routeService(again)
-    await until(async () => await again.metric('kseal_leader') === 1, 'leadership')
-    await until(async () => await again.metric('kseal_reconciles_total{result="unchanged"}') + await again.metric('kseal_reconciles_total{result="failed"}') >= total,
-      'every SealedSecret reconciled')
+    await until(async () => (await again.metric('kseal_leader')) === 1, 'leadership')
+    await until(
+      async () =>
+        (await again.metric('kseal_reconciles_total{result="unchanged"}')) +
+          (await again.metric('kseal_reconciles_total{result="failed"}')) >=
+        total,
+      'every SealedSecret reconciled',
+    )
     expect(await again.metric('kseal_decryptions_total')).toBe(0)
     expect(await again.metric('kseal_reconciles_total{result="unsealed"}')).toBe(0)
     expect(await again.metric('kseal_keys_generated_total')).toBe(0)
@@ -258,7 +294,10 @@ describe('kseal controller, end to end', () => {
     const sealedObjs = await Promise.all(names.map((n) => seal(n, {v: 'e2e-fault', id: n})))
     // Faults hit the controller's calls only (the test's own writes to SealedSecrets go through).
     // 1. A burst of 500s on the reconcile path: reads and writes of Secrets, status patches, Events.
-    srv.failNext(10, {status: 500, match: (r) => r.resource === 'secrets' || r.resource === 'events' || (r.resource === 'sealedsecrets' && r.subresource === 'status')})
+    srv.failNext(10, {
+      status: 500,
+      match: (r) => r.resource === 'secrets' || r.resource === 'events' || (r.resource === 'sealedsecrets' && r.subresource === 'status'),
+    })
     await applySealed(sealedObjs[0])
     await applySealed(sealedObjs[1])
     // 2. The watch is cut: it resumes from the last resourceVersion.

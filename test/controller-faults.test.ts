@@ -17,10 +17,18 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {RsaRecipient} from '../keys/rsa.js'
-import {sealSecret} from '../src/sealed.js'
-import {namespaceClient, type Replica, startReplica, stopReplica, until} from './support/controller.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {namespaceClient, type Replica, startReplica, stopReplica} from './support/controller.js'
+import {until} from './support/until.js'
 import {type FaultProxy, isWrite, startFaultProxy} from './support/fault-proxy.js'
-import {dataRegressions, type HistoryRecorder, logViolations, recordHistory, stateViolations, statusRegressions} from './support/invariants.js'
+import {
+  dataRegressions,
+  type HistoryRecorder,
+  logViolations,
+  recordHistory,
+  stateViolations,
+  statusRegressions,
+} from './support/invariants.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 
 const KEY_NS = 'kseal-system'
@@ -72,11 +80,15 @@ const alive = (r: Replica) => r.child.exitCode === null && r.child.signalCode ==
 const isLeader = async (r: Replica) => alive(r) && (await r.metric('kseal_leader').catch(() => 0)) === 1
 
 async function leaderAmong(reps: Replica[], what: string, timeoutMs: number): Promise<Replica> {
-  return until(async () => {
-    const flags = await Promise.all(reps.map(isLeader))
-    const leaders = reps.filter((_, i) => flags[i])
-    return leaders.length === 1 ? leaders[0] : undefined
-  }, what, timeoutMs)
+  return until(
+    async () => {
+      const flags = await Promise.all(reps.map(isLeader))
+      const leaders = reps.filter((_, i) => flags[i])
+      return leaders.length === 1 ? leaders[0] : undefined
+    },
+    what,
+    timeoutMs,
+  )
 }
 
 /** Seals version `v` of each named SealedSecret with the controller's certificate and applies it straight to the API server. */
@@ -84,7 +96,11 @@ async function applyVersion(list: string[], v: number): Promise<void> {
   for (const name of list) {
     const values = {user: `user-${name}`, password: `pw-${crypto.randomBytes(6).toString('hex')}-${name}-v${v}`}
     plaintexts.push(values.password)
-    const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels: {app: name}}, stringData: values}, [cert], 'strict')
+    const sealed = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels: {app: name}}, stringData: values},
+      [cert],
+      'strict',
+    )
     await applySealed(sealed)
     expected.set(name, values)
   }
@@ -117,9 +133,18 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-faults-'))
   srv = await startK8sApiServer({namespaces: ['default', KEY_NS, NS], historySize: 100_000})
   // Decoys the controller must never touch: a plain Secret, and one wearing the controller's label without an owner.
-  srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'decoy-plain', namespace: NS}, data: {k: Buffer.from('decoy-1').toString('base64')}})
-  srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'decoy-labelled', namespace: NS, labels: {'kseal.dev/owned-by': 'sealedsecret'}},
-    data: {k: Buffer.from('decoy-2').toString('base64')}})
+  srv.putObject({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {name: 'decoy-plain', namespace: NS},
+    data: {k: Buffer.from('decoy-1').toString('base64')},
+  })
+  srv.putObject({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {name: 'decoy-labelled', namespace: NS, labels: {'kseal.dev/owned-by': 'sealedsecret'}},
+    data: {k: Buffer.from('decoy-2').toString('base64')},
+  })
   decoys = ['decoy-plain', 'decoy-labelled'].map((n) => srv.getObject('v1', 'Secret', NS, n)!)
   sealedHistory = await recordHistory(srv, `/apis/kseal.dev/v1/namespaces/${NS}/sealedsecrets`)
   secretHistory = await recordHistory(srv, `/api/v1/namespaces/${NS}/secrets`)
@@ -145,74 +170,100 @@ describe('two controller replicas under faults', () => {
   let a: Replica
   let b: Replica
 
-  it('converge through 5xx/429 bursts (then a full outage), watch cuts, latency and 409s on both replicas', async () => {
-    a = await replica('replica-a', proxies[0])
-    await leaderAmong([a], 'replica-a to lead', LEASE_MS + TAKEOVER_SLACK_MS)
-    await until(async () => (await a.get('/readyz')).status === 200, 'replica-a ready')
-    const pem = (await a.get('/v1/cert.pem')).text
-    cert = new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'rsa:controller')
-    b = await replica('replica-b', proxies[1])
-    await until(async () => (await b.get('/readyz')).status === 200, 'replica-b ready')
+  it(
+    'converge through 5xx/429 bursts (then a full outage), watch cuts, latency and 409s on both replicas',
+    async () => {
+      a = await replica('replica-a', proxies[0])
+      await leaderAmong([a], 'replica-a to lead', LEASE_MS + TAKEOVER_SLACK_MS)
+      await until(async () => (await a.get('/readyz')).status === 200, 'replica-a ready')
+      const pem = (await a.get('/v1/cert.pem')).text
+      cert = new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'rsa:controller')
+      b = await replica('replica-b', proxies[1])
+      await until(async () => (await b.get('/readyz')).status === 200, 'replica-b ready')
 
-    // Faults on every call of both replicas: 30% errors, 30% of the Secret updates and status patches 409, 20-100 ms latency, watches cut every 1.5 s.
-    const storm = {errors: {rate: 0.3, statuses: [500, 503, 429], retryAfter: 1}, conflictRate: 0.3, latencyMs: 20, jitterMs: 80, cutWatchesEveryMs: 1500}
-    const injected = (p: FaultProxy, ...statuses: number[]) => p.log.filter((r) => r.injected && statuses.includes(r.status)).length
-    const secret409s = () => proxies.reduce((n, p) => n + p.log.filter((r) => r.injected && r.status === 409 && r.resource === 'secrets').length, 0)
-    try {
-      for (const p of proxies) p.set(storm)
-      await applyVersion(names, 1)
-      await until(() => written(1) === N, 'version 1 written through the storm', CONVERGE_MS, POLL_MS)
-      await applyVersion(names.slice(0, N / 2), 2)
-      // Version 2 makes headway through the storm too, until each kind of fault has hit the replicas again and again.
-      await until(() => written(2) >= N / 4 && proxies.every((p) => injected(p, 500, 503, 429) >= 10) && secret409s() >= 1,
-        'version 2 under way through the storm', CONVERGE_MS, POLL_MS).catch((e: Error) => {
-        throw new Error(`${e.message}: version 2 ${written(2)}/${N / 2}, errors ${proxies.map((p) => injected(p, 500, 503, 429))}, Secret 409s ${secret409s()}`)
-      })
-      // Then a full outage: every call of both replicas fails, until neither can prove it holds the Lease.
-      for (const p of proxies) p.set({...storm, errors: {rate: 1, statuses: [500, 503, 429], retryAfter: 1}})
-      await until(async () => !(await isLeader(a)) && !(await isLeader(b)), 'both replicas to step down in the outage', LEASE_MS + TAKEOVER_SLACK_MS, POLL_MS)
-    } finally {
-      for (const p of proxies) p.set({})
-    }
+      // Faults on every call of both replicas: 30% errors, 30% of the Secret updates and status patches 409, 20-100 ms latency, watches cut every 1.5 s.
+      const storm = {
+        errors: {rate: 0.3, statuses: [500, 503, 429], retryAfter: 1},
+        conflictRate: 0.3,
+        latencyMs: 20,
+        jitterMs: 80,
+        cutWatchesEveryMs: 1500,
+      }
+      const injected = (p: FaultProxy, ...statuses: number[]) => p.log.filter((r) => r.injected && statuses.includes(r.status)).length
+      const secret409s = () =>
+        proxies.reduce((n, p) => n + p.log.filter((r) => r.injected && r.status === 409 && r.resource === 'secrets').length, 0)
+      try {
+        for (const p of proxies) p.set(storm)
+        await applyVersion(names, 1)
+        await until(() => written(1) === N, 'version 1 written through the storm', CONVERGE_MS, POLL_MS)
+        await applyVersion(names.slice(0, N / 2), 2)
+        // Version 2 makes headway through the storm too, until each kind of fault has hit the replicas again and again.
+        await until(
+          () => written(2) >= N / 4 && proxies.every((p) => injected(p, 500, 503, 429) >= 10) && secret409s() >= 1,
+          'version 2 under way through the storm',
+          CONVERGE_MS,
+          POLL_MS,
+        ).catch((e: Error) => {
+          throw new Error(
+            `${e.message}: version 2 ${written(2)}/${N / 2}, errors ${proxies.map((p) => injected(p, 500, 503, 429))}, Secret 409s ${secret409s()}`,
+          )
+        })
+        // Then a full outage: every call of both replicas fails, until neither can prove it holds the Lease.
+        for (const p of proxies) p.set({...storm, errors: {rate: 1, statuses: [500, 503, 429], retryAfter: 1}})
+        await until(
+          async () => !(await isLeader(a)) && !(await isLeader(b)),
+          'both replicas to step down in the outage',
+          LEASE_MS + TAKEOVER_SLACK_MS,
+          POLL_MS,
+        )
+      } finally {
+        for (const p of proxies) p.set({})
+      }
 
-    await leaderAmong([a, b], 'a leader after the outage', LEASE_MS + TAKEOVER_SLACK_MS)
-    await converged('every SealedSecret synced after the storm')
-    checkHistory()
-    const sum = async (series: string) => (await a.metric(series)) + (await b.metric(series))
-    expect(await sum('kseal_api_retries_total')).toBeGreaterThan(0)
-    expect(await sum('kseal_secret_write_conflicts_total{reason="Conflict"}')).toBeGreaterThan(0)
-  }, SCENARIO_MS)
+      await leaderAmong([a, b], 'a leader after the outage', LEASE_MS + TAKEOVER_SLACK_MS)
+      await converged('every SealedSecret synced after the storm')
+      checkHistory()
+      const sum = async (series: string) => (await a.metric(series)) + (await b.metric(series))
+      expect(await sum('kseal_api_retries_total')).toBeGreaterThan(0)
+      expect(await sum('kseal_secret_write_conflicts_total{reason="Conflict"}')).toBeGreaterThan(0)
+    },
+    SCENARIO_MS,
+  )
 
-  it('SIGKILL of the leader mid-sync: the standby takes over after the lease and finishes, writing each Secret once', async () => {
-    const leader = await leaderAmong([a, b], 'a leader', LEASE_MS + TAKEOVER_SLACK_MS)
-    const standby = leader === a ? b : a
-    const leaderProxy = proxyOf.get(leader)!
-    const standbyProxy = proxyOf.get(standby)!
-    leaderProxy.set({latencyMs: 150})
-    let done: number
-    let killedAt: number
-    try {
-      await applyVersion(names, 3)
-      await until(() => written(3) >= 3, 'the leader to be mid-sync', 30_000)
-      done = written(3)
-      killedAt = Date.now()
-      await stopReplica(leader, 'SIGKILL')
-    } finally {
-      leaderProxy.set({})
-    }
-    expect(done).toBeLessThan(N) // it really died mid-sync
-    const before = await standby.metric('kseal_decryptions_total')
-    await leaderAmong([standby], 'the standby to take over', LEASE_MS + TAKEOVER_SLACK_MS)
-    const takeoverAt = Date.now()
-    // It waited out the lease (less the time since the dead leader's last renewal).
-    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_MS - 3000)
-    await converged('every SealedSecret synced by the new leader')
-    checkHistory()
-    // Only what the dead leader had not written is decrypted and written again, each once.
-    expect(await standby.metric('kseal_decryptions_total') - before).toBeLessThanOrEqual(N - done)
-    const secretWrites = standbyProxy.log.filter((r) => r.resource === 'secrets' && isWrite(r) && r.time >= takeoverAt - LEASE_MS)
-    expect(secretWrites.length).toBeLessThanOrEqual(N - done)
-  }, SCENARIO_MS)
+  it(
+    'SIGKILL of the leader mid-sync: the standby takes over after the lease and finishes, writing each Secret once',
+    async () => {
+      const leader = await leaderAmong([a, b], 'a leader', LEASE_MS + TAKEOVER_SLACK_MS)
+      const standby = leader === a ? b : a
+      const leaderProxy = proxyOf.get(leader)!
+      const standbyProxy = proxyOf.get(standby)!
+      leaderProxy.set({latencyMs: 150})
+      let done: number
+      let killedAt: number
+      try {
+        await applyVersion(names, 3)
+        await until(() => written(3) >= 3, 'the leader to be mid-sync', 30_000)
+        done = written(3)
+        killedAt = Date.now()
+        await stopReplica(leader, 'SIGKILL')
+      } finally {
+        leaderProxy.set({})
+      }
+      expect(done).toBeLessThan(N) // it really died mid-sync
+      const before = await standby.metric('kseal_decryptions_total')
+      await leaderAmong([standby], 'the standby to take over', LEASE_MS + TAKEOVER_SLACK_MS)
+      const takeoverAt = Date.now()
+      // It waited out the lease (less the time since the dead leader's last renewal).
+      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_MS - 3000)
+      await converged('every SealedSecret synced by the new leader')
+      checkHistory()
+      // Only what the dead leader had not written is decrypted and written again, each once.
+      expect((await standby.metric('kseal_decryptions_total')) - before).toBeLessThanOrEqual(N - done)
+      const secretWrites = standbyProxy.log.filter((r) => r.resource === 'secrets' && isWrite(r) && r.time >= takeoverAt - LEASE_MS)
+      expect(secretWrites.length).toBeLessThanOrEqual(N - done)
+    },
+    SCENARIO_MS,
+  )
 
   /**
    * Stops the leader with SIGSTOP (mid-sync when `busy`, else idle) for longer than its lease; the
@@ -250,9 +301,17 @@ describe('two controller replicas under faults', () => {
     paused.child.kill('SIGCONT')
     // Proof that it ran after waking: it said it lost the Lease, and it asked for the Lease twice
     // more (by then its buffered watch events have been read and handed on).
-    await until(() => paused.lines.slice(mark).some((l) => l.includes('"msg":"lost leadership')), 'the woken replica to log that it lost the Lease', 30_000)
-    await until(() => pausedProxy.log.filter((r) => r.resource === 'leases' && r.verb === 'get' && r.time > continuedAt).length >= 2,
-      'two Lease rounds of the woken replica', 30_000, POLL_MS)
+    await until(
+      () => paused.lines.slice(mark).some((l) => l.includes('"msg":"lost leadership')),
+      'the woken replica to log that it lost the Lease',
+      30_000,
+    )
+    await until(
+      () => pausedProxy.log.filter((r) => r.resource === 'leases' && r.verb === 'get' && r.time > continuedAt).length >= 2,
+      'two Lease rounds of the woken replica',
+      30_000,
+      POLL_MS,
+    )
     expect(await isLeader(paused)).toBe(false)
 
     const late = pausedProxy.log.filter((r) => isWrite(r) && r.resource !== 'leases' && r.time >= takeoverAt)
@@ -261,15 +320,23 @@ describe('two controller replicas under faults', () => {
     checkHistory()
   }
 
-  it('SIGSTOP of the leader mid-sync, past its lease; the new leader applies two newer versions; SIGCONT: zero stale writes', async () => {
-    // A fresh standby behind the dead replica's proxy.
-    const dead = [a, b].find((r) => !alive(r))!
-    const c = await replica('replica-c', proxyOf.get(dead)!)
-    await until(async () => (await c.get('/readyz')).status === 200, 'replica-c ready')
-    await pauseLeader([a, b, c].filter(alive), true, 4)
-  }, SCENARIO_MS)
+  it(
+    'SIGSTOP of the leader mid-sync, past its lease; the new leader applies two newer versions; SIGCONT: zero stale writes',
+    async () => {
+      // A fresh standby behind the dead replica's proxy.
+      const dead = [a, b].find((r) => !alive(r))!
+      const c = await replica('replica-c', proxyOf.get(dead)!)
+      await until(async () => (await c.get('/readyz')).status === 200, 'replica-c ready')
+      await pauseLeader([a, b, c].filter(alive), true, 4)
+    },
+    SCENARIO_MS,
+  )
 
-  it('SIGSTOP of an idle leader past its lease, the same again: zero stale writes', async () => {
-    await pauseLeader(replicas.filter(alive), false, 6)
-  }, SCENARIO_MS)
+  it(
+    'SIGSTOP of an idle leader past its lease, the same again: zero stale writes',
+    async () => {
+      await pauseLeader(replicas.filter(alive), false, 6)
+    },
+    SCENARIO_MS,
+  )
 })

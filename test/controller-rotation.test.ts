@@ -16,16 +16,20 @@ import os from 'node:os'
 import path from 'node:path'
 import YAML from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {KEY_LABEL} from '../src/controller/keys.js'
-import {clusterApi, type ClusterApi} from '../src/controller/kube.js'
-import {RENEW_REQUEST_ANNOTATION} from '../src/controller/leader.js'
-import {silentLogger} from '../src/controller/log.js'
-import {DEFAULTS, startController} from '../src/controller/main.js'
-import {sample} from '../src/controller/metrics.js'
-import {controllerResealer} from '../src/reseal.js'
-import {recipientKids, sealSecret, unsealSealedSecret, type SealedSecretObject} from '../src/sealed.js'
+import {KEY_LABEL} from '../src/sealed/sealing-key.js'
+import {clusterApi, type ClusterApi} from '../src/kube/api.js'
+import {RENEW_REQUEST_ANNOTATION} from '../src/controller/runtime/leader.js'
+import {silentLogger} from './support/log.js'
+import {startController} from '../src/controller/controller.js'
+import {DEFAULTS} from '../src/controller/options.js'
+import {sample} from './support/metrics.js'
+import {controllerResealer} from '../src/ops/reseal.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
+import {recipientKids, unsealSealedSecret} from '../src/sealed/unseal.js'
 import {kseal, TEAM_CERT} from './support/cli.js'
-import {namespaceClient, type Replica, sleep, startReplica as startReplicaProcess, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, startReplica as startReplicaProcess, stopReplica} from './support/controller.js'
+import {sleep, until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
 
@@ -67,10 +71,21 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
   it('renews on schedule when the clock passes the renew period; old keys still open; metrics count the trigger', async () => {
     const ns = 'clock'
     let now = new Date('2026-01-01T00:00:00Z')
-    const c = await startController({
-      ...DEFAULTS, namespaces: [ns], keyNamespace: ns, keyRenewPeriodMs: 30 * 86_400_000, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'clock', workers: 1, resyncPeriodMs: 0,
-    }, {api, log: silentLogger, now: () => now})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: ns,
+        keyRenewPeriodMs: 30 * 86_400_000,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'clock',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger, now: () => now},
+    )
     const get = async (p: string) => {
       const r = await fetch(`http://${c.address}${p}`)
       return {status: r.status, text: await r.text()}
@@ -78,8 +93,11 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
     try {
       await until(() => c.keys.size === 1, 'the first key')
       const first = c.keys.newest()!
-      const oldSealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'clocked', namespace: ns}, stringData: {v: 'rot-s3cret-old'}},
-        [recipientFor((await get('/v1/cert.pem')).text)], 'strict')
+      const oldSealed = await sealSecret(
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'clocked', namespace: ns}, stringData: {v: 'rot-s3cret-old'}},
+        [recipientFor((await get('/v1/cert.pem')).text)],
+        'strict',
+      )
       now = new Date('2026-01-30T23:59:59Z') // not yet due
       await c.checkKeys()
       expect(c.keys.size).toBe(1)
@@ -95,7 +113,7 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
       expect(sample(m, 'kseal_keys_generated_total')).toBe(2)
       expect(sample(m, 'kseal_key_age_seconds')).toBe(0)
       // The old key still opens what was sealed to it.
-      const r = await unsealSealedSecret(oldSealed, c.keys.open)
+      const r = await unsealSealedSecret(oldSealed, c.keys.unwrap)
       expect(r.kids).toEqual([first.kid])
       expect(Buffer.from((r.secret.data as Record<string, string>).v, 'base64').toString()).toBe('rot-s3cret-old')
       const keys = JSON.parse((await get('/v1/keys')).text)
@@ -113,10 +131,22 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
     let now = new Date('2026-02-10T00:00:00Z')
     const cutoff = new Date('2026-02-10T12:00:00Z')
     const before = keySecrets(ns).length
-    const c = await startController({
-      ...DEFAULTS, namespaces: [ns], keyNamespace: ns, keyRenewPeriodMs: 0, keyCutoff: cutoff, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'cutoff', workers: 1, resyncPeriodMs: 0,
-    }, {api, log: silentLogger, now: () => now})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: ns,
+        keyRenewPeriodMs: 0,
+        keyCutoff: cutoff,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'cutoff',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger, now: () => now},
+    )
     const get = async (p: string) => {
       const r = await fetch(`http://${c.address}${p}`)
       return {status: r.status, text: await r.text()}
@@ -129,7 +159,11 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
       expect(certKid((await get('/v1/cert.pem')).text)).toBe(newest.kid)
       now = new Date('2026-02-10T12:00:01Z') // the cutoff passed; the schedule has not run yet
       expect((await get('/v1/cert.pem')).status).toBe(503)
-      const refused = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: '{}', headers: {'content-type': 'application/json'}})
+      const refused = await fetch(`http://${c.address}/v1/rotate`, {
+        method: 'POST',
+        body: '{}',
+        headers: {'content-type': 'application/json'},
+      })
       expect(refused.status).toBe(400) // not a SealedSecret: checked before the key
       await c.checkKeys()
       expect(c.keys.size).toBe(before + 1)
@@ -148,19 +182,40 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
 describe('/v1/rotate rate limit', () => {
   it('refuses requests past the burst with 429 and Retry-After until the clock refills it; metrics count them', async () => {
     let now = new Date('2026-03-01T00:00:00Z')
-    const c = await startController({
-      ...DEFAULTS, namespaces: ['clock'], keyNamespace: 'clock', keyRenewPeriodMs: 0, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'limited', workers: 1, resyncPeriodMs: 0, rotateRateLimit: 2, rotateRateBurst: 2,
-    }, {api, log: silentLogger, now: () => now})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: ['clock'],
+        keyNamespace: 'clock',
+        keyRenewPeriodMs: 0,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'limited',
+        workers: 1,
+        resyncPeriodMs: 0,
+        rotateRateLimit: 2,
+        rotateRateBurst: 2,
+      },
+      {api, log: silentLogger, now: () => now},
+    )
     const post = async () => {
       const r = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: '{}', headers: {'content-type': 'application/json'}})
-      return {status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() as {code: string; message: string; retryAfterSeconds?: number}}
+      return {
+        status: r.status,
+        retryAfter: r.headers.get('retry-after'),
+        body: (await r.json()) as {code: string; message: string; retryAfterSeconds?: number},
+      }
     }
     try {
       expect((await post()).status).toBe(400) // not a SealedSecret, but admitted: it used a token
       expect((await post()).status).toBe(400)
       const limited = await post()
-      expect(limited).toEqual({status: 429, retryAfter: '1', body: {code: 'ERR_BACKEND', message: 'too many /v1/rotate requests: retry in 0.50s', retryAfterSeconds: 0.5}})
+      expect(limited).toEqual({
+        status: 429,
+        retryAfter: '1',
+        body: {code: 'ERR_BACKEND', message: 'too many /v1/rotate requests: retry in 0.50s', retryAfterSeconds: 0.5},
+      })
       now = new Date(now.getTime() + 500)
       expect((await post()).status).toBe(400)
       expect((await post()).status).toBe(429)
@@ -173,15 +228,35 @@ describe('/v1/rotate rate limit', () => {
   })
 
   it('kseal reseal waits out 429s and reseals every SealedSecret', async () => {
-    const c = await startController({
-      ...DEFAULTS, namespaces: ['clock'], keyNamespace: 'clock', keyRenewPeriodMs: 0, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'limited-e2e', workers: 1, resyncPeriodMs: 0, rotateRateLimit: 20, rotateRateBurst: 1,
-    }, {api, log: silentLogger})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: ['clock'],
+        keyNamespace: 'clock',
+        keyRenewPeriodMs: 0,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'limited-e2e',
+        workers: 1,
+        resyncPeriodMs: 0,
+        rotateRateLimit: 20,
+        rotateRateBurst: 1,
+      },
+      {api, log: silentLogger},
+    )
     try {
       await until(() => c.keys.newest(), 'a sealing key')
       const recipient = recipientFor(c.keys.newest()!.certPem)
-      const docs = await Promise.all([...Array(8).keys()].map((i) =>
-        sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: `rl${i}`, namespace: 'clock'}, stringData: {v: 'rot-plain-value'}}, [recipient], 'strict')))
+      const docs = await Promise.all(
+        [...Array(8).keys()].map((i) =>
+          sealSecret(
+            {apiVersion: 'v1', kind: 'Secret', metadata: {name: `rl${i}`, namespace: 'clock'}, stringData: {v: 'rot-plain-value'}},
+            [recipient],
+            'strict',
+          ),
+        ),
+      )
       const file = path.join(dir, 'limited.yaml')
       writeFileSync(file, docs.map((d) => YAML.stringify(d)).join('---\n'))
       const r = await kseal(['reseal', '--controller-url', `http://${c.address}`, file])
@@ -203,20 +278,26 @@ describe('/v1/rotate rate limit', () => {
       most = Math.max(most, active)
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => setTimeout(() => {
-        active--
-        if (refuse-- > 0) {
-          res.writeHead(429, {'retry-after': '0', 'content-type': 'text/plain'})
-          return res.end('slow down\n')
-        }
-        res.writeHead(200, {'content-type': 'application/json'})
-        res.end(Buffer.concat(chunks)) // the same SealedSecret: "unchanged"
-      }, 30))
+      req.on('end', () =>
+        setTimeout(() => {
+          active--
+          if (refuse-- > 0) {
+            res.writeHead(429, {'retry-after': '0', 'content-type': 'text/plain'})
+            return res.end('slow down\n')
+          }
+          res.writeHead(200, {'content-type': 'application/json'})
+          res.end(Buffer.concat(chunks)) // the same SealedSecret: "unchanged"
+        }, 30),
+      )
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     try {
-      const sealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: 'clock'}, stringData: {v: 'rot-plain-value'}}, [recipientFor(readFileSync(TEAM_CERT, 'utf8'))], 'strict')
+      const sealed = await sealSecret(
+        {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: 'clock'}, stringData: {v: 'rot-plain-value'}},
+        [recipientFor(readFileSync(TEAM_CERT, 'utf8'))],
+        'strict',
+      )
       const stats = {resealed: 0, unchanged: 0}
       const reseal = controllerResealer({url}, stats)
       const results = await Promise.all([...Array(12).keys()].map(() => reseal(sealed as unknown as Record<string, unknown>)))
@@ -227,7 +308,9 @@ describe('/v1/rotate rate limit', () => {
       refuse = Infinity
       const t0 = Date.now()
       await expect(controllerResealer({url}, stats, 300)(sealed as unknown as Record<string, unknown>)).rejects.toMatchObject({
-        exitCode: 1, message: expect.stringMatching(/could not reseal it: HTTP 429: slow down \(its --rotate-rate-limit; try again later\)$/)})
+        exitCode: 1,
+        message: expect.stringMatching(/could not reseal it: HTTP 429: slow down \(its --rotate-rate-limit; try again later\)$/),
+      })
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300)
     } finally {
       server.close()
@@ -259,7 +342,13 @@ afterEach(() => {
 
 const {sealedObj, secretObj, applySealed} = namespaceClient(() => srv, NS)
 const secretYaml = (name: string, values: Record<string, string>) =>
-  YAML.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS, labels: {app: name}}, type: 'Opaque', stringData: values})
+  YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {name, namespace: NS, labels: {app: name}},
+    type: 'Opaque',
+    stringData: values,
+  })
 const proxyFlags = () => ['--controller-namespace', KEY_NS, '--controller-name', 'kseal-controller', '--kubeconfig', proxyKubeconfig]
 
 async function sealViaController(name: string, values: Record<string, string>): Promise<SealedSecretObject> {
@@ -268,7 +357,7 @@ async function sealViaController(name: string, values: Record<string, string>): 
   return JSON.parse(r.stdout) as SealedSecretObject
 }
 
-describe('rotating the unsealer\'s keys, end to end', () => {
+describe("rotating the unsealer's keys, end to end", () => {
   let leader: Replica
   let standby: Replica
   let firstKid: string
@@ -277,7 +366,7 @@ describe('rotating the unsealer\'s keys, end to end', () => {
 
   it('SIGUSR1 to a standby: the request goes through the Lease and the leader renews; SIGUSR1 to the leader renews at once', async () => {
     leader = await startReplica('rot-1')
-    await until(async () => (await leader.get('/readyz')).status === 200 && await leader.metric('kseal_leader') === 1, 'the leader ready')
+    await until(async () => (await leader.get('/readyz')).status === 200 && (await leader.metric('kseal_leader')) === 1, 'the leader ready')
     proxy.register(KEY_NS, 'kseal-controller', `http://127.0.0.1:${leader.port}`)
     firstKid = certKid((await leader.get('/v1/cert.pem')).text)
     oldSealed = await sealViaController('old', {password: 'rot-s3cret-old'})
@@ -290,18 +379,22 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     await until(async () => (await standby.get('/readyz')).status === 200, 'the standby ready')
     expect(await standby.metric('kseal_leader')).toBe(0)
     standby.child.kill('SIGUSR1')
-    await until(() => keySecrets(KEY_NS).length === 2, 'a key renewed on the standby\'s request')
+    await until(() => keySecrets(KEY_NS).length === 2, "a key renewed on the standby's request")
     expect(await leader.metric('kseal_key_renewals_total{trigger="signal"}')).toBe(1)
     expect(await standby.metric('kseal_key_renewal_requests_total{via="lease"}')).toBe(1)
     expect(await standby.metric('kseal_keys_generated_total')).toBe(0)
-    await until(() => srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'kseal-controller')!.metadata.annotations?.[RENEW_REQUEST_ANNOTATION] === undefined,
-      'the request cleared from the Lease')
+    await until(
+      () =>
+        srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'kseal-controller')!.metadata.annotations?.[RENEW_REQUEST_ANNOTATION] ===
+        undefined,
+      'the request cleared from the Lease',
+    )
     expect(standby.lines.some((l) => /"msg":"key renewal requested: asking the leader through the Lease"/.test(l))).toBe(true)
     expect(leader.lines.some((l) => /"msg":"key renewal requested on the Lease".*"requestedBy":"rot-2"/.test(l))).toBe(true)
     expect(leader.lines.some((l) => /"msg":"sealing key generated".*"trigger":"signal"/.test(l))).toBe(true)
 
     leader.child.kill('SIGUSR1')
-    await until(() => keySecrets(KEY_NS).length === 3, 'a key renewed on the leader\'s own signal')
+    await until(() => keySecrets(KEY_NS).length === 3, "a key renewed on the leader's own signal")
     expect(await leader.metric('kseal_key_renewals_total{trigger="signal"}')).toBe(2)
     expect(await leader.metric('kseal_key_renewal_requests_total{via="leader"}')).toBe(1)
     // Both replicas serve the newest certificate.
@@ -310,7 +403,11 @@ describe('rotating the unsealer\'s keys, end to end', () => {
       const b = certKid((await standby.get('/v1/cert.pem')).text)
       return a === b && a !== firstKid && (await leader.metric('kseal_keys')) === 3 && a
     }, 'the newest certificate served everywhere')
-    expect(JSON.parse((await standby.get('/v1/keys')).text).map((k: {kid: string; active: boolean}) => [k.kid, k.active]).at(-1)).toEqual([newestKid, true])
+    expect(
+      JSON.parse((await standby.get('/v1/keys')).text)
+        .map((k: {kid: string; active: boolean}) => [k.kid, k.active])
+        .at(-1),
+    ).toEqual([newestKid, true])
   })
 
   it('old keys still open old SealedSecrets; new seals use the newest key; the metric counts what is still on old keys', async () => {
@@ -322,12 +419,12 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     expect(recipientKids(fresh)).toEqual([newestKid])
     await applySealed(fresh)
     await until(() => secretObj('new'), 'the Secret from the new seal')
-    await until(async () => await leader.metric('kseal_sealed_secrets_on_old_keys') === 2, 'two SealedSecrets on old keys')
+    await until(async () => (await leader.metric('kseal_sealed_secrets_on_old_keys')) === 2, 'two SealedSecrets on old keys')
     expect(await standby.metric('kseal_sealed_secrets_on_old_keys')).toBe(2)
     expect(await leader.metric('kseal_key_age_seconds')).toBeLessThan(30)
   })
 
-  it('kseal keys --controller lists the unsealer\'s keys, as a table and as JSON', async () => {
+  it("kseal keys --controller lists the unsealer's keys, as a table and as JSON", async () => {
     const json = await kseal(['keys', '--controller', ...proxyFlags(), '--json'])
     expect(json).toMatchObject({code: 0, stderr: ''})
     const keys = JSON.parse(json.stdout) as {kid: string; created: string; active: boolean; sealedSecrets: number}[]
@@ -348,14 +445,24 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     const cert = await kseal(['cert', '--controller-url', `http://127.0.0.1:${standby.port}/`])
     expect(cert).toMatchObject({code: 0, stderr: ''})
     expect(certKid(cert.stdout)).toBe(keys[2].kid)
-    const missing = await kseal(['keys', '--controller', '--controller-namespace', KEY_NS, '--controller-name', 'nope', '--kubeconfig', proxyKubeconfig])
+    const missing = await kseal([
+      'keys',
+      '--controller',
+      '--controller-namespace',
+      KEY_NS,
+      '--controller-name',
+      'nope',
+      '--kubeconfig',
+      proxyKubeconfig,
+    ])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toMatch(/^kseal: cannot list the keys of the controller kseal-system\/nope: HTTP 404/)
   })
 
-  it('kseal reseal -i moves SealedSecret files to the newest key; other documents and comments stay; the Secret\'s data is unchanged', async () => {
+  it("kseal reseal -i moves SealedSecret files to the newest key; other documents and comments stay; the Secret's data is unchanged", async () => {
     const newestKid = certKid((await leader.get('/v1/cert.pem')).text)
-    const configMap = '# config, untouched\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: default}\ndata:\n  k: "v"   # odd spacing kept\n'
+    const configMap =
+      '# config, untouched\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: default}\ndata:\n  k: "v"   # odd spacing kept\n'
     const file = path.join(dir, 'old.yaml')
     const text = `${configMap}---\n# the database password\n${YAML.stringify(oldSealed, {lineWidth: 0})}`
     writeFileSync(file, text)
@@ -382,9 +489,15 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     // Applied, the controller produces the same Secret data; nothing is left on old keys.
     await applySealed(resealed)
     await applySealed(lateOut)
-    await until(async () => await leader.metric('kseal_sealed_secrets_on_old_keys') === 0, 'no SealedSecret left on old keys')
-    await until(() => sealedObj('old')!.status?.observedGeneration === 2 && sealedObj('late')!.status?.observedGeneration === 2, 'both reconciled again')
-    await until(() => (sealedObj('old')!.status?.conditions ?? []).some((c: KubeObject) => c.type === 'Synced' && c.status === 'True'), 'old Synced')
+    await until(async () => (await leader.metric('kseal_sealed_secrets_on_old_keys')) === 0, 'no SealedSecret left on old keys')
+    await until(
+      () => sealedObj('old')!.status?.observedGeneration === 2 && sealedObj('late')!.status?.observedGeneration === 2,
+      'both reconciled again',
+    )
+    await until(
+      () => (sealedObj('old')!.status?.conditions ?? []).some((c: KubeObject) => c.type === 'Synced' && c.status === 'True'),
+      'old Synced',
+    )
     expect(secretObj('old')!.data).toEqual(before.old)
     expect(secretObj('late')!.data).toEqual(before.late)
 
@@ -395,7 +508,13 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     expect(again.stderr).toBe('kseal: resealed 0 SealedSecrets; 1 already sealed to the newest key\n')
     expect(await leader.metric('kseal_rotate_requests_total{result="resealed"}')).toBe(2)
     expect(await standby.metric('kseal_rotate_requests_total{result="unchanged"}')).toBe(1)
-    expect(leader.lines.some((l) => /"msg":"resealed a SealedSecret to the newest key","sealedSecret":"default\/old","from":\["[0-9a-f]{16}"\],"to":"[0-9a-f]{16}"/.test(l))).toBe(true)
+    expect(
+      leader.lines.some((l) =>
+        /"msg":"resealed a SealedSecret to the newest key","sealedSecret":"default\/old","from":\["[0-9a-f]{16}"\],"to":"[0-9a-f]{16}"/.test(
+          l,
+        ),
+      ),
+    ).toBe(true)
   })
 
   it('/v1/rotate refuses tampered (422), foreign (422), malformed (400) and oversized (413) input with a one-line JSON error and no plaintext', async () => {
@@ -413,8 +532,11 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     expect(await post(JSON.stringify(tampered))).toMatchObject({status: 422, json: {code: 'ERR_INTEGRITY'}})
     const moved = {...tamperSrc, metadata: {...tamperSrc.metadata, name: 'elsewhere'}}
     expect((await post(JSON.stringify(moved))).status).toBe(422)
-    const foreign = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'f', namespace: NS}, stringData: {x: 'rot-s3cret-tamper'}},
-      [recipientFor(readFileSync(TEAM_CERT, 'utf8'))], 'strict')
+    const foreign = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'f', namespace: NS}, stringData: {x: 'rot-s3cret-tamper'}},
+      [recipientFor(readFileSync(TEAM_CERT, 'utf8'))],
+      'strict',
+    )
     const f = await post(JSON.stringify(foreign))
     expect(f).toMatchObject({status: 422, json: {code: 'ERR_NO_KEY'}})
     expect(f.json.message).toMatch(/sealed for rsa:d5326737ee564566/)
@@ -423,7 +545,9 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     expect(await post('{"kind": "SealedSecret", ')).toMatchObject({status: 400, json: {code: 'ERR_INPUT'}})
     expect(await post('a: [b\nc: rot-plain-value', 'application/yaml')).toMatchObject({status: 400, json: {code: 'ERR_INPUT'}})
     // A plain Secret posted by mistake: refused without echoing its values.
-    const plain = await post(JSON.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: NS}, stringData: {k: 'rot-plain-value'}}))
+    const plain = await post(
+      JSON.stringify({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'p', namespace: NS}, stringData: {k: 'rot-plain-value'}}),
+    )
     expect(plain).toMatchObject({status: 400, json: {code: 'ERR_INPUT', message: 'Secret default/p: not a SealedSecret (kind "Secret")'}})
     const big = JSON.stringify({...tamperSrc, metadata: {...tamperSrc.metadata, annotations: {pad: 'x'.repeat(1 << 20)}}})
     expect(await post(big)).toMatchObject({status: 413, json: {code: 'ERR_INPUT'}})
@@ -436,8 +560,10 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     const before = readFileSync(file, 'utf8')
     const r = await kseal(['reseal', '-i', ...proxyFlags(), file])
     expect(r.code).toBe(3)
-    expect(r.stderr.split('\n')).toContain(`kseal: ${file}: document 1 (Secret default/tamper): the controller kseal-system/kseal-controller could not reseal it: HTTP 422: ` +
-      'Secret default/tamper: encryptedData.a: cannot decrypt: the value was altered or moved here from another key or Secret')
+    expect(r.stderr.split('\n')).toContain(
+      `kseal: ${file}: document 1 (Secret default/tamper): the controller kseal-system/kseal-controller could not reseal it: HTTP 422: ` +
+        'Secret default/tamper: encryptedData.a: cannot decrypt: the value was altered or moved here from another key or Secret',
+    )
     expect(readFileSync(file, 'utf8')).toBe(before)
   })
 
@@ -451,25 +577,46 @@ describe('rotating the unsealer\'s keys, end to end', () => {
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--key-cutoff "last tuesday": expected an RFC 3339 time/)
     const c = await startReplica('rot-cutoff', ['--key-cutoff', cutoff])
-    await until(async () => (await c.get('/readyz')).status === 200 && await c.metric('kseal_key_renewals_total{trigger="cutoff"}') === 1, 'a key made for the cutoff')
+    await until(
+      async () => (await c.get('/readyz')).status === 200 && (await c.metric('kseal_key_renewals_total{trigger="cutoff"}')) === 1,
+      'a key made for the cutoff',
+    )
     const kid = certKid((await c.get('/v1/cert.pem')).text)
     expect(oldKids).not.toContain(kid)
     expect(keySecrets(KEY_NS)).toHaveLength(oldKids.length + 1)
     const keys = JSON.parse((await c.get('/v1/keys')).text) as {kid: string; active: boolean; retired: boolean}[]
-    expect(keys.filter((k) => k.retired).map((k) => k.kid).sort()).toEqual([...oldKids].sort())
+    expect(
+      keys
+        .filter((k) => k.retired)
+        .map((k) => k.kid)
+        .sort(),
+    ).toEqual([...oldKids].sort())
     expect(keys.filter((k) => k.active).map((k) => k.kid)).toEqual([kid])
     // Everything applied so far is sealed to keys older than the cutoff.
-    await until(async () => await c.metric('kseal_sealed_secrets_on_old_keys') === srv.listObjects('kseal.dev/v1', 'SealedSecret', NS).length, 'the metric against the cutoff')
+    await until(
+      async () => (await c.metric('kseal_sealed_secrets_on_old_keys')) === srv.listObjects('kseal.dev/v1', 'SealedSecret', NS).length,
+      'the metric against the cutoff',
+    )
     // An old key still opens a SealedSecret sealed to it.
-    const oldKeyCert = Buffer.from(keySecrets(KEY_NS).find((s) => s.metadata.annotations['kseal.dev/key-id'] === firstKid)!.data['tls.crt'], 'base64').toString()
-    const viaOld = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'after-cutoff', namespace: NS}, stringData: {p: 'rot-s3cret-old'}},
-      [recipientFor(oldKeyCert)], 'strict')
+    const oldKeyCert = Buffer.from(
+      keySecrets(KEY_NS).find((s) => s.metadata.annotations['kseal.dev/key-id'] === firstKid)!.data['tls.crt'],
+      'base64',
+    ).toString()
+    const viaOld = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'after-cutoff', namespace: NS}, stringData: {p: 'rot-s3cret-old'}},
+      [recipientFor(oldKeyCert)],
+      'strict',
+    )
     await applySealed(viaOld)
     await until(() => secretObj('after-cutoff'), 'a SealedSecret on a pre-cutoff key unsealed')
     // ... and /v1/rotate moves it past the cutoff.
-    const r = await fetch(`http://127.0.0.1:${c.port}/v1/rotate`, {method: 'POST', body: JSON.stringify(viaOld), headers: {'content-type': 'application/json'}})
+    const r = await fetch(`http://127.0.0.1:${c.port}/v1/rotate`, {
+      method: 'POST',
+      body: JSON.stringify(viaOld),
+      headers: {'content-type': 'application/json'},
+    })
     expect(r.status).toBe(200)
-    expect(recipientKids(await r.json() as SealedSecretObject)).toEqual([kid])
+    expect(recipientKids((await r.json()) as SealedSecretObject)).toEqual([kid])
     expect(await stop(c)).toBe(0)
   })
 })

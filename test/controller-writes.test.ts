@@ -12,19 +12,25 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {KsealError} from '../src/errors.js'
-import {clusterApi, type ClusterApi, loadKubeConfig, type Secret} from '../src/controller/kube.js'
-import {LeaderElector} from '../src/controller/leader.js'
-import {createLogger, silentLogger} from '../src/controller/log.js'
-import {type Controller, DEFAULTS, startController} from '../src/controller/main.js'
+import {KsealError} from '../src/core/errors.js'
+import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
+import {loadKubeConfig} from '../src/kube/config.js'
+import {LeaderElector} from '../src/controller/runtime/leader.js'
+import {createLogger} from '../src/controller/log.js'
+import {silentLogger} from './support/log.js'
+import {type Controller, startController} from '../src/controller/controller.js'
+import {DEFAULTS} from '../src/controller/options.js'
 import {GENERATION_ANNOTATION, OWNED_LABEL, slimSecret, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
-import {Reconciler} from '../src/controller/reconcile.js'
-import {Reflector} from '../src/controller/reflector.js'
-import {KeyStore} from '../src/controller/keys.js'
+import {Reconciler} from '../src/controller/sealed/reconcile.js'
+import {Reflector} from '../src/controller/runtime/reflector.js'
+import {KeyStore} from '../src/controller/keystore/store.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {type SealedSecretObject, sealedSpecHash, sealSecret} from '../src/sealed.js'
+import {sealedSpecHash} from '../src/sealed/hash.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT} from './support/cli.js'
-import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT, until} from './support/controller.js'
+import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
+import {sleep, until} from './support/until.js'
 import {type FaultProxy, startFaultProxy} from './support/fault-proxy.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 
@@ -50,14 +56,21 @@ afterAll(async () => {
 const notLeader = () => new KsealError('ERR_NOT_LEADER', 'refused')
 
 async function seal(ns: string, name: string, values: Record<string, string>): Promise<SealedSecretObject> {
-  return sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: ns}, stringData: values}, [fixtureRecipient(OTHER_CERT)], 'strict')
+  return sealSecret(
+    {apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: ns}, stringData: values},
+    [fixtureRecipient(OTHER_CERT)],
+    'strict',
+  )
 }
 
 /** Stores (creates or updates the spec of) a SealedSecret straight in the API server, as `kubectl apply` would. */
 async function put(ns: string, name: string, values: Record<string, string>): Promise<SealedSecretObject> {
   const sealed = await seal(ns, name, values)
   const cur = srv.getObject('kseal.dev/v1', 'SealedSecret', ns, name)
-  return srv.putObject({...sealed, metadata: {...sealed.metadata, ...(cur ? {uid: cur.metadata.uid} : {})}} as unknown as KubeObject) as unknown as SealedSecretObject
+  return srv.putObject({
+    ...sealed,
+    metadata: {...sealed.metadata, ...(cur ? {uid: cur.metadata.uid} : {})},
+  } as unknown as KubeObject) as unknown as SealedSecretObject
 }
 const sealedOf = (ns: string, name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', ns, name) as unknown as SealedSecretObject
 const secretOf = (ns: string, name: string) => srv.getObject('v1', 'Secret', ns, name)
@@ -67,7 +80,8 @@ const writes = (ns: string) => srv.countRequests((r) => r.namespace === ns && r.
 
 describe('the write fence: a CallContext at the moment of each write', () => {
   it('runs beforeWrite before every attempt of a write, retries included, never for a read; a refusal sends nothing', async () => {
-    const onSecrets = (verb: string) => (r: {verb: string; resource?: string; namespace?: string}) => r.verb === verb && r.resource === 'secrets' && r.namespace === 'w'
+    const onSecrets = (verb: string) => (r: {verb: string; resource?: string; namespace?: string}) =>
+      r.verb === verb && r.resource === 'secrets' && r.namespace === 'w'
     let checks = 0
     srv.failNext(2, {status: 503, match: onSecrets('create')})
     const created = await api.createSecret('w', {metadata: {name: 'fence'}, data: {}}, {beforeWrite: () => void checks++})
@@ -82,9 +96,11 @@ describe('the write fence: a CallContext at the moment of each write', () => {
     srv.clearRequests()
     srv.failNext(1, {status: 503, match: onSecrets('update')})
     let attempt = 0
-    const refused = api.replaceSecret('w', 'fence', created, {beforeWrite: () => {
-      if (++attempt === 2) throw notLeader()
-    }})
+    const refused = api.replaceSecret('w', 'fence', created, {
+      beforeWrite: () => {
+        if (++attempt === 2) throw notLeader()
+      },
+    })
     await expect(refused).rejects.toMatchObject({code: 'ERR_NOT_LEADER'})
     expect(srv.countRequests(onSecrets('update'))).toBe(1)
   })
@@ -110,9 +126,18 @@ describe('the write fence: a CallContext at the moment of each write', () => {
 })
 
 describe('the leader fence, on the monotonic clock', () => {
-  const elector = (name: string, monotonic: () => number, o: {api?: ClusterApi} = {}) => new LeaderElector({
-    api: o.api ?? api, namespace: KEY_NS, name, identity: 'a', log: silentLogger, leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100, monotonic,
-  })
+  const elector = (name: string, monotonic: () => number, o: {api?: ClusterApi} = {}) =>
+    new LeaderElector({
+      api: o.api ?? api,
+      namespace: KEY_NS,
+      name,
+      identity: 'a',
+      log: silentLogger,
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 700,
+      retryPeriodMs: 100,
+      monotonic,
+    })
 
   it('closes the write window the moment the clock passes the renew deadline, before any timer runs; a renewal reopens it', async () => {
     let offset = 0
@@ -179,7 +204,7 @@ describe('the reconciler never writes back in time', () => {
   const ns = 'c1'
   let decryptions = 0
   let store: KeyStore
-  const reconciler = () => new Reconciler({api, open: store.open, log: silentLogger, identity: 'r'})
+  const reconciler = () => new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'r'})
 
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_TRUST_ROOT})
@@ -222,11 +247,21 @@ describe('the reconciler never writes back in time', () => {
     await put(ns, 'cas', {v: 'one'})
     await reconciler().reconcile(sealedOf(ns, 'cas'))
     const read = slimSecret(secretOf(ns, 'cas') as Secret) // what the watch held
-    srv.putObject({...secretOf(ns, 'cas'), metadata: {...secretOf(ns, 'cas')!.metadata, annotations: {...secretOf(ns, 'cas')!.metadata.annotations, other: 'writer'}}})
+    srv.putObject({
+      ...secretOf(ns, 'cas'),
+      metadata: {...secretOf(ns, 'cas')!.metadata, annotations: {...secretOf(ns, 'cas')!.metadata.annotations, other: 'writer'}},
+    })
     await put(ns, 'cas', {v: 'two'})
     let cached: Secret | undefined = read
     let conflicts = 0
-    const r = new Reconciler({api, open: store.open, log: silentLogger, identity: 'r', cachedSecret: () => cached, onConflict: () => void conflicts++})
+    const r = new Reconciler({
+      api,
+      unwrap: store.unwrap,
+      log: silentLogger,
+      identity: 'r',
+      cachedSecret: () => cached,
+      onConflict: () => void conflicts++,
+    })
     decryptions = 0
     expect(await r.reconcile(sealedOf(ns, 'cas'))).toMatchObject({result: 'failed', reason: 'WriteConflict', retry: 'backoff'})
     expect(value(secretOf(ns, 'cas'), 'v')).toBe('one')
@@ -241,9 +276,17 @@ describe('the reconciler never writes back in time', () => {
 
   it('keeps a bounded number of decrypted Secrets for retries, and none once the replica stops leading', async () => {
     // The watch holds a Secret of each that the API server no longer has: every update is answered 404.
-    const gone = (namespace: string, name: string): Secret => ({metadata: {name, namespace, resourceVersion: '1',
-      ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name, uid: sealedOf(namespace, name).metadata.uid!, controller: true}]}})
-    const r = new Reconciler({api, open: store.open, log: silentLogger, identity: 'r', retainMax: 2, cachedSecret: gone})
+    const gone = (namespace: string, name: string): Secret => ({
+      metadata: {
+        name,
+        namespace,
+        resourceVersion: '1',
+        ownerReferences: [
+          {apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name, uid: sealedOf(namespace, name).metadata.uid!, controller: true},
+        ],
+      },
+    })
+    const r = new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'r', retainMax: 2, cachedSecret: gone})
     decryptions = 0
     for (const name of ['b1', 'b2', 'b3']) {
       await put(ns, name, {v: name})
@@ -272,19 +315,40 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     const kubeconfig = path.join(dir, `${ns}.kubeconfig`)
     await proxy.writeKubeconfig(kubeconfig)
     lines = []
-    c = await startController({
-      ...DEFAULTS, namespaces: [ns], keyNamespace: KEY_NS, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false, identity: ns, workers: 2, resyncPeriodMs: 0,
-    }, {api: await clusterApi(await loadKubeConfig({kubeconfig}), {baseMs: 5, maxMs: 20}), log: createLogger({level: 'debug', write: (l) => lines.push(l)})})
+    c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: KEY_NS,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: ns,
+        workers: 2,
+        resyncPeriodMs: 0,
+      },
+      {
+        api: await clusterApi(await loadKubeConfig({kubeconfig}), {baseMs: 5, maxMs: 20}),
+        log: createLogger({level: 'debug', write: (l) => lines.push(l)}),
+      },
+    )
     return c
   }
   /** The backoff delays the controller chose for a SealedSecret (logged when it requeues it), from line `from` on. */
-  const delays = (key: string, from: number) => lines.slice(from).map((l) => JSON.parse(l) as {msg: string; sealedSecret?: string; retryInMs?: number})
-    .filter((r) => r.sealedSecret === key && (r.msg === 'requeued with backoff' || r.msg === 'Secret changed: its SealedSecret is requeued')).map((r) => r.retryInMs!)
+  const delays = (key: string, from: number) =>
+    lines
+      .slice(from)
+      .map((l) => JSON.parse(l) as {msg: string; sealedSecret?: string; retryInMs?: number})
+      .filter(
+        (r) => r.sealedSecret === key && (r.msg === 'requeued with backoff' || r.msg === 'Secret changed: its SealedSecret is requeued'),
+      )
+      .map((r) => r.retryInMs!)
   /** The queue's jittered exponential backoff: 200 ms doubling, each within a quarter of its nominal value. */
-  const backoff = (ds: number[]) => ds.forEach((d, k) => {
-    expect(d).toBeGreaterThanOrEqual(0.75 * 200 * 2 ** k - 1)
-    expect(d).toBeLessThanOrEqual(1.25 * 200 * 2 ** k + 1)
-  })
+  const backoff = (ds: number[]) =>
+    ds.forEach((d, k) => {
+      expect(d).toBeGreaterThanOrEqual(0.75 * 200 * 2 ** k - 1)
+      expect(d).toBeLessThanOrEqual(1.25 * 200 * 2 ** k + 1)
+    })
   /** Runs `fn` against a controller for namespace `ns` (no leader election, no resync), then stops it and unhooks the proxy. */
   async function withController(ns: string, fn: (ctl: Controller) => Promise<void>): Promise<void> {
     const ctl = await controller(ns)
@@ -296,13 +360,25 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       c = undefined
     }
   }
-  const putsOf = (ns: string, name: string) => proxy.log.filter((r) => r.namespace === ns && r.name === name && r.resource === 'secrets' && (r.verb === 'update' || r.verb === 'create'))
+  const putsOf = (ns: string, name: string) =>
+    proxy.log.filter(
+      (r) => r.namespace === ns && r.name === name && r.resource === 'secrets' && (r.verb === 'update' || r.verb === 'create'),
+    )
   /** What another controller writing the Secret leaves in managedFields (the test server does not record writers itself). */
   const rival = (ns: string, name: string, change: (s: KubeObject) => void) => {
     const s = secretOf(ns, name)
     if (!s) return
     change(s)
-    s.metadata.managedFields = [{manager: 'rival-operator', operation: 'Update', apiVersion: 'v1', time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), fieldsType: 'FieldsV1', fieldsV1: {}}]
+    s.metadata.managedFields = [
+      {
+        manager: 'rival-operator',
+        operation: 'Update',
+        apiVersion: 'v1',
+        time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        fieldsType: 'FieldsV1',
+        fieldsV1: {},
+      },
+    ]
     srv.putObject(s)
   }
 
@@ -312,11 +388,12 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await put(ns, 'fought', {v: 'mine'})
       await until(() => secretOf(ns, 'fought'), 'the Secret')
       await until(() => synced(ns, 'fought')?.status === 'True', 'Synced')
-      const decryptions = ctl.metrics.decryptions.get()
+      const decryptions = await ctl.metrics.decryptions.get()
       // From now on, another writer touches the Secret just before each update the controller sends: every one gets 409.
       proxy.hook = {
         before: (r, body) => {
-          if (r.resource === 'secrets' && r.name === 'fought' && r.verb === 'update') rival(ns, 'fought', (s) => (s.metadata.annotations = {...s.metadata.annotations, rival: String(Date.now())}))
+          if (r.resource === 'secrets' && r.name === 'fought' && r.verb === 'update')
+            rival(ns, 'fought', (s) => (s.metadata.annotations = {...s.metadata.annotations, rival: String(Date.now())}))
           return body
         },
       }
@@ -325,26 +402,29 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await put(ns, 'fought', {v: 'mine, again'})
       await until(() => synced(ns, 'fought')?.reason === 'WriteConflict', 'the WriteConflict condition', 30_000)
       const updates = putsOf(ns, 'fought').filter((r) => proxy.log.indexOf(r) >= from)
-      expect(synced(ns, 'fought')!.message).toMatch(/changed by another writer .* \(409 Conflict\), 5 times in a row; its last writer was field manager "rival-operator" \(Update at/)
-      expect(ctl.metrics.conflicts.get({reason: 'Conflict'})).toBeGreaterThanOrEqual(5)
+      expect(synced(ns, 'fought')!.message).toMatch(
+        /changed by another writer .* \(409 Conflict\), 5 times in a row; its last writer was field manager "rival-operator" \(Update at/,
+      )
+      expect(await ctl.metrics.conflicts.get({reason: 'Conflict'})).toBeGreaterThanOrEqual(5)
       // Five attempts, each after a backoff twice as long as the one before: no hot loop,
       expect(updates.length).toBeLessThanOrEqual(6)
       backoff(delays(`${ns}/fought`, mark).slice(0, 4))
       // and the retries reused what was decrypted once.
-      expect(ctl.metrics.decryptions.get() - decryptions).toBe(1)
+      expect((await ctl.metrics.decryptions.get()) - decryptions).toBe(1)
       expect(value(secretOf(ns, 'fought'), 'v')).toBe('mine') // never the newer data over the other writer's change
-      const warnings = () => srv.listObjects('v1', 'Event', ns).filter((e) => e.involvedObject?.name === 'fought' && e.reason === 'WriteConflict')
+      const warnings = () =>
+        srv.listObjects('v1', 'Event', ns).filter((e) => e.involvedObject?.name === 'fought' && e.reason === 'WriteConflict')
       await until(() => warnings().length, 'the Warning Event')
       expect(warnings()).toHaveLength(1)
     })
   })
 
-  it('a mutating webhook that strips the controller\'s marks: bounded retries, one decryption, WriteConflict says so', async () => {
+  it("a mutating webhook that strips the controller's marks: bounded retries, one decryption, WriteConflict says so", async () => {
     const ns = 'c3'
     await withController(ns, async (ctl) => {
       proxy.hook = {
         before: (r, body) => {
-          if (r.resource !== 'secrets' || r.name !== undefined && r.name !== 'mutated') return body
+          if (r.resource !== 'secrets' || (r.name !== undefined && r.name !== 'mutated')) return body
           const o = JSON.parse(body.toString()) as KubeObject
           if (o.metadata?.name !== 'mutated') return body
           delete o.metadata.annotations?.[SPEC_HASH_ANNOTATION]
@@ -354,10 +434,10 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await put(ns, 'mutated', {v: 'x'})
       await until(() => synced(ns, 'mutated')?.reason === 'WriteConflict', 'the WriteConflict condition', 30_000)
       expect(synced(ns, 'mutated')!.message).toMatch(/changed on its way in: .*mutating admission webhook\?\), 5 times in a row/)
-      expect(ctl.metrics.conflicts.get({reason: 'Mutated'})).toBe(5)
+      expect(await ctl.metrics.conflicts.get({reason: 'Mutated'})).toBe(5)
       expect(putsOf(ns, 'mutated').length).toBe(5)
       backoff(delays(`${ns}/mutated`, 0).slice(0, 4))
-      expect(ctl.metrics.decryptions.get()).toBe(1)
+      expect(await ctl.metrics.decryptions.get()).toBe(1)
     })
   })
 
@@ -377,9 +457,11 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       // The first write, then one repair per overwrite, each after a backoff twice as long as the one before.
       expect(putsOf(ns, 'overwritten').length).toBe(6)
       backoff(delays(`${ns}/overwritten`, 0).slice(0, 5))
-      expect(synced(ns, 'overwritten')!.message).toMatch(/changed or deleted by another writer after the controller wrote it, 5 times in a row; its last writer was field manager "rival-operator"/)
-      expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(5)
-      expect(ctl.metrics.decryptions.get()).toBeLessThanOrEqual(2)
+      expect(synced(ns, 'overwritten')!.message).toMatch(
+        /changed or deleted by another writer after the controller wrote it, 5 times in a row; its last writer was field manager "rival-operator"/,
+      )
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(5)
+      expect(await ctl.metrics.decryptions.get()).toBeLessThanOrEqual(2)
     })
   })
 
@@ -393,12 +475,35 @@ describe('the controller against other writers (a fault proxy plays them)', () =
       await until(() => value(secretOf(ns, 'drift'), 'v') === 'kept', 'the Secret restored', 5000)
       const s = secretOf(ns, 'drift')!
       srv.putObject({...s, metadata: {...s.metadata, annotations: {}}, data: {v: Buffer.from('edited').toString('base64')}})
-      await until(() => value(secretOf(ns, 'drift'), 'v') === 'kept' && secretOf(ns, 'drift')!.metadata.annotations?.[SPEC_HASH_ANNOTATION], 'the edit undone', 5000)
+      await until(
+        () => value(secretOf(ns, 'drift'), 'v') === 'kept' && secretOf(ns, 'drift')!.metadata.annotations?.[SPEC_HASH_ANNOTATION],
+        'the edit undone',
+        5000,
+      )
+      // The server holds the repair as soon as the write lands; the controller counts it once the
+      // write's answer is back: wait for that reconcile to end (its third Secret written) before counting.
+      await until(async () => (await ctl.metrics.reconciles.get({result: 'unsealed'})) === 3, "the repair's reconcile to end", 5000)
       expect(putsOf(ns, 'drift').length - from).toBe(2)
       // Each is a lost race (another writer undid the controller's write); the second repair reuses what the first decrypted.
-      expect(ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
-      expect(ctl.metrics.decryptions.get()).toBe(2)
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(2)
+      expect(await ctl.metrics.decryptions.get()).toBe(2)
       expect(synced(ns, 'drift')!.status).toBe('True')
+    })
+  })
+
+  it("takes the echo of its own write for its own, also when the watch brings it before the write's answer", async () => {
+    const ns = 'c7'
+    await withController(ns, async (ctl) => {
+      // Every answer to a Secret write is held back a while: the write's watch event reaches the controller first.
+      proxy.hook = {answer: (r) => (r.resource === 'secrets' && r.namespace === ns ? sleep(300) : undefined)}
+      const from = lines.length
+      await put(ns, 'echo', {v: 'x'})
+      await until(() => synced(ns, 'echo')?.status === 'True', 'Synced')
+      await until(async () => (await ctl.metrics.reconciles.get({result: 'unsealed'})) === 1, 'the reconcile to end')
+      // Its own write is no change: no requeue, no second reconcile, no lost race.
+      expect(delays(`${ns}/echo`, from)).toEqual([])
+      expect(await ctl.metrics.conflicts.get({reason: 'Overwritten'})).toBe(0)
+      expect(putsOf(ns, 'echo')).toHaveLength(1)
     })
   })
 
@@ -406,14 +511,22 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     const ns = 'w'
     const sealed = await put(ns, 'legacy', {v: 'old'})
     // As the previous controller version left it: owned, the right spec hash and data, but no label and no generation.
-    srv.putObject({apiVersion: 'v1', kind: 'Secret', data: {v: Buffer.from('old').toString('base64')}, metadata: {name: 'legacy', namespace: ns,
-      annotations: {[SPEC_HASH_ANNOTATION]: sealedSpecHash(sealed)},
-      ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'legacy', uid: sealed.metadata.uid, controller: true}]}})
+    srv.putObject({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      data: {v: Buffer.from('old').toString('base64')},
+      metadata: {
+        name: 'legacy',
+        namespace: ns,
+        annotations: {[SPEC_HASH_ANNOTATION]: sealedSpecHash(sealed)},
+        ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'legacy', uid: sealed.metadata.uid, controller: true}],
+      },
+    })
     await withController(ns, async (ctl) => {
       await until(() => secretOf(ns, 'legacy')?.metadata.labels?.[OWNED_LABEL] === 'sealedsecret', 'the label')
       expect(secretOf(ns, 'legacy')!.metadata.annotations[GENERATION_ANNOTATION]).toBe('1')
       expect(value(secretOf(ns, 'legacy'), 'v')).toBe('old')
-      expect(ctl.metrics.decryptions.get()).toBe(0)
+      expect(await ctl.metrics.decryptions.get()).toBe(0)
       srv.deleteObject('v1', 'Secret', ns, 'legacy') // now it is watched: restored at once
       await until(() => value(secretOf(ns, 'legacy'), 'v') === 'old', 'the Secret restored', 5000)
     })
@@ -424,16 +537,32 @@ describe('without the watch on owned Secrets', () => {
   it('is ready and unseals, reading each Secret from the API, when it may not list Secrets (RBAC not yet upgraded)', async () => {
     const ns = 'c6'
     srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
-    srv.failNext(100_000, {status: 403, match: (r) => r.resource === 'secrets' && r.namespace === ns && (r.verb === 'list' || r.verb === 'watch')})
-    const ctl = await startController({
-      ...DEFAULTS, namespaces: [ns], keyNamespace: KEY_NS, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false, identity: ns, workers: 1, resyncPeriodMs: 0,
-    }, {api, log: silentLogger})
+    srv.failNext(100_000, {
+      status: 403,
+      match: (r) => r.resource === 'secrets' && r.namespace === ns && (r.verb === 'list' || r.verb === 'watch'),
+    })
+    const ctl = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: KEY_NS,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: ns,
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger},
+    )
     try {
       await until(() => ctl.notReady() === null, 'ready')
       await put(ns, 'fallback', {v: 'read'})
       await until(() => value(secretOf(ns, 'fallback'), 'v') === 'read', 'the Secret')
       expect(srv.countRequests({resource: 'secrets', namespace: ns, verb: 'get', name: 'fallback'})).toBeGreaterThan(0)
-      expect(srv.countRequests((r) => r.resource === 'secrets' && r.namespace === ns && r.verb === 'list' && r.status === 403)).toBeGreaterThan(0)
+      expect(
+        srv.countRequests((r) => r.resource === 'secrets' && r.namespace === ns && r.verb === 'list' && r.status === 403),
+      ).toBeGreaterThan(0)
     } finally {
       srv.clearFaults()
       await ctl.stop()
@@ -442,35 +571,74 @@ describe('without the watch on owned Secrets', () => {
 })
 
 describe('the watched copy of an owned Secret', () => {
-  it('keeps no data, no annotation but kseal\'s, and managedFields without field sets', async () => {
+  it("keeps no data, no annotation but kseal's, and managedFields without field sets", async () => {
     const full: Secret = {
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque', data: {password: Buffer.from('hunter2').toString('base64')},
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      data: {password: Buffer.from('hunter2').toString('base64')},
       metadata: {
-        name: 's', namespace: 'n', uid: 'u', resourceVersion: '7', labels: {[OWNED_LABEL]: 'sealedsecret', app: 'x'},
-        annotations: {[SPEC_HASH_ANNOTATION]: 'h', 'kubectl.kubernetes.io/last-applied-configuration': '{"data":{"password":"aHVudGVyMg=="}}'},
-        managedFields: [{manager: 'kubectl', operation: 'Update', time: new Date('2026-01-01T00:00:00Z'), fieldsType: 'FieldsV1', fieldsV1: {'f:data': {}}}],
+        name: 's',
+        namespace: 'n',
+        uid: 'u',
+        resourceVersion: '7',
+        labels: {[OWNED_LABEL]: 'sealedsecret', app: 'x'},
+        annotations: {
+          [SPEC_HASH_ANNOTATION]: 'h',
+          'kubectl.kubernetes.io/last-applied-configuration': '{"data":{"password":"aHVudGVyMg=="}}',
+        },
+        managedFields: [
+          {
+            manager: 'kubectl',
+            operation: 'Update',
+            time: new Date('2026-01-01T00:00:00Z'),
+            fieldsType: 'FieldsV1',
+            fieldsV1: {'f:data': {}},
+          },
+        ],
       },
     }
     const slim = slimSecret(full)
     expect(slim).toEqual({
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: {name: 's', namespace: 'n', uid: 'u', resourceVersion: '7', creationTimestamp: undefined, labels: {[OWNED_LABEL]: 'sealedsecret'},
-        annotations: {[SPEC_HASH_ANNOTATION]: 'h'}, managedFields: [{manager: 'kubectl', operation: 'Update', time: new Date('2026-01-01T00:00:00Z'), subresource: undefined}]},
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: {
+        name: 's',
+        namespace: 'n',
+        uid: 'u',
+        resourceVersion: '7',
+        creationTimestamp: undefined,
+        labels: {[OWNED_LABEL]: 'sealedsecret'},
+        annotations: {[SPEC_HASH_ANNOTATION]: 'h'},
+        managedFields: [{manager: 'kubectl', operation: 'Update', time: new Date('2026-01-01T00:00:00Z'), subresource: undefined}],
+      },
     })
     expect(JSON.stringify(slim)).not.toContain('aHVudGVyMg')
 
     // The reflector keeps only the reduced objects.
     const ns = 'w'
-    srv.putObject({...full, metadata: {name: 'slim', namespace: ns, labels: {[OWNED_LABEL]: 'sealedsecret'}, annotations: full.metadata!.annotations}} as KubeObject)
-    const r = new Reflector<Secret>({
-      list: () => api.listSecrets(ns, `${OWNED_LABEL}=sealedsecret`),
-      watch: (rv, onEvent, done) => api.watch(api.secretsPath(ns), {resourceVersion: rv, labelSelector: `${OWNED_LABEL}=sealedsecret`}, onEvent, done),
-    }, {upsert: () => undefined, delete: () => undefined}, {name: 'slim', log: silentLogger, transform: slimSecret})
+    srv.putObject({
+      ...full,
+      metadata: {name: 'slim', namespace: ns, labels: {[OWNED_LABEL]: 'sealedsecret'}, annotations: full.metadata!.annotations},
+    } as KubeObject)
+    const r = new Reflector<Secret>(
+      {
+        list: () => api.listSecrets(ns, `${OWNED_LABEL}=sealedsecret`),
+        watch: (rv, onEvent, done) =>
+          api.watch(api.secretsPath(ns), {resourceVersion: rv, labelSelector: `${OWNED_LABEL}=sealedsecret`}, onEvent, done),
+      },
+      {upsert: () => undefined, delete: () => undefined},
+      {name: 'slim', log: silentLogger, transform: slimSecret},
+    )
     r.start()
     try {
       await until(() => r.cache.get(`${ns}/slim`), 'the listed Secret')
       srv.putObject({...srv.getObject('v1', 'Secret', ns, 'slim'), data: {password: Buffer.from('changed').toString('base64')}})
-      await until(() => r.cache.get(`${ns}/slim`)?.metadata?.resourceVersion === srv.getObject('v1', 'Secret', ns, 'slim')!.metadata.resourceVersion, 'the watched change')
+      await until(
+        () => r.cache.get(`${ns}/slim`)?.metadata?.resourceVersion === srv.getObject('v1', 'Secret', ns, 'slim')!.metadata.resourceVersion,
+        'the watched change',
+      )
       for (const s of r.cache.values()) {
         expect(s.data).toBeUndefined()
         expect(Object.keys(s.metadata?.annotations ?? {}).every((k) => k.startsWith('kseal.dev/'))).toBe(true)

@@ -9,35 +9,32 @@ import {describe, it, expect, beforeAll, afterAll} from '@jest/globals'
 import crypto from 'node:crypto'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {parseDuration} from '../src/controller/duration.js'
-import {parseListen} from '../src/controller/http.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KeyRenewer, KeyStore} from '../src/controller/keys.js'
-import {clusterApi, type ClusterApi, type Secret} from '../src/controller/kube.js'
-import {LeaderElector} from '../src/controller/leader.js'
-import {createLogger, silentLogger} from '../src/controller/log.js'
-import {DEFAULTS, startController} from '../src/controller/main.js'
-import {ControllerMetrics, sample} from '../src/controller/metrics.js'
-import {WorkQueue} from '../src/controller/queue.js'
-import {MANAGED_ANNOTATION, OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
-import {Reconciler} from '../src/controller/reconcile.js'
-import {Reflector} from '../src/controller/reflector.js'
-import {type SealedSecretObject, sealSecret} from '../src/sealed.js'
+import {parseDuration} from '../src/core/duration.js'
+import {parseListen} from '../src/controller/http/server.js'
+import {KeyRenewer} from '../src/controller/keystore/renewer.js'
+import {KeyStore} from '../src/controller/keystore/store.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL} from '../src/sealed/sealing-key.js'
+import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
+import {LeaderElector} from '../src/controller/runtime/leader.js'
+import {createLogger} from '../src/controller/log.js'
+import {silentLogger} from './support/log.js'
+import {startController} from '../src/controller/controller.js'
+import {DEFAULTS} from '../src/controller/options.js'
+import {ControllerMetrics} from '../src/controller/http/metrics.js'
+import {sample} from './support/metrics.js'
+import {WorkQueue} from '../src/controller/runtime/queue.js'
+import {OWNED_LABEL, SPEC_HASH_ANNOTATION} from '../src/controller/owned.js'
+import {MANAGED_ANNOTATION} from '../src/core/names.js'
+import {Reconciler} from '../src/controller/sealed/reconcile.js'
+import {Reflector} from '../src/controller/runtime/reflector.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {OTHER_CERT, TEAM_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
+import {sleep, until} from './support/until.js'
 
 const KEY_NS = 'kseal-system'
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until<T>(f: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await f()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 /** The trust root the key stores of these tests hold. */
 const TEST_ROOT = TEST_TRUST_ROOT
@@ -117,7 +114,9 @@ describe('flags and small parts', () => {
 
   it('logs one JSON object per line with time, level, msg and fields, honouring the level', () => {
     const lines: string[] = []
-    const log = createLogger({level: 'info', write: (l) => lines.push(l), now: () => new Date('2026-01-02T03:04:05Z')}).with({identity: 'r1'})
+    const log = createLogger({level: 'info', write: (l) => lines.push(l), now: () => new Date('2026-01-02T03:04:05Z')}).with({
+      identity: 'r1',
+    })
     log.debug('hidden')
     log.info('hello', {n: 1, kids: ['a']})
     log.error('bad', {msg: 'cannot override'})
@@ -128,13 +127,13 @@ describe('flags and small parts', () => {
     expect(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true)
   })
 
-  it('renders Prometheus text that parses back', () => {
+  it('renders Prometheus text that parses back', async () => {
     const m = new ControllerMetrics({keys: () => 2, keyAgeSeconds: () => 42.5, leader: () => true, queueDepth: () => 0})
     m.reconciles.inc({result: 'unsealed'}, 3)
     m.failures.inc({reason: 'NotOwned'})
     m.duration.observe(0.003)
     m.duration.observe(2)
-    const text = m.render()
+    const text = await m.render()
     expect(sample(text, 'kseal_reconciles_total{result="unsealed"}')).toBe(3)
     expect(sample(text, 'kseal_reconcile_failures_total{reason="NotOwned"}')).toBe(1)
     expect(sample(text, 'kseal_reconcile_duration_seconds_bucket{le="0.005"}')).toBe(1)
@@ -167,12 +166,23 @@ describe('key store and renewal', () => {
     expect(await renewer.ensure()).toBeNull()
     // Another replica's renewer, with nothing loaded yet, finds the key instead of making a second one.
     const store2 = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
-    const other = new KeyRenewer({api, store: store2, namespace: ns, periodMs: 30 * 86_400_000, bits: 2048, now: () => now, log: silentLogger})
+    const other = new KeyRenewer({
+      api,
+      store: store2,
+      namespace: ns,
+      periodMs: 30 * 86_400_000,
+      bits: 2048,
+      now: () => now,
+      log: silentLogger,
+    })
     expect(await other.ensure()).toBeNull()
     expect(store2.newest()?.kid).toBe(first!.kid)
 
-    const oldSealed = await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'old', namespace: ns}, stringData: {a: 'b'}},
-      [new RsaRecipient(new crypto.X509Certificate(first!.certPem).publicKey, 'x')], 'strict')
+    const oldSealed = await sealSecret(
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'old', namespace: ns}, stringData: {a: 'b'}},
+      [new RsaRecipient(new crypto.X509Certificate(first!.certPem).publicKey, 'x')],
+      'strict',
+    )
 
     now = new Date('2026-01-31T00:00:01Z') // 30 days and a second: due
     const second = await renewer.ensure()
@@ -187,14 +197,22 @@ describe('key store and renewal', () => {
     let decryptions = 0
     const counting = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     for (const s of srv.listObjects('v1', 'Secret', ns)) counting.upsertSecret(s as Secret)
-    const {unsealSealedSecret} = await import('../src/sealed.js')
-    const r = await unsealSealedSecret(oldSealed, counting.open)
+    const {unsealSealedSecret} = await import('../src/sealed/unseal.js')
+    const r = await unsealSealedSecret(oldSealed, counting.unwrap)
     expect(Buffer.from((r.secret.data as Record<string, string>).a, 'base64').toString()).toBe('b')
     expect(r.kids).toEqual([first!.kid])
     expect(decryptions).toBe(1)
 
     // Period 0: never renews once a key exists.
-    const never = new KeyRenewer({api, store, namespace: ns, periodMs: 0, bits: 2048, now: () => new Date('2030-01-01T00:00:00Z'), log: silentLogger})
+    const never = new KeyRenewer({
+      api,
+      store,
+      namespace: ns,
+      periodMs: 0,
+      bits: 2048,
+      now: () => new Date('2030-01-01T00:00:00Z'),
+      log: silentLogger,
+    })
     expect(never.due()).toBeNull()
     expect(await never.ensure()).toBeNull()
   })
@@ -203,7 +221,11 @@ describe('key store and renewal', () => {
     const store = new KeyStore({pool, log: silentLogger, trustRoot: TEST_ROOT})
     const good = fixtureKeySecret('other', new Date(), KEY_NS)
     const team = fixtureKeySecret('team', new Date(), KEY_NS)
-    const mismatched = {...good, metadata: {...good.metadata, name: 'mismatch'}, data: {'tls.key': good.data!['tls.key'], 'tls.crt': team.data!['tls.crt']}}
+    const mismatched = {
+      ...good,
+      metadata: {...good.metadata, name: 'mismatch'},
+      data: {'tls.key': good.data!['tls.key'], 'tls.crt': team.data!['tls.crt']},
+    }
     expect(store.upsertSecret(mismatched)).toBeNull()
     expect(store.upsertSecret({...good, data: {'tls.crt': good.data!['tls.crt']}})).toBeNull()
     expect(store.upsertSecret(good)?.kid).toMatch(/^[0-9a-f]{16}$/)
@@ -222,16 +244,29 @@ describe('reconciler', () => {
   beforeAll(() => {
     store = new KeyStore({pool, log: silentLogger, onDecrypt: () => decryptions++, trustRoot: TEST_ROOT})
     store.upsertSecret(fixtureKeySecret('other', new Date('2026-01-01T00:00:00Z'), KEY_NS))
-    reconciler = new Reconciler({api, open: store.open, log: silentLogger, identity: 'test-replica'})
+    reconciler = new Reconciler({api, unwrap: store.unwrap, log: silentLogger, identity: 'test-replica'})
   })
 
-  async function apply(name: string, stringData: Record<string, string>, extra: {labels?: Record<string, string>; type?: string; immutable?: boolean} = {}, recipients = [otherRecipient()]): Promise<SealedSecretObject> {
-    const secret: Record<string, unknown> = {apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: ns, labels: extra.labels ?? {app: name}, annotations: {team: 'a'}}, stringData}
+  async function apply(
+    name: string,
+    stringData: Record<string, string>,
+    extra: {labels?: Record<string, string>; type?: string; immutable?: boolean} = {},
+    recipients = [otherRecipient()],
+  ): Promise<SealedSecretObject> {
+    const secret: Record<string, unknown> = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name, namespace: ns, labels: extra.labels ?? {app: name}, annotations: {team: 'a'}},
+      stringData,
+    }
     if (extra.type) secret.type = extra.type
     if (extra.immutable !== undefined) secret.immutable = extra.immutable
     const sealed = await sealSecret(secret, recipients, 'strict')
     const existing = srv.getObject('kseal.dev/v1', 'SealedSecret', ns, name)
-    return srv.putObject({...sealed, metadata: {...sealed.metadata, ...(existing ? {uid: existing.metadata.uid} : {})}}) as unknown as SealedSecretObject
+    return srv.putObject({
+      ...sealed,
+      metadata: {...sealed.metadata, ...(existing ? {uid: existing.metadata.uid} : {})},
+    }) as unknown as SealedSecretObject
   }
   const get = (name: string) => srv.getObject('kseal.dev/v1', 'SealedSecret', ns, name) as unknown as SealedSecretObject
   const secretOf = (name: string) => srv.getObject('v1', 'Secret', ns, name)
@@ -252,15 +287,22 @@ describe('reconciler', () => {
     expect(secret.metadata.labels).toEqual({app: 'db', tier: 'x', [OWNED_LABEL]: 'sealedsecret'})
     expect(secret.metadata.annotations.team).toBe('a')
     expect(secret.metadata.annotations[SPEC_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{64}$/)
-    expect(secret.metadata.ownerReferences).toEqual([{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: s.metadata.uid, controller: true}])
+    expect(secret.metadata.ownerReferences).toEqual([
+      {apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'db', uid: s.metadata.uid, controller: true},
+    ])
     const cond = synced('db')!
     expect(cond).toMatchObject({status: 'True', reason: 'Unsealed'})
     expect(cond.lastTransitionTime).toMatch(/^\d{4}-\d\d-\d\dT/)
     expect(get('db').status?.observedGeneration).toBe(get('db').metadata.generation)
     const ev = events('db')
     expect(ev).toHaveLength(1)
-    expect(ev[0]).toMatchObject({type: 'Normal', reason: 'Unsealed', source: {component: 'kseal-controller'}, reportingComponent: 'kseal-controller',
-      involvedObject: {kind: 'SealedSecret', apiVersion: 'kseal.dev/v1', name: 'db', namespace: ns, uid: s.metadata.uid}})
+    expect(ev[0]).toMatchObject({
+      type: 'Normal',
+      reason: 'Unsealed',
+      source: {component: 'kseal-controller'},
+      reportingComponent: 'kseal-controller',
+      involvedObject: {kind: 'SealedSecret', apiVersion: 'kseal.dev/v1', name: 'db', namespace: ns, uid: s.metadata.uid},
+    })
     expect(JSON.stringify(ev)).not.toContain('hunter2')
   })
 
@@ -319,7 +361,12 @@ describe('reconciler', () => {
   })
 
   it('never overwrites a Secret it does not own, until the Secret opts in with kseal.dev/managed', async () => {
-    srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'handmade', namespace: ns}, data: {x: Buffer.from('mine').toString('base64')}})
+    srv.putObject({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'handmade', namespace: ns},
+      data: {x: Buffer.from('mine').toString('base64')},
+    })
     await apply('handmade', {x: 'sealed'})
     decryptions = 0
     const out = await reconciler.reconcile(get('handmade'))
@@ -328,7 +375,11 @@ describe('reconciler', () => {
     expect(value(secretOf('handmade'), 'x')).toBe('mine')
     expect(synced('handmade')).toMatchObject({status: 'False', reason: 'NotOwned'})
     expect(synced('handmade')!.message).toMatch(/not owned by this SealedSecret.*kseal\.dev\/managed=true/)
-    expect(events('handmade').filter((e) => e.type === 'Warning').map((e) => e.reason)).toEqual(['NotOwned'])
+    expect(
+      events('handmade')
+        .filter((e) => e.type === 'Warning')
+        .map((e) => e.reason),
+    ).toEqual(['NotOwned'])
 
     const s = secretOf('handmade')!
     srv.putObject({...s, metadata: {...s.metadata, annotations: {[MANAGED_ANNOTATION]: 'true'}}})
@@ -357,9 +408,17 @@ describe('reconciler', () => {
 })
 
 describe('leader election', () => {
-  const elector = (identity: string, name: string) => new LeaderElector({
-    api, namespace: KEY_NS, name, identity, log: silentLogger, leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100,
-  })
+  const elector = (identity: string, name: string) =>
+    new LeaderElector({
+      api,
+      namespace: KEY_NS,
+      name,
+      identity,
+      log: silentLogger,
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 700,
+      retryPeriodMs: 100,
+    })
 
   it('elects exactly one leader; a released Lease is taken over at once', async () => {
     const a = elector('a', 'election-1')
@@ -380,14 +439,26 @@ describe('leader election', () => {
     expect(srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'election-1')!.spec.holderIdentity).toBe('')
     await until(() => b.isLeader, 'b to take over')
     expect(Date.now() - t0).toBeLessThan(600) // a retry period or two, not a lease duration
-    expect(srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'election-1')!.spec).toMatchObject({holderIdentity: 'b', leaseTransitions: 1})
+    expect(srv.getObject('coordination.k8s.io/v1', 'Lease', KEY_NS, 'election-1')!.spec).toMatchObject({
+      holderIdentity: 'b',
+      leaseTransitions: 1,
+    })
     await b.stop()
   })
 
   it('takes over a Lease whose holder stopped renewing only after it expires', async () => {
     const now = new Date()
-    srv.putObject({apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: {name: 'election-2', namespace: KEY_NS},
-      spec: {holderIdentity: 'crashed', leaseDurationSeconds: 1, renewTime: now.toISOString().replace('Z', '000Z'), acquireTime: now.toISOString().replace('Z', '000Z')}})
+    srv.putObject({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {name: 'election-2', namespace: KEY_NS},
+      spec: {
+        holderIdentity: 'crashed',
+        leaseDurationSeconds: 1,
+        renewTime: now.toISOString().replace('Z', '000Z'),
+        acquireTime: now.toISOString().replace('Z', '000Z'),
+      },
+    })
     const c = elector('c', 'election-2')
     const t0 = Date.now()
     c.start({onStartedLeading: () => undefined, onStoppedLeading: () => undefined})
@@ -418,14 +489,25 @@ describe('reflector', () => {
     const seen = new Map<string, string>()
     const deleted: string[] = []
     const sel = 'reflector-test=yes' // Secrets of this test only
-    const r = new Reflector<Secret>({
-      list: () => api.listSecrets(ns, sel),
-      watch: (rv, onEvent, done) => api.watch(`/api/v1/namespaces/${ns}/secrets`, {resourceVersion: rv, labelSelector: sel}, onEvent, done),
-    }, {
-      upsert: (s) => seen.set(s.metadata!.name!, Buffer.from(s.data?.v ?? '', 'base64').toString()),
-      delete: (s) => deleted.push(s.metadata!.name!),
-    }, {name: 'test', log: silentLogger, baseBackoffMs: 10, maxBackoffMs: 50})
-    const put = (name: string, v: string) => srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: ns, labels: {'reflector-test': 'yes'}}, data: {v: Buffer.from(v).toString('base64')}})
+    const r = new Reflector<Secret>(
+      {
+        list: () => api.listSecrets(ns, sel),
+        watch: (rv, onEvent, done) =>
+          api.watch(`/api/v1/namespaces/${ns}/secrets`, {resourceVersion: rv, labelSelector: sel}, onEvent, done),
+      },
+      {
+        upsert: (s) => seen.set(s.metadata!.name!, Buffer.from(s.data?.v ?? '', 'base64').toString()),
+        delete: (s) => deleted.push(s.metadata!.name!),
+      },
+      {name: 'test', log: silentLogger, baseBackoffMs: 10, maxBackoffMs: 50},
+    )
+    const put = (name: string, v: string) =>
+      srv.putObject({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name, namespace: ns, labels: {'reflector-test': 'yes'}},
+        data: {v: Buffer.from(v).toString('base64')},
+      })
     put('r1', '1')
     r.start()
     await until(() => r.synced && seen.get('r1') === '1', 'initial list')
@@ -457,13 +539,36 @@ describe('reflector', () => {
 describe('the controller, wired in process', () => {
   it('is not ready and serves no certificate until it leads and has a key; then renews on schedule and serves the newest', async () => {
     const ns = 'wiring'
-    const other = new LeaderElector({api, namespace: ns, name: 'kseal-controller', identity: 'other', log: silentLogger, leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100})
+    const other = new LeaderElector({
+      api,
+      namespace: ns,
+      name: 'kseal-controller',
+      identity: 'other',
+      log: silentLogger,
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 700,
+      retryPeriodMs: 100,
+    })
     other.start({onStartedLeading: () => undefined, onStoppedLeading: () => undefined})
     await until(() => other.isLeader, 'the other replica to lead')
-    const c = await startController({
-      ...DEFAULTS, namespaces: [], keyNamespace: ns, keyRenewPeriodMs: 1500, keyBits: 2048, listen: '127.0.0.1:0', leaseName: 'kseal-controller',
-      leaseDurationMs: 1000, renewDeadlineMs: 700, retryPeriodMs: 100, identity: 'wired', workers: 2, resyncPeriodMs: 0,
-    }, {api, log: silentLogger})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [],
+        keyNamespace: ns,
+        keyRenewPeriodMs: 1500,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaseName: 'kseal-controller',
+        leaseDurationMs: 1000,
+        renewDeadlineMs: 700,
+        retryPeriodMs: 100,
+        identity: 'wired',
+        workers: 2,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger},
+    )
     const get = async (p: string) => {
       const r = await fetch(`http://${c.address}${p}`)
       return {status: r.status, text: await r.text()}
@@ -502,18 +607,34 @@ describe('the controller, wired in process', () => {
   it('watches only --namespaces, uses a pre-created key without generating one, and resyncs a Secret deleted by hand', async () => {
     const keyNs = 'ns-keys'
     srv.putObject(fixtureKeySecret('other', new Date(), keyNs) as unknown as KubeObject)
-    const mk = async (ns: string) => srv.putObject(await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'scoped', namespace: ns}, stringData: {k: ns}},
-      [recipient(OTHER_CERT)], 'strict') as unknown as KubeObject)
+    const mk = async (ns: string) =>
+      srv.putObject(
+        (await sealSecret(
+          {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'scoped', namespace: ns}, stringData: {k: ns}},
+          [recipient(OTHER_CERT)],
+          'strict',
+        )) as unknown as KubeObject,
+      )
     await mk('team-a')
     await mk('kube-system')
     srv.clearRequests()
-    const c = await startController({
-      ...DEFAULTS, namespaces: ['team-a'], keyNamespace: keyNs, keyBits: 2048, listen: '127.0.0.1:0', leaderElect: false,
-      identity: 'scoped', workers: 2, resyncPeriodMs: 300,
-    }, {api, log: silentLogger})
+    const c = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: ['team-a'],
+        keyNamespace: keyNs,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'scoped',
+        workers: 2,
+        resyncPeriodMs: 300,
+      },
+      {api, log: silentLogger},
+    )
     try {
       await until(() => srv.getObject('v1', 'Secret', 'team-a', 'scoped'), 'the Secret in the watched namespace')
-      expect(c.metrics.keysGenerated.get()).toBe(0)
+      expect(await c.metrics.keysGenerated.get()).toBe(0)
       expect(c.keys.size).toBe(1)
       await sleep(400)
       expect(srv.getObject('v1', 'Secret', 'kube-system', 'scoped')).toBeUndefined()

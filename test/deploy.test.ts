@@ -10,11 +10,14 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
-import {mergeIntoSealed, type SealedSecretObject, sealSecret} from '../src/sealed.js'
+import {mergeIntoSealed, sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {ROOT} from './support/cli.js'
 import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
+import {crdYaml} from '../src/sealed/crd.js'
+import {checkStructure, type StructuralSchema} from '../src/sealed/structure.js'
 
 type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -29,7 +32,10 @@ function load(file: string): Obj[] {
 }
 
 let loaded: Obj[] | undefined
-const all = () => (loaded ??= readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').flatMap(load))
+const all = () =>
+  (loaded ??= readdirSync(DEPLOY)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .flatMap(load))
 const find = (kind: string, name?: string) => {
   const found = all().filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name))
   expect(found.length).toBeGreaterThan(0)
@@ -40,13 +46,16 @@ const one = (kind: string, name?: string) => {
   expect(f).toHaveLength(1)
   return f[0]
 }
-const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v)
+const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v)
 
 describe('kustomization', () => {
   it('lists every manifest in deploy/, and only files that exist', () => {
     const [k] = load('kustomization.yaml')
     expect(k).toMatchObject({apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization'})
-    const files = readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort()
+    const files = readdirSync(DEPLOY)
+      .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+      .sort()
     expect([...k.resources].sort()).toEqual(files)
     expect(files).toEqual(['crd.yaml', 'deployment.yaml', 'namespace.yaml', 'networkpolicy.yaml', 'pdb.yaml', 'rbac.yaml', 'service.yaml'])
   })
@@ -61,7 +70,7 @@ describe('kustomization', () => {
     expect(sort(built)).toEqual(sort(all()))
   })
   // Every overlay of deploy/ that the operators' guide shows, written out where its comment says and built.
-  tool('kubectl').it('builds every overlay of deploy/ the operators\' guide (docs/unsealer.md) shows (kubectl kustomize)', () => {
+  tool('kubectl').it("builds every overlay of deploy/ the operators' guide (docs/unsealer.md) shows (kubectl kustomize)", () => {
     const readme = readFileSync(path.join(ROOT, 'docs', 'unsealer.md'), 'utf8')
     const overlays = [...readme.matchAll(/```yaml\n# (overlays\/\S+\/kustomization\.yaml)\n([\s\S]*?)```/g)]
     expect(overlays.length).toBeGreaterThan(0)
@@ -96,8 +105,12 @@ describe('kustomization', () => {
 })
 
 describe('RBAC', () => {
-  const rules = (o: Obj) => Object.fromEntries(o.rules.flatMap((r: Obj) =>
-    r.apiGroups.flatMap((g: string) => r.resources.map((res: string) => [`${g || 'core'}/${res}`, [...r.verbs].sort()]))))
+  const rules = (o: Obj) =>
+    Object.fromEntries(
+      o.rules.flatMap((r: Obj) =>
+        r.apiGroups.flatMap((g: string) => r.resources.map((res: string) => [`${g || 'core'}/${res}`, [...r.verbs].sort()])),
+      ),
+    )
 
   it('uses no wildcards and no escalation verbs', () => {
     for (const o of [one('ClusterRole'), one('Role')]) {
@@ -127,8 +140,15 @@ describe('RBAC', () => {
   it('binds both to the kseal-controller ServiceAccount', () => {
     expect(one('ServiceAccount').metadata).toMatchObject({name: 'kseal-controller', namespace: NS})
     const subject = [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}]
-    expect(one('ClusterRoleBinding')).toMatchObject({roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'}, subjects: subject})
-    expect(one('RoleBinding')).toMatchObject({metadata: {namespace: NS}, roleRef: {kind: 'Role', name: 'kseal-controller'}, subjects: subject})
+    expect(one('ClusterRoleBinding')).toMatchObject({
+      roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'},
+      subjects: subject,
+    })
+    expect(one('RoleBinding')).toMatchObject({
+      metadata: {namespace: NS},
+      roleRef: {kind: 'Role', name: 'kseal-controller'},
+      subjects: subject,
+    })
   })
 })
 
@@ -218,7 +238,10 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
     // Every rule names its callers: the API server (service proxy) by address, and in-cluster callers
     // only from namespaces that opt in with a label.
     for (const rule of np.spec.ingress) expect(rule.from?.length).toBeGreaterThan(0)
-    const selectors = np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.namespaceSelector).map((f: Obj) => f.namespaceSelector.matchLabels)
+    const selectors = np.spec.ingress
+      .flatMap((r: Obj) => r.from)
+      .filter((f: Obj) => f.namespaceSelector)
+      .map((f: Obj) => f.namespaceSelector.matchLabels)
     expect(selectors).toEqual([{'kseal.dev/seal-access': 'true'}, {'kseal.dev/metrics-access': 'true'}])
     expect(np.spec.ingress.flatMap((r: Obj) => r.from).filter((f: Obj) => f.ipBlock)).toHaveLength(1)
     const egress = np.spec.egress.flatMap((r: Obj) => {
@@ -227,51 +250,20 @@ describe('Service, PodDisruptionBudget, NetworkPolicy', () => {
     })
     expect([...egress].sort()).toEqual(['TCP/443', 'TCP/53', 'TCP/6443', 'UDP/53'])
     const dns = np.spec.egress.find((r: Obj) => r.ports.some((p: Obj) => p.port === 53))
-    expect(dns.to).toEqual([{namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'kube-system'}}, podSelector: {matchLabels: {'k8s-app': 'kube-dns'}}}])
+    expect(dns.to).toEqual([
+      {
+        namespaceSelector: {matchLabels: {'kubernetes.io/metadata.name': 'kube-system'}},
+        podSelector: {matchLabels: {'k8s-app': 'kube-dns'}},
+      },
+    ])
   })
 })
 
-/** A small structural-schema check as the API server does it: types, required, enum, pattern, minItems; unknown fields pruned. */
+/** The API server's structural-schema check and pruning of a custom resource (types, required, enum, pattern, minItems; unknown fields pruned), as src/sealed reads SealedSecrets. */
 function admit(schema: Obj, value: unknown, at: string, errors: string[]): unknown {
-  if (value === undefined) return undefined
-  switch (schema.type) {
-    case 'object': {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        errors.push(`${at}: not an object`)
-        return value
-      }
-      const v = value as Obj
-      for (const r of schema.required ?? []) if (!(r in v)) errors.push(`${at}.${r}: required`)
-      if (!schema.properties && !schema.additionalProperties) return at === '.metadata' ? v : schema['x-kubernetes-preserve-unknown-fields'] ? v : {}
-      const out: Obj = {}
-      for (const [k, x] of Object.entries(v)) {
-        const sub = schema.properties?.[k] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined)
-        if (sub) out[k] = admit(sub, x, `${at}.${k}`, errors)
-        else if (schema['x-kubernetes-preserve-unknown-fields']) out[k] = x
-      }
-      return out
-    }
-    case 'array':
-      if (!Array.isArray(value)) {
-        errors.push(`${at}: not an array`)
-        return value
-      }
-      if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`)
-      return value.map((x, i) => admit(schema.items, x, `${at}[${i}]`, errors))
-    case 'string':
-      if (typeof value !== 'string') errors.push(`${at}: not a string`)
-      else if (schema.enum && !schema.enum.includes(value)) errors.push(`${at}: not one of ${schema.enum}`)
-      else if (schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${at}: does not match ${schema.pattern}`)
-      return value
-    case 'integer':
-      if (!Number.isInteger(value)) errors.push(`${at}: not an integer`)
-      return value
-    case 'boolean':
-      if (typeof value !== 'boolean') errors.push(`${at}: not a boolean`)
-      return value
-    default:
-      throw new Error(`${at}: schema without a type`)
-  }
+  const r = checkStructure(schema as StructuralSchema, value, {patterns: true})
+  errors.push(...r.problems.map((p) => `${at}.${p.path}: ${p.must}`))
+  return r.value
 }
 
 describe('CustomResourceDefinition', () => {
@@ -280,7 +272,14 @@ describe('CustomResourceDefinition', () => {
   beforeAll(async () => {
     backends = testBackends()
     const r = await otherRecipient(backends)
-    const s = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}, annotations: {a: 'b'}}, type: 'Opaque', immutable: true, stringData: {x: '1', y: '2'}}
+    const s = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}, annotations: {a: 'b'}},
+      type: 'Opaque',
+      immutable: true,
+      stringData: {x: '1', y: '2'},
+    }
     merged = await mergeIntoSealed(await sealSecret(s, [r], 'strict'), {...s, stringData: {y: '3', z: '4'}}, [r])
   })
   afterAll(async () => {
@@ -293,9 +292,16 @@ describe('CustomResourceDefinition', () => {
   }
   const schema = () => v1().schema.openAPIV3Schema
 
+  it('is generated from src/sealed/crd.ts, the one definition of the SealedSecret (npm run crd)', () => {
+    expect(readFileSync(path.join(ROOT, 'deploy', 'crd.yaml'), 'utf8')).toBe(crdYaml())
+  })
   it('defines the namespaced kseal.dev/v1 SealedSecret with a status subresource', () => {
     expect(crd().apiVersion).toBe('apiextensions.k8s.io/v1')
-    expect(crd().spec).toMatchObject({group: 'kseal.dev', scope: 'Namespaced', names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'}})
+    expect(crd().spec).toMatchObject({
+      group: 'kseal.dev',
+      scope: 'Namespaced',
+      names: {kind: 'SealedSecret', plural: 'sealedsecrets', singular: 'sealedsecret', listKind: 'SealedSecretList'},
+    })
     expect(v1()).toMatchObject({name: 'v1', served: true, storage: true, subresources: {status: {}}})
   })
   it('prints Synced, its reason and message, and age', () => {
@@ -313,10 +319,15 @@ describe('CustomResourceDefinition', () => {
     expect(Object.keys(s.properties.status.properties).sort()).toEqual(['conditions', 'observedGeneration'])
     expect(s.properties.status.properties.conditions.items.required).toEqual(['type', 'status'])
   })
-  it('admits a merged SealedSecret and the controller\'s status without pruning a field', async () => {
+  it("admits a merged SealedSecret and the controller's status without pruning a field", async () => {
     const obj = {
       ...structuredClone(merged),
-      status: {observedGeneration: 3, conditions: [{type: 'Synced', status: 'True', reason: 'Unsealed', message: 'Secret created', lastTransitionTime: '2026-01-01T00:00:00.000Z'}]},
+      status: {
+        observedGeneration: 3,
+        conditions: [
+          {type: 'Synced', status: 'True', reason: 'Unsealed', message: 'Secret created', lastTransitionTime: '2026-01-01T00:00:00.000Z'},
+        ],
+      },
     }
     expect(obj.spec.envelope.parts).toHaveLength(2)
     expect(obj.spec.envelope.parts[1].supersedes).toBeDefined()
@@ -325,9 +336,9 @@ describe('CustomResourceDefinition', () => {
     expect(admit(schema(), obj, '', errors)).toEqual(obj)
     expect(errors).toEqual([])
     // ...and it still opens after the round trip.
-    const {unsealSealedSecret} = await import('../src/sealed.js')
+    const {unsealSealedSecret} = await import('../src/sealed/unseal.js')
     const keyring = keyringFor(backends, [path.join(ROOT, 'test', 'fixtures', 'keys', 'other.key')])
-    const out = await unsealSealedSecret(admit(schema(), obj, '', []) as SealedSecretObject, (e, b) => keyring.open(e, b))
+    const out = await unsealSealedSecret(admit(schema(), obj, '', []) as SealedSecretObject, keyring.unwrap)
     expect(Object.keys(out.secret.data as Obj).sort()).toEqual(['x', 'y', 'z'])
   })
   it('rejects what is not a SealedSecret and prunes unknown fields (so the check above can fail)', () => {
@@ -361,7 +372,10 @@ describe('Dockerfile', () => {
     expect(lastStage.indexOf(users.at(-1)!)).toBeLessThan(lastStage.findIndex((l) => /^ENTRYPOINT /.test(l)))
   })
   it('builds the Argo CD sidecar (target argocd-cmp) from the same build: kseal, kseal-krm and kustomize on PATH, user 999, nothing from the npm registry', () => {
-    const all = stageChain(stages, stages.find((s) => s.name === 'argocd-cmp')!).instructions.map((i) => i.line)
+    const all = stageChain(
+      stages,
+      stages.find((s) => s.name === 'argocd-cmp')!,
+    ).instructions.map((i) => i.line)
     expect(all).toContain('COPY --from=build /src/dist ./dist')
     expect(all.some((l) => /npm (install|i) |kseal@/.test(l))).toBe(false)
     expect(all).toContain('RUN ln -s /app/bin/run.js /usr/local/bin/kseal && ln -s /app/bin/kseal-krm.js /usr/local/bin/kseal-krm')

@@ -14,7 +14,18 @@
  */
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
@@ -27,11 +38,11 @@ const NOT_RUNNABLE: Record<string, string> = {
   'needs-aws': 'AWS credentials and a KMS key',
   'needs-helm': 'helm',
   'needs-argocd': 'an Argo CD installation',
-  'needs-kustomize': 'the standalone kustomize binary (kubectl\'s built-in kustomize cannot run exec KRM functions)',
+  'needs-kustomize': "the standalone kustomize binary (kubectl's built-in kustomize cannot run exec KRM functions)",
   'needs-docker': 'a container image build and a registry',
   'needs-terminal': 'an interactive terminal or editor',
   'needs-checkout': 'a clone of the kseal repository and its npm install',
-  'fragment': 'a file\'s content (its first comment names the file), shown for reading, not commands to run',
+  fragment: "a file's content (its first comment names the file), shown for reading, not commands to run",
 }
 
 /** Real tools a runnable block may call; the page's blocks are skipped, with a line, where one is missing. */
@@ -42,21 +53,24 @@ const TOOLS = ['kubectl', 'kpt', 'age', 'age-keygen', 'gpg', 'openssl', 'jq', 'g
  * leave behind (`provides=`), by the path the page names.
  */
 const STAND_INS: Record<string, {what: string; write: (dest: string) => void}> = {
-  'kseal.crt': {what: 'the controller\'s certificate (kseal cert)', write: (d) => copyFileSync(TEAM_CERT, d)},
-  'deploy': {what: 'the unsealer\'s install manifests, in a kseal checkout', write: (d) => symlinkSync(path.join(ROOT, 'deploy'), d)},
-  'alice.crt': {what: 'a teammate\'s certificate (her kseal keygen)', write: (d) => copyFileSync(OTHER_CERT, d)},
-  'new-cluster.crt': {what: 'another cluster\'s certificate (kseal cert there)', write: (d) => copyFileSync(OTHER_CERT, d)},
-  'tls.key': {what: 'the controller\'s private key, as a PEM file (the tls.key of its key Secret)', write: (d) => writeFileSync(d, readFileSync(TEAM_KEY), {mode: 0o600})},
+  'kseal.crt': {what: "the controller's certificate (kseal cert)", write: (d) => copyFileSync(TEAM_CERT, d)},
+  deploy: {what: "the unsealer's install manifests, in a kseal checkout", write: (d) => symlinkSync(path.join(ROOT, 'deploy'), d)},
+  'alice.crt': {what: "a teammate's certificate (her kseal keygen)", write: (d) => copyFileSync(OTHER_CERT, d)},
+  'new-cluster.crt': {what: "another cluster's certificate (kseal cert there)", write: (d) => copyFileSync(OTHER_CERT, d)},
+  'tls.key': {
+    what: "the controller's private key, as a PEM file (the tls.key of its key Secret)",
+    write: (d) => writeFileSync(d, readFileSync(TEAM_KEY), {mode: 0o600}),
+  },
   'kseal-keys.yaml': {
-    what: 'the controller\'s key Secrets as kubectl get -o yaml writes them',
+    what: "the controller's key Secrets as kubectl get -o yaml writes them",
     write: (d) => writeFileSync(d, keySecretList(readFileSync(TEAM_CERT), readFileSync(TEAM_KEY)), {mode: 0o600}),
   },
   'bitnami-keys.yaml': {
-    what: 'the sealed-secrets controller\'s key Secret',
+    what: "the sealed-secrets controller's key Secret",
     write: (d) => writeFileSync(d, readFileSync(path.join(INTEROP, 'sealed-secrets', 'sealed-secrets-key.yaml')), {mode: 0o600}),
   },
   'old/db.sealedsecret.yaml': {
-    what: 'a SealedSecret that Bitnami\'s kubeseal wrote',
+    what: "a SealedSecret that Bitnami's kubeseal wrote",
     write: (d) => copyFileSync(path.join(INTEROP, 'sealed-secrets', 'sealedsecret-strict.yaml'), d),
   },
 }
@@ -132,7 +146,10 @@ const read = (f: string) => readFileSync(path.join(ROOT, f), 'utf8')
 const GENERATED = new Set([path.join('docs', 'reference', 'cli.md')])
 
 function option(b: Block, name: string): string[] {
-  return b.words.filter((w) => w.startsWith(`${name}=`)).flatMap((w) => w.slice(name.length + 1).split(',')).filter(Boolean)
+  return b.words
+    .filter((w) => w.startsWith(`${name}=`))
+    .flatMap((w) => w.slice(name.length + 1).split(','))
+    .filter(Boolean)
 }
 
 describe('shell blocks say whether they run here', () => {
@@ -143,10 +160,15 @@ describe('shell blocks say whether they run here', () => {
       for (const b of blocks(f, read(f)).filter((x) => SHELL.has(x.lang))) {
         const kinds = b.words.filter((w) => !w.includes('='))
         const known = kinds.filter((w) => w === 'test' || w in NOT_RUNNABLE)
-        if (known.length !== 1 || kinds.length !== 1) problems.push(`${f}:${b.line}: \`${b.lang} ${b.words.join(' ')}\`: say \`test\` or one of ${Object.keys(NOT_RUNNABLE).join(', ')}`)
+        if (known.length !== 1 || kinds.length !== 1)
+          problems.push(
+            `${f}:${b.line}: \`${b.lang} ${b.words.join(' ')}\`: say \`test\` or one of ${Object.keys(NOT_RUNNABLE).join(', ')}`,
+          )
         if (kinds[0] === 'test') runnable++
-        for (const p of [...option(b, 'provides'), ...option(b, 'given')]) if (!(p in STAND_INS)) problems.push(`${f}:${b.line}: no stand-in for ${p}`)
-        for (const w of b.words.filter((x) => x.includes('=') && !/^(provides|given)=/.test(x))) problems.push(`${f}:${b.line}: unknown option ${w}`)
+        for (const p of [...option(b, 'provides'), ...option(b, 'given')])
+          if (!(p in STAND_INS)) problems.push(`${f}:${b.line}: no stand-in for ${p}`)
+        for (const w of b.words.filter((x) => x.includes('=') && !/^(provides|given)=/.test(x)))
+          problems.push(`${f}:${b.line}: unknown option ${w}`)
       }
     }
     expect(problems).toEqual([])
@@ -169,7 +191,8 @@ function steps(b: Block): Step[] {
   let exit = 0
   let line = b.line + 1
   const flush = () => {
-    if (script.some((l) => l.trim() && !l.trim().startsWith('#')) || expected.length) out.push({line, script: script.join('\n'), expect: expected, exit})
+    if (script.some((l) => l.trim() && !l.trim().startsWith('#')) || expected.length)
+      out.push({line, script: script.join('\n'), expect: expected, exit})
     script = []
     expected = []
     exit = 0
@@ -223,11 +246,17 @@ function matches(expected: string[], output: string): boolean {
   return true
 }
 
-const runnablePages = pages().filter((f) => !GENERATED.has(f) && blocks(f, read(f)).some((b) => SHELL.has(b.lang) && b.words.includes('test')))
+const runnablePages = pages().filter(
+  (f) => !GENERATED.has(f) && blocks(f, read(f)).some((b) => SHELL.has(b.lang) && b.words.includes('test')),
+)
 
 for (const page of runnablePages) {
   const all = blocks(page, read(page)).filter((b) => SHELL.has(b.lang))
-  const used = TOOLS.filter((t) => all.some((b) => b.words.includes('test') && new RegExp(`(^|[\\s|;&(\`$])${escapeRe(t)}(\\s|$)`, 'm').test(b.body.replace(/^\s*#.*$/gm, ''))))
+  const used = TOOLS.filter((t) =>
+    all.some(
+      (b) => b.words.includes('test') && new RegExp(`(^|[\\s|;&(\`$])${escapeRe(t)}(\\s|$)`, 'm').test(b.body.replace(/^\s*#.*$/gm, '')),
+    ),
+  )
   const missing = used.find((t) => !tool(t).present)
   const suite = missing ? tool(missing).describe : describe
   suite(`${page}: its runnable examples`, () => {
@@ -242,14 +271,21 @@ for (const page of runnablePages) {
       const bin = path.join(tmp, 'bin')
       for (const d of [work, home, bin, path.join(tmp, 'gnupg'), path.join(tmp, 'out')]) mkdirSync(d, {recursive: true, mode: 0o700})
       writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, {mode: 0o755})
-      writeFileSync(path.join(bin, 'kseal-krm'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(ROOT, 'bin', 'kseal-krm.js')}" "$@"\n`, {mode: 0o755})
+      writeFileSync(
+        path.join(bin, 'kseal-krm'),
+        `#!/bin/sh\nexec "${process.execPath}" "${path.join(ROOT, 'bin', 'kseal-krm.js')}" "$@"\n`,
+        {mode: 0o755},
+      )
       env = {
         PATH: `${bin}:${process.env.PATH}`,
         HOME: home,
         GNUPGHOME: path.join(tmp, 'gnupg'),
         LANG: 'C.UTF-8',
         TZ: 'UTC',
-        GIT_AUTHOR_NAME: 'Docs', GIT_AUTHOR_EMAIL: 'docs@example.com', GIT_COMMITTER_NAME: 'Docs', GIT_COMMITTER_EMAIL: 'docs@example.com',
+        GIT_AUTHOR_NAME: 'Docs',
+        GIT_AUTHOR_EMAIL: 'docs@example.com',
+        GIT_COMMITTER_NAME: 'Docs',
+        GIT_COMMITTER_EMAIL: 'docs@example.com',
         GIT_CONFIG_NOSYSTEM: '1',
       }
       const git = spawnSync('git', ['init', '-q', '-b', 'main', work], {env, encoding: 'utf8'})
@@ -271,7 +307,8 @@ for (const page of runnablePages) {
 
     all.forEach((b, n) => {
       if (!b.words.includes('test')) {
-        if (option(b, 'provides').length) it(`${page}:${b.line} (${b.words[0]}): stand-ins for ${option(b, 'provides').join(', ')}`, () => place(b))
+        if (option(b, 'provides').length)
+          it(`${page}:${b.line} (${b.words[0]}): stand-ins for ${option(b, 'provides').join(', ')}`, () => place(b))
         return
       }
       it(`${page}:${b.line}`, () => {
@@ -285,13 +322,21 @@ for (const page of runnablePages) {
         const ss = steps(b)
         const output = (i: number) => (existsSync(path.join(out, `${i}.out`)) ? readFileSync(path.join(out, `${i}.out`), 'utf8') : '')
         // A step that stopped the block: where it is, its exit code and what it printed.
-        expect({at: `${page}:${ss[current]?.line ?? b.line}`, status: r.status, signal: r.signal, output: r.status === 0 ? '' : output(current), stderr: r.stderr})
-          .toEqual({at: `${page}:${ss[current]?.line ?? b.line}`, status: 0, signal: null, output: '', stderr: ''})
+        expect({
+          at: `${page}:${ss[current]?.line ?? b.line}`,
+          status: r.status,
+          signal: r.signal,
+          output: r.status === 0 ? '' : output(current),
+          stderr: r.stderr,
+        }).toEqual({at: `${page}:${ss[current]?.line ?? b.line}`, status: 0, signal: null, output: '', stderr: ''})
         ss.forEach((s, i) => {
           const got = output(i)
           const rc = existsSync(path.join(out, `${i}.rc`)) ? Number(readFileSync(path.join(out, `${i}.rc`), 'utf8')) : 0
-          expect({at: `${page}:${s.line}`, exit: rc, output: matches(s.expect, got) ? s.expect : got.split('\n')})
-            .toEqual({at: `${page}:${s.line}`, exit: s.exit, output: s.expect})
+          expect({at: `${page}:${s.line}`, exit: rc, output: matches(s.expect, got) ? s.expect : got.split('\n')}).toEqual({
+            at: `${page}:${s.line}`,
+            exit: s.exit,
+            output: s.expect,
+          })
         })
       }, 180_000)
     })
@@ -305,7 +350,11 @@ function anchors(text: string): Set<string> {
   const outside = text.replace(/^ {0,3}(`{3,}|~{3,})[^\n]*\n[\s\S]*?\n {0,3}\1[^\n]*$/gm, '')
   for (const m of outside.matchAll(/^#{1,6} +(.+?)#*\s*$/gm)) {
     const plain = m[1].replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
-    const base = plain.trim().toLowerCase().replace(/[^\p{L}\p{N}\p{M}\p{Pc} -]/gu, '').replace(/ /g, '-')
+    const base = plain
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\p{M}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-')
     const n = seen.get(base) ?? 0
     seen.set(base, n + 1)
     out.add(n ? `${base}-${n}` : base)
@@ -344,18 +393,24 @@ describe('links between the docs', () => {
           if (!(dest in PENDING)) problems.push(`${f}:${line}: ${target}: no such file`)
           continue
         }
-        if (hash !== undefined && dest.endsWith('.md') && !anchors(read(dest)).has(hash)) problems.push(`${f}:${line}: ${target}: no heading #${hash} in ${dest}`)
-        if (hash !== undefined && !dest.endsWith('.md')) problems.push(`${f}:${line}: ${target}: an anchor into a file that is not Markdown`)
-        if (statSync(path.join(ROOT, dest)).isDirectory() && hash !== undefined) problems.push(`${f}:${line}: ${target}: an anchor into a directory`)
+        if (hash !== undefined && dest.endsWith('.md') && !anchors(read(dest)).has(hash))
+          problems.push(`${f}:${line}: ${target}: no heading #${hash} in ${dest}`)
+        if (hash !== undefined && !dest.endsWith('.md'))
+          problems.push(`${f}:${line}: ${target}: an anchor into a file that is not Markdown`)
+        if (statSync(path.join(ROOT, dest)).isDirectory() && hash !== undefined)
+          problems.push(`${f}:${line}: ${target}: an anchor into a directory`)
       }
     }
     expect(problems).toEqual([])
     expect(count).toBeGreaterThan(50)
   })
 
-  it('the anchors follow GitHub\'s rules', () => {
-    expect([...anchors('# The in-cluster unsealer: `kseal seal` and SealedSecrets\n## Install / upgrade\n## Keys\n## Keys\n```sh\n# not a heading\n```\n')])
-      .toEqual(['the-in-cluster-unsealer-kseal-seal-and-sealedsecrets', 'install--upgrade', 'keys', 'keys-1'])
+  it("the anchors follow GitHub's rules", () => {
+    expect([
+      ...anchors(
+        '# The in-cluster unsealer: `kseal seal` and SealedSecrets\n## Install / upgrade\n## Keys\n## Keys\n```sh\n# not a heading\n```\n',
+      ),
+    ]).toEqual(['the-in-cluster-unsealer-kseal-seal-and-sealedsecrets', 'install--upgrade', 'keys', 'keys-1'])
   })
 })
 

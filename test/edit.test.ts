@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {BIN, cleanEnv, kseal, OTHER_CERT, OTHER_KEY, ROOT, type RunResult} from './support/cli.js'
+import {until} from './support/until.js'
 
 const PLAIN = `# the database
 apiVersion: v1
@@ -121,9 +122,11 @@ describe('kseal edit', () => {
     expect(statSync(c.file).mode & 0o777).toBe(0o640)
   })
 
-  it('encrypts new keys with the Secret\'s own data key and drops removed ones', async () => {
+  it("encrypts new keys with the Secret's own data key and drops removed ones", async () => {
     const c = setup()
-    const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i -e "/^  mode: 'on'$/d" -e 's/^  user: admin$/  user: admin\\n  added: "new value"/' "$1"`)})
+    const r = await edit(c.file, c.tmp, {
+      EDITOR: editor(c.d, `sed -i -e "/^  mode: 'on'$/d" -e 's/^  user: admin$/  user: admin\\n  added: "new value"/' "$1"`),
+    })
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
     const wrapped = (t: string) => t.match(/wrapped: .*/g)
@@ -134,7 +137,9 @@ describe('kseal edit', () => {
       const token = (t: string) => t.match(new RegExp(`\\n {2}${key}: (?:\\|\\n {4})?("?kseal:v2:[^\\n]+)`))![1]
       expect(token(after)).toBe(token(encrypted))
     }
-    expect(await decrypt(c.file)).toBe(PLAIN.replace("  mode: 'on'\n", '').replace('  user: admin\n', '  user: admin\n  added: "new value"\n'))
+    expect(await decrypt(c.file)).toBe(
+      PLAIN.replace("  mode: 'on'\n", '').replace('  user: admin\n', '  user: admin\n  added: "new value"\n'),
+    )
   })
 
   it('saving without changes writes nothing', async () => {
@@ -178,11 +183,14 @@ describe('kseal edit with .kseal.yaml rules', () => {
   /** A case whose directory holds a .kseal.yaml: Secrets in namespace prod go to OTHER_CERT, namespace scope. */
   function withRules(content: string) {
     const c = setup(content)
-    writeFileSync(path.join(c.d, '.kseal.yaml'), `creation_rules:\n  - namespace_regex: ^prod$\n    recipients: [rsa:${OTHER_CERT}]\n    scope: namespace\n`)
+    writeFileSync(
+      path.join(c.d, '.kseal.yaml'),
+      `creation_rules:\n  - namespace_regex: ^prod$\n    recipients: [rsa:${OTHER_CERT}]\n    scope: namespace\n`,
+    )
     return c
   }
 
-  it('a plaintext Secret without -r is encrypted on save for its rule, with the rule\'s scope', async () => {
+  it("a plaintext Secret without -r is encrypted on save for its rule, with the rule's scope", async () => {
     const c = withRules(PLAIN)
     const r = await edit(c.file, c.tmp, {EDITOR: editor(c.d, `sed -i 's/abc/xyz/' "$1"`)})
     expect(r.code).toBe(0)
@@ -194,20 +202,28 @@ describe('kseal edit with .kseal.yaml rules', () => {
 
   it('a Secret added in the editor follows its rule; one no rule matches is refused, nothing written', async () => {
     const c = withRules(encrypted)
-    const add = (ns: string) => editor(c.d, `printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\n  namespace: ${ns}\\nstringData:\\n  x: y1\\n" >> "$1"`)
+    const add = (ns: string) =>
+      editor(
+        c.d,
+        `printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\n  namespace: ${ns}\\nstringData:\\n  x: y1\\n" >> "$1"`,
+      )
     const refused = await edit(c.file, c.tmp, {EDITOR: add('staging')})
     expect(refused.code).toBe(2)
-    expect(refused.stderr).toMatch(/\(Secret staging\/extra\): no creation rule in .*\.kseal\.yaml matches path "db\.secret\.yaml" and namespace "staging"/)
+    expect(refused.stderr).toMatch(
+      /\(Secret staging\/extra\): no creation rule in .*\.kseal\.yaml matches path "db\.secret\.yaml" and namespace "staging"/,
+    )
     expect(readFileSync(c.file, 'utf8')).toBe(encrypted)
     const r = await edit(c.file, c.tmp, {EDITOR: add('prod')})
     expect(r.code).toBe(0)
     const after = readFileSync(c.file, 'utf8')
     expect(after.startsWith(encrypted)).toBe(true)
     expect(after.slice(encrypted.length)).toMatch(/x: kseal:v2:\S+\nkseal:\n {2}version: 2\n {2}scope: "namespace"\n {2}namespace: "prod"/)
-    expect(await decrypt(c.file)).toBe(PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n')
+    expect(await decrypt(c.file)).toBe(
+      PLAIN + '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\n  namespace: prod\nstringData:\n  x: y1\n',
+    )
   })
 
-  it('--scope wins over the rule\'s scope, and a malformed .kseal.yaml stops before the editor opens', async () => {
+  it("--scope wins over the rule's scope, and a malformed .kseal.yaml stops before the editor opens", async () => {
     const c = withRules(PLAIN)
     const r = await edit(c.file, c.tmp, {EDITOR: 'true'}, ['--scope', 'cluster'])
     expect(r.code).toBe(0)
@@ -236,7 +252,10 @@ describe('kseal edit when the edit cannot be saved', () => {
 
   it('a new Secret without -r, or a data value that is not base64, is refused the same way', async () => {
     const c = setup()
-    const added = editor(c.d, 'printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\nstringData:\\n  x: y1\\n" >> "$1"')
+    const added = editor(
+      c.d,
+      'printf -- "---\\napiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: extra\\nstringData:\\n  x: y1\\n" >> "$1"',
+    )
     const r = await edit(c.file, c.tmp, {EDITOR: added})
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/\(Secret extra\): is not one of the encrypted Secrets of this file \(new, or renamed\): pass -r/)
@@ -249,14 +268,20 @@ describe('kseal edit when the edit cannot be saved', () => {
   it('on a terminal it offers to reopen the editor with the edit, and saves the fixed version', async () => {
     const c = setup()
     // First run: change a value and break the YAML. Second run: the broken edit is still there; fix it.
-    const ed = editor(c.d, `echo run >> "$LOG"
+    const ed = editor(
+      c.d,
+      `echo run >> "$LOG"
 if [ "$(grep -c run "$LOG")" = 1 ]; then sed -i 's/s3cr3t/kept-edit/' "$1"; echo "stringData: [unclosed" >> "$1"
-else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
-    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT})
+else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`,
+    )
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until(() => out.includes('Reopen the editor to fix it? [Y/n]'))
+    await until(() => out.includes('Reopen the editor to fix it? [Y/n]'), 'the reopen question', 20_000)
     child.stdin.write('\n') // the default: yes
     expect(await closed).toBe(0)
     child.stdin.end()
@@ -269,11 +294,14 @@ else grep -q kept-edit "$1" || exit 9; sed -i '$d' "$1"; fi`)
   it('answering n on the terminal leaves the file as it was (exit 2)', async () => {
     const c = setup()
     const ed = editor(c.d, 'echo "stringData: [unclosed" >> "$1"')
-    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT})
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} edit ${c.file}`, '/dev/null'], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+    })
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d))
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await until(() => out.includes('[Y/n]'))
+    await until(() => out.includes('[Y/n]'), 'the question', 20_000)
     child.stdin.write('n\n')
     expect(await closed).toBe(2)
     child.stdin.end()
@@ -309,11 +337,15 @@ describe('kseal edit interrupted', () => {
   async function interrupted(signal: NodeJS.Signals) {
     const c = setup()
     const ed = editor(c.d, `sed -i 's/s3cr3t/x/' "$1"\n${RECORD}\nexec sleep 30`)
-    const child: ChildProcess = spawn(process.execPath, [BIN, 'edit', c.file], {env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'edit', c.file], {
+      env: env(c.tmp, {EDITOR: ed}) as NodeJS.ProcessEnv,
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stderr = ''
     child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d))
     const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])))
-    await until(() => existsSync(c.log) && readFileSync(c.log, 'utf8').includes('\n'))
+    await until(() => existsSync(c.log) && readFileSync(c.log, 'utf8').includes('\n'), 'the editor to start', 20_000)
     const [tempFile, , , pid] = readFileSync(c.log, 'utf8').trim().split(' ')
     expect(existsSync(tempFile)).toBe(true)
     child.kill(signal)
@@ -321,14 +353,17 @@ describe('kseal edit interrupted', () => {
     return {c, code, stderr, tempFile, editorPid: Number(pid)}
   }
 
-  it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('%s: the temp dir is removed, the editor stopped, the file untouched', async (signal, exit) => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s: the temp dir is removed, the editor stopped, the file untouched', async (signal, exit) => {
     const {c, code, stderr, tempFile, editorPid} = await interrupted(signal)
     expect(code).toBe(exit)
     expect(stderr).toBe(`kseal: interrupted (${signal}); ${c.file} was not changed\n`)
     expect(existsSync(path.dirname(tempFile))).toBe(false)
     expect(readdirSync(c.tmp)).toEqual([])
     expect(readFileSync(c.file, 'utf8')).toBe(encrypted)
-    await until(() => !alive(editorPid))
+    await until(() => !alive(editorPid), 'the editor to exit', 20_000)
   })
 })
 
@@ -338,13 +373,5 @@ function alive(pid: number): boolean {
     return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
   } catch {
     return false
-  }
-}
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 20))
   }
 }

@@ -5,7 +5,7 @@
  */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {isKsealError} from '../src/errors.js'
+import {isKsealError} from '../src/core/errors.js'
 import {JsonSyntaxError, lookupProperty, MAX_JSON_DEPTH, nodeString, parseJson, type JsonNode} from '../src/external/property.js'
 
 const get = (json: string, property: string) => {
@@ -30,7 +30,8 @@ function plain(n: JsonNode): unknown {
 }
 
 describe('properties as gjson reads them', () => {
-  const doc = '{"a": {"b": "c", "n": 1.50, "i": -42, "big": 1e3, "t": true, "z": null, "obj": {"x" : [1, 2]}}, "a.b": "literal", "arr": [{"k": "v0"}, {"k": "v1"}], "w*": "star"}'
+  const doc =
+    '{"a": {"b": "c", "n": 1.50, "i": -42, "big": 1e3, "t": true, "z": null, "obj": {"x" : [1, 2]}}, "a.b": "literal", "arr": [{"k": "v0"}, {"k": "v1"}], "w*": "star"}'
 
   it('keys, nested paths, array indexes and length, escaped dots; a literal dotted key wins', () => {
     expect(get(doc, 'a.b')).toBe('literal')
@@ -44,7 +45,13 @@ describe('properties as gjson reads them', () => {
   })
 
   it('values as Result.String(): strings unquoted, integers as written, other numbers shortest, null empty, objects raw', () => {
-    expect([get(doc, 'a.n'), get(doc, 'a.i'), get(doc, 'a.big'), get(doc, 'a.t'), get(doc, 'a.z')]).toEqual(['1.5', '-42', '1000', 'true', ''])
+    expect([get(doc, 'a.n'), get(doc, 'a.i'), get(doc, 'a.big'), get(doc, 'a.t'), get(doc, 'a.z')]).toEqual([
+      '1.5',
+      '-42',
+      '1000',
+      'true',
+      '',
+    ])
     expect(get(doc, 'a.obj')).toBe('{"x" : [1, 2]}')
   })
 
@@ -68,24 +75,32 @@ describe('properties as gjson reads them', () => {
 
 describe('the JSON reader', () => {
   it('reads any JSON as JSON.parse does, keeping raw text', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      const text = JSON.stringify(v, null, Math.random() < 0.5 ? 2 : undefined)
-      const n = parseJson(text)
-      expect(plain(n)).toEqual(JSON.parse(text))
-      expect(n.raw).toBe(text.trim())
-    }), {numRuns: 500})
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = JSON.stringify(v, null, Math.random() < 0.5 ? 2 : undefined)
+        const n = parseJson(text)
+        expect(plain(n)).toEqual(JSON.parse(text))
+        expect(n.raw).toBe(text.trim())
+      }),
+      {numRuns: 500},
+    )
   })
 
   it('refuses anything else with JsonSyntaxError only, duplicate keys and deep nesting included', () => {
-    fc.assert(fc.property(fc.string({maxLength: 60}), (s) => {
-      try {
-        parseJson(s)
-      } catch (e) {
-        if (!(e instanceof JsonSyntaxError)) throw e
-      }
-    }), {numRuns: 2000})
+    fc.assert(
+      fc.property(fc.string({maxLength: 60}), (s) => {
+        try {
+          parseJson(s)
+        } catch (e) {
+          if (!(e instanceof JsonSyntaxError)) throw e
+        }
+      }),
+      {numRuns: 2000},
+    )
     expect(() => parseJson('{"a": 1, "a": 2}')).toThrow('duplicate key in an object at offset 12')
-    expect(() => parseJson('['.repeat(MAX_JSON_DEPTH + 2) + ']'.repeat(MAX_JSON_DEPTH + 2))).toThrow(`nested more than ${MAX_JSON_DEPTH} levels`)
+    expect(() => parseJson('['.repeat(MAX_JSON_DEPTH + 2) + ']'.repeat(MAX_JSON_DEPTH + 2))).toThrow(
+      `nested more than ${MAX_JSON_DEPTH} levels`,
+    )
     expect(() => parseJson('['.repeat(1_000_000))).toThrow(JsonSyntaxError)
     expect(() => parseJson('{"a": 1} x')).toThrow('unexpected text after the JSON value')
   })

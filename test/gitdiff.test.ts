@@ -60,7 +60,11 @@ beforeAll(async () => {
   // own data key, so every other value keeps its ciphertext. (kseal encrypt only adds values: a value
   // changed or removed by hand is refused, as the MAC over the rest can no longer be checked.)
   const script = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-editor-')), 'editor.sh')
-  writeFileSync(script, "#!/bin/sh\nsed -i -e 's/^  password: .*/  password: n3w-pass/' -e '/^  removed: /d' -e 's/^\\(  user: .*\\)$/\\1\\n  added: fresh/' \"$1\"\n", {mode: 0o755})
+  writeFileSync(
+    script,
+    "#!/bin/sh\nsed -i -e 's/^  password: .*/  password: n3w-pass/' -e '/^  removed: /d' -e 's/^\\(  user: .*\\)$/\\1\\n  added: fresh/' \"$1\"\n",
+    {mode: 0o755},
+  )
   const r = await kseal(['edit', '-k', OTHER_KEY, path.join(repo, 'db.yaml')], {env: cleanEnv({EDITOR: script})})
   expect(r.stderr).toMatch(/saved, encrypted/)
   expect(r.code).toBe(0)
@@ -83,7 +87,10 @@ describe('git diff with the kseal textconv', () => {
     expect(r.code).toBe(0)
     const lines = changes(r.stdout)
     expect(lines.map((l) => l.replace(/sha256:[0-9a-f]{12}/, 'sha256:*')).sort()).toEqual([
-      '+  added: <encrypted sha256:*>', '+  password: <encrypted sha256:*>', '-  password: <encrypted sha256:*>', '-  removed: <encrypted sha256:*>',
+      '+  added: <encrypted sha256:*>',
+      '+  password: <encrypted sha256:*>',
+      '-  password: <encrypted sha256:*>',
+      '-  removed: <encrypted sha256:*>',
     ])
     const fp = (sign: string, key: string) => lines.find((l) => l.startsWith(`${sign}  ${key}:`))!.split(': ')[1]
     expect(fp('-', 'password')).not.toBe(fp('+', 'password'))
@@ -101,7 +108,9 @@ describe('git diff with the kseal textconv', () => {
     expect(changes(first)).toContain('+  password: s3cr3t')
     expect(changes(first)).toContain('+    line one')
     // The envelope, reduced to what a reviewer can read.
-    expect(first).toContain('+kseal:\n+  version: 2\n+  scope: "strict"\n+  namespace: "prod"\n+  name: "db"\n+  recipients:\n+    - backend: "rsa"\n+      kid: "886d5b01b46231a8"\n')
+    expect(first).toContain(
+      '+kseal:\n+  version: 2\n+  scope: "strict"\n+  namespace: "prod"\n+  name: "db"\n+  recipients:\n+    - backend: "rsa"\n+      kid: "886d5b01b46231a8"\n',
+    )
   })
 
   it('writes no file: the decrypted text only goes to git through stdout', () => {
@@ -143,7 +152,10 @@ describe('kseal textconv never fails a diff', () => {
 
   it('falls back to fingerprints for a tampered Secret or a key source that does not exist', () => {
     const f = path.join(tmp, 'tampered.yaml')
-    writeFileSync(f, v2.replace(/(password: kseal:v2:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A')))
+    writeFileSync(
+      f,
+      v2.replace(/(password: kseal:v2:)(.)/, (_, a, c) => a + (c === 'A' ? 'B' : 'A')),
+    )
     for (const env of [{KSEAL_KEYS: OTHER_KEY}, {KSEAL_KEYS: '/nonexistent/key'}]) {
       const r = textconv(f, env)
       expect(r.status).toBe(0)

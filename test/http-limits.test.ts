@@ -1,7 +1,7 @@
 /** The controller's HTTP listener: header and request timeouts and a connection cap, so slow or many clients cannot hold it. */
 import net from 'node:net'
 import {describe, expect, it} from '@jest/globals'
-import {HTTP_LIMITS, startHttpServer} from '../src/controller/http.js'
+import {HTTP_LIMITS, startHttpServer} from '../src/controller/http/server.js'
 import {kseal} from './support/cli.js'
 
 const handlers = {certPem: () => 'PEM', notReady: () => null, metrics: () => ''}
@@ -18,7 +18,7 @@ function connect(port: number) {
 }
 
 describe('HTTP listener limits', () => {
-  it('has defaults far below Node\'s (60 s headers, 300 s request, no connection cap)', () => {
+  it("has defaults far below Node's (60 s headers, 300 s request, no connection cap)", () => {
     expect(HTTP_LIMITS).toEqual({headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxConnections: 256})
   })
 
@@ -38,7 +38,11 @@ describe('HTTP listener limits', () => {
   })
 
   it('closes a request whose body never finishes once the request timeout passes', async () => {
-    const srv = await startHttpServer('127.0.0.1:0', {...handlers, rotate: async () => ({status: 200, body: '{}'}), limits: {headersTimeoutMs: 100, requestTimeoutMs: 200}})
+    const srv = await startHttpServer('127.0.0.1:0', {
+      ...handlers,
+      reseal: async () => ({status: 200, body: '{}'}),
+      limits: {headersTimeoutMs: 100, requestTimeoutMs: 200},
+    })
     try {
       const c = connect(srv.port)
       await c.ready

@@ -13,13 +13,24 @@
  * /tmp as an emptyDir, no capabilities, no privilege escalation, a seccomp filter.
  */
 import {type ChildProcess, execFileSync, spawn, spawnSync} from 'node:child_process'
-import {chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, expect} from '@jest/globals'
 import {parse} from 'yaml'
 import {ROOT, run, TEAM_CERT, TEAM_KEY} from './support/cli.js'
-import {until} from './support/controller.js'
+import {until} from './support/until.js'
 import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {type K8sApiServer, startK8sApiServer} from './support/k8s-api-server.js'
 import {tool} from './support/tools.js'
@@ -32,11 +43,53 @@ type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-expl
  * reboot). runc applies this deny list; RuntimeDefault proper is an allow list of the rest.
  */
 const RUNTIME_DEFAULT_DENIED = [
-  'acct', 'add_key', 'bpf', 'clock_adjtime', 'clock_settime', 'create_module', 'delete_module', 'finit_module', 'fsconfig', 'fsmount', 'fsopen', 'fspick',
-  'get_kernel_syms', 'init_module', 'ioperm', 'iopl', 'kcmp', 'kexec_file_load', 'kexec_load', 'keyctl', 'lookup_dcookie', 'mount', 'move_mount',
-  'name_to_handle_at', 'nfsservctl', 'open_by_handle_at', 'open_tree', 'perf_event_open', 'pivot_root', 'process_vm_readv', 'process_vm_writev', 'ptrace',
-  'query_module', 'quotactl', 'reboot', 'request_key', 'setns', 'settimeofday', 'swapoff', 'swapon', 'sysfs', '_sysctl', 'umount2', 'unshare', 'uselib',
-  'userfaultfd', 'ustat',
+  'acct',
+  'add_key',
+  'bpf',
+  'clock_adjtime',
+  'clock_settime',
+  'create_module',
+  'delete_module',
+  'finit_module',
+  'fsconfig',
+  'fsmount',
+  'fsopen',
+  'fspick',
+  'get_kernel_syms',
+  'init_module',
+  'ioperm',
+  'iopl',
+  'kcmp',
+  'kexec_file_load',
+  'kexec_load',
+  'keyctl',
+  'lookup_dcookie',
+  'mount',
+  'move_mount',
+  'name_to_handle_at',
+  'nfsservctl',
+  'open_by_handle_at',
+  'open_tree',
+  'perf_event_open',
+  'pivot_root',
+  'process_vm_readv',
+  'process_vm_writev',
+  'ptrace',
+  'query_module',
+  'quotactl',
+  'reboot',
+  'request_key',
+  'setns',
+  'settimeofday',
+  'swapoff',
+  'swapon',
+  'sysfs',
+  '_sysctl',
+  'umount2',
+  'unshare',
+  'uselib',
+  'userfaultfd',
+  'ustat',
 ]
 
 let work: string
@@ -70,7 +123,9 @@ function buildOutputs(stages: ReturnType<typeof readDockerfile>): (p: string) =>
   expect(existsSync(path.join(src, 'node_modules', 'yaml'))).toBe(true)
   return (p) => {
     const rel = path.relative('/src', p)
-    return rel === 'node_modules' || rel.startsWith('node_modules/') || rel.startsWith('package') ? path.join(src, rel) : path.join(ROOT, rel)
+    return rel === 'node_modules' || rel.startsWith('node_modules/') || rel.startsWith('package')
+      ? path.join(src, rel)
+      : path.join(ROOT, rel)
   }
 }
 
@@ -103,7 +158,12 @@ function assemble(rootfs: string): Obj {
       case 'RUN': {
         // The slim base's npm and corepack are removed; the stand-in has none to remove.
         const m = /^rm -rf (.+)$/.exec(i.args)
-        expect({run: i.args, removesOnlyNpm: Boolean(m) && m![1].split(' ').every((p) => /^\/usr\/local\/(lib\/node_modules\/(npm|corepack)|bin\/(npm|npx|corepack))$/.test(p))}).toEqual({run: i.args, removesOnlyNpm: true})
+        expect({
+          run: i.args,
+          removesOnlyNpm:
+            Boolean(m) &&
+            m![1].split(' ').every((p) => /^\/usr\/local\/(lib\/node_modules\/(npm|corepack)|bin\/(npm|npx|corepack))$/.test(p)),
+        }).toEqual({run: i.args, removesOnlyNpm: true})
         for (const p of m![1].split(' ')) rmSync(path.join(rootfs, p), {recursive: true, force: true})
         break
       }
@@ -191,7 +251,11 @@ function runtimeBundle(name: string, args: string[], env: Record<string, string>
   }
   for (const [from, to] of binds) spec.mounts.push({destination: to, type: 'bind', source: from, options: ['rbind', 'ro']})
   spec.linux.namespaces = spec.linux.namespaces.filter((n: Obj) => n.type !== 'network')
-  spec.linux.seccomp = {defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{names: RUNTIME_DEFAULT_DENIED, action: 'SCMP_ACT_ERRNO'}]}
+  spec.linux.seccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    architectures: ['SCMP_ARCH_X86_64'],
+    syscalls: [{names: RUNTIME_DEFAULT_DENIED, action: 'SCMP_ACT_ERRNO'}],
+  }
   const dir = path.join(work, `run-${name}`)
   mkdirSync(dir)
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2))
@@ -202,13 +266,17 @@ function runtimeBundle(name: string, args: string[], env: Record<string, string>
 async function runc(name: string, args: string[], opts: {input?: string; env?: Record<string, string>; binds?: [string, string][]} = {}) {
   const id = `kseal-test-${name}-${process.pid}`
   containers.push(id)
-  return run('runc', ['run', '--bundle', runtimeBundle(name, args, opts.env, opts.binds), id], {input: opts.input, env: {PATH: process.env.PATH}, timeoutMs: 60_000})
+  return run('runc', ['run', '--bundle', runtimeBundle(name, args, opts.env, opts.binds), id], {
+    input: opts.input,
+    env: {PATH: process.env.PATH},
+    timeoutMs: 60_000,
+  })
 }
 
 const umoci = tool('umoci', {asRoot: true})
 const runcTool = tool('runc', {asRoot: true})
 
-umoci.describe('the kseal image, built without a daemon (umoci) from the Dockerfile\'s steps', () => {
+umoci.describe("the kseal image, built without a daemon (umoci) from the Dockerfile's steps", () => {
   beforeAll(() => {
     work = mkdtempSync(path.join(os.tmpdir(), 'kseal-image-'))
     const rootfs = path.join(work, 'rootfs')
@@ -219,9 +287,19 @@ umoci.describe('the kseal image, built without a daemon (umoci) from the Dockerf
     umociRun('init', '--layout', image)
     umociRun('new', '--image', `${image}:kseal`)
     umociRun('insert', '--image', `${image}:kseal`, rootfs, '/')
-    umociRun('config', '--image', `${image}:kseal`, '--config.user', config.user, '--config.workingdir', config.workdir,
-      ...config.entrypoint.flatMap((a: string) => ['--config.entrypoint', a]), ...config.cmd.flatMap((a: string) => ['--config.cmd', a]),
-      ...config.env.flatMap((e: string) => ['--config.env', e]), ...config.ports.flatMap((p: string) => ['--config.exposedports', p]))
+    umociRun(
+      'config',
+      '--image',
+      `${image}:kseal`,
+      '--config.user',
+      config.user,
+      '--config.workingdir',
+      config.workdir,
+      ...config.entrypoint.flatMap((a: string) => ['--config.entrypoint', a]),
+      ...config.cmd.flatMap((a: string) => ['--config.cmd', a]),
+      ...config.env.flatMap((e: string) => ['--config.env', e]),
+      ...config.ports.flatMap((p: string) => ['--config.exposedports', p]),
+    )
     imageConfig = readImageConfig(image)
     bundle = path.join(work, 'bundle')
     umociRun('unpack', '--image', `${image}:kseal`, bundle)
@@ -234,7 +312,7 @@ umoci.describe('the kseal image, built without a daemon (umoci) from the Dockerf
     if (work) rmSync(work, {recursive: true, force: true})
   })
 
-  umoci.it('has the Dockerfile\'s configuration: user 65532, the kseal entrypoint, its env, /app, port 8080', () => {
+  umoci.it("has the Dockerfile's configuration: user 65532, the kseal entrypoint, its env, /app, port 8080", () => {
     expect(imageConfig.config).toMatchObject({
       User: '65532:65532',
       Entrypoint: ['node', '/app/bin/run.js'],
@@ -249,32 +327,45 @@ umoci.describe('the kseal image, built without a daemon (umoci) from the Dockerf
     expect(existsSync(path.join(rootfs, 'usr', 'local', 'bin', 'npm'))).toBe(false)
   })
 
-  runcTool.it('runs under runc as the Deployment\'s securityContext says: uid 65532 without a passwd entry, read-only root, no capabilities, seccomp', async () => {
-    const probe = [
-      'const fs = require("fs"), os = require("os")',
-      'const status = fs.readFileSync("/proc/self/status", "utf8")',
-      'const field = (f) => new RegExp(`^${f}:\\\\s*(.*)$`, "m").exec(status)[1].trim()',
-      'let passwd = "entry"; try { os.userInfo() } catch (e) { passwd = e.info?.code ?? e.code }',
-      'let root = "writable"; try { fs.writeFileSync("/probe", "x") } catch (e) { root = e.code }',
-      'fs.writeFileSync("/tmp/probe", "x")',
-      'console.log(JSON.stringify({uid: process.getuid(), gid: process.getgid(), passwd, root, capEff: field("CapEff"), noNewPrivs: field("NoNewPrivs"), seccomp: field("Seccomp"), home: process.env.HOME, shell: process.env.SHELL ?? null}))',
-    ].join('; ')
-    // umoci made the runtime configuration from the image's: entrypoint and cmd.
-    expect(JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8')).process.args).toEqual(['node', '/app/bin/run.js', '--help'])
-    const r = await runc('version', ['--version'])
-    expect({code: r.code, stderr: r.stderr}).toEqual({code: 0, stderr: ''})
-    expect(r.stdout).toMatch(/^kseal\/0\.1\.0 linux-x64 node-v20\./)
-    // The same container with node itself in place of the entrypoint's script, to look around.
-    const id = `kseal-test-node-${process.pid}`
-    containers.push(id)
-    const dir = runtimeBundle('node', [])
-    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'))
-    cfg.process.args = ['node', '-e', probe]
-    writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg))
-    const p = await run('runc', ['run', '--bundle', dir, id], {env: {PATH: process.env.PATH}})
-    expect(p).toMatchObject({code: 0, stderr: ''})
-    expect(JSON.parse(p.stdout)).toEqual({uid: 65532, gid: 65532, passwd: 'ENOENT', root: 'EROFS', capEff: '0000000000000000', noNewPrivs: '1', seccomp: '2', home: '/tmp', shell: null})
-  })
+  runcTool.it(
+    "runs under runc as the Deployment's securityContext says: uid 65532 without a passwd entry, read-only root, no capabilities, seccomp",
+    async () => {
+      const probe = [
+        'const fs = require("fs"), os = require("os")',
+        'const status = fs.readFileSync("/proc/self/status", "utf8")',
+        'const field = (f) => new RegExp(`^${f}:\\\\s*(.*)$`, "m").exec(status)[1].trim()',
+        'let passwd = "entry"; try { os.userInfo() } catch (e) { passwd = e.info?.code ?? e.code }',
+        'let root = "writable"; try { fs.writeFileSync("/probe", "x") } catch (e) { root = e.code }',
+        'fs.writeFileSync("/tmp/probe", "x")',
+        'console.log(JSON.stringify({uid: process.getuid(), gid: process.getgid(), passwd, root, capEff: field("CapEff"), noNewPrivs: field("NoNewPrivs"), seccomp: field("Seccomp"), home: process.env.HOME, shell: process.env.SHELL ?? null}))',
+      ].join('; ')
+      // umoci made the runtime configuration from the image's: entrypoint and cmd.
+      expect(JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8')).process.args).toEqual(['node', '/app/bin/run.js', '--help'])
+      const r = await runc('version', ['--version'])
+      expect({code: r.code, stderr: r.stderr}).toEqual({code: 0, stderr: ''})
+      expect(r.stdout).toMatch(/^kseal\/0\.1\.0 linux-x64 node-v20\./)
+      // The same container with node itself in place of the entrypoint's script, to look around.
+      const id = `kseal-test-node-${process.pid}`
+      containers.push(id)
+      const dir = runtimeBundle('node', [])
+      const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'))
+      cfg.process.args = ['node', '-e', probe]
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg))
+      const p = await run('runc', ['run', '--bundle', dir, id], {env: {PATH: process.env.PATH}})
+      expect(p).toMatchObject({code: 0, stderr: ''})
+      expect(JSON.parse(p.stdout)).toEqual({
+        uid: 65532,
+        gid: 65532,
+        passwd: 'ENOENT',
+        root: 'EROFS',
+        capEff: '0000000000000000',
+        noNewPrivs: '1',
+        seccomp: '2',
+        home: '/tmp',
+        shell: null,
+      })
+    },
+  )
 
   runcTool.it('encrypts and decrypts (stdin to stdout) in the container', async () => {
     const secret = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: s3cr3t\n'
@@ -292,25 +383,41 @@ umoci.describe('the kseal image, built without a daemon (umoci) from the Dockerf
     expect(dec).toEqual({code: 0, stdout: secret, stderr: ''})
   })
 
-  runcTool.it('kseal controller (the Deployment\'s args) starts in the container and becomes ready against the API server', async () => {
-    srv = await startK8sApiServer({namespaces: ['default', 'kseal-system']})
-    const kube = path.join(work, 'kube')
-    mkdirSync(kube)
-    await srv.writeKubeconfig(path.join(kube, 'config'))
-    execFileSync('chown', ['-R', '65532:65532', kube])
-    const args = [...deploymentContainer().args, '--kubeconfig', '/kube/config', '--listen', '127.0.0.1:0', '--key-bits', '2048']
-    expect(args[0]).toBe('controller')
-    const id = `kseal-test-controller-${process.pid}`
-    containers.push(id)
-    controller = spawn('runc', ['run', '--bundle', runtimeBundle('controller', args, {}, [[kube, '/kube']]), id], {stdio: ['ignore', 'pipe', 'pipe']})
-    let log = ''
-    controller.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d))
-    controller.stdout!.resume()
-    const port = await until(() => Number(/"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(log)?.[1]) || (controller!.exitCode !== null && -1), 'the controller to listen', 30_000)
-    expect({port: port > 0, log: port > 0 ? '' : log}).toEqual({port: true, log: ''})
-    await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 'the containerized controller to be ready', 30_000)
-    // It made its key in its namespace (POD_NAMESPACE from the Deployment's downward API).
-    expect(srv.listObjects('v1', 'Secret', 'kseal-system').filter((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active')).toHaveLength(1)
-    expect(log).not.toMatch(/"level":"error"/)
-  }, 60_000)
+  runcTool.it(
+    "kseal controller (the Deployment's args) starts in the container and becomes ready against the API server",
+    async () => {
+      srv = await startK8sApiServer({namespaces: ['default', 'kseal-system']})
+      const kube = path.join(work, 'kube')
+      mkdirSync(kube)
+      await srv.writeKubeconfig(path.join(kube, 'config'))
+      execFileSync('chown', ['-R', '65532:65532', kube])
+      const args = [...deploymentContainer().args, '--kubeconfig', '/kube/config', '--listen', '127.0.0.1:0', '--key-bits', '2048']
+      expect(args[0]).toBe('controller')
+      const id = `kseal-test-controller-${process.pid}`
+      containers.push(id)
+      controller = spawn('runc', ['run', '--bundle', runtimeBundle('controller', args, {}, [[kube, '/kube']]), id], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let log = ''
+      controller.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d))
+      controller.stdout!.resume()
+      const port = await until(
+        () => Number(/"msg":"serving HTTP","address":"[^"]*:(\d+)"/.exec(log)?.[1]) || (controller!.exitCode !== null && -1),
+        'the controller to listen',
+        30_000,
+      )
+      expect({port: port > 0, log: port > 0 ? '' : log}).toEqual({port: true, log: ''})
+      await until(
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200,
+        'the containerized controller to be ready',
+        30_000,
+      )
+      // It made its key in its namespace (POD_NAMESPACE from the Deployment's downward API).
+      expect(
+        srv.listObjects('v1', 'Secret', 'kseal-system').filter((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active'),
+      ).toHaveLength(1)
+      expect(log).not.toMatch(/"level":"error"/)
+    },
+    60_000,
+  )
 })

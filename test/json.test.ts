@@ -1,7 +1,7 @@
-/** Strict JSON syntax (src/json.ts): exactly what JSON.parse accepts, with a reason and an offset for what it refuses. */
+/** Strict JSON syntax (src/core/json.ts): exactly what JSON.parse accepts, with a reason and an offset for what it refuses. */
 import {describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
-import {jsonSyntaxError} from '../src/json.js'
+import {jsonSyntaxError} from '../src/core/json.js'
 
 const parses = (s: string) => {
   try {
@@ -14,16 +14,62 @@ const parses = (s: string) => {
 
 describe('jsonSyntaxError', () => {
   it('accepts exactly what JSON.parse accepts (generated JSON-like text)', () => {
-    const piece = fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '"a"', '"\\n"', '"\\u00e9"', '"\\x"', '\\', ' ', '\n', '\t', '\r', '\v', '0', '-1', '1.5', '1e3', '01', '.5', '1.', 'true', 'false', 'null', 'nul', "'a'", '//', '/*c*/', 'a', '\u00a0', '\ufeff', '\x01', 'é')
-    fc.assert(fc.property(fc.array(piece, {maxLength: 14}).map((a) => a.join('')), (s) => {
-      expect({s, valid: jsonSyntaxError(s) === null}).toEqual({s, valid: parses(s)})
-    }), {numRuns: 5000})
+    const piece = fc.constantFrom(
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      ':',
+      '"',
+      '"a"',
+      '"\\n"',
+      '"\\u00e9"',
+      '"\\x"',
+      '\\',
+      ' ',
+      '\n',
+      '\t',
+      '\r',
+      '\v',
+      '0',
+      '-1',
+      '1.5',
+      '1e3',
+      '01',
+      '.5',
+      '1.',
+      'true',
+      'false',
+      'null',
+      'nul',
+      "'a'",
+      '//',
+      '/*c*/',
+      'a',
+      '\u00a0',
+      '\ufeff',
+      '\x01',
+      'é',
+    )
+    fc.assert(
+      fc.property(
+        fc.array(piece, {maxLength: 14}).map((a) => a.join('')),
+        (s) => {
+          expect({s, valid: jsonSyntaxError(s) === null}).toEqual({s, valid: parses(s)})
+        },
+      ),
+      {numRuns: 5000},
+    )
   })
 
   it('accepts every value JSON.stringify writes', () => {
-    fc.assert(fc.property(fc.jsonValue(), fc.constantFrom(undefined, 2), (v, indent) => {
-      expect(jsonSyntaxError(JSON.stringify(v, null, indent))).toBeNull()
-    }), {numRuns: 500})
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom(undefined, 2), (v, indent) => {
+        expect(jsonSyntaxError(JSON.stringify(v, null, indent))).toBeNull()
+      }),
+      {numRuns: 500},
+    )
   })
 
   it.each([

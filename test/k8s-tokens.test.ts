@@ -4,7 +4,14 @@
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {createPublicKey, verify, type JsonWebKey} from 'node:crypto'
-import {ApiException, AuthenticationV1Api, CoreV1Api, KubeConfig, type V1TokenRequestSpec, type V1TokenReview} from '@kubernetes/client-node'
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type V1TokenRequestSpec,
+  type V1TokenReview,
+} from '@kubernetes/client-node'
 import {TestClock} from './support/clock.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 import type {AuthorizationAttributes} from './support/k8s-tokens.js'
@@ -52,7 +59,9 @@ async function tokenRequest(name: string, spec: Partial<V1TokenRequestSpec> = {}
 }
 
 async function review(token: string, audiences?: string[]): Promise<V1TokenReview> {
-  return admin.makeApiClient(AuthenticationV1Api).createTokenReview({body: {apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {token, audiences}}})
+  return admin
+    .makeApiClient(AuthenticationV1Api)
+    .createTokenReview({body: {apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {token, audiences}}})
 }
 
 beforeAll(async () => {
@@ -66,9 +75,12 @@ beforeAll(async () => {
       authorizer: (a) => {
         decisions.push(a)
         if (a.user.username === `system:serviceaccount:${NS}:reader`) {
-          return (a.resource === 'secrets' && a.verb === 'get' && a.namespace === NS) || (a.resource === 'tokenreviews' && a.verb === 'create')
+          return (
+            (a.resource === 'secrets' && a.verb === 'get' && a.namespace === NS) || (a.resource === 'tokenreviews' && a.verb === 'create')
+          )
         }
-        if (a.user.username === `system:serviceaccount:${NS}:minter`) return a.resource === 'serviceaccounts' && a.subresource === 'token' && a.name === 'vault-auth'
+        if (a.user.username === `system:serviceaccount:${NS}:minter`)
+          return a.resource === 'serviceaccounts' && a.subresource === 'token' && a.name === 'vault-auth'
         return false
       },
     },
@@ -92,13 +104,23 @@ describe('ServiceAccounts', () => {
     expect(list.resources).toEqual(
       expect.arrayContaining([
         expect.objectContaining({name: 'serviceaccounts', kind: 'ServiceAccount', shortNames: ['sa'], namespaced: true}),
-        {name: 'serviceaccounts/token', singularName: '', namespaced: true, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create']},
+        {
+          name: 'serviceaccounts/token',
+          singularName: '',
+          namespaced: true,
+          group: 'authentication.k8s.io',
+          version: 'v1',
+          kind: 'TokenRequest',
+          verbs: ['create'],
+        },
       ]),
     )
     const groups = await (await fetch(`${srv.url}/apis`, {headers: {authorization: 'Bearer admin-token'}})).json()
     expect(groups.groups.map((g: KubeObject) => g.name)).toContain('authentication.k8s.io')
     const auth = await (await fetch(`${srv.url}/apis/authentication.k8s.io/v1`, {headers: {authorization: 'Bearer admin-token'}})).json()
-    expect(auth.resources).toEqual([{name: 'tokenreviews', singularName: 'tokenreview', namespaced: false, kind: 'TokenReview', verbs: ['create']}])
+    expect(auth.resources).toEqual([
+      {name: 'tokenreviews', singularName: 'tokenreview', namespaced: false, kind: 'TokenReview', verbs: ['create']},
+    ])
   })
 })
 
@@ -138,8 +160,13 @@ describe('TokenRequest', () => {
     expect(short.code).toBe(422)
     expect(short.body).toMatchObject({
       reason: 'Invalid',
-      message: 'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes',
-      details: {group: 'authentication.k8s.io', kind: 'TokenRequest', causes: [{reason: 'FieldValueInvalid', field: 'spec.expirationSeconds'}]},
+      message:
+        'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes',
+      details: {
+        group: 'authentication.k8s.io',
+        kind: 'TokenRequest',
+        causes: [{reason: 'FieldValueInvalid', field: 'spec.expirationSeconds'}],
+      },
     })
     const long = await failure(tokenRequest('app', {expirationSeconds: 2 ** 32 + 1}))
     expect(long.body.message).toContain('may not specify a duration larger than 2^32 seconds')
@@ -161,9 +188,16 @@ describe('TokenRequest', () => {
     expect([missing.code, missing.body.reason, missing.body.message]).toEqual([404, 'NotFound', 'serviceaccounts "ghost" not found'])
     expect(missing.body.details).toEqual({name: 'ghost', kind: 'serviceaccounts'})
     const core = admin.makeApiClient(CoreV1Api)
-    const mismatch = await failure(core.createNamespacedServiceAccountToken({namespace: NS, name: 'app', body: {metadata: {name: 'other'}, spec: {audiences: []}}}))
-    expect([mismatch.code, mismatch.body.message]).toEqual([422, 'TokenRequest.authentication.k8s.io "app" is invalid: metadata.name: Invalid value: "other": must match the service account name if specified'])
-    const get = await fetch(`${srv.url}/api/v1/namespaces/${NS}/serviceaccounts/app/token`, {headers: {authorization: 'Bearer admin-token'}})
+    const mismatch = await failure(
+      core.createNamespacedServiceAccountToken({namespace: NS, name: 'app', body: {metadata: {name: 'other'}, spec: {audiences: []}}}),
+    )
+    expect([mismatch.code, mismatch.body.message]).toEqual([
+      422,
+      'TokenRequest.authentication.k8s.io "app" is invalid: metadata.name: Invalid value: "other": must match the service account name if specified',
+    ])
+    const get = await fetch(`${srv.url}/api/v1/namespaces/${NS}/serviceaccounts/app/token`, {
+      headers: {authorization: 'Bearer admin-token'},
+    })
     expect(get.status).toBe(405)
   })
 
@@ -174,9 +208,15 @@ describe('TokenRequest', () => {
     expect(tr.spec.boundObjectRef).toEqual({kind: 'Secret', apiVersion: 'v1', name: 'binder', uid: secret.metadata!.uid})
     expect(claims(tr.status!.token)['kubernetes.io'].secret).toEqual({name: 'binder', uid: secret.metadata!.uid})
     expect((await review(tr.status!.token)).status!.authenticated).toBe(true)
-    const stale = await failure(tokenRequest('app', {boundObjectRef: {kind: 'Secret', apiVersion: 'v1', name: 'binder', uid: '00000000-0000-0000-0000-000000000000'}}))
+    const stale = await failure(
+      tokenRequest('app', {
+        boundObjectRef: {kind: 'Secret', apiVersion: 'v1', name: 'binder', uid: '00000000-0000-0000-0000-000000000000'},
+      }),
+    )
     expect([stale.code, stale.body.reason]).toEqual([409, 'Conflict'])
-    expect(stale.body.message).toContain('the UID in the bound object reference (00000000-0000-0000-0000-000000000000) does not match the UID in record')
+    expect(stale.body.message).toContain(
+      'the UID in the bound object reference (00000000-0000-0000-0000-000000000000) does not match the UID in record',
+    )
     await core.deleteNamespacedSecret({namespace: NS, name: 'binder'})
     expect((await review(tr.status!.token)).status).toEqual({user: {}, error: 'service account token has been invalidated'})
     const unsupported = await failure(tokenRequest('app', {boundObjectRef: {kind: 'ConfigMap', apiVersion: 'v1', name: 'x'}}))
@@ -205,8 +245,13 @@ describe('TokenReview', () => {
 
   it('refuses with the apiserver wording: wrong audience, expired, tampered, ServiceAccount deleted or recreated; other issuers are not ours', async () => {
     const vault = (await tokenRequest('app', {audiences: ['vault'], expirationSeconds: 600})).status!.token
-    expect((await review(vault)).status).toEqual({user: {}, error: `token audiences ["vault"] is invalid for the target audiences ["${srv.serviceAccountIssuer}"]`})
-    expect((await review(vault, ['sts.amazonaws.com', 'other'])).status!.error).toBe('token audiences ["vault"] is invalid for the target audiences ["sts.amazonaws.com" "other"]')
+    expect((await review(vault)).status).toEqual({
+      user: {},
+      error: `token audiences ["vault"] is invalid for the target audiences ["${srv.serviceAccountIssuer}"]`,
+    })
+    expect((await review(vault, ['sts.amazonaws.com', 'other'])).status!.error).toBe(
+      'token audiences ["vault"] is invalid for the target audiences ["sts.amazonaws.com" "other"]',
+    )
 
     const [h, p, s] = vault.split('.')
     const forged = Buffer.from(JSON.stringify({...claims(vault), sub: `system:serviceaccount:${NS}:admin`})).toString('base64url')
@@ -230,7 +275,9 @@ describe('TokenReview', () => {
     await core.deleteNamespacedServiceAccount({namespace: NS, name: 'short-lived'})
     expect((await review(t)).status!.error).toBe('serviceaccounts "short-lived" not found')
     const again = await createSa('short-lived')
-    expect((await review(t)).status!.error).toBe(`service account UID (${again.metadata.uid}) does not match claim (${claims(t)['kubernetes.io'].serviceaccount.uid})`)
+    expect((await review(t)).status!.error).toBe(
+      `service account UID (${again.metadata.uid}) does not match claim (${claims(t)['kubernetes.io'].serviceaccount.uid})`,
+    )
 
     const foreign = `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from('{"iss":"https://elsewhere"}').toString('base64url')}.sig`
     expect((await review(foreign)).status).toEqual({user: {}})
@@ -257,7 +304,9 @@ describe('OIDC discovery', () => {
     const token = srv.issueServiceAccountToken(NS, 'app', {audiences: ['sts.amazonaws.com']}).token
     const [h, p, s] = token.split('.')
     expect(JSON.parse(Buffer.from(h!, 'base64url').toString()).kid).toBe(keys[0]!.kid)
-    expect(verify('sha256', Buffer.from(`${h}.${p}`), createPublicKey({key: keys[0]!, format: 'jwk'}), Buffer.from(s!, 'base64url'))).toBe(true)
+    expect(verify('sha256', Buffer.from(`${h}.${p}`), createPublicKey({key: keys[0]!, format: 'jwk'}), Buffer.from(s!, 'base64url'))).toBe(
+      true,
+    )
   })
 })
 
@@ -271,7 +320,14 @@ describe('authentication and authorization with ServiceAccount tokens', () => {
 
     expect((await reader.readNamespacedSecret({namespace: NS, name: 'readable'})).data!.k).toBe(Buffer.from('v').toString('base64'))
     expect(srv.requests.at(-1)).toMatchObject({verb: 'get', resource: 'secrets', user: `system:serviceaccount:${NS}:reader`, status: 200})
-    expect(decisions.at(-1)).toMatchObject({verb: 'get', apiGroup: '', resource: 'secrets', namespace: NS, name: 'readable', user: {username: `system:serviceaccount:${NS}:reader`}})
+    expect(decisions.at(-1)).toMatchObject({
+      verb: 'get',
+      apiGroup: '',
+      resource: 'secrets',
+      namespace: NS,
+      name: 'readable',
+      user: {username: `system:serviceaccount:${NS}:reader`},
+    })
 
     const other = await failure(reader.readNamespacedSecret({namespace: 'other', name: 'elsewhere'}))
     expect(other).toEqual({
@@ -288,7 +344,9 @@ describe('authentication and authorization with ServiceAccount tokens', () => {
       },
     })
     const list = await failure(reader.listNamespacedSecret({namespace: NS}))
-    expect(list.body.message).toBe(`secrets is forbidden: User "system:serviceaccount:${NS}:reader" cannot list resource "secrets" in API group "" in the namespace "${NS}"`)
+    expect(list.body.message).toBe(
+      `secrets is forbidden: User "system:serviceaccount:${NS}:reader" cannot list resource "secrets" in API group "" in the namespace "${NS}"`,
+    )
     const mint = await failure(reader.createNamespacedServiceAccountToken({namespace: NS, name: 'app', body: {spec: {audiences: []}}}))
     expect([mint.code, mint.body.message]).toEqual([
       403,
@@ -321,15 +379,22 @@ describe('authentication and authorization with ServiceAccount tokens', () => {
       'not-the-admin-token',
     ]
     for (const t of tokens) {
-      expect((await failure(kubeconfigFor(t).makeApiClient(CoreV1Api).readNamespacedSecret({namespace: NS, name: 'readable'}))).code).toBe(401)
+      expect((await failure(kubeconfigFor(t).makeApiClient(CoreV1Api).readNamespacedSecret({namespace: NS, name: 'readable'}))).code).toBe(
+        401,
+      )
       const raw = await fetch(`${srv.url}/api/v1/namespaces/${NS}/secrets/readable`, {headers: {authorization: `Bearer ${t}`}})
-      expect([raw.status, await raw.json()]).toEqual([401, {kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401}])
+      expect([raw.status, await raw.json()]).toEqual([
+        401,
+        {kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401},
+      ])
     }
     const expiring = srv.issueServiceAccountToken(NS, 'reader', {expirationSeconds: 600}).token
     const before = clock.offsetMs
     try {
       clock.advance(700_000)
-      expect((await failure(kubeconfigFor(expiring).makeApiClient(CoreV1Api).readNamespacedSecret({namespace: NS, name: 'readable'}))).code).toBe(401)
+      expect(
+        (await failure(kubeconfigFor(expiring).makeApiClient(CoreV1Api).readNamespacedSecret({namespace: NS, name: 'readable'}))).code,
+      ).toBe(401)
     } finally {
       clock.offsetMs = before
     }

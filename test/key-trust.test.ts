@@ -13,11 +13,13 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {RsaRecipient} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, KeyStore, keySecret, TRUST_SECRET, trustRootOf} from '../src/controller/keys.js'
-import {silentLogger} from '../src/controller/log.js'
-import {sealSecret} from '../src/sealed.js'
+import {KeyStore} from '../src/controller/keystore/store.js'
+import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, keySecret, TRUST_SECRET, trustRootOf} from '../src/sealed/sealing-key.js'
+import {silentLogger} from './support/log.js'
+import {sealSecret} from '../src/sealed/seal.js'
 import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
-import {namespaceClient, type Replica, sleep, startReplica, stopReplica, until} from './support/controller.js'
+import {namespaceClient, type Replica, startReplica, stopReplica} from './support/controller.js'
+import {sleep, until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 
 const KEY_NS = 'kseal-system'
@@ -52,7 +54,9 @@ afterAll(async () => {
 /** The planted Secret as a SealedSecret would produce it: the attacker's key pair, labelled, dated 2099. */
 function plantedSecret(ns: string, name: string): Record<string, unknown> {
   return {
-    apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
     metadata: {name, namespace: ns, labels: {[KEY_LABEL]: 'active'}, annotations: {[KEY_CREATED_ANNOTATION]: '2099-01-01T00:00:00.000Z'}},
     stringData: {'tls.key': attackerKeyPem, 'tls.crt': attackerCertPem},
   }
@@ -60,33 +64,49 @@ function plantedSecret(ns: string, name: string): Record<string, unknown> {
 
 async function sealedFor(ns: string, name: string): Promise<KubeObject> {
   const recipient = new RsaRecipient(new crypto.X509Certificate(ownCert).publicKey, 'controller')
-  return await sealSecret(plantedSecret(ns, name), [recipient], 'strict') as unknown as KubeObject
+  return (await sealSecret(plantedSecret(ns, name), [recipient], 'strict')) as unknown as KubeObject
 }
 
 describe('the planted sealing key', () => {
   it('a SealedSecret whose Secret would land in the key namespace is refused: Synced=False, a Warning Event, no Secret', async () => {
     const {applySealed, sealedObj} = namespaceClient(() => srv, KEY_NS)
     await applySealed(await sealedFor(KEY_NS, 'kseal-key-evil'))
-    const cond = await until(() => (sealedObj('kseal-key-evil')?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced'), 'a condition')
+    const cond = await until(
+      () => (sealedObj('kseal-key-evil')?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced'),
+      'a condition',
+    )
     expect(cond).toMatchObject({status: 'False', reason: 'Refused'})
     expect(cond.message).toMatch(/would be written in kseal-system, the namespace of the controller's own keys/)
-    const ev = await until(() => srv.listObjects('v1', 'Event', KEY_NS).find((e) => e.involvedObject?.name === 'kseal-key-evil'), 'the Event')
+    const ev = await until(
+      () => srv.listObjects('v1', 'Event', KEY_NS).find((e) => e.involvedObject?.name === 'kseal-key-evil'),
+      'the Event',
+    )
     expect(ev).toMatchObject({type: 'Warning', reason: 'Refused'})
     expect(srv.getObject('v1', 'Secret', KEY_NS, 'kseal-key-evil')).toBeUndefined()
   })
 
-  it('a SealedSecret elsewhere whose template carries kseal\'s own labels or annotations is refused', async () => {
+  it("a SealedSecret elsewhere whose template carries kseal's own labels or annotations is refused", async () => {
     const {applySealed, sealedObj} = namespaceClient(() => srv, NS)
     await applySealed(await sealedFor(NS, 'labelled'))
-    const cond = await until(() => (sealedObj('labelled')?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced'), 'a condition')
-    expect(cond).toMatchObject({status: 'False', reason: 'Refused', message: expect.stringMatching(/carries the label kseal\.dev\/sealing-key, which only kseal itself sets/)})
+    const cond = await until(
+      () => (sealedObj('labelled')?.status?.conditions ?? []).find((c: KubeObject) => c.type === 'Synced'),
+      'a condition',
+    )
+    expect(cond).toMatchObject({
+      status: 'False',
+      reason: 'Refused',
+      message: expect.stringMatching(/carries the label kseal\.dev\/sealing-key, which only kseal itself sets/),
+    })
     expect(srv.getObject('v1', 'Secret', NS, 'labelled')).toBeUndefined()
   })
 
-  it('a key Secret created straight in the key namespace (label, 2099, even a made-up MAC) is ignored: the certificate stays the controller\'s own', async () => {
+  it("a key Secret created straight in the key namespace (label, 2099, even a made-up MAC) is ignored: the certificate stays the controller's own", async () => {
     srv.putObject(plantedSecretStored('kseal-key-planted', 'bm90LWEtbWFj'))
     srv.putObject(plantedSecretStored('kseal-key-planted-2', undefined))
-    await until(() => rep.lines.filter((l) => /"msg":"ignoring a key Secret"/.test(l) && /not trusted|dated in the future/.test(l)).length >= 2, 'the planted keys to be ignored')
+    await until(
+      () => rep.lines.filter((l) => /"msg":"ignoring a key Secret"/.test(l) && /not trusted|dated in the future/.test(l)).length >= 2,
+      'the planted keys to be ignored',
+    )
     await sleep(200)
     expect((await rep.get('/v1/cert.pem')).text).toBe(ownCert)
     expect(JSON.parse((await rep.get('/v1/keys')).text).map((k: {kid: string}) => k.kid)).not.toContain(TEAM_KID)
@@ -100,14 +120,18 @@ describe('the planted sealing key', () => {
 })
 
 function plantedSecretStored(name: string, mac: string | undefined): KubeObject {
-  const s = plantedSecret(KEY_NS, name) as {metadata: {annotations: Record<string, string>}; stringData?: Record<string, string>; data?: Record<string, string>}
+  const s = plantedSecret(KEY_NS, name) as {
+    metadata: {annotations: Record<string, string>}
+    stringData?: Record<string, string>
+    data?: Record<string, string>
+  }
   if (mac) s.metadata.annotations[KEY_MAC_ANNOTATION] = mac
   s.data = {'tls.key': b64(attackerKeyPem), 'tls.crt': b64(attackerCertPem)}
   delete s.stringData
   return s as unknown as KubeObject
 }
 
-describe('the administrator\'s import path', () => {
+describe("the administrator's import path", () => {
   it('kseal keys --import signs a key with the trust root: the running controller loads it (and still serves its own, newer certificate)', async () => {
     const kc = path.join(dir, 'kubeconfig')
     const r = await kseal(['keys', '--import', TEAM_KEY, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
@@ -130,7 +154,12 @@ describe('key store checks', () => {
 
   it('loads a key signed with the trust root; refuses one signed with another root, renamed, or dated in the future', () => {
     expect(store().upsertSecret(signed(new Date('2026-01-01T00:00:00Z')))?.kid).toBe(TEAM_KID)
-    const other = keySecret(KEY_NS, {kid: TEAM_KID, keyPem: attackerKeyPem, certPem: attackerCertPem}, new Date('2026-01-01T00:00:00Z'), Buffer.alloc(32, 1))
+    const other = keySecret(
+      KEY_NS,
+      {kid: TEAM_KID, keyPem: attackerKeyPem, certPem: attackerCertPem},
+      new Date('2026-01-01T00:00:00Z'),
+      Buffer.alloc(32, 1),
+    )
     expect(store().upsertSecret(other)).toBeNull()
     const renamed = signed(new Date('2026-01-01T00:00:00Z'))
     renamed.metadata!.name = 'kseal-key-other-name'
@@ -142,11 +171,16 @@ describe('key store checks', () => {
 
   it('refuses an RSA key under 2048 bits, signed or not', async () => {
     const {privateKey} = crypto.generateKeyPairSync('rsa', {modulusLength: 1024})
-    const {selfSignedCert} = await import('../src/keygen.js')
+    const {selfSignedCert} = await import('../keys/rsa.js')
     const certPem = await selfSignedCert(privateKey, 'small', now, 30)
     const s = signed(new Date('2026-01-01T00:00:00Z'), privateKey.export({type: 'pkcs8', format: 'pem'}) as string, certPem)
     const lines: string[] = []
-    const k = new KeyStore({pool, log: {...silentLogger, warn: (m: string, f?: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(f)}`)}, trustRoot: root, now: () => now})
+    const k = new KeyStore({
+      pool,
+      log: {...silentLogger, warn: (m: string, f?: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(f)}`)},
+      trustRoot: root,
+      now: () => now,
+    })
     expect(k.upsertSecret(s)).toBeNull()
     expect(lines.join('\n')).toMatch(/RSA key of 1024 bits is too small/)
   })
@@ -155,7 +189,12 @@ describe('key store checks', () => {
     const k = new KeyStore({pool, log: silentLogger, now: () => now})
     expect(k.upsertSecret(signed(new Date('2026-01-01T00:00:00Z')))).toBeNull()
     expect(k.size).toBe(0)
-    const rootSecret = {apiVersion: 'v1', kind: 'Secret', metadata: {name: TRUST_SECRET, namespace: KEY_NS, labels: {[KEY_LABEL]: 'trust-root'}}, data: {root: root.toString('base64')}}
+    const rootSecret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: TRUST_SECRET, namespace: KEY_NS, labels: {[KEY_LABEL]: 'trust-root'}},
+      data: {root: root.toString('base64')},
+    }
     expect(trustRootOf(rootSecret)).toEqual(root)
     k.upsertSecret(rootSecret)
     expect(k.size).toBe(1)

@@ -12,7 +12,9 @@ let dir: string
 let encrypted: string
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-keygen-'))
-  const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: k\n  namespace: d\nstringData:\n  a: b\n'})
+  const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {
+    input: 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: k\n  namespace: d\nstringData:\n  a: b\n',
+  })
   encrypted = r.stdout
 })
 
@@ -63,7 +65,10 @@ describe('kseal keygen', () => {
     const r = await kseal(['keygen', '--bits', '2048'], {env})
     expect(r.code).toBe(0)
     const cert = path.join(config, 'kseal', 'keys', 'kseal.crt')
-    const enc = await kseal(['encrypt', '-r', `rsa:${cert}`], {input: 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\nstringData:\n  a: found-by-default\n', env})
+    const enc = await kseal(['encrypt', '-r', `rsa:${cert}`], {
+      input: 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\nstringData:\n  a: found-by-default\n',
+      env,
+    })
     const dec = await kseal(['decrypt'], {input: enc.stdout, env})
     expect(dec.code).toBe(0)
     expect(dec.stdout).toContain('a: found-by-default')
@@ -84,9 +89,15 @@ describe('kseal keys', () => {
     expect(r.code).toBe(0)
     expect(r.stdout).not.toContain('PRIVATE')
     const keys = JSON.parse(r.stdout)
-    expect(keys).toEqual([{kid: made.kid, backend: 'rsa', source: made.key, created: expect.any(String), expires: made.notAfter.replace(/\.\d+Z$/, '.000Z')}])
+    expect(keys).toEqual([
+      {kid: made.kid, backend: 'rsa', source: made.key, created: expect.any(String), expires: made.notAfter.replace(/\.\d+Z$/, '.000Z')},
+    ])
     const table = await kseal(['keys', '-k', out])
-    expect(table.stdout).toMatch(new RegExp(`^KEY ID\\s+BACKEND\\s+CREATED\\s+EXPIRES\\s+SOURCE\n${made.kid}\\s+rsa\\s+\\d{4}-\\d\\d-\\d\\d\\s+${made.notAfter.slice(0, 10)}\\s+${made.key}\n$`))
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `^KEY ID\\s+BACKEND\\s+CREATED\\s+EXPIRES\\s+SOURCE\n${made.kid}\\s+rsa\\s+\\d{4}-\\d\\d-\\d\\d\\s+${made.notAfter.slice(0, 10)}\\s+${made.key}\n$`,
+      ),
+    )
   })
 
   it('says where it looked when there are none', async () => {
@@ -104,7 +115,9 @@ describe('private key files', () => {
     const r = await kseal(['decrypt', '-k', key], {input: encrypted})
     expect(r.code).toBe(2)
     expect(r.stdout).toBe('')
-    expect(r.stderr.trim()).toBe(`kseal: (stdin): document 1 (Secret d/k): ${key}: private key is readable by others (mode 0640); run: chmod 600 ${key}`)
+    expect(r.stderr.trim()).toBe(
+      `kseal: (stdin): document 1 (Secret d/k): ${key}: private key is readable by others (mode 0640); run: chmod 600 ${key}`,
+    )
     chmodSync(key, 0o600)
     expect((await kseal(['decrypt', '-k', key], {input: encrypted})).code).toBe(0)
   })

@@ -10,11 +10,22 @@ import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
 import fc from 'fast-check'
 import {parse, parseAllDocuments} from 'yaml'
-import {decryptText, encryptText} from '../src/transform.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {keyringFor, teamRecipient, testBackends} from './support/keys.js'
 
-export const PROTO_NAMES = ['__proto__', 'constructor', 'valueOf', 'toString', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__', 'toLocaleString', 'propertyIsEnumerable']
+export const PROTO_NAMES = [
+  '__proto__',
+  'constructor',
+  'valueOf',
+  'toString',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__defineGetter__',
+  'toLocaleString',
+  'propertyIsEnumerable',
+]
 const backends = testBackends()
 afterAll(() => backends.close())
 
@@ -25,7 +36,9 @@ const manifest = (data: [string, string][], strings: [string, string][]) =>
 
 /** A Secret's values as [key, text] pairs, read without a plain object (so `__proto__` stays a key). */
 function pairs(yaml: string, kind = 'Secret'): [string, string][] {
-  const doc = parseAllDocuments(yaml, {version: '1.1'}).map((d) => d.toJS({mapAsMap: true}) as Map<string, unknown>).find((m) => m?.get?.('kind') === kind)!
+  const doc = parseAllDocuments(yaml, {version: '1.1'})
+    .map((d) => d.toJS({mapAsMap: true}) as Map<string, unknown>)
+    .find((m) => m?.get?.('kind') === kind)!
   const out: [string, string][] = []
   for (const f of ['data', 'stringData', 'spec']) {
     const m = doc.get(f) as Map<string, string> | undefined
@@ -41,37 +54,61 @@ describe('object-property key names', () => {
     const recipient = await teamRecipient(backends)
     const keyring = keyringFor(backends)
     const name = fc.constantFrom(...PROTO_NAMES)
-    await fc.assert(fc.asyncProperty(fc.uniqueArray(name, {minLength: 1}), fc.uniqueArray(name), fc.string({maxLength: 10}), async (d, s, v) => {
-      const text = manifest(d.map((k) => [k, `d-${k}-${v}`]), s.map((k) => [k, `s-${k}-${v}`]))
-      const enc = await encryptText(text, 'p', {recipients: [recipient], scope: 'strict'})
-      expect(await decryptText(enc, 'p', keyring)).toBe(text)
-    }), {numRuns: 40})
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(name, {minLength: 1}), fc.uniqueArray(name), fc.string({maxLength: 10}), async (d, s, v) => {
+        const text = manifest(
+          d.map((k) => [k, `d-${k}-${v}`]),
+          s.map((k) => [k, `s-${k}-${v}`]),
+        )
+        const enc = await encryptText(text, 'p', {recipients: [recipient], scope: 'strict'})
+        expect(await decryptText(enc, 'p', keyring)).toBe(text)
+      }),
+      {numRuns: 40},
+    )
   })
 
   it('round-trip through every command: encrypt, decrypt, rotate, edit, textconv, krm, seal, --merge-into, unseal', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-keynames-'))
     const strings = PROTO_NAMES.map((k): [string, string] => [k, `v-${k}`])
-    const text = manifest([['__proto__', 'bytes'], ['valueOf', 'b2']], strings)
+    const text = manifest(
+      [
+        ['__proto__', 'bytes'],
+        ['valueOf', 'b2'],
+      ],
+      strings,
+    )
     const f = path.join(dir, 'db.yaml')
     writeFileSync(f, (await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})).stdout)
     expect((await kseal(['decrypt', '-k', TEAM_KEY, f])).stdout).toBe(text)
     expect((await kseal(['rotate', '-i', '-k', TEAM_KEY, '-a', `rsa:${OTHER_CERT}`, '--data-key', f])).code).toBe(0)
     expect((await kseal(['decrypt', '-k', OTHER_KEY, f])).stdout).toBe(text)
     const ed = path.join(dir, 'ed.sh')
-    writeFileSync(ed, "#!/bin/sh\nsed -i 's/^  constructor: .*/  constructor: \"edited\"/' \"$1\"\n", {mode: 0o755})
+    writeFileSync(ed, '#!/bin/sh\nsed -i \'s/^  constructor: .*/  constructor: "edited"/\' "$1"\n', {mode: 0o755})
     const edited = await kseal(['edit', '-k', TEAM_KEY, f], {env: cleanEnv({EDITOR: ed})})
     expect(edited.code).toBe(0)
     const after = text.replace('constructor: "v-constructor"', 'constructor: "edited"')
     expect((await kseal(['decrypt', '-k', TEAM_KEY, f])).stdout).toBe(after)
     expect((await kseal(['textconv', '-k', TEAM_KEY, f])).stdout).toContain('  __proto__: "v-__proto__"\n')
-    const rl = 'apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n' + readFileSync(f, 'utf8').replace(/^/gm, '  ').replace(/^ {2}apiVersion/, '- apiVersion')
+    const rl =
+      'apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n' +
+      readFileSync(f, 'utf8')
+        .replace(/^/gm, '  ')
+        .replace(/^ {2}apiVersion/, '- apiVersion')
     const krm = await kseal(['krm'], {input: rl, env: cleanEnv({KSEAL_KEYS: TEAM_KEY})})
     expect(krm.code).toBe(0)
     expect(pairs(parse(krm.stdout).items ? JSON.stringify(parse(krm.stdout).items[0]) : '')).toEqual(pairs(after))
 
     const sealedFile = path.join(dir, 'db.sealed.yaml')
     writeFileSync(sealedFile, (await kseal(['seal', '--cert', OTHER_CERT], {input: text})).stdout)
-    const merged = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', sealedFile], {input: manifest([], [['valueOf', 'merged'], ['toString', 'merged2']])})
+    const merged = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', sealedFile], {
+      input: manifest(
+        [],
+        [
+          ['valueOf', 'merged'],
+          ['toString', 'merged2'],
+        ],
+      ),
+    })
     expect(merged.code).toBe(0)
     const unsealed = await kseal(['unseal', '-k', OTHER_KEY, sealedFile])
     expect(unsealed.code).toBe(0)

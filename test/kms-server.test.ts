@@ -50,7 +50,7 @@ async function kmsError(p: Promise<unknown>): Promise<KMSServiceException> {
 }
 
 function responseHeaders(err: unknown): Record<string, string> {
-  return ((err as {$response?: {headers: Record<string, string>}}).$response?.headers) ?? {}
+  return (err as {$response?: {headers: Record<string, string>}}).$response?.headers ?? {}
 }
 
 beforeAll(async () => {
@@ -85,14 +85,23 @@ describe('Encrypt / Decrypt', () => {
     expect(out.$metadata.requestId).toMatch(/^[0-9a-f-]{36}$/)
 
     // Context key order is irrelevant (canonicalised), KeyId is optional for symmetric keys.
-    const back = await c.send(new DecryptCommand({CiphertextBlob: out.CiphertextBlob, EncryptionContext: {secret: 'db-creds', namespace: 'prod'}}))
+    const back = await c.send(
+      new DecryptCommand({CiphertextBlob: out.CiphertextBlob, EncryptionContext: {secret: 'db-creds', namespace: 'prod'}}),
+    )
     expect(dec.decode(back.Plaintext)).toBe('hunter2')
     expect(back.KeyId).toBe(arn)
     expect(back.EncryptionAlgorithm).toBe('SYMMETRIC_DEFAULT')
     expect(back.KeyMaterialId).toMatch(/^[0-9a-f]{64}$/)
 
     const last = kms.calls.at(-1)!
-    expect(last).toMatchObject({operation: 'Decrypt', keyId, status: 200, encryptionContext: {secret: 'db-creds', namespace: 'prod'}, accessKeyId: ACCESS_KEY, attempt: 1})
+    expect(last).toMatchObject({
+      operation: 'Decrypt',
+      keyId,
+      status: 200,
+      encryptionContext: {secret: 'db-creds', namespace: 'prod'},
+      accessKeyId: ACCESS_KEY,
+      attempt: 1,
+    })
   })
 
   it('treats an empty EncryptionContext like no context', async () => {
@@ -106,7 +115,9 @@ describe('Encrypt / Decrypt', () => {
   it('rejects a wrong, missing or extra EncryptionContext with InvalidCiphertextException', async () => {
     const {keyId} = kms.createKey()
     const c = client()
-    const {CiphertextBlob} = await c.send(new EncryptCommand({KeyId: keyId, Plaintext: enc.encode('s3cr3t'), EncryptionContext: {app: 'a'}}))
+    const {CiphertextBlob} = await c.send(
+      new EncryptCommand({KeyId: keyId, Plaintext: enc.encode('s3cr3t'), EncryptionContext: {app: 'a'}}),
+    )
     const contexts: (Record<string, string> | undefined)[] = [{app: 'b'}, undefined, {app: 'a', extra: '1'}, {APP: 'a'}]
     for (const EncryptionContext of contexts) {
       const err = await kmsError(c.send(new DecryptCommand({CiphertextBlob, EncryptionContext})))
@@ -118,7 +129,9 @@ describe('Encrypt / Decrypt', () => {
     }
     // Encrypted without context → decrypting with one fails too.
     const plain = await c.send(new EncryptCommand({KeyId: keyId, Plaintext: enc.encode('s3cr3t')}))
-    expect((await kmsError(c.send(new DecryptCommand({CiphertextBlob: plain.CiphertextBlob, EncryptionContext: {app: 'a'}})))).name).toBe('InvalidCiphertextException')
+    expect((await kmsError(c.send(new DecryptCommand({CiphertextBlob: plain.CiphertextBlob, EncryptionContext: {app: 'a'}})))).name).toBe(
+      'InvalidCiphertextException',
+    )
   })
 
   it('rejects corrupted or foreign ciphertext with InvalidCiphertextException', async () => {
@@ -196,7 +209,9 @@ describe('key resolution', () => {
 
   it('a key ARN from another region → NotFoundException "Invalid arn <region>"', async () => {
     const {keyId} = kms.createKey()
-    const err = await kmsError(client().send(new EncryptCommand({KeyId: `arn:aws:kms:eu-west-1:${kms.accountId}:key/${keyId}`, Plaintext: enc.encode('p')})))
+    const err = await kmsError(
+      client().send(new EncryptCommand({KeyId: `arn:aws:kms:eu-west-1:${kms.accountId}:key/${keyId}`, Plaintext: enc.encode('p')})),
+    )
     expect(err.name).toBe('NotFoundException')
     expect(err.message).toBe('Invalid arn eu-west-1')
   })
@@ -290,7 +305,9 @@ describe('GenerateDataKey', () => {
     const {keyId} = kms.createKey()
     const c = client()
     expect((await kmsError(c.send(new GenerateDataKeyCommand({KeyId: keyId})))).name).toBe('ValidationException')
-    expect((await kmsError(c.send(new GenerateDataKeyCommand({KeyId: keyId, KeySpec: 'AES_256', NumberOfBytes: 32})))).name).toBe('ValidationException')
+    expect((await kmsError(c.send(new GenerateDataKeyCommand({KeyId: keyId, KeySpec: 'AES_256', NumberOfBytes: 32})))).name).toBe(
+      'ValidationException',
+    )
   })
 })
 
@@ -354,7 +371,12 @@ describe('authentication and authorization', () => {
     try {
       const {keyId} = strict.createKey()
       const mk = (accessKeyId: string) => {
-        const c = new KMSClient({endpoint: strict.url, region: strict.region, maxAttempts: 1, credentials: {accessKeyId, secretAccessKey: 'x'}})
+        const c = new KMSClient({
+          endpoint: strict.url,
+          region: strict.region,
+          maxAttempts: 1,
+          credentials: {accessKeyId, secretAccessKey: 'x'},
+        })
         clients.push(c)
         return c
       }
@@ -431,7 +453,9 @@ describe('fault and latency injection', () => {
     kms.latencyMs = 100
     kms.resetStats()
     expect(kms.maxInFlight).toBe(0)
-    const results = await Promise.all(Array.from({length: 10}, (_, i) => c.send(new EncryptCommand({KeyId: keyId, Plaintext: enc.encode(`v${i}`)}))))
+    const results = await Promise.all(
+      Array.from({length: 10}, (_, i) => c.send(new EncryptCommand({KeyId: keyId, Plaintext: enc.encode(`v${i}`)}))),
+    )
     expect(results).toHaveLength(10)
     expect(kms.maxInFlight).toBe(10)
     expect(kms.inFlight).toBe(0)

@@ -20,8 +20,10 @@ const DB = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: pr
 const API = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: api\n  namespace: prod\nstringData:\n  token: t0k3n\n'
 
 /** A function config as kpt reads it from the package: local-config, so it is no resource. */
-const fnConfig = (spec: string) => `apiVersion: kseal.dev/v1alpha1\nkind: KsealDecrypt\nmetadata:\n  name: decrypt\n  annotations:\n    config.kubernetes.io/local-config: "true"\nspec:\n  keys: [${OTHER_KEY}]\n${spec}`
-const kptfile = (configPath: string) => `apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\npipeline:\n  mutators:\n    - exec: ${KRM}\n      configPath: ${configPath}\n`
+const fnConfig = (spec: string) =>
+  `apiVersion: kseal.dev/v1alpha1\nkind: KsealDecrypt\nmetadata:\n  name: decrypt\n  annotations:\n    config.kubernetes.io/local-config: "true"\nspec:\n  keys: [${OTHER_KEY}]\n${spec}`
+const kptfile = (configPath: string) =>
+  `apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: app\npipeline:\n  mutators:\n    - exec: ${KRM}\n      configPath: ${configPath}\n`
 
 let work: string
 let encDb: string
@@ -30,7 +32,10 @@ let encApi: string
 function kpt(args: string[], cwd = work) {
   return spawnSync('kpt', ['fn', ...args], {cwd, encoding: 'utf8', env: {...process.env, KSEAL_KEYS: ''}})
 }
-const secretsOf = (stdout: string) => parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o?.kind === 'Secret')
+const secretsOf = (stdout: string) =>
+  parseAllDocuments(stdout)
+    .map((d) => d.toJS())
+    .filter((o) => o?.kind === 'Secret')
 
 /** A package directory under work/ with these files. */
 function pkg(name: string, files: Record<string, string>): string {
@@ -53,19 +58,22 @@ afterAll(() => rmSync(work, {recursive: true, force: true}))
 const kptTool = tool('kpt')
 
 kptTool.describe('kseal-krm under kpt', () => {
-  kptTool.it('kpt fn eval --exec decrypts the package\'s Secrets to stdout (-o unwrap), run from the parent directory; the files stay encrypted', () => {
-    const dir = pkg('eval', {'settings.yaml': CONFIG_MAP, 'db.secret.yaml': encDb, 'fn.yaml': fnConfig('')})
-    const r = kpt(['eval', 'eval', '--exec', KRM, '--fn-config', 'eval/fn.yaml', '-o', 'unwrap'])
-    expect(r.status).toBe(0)
-    expect(r.stdout).toContain(DB)
-    expect(r.stdout).toContain(CONFIG_MAP)
-    expect(readFileSync(path.join(dir, 'db.secret.yaml'), 'utf8')).toBe(encDb)
-  })
+  kptTool.it(
+    "kpt fn eval --exec decrypts the package's Secrets to stdout (-o unwrap), run from the parent directory; the files stay encrypted",
+    () => {
+      const dir = pkg('eval', {'settings.yaml': CONFIG_MAP, 'db.secret.yaml': encDb, 'fn.yaml': fnConfig('')})
+      const r = kpt(['eval', 'eval', '--exec', KRM, '--fn-config', 'eval/fn.yaml', '-o', 'unwrap'])
+      expect(r.status).toBe(0)
+      expect(r.stdout).toContain(DB)
+      expect(r.stdout).toContain(CONFIG_MAP)
+      expect(readFileSync(path.join(dir, 'db.secret.yaml'), 'utf8')).toBe(encDb)
+    },
+  )
 
-  kptTool.it('kpt fn render (a Kptfile exec mutator) reads files: from the package\'s directory, wherever kpt runs', () => {
+  kptTool.it("kpt fn render (a Kptfile exec mutator) reads files: from the package's directory, wherever kpt runs", () => {
     // A generator: the encrypted files stay out of the package's resources (.krmignore).
     const files = {
-      'Kptfile': kptfile('secrets.yaml'),
+      Kptfile: kptfile('secrets.yaml'),
       '.krmignore': 'encrypted/\n',
       'settings.yaml': CONFIG_MAP,
       'secrets.yaml': fnConfig('  files: [encrypted/db.secret.yaml, encrypted/api.secret.yaml]\n'),
@@ -84,11 +92,18 @@ kptTool.describe('kseal-krm under kpt', () => {
   })
 
   kptTool.it('kpt fn eval names no package to the function: files: resolve against where kpt runs', () => {
-    const dir = pkg('evalgen', {'settings.yaml': CONFIG_MAP, 'fn.yaml': fnConfig('  files: [encrypted/db.secret.yaml]\n'), '.krmignore': 'encrypted/\n', 'encrypted/db.secret.yaml': encDb})
+    const dir = pkg('evalgen', {
+      'settings.yaml': CONFIG_MAP,
+      'fn.yaml': fnConfig('  files: [encrypted/db.secret.yaml]\n'),
+      '.krmignore': 'encrypted/\n',
+      'encrypted/db.secret.yaml': encDb,
+    })
     // From the package's directory: found.
     const inPkg = kpt(['eval', '.', '--exec', KRM, '--fn-config', 'fn.yaml', '-o', 'unwrap'], dir)
     expect(inPkg.status).toBe(0)
-    expect(secretsOf(inPkg.stdout)).toEqual([{apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, stringData: {password: 's3cr3t'}}])
+    expect(secretsOf(inPkg.stdout)).toEqual([
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, stringData: {password: 's3cr3t'}},
+    ])
     // From the parent: not found, and the error says which file and where it was looked for.
     const fromParent = kpt(['eval', 'evalgen', '--exec', KRM, '--fn-config', 'evalgen/fn.yaml', '-o', 'unwrap'])
     expect(fromParent.status).not.toBe(0)
@@ -96,8 +111,8 @@ kptTool.describe('kseal-krm under kpt', () => {
     expect(fromParent.stdout).not.toContain('s3cr3t')
   })
 
-  kptTool.it('kpt fn render without -o writes the decrypted Secrets into the package\'s files (which kseal check then flags)', () => {
-    const dir = pkg('inplace', {'Kptfile': kptfile('fn.yaml'), 'db.secret.yaml': encDb, 'fn.yaml': fnConfig('')})
+  kptTool.it("kpt fn render without -o writes the decrypted Secrets into the package's files (which kseal check then flags)", () => {
+    const dir = pkg('inplace', {Kptfile: kptfile('fn.yaml'), 'db.secret.yaml': encDb, 'fn.yaml': fnConfig('')})
     const r = kpt(['render', dir, '--allow-exec'])
     expect(r.status).toBe(0)
     expect(readFileSync(path.join(dir, 'db.secret.yaml'), 'utf8')).toContain('password: s3cr3t # the password')

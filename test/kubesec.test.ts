@@ -16,7 +16,7 @@ import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {decryptedKubesecText, looksLikeKubesec, openKubesec, parseKubesec} from '../src/formats/kubesec/index.js'
 import {macKeyOrder} from '../src/formats/kubesec/format.js'
-import {type GcpKmsUnwrap, SopsKeys} from '../src/formats/sops/index.js'
+import {type GcpKmsUnwrap, SopsMasterKeys} from '../src/formats/sops/index.js'
 import {FIXTURES} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
@@ -31,8 +31,20 @@ const V4 = path.join(DIR, 'secret-v4.kubesec.yaml')
 const ACCESS_KEY = 'AKIAKSEALKUBESEC0001'
 const SECRET_KEY = 'kseal-kubesec-test-secret-key'
 
-const secretV3 = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod'}, type: 'Opaque', data: {password: Buffer.from('s3cr3t-password').toString('base64'), token: Buffer.from('a'.repeat(70)).toString('base64')}}
-const secretV4 = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'app', namespace: 'web'}, data: {'tls.key': Buffer.from('key bytes \u0001\u00ff').toString('base64')}, stringData: {user: 'admin', note: 'héllo wörld ✓ — a note longer than one 48-byte block of padding'}}
+const secretV3 = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: {name: 'db', namespace: 'prod'},
+  type: 'Opaque',
+  data: {password: Buffer.from('s3cr3t-password').toString('base64'), token: Buffer.from('a'.repeat(70)).toString('base64')},
+}
+const secretV4 = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: {name: 'app', namespace: 'web'},
+  data: {'tls.key': Buffer.from('key bytes \u0001\u00ff').toString('base64')},
+  stringData: {user: 'admin', note: 'héllo wörld ✓ — a note longer than one 48-byte block of padding'},
+}
 
 let tmp: string
 let home: GpgHome | undefined
@@ -40,13 +52,18 @@ let kms: KmsServerHandle
 let kmsKey: CreatedKey
 
 const env = (extra: Record<string, string | undefined> = {}) => ({
-  PATH: process.env.PATH, HOME: tmp, ...(home ? {GNUPGHOME: home.dir} : {}),
-  AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY, AWS_ENDPOINT_URL_KMS: kms.url, ...extra,
+  PATH: process.env.PATH,
+  HOME: tmp,
+  ...(home ? {GNUPGHOME: home.dir} : {}),
+  AWS_ACCESS_KEY_ID: ACCESS_KEY,
+  AWS_SECRET_ACCESS_KEY: SECRET_KEY,
+  AWS_ENDPOINT_URL_KMS: kms.url,
+  ...extra,
 })
 
 async function decrypt(text: string, opts: {env?: Record<string, string | undefined>; gcpKms?: GcpKmsUnwrap} = {}): Promise<string> {
   const b = new Backends({env: opts.env ?? env(), cwd: tmp, now: () => new Date()})
-  const keys = new SopsKeys(b, {gcpKms: opts.gcpKms})
+  const keys = new SopsMasterKeys(b, {gcpKms: opts.gcpKms})
   try {
     return decryptedKubesecText(await openKubesec(parseKubesec(text, 'secret.yaml'), keys))
   } finally {
@@ -93,7 +110,7 @@ afterAll(async () => {
 })
 
 describe('kubesec footers and MAC order', () => {
-  it('orders keys as kubesec\'s sort.Sort with its non-strict Less does', () => {
+  it("orders keys as kubesec's sort.Sort with its non-strict Less does", () => {
     const k = (type: 'pgp' | 'gcp' | 'aws', id: string) => ({type, id, dek: Buffer.alloc(0)})
     // Same-type keys are never reordered; a later key of a lower type and lower id moves ahead.
     expect(macKeyOrder([k('pgp', 'B'), k('pgp', 'A')]).map((x) => x.id)).toEqual(['B', 'A'])
@@ -147,12 +164,32 @@ gpgTool.describe('kubesec files built from its algorithm, through the real gpg',
   const flipValue = (text: string, key: string) => text.replace(new RegExp(`(${key}: )(.)`), (_m, a, c) => a + (c === 'A' ? 'B' : 'A'))
   it.each<[string, (t: string) => string, string, RegExp]>([
     ['a value flipped', (t) => flipValue(t, 'password'), 'ERR_INTEGRITY', /cannot decrypt: the value was altered/],
-    ['two values swapped', (t) => t.replace(/(password: )(.*)\n(\s+token: )(.*)/, '$1$4\n$3$2'), 'ERR_INTEGRITY', /moved here from another key/],
+    [
+      'two values swapped',
+      (t) => t.replace(/(password: )(.*)\n(\s+token: )(.*)/, '$1$4\n$3$2'),
+      'ERR_INTEGRITY',
+      /moved here from another key/,
+    ],
     ['a value removed', (t) => t.replace(/^ {2}token: .*\n/m, ''), 'ERR_INTEGRITY', /kubesec MAC mismatch/],
     ['a plaintext value added', (t) => t.replace('data:\n', 'data:\n  extra: c2VjcmV0\n'), 'ERR_INTEGRITY', /malformed kubesec value/],
-    ['the MAC altered', (t) => t.replace(/(# kubesec:mac:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')), 'ERR_INTEGRITY', /kubesec MAC mismatch/],
-    ['a key line added', (t) => t.replace('# kubesec:mac:', `# kubesec:pgp:${SOPS_KEY_2}:${Buffer.from('x').toString('base64')}\n# kubesec:mac:`), 'ERR_INTEGRITY', /kubesec MAC mismatch/],
-    ['the PGP key entry altered', (t) => t.replace(/(# kubesec:pgp:[0-9A-F]{40}:.{200})(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')), 'ERR_DECRYPT', /the recipient entry was altered/],
+    [
+      'the MAC altered',
+      (t) => t.replace(/(# kubesec:mac:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')),
+      'ERR_INTEGRITY',
+      /kubesec MAC mismatch/,
+    ],
+    [
+      'a key line added',
+      (t) => t.replace('# kubesec:mac:', `# kubesec:pgp:${SOPS_KEY_2}:${Buffer.from('x').toString('base64')}\n# kubesec:mac:`),
+      'ERR_INTEGRITY',
+      /kubesec MAC mismatch/,
+    ],
+    [
+      'the PGP key entry altered',
+      (t) => t.replace(/(# kubesec:pgp:[0-9A-F]{40}:.{200})(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')),
+      'ERR_DECRYPT',
+      /the recipient entry was altered/,
+    ],
   ])('refuses %s (exit 3)', async (_name, tamper, code, message) => {
     const text = readFileSync(V3, 'utf8')
     const variant = tamper(text)
@@ -168,7 +205,7 @@ gpgTool.describe('kubesec files built from its algorithm, through the real gpg',
     expect([err.code, err.exitCode, err.message]).toEqual(['ERR_DECRYPT', 3, expect.stringMatching(/carries no valid signature/)])
   })
 
-  it('what kubesec does not protect: the Secret\'s name and namespace (documented, not detected)', async () => {
+  it("what kubesec does not protect: the Secret's name and namespace (documented, not detected)", async () => {
     const moved = readFileSync(V3, 'utf8').replace('namespace: prod', 'namespace: other')
     expect(parse(await decrypt(moved), {version: '1.1'}).metadata.namespace).toBe('other')
   })
@@ -182,7 +219,11 @@ gpgTool.describe('kubesec files built from its algorithm, through the real gpg',
 
 describe('kubesec AWS KMS and GCP KMS entries', () => {
   it('an AWS KMS entry opens with one Decrypt call, with no EncryptionContext (kubesec sets none)', async () => {
-    const client = new KMSClient({region: 'us-east-1', endpoint: kms.url, credentials: {accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY}})
+    const client = new KMSClient({
+      region: 'us-east-1',
+      endpoint: kms.url,
+      credentials: {accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY},
+    })
     const aws: GenKey = {type: 'aws', id: kmsKey.arn, wrap: () => Buffer.alloc(0)}
     const dek = crypto.randomBytes(32)
     const blob = Buffer.from((await client.send(new EncryptCommand({KeyId: kmsKey.arn, Plaintext: dek}))).CiphertextBlob!)
@@ -198,11 +239,18 @@ describe('kubesec AWS KMS and GCP KMS entries', () => {
     expect(text).toContain(`# kubesec:gcp:${GCP_ID}:`)
     expect(parse(await decrypt(text, {gcpKms: gcpUnwrap}), {version: '1.1'})).toEqual(secretV4)
     const err = await failure(decrypt(text))
-    expect([err.code, err.exitCode, err.message]).toEqual(['ERR_NO_KEY', 3, expect.stringMatching(new RegExp(`gcp:${GCP_ID} \\(kseal has no GCP KMS backend yet\\)`))])
+    expect([err.code, err.exitCode, err.message]).toEqual([
+      'ERR_NO_KEY',
+      3,
+      expect.stringMatching(new RegExp(`gcp:${GCP_ID} \\(kseal has no GCP KMS backend yet\\)`)),
+    ])
   })
 
   gpgTool.it('mixed keys: the held PGP key is used, KMS is not asked', async () => {
-    const text = kubesecEncrypt(secretV3, crypto.randomBytes(32), [{type: 'aws', id: kmsKey.arn, wrap: () => Buffer.from('unused')}, pgpKey(home!, SOPS_KEY_1)])
+    const text = kubesecEncrypt(secretV3, crypto.randomBytes(32), [
+      {type: 'aws', id: kmsKey.arn, wrap: () => Buffer.from('unused')},
+      pgpKey(home!, SOPS_KEY_1),
+    ])
     kms.resetStats()
     expect(parse(await decrypt(text), {version: '1.1'})).toEqual(secretV3)
     expect(kms.calls).toHaveLength(0)

@@ -22,7 +22,8 @@ const kubectl = tool('kubectl')
 let dir: string
 let env: Record<string, string | undefined>
 
-const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Record<string, unknown> & {metadata: {name: string; namespace?: string}; kseal?: unknown})
+const docs = (text: string) =>
+  parseAllDocuments(text).map((d) => d.toJS() as Record<string, unknown> & {metadata: {name: string; namespace?: string}; kseal?: unknown})
 
 kubectl.describe('kustomize overlays (real kubectl kustomize)', () => {
   beforeAll(async () => {
@@ -42,7 +43,11 @@ kubectl.describe('kustomize overlays (real kubectl kustomize)', () => {
 
   kubectl.it('the encrypted base records an open namespace and a bound name', async () => {
     const info = await kseal(['inspect', '--json', path.join(dir, 'base', 'db.secret.yaml')])
-    expect(JSON.parse(info.stdout)[0]).toMatchObject({version: 2, scope: 'strict', encryptedAs: {namespace: null, name: 'db', shown: 'db (in any namespace)'}})
+    expect(JSON.parse(info.stdout)[0]).toMatchObject({
+      version: 2,
+      scope: 'strict',
+      encryptedAs: {namespace: null, name: 'db', shown: 'db (in any namespace)'},
+    })
   })
 
   kubectl.it('an overlay that sets namespace: decrypts', async () => {
@@ -62,10 +67,12 @@ kubectl.describe('kustomize overlays (real kubectl kustomize)', () => {
     const r = await kseal(['decrypt'], {input: built.stdout, env})
     expect(r.code).toBe(3)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/^kseal: \(stdin\): document 1 \(Secret prod-db\): encrypted as db \(in any namespace\), now prod-db: .*decrypt where it was encrypted, before it is renamed or moved \(e\.g\. kseal krm as a transformer in the kustomize base\), or encrypt it with a wider --scope/)
+    expect(r.stderr).toMatch(
+      /^kseal: \(stdin\): document 1 \(Secret prod-db\): encrypted as db \(in any namespace\), now prod-db: .*decrypt where it was encrypted, before it is renamed or moved \(e\.g\. kseal krm as a transformer in the kustomize base\), or encrypt it with a wider --scope/,
+    )
   })
 
-  kubectl.it('decrypting in the base (kseal decrypt as kustomize\'s exec plugin), then namePrefix, piped into kseal decrypt', async () => {
+  kubectl.it("decrypting in the base (kseal decrypt as kustomize's exec plugin), then namePrefix, piped into kseal decrypt", async () => {
     const built = await build('overlays/prefixed-decrypted', '--enable-alpha-plugins')
     expect(built.stderr).toBe('')
     expect(built.code).toBe(0)
@@ -76,8 +83,16 @@ kubectl.describe('kustomize overlays (real kubectl kustomize)', () => {
 
   kubectl.it('the GitOps guide (docs/gitops.md) shows exactly these example files', () => {
     const readme = readFileSync(path.join(ROOT, 'docs', 'gitops.md'), 'utf8')
-    for (const f of ['base/kustomization.yaml', 'base/db.secret.yaml', 'overlays/prod/kustomization.yaml', 'overlays/prefixed/kustomization.yaml',
-      'decrypted-base/kustomization.yaml', 'decrypted-base/decrypt.yaml', 'overlays/prefixed-decrypted/kustomization.yaml', 'plugin/kseal.dev/v1alpha1/ksealdecrypt/KsealDecrypt']) {
+    for (const f of [
+      'base/kustomization.yaml',
+      'base/db.secret.yaml',
+      'overlays/prod/kustomization.yaml',
+      'overlays/prefixed/kustomization.yaml',
+      'decrypted-base/kustomization.yaml',
+      'decrypted-base/decrypt.yaml',
+      'overlays/prefixed-decrypted/kustomization.yaml',
+      'plugin/kseal.dev/v1alpha1/ksealdecrypt/KsealDecrypt',
+    ]) {
       expect([f, readme.includes(readFileSync(path.join(EXAMPLES, f), 'utf8'))]).toEqual([f, true])
     }
   })

@@ -21,14 +21,44 @@ function file(name: string, content: string | Buffer): string {
 }
 
 const cases: [string, string | Buffer, number, RegExp][] = [
-  ['broken YAML', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n', 2, /document 1: malformed YAML at line \d+, column \d+/],
-  ['a Helm template', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\ndata:\n  password: {{ .Values.password | b64enc }}\n', 2, /malformed YAML|not a string/],
+  [
+    'broken YAML',
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n',
+    2,
+    /document 1: malformed YAML at line \d+, column \d+/,
+  ],
+  [
+    'a Helm template',
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\ndata:\n  password: {{ .Values.password | b64enc }}\n',
+    2,
+    /malformed YAML|not a string/,
+  ],
   ['a kind-less object with data', 'metadata:\n  name: x\ndata:\n  a: Yg==\n', 2, /document 1: has data but no kind\/apiVersion/],
-  ['a Secret with the wrong apiVersion', 'apiVersion: v2\nkind: Secret\nmetadata:\n  name: x\ndata:\n  a: Yg==\n', 2, /must have apiVersion v1/],
-  ['invalid base64 in data', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\ndata:\n  password: not base64!\n', 2, /document 1 \(Secret d\/x\): data\.password: not valid base64/],
-  ['a stringData value that YAML 1.1 reads as a bool', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\nstringData:\n  enabled: yes\n', 2, /stringData\.enabled: value is not a string \(it reads as boolean; quote it\)/],
+  [
+    'a Secret with the wrong apiVersion',
+    'apiVersion: v2\nkind: Secret\nmetadata:\n  name: x\ndata:\n  a: Yg==\n',
+    2,
+    /must have apiVersion v1/,
+  ],
+  [
+    'invalid base64 in data',
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\ndata:\n  password: not base64!\n',
+    2,
+    /document 1 \(Secret d\/x\): data\.password: not valid base64/,
+  ],
+  [
+    'a stringData value that YAML 1.1 reads as a bool',
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: d\nstringData:\n  enabled: yes\n',
+    2,
+    /stringData\.enabled: value is not a string \(it reads as boolean; quote it\)/,
+  ],
   ['a binary file', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3, 0, 0]), 2, /not a text file/],
-  ['a strict-scope Secret without a name', 'apiVersion: v1\nkind: Secret\nmetadata:\n  namespace: d\nstringData:\n  a: b\n', 2, /needs metadata\.name/],
+  [
+    'a strict-scope Secret without a name',
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  namespace: d\nstringData:\n  a: b\n',
+    2,
+    /needs metadata\.name/,
+  ],
 ]
 
 describe('malformed input (kseal encrypt -i)', () => {
@@ -115,14 +145,35 @@ describe('malformed input (kseal encrypt -i)', () => {
 })
 
 describe('JSON is read strictly, as kubectl reads it', () => {
-  const JSON_SECRET = '{\n  "apiVersion": "v1",\n  "kind": "Secret",\n  "metadata": {"name": "j", "namespace": "d"},\n  "stringData": {"a": "s3cr3t-json",}\n}\n'
+  const JSON_SECRET =
+    '{\n  "apiVersion": "v1",\n  "kind": "Secret",\n  "metadata": {"name": "j", "namespace": "d"},\n  "stringData": {"a": "s3cr3t-json",}\n}\n'
 
   it.each([
     ['a .json file with a trailing comma', 'trailing.json', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
-    ['a .yaml file that starts with { (kubectl reads it as JSON)', 'brace.yaml', JSON_SECRET, 'line 5, column 37: a trailing comma (JSON allows none)'],
-    ['JSON behind a byte-order mark, with a comment', 'bom.json', '\uFEFF{"apiVersion": "v1", // core\n "kind": "Secret", "metadata": {"name": "j"}, "stringData": {"a": "s3cr3t-json"}}\n', 'line 1, column 22: a comment (JSON has none)'],
-    ['unquoted keys', 'keys.json', '{apiVersion: v1, kind: Secret, metadata: {name: j}, stringData: {a: s3cr3t-json}}\n', 'line 1, column 2: an unquoted key (JSON keys are double-quoted strings)'],
-    ['a .json file that holds YAML', 'yaml.json', 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: j\nstringData:\n  a: s3cr3t-json\n', 'line 1, column 1: not a JSON value (a .json file must hold JSON)'],
+    [
+      'a .yaml file that starts with { (kubectl reads it as JSON)',
+      'brace.yaml',
+      JSON_SECRET,
+      'line 5, column 37: a trailing comma (JSON allows none)',
+    ],
+    [
+      'JSON behind a byte-order mark, with a comment',
+      'bom.json',
+      '\uFEFF{"apiVersion": "v1", // core\n "kind": "Secret", "metadata": {"name": "j"}, "stringData": {"a": "s3cr3t-json"}}\n',
+      'line 1, column 22: a comment (JSON has none)',
+    ],
+    [
+      'unquoted keys',
+      'keys.json',
+      '{apiVersion: v1, kind: Secret, metadata: {name: j}, stringData: {a: s3cr3t-json}}\n',
+      'line 1, column 2: an unquoted key (JSON keys are double-quoted strings)',
+    ],
+    [
+      'a .json file that holds YAML',
+      'yaml.json',
+      'apiVersion: v1\nkind: Secret\nmetadata:\n  name: j\nstringData:\n  a: s3cr3t-json\n',
+      'line 1, column 1: not a JSON value (a .json file must hold JSON)',
+    ],
   ])('%s: exit 2, where and what (never the text), file untouched', async (_, name, content, what) => {
     const f = file(name, content)
     const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])
@@ -133,12 +184,20 @@ describe('JSON is read strictly, as kubectl reads it', () => {
   it('stdin that starts with { is JSON too, for every command that reads manifests', async () => {
     for (const args of [['encrypt', '-r', `rsa:${TEAM_CERT}`], ['decrypt'], ['inspect'], ['seal', '--cert', TEAM_CERT], ['check', '-']]) {
       const r = await kseal(args, {input: JSON_SECRET})
-      expect({args, code: r.code, stdout: r.stdout, stderr: r.stderr}).toEqual({args, code: 2, stdout: '', stderr: 'kseal: (stdin): malformed JSON at line 5, column 37: a trailing comma (JSON allows none)\n'})
+      expect({args, code: r.code, stdout: r.stdout, stderr: r.stderr}).toEqual({
+        args,
+        code: 2,
+        stdout: '',
+        stderr: 'kseal: (stdin): malformed JSON at line 5, column 37: a trailing comma (JSON allows none)\n',
+      })
     }
   })
 
   it('valid JSON, and YAML with flow collections after its first key, are read as before', async () => {
-    for (const text of [JSON_SECRET.replace('",}', '"}'), 'apiVersion: v1\nkind: Secret\nmetadata: {name: j, namespace: d,}\nstringData: {a: s3cr3t-json,}\n']) {
+    for (const text of [
+      JSON_SECRET.replace('",}', '"}'),
+      'apiVersion: v1\nkind: Secret\nmetadata: {name: j, namespace: d,}\nstringData: {a: s3cr3t-json,}\n',
+    ]) {
       const r = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: text})
       expect(r).toMatchObject({code: 0, stderr: ''})
       expect(r.stdout).toMatch(/kseal:v2:/)
@@ -180,10 +239,26 @@ describe('YAML is read as kubectl reads it (go-yaml v2 through sigs.k8s.io/yaml)
   })
 
   it.each([
-    ['a raw DEL', '  a: "x\x7fy"\n', 'character U+007F at line 7, column 8 is not allowed in YAML (kubectl refuses the file); write it as an escape in a double-quoted string'],
-    ['a raw NEL, which kubectl folds to a space even in quotes', '  a: "x\x85y"\n', "character U+0085 at line 7, column 8 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
-    ['a raw LS in a comment, hiding a key from every reader but kubectl', '  a: x # note\u2028  b: hidden\n', "character U+2028 at line 7, column 14 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string"],
-    ['a tab that starts a block scalar', '  a: |\n    \tx\n', "a tab where a block scalar's indentation is read, at line 8, column 5 (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t"],
+    [
+      'a raw DEL',
+      '  a: "x\x7fy"\n',
+      'character U+007F at line 7, column 8 is not allowed in YAML (kubectl refuses the file); write it as an escape in a double-quoted string',
+    ],
+    [
+      'a raw NEL, which kubectl folds to a space even in quotes',
+      '  a: "x\x85y"\n',
+      "character U+0085 at line 7, column 8 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string",
+    ],
+    [
+      'a raw LS in a comment, hiding a key from every reader but kubectl',
+      '  a: x # note\u2028  b: hidden\n',
+      "character U+2028 at line 7, column 14 is a line break to kubectl's YAML reader (YAML 1.1), and not to others; write it as an escape in a double-quoted string",
+    ],
+    [
+      'a tab that starts a block scalar',
+      '  a: |\n    \tx\n',
+      "a tab where a block scalar's indentation is read, at line 8, column 5 (kubectl refuses the file); indent with spaces, or write the value double-quoted with \\t",
+    ],
   ])('%s: refused, exit 2, file untouched', async (name, body, message) => {
     const f = file(`kubectl-${name.replace(/\W+/g, '-').slice(0, 40)}.yaml`, secret(body))
     const r = await kseal(['encrypt', '-i', '-r', `rsa:${TEAM_CERT}`, f])

@@ -114,7 +114,17 @@ describe('a kind: Secret in another API group passes through', () => {
   })
 
   it('krm: the item is untouched', async () => {
-    const items = encrypted.split('---\n').map((doc) => doc.trimEnd().split('\n').map((l, i) => (i ? '  ' : '- ') + l).join('\n') + '\n').join('')
+    const items = encrypted
+      .split('---\n')
+      .map(
+        (doc) =>
+          doc
+            .trimEnd()
+            .split('\n')
+            .map((l, i) => (i ? '  ' : '- ') + l)
+            .join('\n') + '\n',
+      )
+      .join('')
     const list = `apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n${items}`
     const r = await run(process.execPath, [path.join(ROOT, 'bin', 'kseal-krm.js')], {env: keys, input: list})
     expect(r).toMatchObject({code: 0, stderr: ''})

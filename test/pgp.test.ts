@@ -11,11 +11,23 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {dearmor, Gpg, normalizeFingerprint, parseColons} from '../keys/pgp.js'
-import {bindingLabel, type Binding, type RecipientEntry} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import type {RecipientEntry} from '../keys/types.js'
+import {type Binding, bindingLabel, keyBinding} from '../src/envelope/binding.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, kseal} from './support/cli.js'
-import {type GpgHome, gpgHome, PASSPHRASE_KEY, PASSPHRASE_KEY_FPR, PASSPHRASE_KEY_PASSPHRASE, SOPS_KEY_1, SOPS_KEY_2, SOPS_KEY_3, SOPS_PGP_KEYS} from './support/gpg.js'
+import {
+  type GpgHome,
+  gpgHome,
+  PASSPHRASE_KEY,
+  PASSPHRASE_KEY_FPR,
+  PASSPHRASE_KEY_PASSPHRASE,
+  SOPS_KEY_1,
+  SOPS_KEY_2,
+  SOPS_KEY_3,
+  SOPS_PGP_KEYS,
+} from './support/gpg.js'
 import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
@@ -54,7 +66,8 @@ describe('fingerprints and key listings', () => {
   it('normalises fingerprints as users paste them, and nothing else', () => {
     expect(normalizeFingerprint('fbc7 b9e2 a4f9 289a c0c1  d484 3d16 cee4 a273 81b4')).toBe(SOPS_KEY_1)
     expect(normalizeFingerprint(`0x${SOPS_KEY_1.toLowerCase()}`)).toBe(SOPS_KEY_1)
-    for (const bad of ['3D16CEE4A27381B4', SOPS_KEY_1 + '0', 'XYZ', '', SOPS_KEY_1.replace('F', 'G')]) expect(normalizeFingerprint(bad)).toBeNull()
+    for (const bad of ['3D16CEE4A27381B4', SOPS_KEY_1 + '0', 'XYZ', '', SOPS_KEY_1.replace('F', 'G')])
+      expect(normalizeFingerprint(bad)).toBeNull()
   })
 
   it('reads --with-colons listings: a stub (#) is not a secret key, and each subkey keeps its capabilities', () => {
@@ -67,19 +80,21 @@ describe('fingerprints and key listings', () => {
       'ssb:u:255:18:CCCCCCCCCCCCCCCC:1700000000::::::e:::#:::cv25519::',
       'fpr:::::::::3333333333333333333333333333333333333333:',
     ].join('\n')
-    expect(parseColons(listing)).toEqual([{
-      fingerprint: '1111111111111111111111111111111111111111',
-      keys: [
-        {fingerprint: '1111111111111111111111111111111111111111', capabilities: 'scESC', validity: 'u', secret: false},
-        {fingerprint: '2222222222222222222222222222222222222222', capabilities: 'e', validity: 'u', secret: true},
-        {fingerprint: '3333333333333333333333333333333333333333', capabilities: 'e', validity: 'u', secret: false},
-      ],
-    }])
+    expect(parseColons(listing)).toEqual([
+      {
+        fingerprint: '1111111111111111111111111111111111111111',
+        keys: [
+          {fingerprint: '1111111111111111111111111111111111111111', capabilities: 'scESC', validity: 'u', secret: false},
+          {fingerprint: '2222222222222222222222222222222222222222', capabilities: 'e', validity: 'u', secret: true},
+          {fingerprint: '3333333333333333333333333333333333333333', capabilities: 'e', validity: 'u', secret: false},
+        ],
+      },
+    ])
   })
 })
 
 gpgTool.describe('ASCII armor is checked by kseal before gpg sees it', () => {
-  it('dearmor gives gpg\'s own packets; a damaged body, CRC or frame is refused', () => {
+  it("dearmor gives gpg's own packets; a damaged body, CRC or frame is refused", () => {
     const armored = home.gpg(['--trust-model', 'always', '--armor', '--encrypt', '-r', SOPS_KEY_1], 'x').toString()
     expect(dearmor(armored)).toEqual(home.gpg(['--dearmor'], armored))
     const lines = armored.split('\n')
@@ -94,7 +109,7 @@ gpgTool.describe('ASCII armor is checked by kseal before gpg sees it', () => {
 })
 
 gpgTool.describe('pgp recipients and the gpg keyring', () => {
-  it('round-trips a Secret; the entry\'s key id is the primary fingerprint and the keyring opens it with no --key', async () => {
+  it("round-trips a Secret; the entry's key id is the primary fingerprint and the keyring opens it with no --key", async () => {
     const enc = await encryptFor([`pgp:${SOPS_KEY_1}`], secret('db'))
     const env = parse(enc).kseal
     expect(env.recipients).toEqual([{backend: 'pgp', kid: SOPS_KEY_1, wrapped: expect.stringMatching(/^[A-Za-z0-9+/]+=*$/)}])
@@ -103,7 +118,11 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
   })
 
   it('accepts a fingerprint with spaces and lower case; refuses a subkey, an unknown key and a short key id (exit 2)', async () => {
-    const r = await backends.recipient(`pgp:${SOPS_KEY_1.toLowerCase().replace(/(.{4})/g, '$1 ').trim()}`)
+    const r = await backends.recipient(
+      `pgp:${SOPS_KEY_1.toLowerCase()
+        .replace(/(.{4})/g, '$1 ')
+        .trim()}`,
+    )
     expect(r.kid).toBe(SOPS_KEY_1)
     const subkey = await failure(backends.recipient('pgp:71D962851765394F76DB9CFC25294A17CD90507F'))
     expect([subkey.code, subkey.exitCode]).toEqual(['ERR_USAGE', 2])
@@ -136,38 +155,38 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
     const r = await backends.recipient(`pgp:${SOPS_KEY_1}`)
     const [id] = await backends.ambient('pgp')
     const dataKey = crypto.randomBytes(32)
-    const entry = await r.wrap(dataKey, binding)
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+    const entry = await r.wrap(dataKey, keyBinding(binding))
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
 
-    const moved = await failure(id.unwrap(entry, {...binding, name: 'other'}))
+    const moved = await failure(id.unwrap(entry, keyBinding({...binding, name: 'other'})))
     expect([moved.code, moved.exitCode, moved.message]).toEqual(['ERR_DECRYPT', 3, expect.stringMatching(/moved or renamed/)])
 
     const raw = Buffer.from(entry.wrapped, 'base64')
     raw[raw.length - 8] ^= 0x01
-    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, binding))
+    const altered = await failure(id.unwrap({...entry, wrapped: raw.toString('base64')}, keyBinding(binding)))
     expect([altered.code, altered.exitCode, altered.message]).toEqual(['ERR_DECRYPT', 3, expect.stringMatching(/altered/)])
 
     // A valid message, but to key 2, under key 1's name: gpg opens it with key 2 — kseal does not accept it.
-    const toTwo = (await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, binding)).wrapped
-    const swapped = await failure(id.unwrap({...entry, wrapped: toTwo}, binding))
+    const toTwo = (await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, keyBinding(binding))).wrapped
+    const swapped = await failure(id.unwrap({...entry, wrapped: toTwo}, keyBinding(binding)))
     expect([swapped.code, swapped.message]).toEqual(['ERR_DECRYPT', expect.stringMatching(/encrypted to another key/)])
 
     // A literal packet that was never encrypted: gpg "decrypts" it with exit 0, kseal refuses it.
     const literal = home.gpg(['--store'], Buffer.concat([dataKey, bindingLabel(binding)]))
-    const plain = await failure(id.unwrap({...entry, wrapped: literal.toString('base64')}, binding))
+    const plain = await failure(id.unwrap({...entry, wrapped: literal.toString('base64')}, keyBinding(binding)))
     expect([plain.code, plain.message]).toEqual(['ERR_DECRYPT', expect.stringMatching(/not an encrypted OpenPGP message/)])
 
-    const garbage = await failure(id.unwrap({...entry, wrapped: 'bm90IGEgbWVzc2FnZQ=='}, binding))
+    const garbage = await failure(id.unwrap({...entry, wrapped: 'bm90IGEgbWVzc2FnZQ=='}, keyBinding(binding)))
     expect(garbage.code).toBe('ERR_DECRYPT')
-    const notBase64 = await failure(id.unwrap({...entry, wrapped: '%%%'}, binding))
+    const notBase64 = await failure(id.unwrap({...entry, wrapped: '%%%'}, keyBinding(binding)))
     expect([notBase64.code, notBase64.exitCode]).toEqual(['ERR_INTEGRITY', 3])
     // Not this backend's entry, or another key's under --key: null, not an error.
-    expect(await id.unwrap({...entry, backend: 'age'}, binding)).toBeNull()
+    expect(await id.unwrap({...entry, backend: 'age'}, keyBinding(binding))).toBeNull()
     const [only2] = await (await backends.get('pgp')).identities(SOPS_KEY_2, backends.ctx)
-    expect(await only2.unwrap(entry, binding)).toBeNull()
+    expect(await only2.unwrap(entry, keyBinding(binding))).toBeNull()
   })
 
-  it('passes no secret on gpg\'s command line: data keys go through stdin and stdout only', async () => {
+  it("passes no secret on gpg's command line: data keys go through stdin and stdout only", async () => {
     const log = path.join(home.dir, 'argv.log')
     const wrapper = path.join(home.dir, 'gpg-wrapper.sh')
     writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec gpg "$@"\n`, {mode: 0o700})
@@ -178,7 +197,8 @@ gpgTool.describe('pgp recipients and the gpg keyring', () => {
       const argv = readFileSync(log, 'utf8')
       expect(argv).toMatch(/--encrypt/)
       expect(argv).toMatch(/--decrypt/)
-      for (const leak of ['pw-argv', 'kseal/v1', Buffer.from('tok-argv').toString('base64'), '--passphrase']) expect(argv).not.toContain(leak)
+      for (const leak of ['pw-argv', 'kseal/v1', Buffer.from('tok-argv').toString('base64'), '--passphrase'])
+        expect(argv).not.toContain(leak)
     } finally {
       await b.close()
     }
@@ -206,7 +226,7 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
     pw = gpgHome([])
     pw.gpg(['--pinentry-mode', 'loopback', '--passphrase-fd', '0', '--import', PASSPHRASE_KEY], PASSPHRASE_KEY_PASSPHRASE)
     b = new Backends({env: pw.env, cwd: pw.dir, now: () => new Date()})
-    entry = await (await b.recipient(`pgp:${PASSPHRASE_KEY_FPR}`)).wrap(dataKey, binding)
+    entry = await (await b.recipient(`pgp:${PASSPHRASE_KEY_FPR}`)).wrap(dataKey, keyBinding(binding))
   })
 
   afterAll(async () => {
@@ -217,7 +237,7 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
   it('the right passphrase opens it', async () => {
     pw.pinentry(PASSPHRASE_KEY_PASSPHRASE)
     const [id] = await b.ambient('pgp')
-    expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+    expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
   })
 
   it('a wrong passphrase is a decryption failure (exit 3); no pinentry or a cancelled one is a backend failure (exit 1)', async () => {
@@ -225,11 +245,15 @@ gpgTool.describe('passphrase-protected keys go through gpg-agent and its pinentr
     const wrong = await failure(new Gpg(b.ctx).decrypt(Buffer.from(entry.wrapped, 'base64'), {maxOutput: 1024}).then(rejectFailure))
     expect(wrong.message).toBe('bad passphrase')
     const [id] = await (await b.get('pgp')).identities(PASSPHRASE_KEY_FPR, b.ctx)
-    const bad = await failure(id.unwrap(entry, binding))
-    expect([bad.code, bad.exitCode, bad.message]).toEqual(['ERR_DECRYPT', 3, `cannot decrypt the data key with pgp:${PASSPHRASE_KEY_FPR}: bad passphrase`])
+    const bad = await failure(id.unwrap(entry, keyBinding(binding)))
+    expect([bad.code, bad.exitCode, bad.message]).toEqual([
+      'ERR_DECRYPT',
+      3,
+      `cannot decrypt the data key with pgp:${PASSPHRASE_KEY_FPR}: bad passphrase`,
+    ])
 
     pw.pinentry(null)
-    const cancelled = await failure(id.unwrap(entry, binding))
+    const cancelled = await failure(id.unwrap(entry, keyBinding(binding)))
     expect([cancelled.code, cancelled.exitCode]).toEqual(['ERR_BACKEND', 1])
     expect(cancelled.message).toMatch(/gpg-agent could not ask for the passphrase/)
   })
@@ -244,7 +268,7 @@ async function rejectFailure(r: Awaited<ReturnType<Gpg['decrypt']>>): Promise<un
 gpgTool.describe('pgp interoperability with gpg', () => {
   it('gpg --decrypt opens what kseal wrapped: the data key followed by the binding label', async () => {
     const dataKey = crypto.randomBytes(32)
-    const entry = await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, binding)
+    const entry = await (await backends.recipient(`pgp:${SOPS_KEY_2}`)).wrap(dataKey, keyBinding(binding))
     expect(home.gpg(['--decrypt'], Buffer.from(entry.wrapped, 'base64'))).toEqual(Buffer.concat([dataKey, bindingLabel(binding)]))
   })
 
@@ -252,14 +276,17 @@ gpgTool.describe('pgp interoperability with gpg', () => {
     const dataKey = crypto.randomBytes(32)
     const [id] = await backends.ambient('pgp')
     for (const armor of [[], ['--armor']]) {
-      const msg = home.gpg(['--trust-model', 'always', ...armor, '--encrypt', '-r', SOPS_KEY_1], Buffer.concat([dataKey, bindingLabel(binding)]))
+      const msg = home.gpg(
+        ['--trust-model', 'always', ...armor, '--encrypt', '-r', SOPS_KEY_1],
+        Buffer.concat([dataKey, bindingLabel(binding)]),
+      )
       const entry: RecipientEntry = {backend: 'pgp', kid: SOPS_KEY_1, wrapped: msg.toString('base64')}
       if (armor.length) {
         // kseal's entries are binary; an armored message decodes to the same packets.
         const dearmored = home.gpg(['--dearmor'], msg)
         entry.wrapped = dearmored.toString('base64')
       }
-      expect(Buffer.from((await id.unwrap(entry, binding))!)).toEqual(dataKey)
+      expect(Buffer.from((await id.unwrap(entry, keyBinding(binding)))!)).toEqual(dataKey)
     }
   })
 

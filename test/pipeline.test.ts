@@ -21,7 +21,9 @@ const PLAIN = [
   'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: "on"\n  port: "8080"\n',
   'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: in-list\n      namespace: prod\n    stringData:\n      cert: |\n        -----BEGIN CERTIFICATE-----\n        MIIB\n        -----END CERTIFICATE-----\n  - apiVersion: v1\n    kind: Service\n    metadata:\n      name: web\n    spec:\n      ports: [{port: 80}]\n',
   secret('api', 'stringData:\n  key: "0123456789"\n'),
-].map((d) => '---\n' + d).join('')
+]
+  .map((d) => '---\n' + d)
+  .join('')
 
 let dir: string
 let encrypted: string
@@ -35,7 +37,11 @@ function script(file: string, body: string): string {
 }
 
 function sh(command: string, opts: {cwd?: string; env?: Record<string, string | undefined>; input?: string} = {}): Promise<RunResult> {
-  return run('sh', ['-c', command], {cwd: opts.cwd ?? dir, env: cleanEnv({PATH: `${bin}:${process.env.PATH}`, ...opts.env}), input: opts.input})
+  return run('sh', ['-c', command], {
+    cwd: opts.cwd ?? dir,
+    env: cleanEnv({PATH: `${bin}:${process.env.PATH}`, ...opts.env}),
+    input: opts.input,
+  })
 }
 
 beforeAll(async () => {
@@ -44,7 +50,10 @@ beforeAll(async () => {
   mkdirSync(bin)
   script(path.join(bin, 'kseal'), `exec "${process.execPath}" "${BIN}" "$@"`)
   // kustomize and kubectl stand-ins: build prints the directory's rendered.yaml, apply saves stdin.
-  script(path.join(bin, 'kustomize'), '[ "$1 $2" = "build ." ] || exit 9\n[ -z "$FAIL_BUILD" ] || { echo "kustomize: accumulating resources: boom" >&2; exit 1; }\ncat rendered.yaml')
+  script(
+    path.join(bin, 'kustomize'),
+    '[ "$1 $2" = "build ." ] || exit 9\n[ -z "$FAIL_BUILD" ] || { echo "kustomize: accumulating resources: boom" >&2; exit 1; }\ncat rendered.yaml',
+  )
   script(path.join(bin, 'kubectl'), `[ "$*" = "apply -f -" ] || exit 9\ncat > "${path.join(dir, 'applied.yaml')}"\necho "applied"`)
   const r = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: PLAIN})
   expect(r.code).toBe(0)
@@ -62,7 +71,13 @@ describe('kseal decrypt in a pipe', () => {
     const r = await kseal(['decrypt'], {...withKey, input: encrypted})
     expect(r).toEqual({code: 0, stdout: PLAIN, stderr: ''})
     // Only manifests on stdout: every document parses, and they are the ones that went in.
-    expect(parseAllDocuments(r.stdout).map((d) => (d.toJS() as {kind: string}).kind)).toEqual(['Deployment', 'Secret', 'ConfigMap', 'List', 'Secret'])
+    expect(parseAllDocuments(r.stdout).map((d) => (d.toJS() as {kind: string}).kind)).toEqual([
+      'Deployment',
+      'Secret',
+      'ConfigMap',
+      'List',
+      'Secret',
+    ])
   })
 
   it('kustomize build . | kseal decrypt | kubectl apply -f - applies the plaintext stream', async () => {
@@ -78,7 +93,9 @@ describe('kseal decrypt in a pipe', () => {
     const r = await kseal(['decrypt'], {...withKey, input: stream})
     expect(r.code).toBe(3)
     expect(r.stdout).toBe('')
-    expect(r.stderr).toMatch(/^kseal: \(stdin\): document 6 \(Secret prod\/foreign\): no key for this Secret: it is encrypted for rsa:d5326737ee564566/)
+    expect(r.stderr).toMatch(
+      /^kseal: \(stdin\): document 6 \(Secret prod\/foreign\): no key for this Secret: it is encrypted for rsa:d5326737ee564566/,
+    )
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(r.stderr).not.toContain('s3cr3t')
   })
@@ -100,7 +117,9 @@ describe('kseal decrypt in a pipe', () => {
     const r = await sh('kustomize build . | kseal decrypt | kubectl apply -f -', {env: {KSEAL_KEYS: undefined}})
     expect(readFileSync(path.join(dir, 'applied.yaml'), 'utf8')).toBe('')
     expect(r.stderr).toMatch(/no key for this Secret/)
-    const strict = await sh(`bash -c 'set -o pipefail; kustomize build . | kseal decrypt | kubectl apply -f -'`, {env: {KSEAL_KEYS: undefined}})
+    const strict = await sh(`bash -c 'set -o pipefail; kustomize build . | kseal decrypt | kubectl apply -f -'`, {
+      env: {KSEAL_KEYS: undefined},
+    })
     expect(strict.code).toBe(3)
   })
 
@@ -140,10 +159,18 @@ describe('Argo CD config management plugin (deploy/argocd)', () => {
     writeFileSync(path.join(app, 'rendered.yaml'), encrypted) // what the stand-in kustomize builds
   })
   const generate = (env: Record<string, string | undefined>) =>
-    sh([...plugin.spec.generate.command, ...plugin.spec.generate.args].map((a: string) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), {cwd: app, env})
+    sh([...plugin.spec.generate.command, ...plugin.spec.generate.args].map((a: string) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), {
+      cwd: app,
+      env,
+    })
 
   it('is a sidecar ConfigManagementPlugin named kseal, discovered by a kustomization under any name kustomize reads', async () => {
-    expect(plugin).toMatchObject({apiVersion: 'argoproj.io/v1alpha1', kind: 'ConfigManagementPlugin', metadata: {name: 'kseal'}, spec: {version: 'v1'}})
+    expect(plugin).toMatchObject({
+      apiVersion: 'argoproj.io/v1alpha1',
+      kind: 'ConfigManagementPlugin',
+      metadata: {name: 'kseal'},
+      spec: {version: 'v1'},
+    })
     expect(plugin.spec.generate.command).toEqual(['sh', '-c'])
     // Argo CD runs discover.find.command in the Application's directory: any output claims it.
     const [shell, flag, script] = plugin.spec.discover.find.command as string[]
@@ -152,7 +179,11 @@ describe('Argo CD config management plugin (deploy/argocd)', () => {
       const d = mkdtempSync(path.join(dir, 'discover-'))
       if (name) writeFileSync(path.join(d, name), 'resources: []\n')
       const r = await run('sh', ['-c', script], {cwd: d})
-      expect({name, code: r.code, claimed: r.stdout.trim()}).toEqual({name, code: 0, claimed: name.startsWith('kustomization') || name === 'Kustomization' ? name : ''})
+      expect({name, code: r.code, claimed: r.stdout.trim()}).toEqual({
+        name,
+        code: 0,
+        claimed: name.startsWith('kustomization') || name === 'Kustomization' ? name : '',
+      })
     }
   })
 
@@ -175,12 +206,17 @@ describe('Argo CD config management plugin (deploy/argocd)', () => {
     const patch = parse(readFileSync(path.join(ROOT, 'deploy/argocd/repo-server-patch.yaml'), 'utf8'))
     const component = parse(readFileSync(path.join(ROOT, 'deploy/argocd/kustomization.yaml'), 'utf8'))
     expect(component).toMatchObject({kind: 'Component', patches: [{path: 'repo-server-patch.yaml'}]})
-    expect(component.configMapGenerator[0]).toMatchObject({name: 'kseal-cmp-plugin', files: ['plugin.yaml'], options: {disableNameSuffixHash: true}})
+    expect(component.configMapGenerator[0]).toMatchObject({
+      name: 'kseal-cmp-plugin',
+      files: ['plugin.yaml'],
+      options: {disableNameSuffixHash: true},
+    })
     const pod = patch.spec.template.spec
     const sidecar = pod.containers.find((c: {name: string}) => c.name === 'kseal')
     expect(sidecar.command).toEqual(['/var/run/argocd/argocd-cmp-server'])
     expect(sidecar.securityContext).toMatchObject({runAsNonRoot: true, runAsUser: 999})
-    const mount = (c: {volumeMounts: {name: string; mountPath: string; subPath?: string}[]}, at: string) => c.volumeMounts.find((m) => m.mountPath === at)
+    const mount = (c: {volumeMounts: {name: string; mountPath: string; subPath?: string}[]}, at: string) =>
+      c.volumeMounts.find((m) => m.mountPath === at)
     expect(mount(sidecar, '/home/argocd/cmp-server/config/plugin.yaml')).toMatchObject({name: 'kseal-cmp-plugin', subPath: 'plugin.yaml'})
     expect(pod.volumes.find((v: {name: string}) => v.name === 'kseal-cmp-plugin').configMap.name).toBe('kseal-cmp-plugin')
     const keysDir = sidecar.env.find((e: {name: string}) => e.name === 'KSEAL_KEYS').value

@@ -13,27 +13,25 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parseAllDocuments} from 'yaml'
 import {RsaRecipient} from '../keys/rsa.js'
-import {sealedSpecHash, sealSecret, type SealedSecretObject} from '../src/sealed.js'
+import {sealedSpecHash} from '../src/sealed/hash.js'
+import {sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject} from '../src/sealed/types.js'
 import {BIN, cleanEnv, ROOT} from './support/cli.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
+import {sleep, until} from './support/until.js'
 
 const KEY_NS = 'kseal-system'
 const NS = 'apps'
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-async function until<T>(f: () => T | undefined | null | false, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(25)
-  }
-}
 
-interface Rule {apiGroups: string[]; resources: string[]; verbs: string[]}
+interface Rule {
+  apiGroups: string[]
+  resources: string[]
+  verbs: string[]
+}
 const manifests = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS())
 const rulesOf = (kind: string) => manifests.find((m) => m.kind === kind && m.metadata.name === 'kseal-controller').rules as Rule[]
-const grants = (rules: Rule[]) => rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
+const grants = (rules: Rule[]) =>
+  rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
 
 let srv: K8sApiServer
 let controller: ChildProcess
@@ -44,9 +42,30 @@ beforeAll(async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-rbac-'))
   const kubeconfig = path.join(dir, 'kubeconfig')
   await srv.writeKubeconfig(kubeconfig)
-  controller = spawn(process.execPath, [BIN, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', KEY_NS, '--key-bits', '2048',
-    '--listen', '127.0.0.1:0', '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '200ms', '--identity', 'rbac-test'],
-  {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'pipe']})
+  controller = spawn(
+    process.execPath,
+    [
+      BIN,
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--key-namespace',
+      KEY_NS,
+      '--key-bits',
+      '2048',
+      '--listen',
+      '127.0.0.1:0',
+      '--lease-duration',
+      '2s',
+      '--renew-deadline',
+      '1500ms',
+      '--retry-period',
+      '200ms',
+      '--identity',
+      'rbac-test',
+    ],
+    {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'pipe']},
+  )
   let buf = ''
   controller.stderr!.setEncoding('utf8').on('data', (d: string) => {
     buf += d
@@ -73,12 +92,19 @@ function updated(next: KubeObject, current: KubeObject): KubeObject {
 async function sealed(name: string, stringData: Record<string, string>, extra: Partial<KubeObject> = {}): Promise<KubeObject> {
   const cert = await (await fetch(`http://127.0.0.1:${port}/v1/cert.pem`)).text()
   const recipient = new RsaRecipient(new crypto.X509Certificate(cert).publicKey, 'rsa:controller')
-  return await sealSecret({apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS}, stringData, ...extra}, [recipient], 'strict') as unknown as KubeObject
+  return (await sealSecret(
+    {apiVersion: 'v1', kind: 'Secret', metadata: {name, namespace: NS}, stringData, ...extra},
+    [recipient],
+    'strict',
+  )) as unknown as KubeObject
 }
 
 describe('deploy/rbac.yaml', () => {
   it('allows every request the controller makes, and grants nothing it does not use', async () => {
-    await until(() => srv.listObjects('v1', 'Secret', KEY_NS).some((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active'), 'the key Secret')
+    await until(
+      () => srv.listObjects('v1', 'Secret', KEY_NS).some((s) => s.metadata.labels?.['kseal.dev/sealing-key'] === 'active'),
+      'the key Secret',
+    )
     await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 || undefined, 'ready')
     const secret = (n: string) => srv.getObject<KubeObject>('v1', 'Secret', NS, n)
     // Test-side writes go straight into the store: only the controller's requests reach the log.
@@ -88,29 +114,53 @@ describe('deploy/rbac.yaml', () => {
     await until(() => secret('plain')?.data?.a === Buffer.from('two').toString('base64'), 'plain updated')
     srv.putObject(await sealed('frozen', {a: 'one'}, {immutable: true}))
     await until(() => secret('frozen'), 'frozen Secret')
-    srv.putObject(updated(await sealed('frozen', {a: 'two'}, {immutable: true}), srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'frozen')!))
+    srv.putObject(
+      updated(
+        await sealed('frozen', {a: 'two'}, {immutable: true}),
+        srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'frozen')!,
+      ),
+    )
     await until(() => secret('frozen')?.data?.a === Buffer.from('two').toString('base64'), 'frozen replaced')
     // A Secret an older controller wrote: owned and up to date, but without the label the watch selects on.
     const old = srv.putObject(await sealed('older', {a: 'one'}))
-    srv.putObject({apiVersion: 'v1', kind: 'Secret', data: {a: Buffer.from('one').toString('base64')}, metadata: {name: 'older', namespace: NS,
-      annotations: {'kseal.dev/spec-hash': sealedSpecHash(old as unknown as SealedSecretObject)},
-      ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'older', uid: old.metadata.uid, controller: true}]}})
+    srv.putObject({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      data: {a: Buffer.from('one').toString('base64')},
+      metadata: {
+        name: 'older',
+        namespace: NS,
+        annotations: {'kseal.dev/spec-hash': sealedSpecHash(old as unknown as SealedSecretObject)},
+        ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name: 'older', uid: old.metadata.uid, controller: true}],
+      },
+    })
     await until(() => secret('older')?.metadata?.labels?.['kseal.dev/owned-by'] === 'sealedsecret', 'the older Secret labelled')
     srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'theirs', namespace: NS}, data: {a: 'eA=='}})
     srv.putObject(await sealed('theirs', {a: 'mine'}))
-    const notOwned = () => srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'theirs')?.status?.conditions?.find((c: KubeObject) => c.reason === 'NotOwned')
+    const notOwned = () =>
+      srv
+        .getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'theirs')
+        ?.status?.conditions?.find((c: KubeObject) => c.reason === 'NotOwned')
     await until(notOwned, 'NotOwned')
     const bad = await sealed('bad', {a: 'one'})
     const other = await sealed('other', {a: 'zzz'})
     bad.spec.encryptedData.a = other.spec.encryptedData.a
     srv.putObject(bad)
-    await until(() => srv.listObjects<KubeObject>('v1', 'Event', NS).some((e) => e.involvedObject?.name === 'bad' && e.type === 'Warning'), 'a Warning Event')
+    await until(
+      () => srv.listObjects<KubeObject>('v1', 'Event', NS).some((e) => e.involvedObject?.name === 'bad' && e.type === 'Warning'),
+      'a Warning Event',
+    )
     await sleep(500) // a few Lease renewals
 
-    const used = new Set(srv.requests.filter((r) => r.isResourceRequest).map((r) => ({
-      key: `${r.apiGroup ?? ''}/${r.resource}${r.subresource ? `/${r.subresource}` : ''}:${r.verb}`,
-      ns: r.namespace,
-    })).map((u) => JSON.stringify(u)))
+    const used = new Set(
+      srv.requests
+        .filter((r) => r.isResourceRequest)
+        .map((r) => ({
+          key: `${r.apiGroup ?? ''}/${r.resource}${r.subresource ? `/${r.subresource}` : ''}:${r.verb}`,
+          ns: r.namespace,
+        }))
+        .map((u) => JSON.stringify(u)),
+    )
     const cluster = new Set(grants(rulesOf('ClusterRole')))
     const role = new Set(grants(rulesOf('Role')))
     const usedKeys = new Set<string>()

@@ -10,9 +10,10 @@ import path from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse} from 'yaml'
 import {Backends} from '../keys/index.js'
-import type {Binding, Identity, RecipientEntry} from '../keys/types.js'
-import {Keyring} from '../src/keyring.js'
-import {decryptText, encryptText} from '../src/transform.js'
+import type {Identity, KeyBinding, RecipientEntry} from '../keys/types.js'
+import {Keyring} from '../src/keyring/keyring.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
 import {cleanEnv, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './support/cli.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
 
@@ -22,7 +23,8 @@ let dir: string
 let ageKey: string
 let ageRecipient: string
 
-const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: team\nstringData:\n  a: one-${name}\n  b: two-${name}\n`
+const plain = (name: string) =>
+  `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: team\nstringData:\n  a: one-${name}\n  b: two-${name}\n`
 const ACCESS_KEY = 'AKIAKSEALRECIPIENTS1'
 const SECRET_KEY = 'not-a-real-secret-key'
 const awsEnv = (extra: Record<string, string | undefined> = {}) => ({
@@ -58,7 +60,7 @@ class CountingBackends extends Backends {
       backend: id.backend,
       kid: id.kid,
       source: id.source,
-      unwrap: (e: RecipientEntry, b: Binding) => {
+      unwrap: (e: RecipientEntry, b: KeyBinding) => {
         this.unwraps[id.backend] = (this.unwraps[id.backend] ?? 0) + 1
         return id.unwrap(e, b)
       },
@@ -77,7 +79,9 @@ class CountingBackends extends Backends {
 async function encryptForAll(name: string): Promise<string> {
   const b = new Backends({env: awsEnv(), cwd: dir, now: () => new Date()})
   try {
-    const recipients = await Promise.all([`rsa:${TEAM_CERT}`, `awskms:${kmsKey.aliasArn}`, `age:${ageRecipient}`].map((u) => b.recipient(u)))
+    const recipients = await Promise.all(
+      [`rsa:${TEAM_CERT}`, `awskms:${kmsKey.aliasArn}`, `age:${ageRecipient}`].map((u) => b.recipient(u)),
+    )
     return await encryptText(plain(name), `${name}.yaml`, {recipients, scope: 'strict'})
   } finally {
     await b.close()
@@ -127,7 +131,9 @@ describe('a decryptor tries only the entries whose key it holds', () => {
 
   it('a Secret without a KMS entry never makes a KMS call, even with AWS credentials and no key', async () => {
     const b = new Backends({env: {}, cwd: dir, now: () => new Date()})
-    const enc = await encryptText(plain('x'), 'x.yaml', {recipients: [await b.recipient(`rsa:${TEAM_CERT}`)], scope: 'strict'}).finally(() => b.close())
+    const enc = await encryptText(plain('x'), 'x.yaml', {recipients: [await b.recipient(`rsa:${TEAM_CERT}`)], scope: 'strict'}).finally(
+      () => b.close(),
+    )
     kms.resetStats()
     await expect(decryptWith(enc, [ageKey], awsEnv())).rejects.toMatchObject({code: 'ERR_NO_KEY', exitCode: 3})
     expect(kms.count()).toBe(0)
@@ -142,14 +148,20 @@ describe('a decryptor tries only the entries whose key it holds', () => {
     kms.deny({action: 'Decrypt', keyId: kmsKey.keyId})
     const {out} = await decryptWith(enc, [], awsEnv())
     expect(out).toBe(plain('two'))
-    expect(kms.calls.map((c) => [c.requestedKeyId, c.errorType ?? 'ok'])).toEqual([[kmsKey.arn, 'AccessDeniedException'], [second.arn, 'ok']])
+    expect(kms.calls.map((c) => [c.requestedKeyId, c.errorType ?? 'ok'])).toEqual([
+      [kmsKey.arn, 'AccessDeniedException'],
+      [second.arn, 'ok'],
+    ])
   })
 })
 
 describe('-r repeated, mixing backends, through the built CLI', () => {
   it('any one of rsa, awskms and age decrypts; inspect lists them all', async () => {
     const input = plain('a') + '---\n' + plain('b')
-    const enc = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`, '-r', `awskms:${kmsKey.arn}`, '-r', `age:${ageRecipient}`], {env: cleanEnv(awsEnv()), input})
+    const enc = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`, '-r', `awskms:${kmsKey.arn}`, '-r', `age:${ageRecipient}`], {
+      env: cleanEnv(awsEnv()),
+      input,
+    })
     expect(enc.stderr).toBe('')
     expect(enc.code).toBe(0)
     expect(kms.count('Encrypt')).toBe(2)

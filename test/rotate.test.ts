@@ -21,7 +21,7 @@ beforeAll(async () => {
 })
 
 describe('kseal rotate (recipients)', () => {
-  it('adding a recipient keeps every value\'s ciphertext; the diff is the new entry and the MAC (which covers the recipients)', async () => {
+  it("adding a recipient keeps every value's ciphertext; the diff is the new entry and the MAC (which covers the recipients)", async () => {
     const r = await kseal(['rotate', '-k', TEAM_KEY, '--add-recipient', `rsa:${OTHER_CERT}`], {input: encTeam})
     expect(r.code).toBe(0)
     expect(tokens(r.stdout)).toEqual(tokens(encTeam))
@@ -103,14 +103,18 @@ describe('kseal rotate over a tree', () => {
   it('follows .kseal.yaml over 200 files: --dry-run reports and writes nothing, then rotates each file', async () => {
     const d = path.join(dir, 'tree')
     mkdirSync(d)
-    const one = (i: number) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: s${i}\n  namespace: team-${i % 5}\nstringData:\n  token: token-${i}\n`
+    const one = (i: number) =>
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: s${i}\n  namespace: team-${i % 5}\nstringData:\n  token: token-${i}\n`
     const enc = await kseal(['encrypt', '-r', `rsa:${OTHER_CERT}`], {input: Array.from({length: 200}, (_, i) => one(i)).join('---\n')})
     const docs = enc.stdout.split('---\n')
     docs.forEach((doc, i) => {
       mkdirSync(path.join(d, `team-${i % 5}`), {recursive: true})
       writeFileSync(path.join(d, `team-${i % 5}`, `s${i}.yaml`), doc)
     })
-    writeFileSync(path.join(d, '.kseal.yaml'), `creation_rules:\n  - path_regex: team-0/\n    recipients: [rsa:${OTHER_CERT}]\n  - recipients:\n      - rsa:${OTHER_CERT}\n      - rsa:${TEAM_CERT}\n`)
+    writeFileSync(
+      path.join(d, '.kseal.yaml'),
+      `creation_rules:\n  - path_regex: team-0/\n    recipients: [rsa:${OTHER_CERT}]\n  - recipients:\n      - rsa:${OTHER_CERT}\n      - rsa:${TEAM_CERT}\n`,
+    )
     const dry = await kseal(['rotate', '--dry-run', '-k', OTHER_KEY, d])
     expect(dry.code).toBe(0)
     const planned = dry.stdout.trim().split('\n')

@@ -9,8 +9,9 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
-import {decryptText, encryptText} from '../src/transform.js'
-import {parseManifests} from '../src/manifest.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {encryptText} from '../src/ops/encrypt.js'
+import {parseManifests} from '../src/manifest/parse.js'
 import {FIXTURES} from './support/cli.js'
 import {keyringFor, teamRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
@@ -53,7 +54,8 @@ describe('round trip over the corpus', () => {
     // documents, and every Secret with values holds its envelope.
     if (name.endsWith('.json')) expect(() => JSON.parse(encrypted.replace(/^\uFEFF/, ''))).not.toThrow()
     expect(parseAllDocuments(encrypted).length).toBe(parseAllDocuments(original).length)
-    for (const s of parseManifests(encrypted).secrets) expect({secret: s.where.secret, envelope: Boolean(s.envelopePair)}).toEqual({secret: s.where.secret, envelope: s.values.length > 0})
+    for (const s of parseManifests(encrypted).secrets)
+      expect({secret: s.where.secret, envelope: Boolean(s.envelopePair)}).toEqual({secret: s.where.secret, envelope: s.values.length > 0})
     // Re-encrypting an encrypted file changes nothing.
     expect(await encrypt(encrypted, name)).toBe(encrypted)
     // Decrypting gives the original back, byte for byte.
@@ -63,12 +65,22 @@ describe('round trip over the corpus', () => {
   it('leaves non-Secret documents byte for byte', async () => {
     const original = readFileSync(path.join(corpusDir, 'app-stack.yaml'), 'utf8')
     const encrypted = await encrypt(original)
-    const deployment = original.slice(original.indexOf('apiVersion: apps/v1'), original.indexOf('---', original.indexOf('apiVersion: apps/v1')))
+    const deployment = original.slice(
+      original.indexOf('apiVersion: apps/v1'),
+      original.indexOf('---', original.indexOf('apiVersion: apps/v1')),
+    )
     const configMap = original.slice(original.indexOf('kind: ConfigMap') - 'apiVersion: v1\n'.length)
     expect(encrypted).toContain(deployment)
     expect(encrypted.endsWith(configMap)).toBe(true)
     // Comments and key names stay readable for review.
-    for (const line of ['# The database credentials.', 'name: payments-db   # keep in sync with the Deployment', '  # username is base64 of "payments"', '  DATABASE_URL: "kseal:v2:', "  'api-key': 'kseal:v2:", '# end of the Secret']) {
+    for (const line of [
+      '# The database credentials.',
+      'name: payments-db   # keep in sync with the Deployment',
+      '  # username is base64 of "payments"',
+      '  DATABASE_URL: "kseal:v2:',
+      "  'api-key': 'kseal:v2:",
+      '# end of the Secret',
+    ]) {
       expect(encrypted).toContain(line)
     }
   })
@@ -152,7 +164,8 @@ describe('round trip over the corpus', () => {
     })
 
     it('an empty keep block in a Secret inside a List goes deeper than its key', async () => {
-      const text = 'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: l}\n    stringData:\n      a: |+\n        \n'
+      const text =
+        'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: l}\n    stringData:\n      a: |+\n        \n'
       const enc = await encrypt(text)
       expect(enc).toMatch(/\n      a: \|\+\n        kseal:v2:/)
       expect(await decryptText(enc, 'x', keyring)).toBe(text.replace(/ +\n$/, '\n'))
@@ -175,4 +188,3 @@ describe('round trip over the corpus', () => {
     })
   })
 })
-

@@ -9,7 +9,8 @@ const key = crypto.createPrivateKey(readFileSync(OTHER_KEY))
 const pub = crypto.createPublicKey(key)
 const k = {kid: 'other', key}
 const label = Buffer.from('label')
-const wrap = (dk: Buffer, l = label) => crypto.publicEncrypt({key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: l}, dk)
+const wrap = (dk: Buffer, l = label) =>
+  crypto.publicEncrypt({key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: l}, dk)
 
 describe('RsaDecryptPool', () => {
   it('runs a few unwraps inline, without starting threads', async () => {
@@ -25,14 +26,18 @@ describe('RsaDecryptPool', () => {
     const pool = new RsaDecryptPool(2)
     const dks = Array.from({length: 24}, () => crypto.randomBytes(32))
     // Issued the way the pipeline issues them: each after an await, never all in one call.
-    const out = await Promise.all(dks.map(async (dk) => {
-      await Promise.resolve()
-      return pool.decrypt(k, wrap(dk), label)
-    }))
+    const out = await Promise.all(
+      dks.map(async (dk) => {
+        await Promise.resolve()
+        return pool.decrypt(k, wrap(dk), label)
+      }),
+    )
     expect(out).toEqual(dks)
     expect(pool.threadsStarted).toBe(2)
     // Wrong label or altered ciphertext: null, in a worker as inline.
-    const bad = await Promise.all(Array.from({length: 10}, () => pool.decrypt(k, wrap(crypto.randomBytes(32), Buffer.from('other')), label)))
+    const bad = await Promise.all(
+      Array.from({length: 10}, () => pool.decrypt(k, wrap(crypto.randomBytes(32), Buffer.from('other')), label)),
+    )
     expect(bad.every((b) => b === null)).toBe(true)
     await pool.close()
   })

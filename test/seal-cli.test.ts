@@ -98,8 +98,13 @@ describe('kseal seal | kseal unseal', () => {
     expect(r.code).toBe(0)
     expect(r.stdout.startsWith(CONFIGMAP)).toBe(true)
     const d = docs(r.stdout)
-    expect(d[1]).toEqual({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}}, type: 'Opaque',
-      data: {password: b64('s3cr3t-password'), username: b64('admin')}})
+    expect(d[1]).toEqual({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'db', namespace: 'prod', labels: {app: 'db'}},
+      type: 'Opaque',
+      data: {password: b64('s3cr3t-password'), username: b64('admin')},
+    })
     expect(d[2].items[0].data).toEqual({token: b64('cache-t0ken')})
   })
 
@@ -115,12 +120,18 @@ describe('kseal seal | kseal unseal', () => {
     expect(JSON.parse(u.stdout).data.username).toBe(b64('admin'))
     // Several documents become one v1 List.
     const many = await kseal(['seal', '--cert', OTHER_CERT, '-o', 'json'], {input: INPUT})
-    expect(JSON.parse(many.stdout)).toMatchObject({apiVersion: 'v1', kind: 'List', items: [{kind: 'ConfigMap'}, {kind: 'SealedSecret'}, {kind: 'List'}]})
+    expect(JSON.parse(many.stdout)).toMatchObject({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [{kind: 'ConfigMap'}, {kind: 'SealedSecret'}, {kind: 'List'}],
+    })
   })
 
   it('accepts a key backup as a Secret manifest (the List that kubectl get -o yaml writes)', async () => {
     const key = readFileSync(OTHER_KEY, 'utf8')
-    const backup = file('keys-backup.yaml', `apiVersion: v1
+    const backup = file(
+      'keys-backup.yaml',
+      `apiVersion: v1
 kind: List
 items:
 - apiVersion: v1
@@ -130,7 +141,9 @@ items:
   data:
     tls.crt: ${b64(readFileSync(OTHER_CERT, 'utf8'))}
     tls.key: ${b64(key)}
-`, 0o600)
+`,
+      0o600,
+    )
     const r = await kseal(['unseal', '--key', backup], {input: sealed})
     expect(r.code).toBe(0)
     expect(docs(r.stdout)[1].data.password).toBe(b64('s3cr3t-password'))
@@ -172,7 +185,9 @@ describe('kseal seal --merge-into', () => {
     expect(t.stderr).toMatch(/tampered\.yaml: document 1 .*api-token/)
 
     // A failed merge leaves the file as it was.
-    const wrongName = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', target], {input: add.replace('{name: db}', '{name: other}')})
+    const wrongName = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', target], {
+      input: add.replace('{name: db}', '{name: other}'),
+    })
     expect(wrongName.code).toBe(2)
     expect(readFileSync(target, 'utf8')).toBe(text)
   })
@@ -205,7 +220,9 @@ describe('errors and exit codes', () => {
   })
 
   it('malformed input is 2, with nothing on stdout', async () => {
-    const r = await kseal(['seal', '--cert', OTHER_CERT], {input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: x, namespace: y}\ndata: [oops\n'})
+    const r = await kseal(['seal', '--cert', OTHER_CERT], {
+      input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: x, namespace: y}\ndata: [oops\n',
+    })
     expect(r.code).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr).toMatch(/^kseal: \(stdin\): document 1: malformed YAML/)

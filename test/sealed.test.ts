@@ -1,5 +1,5 @@
 /**
- * SealedSecret library (src/sealed.ts, src/sealed/*): sealing, opening, the merge chain and every way
+ * SealedSecret library (src/sealed/sealed.ts, src/sealed/*): sealing, opening, the merge chain and every way
  * of tampering with it, the spec hash, certificates from files and URLs, the frozen vector, and
  * Bitnami sealed-secrets interop with their real key and ciphertexts.
  */
@@ -11,17 +11,21 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseAllDocuments} from 'yaml'
 import type {Backends} from '../keys/index.js'
-import type {Binding, Recipient, RecipientEntry} from '../keys/types.js'
-import type {Keyring} from '../src/keyring.js'
-import {
-  loadCertificate, mergeIntoSealed, recipientKids, resolveCertificate, type SealedSecretObject, sealedSpecHash, sealSecret,
-  SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, tokenDigest, unsealSealedSecret,
-} from '../src/sealed.js'
-import {unsealBitnami} from '../src/sealed/bitnami.js'
-import {loadUnsealKeys} from '../src/sealed/keys.js'
-import {mapManifests, mergeIntoText, renderYaml, sealStep} from '../src/sealed/stream.js'
+import type {KeyBinding, Recipient, RecipientEntry} from '../keys/types.js'
+import type {Keyring} from '../src/keyring/keyring.js'
+import {loadCertificate, resolveCertificate} from '../src/client/cert.js'
+import {tokenDigest} from '../src/sealed/chain.js'
+import {sealedSpecHash} from '../src/sealed/hash.js'
+import {mergeIntoSealed, sealSecret} from '../src/sealed/seal.js'
+import {type SealedSecretObject, SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION} from '../src/sealed/types.js'
+import {recipientKids, unsealSealedSecret} from '../src/sealed/unseal.js'
+import {unsealBitnami} from '../src/formats/bitnami.js'
+import {loadUnsealKeyring} from '../src/ops/unseal.js'
+import {mapManifests, renderYaml} from '../src/manifest/objects.js'
+import {mergeIntoText, sealStep} from '../src/ops/seal.js'
 import {FIXTURES, OTHER_CERT, OTHER_KEY, INTEROP as SHARED_INTEROP} from './support/cli.js'
 import {keyringFor, otherRecipient, teamRecipient, testBackends} from './support/keys.js'
+import {failure} from './support/failure.js'
 
 const INTEROP = path.join(SHARED_INTEROP, 'sealed-secrets')
 
@@ -31,9 +35,9 @@ let team: Recipient
 let keyring: Keyring
 let tmp: string
 let opens = 0
-const open = (e: RecipientEntry[], b: Binding) => {
+const open = (e: RecipientEntry[], b: KeyBinding) => {
   opens++
-  return keyring.open(e, b)
+  return keyring.unwrap(e, b)
 }
 
 beforeAll(async () => {
@@ -82,17 +86,20 @@ describe('sealSecret / unsealSealedSecret', () => {
 
   it('round-trips bytes, stringData and the template, and drops the last-applied plaintext copy', async () => {
     const binary = Buffer.from([0, 255, 1, 128, 127, 0xc3])
-    const input = secret({
-      type: 'kubernetes.io/basic-auth',
-      immutable: true,
-      data: {binary: b64(binary), username: b64('from-data'), empty: ''},
-      stringData: {username: 'admin', password: 'pässwörd 🔐'},
-    }, {
-      labels: {app: 'db', flag: 'on'},
-      annotations: {note: 'keep', 'kubectl.kubernetes.io/last-applied-configuration': '{"stringData":{"password":"pässwörd 🔐"}}'},
-      resourceVersion: '42',
-      uid: 'abc',
-    })
+    const input = secret(
+      {
+        type: 'kubernetes.io/basic-auth',
+        immutable: true,
+        data: {binary: b64(binary), username: b64('from-data'), empty: ''},
+        stringData: {username: 'admin', password: 'pässwörd 🔐'},
+      },
+      {
+        labels: {app: 'db', flag: 'on'},
+        annotations: {note: 'keep', 'kubectl.kubernetes.io/last-applied-configuration': '{"stringData":{"password":"pässwörd 🔐"}}'},
+        resourceVersion: '42',
+        uid: 'abc',
+      },
+    )
     const sealed = await sealSecret(input, [other], 'strict')
     const text = JSON.stringify(sealed)
     expect(text).not.toContain('pässwörd')
@@ -207,36 +214,78 @@ describe('tampering with a sealed SealedSecret', () => {
     expect(await tamper((s) => (s.spec.encryptedData.delta = s.spec.encryptedData.alpha))).toBe('ERR_INTEGRITY')
   })
   it('detects values swapped between keys', async () => {
-    expect(await tamper((s) => {
-      const d = s.spec.encryptedData
-      ;[d.alpha, d.beta] = [d.beta, d.alpha]
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        const d = s.spec.encryptedData
+        ;[d.alpha, d.beta] = [d.beta, d.alpha]
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects a value replayed from another seal of the same Secret', async () => {
     expect(await tamper((s) => (s.spec.encryptedData.alpha = again.spec.encryptedData.alpha))).toBe('ERR_INTEGRITY')
   })
   it('detects a renamed key', async () => {
-    expect(await tamper((s) => {
-      s.spec.encryptedData.renamed = s.spec.encryptedData.alpha
-      delete s.spec.encryptedData.alpha
-      s.spec.envelope.parts[0].keys = ['beta', 'gamma', 'renamed']
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        s.spec.encryptedData.renamed = s.spec.encryptedData.alpha
+        delete s.spec.encryptedData.alpha
+        s.spec.envelope.parts[0].keys = ['beta', 'gamma', 'renamed']
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects an altered MAC or wrapped key, and a removed envelope', async () => {
-    expect(await tamper((s) => (s.spec.envelope.parts[0].mac = base.spec.envelope.parts[0].mac.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))))).toBe('ERR_INTEGRITY')
-    expect(await tamper((s) => (s.spec.envelope.parts[0].recipients[0].wrapped = flip(s.spec.envelope.parts[0].recipients[0].wrapped)))).toBe('ERR_DECRYPT')
+    expect(
+      await tamper((s) => (s.spec.envelope.parts[0].mac = base.spec.envelope.parts[0].mac.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')))),
+    ).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => (s.spec.envelope.parts[0].recipients[0].wrapped = flip(s.spec.envelope.parts[0].recipients[0].wrapped))),
+    ).toBe('ERR_DECRYPT')
     expect(await tamper((s) => delete (s.spec as Partial<typeof s.spec>).envelope)).toBe('ERR_INTEGRITY')
     expect(await tamper((s) => ((s.spec.envelope as unknown as Obj).parts = []))).toBe('ERR_INTEGRITY')
   })
   it('refuses versions it does not know', async () => {
     expect(await tamper((s) => ((s.spec.envelope as {version: number}).version = 3))).toBe('ERR_VERSION')
     expect(await tamper((s) => (s.apiVersion = 'kseal.dev/v2'))).toBe('ERR_VERSION')
-    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v2:', 'kseal:v9:')))).toBe('ERR_VERSION')
+    expect(await tamper((s) => (s.spec.encryptedData.alpha = s.spec.encryptedData.alpha.replace('kseal:v2:', 'kseal:v9:')))).toBe(
+      'ERR_VERSION',
+    )
   })
   it('names the value that does not belong', async () => {
     const s = clone(base)
     s.spec.encryptedData.gamma = flip(s.spec.encryptedData.gamma)
     await expect(unseal(s)).rejects.toMatchObject({code: 'ERR_INTEGRITY', where: {secret: 'prod/db', key: 'encryptedData.gamma'}})
+  })
+  it("checks the shape against the CRD's schema, naming the field: the spec is ERR_INPUT, the envelope ERR_INTEGRITY", async () => {
+    const bad = async (f: (s: Obj) => void) => {
+      const s = clone(base) as unknown as Obj
+      f(s)
+      return failure(unseal(s as unknown as SealedSecretObject))
+    }
+    expect(await bad((s) => ((s.spec as Obj).template = {type: 7}))).toMatchObject({
+      code: 'ERR_INPUT',
+      message: 'spec.template.type must be a string',
+    })
+    expect(await bad((s) => ((s.spec as Obj).template = {metadata: {labels: {a: 1}}}))).toMatchObject({
+      code: 'ERR_INPUT',
+      message: 'spec.template.metadata.labels must be a mapping of strings',
+    })
+    expect(await bad((s) => ((s.spec as Obj).encryptedData = ['x']))).toMatchObject({
+      code: 'ERR_INPUT',
+      message: 'spec.encryptedData must be a mapping of strings',
+    })
+    const env = (s: Obj) => (s.spec as {envelope: {scope: unknown; parts: Obj[]}}).envelope
+    expect(await bad((s) => (env(s).scope = 'galaxy'))).toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: 'malformed kseal envelope: scope must be one of strict, namespace, cluster',
+    })
+    expect(await bad((s) => delete env(s).parts[0].mac)).toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: 'malformed kseal envelope: parts[0].mac is required',
+    })
+    expect(await bad((s) => (env(s).parts[0].keys = 'alpha'))).toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: 'malformed kseal envelope: parts[0].keys must be a list',
+    })
   })
 })
 
@@ -247,7 +296,11 @@ describe('--merge-into: the envelope chain', () => {
   beforeAll(async () => {
     base = await sealSecret(secret(), [other], 'strict')
     // Merges carry only the new values, and need only the certificate.
-    m1 = await mergeIntoSealed(base, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db'}, stringData: {beta: 'beta-2', delta: 'delta-1'}}, [other])
+    m1 = await mergeIntoSealed(
+      base,
+      {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db'}, stringData: {beta: 'beta-2', delta: 'delta-1'}},
+      [other],
+    )
     m2 = await mergeIntoSealed(m1, {apiVersion: 'v1', kind: 'Secret', metadata: {}, data: {gamma: b64('gamma-2')}}, [other])
   })
   const tamper = async (f: (s: SealedSecretObject) => void, from = m2) => {
@@ -271,42 +324,54 @@ describe('--merge-into: the envelope chain', () => {
     expect(await tamper((s) => parts(s).pop())).toBe('ERR_INTEGRITY')
   })
   it('detects a middle part removed', async () => {
-    expect(await tamper((s) => {
-      parts(s).splice(1, 1)
-      delete s.spec.encryptedData.delta
-      s.spec.encryptedData.beta = base.spec.encryptedData.beta
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        parts(s).splice(1, 1)
+        delete s.spec.encryptedData.delta
+        s.spec.encryptedData.beta = base.spec.encryptedData.beta
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects parts reordered', async () => {
-    expect(await tamper((s) => {
-      const [a, b, c] = parts(s)
-      s.spec.envelope.parts = [a, c, b]
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        const [a, b, c] = parts(s)
+        s.spec.envelope.parts = [a, c, b]
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects a dropped value', async () => {
     expect(await tamper((s) => delete s.spec.encryptedData.delta)).toBe('ERR_INTEGRITY')
-    expect(await tamper((s) => {
-      delete s.spec.encryptedData.delta
-      parts(s)[1].keys = ['beta']
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        delete s.spec.encryptedData.delta
+        parts(s)[1].keys = ['beta']
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects a value moved from one part to another', async () => {
-    expect(await tamper((s) => {
-      parts(s)[1].keys = ['beta']
-      parts(s)[2].keys = ['delta', 'gamma']
-    })).toBe('ERR_INTEGRITY')
-    expect(await tamper((s) => {
-      parts(s)[1].keys = ['beta']
-      parts(s)[0].keys = ['alpha', 'beta', 'delta', 'gamma']
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        parts(s)[1].keys = ['beta']
+        parts(s)[2].keys = ['delta', 'gamma']
+      }),
+    ).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        parts(s)[1].keys = ['beta']
+        parts(s)[0].keys = ['alpha', 'beta', 'delta', 'gamma']
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects a replaced value replayed', async () => {
     expect(await tamper((s) => (s.spec.encryptedData.beta = base.spec.encryptedData.beta))).toBe('ERR_INTEGRITY')
     // ... also when the replay comes with the matching digest and without the record of the replacement.
-    expect(await tamper((s) => {
-      s.spec.encryptedData.gamma = base.spec.encryptedData.gamma
-      delete parts(s)[2].supersedes
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        s.spec.encryptedData.gamma = base.spec.encryptedData.gamma
+        delete parts(s)[2].supersedes
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects an altered or removed supersedes record', async () => {
     expect(await tamper((s) => (parts(s)[1].supersedes = {beta: tokenDigest('forged')}))).toBe('ERR_INTEGRITY')
@@ -314,18 +379,27 @@ describe('--merge-into: the envelope chain', () => {
     expect(await tamper((s) => (parts(s)[1].supersedes = {...parts(s)[1].supersedes, delta: tokenDigest('x')}))).toBe('ERR_INTEGRITY')
   })
   it('detects an appended part that reuses an earlier wrapped data key to bring a replaced value back', async () => {
-    expect(await tamper((s) => {
-      parts(s).push({recipients: parts(s)[0].recipients, keys: ['beta'], supersedes: {beta: tokenDigest(s.spec.encryptedData.beta)}, mac: parts(s)[0].mac})
-      s.spec.encryptedData.beta = base.spec.encryptedData.beta
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        parts(s).push({
+          recipients: parts(s)[0].recipients,
+          keys: ['beta'],
+          supersedes: {beta: tokenDigest(s.spec.encryptedData.beta)},
+          mac: parts(s)[0].mac,
+        })
+        s.spec.encryptedData.beta = base.spec.encryptedData.beta
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('detects a part spliced in from another SealedSecret', async () => {
     const foreign = await mergeIntoSealed(await sealSecret(secret(), [other], 'strict'), secret({data: {gamma: b64('evil')}}), [other])
-    expect(await tamper((s) => {
-      s.spec.envelope.parts[2] = clone(parts(foreign)[1])
-      s.spec.encryptedData.gamma = foreign.spec.encryptedData.gamma
-      parts(s)[2].supersedes = {gamma: tokenDigest(m1.spec.encryptedData.gamma)}
-    })).toBe('ERR_INTEGRITY')
+    expect(
+      await tamper((s) => {
+        s.spec.envelope.parts[2] = clone(parts(foreign)[1])
+        s.spec.encryptedData.gamma = foreign.spec.encryptedData.gamma
+        parts(s)[2].supersedes = {gamma: tokenDigest(m1.spec.encryptedData.gamma)}
+      }),
+    ).toBe('ERR_INTEGRITY')
   })
   it('cannot detect a rollback to an older complete file (documented)', async () => {
     // Dropping the last part and putting back the value it replaced is exactly the older file.
@@ -333,7 +407,12 @@ describe('--merge-into: the envelope chain', () => {
     parts(rolledBack).pop()
     rolledBack.spec.encryptedData.gamma = m1.spec.encryptedData.gamma
     expect(rolledBack).toEqual(m1)
-    expect(await dataOf(clone(m1))).toEqual({alpha: b64('alpha-secret'), beta: b64('beta-2'), gamma: b64('gamma-secret'), delta: b64('delta-1')})
+    expect(await dataOf(clone(m1))).toEqual({
+      alpha: b64('alpha-secret'),
+      beta: b64('beta-2'),
+      gamma: b64('gamma-secret'),
+      delta: b64('delta-1'),
+    })
   })
   it('refuses to merge into a broken chain, another Secret, or nothing', async () => {
     const broken = clone(m2)
@@ -357,10 +436,16 @@ describe('sealedSpecHash and recipientKids', () => {
     const s = await sealSecret(secret(), [other], 'strict')
     const h = sealedSpecHash(s)
     expect(h).toMatch(/^[0-9a-f]{64}$/)
-    const reordered = JSON.parse(JSON.stringify(s, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).reverse()) : v)))
+    const reordered = JSON.parse(
+      JSON.stringify(s, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).reverse()) : v)),
+    )
     expect(Object.keys(reordered.spec)).toEqual(['envelope', 'template', 'encryptedData'])
     expect(sealedSpecHash(reordered)).toBe(h)
-    const withServer = {...clone(s), metadata: {...s.metadata, uid: 'u', generation: 4, resourceVersion: '99', labels: {a: 'b'}}, status: {observedGeneration: 4}}
+    const withServer = {
+      ...clone(s),
+      metadata: {...s.metadata, uid: 'u', generation: 4, resourceVersion: '99', labels: {a: 'b'}},
+      status: {observedGeneration: 4},
+    }
     expect(sealedSpecHash(withServer)).toBe(h)
     const t = clone(s)
     t.spec.template = {...t.spec.template, type: 'kubernetes.io/tls'}
@@ -371,13 +456,22 @@ describe('sealedSpecHash and recipientKids', () => {
   it('lists every key id once, in part order, and tolerates junk', async () => {
     const s = await mergeIntoSealed(await sealSecret(secret(), [team, other], 'strict'), secret(), [other])
     expect(recipientKids(s)).toEqual([team.kid, other.kid])
-    expect(recipientKids({apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', metadata: {name: 'x'}, spec: {encryptedData: {}, envelope: {} as never}})).toEqual([])
+    expect(
+      recipientKids({
+        apiVersion: 'kseal.dev/v1',
+        kind: 'SealedSecret',
+        metadata: {name: 'x'},
+        spec: {encryptedData: {}, envelope: {} as never},
+      }),
+    ).toEqual([])
   })
 })
 
 describe('the frozen vectors', () => {
   it.each(['v1', 'v2'])('merged-%s still opens to the same Secret', async (v) => {
-    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.sealed.yaml`), 'utf8'), {version: '1.1'}) as SealedSecretObject
+    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.sealed.yaml`), 'utf8'), {
+      version: '1.1',
+    }) as SealedSecretObject
     const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', `merged-${v}.expected.yaml`), 'utf8'), {version: '1.1'})
     expect(sealed.spec.envelope.version).toBe(Number(v.slice(1)))
     expect(sealed.spec.envelope.parts).toHaveLength(2)
@@ -388,14 +482,23 @@ describe('the frozen vectors', () => {
     const text = readFileSync(path.join(FIXTURES, 'sealed', 'merged-v2.sealed.yaml'), 'utf8')
     const load = () => parse(text, {version: '1.1'}) as SealedSecretObject
     const added = load()
-    added.spec.envelope.parts[0].recipients.push({backend: 'age', kid: 'age1fwj0v0ehul0kjmnv0drtk6azlhnqk6tcpak8cd4tx6nn5h3n4qpsgv8hc3', wrapped: 'eA=='})
-    await expect(unseal(added)).rejects.toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/part 1.*recipients were altered/)})
+    added.spec.envelope.parts[0].recipients.push({
+      backend: 'age',
+      kid: 'age1fwj0v0ehul0kjmnv0drtk6azlhnqk6tcpak8cd4tx6nn5h3n4qpsgv8hc3',
+      wrapped: 'eA==',
+    })
+    await expect(unseal(added)).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/part 1.*recipients were altered/),
+    })
     const down = load()
     ;(down.spec.envelope as {version: number}).version = 1
     await expect(unseal(down)).rejects.toMatchObject({exitCode: 3})
   })
   it('merged-v1 (format 1) still opens to the same Secret', async () => {
-    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.sealed.yaml'), 'utf8'), {version: '1.1'}) as SealedSecretObject
+    const sealed = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.sealed.yaml'), 'utf8'), {
+      version: '1.1',
+    }) as SealedSecretObject
     const expected = parse(readFileSync(path.join(FIXTURES, 'sealed', 'merged-v1.expected.yaml'), 'utf8'), {version: '1.1'})
     expect(sealed.spec.envelope.parts).toHaveLength(2)
     const r = await unseal(sealed)
@@ -430,14 +533,6 @@ describe('loadCertificate', () => {
     await new Promise((r) => server.close(r))
   })
   const ctx = {cwd: FIXTURES, timeoutMs: 300}
-  const failure = async (p: Promise<unknown>) => {
-    try {
-      await p
-    } catch (e) {
-      return e as Error & {code: string}
-    }
-    throw new Error('expected a failure')
-  }
 
   it('reads a certificate file (relative, or as rsa:PATH) and a public key', async () => {
     expect((await loadCertificate('keys/other.crt', ctx)).recipient.kid).toBe(other.kid)
@@ -453,15 +548,27 @@ describe('loadCertificate', () => {
     expect(c.recipient.kid).toBe(other.kid)
   })
   it('fails clearly: HTTP error, timeout, refused, not a certificate, a private key, a missing file', async () => {
-    expect(await failure(loadCertificate(`${base}/nope`, ctx))).toMatchObject({code: 'ERR_IO', message: expect.stringContaining('HTTP 404')})
-    expect(await failure(loadCertificate(`${base}/hang`, ctx))).toMatchObject({code: 'ERR_IO', message: expect.stringContaining('no answer within 0.3 s')})
+    expect(await failure(loadCertificate(`${base}/nope`, ctx))).toMatchObject({
+      code: 'ERR_IO',
+      message: expect.stringContaining('HTTP 404'),
+    })
+    expect(await failure(loadCertificate(`${base}/hang`, ctx))).toMatchObject({
+      code: 'ERR_IO',
+      message: expect.stringContaining('no answer within 0.3 s'),
+    })
     const closed = http.createServer()
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r))
     const port = (closed.address() as AddressInfo).port
     await new Promise((r) => closed.close(r))
-    expect(await failure(loadCertificate(`http://127.0.0.1:${port}/v1/cert.pem`, ctx))).toMatchObject({code: 'ERR_IO', message: expect.stringContaining('connection refused')})
+    expect(await failure(loadCertificate(`http://127.0.0.1:${port}/v1/cert.pem`, ctx))).toMatchObject({
+      code: 'ERR_IO',
+      message: expect.stringContaining('connection refused'),
+    })
     expect(await failure(loadCertificate(`${base}/html`, ctx))).toMatchObject({code: 'ERR_CONFIG'})
-    expect(await failure(loadCertificate(OTHER_KEY, ctx))).toMatchObject({code: 'ERR_CONFIG', message: expect.stringContaining('private key')})
+    expect(await failure(loadCertificate(OTHER_KEY, ctx))).toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('private key'),
+    })
     expect(await failure(loadCertificate('missing.crt', ctx))).toMatchObject({code: 'ERR_IO'})
     expect(await failure(resolveCertificate({}, ctx))).toMatchObject({code: 'ERR_USAGE'})
   })
@@ -473,7 +580,10 @@ describe('loadCertificate', () => {
     await new Promise<void>((r) => to.listen(0, '127.0.0.1', r))
     try {
       const e = await failure(loadCertificate(`http://127.0.0.1:${(to.address() as AddressInfo).port}/v1/cert.pem`, ctx))
-      expect(e).toMatchObject({code: 'ERR_IO', message: expect.stringMatching(/HTTP 302: redirected to http:\/\/127\.0\.0\.1:\d+\/v1\/cert\.pem; kseal does not follow redirects/)})
+      expect(e).toMatchObject({
+        code: 'ERR_IO',
+        message: expect.stringMatching(/HTTP 302: redirected to http:\/\/127\.0\.0\.1:\d+\/v1\/cert\.pem; kseal does not follow redirects/),
+      })
     } finally {
       to.closeAllConnections()
       await new Promise((r) => to.close(r))
@@ -486,19 +596,31 @@ describe('loadCertificate', () => {
       return new Response(pem, {status: 200, headers: {'content-type': 'application/x-pem-file'}})
     }) as unknown as typeof fetch
     const url = 'http://kseal-controller.kseal-system:8080/v1/cert.pem'
-    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub}))).toMatchObject({code: 'ERR_USAGE', message: expect.stringMatching(/refusing to fetch the sealing certificate over plain HTTP from kseal-controller\.kseal-system:8080.*--cert-sha256/)})
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub}))).toMatchObject({
+      code: 'ERR_USAGE',
+      message: expect.stringMatching(
+        /refusing to fetch the sealing certificate over plain HTTP from kseal-controller\.kseal-system:8080.*--cert-sha256/,
+      ),
+    })
     expect(seen).toEqual([])
-    const {certFingerprint} = await import('../src/sealed/cert.js')
+    const {certFingerprint} = await import('../src/client/cert.js')
     const pin = certFingerprint(pem)
     expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin})).recipient.kid).toBe(other.kid)
-    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin.replace(/:/g, '').toLowerCase()})).recipient.kid).toBe(other.kid)
+    expect((await loadCertificate(url, {...ctx, fetch: fetchStub, sha256: pin.replace(/:/g, '').toLowerCase()})).recipient.kid).toBe(
+      other.kid,
+    )
     const wrong = pin.replace(/^../, pin.startsWith('00') ? '11' : '00')
-    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY', message: expect.stringMatching(/fingerprint is .* not the one pinned/)})
+    expect(await failure(loadCertificate(url, {...ctx, fetch: fetchStub, sha256: wrong}))).toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/fingerprint is .* not the one pinned/),
+    })
     expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: wrong}))).toMatchObject({code: 'ERR_INTEGRITY'})
     expect(await failure(loadCertificate(OTHER_CERT, {...ctx, sha256: 'nope'}))).toMatchObject({code: 'ERR_USAGE'})
   })
   it('never shows credentials or query strings from the URL', async () => {
-    const e = await failure(loadCertificate(`http://user:hunter2@127.0.0.1:${(server.address() as AddressInfo).port}/nope?token=s3cr3t`, ctx))
+    const e = await failure(
+      loadCertificate(`http://user:hunter2@127.0.0.1:${(server.address() as AddressInfo).port}/nope?token=s3cr3t`, ctx),
+    )
     expect(e.message).not.toMatch(/hunter2|s3cr3t|user/)
     expect(e.message).toContain('/nope')
   })
@@ -513,16 +635,19 @@ describe('Bitnami sealed-secrets interop', () => {
   })
   const load = (name: string) => parse(readFileSync(path.join(INTEROP, name), 'utf8')) as Obj
 
-  it.each(['strict', 'namespace-wide', 'cluster-wide'])('opens the %s vector with the key from the controller\'s key Secret', async (scope) => {
-    const keys = await loadUnsealKeys([keysFile], backends)
-    expect(keys.rsaKeys).toHaveLength(1)
-    const out = unsealBitnami(load(`sealedsecret-${scope}.yaml`), keys.rsaKeys)
-    expect(out).toEqual(load(`expected-secret-${scope}.yaml`))
-    const values = JSON.parse(readFileSync(path.join(INTEROP, 'expected-values.json'), 'utf8'))
-    const data = out.data as Record<string, string>
-    expect(Buffer.from(data.unicode, 'base64').toString('utf8')).toBe(values.unicode)
-    expect(Buffer.from(data.large, 'base64')).toHaveLength(65536)
-  })
+  it.each(['strict', 'namespace-wide', 'cluster-wide'])(
+    "opens the %s vector with the key from the controller's key Secret",
+    async (scope) => {
+      const keys = await loadUnsealKeyring([keysFile], backends)
+      expect(keys.rsaKeys).toHaveLength(1)
+      const out = unsealBitnami(load(`sealedsecret-${scope}.yaml`), keys.rsaKeys)
+      expect(out).toEqual(load(`expected-secret-${scope}.yaml`))
+      const values = JSON.parse(readFileSync(path.join(INTEROP, 'expected-values.json'), 'utf8'))
+      const data = out.data as Record<string, string>
+      expect(Buffer.from(data.unicode, 'base64').toString('utf8')).toBe(values.unicode)
+      expect(Buffer.from(data.large, 'base64')).toHaveLength(65536)
+    },
+  )
   it('reads the PKCS#1 and PKCS#8 key files too, and detects tampering, moves and the wrong key', async () => {
     const pk1 = path.join(tmp, 'bitnami.key')
     copyFileSync(path.join(INTEROP, 'tls.key'), pk1)
@@ -530,7 +655,7 @@ describe('Bitnami sealed-secrets interop', () => {
     const pk8 = path.join(tmp, 'bitnami.pkcs8.pem')
     copyFileSync(path.join(INTEROP, 'tls.key.pkcs8.pem'), pk8)
     chmodSync(pk8, 0o600)
-    const keys = await loadUnsealKeys([pk1, pk8, keysFile], backends)
+    const keys = await loadUnsealKeyring([pk1, pk8, keysFile], backends)
     expect(keys.rsaKeys).toHaveLength(1)
     const strict = load('sealedsecret-strict.yaml')
     expect(unsealBitnami(strict, keys.rsaKeys)).toEqual(load('expected-secret-strict.yaml'))
@@ -538,25 +663,28 @@ describe('Bitnami sealed-secrets interop', () => {
     const raw = Buffer.from(t.spec.encryptedData.unicode, 'base64')
     raw[raw.length - 20] ^= 1
     t.spec.encryptedData.unicode = raw.toString('base64')
-    expect(() => unsealBitnami(t, keys.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_INTEGRITY', where: expect.objectContaining({key: 'encryptedData.unicode'})}))
+    expect(() => unsealBitnami(t, keys.rsaKeys)).toThrow(
+      expect.objectContaining({code: 'ERR_INTEGRITY', where: expect.objectContaining({key: 'encryptedData.unicode'})}),
+    )
     const moved = {...clone(strict), metadata: {...(strict.metadata as Obj), name: 'elsewhere'}}
     expect(() => unsealBitnami(moved, keys.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_NO_KEY'}))
-    const wrong = await loadUnsealKeys([OTHER_KEY], backends)
+    const wrong = await loadUnsealKeyring([OTHER_KEY], backends)
     expect(() => unsealBitnami(strict, wrong.rsaKeys)).toThrow(expect.objectContaining({code: 'ERR_NO_KEY'}))
   })
   it('refuses a key backup that others can read', async () => {
     const loose = path.join(tmp, 'loose.yaml')
     copyFileSync(keysFile, loose)
     chmodSync(loose, 0o644)
-    expect(await code(loadUnsealKeys([loose], backends))).toBe('ERR_KEY_PERMISSIONS')
-    expect(await code(loadUnsealKeys([path.join(FIXTURES, 'keys', 'other.crt')], backends))).toBe('ERR_CONFIG')
+    expect(await code(loadUnsealKeyring([loose], backends))).toBe('ERR_KEY_PERMISSIONS')
+    expect(await code(loadUnsealKeyring([path.join(FIXTURES, 'keys', 'other.crt')], backends))).toBe('ERR_CONFIG')
   })
 })
 
 describe('manifest streams', () => {
   it('replaces Secrets (also in Lists and on the --- line) and leaves every other byte as it was', async () => {
     const other1 = '# keep me\napiVersion: v1\nkind: ConfigMap   # odd spacing\nmetadata: {name: cm}\ndata:\n  on: "yes"\n'
-    const text = `${other1}---\napiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: "1"}\n` +
+    const text =
+      `${other1}---\napiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: "1"}\n` +
       '--- {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "j", "namespace": "prod"}, "data": {"b": "Yg=="}}\n' +
       '---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: inlist, namespace: prod}\n  data: {c: Yw==}\n'
     const m = await mapManifests(text, 'in.yaml', sealStep([other], 'strict'))
@@ -565,8 +693,8 @@ describe('manifest streams', () => {
     const docs = parseAllDocuments(out, {version: '1.1'}).map((d) => d.toJS())
     expect(docs.map((d) => d.kind)).toEqual(['ConfigMap', 'SealedSecret', 'SealedSecret', 'List'])
     expect(docs[3].items[0].kind).toBe('SealedSecret')
-    const keys = await loadUnsealKeys([OTHER_KEY], backends)
-    const {unsealStep} = await import('../src/sealed/stream.js')
+    const keys = await loadUnsealKeyring([OTHER_KEY], backends)
+    const {unsealStep} = await import('../src/ops/unseal.js')
     const back = renderYaml(await mapManifests(out, 'out.yaml', unsealStep(keys)))
     const plain = parseAllDocuments(back, {version: '1.1'}).map((d) => d.toJS())
     expect(plain[1].data).toEqual({a: b64('1')})
@@ -577,7 +705,7 @@ describe('manifest streams', () => {
 
   it('merges into YAML keeping comments, and into JSON as JSON', async () => {
     const sealed = await sealSecret(secret(), [other], 'strict')
-    const {toYaml} = await import('../src/sealed/stream.js')
+    const {toYaml} = await import('../src/manifest/objects.js')
     const yamlText = '# the db credentials\n' + toYaml(sealed).replace('  template:', '  # shown to reviewers\n  template:')
     const add = {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'db'}, stringData: {beta: 'b2'}}
     const y = await mergeIntoText(yamlText, 'db.yaml', add, [other])

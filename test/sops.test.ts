@@ -13,10 +13,19 @@ import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {parse, parseDocument, stringify} from 'yaml'
 import {Backends} from '../keys/index.js'
 import {resolvePlain, formatGoFloat, rfc3339RoundTrip} from '../src/formats/sops/go.js'
-import {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sealSops, SopsKeys, type OpenedSops} from '../src/formats/sops/index.js'
-import {sopsAgeIdentities} from '../src/formats/sops/keys.js'
+import {
+  decryptedText,
+  looksLikeSops,
+  openSops,
+  parseSops,
+  recipientNames,
+  encryptSops,
+  SopsMasterKeys,
+  type OpenedSops,
+} from '../src/formats/sops/index.js'
+import {sopsAgeIdentities} from '../src/formats/sops/masterkeys.js'
 import {goRegex, type RuleSpec} from '../src/formats/sops/rules.js'
-import {Keyring} from '../src/keyring.js'
+import {Keyring} from '../src/keyring/keyring.js'
 import {INTEROP} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {checkSopsMac} from './support/sops-mac.js'
@@ -42,9 +51,13 @@ function env(extra: Record<string, string | undefined> = {}): Record<string, str
   return {PATH: process.env.PATH, HOME: tmp, XDG_CONFIG_HOME: path.join(tmp, 'xdg-empty'), ...(home ? {GNUPGHOME: home.dir} : {}), ...extra}
 }
 
-async function withKeys<T>(e: Record<string, string | undefined>, fn: (k: SopsKeys) => Promise<T>, keyring?: (b: Backends) => Keyring): Promise<T> {
+async function withKeys<T>(
+  e: Record<string, string | undefined>,
+  fn: (k: SopsMasterKeys) => Promise<T>,
+  keyring?: (b: Backends) => Keyring,
+): Promise<T> {
   const b = new Backends({env: e, cwd: tmp, now: () => new Date()})
-  const k = new SopsKeys(b, {keyring: keyring?.(b)})
+  const k = new SopsMasterKeys(b, {keyring: keyring?.(b)})
   try {
     return await fn(k)
   } finally {
@@ -74,11 +87,29 @@ afterAll(() => home?.close())
 describe('Go semantics sops computes with', () => {
   it('reads plain scalars as go-yaml v3 does', () => {
     const cases: [string, string, unknown][] = [
-      ['0x1F', 'int', 31n], ['0o17', 'int', 15n], ['0777', 'int', 511n], ['1_000', 'int', 1000n], ['-0b101', 'int', -5n], ['+12', 'int', 12n],
-      ['09', 'float', 9], ['1e3', 'float', 1000], ['.5', 'float', 0.5], ['1_0.5', 'float', 10.5], ['-.inf', 'float', -Infinity],
-      ['yes', 'str', 'yes'], ['on', 'str', 'on'], ['2024-01-02', 'str', '2024-01-02'], ['1e400', 'str', '1e400'], ['0x', 'str', '0x'],
-      ['True', 'bool', true], ['FALSE', 'bool', false], ['~', 'null', undefined], ['', 'null', undefined], ['Null', 'null', undefined],
-      ['9223372036854775807', 'int', 9223372036854775807n], ['9223372036854775808', 'uint', 9223372036854775808n],
+      ['0x1F', 'int', 31n],
+      ['0o17', 'int', 15n],
+      ['0777', 'int', 511n],
+      ['1_000', 'int', 1000n],
+      ['-0b101', 'int', -5n],
+      ['+12', 'int', 12n],
+      ['09', 'float', 9],
+      ['1e3', 'float', 1000],
+      ['.5', 'float', 0.5],
+      ['1_0.5', 'float', 10.5],
+      ['-.inf', 'float', -Infinity],
+      ['yes', 'str', 'yes'],
+      ['on', 'str', 'on'],
+      ['2024-01-02', 'str', '2024-01-02'],
+      ['1e400', 'str', '1e400'],
+      ['0x', 'str', '0x'],
+      ['True', 'bool', true],
+      ['FALSE', 'bool', false],
+      ['~', 'null', undefined],
+      ['', 'null', undefined],
+      ['Null', 'null', undefined],
+      ['9223372036854775807', 'int', 9223372036854775807n],
+      ['9223372036854775808', 'uint', 9223372036854775808n],
     ]
     for (const [text, type, value] of cases) {
       const r = resolvePlain(text) as {type: string; value?: unknown}
@@ -86,18 +117,30 @@ describe('Go semantics sops computes with', () => {
     }
   })
 
-  it('formats floats as strconv.FormatFloat(f, \'f\', -1, 64) and round-trips RFC 3339 times as Go does', () => {
-    expect([1234568000, 25.4, 0.001, 1e21, 5e-324, -0, 3.14, 100].map(formatGoFloat)).toEqual(['1234568000', '25.4', '0.001', '1000000000000000000000', '0.' + '0'.repeat(323) + '5', '-0', '3.14', '100'])
+  it("formats floats as strconv.FormatFloat(f, 'f', -1, 64) and round-trips RFC 3339 times as Go does", () => {
+    expect([1234568000, 25.4, 0.001, 1e21, 5e-324, -0, 3.14, 100].map(formatGoFloat)).toEqual([
+      '1234568000',
+      '25.4',
+      '0.001',
+      '1000000000000000000000',
+      '0.' + '0'.repeat(323) + '5',
+      '-0',
+      '3.14',
+      '100',
+    ])
     expect(rfc3339RoundTrip('2024-03-25T22:08:10.123456Z')).toBe('2024-03-25T22:08:10Z')
     expect(rfc3339RoundTrip('2024-03-25T22:08:10+00:00')).toBe('2024-03-25T22:08:10Z')
     expect(rfc3339RoundTrip('2024-03-25T22:08:10+02:00')).toBe('2024-03-25T22:08:10+02:00')
-    for (const bad of ['2024-02-30T00:00:00Z', '2024-03-25 22:08:10Z', '2024-03-25T24:00:00Z', '2024-3-25T22:08:10Z']) expect(rfc3339RoundTrip(bad)).toBeNull()
+    for (const bad of ['2024-02-30T00:00:00Z', '2024-03-25 22:08:10Z', '2024-03-25T24:00:00Z', '2024-3-25T22:08:10Z'])
+      expect(rfc3339RoundTrip(bad)).toBeNull()
   })
 })
 
 describe('the SOPS files sops wrote (../shared/interop)', () => {
   const ageFiles = [`${AGE_FIXTURES}/secret.enc.yaml`, `${AGE_FIXTURES}/secret.enc.json`]
-  const pgpFiles = ['format.enc.yaml', 'format.enc.json', 'multiple_keys.yaml', 'comments.enc.yaml', 'example.yaml', 'example.json'].map((f) => `${PGP_FIXTURES}/${f}`)
+  const pgpFiles = ['format.enc.yaml', 'format.enc.json', 'multiple_keys.yaml', 'comments.enc.yaml', 'example.yaml', 'example.json'].map(
+    (f) => `${PGP_FIXTURES}/${f}`,
+  )
 
   it.each(ageFiles)('%s opens to its expected plaintext with the age key in SOPS_AGE_KEY_FILE', async (rel) => {
     const out = await decrypt(read(rel), rel)
@@ -159,7 +202,7 @@ describe('the SOPS files sops wrote (../shared/interop)', () => {
     })
   })
 
-  it('refuses sops\'s dotenv files clearly (exit 2): they are not Kubernetes manifests', async () => {
+  it("refuses sops's dotenv files clearly (exit 2): they are not Kubernetes manifests", async () => {
     for (const rel of [`${AGE_FIXTURES}/secret.enc.env`, `${PGP_FIXTURES}/format.enc.env`]) {
       expect(looksLikeSops(read(rel))).toBe(true)
       const err = await failure(() => parseSops(read(rel), {file: rel}))
@@ -170,11 +213,13 @@ describe('the SOPS files sops wrote (../shared/interop)', () => {
   })
 
   it('lists the recipients without any key', () => {
-    expect(recipientNames(parseSops(read(`${AGE_FIXTURES}/secret.enc.yaml`)))).toEqual([[`age:${AGE_RECIPIENT}`, expect.stringMatching(/^age:age1/), expect.stringMatching(/^age:age1/)]])
+    expect(recipientNames(parseSops(read(`${AGE_FIXTURES}/secret.enc.yaml`)))).toEqual([
+      [`age:${AGE_RECIPIENT}`, expect.stringMatching(/^age:age1/), expect.stringMatching(/^age:age1/)],
+    ])
     expect(recipientNames(parseSops(read(`${PGP_FIXTURES}/example.json`)))).toEqual([[`pgp:${SOPS_KEY_1}`, `pgp:${SOPS_KEY_2}`]])
   })
 
-  ageTool.it('the test-only MAC check agrees with sops: it verifies sops\'s own files with the key the real age binary unwraps', () => {
+  ageTool.it("the test-only MAC check agrees with sops: it verifies sops's own files with the key the real age binary unwraps", () => {
     for (const rel of [`${AGE_FIXTURES}/secret.enc.yaml`, `${AGE_FIXTURES}/secret.enc.json`]) {
       const text = read(rel)
       const enc = (parse(text).sops.age as {recipient: string; enc: string}[]).find((a) => a.recipient === AGE_RECIPIENT)!.enc
@@ -183,13 +228,24 @@ describe('the SOPS files sops wrote (../shared/interop)', () => {
       expect(check.ok).toBe(true)
       // A renamed key changes its value's AAD, an altered value its tag: neither decrypts.
       expect(() => checkSopsMac(text.replace('"float": "ENC', '"floaty": "ENC').replace('float: ENC', 'floaty: ENC'), dataKey)).toThrow()
-      expect(() => checkSopsMac(text.replace(/(data:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')), dataKey)).toThrow()
+      expect(() =>
+        checkSopsMac(
+          text.replace(/(data:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')),
+          dataKey,
+        ),
+      ).toThrow()
     }
   })
 })
 
 describe('every SOPS fixture, tampered, is refused (exit 3)', () => {
-  const all = [`${AGE_FIXTURES}/secret.enc.yaml`, `${AGE_FIXTURES}/secret.enc.json`, ...['format.enc.yaml', 'format.enc.json', 'multiple_keys.yaml', 'comments.enc.yaml', 'example.yaml', 'example.json'].map((f) => `${PGP_FIXTURES}/${f}`)]
+  const all = [
+    `${AGE_FIXTURES}/secret.enc.yaml`,
+    `${AGE_FIXTURES}/secret.enc.json`,
+    ...['format.enc.yaml', 'format.enc.json', 'multiple_keys.yaml', 'comments.enc.yaml', 'example.yaml', 'example.json'].map(
+      (f) => `${PGP_FIXTURES}/${f}`,
+    ),
+  ]
   const flipAfter = (s: string, re: RegExp) => {
     const m = re.exec(s)!
     const at = m.index + m[0].length
@@ -201,22 +257,43 @@ describe('every SOPS fixture, tampered, is refused (exit 3)', () => {
     fn(tree)
     return rel.endsWith('.json') ? JSON.stringify(tree, null, '\t') : stringify(tree)
   }
-  const firstEncrypted = (tree: Record<string, unknown>) => Object.keys(tree).find((k) => k !== 'sops' && typeof tree[k] === 'string' && (tree[k] as string).startsWith('ENC[AES256_GCM,data:') && !(tree[k] as string).startsWith('ENC[AES256_GCM,data:,'))!
+  const firstEncrypted = (tree: Record<string, unknown>) =>
+    Object.keys(tree).find(
+      (k) =>
+        k !== 'sops' &&
+        typeof tree[k] === 'string' &&
+        (tree[k] as string).startsWith('ENC[AES256_GCM,data:') &&
+        !(tree[k] as string).startsWith('ENC[AES256_GCM,data:,'),
+    )!
   const variants: [string, (rel: string) => string, string][] = [
     ['a value flipped', (rel) => flipAfter(read(rel), /^[^s#\n][^:\n]*"?: "?ENC\[AES256_GCM,data:/m), 'ERR_INTEGRITY'],
     ['a value removed', (rel) => edit(rel, (t) => delete t[firstEncrypted(t)]), 'ERR_INTEGRITY'],
     ['an unencrypted value added', (rel) => edit(rel, (t) => Object.assign(t, {added_unencrypted: 'x'})), 'ERR_INTEGRITY'],
-    ['a value moved to another key', (rel) => edit(rel, (t) => {
-      const k = firstEncrypted(t)
-      t[`${k}2`] = t[k]
-      delete t[k]
-    }), 'ERR_INTEGRITY'],
+    [
+      'a value moved to another key',
+      (rel) =>
+        edit(rel, (t) => {
+          const k = firstEncrypted(t)
+          t[`${k}2`] = t[k]
+          delete t[k]
+        }),
+      'ERR_INTEGRITY',
+    ],
     ['the MAC altered', (rel) => flipAfter(read(rel), /"?mac"?: "?ENC\[AES256_GCM,data:/), 'ERR_INTEGRITY'],
-    ['lastmodified altered', (rel) => read(rel).replace(/(lastmodified"?: ['"]?\d{4}-\d\d-\d\dT\d\d:\d\d:\d)(\d)/, (_m, a, d) => a + (d === '0' ? '1' : '0')), 'ERR_INTEGRITY'],
-    ['every key entry altered', (rel) => edit(rel, (t) => {
-      const meta = t.sops as Record<string, {enc: string}[] | null>
-      for (const list of [meta.age, meta.pgp]) for (const e of list ?? []) e.enc = flipAfter(e.enc, /-----\n+\S{40}/)
-    }), 'ERR_DECRYPT'],
+    [
+      'lastmodified altered',
+      (rel) => read(rel).replace(/(lastmodified"?: ['"]?\d{4}-\d\d-\d\dT\d\d:\d\d:\d)(\d)/, (_m, a, d) => a + (d === '0' ? '1' : '0')),
+      'ERR_INTEGRITY',
+    ],
+    [
+      'every key entry altered',
+      (rel) =>
+        edit(rel, (t) => {
+          const meta = t.sops as Record<string, {enc: string}[] | null>
+          for (const list of [meta.age, meta.pgp]) for (const e of list ?? []) e.enc = flipAfter(e.enc, /-----\n+\S{40}/)
+        }),
+      'ERR_DECRYPT',
+    ],
   ]
   const cases = (files: string[]) => files.flatMap((rel) => variants.map(([name, make, code]) => [rel, name, make, code] as const))
   const refused = async (rel: string, make: (rel: string) => string, code: string) => {
@@ -236,8 +313,10 @@ describe('where sops looks for age keys', () => {
   const rel = `${AGE_FIXTURES}/secret.enc.yaml`
   const plain = expected(rel)
 
-  it('SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, $XDG_CONFIG_HOME/sops/age/keys.txt, ~/.config/sops/age/keys.txt and kseal\'s own key files', async () => {
-    const identity = readFileSync(ageKey, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
+  it("SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, $XDG_CONFIG_HOME/sops/age/keys.txt, ~/.config/sops/age/keys.txt and kseal's own key files", async () => {
+    const identity = readFileSync(ageKey, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
     expect(parse(await decrypt(read(rel), rel, env({SOPS_AGE_KEY: `# a comment\n${identity}\n`})))).toEqual(plain)
     expect(parse(await decrypt(read(rel), rel, env({SOPS_AGE_KEY_FILE: ageKey})))).toEqual(plain)
     const xdg = path.join(tmp, 'xdg')
@@ -250,18 +329,26 @@ describe('where sops looks for age keys', () => {
     copyFileSync(ageKey, path.join(homeDir, '.config', 'sops', 'age', 'keys.txt'))
     chmodSync(path.join(homeDir, '.config', 'sops', 'age', 'keys.txt'), 0o600)
     expect(parse(await decrypt(read(rel), rel, env({HOME: homeDir, XDG_CONFIG_HOME: undefined})))).toEqual(plain)
-    const viaKeyring = await withKeys(env(), (k) => openSops(parseSops(read(rel)), k), (b) => new Keyring(b, {keys: [`age:${ageKey}`], env: {XDG_CONFIG_HOME: path.join(tmp, 'none')}}))
+    const viaKeyring = await withKeys(
+      env(),
+      (k) => openSops(parseSops(read(rel)), k),
+      (b) => new Keyring(b, {keys: [`age:${ageKey}`], env: {XDG_CONFIG_HOME: path.join(tmp, 'none')}}),
+    )
     expect(parse(decryptedText(viaKeyring))).toEqual(plain)
   })
 
-  it('reads sops\'s own age test identity from SOPS_AGE_KEY, and it opens sops\'s age vector', async () => {
+  it("reads sops's own age test identity from SOPS_AGE_KEY, and it opens sops's age vector", async () => {
     const vectors = path.join(SOPS, 'getsops-sops', 'age-vectors')
-    const [id] = await sopsAgeIdentities({SOPS_AGE_KEY: readFileSync(path.join(vectors, 'mockIdentity.txt'), 'utf8'), HOME: tmp, XDG_CONFIG_HOME: path.join(tmp, 'none')})
+    const [id] = await sopsAgeIdentities({
+      SOPS_AGE_KEY: readFileSync(path.join(vectors, 'mockIdentity.txt'), 'utf8'),
+      HOME: tmp,
+      XDG_CONFIG_HOME: path.join(tmp, 'none'),
+    })
     expect(id.kid).toBe('age1lzd99uklcjnc0e7d860axevet2cz99ce9pq6tzuzd05l5nr28ams36nvun')
     expect(Buffer.from(await id.decrypt(readFileSync(path.join(vectors, 'mockEncryptedKey.age'), 'utf8'))).toString()).toBe('data')
   })
 
-  it('skips plugin identities in sops\'s key files; without the key it names every recipient (exit 3)', async () => {
+  it("skips plugin identities in sops's key files; without the key it names every recipient (exit 3)", async () => {
     const withPlugin = path.join(tmp, 'plugin-keys.txt')
     writeFileSync(withPlugin, `AGE-PLUGIN-YUBIKEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n${readFileSync(ageKey, 'utf8')}`, {mode: 0o600})
     expect(parse(await decrypt(read(rel), rel, env({SOPS_AGE_KEY_FILE: withPlugin})))).toEqual(plain)
@@ -289,19 +376,72 @@ describe('tampered SOPS files are refused (exit 3)', () => {
     ['a value flipped', flip(text, 'secret: ENC[AES256_GCM,data:'), 'ERR_INTEGRITY', /cannot decrypt: the value was altered/],
     ['a value removed', text.replace(/^string: .*\n/m, ''), 'ERR_INTEGRITY', /MAC mismatch/],
     ['an unencrypted value added', text.replace('sops:\n', 'added_unencrypted: sneaky\nsops:\n'), 'ERR_INTEGRITY', /MAC mismatch/],
-    ['a plaintext value put where an encrypted one belongs', text.replace(/^string: .*$/m, 'string: hello'), 'ERR_INTEGRITY', /rules say this value is encrypted, but it is plaintext/],
-    ['two values swapped', text.replace(/^secret: (.*)\nstring: (.*)$/m, 'secret: $2\nstring: $1'), 'ERR_INTEGRITY', /moved here from another key/],
+    [
+      'a plaintext value put where an encrypted one belongs',
+      text.replace(/^string: .*$/m, 'string: hello'),
+      'ERR_INTEGRITY',
+      /rules say this value is encrypted, but it is plaintext/,
+    ],
+    [
+      'two values swapped',
+      text.replace(/^secret: (.*)\nstring: (.*)$/m, 'secret: $2\nstring: $1'),
+      'ERR_INTEGRITY',
+      /moved here from another key/,
+    ],
     ['two entries reordered', text.replace(/^(secret: .*)\n(string: .*)$/m, '$2\n$1'), 'ERR_INTEGRITY', /MAC mismatch/],
-    ['a value copied over another', text.replace(/^(int: )(.*)$/m, (_m, k) => k + text.match(/^float: (.*)$/m)![1]), 'ERR_INTEGRITY', /moved here from another key/],
+    [
+      'a value copied over another',
+      text.replace(/^(int: )(.*)$/m, (_m, k) => k + text.match(/^float: (.*)$/m)![1]),
+      'ERR_INTEGRITY',
+      /moved here from another key/,
+    ],
     ['the MAC altered', flip(text, '  mac: ENC[AES256_GCM,data:'), 'ERR_INTEGRITY', /MAC mismatch/],
     ['the MAC removed', text.replace(/^ {2}mac: .*\n/m, ''), 'ERR_INTEGRITY', /malformed SOPS metadata: sops has no mac/],
-    ['lastmodified altered', text.replace('lastmodified: "2024-03-25T22:08:10Z"', 'lastmodified: "2024-03-25T22:08:11Z"'), 'ERR_INTEGRITY', /MAC mismatch/],
-    ['mac_only_encrypted switched on', text.replace('  unencrypted_suffix', '  mac_only_encrypted: true\n  unencrypted_suffix'), 'ERR_INTEGRITY', /MAC mismatch/],
-    ['the unencrypted suffix changed', text.replace('unencrypted_suffix: _unencrypted', 'unencrypted_suffix: ecret'), 'ERR_INTEGRITY', /MAC mismatch/],
-    ['a second selection rule added', text.replace('  unencrypted_suffix', '  encrypted_regex: ^x$\n  unencrypted_suffix'), 'ERR_INTEGRITY', /more than one of encrypted_suffix/],
-    ['the age key entry altered', flip(text, 'enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBEaC9kMkV4d3FCWHlKN0Iz\n        dkxW'), 'ERR_DECRYPT', /the SOPS key entry was altered/],
-    ['the age recipient altered', text.replace(`recipient: ${AGE_RECIPIENT}`, `recipient: ${AGE_RECIPIENT.slice(0, -1)}x`), 'ERR_NO_KEY', /no key for this SOPS file/],
-    ['an unknown format version', text.replace('version: 3.8.1', 'version: 4.0.0'), 'ERR_VERSION', /unsupported SOPS format version "4.0.0"/],
+    [
+      'lastmodified altered',
+      text.replace('lastmodified: "2024-03-25T22:08:10Z"', 'lastmodified: "2024-03-25T22:08:11Z"'),
+      'ERR_INTEGRITY',
+      /MAC mismatch/,
+    ],
+    [
+      'mac_only_encrypted switched on',
+      text.replace('  unencrypted_suffix', '  mac_only_encrypted: true\n  unencrypted_suffix'),
+      'ERR_INTEGRITY',
+      /MAC mismatch/,
+    ],
+    [
+      'the unencrypted suffix changed',
+      text.replace('unencrypted_suffix: _unencrypted', 'unencrypted_suffix: ecret'),
+      'ERR_INTEGRITY',
+      /MAC mismatch/,
+    ],
+    [
+      'a second selection rule added',
+      text.replace('  unencrypted_suffix', '  encrypted_regex: ^x$\n  unencrypted_suffix'),
+      'ERR_INTEGRITY',
+      /more than one of encrypted_suffix/,
+    ],
+    [
+      'the age key entry altered',
+      flip(
+        text,
+        'enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBEaC9kMkV4d3FCWHlKN0Iz\n        dkxW',
+      ),
+      'ERR_DECRYPT',
+      /the SOPS key entry was altered/,
+    ],
+    [
+      'the age recipient altered',
+      text.replace(`recipient: ${AGE_RECIPIENT}`, `recipient: ${AGE_RECIPIENT.slice(0, -1)}x`),
+      'ERR_NO_KEY',
+      /no key for this SOPS file/,
+    ],
+    [
+      'an unknown format version',
+      text.replace('version: 3.8.1', 'version: 4.0.0'),
+      'ERR_VERSION',
+      /unsupported SOPS format version "4.0.0"/,
+    ],
   ]
 
   it.each(variants)('%s', async (_name, variant, code, message) => {
@@ -319,14 +459,22 @@ describe('tampered SOPS files are refused (exit 3)', () => {
     expect(parse(await decrypt(renamed, rel)).otherlist_unencrypted).toEqual(expected(rel).somelist_unencrypted)
   })
 
-  it('names where: the document and the value\'s keys', async () => {
+  it("names where: the document and the value's keys", async () => {
     const err = await failure(decrypt(flip(text, 'value: ENC[AES256_GCM,data:'), 'secret.enc.yaml'))
     expect(err.where).toEqual({file: 'secret.enc.yaml', document: 1, key: 'complex.value'})
   })
 
   gpgTool.it('a PGP key entry altered, or naming a key whose secret gpg lacks', async () => {
     const pgpText = read(`${PGP_FIXTURES}/format.enc.yaml`)
-    const altered = await failure(decrypt(flip(pgpText, 'wcBMAyUpShfNkFB/AQf/b1Bdb5X/56d4Oe/5ZoEvKmjN68fr5n9c7gK8qW8Y+Q/L\n            vbfY+l/3HDta5fHHe1RIvyHle/Zgrh1PcQELvhPwsp2nW3NSPsCOCvemziNv7b2b\n            c57D'), 'format.enc.yaml'))
+    const altered = await failure(
+      decrypt(
+        flip(
+          pgpText,
+          'wcBMAyUpShfNkFB/AQf/b1Bdb5X/56d4Oe/5ZoEvKmjN68fr5n9c7gK8qW8Y+Q/L\n            vbfY+l/3HDta5fHHe1RIvyHle/Zgrh1PcQELvhPwsp2nW3NSPsCOCvemziNv7b2b\n            c57D',
+        ),
+        'format.enc.yaml',
+      ),
+    )
     expect([altered.code, altered.exitCode]).toEqual(['ERR_DECRYPT', 3])
     const other = await failure(decrypt(pgpText.replace(SOPS_KEY_1, 'B611A2F9F11D0FF82568805119F9B5DAEA91FF86'), 'format.enc.yaml'))
     expect([other.code, other.exitCode]).toEqual(['ERR_NO_KEY', 3])
@@ -350,7 +498,7 @@ describe('tampered SOPS files are refused (exit 3)', () => {
 const DATA_KEY = Buffer.alloc(32, 7)
 const ageEntry = async () => {
   const b = new Backends({env: env(), cwd: tmp, now: () => new Date()})
-  const entries = await new SopsKeys(b).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], DATA_KEY, new Date())
+  const entries = await new SopsMasterKeys(b).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], DATA_KEY, new Date())
   await b.close()
   return entries
 }
@@ -362,7 +510,9 @@ describe('untrusted metadata and structure are bounded', () => {
   it('caps key entries, entry sizes, key groups and nesting depth', async () => {
     const entry = '    - recipient: age1je6kjhzuhdjy3fqptpttxjh5k8q46vygzlgtpuq3030c947pc5tqz9dqvr\n      enc: x\n'
     expect((await refused(text.replace('  age:\n', '  age:\n' + entry.repeat(65)))).message).toMatch(/more than 64 age entries/)
-    expect((await refused(text.replace('  age:\n', `  age:\n    - recipient: x\n      enc: "${'A'.repeat(17 * 1024)}"\n`))).message).toMatch(/enc is too long/)
+    expect(
+      (await refused(text.replace('  age:\n', `  age:\n    - recipient: x\n      enc: "${'A'.repeat(17 * 1024)}"\n`))).message,
+    ).toMatch(/enc is too long/)
     const deep = Array.from({length: 70}, (_, i) => '  '.repeat(i) + `k${i}:`).join('\n') + ' v\n'
     const err = await refused(deep + text.slice(text.indexOf('sops:')))
     expect([err.code, err.message]).toEqual(['ERR_INPUT', expect.stringMatching(/nested deeper than 64 levels/)])
@@ -371,10 +521,10 @@ describe('untrusted metadata and structure are bounded', () => {
   it('tries a bounded number of paths for an encrypted comment', async () => {
     // A comment sealed under the path of a collection far from it is not found (and not an error).
     const many = Array.from({length: 12}, (_, i) => `m${i}:\n  k: v${i}\n`).join('')
-    const sealed = sealSops(many, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
-    const {seal} = await import('../src/formats/sops/cipher.js')
-    const far = '#' + seal(DATA_KEY, Buffer.from(' far away'), 'm11:', 'comment') + '\n'
-    const near = '#' + seal(DATA_KEY, Buffer.from(' close by'), 'm0:', 'comment') + '\n'
+    const sealed = encryptSops(many, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const {encryptEnc} = await import('../src/formats/sops/cipher.js')
+    const far = '#' + encryptEnc(DATA_KEY, Buffer.from(' far away'), 'm11:', 'comment') + '\n'
+    const near = '#' + encryptEnc(DATA_KEY, Buffer.from(' close by'), 'm0:', 'comment') + '\n'
     const out = await decrypt(near + far + sealed, 'x.yaml')
     expect(out.startsWith('# close by\n#ENC[AES256_GCM,')).toBe(true)
   })
@@ -382,7 +532,10 @@ describe('untrusted metadata and structure are bounded', () => {
 
 describe('selection rules and mac_only_encrypted', () => {
   const doc = 'public: open\nsecret_key: s3cr3t\nnested:\n  data: inner\n  plain_name: visible\n  port: 8080\nlist:\n  - one\n  - true\n'
-  const encryptedLocs = (text: string) => Object.entries(flatten(parse(text))).filter(([k, v]) => k !== 'sops' && !k.startsWith('sops.') && String(v).startsWith('ENC[')).map(([k]) => k)
+  const encryptedLocs = (text: string) =>
+    Object.entries(flatten(parse(text)))
+      .filter(([k, v]) => k !== 'sops' && !k.startsWith('sops.') && String(v).startsWith('ENC['))
+      .map(([k]) => k)
 
   it.each<[RuleSpec, string[]]>([
     [{}, ['public', 'secret_key', 'nested.data', 'nested.plain_name', 'nested.port', 'list.0', 'list.1']],
@@ -392,25 +545,35 @@ describe('selection rules and mac_only_encrypted', () => {
     [{unencryptedRegex: '^(public|list)$'}, ['secret_key', 'nested.data', 'nested.plain_name', 'nested.port']],
     [{encryptedRegex: '(?i)^NESTED$'}, ['nested.data', 'nested.plain_name', 'nested.port']],
   ])('%j encrypts exactly %j; the file opens and its MAC verifies', async (rules, locs) => {
-    const sealed = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
+    const sealed = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
     expect(encryptedLocs(sealed)).toEqual(locs)
     const out = await decrypt(sealed, 'x.yaml')
     expect(parse(out)).toEqual(parse(doc))
-    if (!rules.encryptedSuffix && !rules.unencryptedRegex && !rules.encryptedRegex?.startsWith('(?i)')) expect(checkSopsMac(sealed, DATA_KEY).ok).toBe(true)
+    if (!rules.encryptedSuffix && !rules.unencryptedRegex && !rules.encryptedRegex?.startsWith('(?i)'))
+      expect(checkSopsMac(sealed, DATA_KEY).ok).toBe(true)
   })
 
   it('with mac_only_encrypted an unencrypted value may change; without it, that is tampering', async () => {
     const rules = {encryptedRegex: '^data$'}
-    const only = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules, macOnlyEncrypted: true})
+    const only = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules, macOnlyEncrypted: true})
     expect(checkSopsMac(only, DATA_KEY).ok).toBe(true)
     expect(parse(await decrypt(only.replace('public: open', 'public: changed'), 'x.yaml')).public).toBe('changed')
-    const all = sealSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
+    const all = encryptSops(doc, {dataKey: DATA_KEY, entries: await ageEntry(), rules})
     expect((await failure(decrypt(all.replace('public: open', 'public: changed'), 'x.yaml'))).message).toMatch(/MAC mismatch/)
     // The encrypted values stay covered either way.
-    expect((await failure(decrypt(only.replace(/^( {2}data: .*)$/m, '$1').replace(/(data: ENC\[AES256_GCM,data:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')), 'x.yaml'))).code).toBe('ERR_INTEGRITY')
+    expect(
+      (
+        await failure(
+          decrypt(
+            only.replace(/^( {2}data: .*)$/m, '$1').replace(/(data: ENC\[AES256_GCM,data:)(.)/, (_m, a, c) => a + (c === 'A' ? 'B' : 'A')),
+            'x.yaml',
+          ),
+        )
+      ).code,
+    ).toBe('ERR_INTEGRITY')
   })
 
-  it('reads the file\'s regular expressions as RE2, as sops does: Go syntax, linear time, bounded size (else exit 2)', () => {
+  it("reads the file's regular expressions as RE2, as sops does: Go syntax, linear time, bounded size (else exit 2)", () => {
     // What a backtracking engine would take seconds or years on: linear in RE2, whatever the key.
     const long = 'a'.repeat(5000) + 'b'
     for (const evil of ['(a|a)*$x', '^.*.*.*.*x$', '(a+)+$', '^(x|y*)*z']) expect(goRegex(evil, 'encrypted_regex').test(long)).toBe(false)
@@ -424,13 +587,17 @@ describe('selection rules and mac_only_encrypted', () => {
     expect(goRegex('^(data|stringData)$', 'encrypted_regex').test('stringData')).toBe(true)
     // Not RE2 (lookaround, backreferences), or too long: refused, naming the field.
     for (const bad of ['(?=a)b', '(a)\\1', 'a'.repeat(600), '(']) {
-      expect(() => goRegex(bad, 'encrypted_regex')).toThrow(expect.objectContaining({code: 'ERR_INPUT', exitCode: 2, message: expect.stringContaining('SOPS encrypted_regex')}))
+      expect(() => goRegex(bad, 'encrypted_regex')).toThrow(
+        expect.objectContaining({code: 'ERR_INPUT', exitCode: 2, message: expect.stringContaining('SOPS encrypted_regex')}),
+      )
     }
   })
 
   it('refuses comment-based rules and Shamir key groups (exit 2); reads a single key group written as key_groups', async () => {
     const text = read(`${AGE_FIXTURES}/secret.enc.yaml`)
-    const comment = await failure(() => parseSops(text.replace('  unencrypted_suffix: _unencrypted\n', '  encrypted_comment_regex: sops:enc\n')))
+    const comment = await failure(() =>
+      parseSops(text.replace('  unencrypted_suffix: _unencrypted\n', '  encrypted_comment_regex: sops:enc\n')),
+    )
     expect([comment.code, comment.message]).toEqual(['ERR_INPUT', expect.stringMatching(/encrypted_comment_regex are not supported/)])
     const doc = parseDocument(text)
     const age = doc.getIn(['sops', 'age'])
@@ -440,7 +607,11 @@ describe('selection rules and mac_only_encrypted', () => {
     doc.setIn(['sops', 'key_groups'], doc.createNode([{age}, {age}]))
     doc.setIn(['sops', 'shamir_threshold'], 2)
     const shamir = await failure(decrypt(doc.toString(), 'g.yaml'))
-    expect([shamir.code, shamir.exitCode, shamir.message]).toEqual(['ERR_INPUT', 2, expect.stringMatching(/2 key groups \(Shamir secret sharing\), which kseal does not support/)])
+    expect([shamir.code, shamir.exitCode, shamir.message]).toEqual([
+      'ERR_INPUT',
+      2,
+      expect.stringMatching(/2 key groups \(Shamir secret sharing\), which kseal does not support/),
+    ])
   })
 })
 
@@ -448,7 +619,7 @@ describe('multi-document files', () => {
   const two = 'a: one\n---\nb: two\n'
 
   it('one sops block over several documents: one MAC over all of them, as sops writes it', async () => {
-    const sealed = sealSops(two, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const sealed = encryptSops(two, {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
     expect(sealed.match(/^sops:$/gm)).toHaveLength(2)
     expect(await decrypt(sealed, 'two.yaml')).toBe(two)
     const [first] = sealed.split('---\n')
@@ -458,13 +629,17 @@ describe('multi-document files', () => {
   })
 
   it('documents from separate files (a kustomize stream) each verify on their own; plain documents pass through', async () => {
-    const a = sealSops('a: one\n', {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
-    const b = sealSops('b: two\n', {dataKey: Buffer.alloc(32, 9), entries: await (async () => {
-      const bk = new Backends({env: env(), cwd: tmp, now: () => new Date()})
-      const e = await new SopsKeys(bk).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], Buffer.alloc(32, 9), new Date())
-      await bk.close()
-      return e
-    })(), rules: {}})
+    const a = encryptSops('a: one\n', {dataKey: DATA_KEY, entries: await ageEntry(), rules: {}})
+    const b = encryptSops('b: two\n', {
+      dataKey: Buffer.alloc(32, 9),
+      entries: await (async () => {
+        const bk = new Backends({env: env(), cwd: tmp, now: () => new Date()})
+        const e = await new SopsMasterKeys(bk).wrap([{kind: 'age', recipient: AGE_RECIPIENT}], Buffer.alloc(32, 9), new Date())
+        await bk.close()
+        return e
+      })(),
+      rules: {},
+    })
     const stream = `${a}---\nkind: ConfigMap\nplain: yes\n---\n${b}---\n${a}`
     const opened = await open(stream, 'stream.yaml')
     expect(opened.groups.map((g) => g.documents)).toEqual([[0, 3], [2]])

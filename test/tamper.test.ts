@@ -64,30 +64,85 @@ const flip = (s: string, at: number) => s.slice(0, at) + (s[at] === 'A' ? 'B' : 
 const INTEGRITY = /integrity check failed: .*a recipient entry was added, removed or altered/
 const cases: [string, () => (e: string) => string, RegExp][] = [
   ['a flipped ciphertext byte', () => (e) => e.replace(token(0, 'alpha'), flip(token(0, 'alpha'), 30)), /data\.alpha: cannot decrypt/],
-  ['two values swapped', () => inFirst((d) => d.replace(token(0, 'alpha'), 'X').replace(token(0, 'beta'), token(0, 'alpha')).replace('X', token(0, 'beta'))), /data\.(alpha|beta): cannot decrypt/],
-  ['a value moved to another key', () => inFirst((d) => d.replace(`  alpha: ${token(0, 'alpha')}\n`, '').replace(token(0, 'beta'), token(0, 'alpha'))), /data\.beta: cannot decrypt/],
+  [
+    'two values swapped',
+    () => inFirst((d) => d.replace(token(0, 'alpha'), 'X').replace(token(0, 'beta'), token(0, 'alpha')).replace('X', token(0, 'beta'))),
+    /data\.(alpha|beta): cannot decrypt/,
+  ],
+  [
+    'a value moved to another key',
+    () => inFirst((d) => d.replace(`  alpha: ${token(0, 'alpha')}\n`, '').replace(token(0, 'beta'), token(0, 'alpha'))),
+    /data\.beta: cannot decrypt/,
+  ],
   ['a key renamed', () => inFirst((d) => d.replace('  alpha: kseal', '  alpha2: kseal')), /data\.alpha2: cannot decrypt/],
   ['a key removed', () => inFirst((d) => d.replace(`  beta: ${token(0, 'beta')}\n`, '')), /integrity check failed/],
-  ['a key added (copied token)', () => inFirst((d) => d.replace('\ndata:\n', `\ndata:\n  delta: ${token(0, 'alpha')}\n`)), /data\.delta: cannot decrypt/],
+  [
+    'a key added (copied token)',
+    () => inFirst((d) => d.replace('\ndata:\n', `\ndata:\n  delta: ${token(0, 'alpha')}\n`)),
+    /data\.delta: cannot decrypt/,
+  ],
   ['a plaintext key added', () => inFirst((d) => d.replace('\ndata:\n', '\ndata:\n  delta: ZGVsdGE=\n')), /data\.delta: is not encrypted/],
-  ['a value copied from another Secret', () => inFirst((d) => d.replace(token(0, 'alpha'), token(1, 'alpha'))), /data\.alpha: cannot decrypt/],
-  ['the namespace changed (strict scope)', () => inFirst((d) => d.replace('namespace: prod', 'namespace: staging')), /encrypted as prod\/db, now staging\/db: .*kustomize base.*--scope/],
+  [
+    'a value copied from another Secret',
+    () => inFirst((d) => d.replace(token(0, 'alpha'), token(1, 'alpha'))),
+    /data\.alpha: cannot decrypt/,
+  ],
+  [
+    'the namespace changed (strict scope)',
+    () => inFirst((d) => d.replace('namespace: prod', 'namespace: staging')),
+    /encrypted as prod\/db, now staging\/db: .*kustomize base.*--scope/,
+  ],
   ['the name changed (strict scope)', () => inFirst((d) => d.replace('name: db', 'name: db2')), /encrypted as prod\/db, now prod\/db2: /],
-  ['the namespace changed in the manifest and in the envelope', () => inFirst((d) => d.replace('namespace: prod', 'namespace: staging').replace('namespace: "prod"', 'namespace: "staging"')), /cannot decrypt the data key/],
-  ['the recorded namespace opened (openNamespace: true)', () => inFirst((d) => d.replace('namespace: "prod"', 'openNamespace: true')), /cannot decrypt the data key/],
-  ['the scope changed', () => inFirst((d) => d.replace('scope: "strict"', 'scope: "cluster"').replace(/ {2}namespace: "prod"\n {2}name: "db"\n/, '')), /cannot decrypt the data key/],
-  ['the recipient entry altered', () => inFirst((d) => d.replace(/wrapped: "(.)/, (_m, c) => `wrapped: "${c === 'A' ? 'B' : 'A'}`)), /cannot decrypt the data key/],
+  [
+    'the namespace changed in the manifest and in the envelope',
+    () => inFirst((d) => d.replace('namespace: prod', 'namespace: staging').replace('namespace: "prod"', 'namespace: "staging"')),
+    /cannot decrypt the data key/,
+  ],
+  [
+    'the recorded namespace opened (openNamespace: true)',
+    () => inFirst((d) => d.replace('namespace: "prod"', 'openNamespace: true')),
+    /cannot decrypt the data key/,
+  ],
+  [
+    'the scope changed',
+    () => inFirst((d) => d.replace('scope: "strict"', 'scope: "cluster"').replace(/ {2}namespace: "prod"\n {2}name: "db"\n/, '')),
+    /cannot decrypt the data key/,
+  ],
+  [
+    'the recipient entry altered',
+    () => inFirst((d) => d.replace(/wrapped: "(.)/, (_m, c) => `wrapped: "${c === 'A' ? 'B' : 'A'}`)),
+    /cannot decrypt the data key/,
+  ],
   ['the recipient key id altered', () => inFirst((d) => d.replace(/kid: "[0-9a-f]{4}/, 'kid: "0000')), /no key for this Secret/],
-  ['the recipient entry removed', () => inFirst((d) => d.replace(/ {2}recipients:\n( {4}.*\n)+/, '  recipients: []\n')), /malformed kseal envelope: no recipients/],
-  ['a recipient added (an attacker\'s age key)', () => inFirst((d) => d.replace(/( {2}mac: )/, `    - backend: "age"\n      kid: "${ATTACKER_AGE}"\n      wrapped: "YWdlLWVuY3J5cHRpb24="\n$1`)), INTEGRITY],
+  [
+    'the recipient entry removed',
+    () => inFirst((d) => d.replace(/ {2}recipients:\n( {4}.*\n)+/, '  recipients: []\n')),
+    /malformed kseal envelope: no recipients/,
+  ],
+  [
+    "a recipient added (an attacker's age key)",
+    () =>
+      inFirst((d) =>
+        d.replace(/( {2}mac: )/, `    - backend: "age"\n      kid: "${ATTACKER_AGE}"\n      wrapped: "YWdlLWVuY3J5cHRpb24="\n$1`),
+      ),
+    INTEGRITY,
+  ],
   ['another recipient removed (break-glass entry dropped)', in2((d) => d.replace(OTHER_ENTRY, '')), INTEGRITY],
-  ['another recipient\'s wrapped key altered', in2((d) => d.replace(OTHER_ENTRY, (_m, a, w, z) => a + flip(w, 5) + z)), INTEGRITY],
-  ['another recipient\'s key id altered', in2((d) => d.replace('kid: "886d5b01b46231a8"', 'kid: "886d5b01b46231a9"')), INTEGRITY],
+  ["another recipient's wrapped key altered", in2((d) => d.replace(OTHER_ENTRY, (_m, a, w, z) => a + flip(w, 5) + z)), INTEGRITY],
+  ["another recipient's key id altered", in2((d) => d.replace('kid: "886d5b01b46231a8"', 'kid: "886d5b01b46231a9"')), INTEGRITY],
   ['a field added to a recipient entry', in2((d) => d.replace(OTHER_ENTRY, (_m, a, w, z) => `${a}${w}"\n      key: "x${z}`)), INTEGRITY],
   ['the MAC altered', () => inFirst((d) => d.replace(/mac: "(.)/, (_m, c) => `mac: "${c === 'A' ? 'B' : 'A'}`)), /integrity check failed/],
-  ['a truncated value', () => (e) => e.replace(token(0, 'gamma'), token(0, 'gamma').slice(0, 20)), /stringData\.gamma: (cannot decrypt|encrypted value is truncated)/],
+  [
+    'a truncated value',
+    () => (e) => e.replace(token(0, 'gamma'), token(0, 'gamma').slice(0, 20)),
+    /stringData\.gamma: (cannot decrypt|encrypted value is truncated)/,
+  ],
   ['a downgrade to format 1 (version: 1)', () => inFirst((d) => d.replace('version: 2', 'version: 1')), /cannot decrypt the data key/],
-  ['a downgrade to format 1 with format 1 tokens', () => inFirst((d) => d.replace('version: 2', 'version: 1').replace(/kseal:v2:/g, 'kseal:v1:')), /cannot decrypt the data key/],
+  [
+    'a downgrade to format 1 with format 1 tokens',
+    () => inFirst((d) => d.replace('version: 2', 'version: 1').replace(/kseal:v2:/g, 'kseal:v1:')),
+    /cannot decrypt the data key/,
+  ],
   ['an unknown format version', () => inFirst((d) => d.replace('version: 2', 'version: 3')), /unsupported kseal format version 3/],
   ['the envelope removed', () => inFirst((d) => d.replace(/kseal:\n( {2}.*\n)+/, '')), /encrypted values but no kseal envelope/],
 ]
@@ -180,7 +235,8 @@ describe('YAML merge keys in Secrets are refused by every command that reads the
   // kubectl resolves the merge and would apply `password: x`, a value kseal never sees as one.
   const merged = (e: string) => inFirst((d) => d.replace('\nstringData:\n', '\n<<: {stringData: {password: planted}}\nstringData:\n'))(e)
   const tagged = (e: string) => inFirst((d) => d.replace('\nkseal:\n', '\n? !!merge <<\n: {type: Opaque}\nkseal:\n'))(e)
-  const viaMerge = 'base: &base\n  apiVersion: v1\n  kind: Secret\n  metadata: {name: made, namespace: prod}\n  stringData: {password: plain}\n<<: *base\n'
+  const viaMerge =
+    'base: &base\n  apiVersion: v1\n  kind: Secret\n  metadata: {name: made, namespace: prod}\n  stringData: {password: plain}\n<<: *base\n'
   const file = (name: string, text: string) => {
     const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-merge-')), name)
     writeFileSync(f, text)
@@ -205,7 +261,11 @@ describe('YAML merge keys in Secrets are refused by every command that reads the
         continue
       }
       expect([name, r.code]).toEqual([name, 2])
-      expect(r.stderr).toMatch(new RegExp(`${f}: document 1 \\(Secret prod/db\\): uses a YAML merge key \\(<<\\) at line \\d+: kubectl would merge in values that kseal does not see`))
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `${f}: document 1 \\(Secret prod/db\\): uses a YAML merge key \\(<<\\) at line \\d+: kubectl would merge in values that kseal does not see`,
+        ),
+      )
       expect(readFileSync(f, 'utf8')).toBe(text)
     }
     if (!name.startsWith('textconv')) {
@@ -221,10 +281,17 @@ describe('YAML merge keys in Secrets are refused by every command that reads the
     const un = await kseal(['unseal', '-k', OTHER_KEY, f])
     expect(un.code).toBe(2)
     expect(un.stderr).toMatch(/\(Secret prod\/db\): uses a YAML merge key/)
-    const m = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', f], {input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: b}\n'})
+    const m = await kseal(['seal', '--cert', OTHER_CERT, '--merge-into', f], {
+      input: 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {a: b}\n',
+    })
     expect(m.code).toBe(2)
     expect(readFileSync(f, 'utf8')).toBe(withMerge)
-    const rl = 'apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n' + merged(enc).split('---\n')[0].replace(/^/gm, '  ').replace(/^ {2}apiVersion/, '- apiVersion')
+    const rl =
+      'apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n' +
+      merged(enc)
+        .split('---\n')[0]
+        .replace(/^/gm, '  ')
+        .replace(/^ {2}apiVersion/, '- apiVersion')
     const krm = await kseal(['krm'], {input: rl, env: cleanEnv({KSEAL_KEYS: TEAM_KEY})})
     expect(krm.code).toBe(2)
     expect(krm.stderr).toMatch(/uses a YAML merge key/)

@@ -39,7 +39,9 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     const inspect = await kseal(['inspect', '--json', f])
     expect(inspect.code).toBe(0)
     expect(JSON.parse(inspect.stdout)[0]).toMatchObject({version: 1, recipientsAuthenticated: false, encryptedAs: null})
-    expect(inspect.stderr).toBe(`kseal: ${f}: document 2 (Secret payments/payments-db): recipients not authenticated (format v1): run kseal rotate to upgrade\n`)
+    expect(inspect.stderr).toBe(
+      `kseal: ${f}: document 2 (Secret payments/payments-db): recipients not authenticated (format v1): run kseal rotate to upgrade\n`,
+    )
     const check = await kseal(['check', f])
     expect(check.code).toBe(0)
     expect(check.stderr).toContain('recipients not authenticated (format v1): run kseal rotate to upgrade')
@@ -52,7 +54,10 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     expect(r.code).toBe(0)
     const out = readFileSync(f, 'utf8')
     expect(out).not.toMatch(/kseal:v1:/)
-    expect(JSON.parse((await kseal(['inspect', '--json', f])).stdout)[0]).toMatchObject({version: 2, encryptedAs: {namespace: 'payments', name: 'payments-db'}})
+    expect(JSON.parse((await kseal(['inspect', '--json', f])).stdout)[0]).toMatchObject({
+      version: 2,
+      encryptedAs: {namespace: 'payments', name: 'payments-db'},
+    })
     for (const k of [TEAM_KEY, OTHER_KEY]) expect((await kseal(['decrypt', '-k', k, f])).stdout).toBe(PLAIN)
     const inspect = await kseal(['inspect', f])
     expect(inspect.stderr).toBe('')
@@ -62,7 +67,11 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     const f = file(V1_PLANTED)
     const r = await kseal(['rotate', '-i', '-k', TEAM_KEY, f])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(new RegExp(`cannot upgrade from format 1 \\(recipients not authenticated\\) to format 2: age:${ATTACKER_AGE} is neither named nor held here.*--remove-recipient`))
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `cannot upgrade from format 1 \\(recipients not authenticated\\) to format 2: age:${ATTACKER_AGE} is neither named nor held here.*--remove-recipient`,
+      ),
+    )
     expect(readFileSync(f, 'utf8')).toBe(V1_PLANTED)
     // Dropping it explicitly upgrades the rest.
     const ok = await kseal(['rotate', '-i', '-k', TEAM_KEY, '-R', `age:${ATTACKER_AGE}`, f])
@@ -88,7 +97,11 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     const f = file(enc)
     const refused = await kseal(['rotate', '-i', '-k', TEAM_KEY, '--data-key', f])
     expect(refused.code).toBe(2)
-    expect(refused.stderr).toMatch(new RegExp(`cannot wrap the new data key: rsa:${OTHER_KID} is neither named nor held here, so kseal will not wrap a new data key for it; pass it with --add-recipient`))
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `cannot wrap the new data key: rsa:${OTHER_KID} is neither named nor held here, so kseal will not wrap a new data key for it; pass it with --add-recipient`,
+      ),
+    )
     expect(readFileSync(f, 'utf8')).toBe(enc)
     const ok = await kseal(['rotate', '-i', '-k', TEAM_KEY, '-k', OTHER_KEY, '--data-key', f])
     expect(ok.code).toBe(0)
@@ -106,12 +119,17 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
     const planted = file(add(V1_PLANTED))
     const refused = await kseal(['encrypt', '-i', '-k', TEAM_KEY, planted])
     expect(refused.code).toBe(2)
-    expect(refused.stderr).toMatch(new RegExp(`cannot upgrade from format 1.*age:${ATTACKER_AGE} is neither named nor held here.*name it with -r`))
+    expect(refused.stderr).toMatch(
+      new RegExp(`cannot upgrade from format 1.*age:${ATTACKER_AGE} is neither named nor held here.*name it with -r`),
+    )
     expect(readFileSync(planted, 'utf8')).toBe(add(V1_PLANTED))
   })
 
   it('encrypt without -r: the .kseal.yaml rule vouches for the format 1 recipients it names', async () => {
-    const withOther = V1.replace(/(\n {2}mac: )/, `\n    - backend: "rsa"\n      kid: "${OTHER_KID}"\n      wrapped: "AAAA"$1`).replace('\nstringData:\n', '\nstringData:\n  added: x\n')
+    const withOther = V1.replace(/(\n {2}mac: )/, `\n    - backend: "rsa"\n      kid: "${OTHER_KID}"\n      wrapped: "AAAA"$1`).replace(
+      '\nstringData:\n',
+      '\nstringData:\n  added: x\n',
+    )
     const f = file(withOther)
     const refused = await kseal(['encrypt', '-i', '-k', TEAM_KEY, f])
     expect(refused.code).toBe(2)
@@ -126,7 +144,7 @@ describe('format 1 is reported, and upgraded only for recipients named or held',
   it('edit keeps a format 1 Secret in format 1 (it re-encrypts with the same data key, after checking its MAC)', async () => {
     const f = file(V1)
     const ed = path.join(path.dirname(f), 'ed.sh')
-    writeFileSync(ed, "#!/bin/sh\nsed -i 's/^  username: .*/  username: Y2hhbmdlZA==/' \"$1\"\n")
+    writeFileSync(ed, '#!/bin/sh\nsed -i \'s/^  username: .*/  username: Y2hhbmdlZA==/\' "$1"\n')
     chmodSync(ed, 0o755)
     const r = await kseal(['edit', '-k', TEAM_KEY, f], {env: cleanEnv({EDITOR: ed})})
     expect(r.code).toBe(0)
@@ -140,12 +158,13 @@ describe('operations that reuse a data key check what is there first (rollback, 
   let b: string
   const tok = (t: string, k: string) => new RegExp(`\\n {2}${k}: (kseal:v2:\\S+)`).exec(t)![1]
   beforeAll(async () => {
-    const plain = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: old-pass\n  user: admin\n  keep: k\n'
+    const plain =
+      'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\nstringData:\n  password: old-pass\n  user: admin\n  keep: k\n'
     a = (await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: plain})).stdout
     // The password changed later, with the same data key (kseal edit).
     const f = file(a)
     const ed = path.join(path.dirname(f), 'ed.sh')
-    writeFileSync(ed, "#!/bin/sh\nsed -i 's/^  password: .*/  password: new-pass/' \"$1\"\n")
+    writeFileSync(ed, '#!/bin/sh\nsed -i \'s/^  password: .*/  password: new-pass/\' "$1"\n')
     chmodSync(ed, 0o755)
     expect((await kseal(['edit', '-k', TEAM_KEY, f], {env: cleanEnv({EDITOR: ed})})).code).toBe(0)
     b = readFileSync(f, 'utf8')

@@ -21,7 +21,10 @@ interface VaultResponse {
 }
 
 /** One request to Vault's HTTP API, as the provider will make it. */
-async function v(path: string, opts: {method?: string; token?: string; namespace?: string; body?: unknown; bearer?: boolean} = {}): Promise<VaultResponse> {
+async function v(
+  path: string,
+  opts: {method?: string; token?: string; namespace?: string; body?: unknown; bearer?: boolean} = {},
+): Promise<VaultResponse> {
   const headers: Record<string, string> = {}
   if (opts.token !== undefined) {
     if (opts.bearer) headers.authorization = `Bearer ${opts.token}`
@@ -29,12 +32,17 @@ async function v(path: string, opts: {method?: string; token?: string; namespace
   }
   if (opts.namespace !== undefined) headers['x-vault-namespace'] = opts.namespace
   if (opts.body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${vault.url}/v1/${path}`, {method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'), headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body)})
+  const res = await fetch(`${vault.url}/v1/${path}`, {
+    method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  })
   const text = await res.text()
   return {status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers}
 }
 
-const saJwt = (name: string, ns = 'apps', audiences = ['vault'], expirationSeconds = 3600) => k8s.issueServiceAccountToken(ns, name, {audiences, expirationSeconds}).token
+const saJwt = (name: string, ns = 'apps', audiences = ['vault'], expirationSeconds = 3600) =>
+  k8s.issueServiceAccountToken(ns, name, {audiences, expirationSeconds}).token
 /** Vault's own token for TokenReview calls: the API server's audience, long-lived. */
 const reviewerJwt = () => k8s.issueServiceAccountToken('vault', 'vault-reviewer', {expirationSeconds: 365 * 86_400}).token
 const login = (jwt: string, role = 'external-secrets', namespace?: string) => v('auth/kubernetes/login', {body: {role, jwt}, namespace})
@@ -54,7 +62,14 @@ beforeAll(async () => {
   vault = await startVaultServer({clock})
   // As Vault is usually configured: its own ServiceAccount's token reviews the clients' tokens.
   vault.enableKubernetesAuth({kubernetesHost: k8s.url, tokenReviewerJwt: reviewerJwt()})
-  vault.putKubernetesRole('external-secrets', {boundServiceAccountNames: ['kseal-controller'], boundServiceAccountNamespaces: ['apps'], audience: 'vault', policies: ['apps-read'], ttl: 600, maxTtl: 1800})
+  vault.putKubernetesRole('external-secrets', {
+    boundServiceAccountNames: ['kseal-controller'],
+    boundServiceAccountNamespaces: ['apps'],
+    audience: 'vault',
+    policies: ['apps-read'],
+    ttl: 600,
+    maxTtl: 1800,
+  })
   vault.putPolicy('apps-read', {'secret/data/apps/*': ['read'], 'secret/metadata/apps/*': ['read', 'list']})
   vault.writeSecret('secret', 'apps/db', {username: 'app', password: 'v1-pass'})
   vault.writeSecret('secret', 'apps/db', {username: 'app', password: 'v2-pass'})
@@ -83,7 +98,13 @@ describe('KV version 2', () => {
       lease_duration: 0,
       data: {
         data: {username: 'app', password: 'v2-pass'},
-        metadata: {created_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), custom_metadata: null, deletion_time: '', destroyed: false, version: 2},
+        metadata: {
+          created_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+          custom_metadata: null,
+          deletion_time: '',
+          destroyed: false,
+          version: 2,
+        },
       },
       wrap_info: null,
       warnings: null,
@@ -106,7 +127,10 @@ describe('KV version 2', () => {
     expect((await v('secret/data/apps/rotating', {method: 'DELETE', ...root})).status).toBe(204)
     const deleted = await v('secret/data/apps/rotating', root)
     expect(deleted.status).toBe(404)
-    expect(deleted.json.data).toEqual({data: null, metadata: expect.objectContaining({version: 2, destroyed: false, deletion_time: expect.stringMatching(/Z$/)})})
+    expect(deleted.json.data).toEqual({
+      data: null,
+      metadata: expect.objectContaining({version: 2, destroyed: false, deletion_time: expect.stringMatching(/Z$/)}),
+    })
     expect((await v('secret/data/apps/rotating?version=1', root)).json.data.data).toEqual({v: '1'})
     expect((await v('secret/undelete/apps/rotating', {body: {versions: [2]}, ...root})).status).toBe(204)
     expect((await v('secret/data/apps/rotating', root)).json.data.data).toEqual({v: '2'})
@@ -114,7 +138,11 @@ describe('KV version 2', () => {
     const destroyed = await v('secret/data/apps/rotating?version=1', root)
     expect([destroyed.status, destroyed.json.data.metadata.destroyed, destroyed.json.data.data]).toEqual([404, true, null])
     const meta = await v('secret/metadata/apps/rotating', root)
-    expect(meta.json.data).toMatchObject({current_version: 2, oldest_version: 1, versions: {'1': {destroyed: true}, '2': {destroyed: false, deletion_time: ''}}})
+    expect(meta.json.data).toMatchObject({
+      current_version: 2,
+      oldest_version: 1,
+      versions: {'1': {destroyed: true}, '2': {destroyed: false, deletion_time: ''}},
+    })
   })
 
   it('writes with check-and-set, lists keys (folders end in /), deletes all metadata', async () => {
@@ -147,7 +175,13 @@ describe('Kubernetes auth', () => {
         accessor: expect.any(String),
         policies: ['apps-read', 'default'],
         token_policies: ['apps-read', 'default'],
-        metadata: {role: 'external-secrets', service_account_name: 'kseal-controller', service_account_namespace: 'apps', service_account_secret_name: '', service_account_uid: uid},
+        metadata: {
+          role: 'external-secrets',
+          service_account_name: 'kseal-controller',
+          service_account_namespace: 'apps',
+          service_account_secret_name: '',
+          service_account_uid: uid,
+        },
         lease_duration: 600,
         renewable: true,
         token_type: 'service',
@@ -155,7 +189,9 @@ describe('Kubernetes auth', () => {
       },
     })
     // Vault asked the Kubernetes API, authenticated as its reviewer ServiceAccount.
-    expect(k8s.findRequests({resource: 'tokenreviews'})).toEqual([expect.objectContaining({verb: 'create', status: 201, user: 'system:serviceaccount:vault:vault-reviewer'})])
+    expect(k8s.findRequests({resource: 'tokenreviews'})).toEqual([
+      expect.objectContaining({verb: 'create', status: 201, user: 'system:serviceaccount:vault:vault-reviewer'}),
+    ])
     const token = r.json.auth.client_token
     expect((await v('secret/data/apps/db', {token})).json.data.data.password).toBe('v2-pass')
     expect(await v('secret/data/infra/root', {token})).toMatchObject({status: 403, json: ACL_DENIED})
@@ -165,7 +201,10 @@ describe('Kubernetes auth', () => {
 
   it('refuses with the plugin errors: missing fields, unknown role, audience, expiry, ServiceAccount name and namespace, a token the TokenReview rejects', async () => {
     expect(await v('auth/kubernetes/login', {body: {jwt: 'x'}})).toMatchObject({status: 400, json: {errors: ['missing role']}})
-    expect(await v('auth/kubernetes/login', {body: {role: 'external-secrets'}})).toMatchObject({status: 400, json: {errors: ['missing jwt']}})
+    expect(await v('auth/kubernetes/login', {body: {role: 'external-secrets'}})).toMatchObject({
+      status: 400,
+      json: {errors: ['missing jwt']},
+    })
     expect(await login(saJwt('kseal-controller'), 'nope')).toMatchObject({status: 400, json: {errors: ['invalid role name "nope"']}})
     expect(await login(saJwt('kseal-controller', 'apps', ['sts.amazonaws.com']))).toMatchObject({
       status: 403,
@@ -178,7 +217,14 @@ describe('Kubernetes auth', () => {
     // Claims rewritten to pass the role checks: only the TokenReview can tell, and it does.
     const [h, p, s] = saJwt('intruder').split('.')
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString())
-    const forged = {...claims, sub: 'system:serviceaccount:apps:kseal-controller', 'kubernetes.io': {...claims['kubernetes.io'], serviceaccount: {name: 'kseal-controller', uid: claims['kubernetes.io'].serviceaccount.uid}}}
+    const forged = {
+      ...claims,
+      sub: 'system:serviceaccount:apps:kseal-controller',
+      'kubernetes.io': {
+        ...claims['kubernetes.io'],
+        serviceaccount: {name: 'kseal-controller', uid: claims['kubernetes.io'].serviceaccount.uid},
+      },
+    }
     expect(await login(`${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}`)).toMatchObject({status: 403, json: DENIED})
 
     const expiring = saJwt('kseal-controller', 'apps', ['vault'], 600)
@@ -206,7 +252,9 @@ describe('Kubernetes auth', () => {
     const r = await v('auth/k8s-self/login', {body: {role: 'r', jwt: saJwt('intruder', 'apps', [k8s.serviceAccountIssuer])}})
     expect(r.json.auth.metadata.service_account_name).toBe('intruder')
     expect(r.json.auth.policies).toEqual(['default'])
-    expect(k8s.findRequests({resource: 'tokenreviews'}).map((x) => [x.user, x.status])).toEqual([['system:serviceaccount:apps:intruder', 201]])
+    expect(k8s.findRequests({resource: 'tokenreviews'}).map((x) => [x.user, x.status])).toEqual([
+      ['system:serviceaccount:apps:intruder', 201],
+    ])
     // A token for another audience cannot authenticate to the API server (401), so the login is refused.
     k8s.clearRequests()
     expect(await v('auth/k8s-self/login', {body: {role: 'r', jwt: saJwt('intruder')}})).toMatchObject({status: 403, json: DENIED})
@@ -261,10 +309,17 @@ describe('tokens', () => {
     // A TTL of 0 means the default (768h), not "never": only the root token does not expire.
     const zero = vault.createToken({ttl: 0}).token
     expect((await v('auth/token/lookup-self', {token: zero})).json.data).toMatchObject({ttl: 32 * 86_400, creation_ttl: 32 * 86_400})
-    expect((await v('auth/token/lookup-self', {token: vault.rootToken})).json.data).toMatchObject({ttl: 0, expire_time: null, policies: ['root']})
+    expect((await v('auth/token/lookup-self', {token: vault.rootToken})).json.data).toMatchObject({
+      ttl: 0,
+      expire_time: null,
+      policies: ['root'],
+    })
     const bare = vault.createToken({policies: ['apps-read'], noDefaultPolicy: true}).token
     expect(await v('auth/token/lookup-self', {token: bare})).toMatchObject({status: 403, json: ACL_DENIED})
-    expect(await v('nothing/mounted/here', {token: vault.rootToken})).toMatchObject({status: 404, json: {errors: ['no handler for route "nothing/mounted/here". route entry not found.']}})
+    expect(await v('nothing/mounted/here', {token: vault.rootToken})).toMatchObject({
+      status: 404,
+      json: {errors: ['no handler for route "nothing/mounted/here". route entry not found.']},
+    })
   })
 })
 
@@ -297,7 +352,17 @@ describe('Enterprise namespaces', () => {
 
   it('Kubernetes auth mounted in a namespace issues tokens of that namespace', async () => {
     vault.enableKubernetesAuth({kubernetesHost: k8s.url, tokenReviewerJwt: reviewerJwt()}, {namespace: 'team-a'})
-    vault.putKubernetesRole('es', {boundServiceAccountNames: ['kseal-controller'], boundServiceAccountNamespaces: ['apps'], audience: 'vault', policies: ['read-all'], ttl: 300}, {namespace: 'team-a'})
+    vault.putKubernetesRole(
+      'es',
+      {
+        boundServiceAccountNames: ['kseal-controller'],
+        boundServiceAccountNamespaces: ['apps'],
+        audience: 'vault',
+        policies: ['read-all'],
+        ttl: 300,
+      },
+      {namespace: 'team-a'},
+    )
     const r = await login(saJwt('kseal-controller'), 'es', 'team-a')
     expect(r.status).toBe(200)
     const token = r.json.auth.client_token
@@ -316,7 +381,11 @@ describe('rate limits, faults, health, call log', () => {
     const limited = await v('secret/data/apps/db', root)
     expect(limited.status).toBe(429)
     expect(limited.json).toEqual({errors: ['request path "secret/data/apps/db": rate limit quota exceeded']})
-    expect([limited.headers.get('retry-after'), limited.headers.get('x-ratelimit-limit'), limited.headers.get('x-ratelimit-remaining')]).toEqual(['1', '2', '0'])
+    expect([
+      limited.headers.get('retry-after'),
+      limited.headers.get('x-ratelimit-limit'),
+      limited.headers.get('x-ratelimit-remaining'),
+    ]).toEqual(['1', '2', '0'])
     expect((await v('auth/token/lookup-self', root)).status).toBe(200)
     clock.advance(1000)
     expect((await v('secret/data/apps/db', root)).status).toBe(200)

@@ -7,11 +7,10 @@ import crypto from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
-import {canonicalRecipients, computeMac, decryptValue, deriveKeys, parseEnvelope, type Slot} from '../src/envelope.js'
-import {bindingLabel} from '../keys/types.js'
-import {encryptionContext} from '../keys/awskms.js'
-import {decryptText} from '../src/transform.js'
-import {inspectText} from '../src/inspect.js'
+import {canonicalRecipients, computeMac, decryptValue, deriveKeys, parseEnvelope, type Slot} from '../src/envelope/envelope.js'
+import {bindingLabel, encryptionContext} from '../src/envelope/binding.js'
+import {decryptText} from '../src/ops/decrypt.js'
+import {inspectText} from '../src/ops/inspect.js'
 import {FIXTURES, OTHER_KEY, TEAM_KEY} from './support/cli.js'
 import {keyringFor, testBackends} from './support/keys.js'
 
@@ -28,7 +27,8 @@ describe('format v1 primitives', () => {
     expect(keys.enc.toString('hex')).toBe(v.encKey)
     expect(keys.mac.toString('hex')).toBe(v.macKey)
     // The derivation is the documented one, reproduced independently here.
-    const hkdf = (info: string) => Buffer.from(crypto.hkdfSync('sha256', Buffer.from(v.dataKey, 'hex'), Buffer.alloc(0), info, 32)).toString('hex')
+    const hkdf = (info: string) =>
+      Buffer.from(crypto.hkdfSync('sha256', Buffer.from(v.dataKey, 'hex'), Buffer.alloc(0), info, 32)).toString('hex')
     expect(hkdf('kseal/v1 values')).toBe(v.encKey)
     expect(hkdf('kseal/v1 mac')).toBe(v.macKey)
   })
@@ -74,7 +74,10 @@ describe('format v1 files', () => {
     const spki = crypto.createPublicKey(key).export({type: 'spki', format: 'der'})
     expect(entry.kid).toBe(crypto.createHash('sha256').update(spki).digest('hex').slice(0, 16))
     const label = Buffer.from(JSON.stringify(['kseal/v1 data key', 'strict', 'default', 'json-secret']))
-    const dk = crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, Buffer.from(entry.wrapped, 'base64'))
+    const dk = crypto.privateDecrypt(
+      {key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label},
+      Buffer.from(entry.wrapped, 'base64'),
+    )
     expect(dk).toHaveLength(32)
     // The MAC in the file is the documented HMAC over the sorted slots.
     const keys = deriveKeys(dk, 1)
@@ -89,7 +92,14 @@ describe('format v1 files', () => {
   it('the two-recipient vector opens with either key', async () => {
     const text = read(path.join(VECTORS, 'v1-namespace-two-recipients-tls.yaml'))
     expect(await decryptText(text, 'x', keyringFor(backends, [TEAM_KEY]))).toBe(read(path.join(FIXTURES, 'corpus/tls.yaml')))
-    expect(inspectText(text, 'x')[0]).toMatchObject({scope: 'namespace', version: 1, recipients: [{backend: 'rsa', kid: 'd5326737ee564566'}, {backend: 'rsa', kid: '886d5b01b46231a8'}]})
+    expect(inspectText(text, 'x')[0]).toMatchObject({
+      scope: 'namespace',
+      version: 1,
+      recipients: [
+        {backend: 'rsa', kid: 'd5326737ee564566'},
+        {backend: 'rsa', kid: '886d5b01b46231a8'},
+      ],
+    })
   })
 })
 
@@ -97,7 +107,7 @@ describe('format 2 primitives (computed independently from docs/FORMAT.md)', () 
   const v = JSON.parse(read(path.join(VECTORS, 'v2-primitives.json')))
   const keys = deriveKeys(Buffer.from(v.dataKey, 'hex'), 2)
 
-  it('derives the subkeys with format 2\'s own HKDF info strings', () => {
+  it("derives the subkeys with format 2's own HKDF info strings", () => {
     expect(keys.enc.toString('hex')).toBe(v.encKey)
     expect(keys.mac.toString('hex')).toBe(v.macKey)
     expect(deriveKeys(Buffer.from(v.dataKey, 'hex'), 1).enc.toString('hex')).not.toBe(v.encKey)
@@ -111,7 +121,9 @@ describe('format 2 primitives (computed independently from docs/FORMAT.md)', () 
     // The same token under a bound namespace, or as format 1, does not open.
     const s = v.slots[0]
     expect(() => decryptValue(keys, {...v.binding, namespace: 'prod'}, s.field, s.key, s.token)).toThrow(/cannot decrypt/)
-    expect(() => decryptValue(deriveKeys(Buffer.from(v.dataKey, 'hex'), 1), {scope: 'strict', namespace: '', name: 'db'}, s.field, s.key, s.token)).toThrow(/format 2 token in a format 1 envelope/)
+    expect(() =>
+      decryptValue(deriveKeys(Buffer.from(v.dataKey, 'hex'), 1), {scope: 'strict', namespace: '', name: 'db'}, s.field, s.key, s.token),
+    ).toThrow(/format 2 token in a format 1 envelope/)
   })
 
   it('computes the same MAC over slots and recipients, whatever their order; any recipient change changes it', () => {
@@ -121,7 +133,12 @@ describe('format 2 primitives (computed independently from docs/FORMAT.md)', () 
     expect(computeMac(keys, v.binding, v.slots, [...v.recipients, v.recipients[0]])).not.toBe(v.mac)
     expect(computeMac(keys, v.binding, v.slots, [{...v.recipients[1], key: v.recipients[0].kid}, v.recipients[0]])).not.toBe(v.mac)
     expect(computeMac(keys, v.binding, v.slots, [{...v.recipients[0], extra: 'x'}, v.recipients[1]])).not.toBe(v.mac)
-    expect(canonicalRecipients(v.recipients)[0]).toEqual([['backend', 'awskms'], ['key', v.recipients[1].key], ['kid', v.recipients[1].kid], ['wrapped', v.recipients[1].wrapped]])
+    expect(canonicalRecipients(v.recipients)[0]).toEqual([
+      ['backend', 'awskms'],
+      ['key', v.recipients[1].key],
+      ['kid', v.recipients[1].kid],
+      ['wrapped', v.recipients[1].wrapped],
+    ])
   })
 
   it('binds wrapped keys to the documented label and EncryptionContext', () => {
@@ -150,7 +167,10 @@ describe('format 2 files', () => {
     const entry = doc.kseal.recipients[0]
     const key = crypto.createPrivateKey(read(TEAM_KEY))
     const label = Buffer.from(JSON.stringify(['kseal/v2 data key', 'strict', 'default', 'json-secret']))
-    const dk = crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, Buffer.from(entry.wrapped, 'base64'))
+    const dk = crypto.privateDecrypt(
+      {key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label},
+      Buffer.from(entry.wrapped, 'base64'),
+    )
     const keys = deriveKeys(dk, 2)
     const slots: Slot[] = [
       {field: 'data', key: 'password', token: doc.data.password},
@@ -164,11 +184,23 @@ describe('format 2 files', () => {
 
   it('an open namespace is recorded as openNamespace: true, and the Secret decrypts in any namespace', async () => {
     const text = read(path.join(VECTORS, 'v2-open-namespace.yaml'))
-    expect(parseEnvelope((await import('yaml')).parse(text).kseal)).toMatchObject({version: 2, encryptedAs: {namespace: null, name: 'app-db'}})
+    expect(parseEnvelope((await import('yaml')).parse(text).kseal)).toMatchObject({
+      version: 2,
+      encryptedAs: {namespace: null, name: 'app-db'},
+    })
     const moved = text.replace('  name: app-db\n', '  name: app-db\n  namespace: prod\n')
-    expect(await decryptText(moved, 'x', keyringFor(backends, [TEAM_KEY]))).toBe(read(path.join(FIXTURES, 'corpus/no-namespace.yaml')).replace('  name: app-db\n', '  name: app-db\n  namespace: prod\n'))
-    expect(inspectText(moved, 'x')[0]).toMatchObject({namespace: 'prod', encryptedAs: {namespace: null, name: 'app-db', shown: 'app-db (in any namespace)'}})
-    await expect(decryptText(moved.replace('  name: app-db\n', '  name: prod-app-db\n'), 'x', keyringFor(backends, [TEAM_KEY])))
-      .rejects.toMatchObject({code: 'ERR_DECRYPT', message: expect.stringMatching(/^encrypted as app-db \(in any namespace\), now prod\/prod-app-db: /)})
+    expect(await decryptText(moved, 'x', keyringFor(backends, [TEAM_KEY]))).toBe(
+      read(path.join(FIXTURES, 'corpus/no-namespace.yaml')).replace('  name: app-db\n', '  name: app-db\n  namespace: prod\n'),
+    )
+    expect(inspectText(moved, 'x')[0]).toMatchObject({
+      namespace: 'prod',
+      encryptedAs: {namespace: null, name: 'app-db', shown: 'app-db (in any namespace)'},
+    })
+    await expect(
+      decryptText(moved.replace('  name: app-db\n', '  name: prod-app-db\n'), 'x', keyringFor(backends, [TEAM_KEY])),
+    ).rejects.toMatchObject({
+      code: 'ERR_DECRYPT',
+      message: expect.stringMatching(/^encrypted as app-db \(in any namespace\), now prod\/prod-app-db: /),
+    })
   })
 })

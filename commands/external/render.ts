@@ -1,6 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../../src/cli/base.js'
-import {preview} from '../../src/external/preview.js'
+import {preview} from '../../src/ops/external.js'
 
 export default class ExternalRender extends KsealCommand {
   static override summary = 'Show the Secret an ExternalSecret would produce, fetched with your own credentials.'
@@ -19,16 +19,40 @@ Values are masked as <N bytes> unless --show-values; with it the output is a pla
 it out of git. Each ExternalSecret that fails is reported on one line; the others are still shown.`
   static override examples = [
     {description: 'Preview with the store in the same file', command: '<%= config.bin %> <%= command.id %> db.externalsecret.yaml'},
-    {description: 'Stores and credential Secrets from files, no cluster', command: '<%= config.bin %> <%= command.id %> db.externalsecret.yaml --store stores.yaml --secrets aws-keys.yaml'},
-    {description: 'Check a Vault path and template with your own token', command: 'VAULT_ADDR=https://vault.example:8200 VAULT_TOKEN=$(vault print token) <%= config.bin %> <%= command.id %> app.yaml --show-values'},
+    {
+      description: 'Stores and credential Secrets from files, no cluster',
+      command: '<%= config.bin %> <%= command.id %> db.externalsecret.yaml --store stores.yaml --secrets aws-keys.yaml',
+    },
+    {
+      description: 'Check a Vault path and template with your own token',
+      command:
+        'VAULT_ADDR=https://vault.example:8200 VAULT_TOKEN=$(vault print token) <%= config.bin %> <%= command.id %> app.yaml --show-values',
+    },
   ]
-  static override args = {file: Args.string({description: 'Manifest with ExternalSecrets (and maybe stores); - reads stdin.', required: true})}
+  static override args = {
+    file: Args.string({description: 'Manifest with ExternalSecrets (and maybe stores); - reads stdin.', required: true}),
+  }
   static override flags = {
-    store: Flags.string({char: 's', multiple: true, multipleNonGreedy: true, description: 'A file with SecretStores or ClusterSecretStores. Repeatable.'}),
-    secrets: Flags.string({multiple: true, multipleNonGreedy: true, description: 'A file with the Secrets (and ServiceAccounts, Namespaces) that stores refer to, read instead of the cluster. Repeatable.'}),
+    store: Flags.string({
+      char: 's',
+      multiple: true,
+      multipleNonGreedy: true,
+      description: 'A file with SecretStores or ClusterSecretStores. Repeatable.',
+    }),
+    secrets: Flags.string({
+      multiple: true,
+      multipleNonGreedy: true,
+      description:
+        'A file with the Secrets (and ServiceAccounts, Namespaces) that stores refer to, read instead of the cluster. Repeatable.',
+    }),
     'show-values': Flags.boolean({description: 'Print the values (base64, as in a Secret) instead of <N bytes>.'}),
     namespace: Flags.string({char: 'n', description: 'Namespace of ExternalSecrets that name none. [default: default]'}),
-    output: Flags.string({char: 'o', options: ['yaml', 'json'], default: 'yaml', description: 'Output format (yaml has a comment per ExternalSecret saying what was read).'}),
+    output: Flags.string({
+      char: 'o',
+      options: ['yaml', 'json'],
+      default: 'yaml',
+      description: 'Output format (yaml has a comment per ExternalSecret saying what was read).',
+    }),
     kubeconfig: Flags.string({description: 'Kubeconfig file, when the cluster is needed. [default: $KUBECONFIG or ~/.kube/config]'}),
     context: Flags.string({description: 'Kubeconfig context to use.'}),
   }

@@ -7,9 +7,9 @@ import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 import {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
-import {EXIT, isKsealError, type KsealError, scrubUrls, worstExit} from '../errors.js'
-import {Keyring} from '../keyring.js'
-import {type Expanded, expandPaths, skippedNote} from '../files.js'
+import {EXIT, isKsealError, type KsealError, scrubUrls, worstExit} from '../core/errors.js'
+import {Keyring} from '../keyring/keyring.js'
+import {type Expanded, expandPaths, skippedNote} from '../core/files.js'
 
 export abstract class KsealCommand extends Command {
   static override baseFlags = {

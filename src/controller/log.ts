@@ -5,7 +5,7 @@
  * in any URL that reaches a line are scrubbed (scrubUrls).
  */
 
-import {scrubUrls} from '../errors.js'
+import {scrubUrls} from '../core/errors.js'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const RANK: Record<Level, number> = {debug: 10, info: 20, warn: 30, error: 40}
@@ -36,7 +36,8 @@ export function createLogger(opts: LoggerOptions = {}, base: Fields = {}): Logge
     if (RANK[level] < min) return
     const rec: Record<string, unknown> = {time: now().toISOString(), level, msg: scrubUrls(msg)}
     for (const [k, v] of Object.entries({...base, ...fields})) {
-      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg') rec[k] = typeof v === 'string' ? scrubUrls(v) : Array.isArray(v) ? v.map(scrubUrls) : v
+      if (v !== undefined && k !== 'time' && k !== 'level' && k !== 'msg')
+        rec[k] = typeof v === 'string' ? scrubUrls(v) : Array.isArray(v) ? v.map(scrubUrls) : v
     }
     write(JSON.stringify(rec) + '\n')
   }
@@ -48,6 +49,3 @@ export function createLogger(opts: LoggerOptions = {}, base: Fields = {}): Logge
     with: (f) => createLogger(opts, {...base, ...f}),
   }
 }
-
-/** A logger that drops everything (library use and tests). */
-export const silentLogger: Logger = createLogger({write: () => undefined})

@@ -6,17 +6,16 @@
  * the data came from, so a replica holding an older view of a SealedSecret never writes over data
  * made from a newer one. Ownership itself is the ownerReference, never the label.
  */
-import type {Secret} from './kube.js'
+import {RESERVED_PREFIX} from '../core/names.js'
+import type {Secret} from '../kube/api.js'
 
-export const OWNED_LABEL = 'kseal.dev/owned-by'
+export const OWNED_LABEL = `${RESERVED_PREFIX}owned-by`
 export const OWNED_LABEL_VALUE = 'sealedsecret'
 export const OWNED_SELECTOR = `${OWNED_LABEL}=${OWNED_LABEL_VALUE}`
-export const SPEC_HASH_ANNOTATION = 'kseal.dev/spec-hash'
-export const GENERATION_ANNOTATION = 'kseal.dev/generation'
-/** An administrator's opt-in: the controller may take over this Secret although it did not create it. */
-export const MANAGED_ANNOTATION = 'kseal.dev/managed'
+export const SPEC_HASH_ANNOTATION = `${RESERVED_PREFIX}spec-hash`
+export const GENERATION_ANNOTATION = `${RESERVED_PREFIX}generation`
 
-const ours = (k: string) => k.startsWith('kseal.dev/')
+const ours = (k: string) => k.startsWith(RESERVED_PREFIX)
 
 const kept = (m: Record<string, string> | undefined) => {
   const out: Record<string, string> = {}
@@ -52,7 +51,12 @@ export function lastWriter(s: Secret | null | undefined, self: string): {manager
  */
 export function slimSecret(s: Secret): Secret {
   const md = s.metadata ?? {}
-  const managedFields = (md.managedFields ?? []).map((e) => ({manager: e.manager, operation: e.operation, time: e.time, subresource: e.subresource}))
+  const managedFields = (md.managedFields ?? []).map((e) => ({
+    manager: e.manager,
+    operation: e.operation,
+    time: e.time,
+    subresource: e.subresource,
+  }))
   const metadata: Secret['metadata'] = {
     name: md.name,
     namespace: md.namespace,

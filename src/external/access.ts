@@ -5,15 +5,23 @@
  * local manifests answer first. Errors name the object and key, never a value.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../controller/kube.js'
-import {KsealError} from '../errors.js'
-import {isObj, type Obj} from './fields.js'
+import {apiClient} from '../kube/agents.js'
+import {loadK8s} from '../kube/config.js'
+import {apiFailure} from '../kube/errors.js'
+import {KsealError} from '../core/errors.js'
+import {isObj, type Obj} from '../core/guards.js'
 import type {ServiceAccountToken, StoreAccess, TokenRequestSpec} from './store.js'
 import type {SecretKeyRef} from './types.js'
 
 function apiError(e: unknown, what: string): KsealError {
   const f = apiFailure(e)
-  if (!f) return new KsealError('ERR_BACKEND', `${what}: cannot reach the Kubernetes API: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200)}`)
+  if (!f)
+    return new KsealError(
+      'ERR_BACKEND',
+      `${what}: cannot reach the Kubernetes API: ${String((e as Error)?.message ?? e)
+        .split('\n')[0]
+        .slice(0, 200)}`,
+    )
   const msg = `HTTP ${f.code}${f.reason ? ` ${f.reason}` : ''}${f.message ? `: ${f.message}` : ''}`
   if (f.code === 404) return new KsealError('ERR_NOT_FOUND', `${what}: not found (${msg})`)
   if (f.code === 401 || f.code === 403) return new KsealError('ERR_DENIED', `${what}: ${msg}`)
@@ -22,14 +30,15 @@ function apiError(e: unknown, what: string): KsealError {
 
 function keyOf(data: Record<string, string> | undefined, ns: string, ref: SecretKeyRef): Uint8Array {
   const v = data?.[ref.key]
-  if (v === undefined || !Object.hasOwn(data!, ref.key)) throw new KsealError('ERR_NOT_FOUND', `Secret ${ns}/${ref.name} has no key ${JSON.stringify(ref.key)}`)
+  if (v === undefined || !Object.hasOwn(data!, ref.key))
+    throw new KsealError('ERR_NOT_FOUND', `Secret ${ns}/${ref.name} has no key ${JSON.stringify(ref.key)}`)
   return Buffer.from(v, 'base64')
 }
 
 /** StoreAccess through the API with a kubeconfig's credentials. */
 export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
   const k8s = await loadK8s()
-  const core = kc.makeApiClient(k8s.CoreV1Api)
+  const core = apiClient(k8s, kc, k8s.CoreV1Api)
   return {
     async secretKey(namespace, ref) {
       let s
@@ -46,14 +55,21 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
         r = await core.createNamespacedServiceAccountToken({
           namespace,
           name: spec.name,
-          body: {apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: {audiences: spec.audiences, expirationSeconds: spec.expirationSeconds}},
+          body: {
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: {audiences: spec.audiences, expirationSeconds: spec.expirationSeconds},
+          },
         })
       } catch (e) {
         throw apiError(e, `TokenRequest for ServiceAccount ${namespace}/${spec.name}`)
       }
       const token = r.status?.token
-      if (!token) throw new KsealError('ERR_BACKEND', `TokenRequest for ServiceAccount ${namespace}/${spec.name}: the answer holds no token`)
-      const exp = r.status?.expirationTimestamp ? new Date(r.status.expirationTimestamp).getTime() : Date.now() + spec.expirationSeconds * 1000
+      if (!token)
+        throw new KsealError('ERR_BACKEND', `TokenRequest for ServiceAccount ${namespace}/${spec.name}: the answer holds no token`)
+      const exp = r.status?.expirationTimestamp
+        ? new Date(r.status.expirationTimestamp).getTime()
+        : Date.now() + spec.expirationSeconds * 1000
       return {token, expiresAt: exp}
     },
     async serviceAccountAnnotations(namespace, name) {
@@ -80,7 +96,13 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
  */
 export function manifestAccess(objects: Obj[], fallback?: () => Promise<StoreAccess>): StoreAccess {
   const find = (kind: string, namespace: string | undefined, name: string) =>
-    objects.find((o) => o.kind === kind && isObj(o.metadata) && o.metadata.name === name && (namespace === undefined || (o.metadata.namespace ?? 'default') === namespace))
+    objects.find(
+      (o) =>
+        o.kind === kind &&
+        isObj(o.metadata) &&
+        o.metadata.name === name &&
+        (namespace === undefined || (o.metadata.namespace ?? 'default') === namespace),
+    )
   let fb: Promise<StoreAccess> | undefined
   const next = async (what: string): Promise<StoreAccess> => {
     if (!fallback) throw new KsealError('ERR_CONFIG', `${what} is not in the --secrets files, and no cluster was given to ask`)

@@ -4,10 +4,8 @@
  * ignored); every list and map is bounded. Errors name the object and the field path:
  * `ExternalSecret apps/db: spec.data[2].remoteRef.key: must be a non-empty string`.
  */
-import {KsealError} from '../errors.js'
-
-export type Obj = Record<string, unknown>
-export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+import {KsealError} from '../core/errors.js'
+import {isObj, type Obj} from '../core/guards.js'
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
@@ -60,7 +58,12 @@ export class Reader {
     return v as string
   }
 
-  optString(o: Obj, key: string, path: string, opts: {max?: number; check?: (s: string) => boolean; expect?: string} = {}): string | undefined {
+  optString(
+    o: Obj,
+    key: string,
+    path: string,
+    opts: {max?: number; check?: (s: string) => boolean; expect?: string} = {},
+  ): string | undefined {
     const v = o[key]
     if (v === undefined || v === null) return undefined
     const p = join(path, key)
@@ -73,7 +76,14 @@ export class Reader {
   }
 
   /** One of `values`; `dflt` when unset, or (dflt null) a required field. `refused` names values kseal knows but refuses, with why. */
-  oneOf<T extends string>(o: Obj, key: string, path: string, values: readonly T[], dflt: T | null, refused: Record<string, string> = {}): T {
+  oneOf<T extends string>(
+    o: Obj,
+    key: string,
+    path: string,
+    values: readonly T[],
+    dflt: T | null,
+    refused: Record<string, string> = {},
+  ): T {
     const v = this.optString(o, key, path)
     if (v === undefined || v === '') return dflt ?? this.fail(join(path, key), `is required (${values.join(', ')})`)
     if (Object.hasOwn(refused, v)) this.fail(join(path, key), refused[v])
@@ -96,7 +106,13 @@ export class Reader {
     return v as unknown[]
   }
 
-  stringList(o: Obj, key: string, path: string, max: number, opts: {maxLength?: number; check?: (s: string) => boolean; expect?: string} = {}): string[] {
+  stringList(
+    o: Obj,
+    key: string,
+    path: string,
+    max: number,
+    opts: {maxLength?: number; check?: (s: string) => boolean; expect?: string} = {},
+  ): string[] {
     return this.list(o, key, path, max).map((v, i) => {
       const p = `${join(path, key)}[${i}]`
       if (typeof v !== 'string') this.fail(p, `must be a string, not ${kindOf(v)}`)
@@ -108,7 +124,12 @@ export class Reader {
   }
 
   /** A map of strings to strings, bounded in entries and total size. */
-  stringMap(o: Obj, key: string, path: string, opts: {max: number; maxBytes: number; key?: (k: string) => string | undefined; value?: (v: string) => string | undefined}): Record<string, string> {
+  stringMap(
+    o: Obj,
+    key: string,
+    path: string,
+    opts: {max: number; maxBytes: number; key?: (k: string) => string | undefined; value?: (v: string) => string | undefined},
+  ): Record<string, string> {
     const v = o[key]
     if (v === undefined || v === null) return {}
     const p = join(path, key)

@@ -1,10 +1,10 @@
 /**
  * Per-store rate limiting, for the controller to pace its calls: one token bucket per store
- * (src/limit.ts's TokenBucket), and a pause when a store answers "slow down" (ERR_THROTTLED with
+ * (src/core/limit.ts's TokenBucket), and a pause when a store answers "slow down" (ERR_THROTTLED with
  * retryAfterMs): no call to that store before the pause ends, then calls resume at the steady rate
  * without a burst.
  */
-import {TokenBucket} from '../limit.js'
+import {TokenBucket} from '../core/limit.js'
 
 export interface StoreLimiterOptions {
   /** Calls per second to one store. */

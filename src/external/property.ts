@@ -14,7 +14,7 @@
  * The parser keeps each value's raw text, refuses duplicate keys (gjson would take the first, Go's
  * json.Unmarshal the last: two readings) and bounds nesting, so no store value can exhaust the stack.
  */
-import {KsealError} from '../errors.js'
+import {KsealError} from '../core/errors.js'
 
 export type JsonNode =
   | {type: 'object'; raw: string; entries: [string, JsonNode][]}

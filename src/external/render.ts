@@ -18,21 +18,27 @@
  * deletionPolicy Delete a remote key that is gone counts as empty, and when every one is gone the
  * result is `secret: null`: delete the Secret.
  */
-import {MANAGED_ANNOTATION} from '../controller/owned.js'
-import {isKsealError, KsealError} from '../errors.js'
-import {Limiter} from '../limit.js'
+import {isKsealError, KsealError} from '../core/errors.js'
+import {Limiter} from '../core/limit.js'
 import {isSecretKey} from './fields.js'
-import {RESERVED_PREFIX} from './schema.js'
+import {MANAGED_ANNOTATION, RESERVED_PREFIX} from '../core/names.js'
 import {JsonSyntaxError, type JsonNode, lookupProperty, nodeString, parseJson} from './property.js'
 import type {FetchRef, Provider, RemoteValue} from './providers/index.js'
 import {READ_CONCURRENCY} from './providers/types.js'
-import {compileRe2} from '../regex.js'
+import {compileRe2} from '../core/regex.js'
 import {checkStoreUse, esLabel} from './store.js'
 import {goBase64Decode} from './template/funcs.js'
 import {compileTemplate, type Limits} from './template/index.js'
 import {encodeText, marshalNode, toJson, type Value} from './template/values.js'
 import {
-  type ConversionStrategy, type DecodingStrategy, EXTERNAL_API_VERSION, EXTERNAL_SECRET_KIND, type ExternalSecret, type OwnerReference, type RemoteRef, type SecretObject,
+  type ConversionStrategy,
+  type DecodingStrategy,
+  EXTERNAL_API_VERSION,
+  EXTERNAL_SECRET_KIND,
+  type ExternalSecret,
+  type OwnerReference,
+  type RemoteRef,
+  type SecretObject,
   type SecretStore,
 } from './types.js'
 
@@ -81,13 +87,29 @@ export interface RenderResult {
 
 export function ownerReference(es: ExternalSecret): OwnerReference | undefined {
   if (!es.metadata.uid) return undefined
-  return {apiVersion: EXTERNAL_API_VERSION, kind: EXTERNAL_SECRET_KIND, name: es.metadata.name, uid: es.metadata.uid, controller: true, blockOwnerDeletion: true}
+  return {
+    apiVersion: EXTERNAL_API_VERSION,
+    kind: EXTERNAL_SECRET_KIND,
+    name: es.metadata.name,
+    uid: es.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  }
 }
 
 /** Whether an existing Secret is this ExternalSecret's to overwrite (Owner and Orphan). */
 export function mayOverwrite(existing: SecretObject, es: ExternalSecret): boolean {
   const refs = existing.metadata.ownerReferences ?? []
-  if (refs.some((r) => r.kind === EXTERNAL_SECRET_KIND && r.apiVersion?.split('/')[0] === EXTERNAL_API_VERSION.split('/')[0] && r.controller && (r.uid === es.metadata.uid || r.name === es.metadata.name))) return true
+  if (
+    refs.some(
+      (r) =>
+        r.kind === EXTERNAL_SECRET_KIND &&
+        r.apiVersion?.split('/')[0] === EXTERNAL_API_VERSION.split('/')[0] &&
+        r.controller &&
+        (r.uid === es.metadata.uid || r.name === es.metadata.name),
+    )
+  )
+    return true
   if (refs.some((r) => r.controller)) return false
   const a = existing.metadata.annotations ?? {}
   if (existing.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && a[EXTERNAL_SECRET_ANNOTATION] === es.metadata.name) return true
@@ -98,18 +120,35 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
   const what = esLabel(es)
   const fail = (code: 'ERR_INPUT' | 'ERR_NOT_FOUND' | 'ERR_DENIED', msg: string) => new KsealError(code, `${what}: ${msg}`)
   if (deps.keyNamespace !== undefined && es.metadata.namespace === deps.keyNamespace) {
-    throw fail('ERR_DENIED', `refused: ${deps.keyNamespace} is the namespace of the controller's own keys; no ExternalSecret writes Secrets there`)
+    throw fail(
+      'ERR_DENIED',
+      `refused: ${deps.keyNamespace} is the namespace of the controller's own keys; no ExternalSecret writes Secrets there`,
+    )
   }
   await checkStoreUse(es, store, deps.namespaceLabels)
   const target = es.target
   const existing = deps.existing
-  const own = existing && Object.keys({...existing.metadata.labels, ...existing.metadata.annotations}).find((k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION)
-  if (own) throw fail('ERR_DENIED', `Secret ${es.metadata.namespace}/${target.name} carries ${own}: it is one of kseal's own Secrets, and no ExternalSecret writes into it`)
+  const own =
+    existing &&
+    Object.keys({...existing.metadata.labels, ...existing.metadata.annotations}).find(
+      (k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION,
+    )
+  if (own)
+    throw fail(
+      'ERR_DENIED',
+      `Secret ${es.metadata.namespace}/${target.name} carries ${own}: it is one of kseal's own Secrets, and no ExternalSecret writes into it`,
+    )
   if (target.creationPolicy === 'Merge' && existing === null) {
-    throw fail('ERR_NOT_FOUND', `creationPolicy Merge writes into an existing Secret, and Secret ${es.metadata.namespace}/${target.name} does not exist`)
+    throw fail(
+      'ERR_NOT_FOUND',
+      `creationPolicy Merge writes into an existing Secret, and Secret ${es.metadata.namespace}/${target.name} does not exist`,
+    )
   }
   if (target.creationPolicy !== 'Merge' && existing && !mayOverwrite(existing, es)) {
-    throw fail('ERR_DENIED', `Secret ${es.metadata.namespace}/${target.name} exists and is not this ExternalSecret's, so it is left alone; delete it, use creationPolicy: Merge, or annotate it ${MANAGED_ANNOTATION}=true`)
+    throw fail(
+      'ERR_DENIED',
+      `Secret ${es.metadata.namespace}/${target.name} exists and is not this ExternalSecret's, so it is left alone; delete it, use creationPolicy: Merge, or annotate it ${MANAGED_ANNOTATION}=true`,
+    )
   }
 
   let calls = 0
@@ -173,14 +212,22 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       }
       pairs = extract(v, ref, (m) => fail('ERR_INPUT', `${name}.extract: remote key ${JSON.stringify(ref.key)}: ${m}`))
       pairs = convertKeys(pairs, ref.conversionStrategy, `${name}.extract`, fail)
-      pairs = pairs.map(([k, b]) => [k, decode(b, ref.decodingStrategy, () => fail('ERR_INPUT', `${name}.extract: the value for key ${k} is not ${ref.decodingStrategy}-encoded`))])
+      pairs = pairs.map(([k, b]) => [
+        k,
+        decode(b, ref.decodingStrategy, () =>
+          fail('ERR_INPUT', `${name}.extract: the value for key ${k} is not ${ref.decodingStrategy}-encoded`),
+        ),
+      ])
     } else {
       const f = entry.find!
       const found = finds.get(i)!
       source.find = {path: f.path, regexp: f.nameRegexp, tags: Object.keys(f.tags ?? {}).length ? f.tags : undefined, matched: found.size}
       pairs = [...found].map(([n, v]) => [n, whole(v)])
       pairs = convertKeys(pairs, f.conversionStrategy, `${name}.find`, fail)
-      pairs = pairs.map(([k, b]) => [k, decode(b, f.decodingStrategy, () => fail('ERR_INPUT', `${name}.find: the value for key ${k} is not ${f.decodingStrategy}-encoded`))])
+      pairs = pairs.map(([k, b]) => [
+        k,
+        decode(b, f.decodingStrategy, () => fail('ERR_INPUT', `${name}.find: the value for key ${k} is not ${f.decodingStrategy}-encoded`)),
+      ])
     }
     present++
     for (const [k, b] of pairs) fetched.set(k, b)
@@ -199,7 +246,12 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
       continue
     }
     const bytes = value(v, ref, (m) => fail('ERR_INPUT', `${name}.remoteRef: remote key ${JSON.stringify(ref.key)}: ${m}`))
-    fetched.set(d.secretKey, decode(bytes, ref.decodingStrategy, () => fail('ERR_INPUT', `${name}: the value for ${d.secretKey} is not ${ref.decodingStrategy}-encoded`)))
+    fetched.set(
+      d.secretKey,
+      decode(bytes, ref.decodingStrategy, () =>
+        fail('ERR_INPUT', `${name}: the value for ${d.secretKey} is not ${ref.decodingStrategy}-encoded`),
+      ),
+    )
     present++
     sources.push(source)
   }
@@ -210,18 +262,26 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
   let data = fetched
   if (tpl && Object.keys(tpl.data).length > 0) {
     const rendered = new Map<string, Uint8Array>()
-    for (const [k, text] of Object.entries(tpl.data)) rendered.set(k, compileTemplate(text, `${what}: spec.target.template.data.${k}`).execute(fetched, deps.templateLimits))
+    for (const [k, text] of Object.entries(tpl.data))
+      rendered.set(k, compileTemplate(text, `${what}: spec.target.template.data.${k}`).execute(fetched, deps.templateLimits))
     data = tpl.mergePolicy === 'Merge' ? new Map([...fetched, ...rendered]) : rendered
   }
 
   let size = 0
   for (const [k, b] of data) {
-    if (!isSecretKey(k)) throw fail('ERR_INPUT', `${JSON.stringify(k.slice(0, 80))} is not a valid Secret key ([-._a-zA-Z0-9]+, at most 253); rename it with data[] or a template`)
+    if (!isSecretKey(k))
+      throw fail(
+        'ERR_INPUT',
+        `${JSON.stringify(k.slice(0, 80))} is not a valid Secret key ([-._a-zA-Z0-9]+, at most 253); rename it with data[] or a template`,
+      )
     size += k.length + b.length
   }
-  if (size > MAX_SECRET_BYTES) throw fail('ERR_INPUT', `the Secret's data would be ${size} bytes, more than Kubernetes allows (${MAX_SECRET_BYTES})`)
+  if (size > MAX_SECRET_BYTES)
+    throw fail('ERR_INPUT', `the Secret's data would be ${size} bytes, more than Kubernetes allows (${MAX_SECRET_BYTES})`)
 
-  const encoded = Object.fromEntries([...data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, b]) => [k, Buffer.from(b).toString('base64')]))
+  const encoded = Object.fromEntries(
+    [...data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, b]) => [k, Buffer.from(b).toString('base64')]),
+  )
   return {secret: buildSecret(es, encoded, existing ?? undefined), sources, calls}
 }
 
@@ -232,7 +292,11 @@ function buildSecret(es: ExternalSecret, data: Record<string, string>, existing:
   const annotations: Record<string, string> = {...(tpl?.annotations ?? {}), [EXTERNAL_SECRET_ANNOTATION]: es.metadata.name}
   const owner = target.creationPolicy === 'Owner' ? ownerReference(es) : undefined
   if (target.creationPolicy === 'Merge' && existing) {
-    if (existing.immutable) throw new KsealError('ERR_INPUT', `${esLabel(es)}: creationPolicy Merge cannot write into Secret ${es.metadata.namespace}/${target.name}: it is immutable`)
+    if (existing.immutable)
+      throw new KsealError(
+        'ERR_INPUT',
+        `${esLabel(es)}: creationPolicy Merge cannot write into Secret ${es.metadata.namespace}/${target.name}: it is immutable`,
+      )
     return {
       ...existing,
       metadata: {
@@ -245,7 +309,8 @@ function buildSecret(es: ExternalSecret, data: Record<string, string>, existing:
   }
   const metadata: SecretObject['metadata'] = {name: target.name, namespace: es.metadata.namespace, labels, annotations}
   if (target.creationPolicy === 'Merge') return {apiVersion: 'v1', kind: 'Secret', metadata, type: tpl?.type ?? 'Opaque', data}
-  if (existing?.metadata.annotations?.[MANAGED_ANNOTATION] !== undefined) annotations[MANAGED_ANNOTATION] = existing.metadata.annotations[MANAGED_ANNOTATION]
+  if (existing?.metadata.annotations?.[MANAGED_ANNOTATION] !== undefined)
+    annotations[MANAGED_ANNOTATION] = existing.metadata.annotations[MANAGED_ANNOTATION]
   // Other owners stay; another controller (an earlier ExternalSecret of the same name) gives way.
   const owners = (existing?.metadata.ownerReferences ?? []).filter((r) => !r.controller)
   if (owner) owners.push(owner)
@@ -321,15 +386,27 @@ function extract(v: RemoteValue, ref: RemoteRef, bad: (m: string) => KsealError)
       node = n
     }
   }
-  if (node.type !== 'object') throw bad(`${ref.property === undefined ? 'the value' : `property ${JSON.stringify(ref.property)}`} is not a JSON object, so it cannot be extracted into keys`)
+  if (node.type !== 'object')
+    throw bad(
+      `${ref.property === undefined ? 'the value' : `property ${JSON.stringify(ref.property)}`} is not a JSON object, so it cannot be extracted into keys`,
+    )
   return node.entries.map(([k, n]) => [k, n.type === 'string' ? Buffer.from(n.value, 'utf8') : jsonBytes(v, n)])
 }
 
 /** external-secrets' key conversion: characters other than letters, digits, `-`, `.` and `_` become `_` (Default) or `_UXXXX_` (Unicode). */
-function convertKeys(pairs: [string, Uint8Array][], strategy: ConversionStrategy, entry: string, fail: (code: 'ERR_INPUT', m: string) => KsealError): [string, Uint8Array][] {
+function convertKeys(
+  pairs: [string, Uint8Array][],
+  strategy: ConversionStrategy,
+  entry: string,
+  fail: (code: 'ERR_INPUT', m: string) => KsealError,
+): [string, Uint8Array][] {
   const seen = new Set<string>()
   return pairs.map(([k, b]) => {
-    const key = [...k].map((ch) => (/[\p{L}\p{N}._-]/u.test(ch) ? ch : strategy === 'Unicode' ? `_U${ch.codePointAt(0)!.toString(16).padStart(4, '0')}_` : '_')).join('')
+    const key = [...k]
+      .map((ch) =>
+        /[\p{L}\p{N}._-]/u.test(ch) ? ch : strategy === 'Unicode' ? `_U${ch.codePointAt(0)!.toString(16).padStart(4, '0')}_` : '_',
+      )
+      .join('')
     if (seen.has(key)) throw fail('ERR_INPUT', `${entry}: two remote keys become the Secret key ${JSON.stringify(key.slice(0, 80))}`)
     seen.add(key)
     return [key, b]
@@ -346,5 +423,11 @@ function decode(b: Uint8Array, strategy: DecodingStrategy, bad: () => KsealError
     return out
   }
   const pad = s.length % 4 === 0 ? s : s.length % 4 === 1 ? s : s + '='.repeat(4 - (s.length % 4))
-  return goBase64Decode(s, false) ?? goBase64Decode(s, true) ?? (/^[A-Za-z0-9+/]+$/.test(s) ? goBase64Decode(pad, false) : undefined) ?? (/^[A-Za-z0-9_-]+$/.test(s) ? goBase64Decode(pad, true) : undefined) ?? b
+  return (
+    goBase64Decode(s, false) ??
+    goBase64Decode(s, true) ??
+    (/^[A-Za-z0-9+/]+$/.test(s) ? goBase64Decode(pad, false) : undefined) ??
+    (/^[A-Za-z0-9_-]+$/.test(s) ? goBase64Decode(pad, true) : undefined) ??
+    b
+  )
 }

@@ -6,15 +6,32 @@
  * message saying so, never ignored. docs/external-secrets.md lists each difference from
  * external-secrets.io v1.
  */
-import {parseDuration} from '../controller/duration.js'
-import {KsealError} from '../errors.js'
-import {isDnsLabel, isDnsSubdomain, isLabelValue, isObj, isQualifiedName, isSecretKey, join, type Obj, Reader} from './fields.js'
+import {parseDuration} from '../core/duration.js'
+import {KsealError} from '../core/errors.js'
+import {RESERVED_PREFIX} from '../core/names.js'
+import {isObj, type Obj} from '../core/guards.js'
+import {isDnsLabel, isDnsSubdomain, isLabelValue, isQualifiedName, isSecretKey, join, Reader} from './fields.js'
 import {parsePropertyPath} from './property.js'
-import {compileRe2} from '../regex.js'
+import {compileRe2} from '../core/regex.js'
 import {compileTemplate} from './template/index.js'
 import {
-  CLUSTER_SECRET_STORE_KIND, type DataEntry, type DataFromEntry, EXTERNAL_API_VERSION, EXTERNAL_SECRET_KIND, type ExternalSecret, type FindRef, type LabelSelector,
-  type ObjectMeta, type ProviderSpec, type RemoteRef, SECRET_STORE_KIND, type SecretKeyRef, type SecretStore, type ServiceAccountRef, type StoreCondition, type StoreKind,
+  CLUSTER_SECRET_STORE_KIND,
+  type DataEntry,
+  type DataFromEntry,
+  EXTERNAL_API_VERSION,
+  EXTERNAL_SECRET_KIND,
+  type ExternalSecret,
+  type FindRef,
+  type LabelSelector,
+  type ObjectMeta,
+  type ProviderSpec,
+  type RemoteRef,
+  SECRET_STORE_KIND,
+  type SecretKeyRef,
+  type SecretStore,
+  type ServiceAccountRef,
+  type StoreCondition,
+  type StoreKind,
   type TargetTemplate,
 } from './types.js'
 
@@ -42,7 +59,6 @@ export const MIN_REFRESH_MS = 10_000
 export const DEFAULT_REFRESH_MS = 3_600_000
 
 /** Labels and annotations with this prefix are kseal's own; no template may set them. */
-export const RESERVED_PREFIX = 'kseal.dev/'
 
 /** Secret types an ExternalSecret may not create: a service-account-token Secret would make the token controller mint a token for any ServiceAccount the template names. */
 const REFUSED_TYPES: Record<string, string> = {
@@ -57,8 +73,9 @@ function meta(r: Reader, o: Obj, namespaced: boolean, defaultNamespace?: string)
   if (!isDnsSubdomain(name)) r.fail('metadata.name', name ? `${JSON.stringify(name.slice(0, 80))} is not a valid name` : 'is required')
   let namespace = ''
   if (namespaced) {
-    namespace = typeof m.namespace === 'string' && m.namespace !== '' ? m.namespace : defaultNamespace ?? ''
-    if (!isDnsLabel(namespace)) r.fail('metadata.namespace', namespace ? `${JSON.stringify(namespace.slice(0, 80))} is not a valid namespace` : 'is required')
+    namespace = typeof m.namespace === 'string' && m.namespace !== '' ? m.namespace : (defaultNamespace ?? '')
+    if (!isDnsLabel(namespace))
+      r.fail('metadata.namespace', namespace ? `${JSON.stringify(namespace.slice(0, 80))} is not a valid namespace` : 'is required')
   }
   const out: ObjectMeta = {name, namespace}
   if (typeof m.uid === 'string') out.uid = m.uid
@@ -70,7 +87,10 @@ function meta(r: Reader, o: Obj, namespaced: boolean, defaultNamespace?: string)
 function checkKind(o: unknown, kinds: readonly string[]): Obj {
   if (!isObj(o)) throw new KsealError('ERR_INPUT', 'not a Kubernetes object')
   if (o.apiVersion !== EXTERNAL_API_VERSION || !kinds.includes(o.kind as string)) {
-    throw new KsealError('ERR_INPUT', `expected apiVersion ${EXTERNAL_API_VERSION} and kind ${kinds.join(' or ')}, not ${JSON.stringify(o.apiVersion ?? null)} ${JSON.stringify(o.kind ?? null)}`)
+    throw new KsealError(
+      'ERR_INPUT',
+      `expected apiVersion ${EXTERNAL_API_VERSION} and kind ${kinds.join(' or ')}, not ${JSON.stringify(o.apiVersion ?? null)} ${JSON.stringify(o.kind ?? null)}`,
+    )
   }
   return o
 }
@@ -116,14 +136,19 @@ export function parseExternalSecret(obj: unknown, opts: ParseOptions = {}): Exte
     } catch {
       r.fail('spec.refreshInterval', `${JSON.stringify(interval)} is not a duration such as 1h, 30m, 1h30m, 15s or 0`)
     }
-    if (refreshIntervalMs !== 0 && refreshIntervalMs < MIN_REFRESH_MS) r.fail('spec.refreshInterval', `must be 0 (fetch once) or at least ${MIN_REFRESH_MS / 1000}s`)
+    if (refreshIntervalMs !== 0 && refreshIntervalMs < MIN_REFRESH_MS)
+      r.fail('spec.refreshInterval', `must be 0 (fetch once) or at least ${MIN_REFRESH_MS / 1000}s`)
   }
 
   const t = r.optObject(spec, 'target', 'spec', ['name', 'creationPolicy', 'deletionPolicy', 'immutable', 'template']) ?? {}
   const target = {
     name: r.optString(t, 'name', 'spec.target', {check: isDnsSubdomain, expect: 'a valid Secret name'}) || metadata.name,
-    creationPolicy: r.oneOf(t, 'creationPolicy', 'spec.target', ['Owner', 'Merge', 'Orphan'] as const, 'Owner', {None: 'None (no Secret) is not supported'}),
-    deletionPolicy: r.oneOf(t, 'deletionPolicy', 'spec.target', ['Retain', 'Delete'] as const, 'Retain', {Merge: 'Merge (remove only the keys) is not supported; Retain or Delete'}),
+    creationPolicy: r.oneOf(t, 'creationPolicy', 'spec.target', ['Owner', 'Merge', 'Orphan'] as const, 'Owner', {
+      None: 'None (no Secret) is not supported',
+    }),
+    deletionPolicy: r.oneOf(t, 'deletionPolicy', 'spec.target', ['Retain', 'Delete'] as const, 'Retain', {
+      Merge: 'Merge (remove only the keys) is not supported; Retain or Delete',
+    }),
     immutable: r.bool(t, 'immutable', 'spec.target'),
     template: template(r, t),
   }
@@ -144,7 +169,11 @@ export function parseExternalSecret(obj: unknown, opts: ParseOptions = {}): Exte
 function remoteRef(r: Reader, v: unknown, path: string): RemoteRef {
   const o = r.object(v, path, ['key', 'property', 'version', 'conversionStrategy', 'decodingStrategy', 'metadataPolicy'])
   r.oneOf(o, 'metadataPolicy', path, ['None'], 'None', {Fetch: 'Fetch (tags or labels as values) is not supported'})
-  const key = r.string(o, 'key', path, {max: LIMITS.remoteKey, check: (s) => !/[\u0000-\u001f]/.test(s), expect: 'a key without control characters'})
+  const key = r.string(o, 'key', path, {
+    max: LIMITS.remoteKey,
+    check: (s) => !/[\u0000-\u001f]/.test(s),
+    expect: 'a key without control characters',
+  })
   const property = r.optString(o, 'property', path, {max: 512}) || undefined
   if (property !== undefined) {
     try {
@@ -163,7 +192,9 @@ function remoteRef(r: Reader, v: unknown, path: string): RemoteRef {
 }
 
 function dataEntry(r: Reader, v: unknown, path: string): DataEntry {
-  const o = r.object(v, path, ['secretKey', 'remoteRef'], {sourceRef: 'sourceRef (a store or generator per entry) is not supported; an ExternalSecret reads from its secretStoreRef'})
+  const o = r.object(v, path, ['secretKey', 'remoteRef'], {
+    sourceRef: 'sourceRef (a store or generator per entry) is not supported; an ExternalSecret reads from its secretStoreRef',
+  })
   return {
     secretKey: r.string(o, 'secretKey', path, {check: isSecretKey, expect: 'a valid Secret key ([-._a-zA-Z0-9]+)'}),
     remoteRef: remoteRef(r, o.remoteRef, join(path, 'remoteRef')),
@@ -175,7 +206,8 @@ function dataFromEntry(r: Reader, v: unknown, path: string): DataFromEntry {
     rewrite: 'rewrite is not supported; name the keys with data[] or a template',
     sourceRef: 'sourceRef (a store or generator per entry) is not supported; an ExternalSecret reads from its secretStoreRef',
   })
-  if ((o.extract === undefined || o.extract === null) === (o.find === undefined || o.find === null)) r.fail(path, 'needs exactly one of extract and find')
+  if ((o.extract === undefined || o.extract === null) === (o.find === undefined || o.find === null))
+    r.fail(path, 'needs exactly one of extract and find')
   if (o.extract !== undefined && o.extract !== null) return {extract: remoteRef(r, o.extract, join(path, 'extract'))}
   const fp = join(path, 'find')
   const f = r.object(o.find, fp, ['path', 'name', 'tags', 'conversionStrategy', 'decodingStrategy'])
@@ -183,7 +215,11 @@ function dataFromEntry(r: Reader, v: unknown, path: string): DataFromEntry {
   const find: FindRef = {
     path: r.optString(f, 'path', fp, {max: LIMITS.remoteKey}) || undefined,
     nameRegexp: name ? r.string(name, 'regexp', join(fp, 'name'), {max: 512}) : undefined,
-    tags: r.stringMap(f, 'tags', fp, {max: LIMITS.tags, maxBytes: 8192, key: (k) => (k === '' || k.length > 128 ? 'a tag key must have 1 to 128 characters' : undefined)}),
+    tags: r.stringMap(f, 'tags', fp, {
+      max: LIMITS.tags,
+      maxBytes: 8192,
+      key: (k) => (k === '' || k.length > 128 ? 'a tag key must have 1 to 128 characters' : undefined),
+    }),
     conversionStrategy: r.oneOf(f, 'conversionStrategy', fp, ['Default', 'Unicode'] as const, 'Default'),
     decodingStrategy: r.oneOf(f, 'decodingStrategy', fp, ['None', 'Base64', 'Base64URL', 'Auto'] as const, 'None'),
   }
@@ -244,11 +280,13 @@ export function parseSecretStore(obj: unknown): SecretStore {
   const metadata = meta(r, o, !cluster)
   r = new Reader(label(kind, metadata))
   const spec = r.object(o.spec, 'spec', ['provider', 'conditions', 'controller', 'refreshInterval', 'retrySettings'])
-  if (r.optString(spec, 'controller', 'spec')) r.fail('spec.controller', 'selects another controller instance; kseal has one controller, leave it empty')
+  if (r.optString(spec, 'controller', 'spec'))
+    r.fail('spec.controller', 'selects another controller instance; kseal has one controller, leave it empty')
   const ctx: RefContext = {r, cluster, namespace: metadata.namespace}
   const provider = providerSpec(ctx, spec.provider)
   const conditions = r.list(spec, 'conditions', 'spec', LIMITS.conditions).map((c, i) => condition(r, c, `spec.conditions[${i}]`))
-  if (!cluster && conditions.length > 0) r.fail('spec.conditions', 'only a ClusterSecretStore has conditions; a SecretStore serves its own namespace')
+  if (!cluster && conditions.length > 0)
+    r.fail('spec.conditions', 'only a ClusterSecretStore has conditions; a SecretStore serves its own namespace')
   return {kind, metadata, provider, conditions}
 }
 
@@ -263,8 +301,13 @@ interface RefContext {
 function refNamespace(c: RefContext, o: Obj, path: string): void {
   const ns = c.r.optString(o, 'namespace', path, {max: 63})
   if (ns === undefined || ns === '') return
-  if (c.cluster) c.r.fail(join(path, 'namespace'), "a ClusterSecretStore's references resolve in the namespace of each ExternalSecret that uses it; remove namespace")
-  if (ns !== c.namespace) c.r.fail(join(path, 'namespace'), `a SecretStore's references resolve in its own namespace (${c.namespace}), not ${JSON.stringify(ns)}`)
+  if (c.cluster)
+    c.r.fail(
+      join(path, 'namespace'),
+      "a ClusterSecretStore's references resolve in the namespace of each ExternalSecret that uses it; remove namespace",
+    )
+  if (ns !== c.namespace)
+    c.r.fail(join(path, 'namespace'), `a SecretStore's references resolve in its own namespace (${c.namespace}), not ${JSON.stringify(ns)}`)
 }
 
 function secretKeyRef(c: RefContext, v: unknown, path: string, defaultKey?: string): SecretKeyRef {
@@ -289,7 +332,8 @@ function pemBundle(c: RefContext, o: Obj, key: string, path: string): string | u
   const b64 = c.r.optString(o, key, path, {max: 256 * 1024})
   if (!b64) return undefined
   const pem = /^[A-Za-z0-9+/=\s]+$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : ''
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) c.r.fail(join(path, key), 'must be base64-encoded PEM certificates (as in external-secrets, the field is bytes)')
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    c.r.fail(join(path, key), 'must be base64-encoded PEM certificates (as in external-secrets, the field is bytes)')
   return pem
 }
 
@@ -312,9 +356,17 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[\w+=,.@/-]{1,512}$/
 
 function awsSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
   const {r} = c
-  const unsupported = 'is not supported by kseal\'s aws provider'
-  const o = r.object(v, path, ['service', 'region', 'role', 'externalID', 'auth'], Object.fromEntries(
-    ['additionalRoles', 'sessionTags', 'transitiveTagKeys', 'secretsManager', 'prefix', 'sessionTagsPolicy', 'customSessionTags'].map((k) => [k, unsupported])))
+  const unsupported = "is not supported by kseal's aws provider"
+  const o = r.object(
+    v,
+    path,
+    ['service', 'region', 'role', 'externalID', 'auth'],
+    Object.fromEntries(
+      ['additionalRoles', 'sessionTags', 'transitiveTagKeys', 'secretsManager', 'prefix', 'sessionTagsPolicy', 'customSessionTags'].map(
+        (k) => [k, unsupported],
+      ),
+    ),
+  )
   const auth = r.optObject(o, 'auth', path, ['secretRef', 'jwt'])
   const ap = join(path, 'auth')
   let a: Extract<ProviderSpec, {type: 'aws'}>['auth'] = {kind: 'default'}
@@ -347,12 +399,20 @@ function awsSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
 
 function vaultSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
   const {r} = c
-  const unsupported = 'is not supported by kseal\'s vault provider'
-  const o = r.object(v, path, ['server', 'path', 'version', 'namespace', 'caBundle', 'caProvider', 'auth'], Object.fromEntries(
-    ['tls', 'readYourWrites', 'forwardInconsistent', 'headers', 'checkAndSet'].map((k) => [k, unsupported])))
+  const unsupported = "is not supported by kseal's vault provider"
+  const o = r.object(
+    v,
+    path,
+    ['server', 'path', 'version', 'namespace', 'caBundle', 'caProvider', 'auth'],
+    Object.fromEntries(['tls', 'readYourWrites', 'forwardInconsistent', 'headers', 'checkAndSet'].map((k) => [k, unsupported])),
+  )
   const server = r.string(o, 'server', path, {max: 2048, check: isServerUrl, expect: 'an http(s) URL without credentials'})
   r.oneOf(o, 'version', path, ['v2'], 'v2', {v1: 'KV version 1 is not supported; kseal reads KV v2'})
-  const mount = r.optString(o, 'path', path, {max: 512, check: (s) => /^[\w.-]+(\/[\w.-]+)*\/?$/.test(s) && !s.split('/').some((x) => x === '.' || x === '..'), expect: 'a mount path such as secret'})
+  const mount = r.optString(o, 'path', path, {
+    max: 512,
+    check: (s) => /^[\w.-]+(\/[\w.-]+)*\/?$/.test(s) && !s.split('/').some((x) => x === '.' || x === '..'),
+    expect: 'a mount path such as secret',
+  })
   const caProvider = r.optObject(o, 'caProvider', path, ['type', 'name', 'key', 'namespace'])
   let caSecretRef: SecretKeyRef | undefined
   if (caProvider) {
@@ -362,8 +422,12 @@ function vaultSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
   }
   const ap = join(path, 'auth')
   const unsupportedAuth = 'is not supported by kseal (it has tokenSecretRef and kubernetes)'
-  const auth = r.object(o.auth, ap, ['tokenSecretRef', 'kubernetes', 'namespace'], Object.fromEntries(
-    ['appRole', 'ldap', 'jwt', 'cert', 'iam', 'userPass', 'gcp'].map((k) => [k, unsupportedAuth])))
+  const auth = r.object(
+    o.auth,
+    ap,
+    ['tokenSecretRef', 'kubernetes', 'namespace'],
+    Object.fromEntries(['appRole', 'ldap', 'jwt', 'cert', 'iam', 'userPass', 'gcp'].map((k) => [k, unsupportedAuth])),
+  )
   if (Boolean(auth.tokenSecretRef) === Boolean(auth.kubernetes)) r.fail(ap, 'needs exactly one of tokenSecretRef and kubernetes')
   let a: Extract<ProviderSpec, {type: 'vault'}>['auth']
   if (auth.tokenSecretRef) {
@@ -376,7 +440,9 @@ function vaultSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
     }
     a = {
       kind: 'kubernetes',
-      mountPath: r.optString(k, 'mountPath', kp, {max: 512, check: (s) => /^[\w.-]+(\/[\w.-]+)*$/.test(s), expect: 'an auth mount path'}) || 'kubernetes',
+      mountPath:
+        r.optString(k, 'mountPath', kp, {max: 512, check: (s) => /^[\w.-]+(\/[\w.-]+)*$/.test(s), expect: 'an auth mount path'}) ||
+        'kubernetes',
       role: r.string(k, 'role', kp, {max: 512}),
       serviceAccount: k.serviceAccountRef ? serviceAccountRef(c, k.serviceAccountRef, join(kp, 'serviceAccountRef')) : undefined,
       secretRef: k.secretRef ? secretKeyRef(c, k.secretRef, join(kp, 'secretRef'), 'token') : undefined,
@@ -410,7 +476,11 @@ function kubernetesSpec(c: RefContext, v: unknown, path: string): ProviderSpec {
     const t = r.object(auth.token, join(ap, 'token'), ['bearerToken'])
     a = {kind: 'token', bearerToken: secretKeyRef(c, t.bearerToken, join(ap, 'token.bearerToken'))}
   }
-  const url = r.optString(s, 'url', sp, {max: 2048, check: (u) => u === 'kubernetes.default' || (isServerUrl(u) && u.startsWith('https:')), expect: 'an https URL without credentials (a ServiceAccount token is sent to it)'})
+  const url = r.optString(s, 'url', sp, {
+    max: 2048,
+    check: (u) => u === 'kubernetes.default' || (isServerUrl(u) && u.startsWith('https:')),
+    expect: 'an https URL without credentials (a ServiceAccount token is sent to it)',
+  })
   return {
     type: 'kubernetes',
     remoteNamespace: r.optString(o, 'remoteNamespace', path, {check: isDnsLabel, expect: 'a namespace name'}) || 'default',
@@ -433,11 +503,16 @@ function condition(r: Reader, v: unknown, path: string): StoreCondition {
   const o = r.object(v, path, ['namespaceSelector', 'namespaces', 'namespaceRegexes'])
   const c: StoreCondition = {
     namespaceSelector: o.namespaceSelector ? labelSelector(r, o.namespaceSelector, join(path, 'namespaceSelector')) : undefined,
-    namespaces: r.stringList(o, 'namespaces', path, LIMITS.namespacesPerCondition, {maxLength: 63, check: isDnsLabel, expect: 'a namespace name'}),
+    namespaces: r.stringList(o, 'namespaces', path, LIMITS.namespacesPerCondition, {
+      maxLength: 63,
+      check: isDnsLabel,
+      expect: 'a namespace name',
+    }),
     namespaceRegexes: r.stringList(o, 'namespaceRegexes', path, LIMITS.regexesPerCondition, {maxLength: 512}),
   }
   c.namespaceRegexes.forEach((re, i) => compileRe2(re, `${r.what}: ${path}.namespaceRegexes[${i}]`))
-  if (!c.namespaceSelector && c.namespaces.length === 0 && c.namespaceRegexes.length === 0) r.fail(path, 'needs namespaceSelector, namespaces or namespaceRegexes')
+  if (!c.namespaceSelector && c.namespaces.length === 0 && c.namespaceRegexes.length === 0)
+    r.fail(path, 'needs namespaceSelector, namespaces or namespaceRegexes')
   return c
 }
 
@@ -455,7 +530,8 @@ function labelSelector(r: Reader, v: unknown, path: string): LabelSelector {
     const operator = r.oneOf(x, 'operator', ep, ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, null)
     const values = r.stringList(x, 'values', ep, LIMITS.selectorValues, {maxLength: 63, check: isLabelValue, expect: 'a label value'})
     if ((operator === 'In' || operator === 'NotIn') && values.length === 0) r.fail(join(ep, 'values'), `must not be empty for ${operator}`)
-    if ((operator === 'Exists' || operator === 'DoesNotExist') && values.length > 0) r.fail(join(ep, 'values'), `must be empty for ${operator}`)
+    if ((operator === 'Exists' || operator === 'DoesNotExist') && values.length > 0)
+      r.fail(join(ep, 'values'), `must be empty for ${operator}`)
     return {key: r.string(x, 'key', ep, {check: isQualifiedName, expect: 'a label key'}), operator, values}
   })
   return {matchLabels, matchExpressions}

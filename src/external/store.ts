@@ -7,8 +7,8 @@
  * The controller backs StoreAccess with its API client (kube-access.ts); `kseal external render`
  * with the caller's kubeconfig or local manifests.
  */
-import {KsealError} from '../errors.js'
-import {compileRe2} from '../regex.js'
+import {KsealError} from '../core/errors.js'
+import {compileRe2} from '../core/regex.js'
 import {CLUSTER_SECRET_STORE_KIND, type ExternalSecret, type LabelSelector, type SecretKeyRef, type SecretStore} from './types.js'
 
 export interface ServiceAccountToken {
@@ -62,7 +62,11 @@ export function matchesSelector(sel: LabelSelector, labels: Record<string, strin
  * SecretStore, a store other than the one it names, or a ClusterSecretStore whose conditions
  * leave its namespace out. `namespaceLabels` is only called for label-selector conditions.
  */
-export async function checkStoreUse(es: ExternalSecret, store: SecretStore, namespaceLabels?: (namespace: string) => Promise<Record<string, string>>): Promise<void> {
+export async function checkStoreUse(
+  es: ExternalSecret,
+  store: SecretStore,
+  namespaceLabels?: (namespace: string) => Promise<Record<string, string>>,
+): Promise<void> {
   const ns = es.metadata.namespace
   const deny = (why: string) => new KsealError('ERR_DENIED', `${esLabel(es)}: ${storeLabel(store)} ${why}`)
   if (store.kind !== es.secretStoreRef.kind || store.metadata.name !== es.secretStoreRef.name) {
@@ -76,9 +80,14 @@ export async function checkStoreUse(es: ExternalSecret, store: SecretStore, name
   let labels: Record<string, string> | undefined
   for (const [i, c] of store.conditions.entries()) {
     if (c.namespaces.includes(ns)) return
-    if (c.namespaceRegexes.some((re, j) => compileRe2(re, `${storeLabel(store)}: spec.conditions[${i}].namespaceRegexes[${j}]`).test(ns))) return
+    if (c.namespaceRegexes.some((re, j) => compileRe2(re, `${storeLabel(store)}: spec.conditions[${i}].namespaceRegexes[${j}]`).test(ns)))
+      return
     if (c.namespaceSelector) {
-      if (!namespaceLabels) throw new KsealError('ERR_CONFIG', `${esLabel(es)}: ${storeLabel(store)} selects namespaces by label, and the labels of namespace ${ns} are not available`)
+      if (!namespaceLabels)
+        throw new KsealError(
+          'ERR_CONFIG',
+          `${esLabel(es)}: ${storeLabel(store)} selects namespaces by label, and the labels of namespace ${ns} are not available`,
+        )
       labels ??= await namespaceLabels(ns)
       if (matchesSelector(c.namespaceSelector, labels)) return
     }

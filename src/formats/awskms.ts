@@ -13,7 +13,7 @@ import os from 'node:os'
 import {AwsKmsBackend, clientConfig, type KmsArn, kmsSettings, parseKmsArn} from '../../keys/awskms.js'
 import type {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
-import {KsealError} from '../errors.js'
+import {KsealError} from '../core/errors.js'
 
 export interface KmsKeyRef {
   arn: string
@@ -39,9 +39,15 @@ export class ForeignKms {
 
   private keyArn(ref: KmsKeyRef): KmsArn {
     const arn = parseKmsArn(ref.arn)
-    if (!arn) throw new KsealError('ERR_INPUT', `${ref.arn.slice(0, 200)}: not a KMS key or alias ARN (arn:aws:kms:<region>:<account>:key/<id> or alias/<name>)`)
-    if (ref.role !== undefined && !ROLE_RE.test(ref.role)) throw new KsealError('ERR_INPUT', `${ref.role.slice(0, 200)}: not an IAM role ARN`)
-    if (ref.profile !== undefined && !PROFILE_RE.test(ref.profile)) throw new KsealError('ERR_INPUT', 'the AWS profile named with a KMS key is not a profile name')
+    if (!arn)
+      throw new KsealError(
+        'ERR_INPUT',
+        `${ref.arn.slice(0, 200)}: not a KMS key or alias ARN (arn:aws:kms:<region>:<account>:key/<id> or alias/<name>)`,
+      )
+    if (ref.role !== undefined && !ROLE_RE.test(ref.role))
+      throw new KsealError('ERR_INPUT', `${ref.role.slice(0, 200)}: not an IAM role ARN`)
+    if (ref.profile !== undefined && !PROFILE_RE.test(ref.profile))
+      throw new KsealError('ERR_INPUT', 'the AWS profile named with a KMS key is not a profile name')
     return arn
   }
 
@@ -66,7 +72,9 @@ export class ForeignKms {
     const arn = this.keyArn(ref)
     const {backend, ctx} = await this.backendFor(ref, arn)
     const out = await backend.call(ctx, {op: 'Decrypt', arn: arn.arn, region: arn.region}, (sdk, client) =>
-      client.send(new sdk.DecryptCommand({KeyId: arn.arn, CiphertextBlob: ciphertext, ...(ref.context ? {EncryptionContext: ref.context} : {})})),
+      client.send(
+        new sdk.DecryptCommand({KeyId: arn.arn, CiphertextBlob: ciphertext, ...(ref.context ? {EncryptionContext: ref.context} : {})}),
+      ),
     )
     return Buffer.from(out.Plaintext ?? [])
   }
@@ -95,18 +103,30 @@ async function assumeRole(env: Env, role: string, arn: KmsArn): Promise<Env> {
   const settings = kmsSettings(env)
   // The KMS client's settings (region, credentials or profile, timeouts, retries), another endpoint.
   const {region, credentials, profile, requestHandler, maxAttempts, retryMode} = clientConfig(env, arn.region, settings)
-  const client = new sts.STSClient({region, credentials, profile, requestHandler, maxAttempts, retryMode, endpoint: env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL || undefined})
+  const client = new sts.STSClient({
+    region,
+    credentials,
+    profile,
+    requestHandler,
+    maxAttempts,
+    retryMode,
+    endpoint: env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL || undefined,
+  })
   const session = `kseal@${os.hostname()}`.replace(/[^\w+=,.@-]/g, '-').slice(0, 64)
   try {
     const out = await client.send(new sts.AssumeRoleCommand({RoleArn: role, RoleSessionName: session}))
     const c = out.Credentials
-    if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) throw new KsealError('ERR_BACKEND', `AWS STS returned no credentials for role ${role}`)
+    if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken)
+      throw new KsealError('ERR_BACKEND', `AWS STS returned no credentials for role ${role}`)
     return {...env, AWS_ACCESS_KEY_ID: c.AccessKeyId, AWS_SECRET_ACCESS_KEY: c.SecretAccessKey, AWS_SESSION_TOKEN: c.SessionToken}
   } catch (e) {
     if ((e as KsealError).code === 'ERR_BACKEND') throw e
     const err = e as {name?: string; message?: string}
     const said = err.message ? ` (AWS STS: ${err.message.replace(/\s+/g, ' ').slice(0, 300)})` : ''
-    throw new KsealError('ERR_BACKEND', `cannot assume role ${role} for KMS key ${arn.arn}: ${err.name === 'AccessDenied' ? 'access denied' : (err.name ?? 'failed')}${said}`)
+    throw new KsealError(
+      'ERR_BACKEND',
+      `cannot assume role ${role} for KMS key ${arn.arn}: ${err.name === 'AccessDenied' ? 'access denied' : (err.name ?? 'failed')}${said}`,
+    )
   } finally {
     client.destroy()
   }

@@ -31,7 +31,12 @@ export interface RunOptions {
 
 /** A clean environment: no keys found by accident in the developer's ~/.config. */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {PATH: process.env.PATH, HOME: '/nonexistent-kseal-home', XDG_CONFIG_HOME: '/nonexistent-kseal-config', LANG: 'C.UTF-8'}
+  const env: Record<string, string | undefined> = {
+    PATH: process.env.PATH,
+    HOME: '/nonexistent-kseal-home',
+    XDG_CONFIG_HOME: '/nonexistent-kseal-config',
+    LANG: 'C.UTF-8',
+  }
   return {...env, ...extra}
 }
 

@@ -6,11 +6,12 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import crypto from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {RsaRecipient} from '../../keys/rsa.js'
-import {keySecret} from '../../src/controller/keys.js'
-import type {Secret} from '../../src/controller/kube.js'
-import {sample} from '../../src/controller/metrics.js'
+import {keySecret} from '../../src/sealed/sealing-key.js'
+import type {Secret} from '../../src/kube/api.js'
+import {sample} from './metrics.js'
 import {BIN, cleanEnv, OTHER_CERT, OTHER_KEY, ROOT, TEAM_CERT, TEAM_KEY} from './cli.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
+import {until} from './until.js'
 
 /** A key Secret, as the controller stores its keys, holding one of the fixture key pairs. */
 /** The trust root the key stores of in-process tests hold (a controller process makes its own). */
@@ -26,19 +27,6 @@ export function fixtureKeySecret(name: 'team' | 'other', created: Date, namespac
 /** A recipient for a fixture certificate, as `kseal seal --cert` would use it. */
 export function fixtureRecipient(certFile: string): RsaRecipient {
   return new RsaRecipient(new crypto.X509Certificate(readFileSync(certFile, 'utf8')).publicKey, `rsa:${certFile}`)
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Polls (every `intervalMs`) until `f` gives a truthy value; fails naming `what` after the timeout. */
-export async function until<T>(f: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await f()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(intervalMs)
-  }
 }
 
 export interface Replica {
@@ -60,9 +48,32 @@ export const SHORT_LEASE = ['--lease-duration', '2s', '--renew-deadline', '1500m
  * waits until it serves HTTP (its port comes from its "serving HTTP" log line). `wrap` runs it inside
  * another command (a sandbox), which gets node and its arguments after its own.
  */
-export async function startReplica(o: {name: string; kubeconfig: string; keyNamespace: string; lease?: string[]; extra?: string[]; wrap?: string[]}): Promise<Replica> {
-  const args = [BIN, 'controller', '--kubeconfig', o.kubeconfig, '--key-namespace', o.keyNamespace, '--key-bits', '2048', '--listen', '127.0.0.1:0',
-    ...(o.lease ?? SHORT_LEASE), '--workers', '4', '--identity', o.name, ...(o.extra ?? [])]
+export async function startReplica(o: {
+  name: string
+  kubeconfig: string
+  keyNamespace: string
+  lease?: string[]
+  extra?: string[]
+  wrap?: string[]
+}): Promise<Replica> {
+  const args = [
+    BIN,
+    'controller',
+    '--kubeconfig',
+    o.kubeconfig,
+    '--key-namespace',
+    o.keyNamespace,
+    '--key-bits',
+    '2048',
+    '--listen',
+    '127.0.0.1:0',
+    ...(o.lease ?? SHORT_LEASE),
+    '--workers',
+    '4',
+    '--identity',
+    o.name,
+    ...(o.extra ?? []),
+  ]
   // `wrap`: a command that runs node for it (a sandbox such as bwrap, as the image runs it).
   const [cmd, ...cmdArgs] = [...(o.wrap ?? []), process.execPath, ...args]
   const child = spawn(cmd, cmdArgs, {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']})
@@ -105,8 +116,12 @@ export async function stopReplica(rep: Replica, signal: NodeJS.Signals = 'SIGTER
  */
 export function namespaceClient(server: () => K8sApiServer, ns: string) {
   const call = async (method: string, p: string, body?: unknown): Promise<KubeObject> => {
-    const r = await fetch(server().url + p, {method, headers: {'content-type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
-    const j = await r.json() as KubeObject
+    const r = await fetch(server().url + p, {
+      method,
+      headers: {'content-type': 'application/json'},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const j = (await r.json()) as KubeObject
     if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
     return j
   }
@@ -119,7 +134,10 @@ export function namespaceClient(server: () => K8sApiServer, ns: string) {
       const cur = sealedObj(o.metadata.name)
       try {
         if (!cur) return await call('POST', sealedPath(), o)
-        return await call('PUT', sealedPath(o.metadata.name), {...o, metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion}})
+        return await call('PUT', sealedPath(o.metadata.name), {
+          ...o,
+          metadata: {...o.metadata, resourceVersion: cur.metadata.resourceVersion},
+        })
       } catch (e) {
         // The controller wrote the status in between (as kubectl apply would, read again and retry).
         if (attempt >= 10 || !/: 409 /.test((e as Error).message)) throw e

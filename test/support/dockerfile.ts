@@ -25,7 +25,11 @@ export interface Stage {
 }
 
 export function readDockerfile(file = path.join(ROOT, 'Dockerfile')): Stage[] {
-  const lines = readFileSync(file, 'utf8').replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  const lines = readFileSync(file, 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
   const stages: Stage[] = []
   for (const line of lines) {
     const [, op, args] = /^(\S+)\s*(.*)$/.exec(line)!

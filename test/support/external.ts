@@ -21,8 +21,10 @@ export function storeManifest(name: string, namespace: string | undefined, provi
   }
 }
 
-export const es = (name: string, namespace: string, spec: Obj, extraMeta: Obj = {}): ExternalSecret => parseExternalSecret(esManifest(name, namespace, spec, extraMeta))
-export const store = (name: string, namespace: string | undefined, provider: Obj, extra: Obj = {}): SecretStore => parseSecretStore(storeManifest(name, namespace, provider, extra))
+export const es = (name: string, namespace: string, spec: Obj, extraMeta: Obj = {}): ExternalSecret =>
+  parseExternalSecret(esManifest(name, namespace, spec, extraMeta))
+export const store = (name: string, namespace: string | undefined, provider: Obj, extra: Obj = {}): SecretStore =>
+  parseSecretStore(storeManifest(name, namespace, provider, extra))
 
 /** The decoded data of a rendered Secret. */
 export function decoded(secret: {data: Record<string, string>} | null): Record<string, string> {

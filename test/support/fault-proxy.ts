@@ -52,6 +52,8 @@ export interface WriteHook {
   before?(r: RequestInfo, body: Buffer): Buffer | void
   /** After the server answered a write (`body` as forwarded). */
   after?(r: RequestInfo, status: number, body: Buffer): void
+  /** Before the server's answer to a write is passed on: a promise holds it back, so the client sees the write's watch event first (as over a slow link). */
+  answer?(r: RequestInfo): Promise<void> | void
 }
 
 export interface FaultProxy {
@@ -111,12 +113,13 @@ export async function startFaultProxy(upstream: K8sApiServer, random: () => numb
       const text = await readFile(path, 'utf8')
       await writeFile(path, text.split(upstream.url).join(proxy.url), {mode: 0o600})
     },
-    close: () => new Promise<void>((resolve) => {
-      if (cutTimer) clearInterval(cutTimer)
-      cutWatches()
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (cutTimer) clearInterval(cutTimer)
+        cutWatches()
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
   }
 
   const server = http.createServer((req, res) => {
@@ -170,11 +173,16 @@ export async function startFaultProxy(upstream: K8sApiServer, random: () => numb
         if (body.length || headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
         const fwd = http.request({host: up.hostname, port: up.port, method: req.method, path: req.url, headers}, (ur) => {
           record.status = ur.statusCode ?? 502
-          res.writeHead(record.status, ur.headers)
-          // At once, as the server sent them: a watch that has no event yet is open all the same.
-          res.flushHeaders()
-          ur.pipe(res)
+          const pass = () => {
+            res.writeHead(record.status, ur.headers)
+            // At once, as the server sent them: a watch that has no event yet is open all the same.
+            res.flushHeaders()
+            ur.pipe(res)
+          }
           if (isWrite(info)) ur.on('end', () => proxy.hook?.after?.(info, record.status, body))
+          const held = isWrite(info) ? proxy.hook?.answer?.(info) : undefined
+          if (held) held.then(pass, pass)
+          else pass()
         })
         const entry = {req: fwd, res}
         if (info.verb === 'watch') watches.add(entry)

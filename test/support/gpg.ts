@@ -56,7 +56,11 @@ export function gpgHome(keys: string[] = [SOPS_PGP_KEYS]): GpgHome {
       // A pinentry speaks the Assuan protocol on stdin/stdout: OK to everything, D <pin> to GETPIN.
       const script = path.join(dir, 'pinentry.sh')
       const answer = pin === null ? 'echo "ERR 83886179 Operation cancelled"' : `printf 'D %s\\nOK\\n' '${pin}'`
-      writeFileSync(script, `#!/bin/sh\necho "OK ready"\nwhile read -r cmd rest; do\n  case "$cmd" in\n    GETPIN) ${answer};;\n    BYE) echo OK; exit 0;;\n    *) echo OK;;\n  esac\ndone\n`, {mode: 0o700})
+      writeFileSync(
+        script,
+        `#!/bin/sh\necho "OK ready"\nwhile read -r cmd rest; do\n  case "$cmd" in\n    GETPIN) ${answer};;\n    BYE) echo OK; exit 0;;\n    *) echo OK;;\n  esac\ndone\n`,
+        {mode: 0o700},
+      )
       writeFileSync(path.join(dir, 'gpg-agent.conf'), `pinentry-program ${script}\n`)
       killAgent() // the next gpg call starts an agent that reads the new configuration
     },

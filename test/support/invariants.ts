@@ -10,14 +10,20 @@
  *   to the data of an older generation (from watch streams a HistoryRecorder kept).
  * Each check returns the violations it found, as lines a failing test prints.
  */
-import {sealedSpecHash, type SealedSecretObject} from '../../src/sealed.js'
+import {sealedSpecHash} from '../../src/sealed/hash.js'
+import {type SealedSecretObject} from '../../src/sealed/types.js'
 import type {K8sApiServer, KubeObject} from './k8s-api-server.js'
 
-const decode = (d: Record<string, string> | undefined) => Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
+const decode = (d: Record<string, string> | undefined) =>
+  Object.fromEntries(Object.entries(d ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
 
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as KubeObject)[k])}`).join(',')}}`
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable((v as KubeObject)[k])}`)
+      .join(',')}}`
   return JSON.stringify(v)
 }
 
@@ -45,7 +51,8 @@ export function stateViolations(x: StateExpectation): string[] {
     }
     const secret = x.server.getObject('v1', 'Secret', x.namespace, name)
     const cond = (s.status?.conditions ?? []).find((c) => c.type === 'Synced')
-    if (s.status?.observedGeneration !== s.metadata.generation) out.push(`${name}: status.observedGeneration ${s.status?.observedGeneration} != generation ${s.metadata.generation}`)
+    if (s.status?.observedGeneration !== s.metadata.generation)
+      out.push(`${name}: status.observedGeneration ${s.status?.observedGeneration} != generation ${s.metadata.generation}`)
     if (cond?.status !== 'True') out.push(`${name}: Synced is ${cond?.status}/${cond?.reason}, not True`)
     if (!secret) {
       out.push(`${name}: no Secret`)
@@ -54,11 +61,13 @@ export function stateViolations(x: StateExpectation): string[] {
     const owner = (secret.metadata.ownerReferences ?? []).find((r: KubeObject) => r.controller)
     if (owner?.uid !== s.metadata.uid) out.push(`${name}: Secret not owned by the SealedSecret (${owner?.uid} != ${s.metadata.uid})`)
     if (secret.metadata.labels?.['kseal.dev/owned-by'] !== 'sealedsecret') out.push(`${name}: Secret lacks the kseal.dev/owned-by label`)
-    if (secret.metadata.annotations?.['kseal.dev/spec-hash'] !== sealedSpecHash(s)) out.push(`${name}: Secret spec-hash is not the SealedSecret's`)
+    if (secret.metadata.annotations?.['kseal.dev/spec-hash'] !== sealedSpecHash(s))
+      out.push(`${name}: Secret spec-hash is not the SealedSecret's`)
     if (secret.metadata.annotations?.['kseal.dev/generation'] !== String(s.metadata.generation)) {
       out.push(`${name}: Secret generation ${secret.metadata.annotations?.['kseal.dev/generation']} != ${s.metadata.generation}`)
     }
-    if (stable(decode(secret.data)) !== stable(want)) out.push(`${name}: Secret data is not the sealed plaintext of generation ${s.metadata.generation}`)
+    if (stable(decode(secret.data)) !== stable(want))
+      out.push(`${name}: Secret data is not the sealed plaintext of generation ${s.metadata.generation}`)
   }
   for (const d of x.decoys) {
     const now = x.server.getObject('v1', 'Secret', d.metadata.namespace, d.metadata.name)
@@ -126,7 +135,10 @@ export function statusRegressions(events: HistoryEvent[]): string[] {
     const g = o.status?.observedGeneration
     if (e.type === 'ERROR' || typeof g !== 'number') continue
     const prev = best.get(o.metadata.uid) ?? 0
-    if (g < prev) out.push(`${o.metadata.name}: status.observedGeneration went back from ${prev} to ${g} (resourceVersion ${o.metadata.resourceVersion})`)
+    if (g < prev)
+      out.push(
+        `${o.metadata.name}: status.observedGeneration went back from ${prev} to ${g} (resourceVersion ${o.metadata.resourceVersion})`,
+      )
     best.set(o.metadata.uid, Math.max(prev, g))
   }
   return out
@@ -147,7 +159,8 @@ export function dataRegressions(events: HistoryEvent[], generationOf: (values: R
     if (g === undefined) continue
     const key = `${o.metadata.name}/${(o.metadata.ownerReferences ?? [])[0]?.uid ?? ''}`
     const prev = best.get(key) ?? 0
-    if (g < prev) out.push(`${o.metadata.name}: Secret data went back from generation ${prev} to ${g} (resourceVersion ${o.metadata.resourceVersion})`)
+    if (g < prev)
+      out.push(`${o.metadata.name}: Secret data went back from generation ${prev} to ${g} (resourceVersion ${o.metadata.resourceVersion})`)
     best.set(key, Math.max(prev, g))
   }
   return out

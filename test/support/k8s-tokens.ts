@@ -176,7 +176,9 @@ export class ServiceAccountTokens {
   private signingKey(): {privateKey: KeyObject; publicKey: KeyObject; kid: string} {
     if (!this.key) {
       const {privateKey, publicKey} = generateKeyPairSync('rsa', {modulusLength: 2048})
-      const kid = createHash('sha256').update(publicKey.export({type: 'spki', format: 'der'})).digest('base64url')
+      const kid = createHash('sha256')
+        .update(publicKey.export({type: 'spki', format: 'der'}))
+        .digest('base64url')
       this.key = {privateKey, publicKey, kid}
     }
     return this.key
@@ -191,10 +193,18 @@ export class ServiceAccountTokens {
     return this.sign(sa, opts.audiences ?? this.apiAudiences, opts.expirationSeconds ?? 3600)
   }
 
-  private sign(sa: KubeObject, audiences: string[], expirationSeconds: number, bound?: {kind: keyof typeof BOUND_KINDS; name: string; uid: string}): IssuedToken {
+  private sign(
+    sa: KubeObject,
+    audiences: string[],
+    expirationSeconds: number,
+    bound?: {kind: keyof typeof BOUND_KINDS; name: string; uid: string},
+  ): IssuedToken {
     const {privateKey, kid} = this.signingKey()
     const now = Math.floor(this.clock.now() / 1000)
-    const k8s: NonNullable<Claims['kubernetes.io']> = {namespace: sa.metadata.namespace, serviceaccount: {name: sa.metadata.name, uid: sa.metadata.uid}}
+    const k8s: NonNullable<Claims['kubernetes.io']> = {
+      namespace: sa.metadata.namespace,
+      serviceaccount: {name: sa.metadata.name, uid: sa.metadata.uid},
+    }
     if (bound) k8s[bound.kind] = {name: bound.name, uid: bound.uid}
     const claims: Claims = {
       aud: audiences,
@@ -232,12 +242,14 @@ export class ServiceAccountTokens {
     if (!isObj(header) || !isObj(claims) || claims.iss !== this.issuer) return null
     const {publicKey, kid} = this.signingKey()
     if (header.kid !== undefined && header.kid !== kid) return {error: 'invalid signature, no keys found'}
-    const ok = header.alg === 'RS256' && verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), publicKey, Buffer.from(parts[2]!, 'base64url'))
+    const ok =
+      header.alg === 'RS256' && verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), publicKey, Buffer.from(parts[2]!, 'base64url'))
     if (!ok) return {error: 'square/go-jose: error in cryptographic primitive'}
 
     const tokenAudiences = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : this.apiAudiences
     const granted = tokenAudiences.filter((a) => audiences.includes(a))
-    if (granted.length === 0) return {error: `token audiences ${goStrings(tokenAudiences)} is invalid for the target audiences ${goStrings(audiences)}`}
+    if (granted.length === 0)
+      return {error: `token audiences ${goStrings(tokenAudiences)} is invalid for the target audiences ${goStrings(audiences)}`}
     const now = this.clock.now() / 1000
     if (typeof claims.exp === 'number' && now - LEEWAY_S > claims.exp) return {error: 'service account token has expired'}
     if (typeof claims.nbf === 'number' && now + LEEWAY_S < claims.nbf) return {error: 'service account token is not valid yet'}
@@ -248,14 +260,16 @@ export class ServiceAccountTokens {
     const sa = this.host.getObject('v1', 'ServiceAccount', ns, saName)
     if (!sa) return {error: `serviceaccounts ${JSON.stringify(saName)} not found`}
     if (sa.metadata.deletionTimestamp) return {error: `service account ${ns}/${saName} has been deleted`}
-    if (sa.metadata.uid !== k8s.serviceaccount?.uid) return {error: `service account UID (${sa.metadata.uid}) does not match claim (${k8s.serviceaccount?.uid})`}
+    if (sa.metadata.uid !== k8s.serviceaccount?.uid)
+      return {error: `service account UID (${sa.metadata.uid}) does not match claim (${k8s.serviceaccount?.uid})`}
     const extra: Record<string, string[]> = {}
     for (const kind of Object.keys(BOUND_KINDS) as (keyof typeof BOUND_KINDS)[]) {
       const ref = k8s[kind]
       if (!ref) continue
       const obj = this.host.serves('v1', BOUND_KINDS[kind]) ? this.host.getObject('v1', BOUND_KINDS[kind], ns, ref.name ?? '') : undefined
       if (!obj || obj.metadata.deletionTimestamp) return {error: 'service account token has been invalidated'}
-      if (obj.metadata.uid !== ref.uid) return {error: `${kind} UID (${obj.metadata.uid}) does not match service account ${kind} ref claim (${ref.uid})`}
+      if (obj.metadata.uid !== ref.uid)
+        return {error: `${kind} UID (${obj.metadata.uid}) does not match service account ${kind} ref claim (${ref.uid})`}
       if (kind === 'pod') {
         extra['authentication.kubernetes.io/pod-name'] = [ref.name ?? '']
         extra['authentication.kubernetes.io/pod-uid'] = [ref.uid ?? '']
@@ -263,7 +277,12 @@ export class ServiceAccountTokens {
     }
     if (claims.jti) extra['authentication.kubernetes.io/credential-id'] = [`JTI=${claims.jti}`]
     return {
-      user: {username: `system:serviceaccount:${ns}:${saName}`, uid: sa.metadata.uid, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], extra},
+      user: {
+        username: `system:serviceaccount:${ns}:${saName}`,
+        uid: sa.metadata.uid,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+        extra,
+      },
       audiences: granted,
     }
   }
@@ -302,7 +321,12 @@ export class ServiceAccountTokens {
     if (attrs.name) details.name = attrs.name
     if (attrs.apiGroup) details.group = attrs.apiGroup
     details.kind = attrs.resource
-    throw this.host.status(403, 'Forbidden', `${qualified}${attrs.name ? ` ${JSON.stringify(attrs.name)}` : ''} is forbidden: ${why}`, details)
+    throw this.host.status(
+      403,
+      'Forbidden',
+      `${qualified}${attrs.name ? ` ${JSON.stringify(attrs.name)}` : ''} is forbidden: ${why}`,
+      details,
+    )
   }
 
   // ---- HTTP endpoints ----
@@ -326,14 +350,19 @@ export class ServiceAccountTokens {
     if (path === '/openid/v1/jwks') {
       const {publicKey, kid} = this.signingKey()
       const jwk = publicKey.export({format: 'jwk'})
-      return {code: 200, contentType: 'application/jwk-set+json', body: {keys: [{use: 'sig', kty: 'RSA', kid, alg: 'RS256', n: jwk.n, e: jwk.e}]}}
+      return {
+        code: 200,
+        contentType: 'application/jwk-set+json',
+        body: {keys: [{use: 'sig', kty: 'RSA', kid, alg: 'RS256', n: jwk.n, e: jwk.e}]},
+      }
     }
     return undefined
   }
 
   /** TokenRequest and TokenReview; undefined when the request is for neither. */
   serve(info: RequestInfo, body: Buffer): TokenResponse | undefined {
-    const isTokenRequest = info.apiGroup === '' && info.apiVersion === 'v1' && info.resource === 'serviceaccounts' && info.subresource === 'token'
+    const isTokenRequest =
+      info.apiGroup === '' && info.apiVersion === 'v1' && info.resource === 'serviceaccounts' && info.subresource === 'token'
     const isTokenReview = info.apiGroup === AUTH_GROUP && info.apiVersion === 'v1' && info.resource === 'tokenreviews'
     if (!isTokenRequest && !isTokenReview) return undefined
     if (isTokenReview && (info.namespace !== undefined || info.name !== undefined)) throw this.host.errors.genericNotFound()
@@ -358,7 +387,8 @@ export class ServiceAccountTokens {
     const invalid = (field: string, value: unknown, detail: string, objName = name) =>
       this.host.errors.invalid(AUTH_GROUP, 'TokenRequest', objName, [{type: 'Invalid', field, value, detail}])
     if (meta.name && meta.name !== name) throw invalid('metadata.name', meta.name, 'must match the service account name if specified')
-    if (meta.namespace && meta.namespace !== namespace) throw invalid('metadata.namespace', meta.namespace, 'must match the service account namespace if specified')
+    if (meta.namespace && meta.namespace !== namespace)
+      throw invalid('metadata.namespace', meta.namespace, 'must match the service account namespace if specified')
     const sa = this.host.getObject('v1', 'ServiceAccount', namespace, name)
     if (!sa) throw this.host.errors.notFound(SERVICE_ACCOUNT_DEFINITION, name)
 
@@ -366,19 +396,28 @@ export class ServiceAccountTokens {
     const audiences = Array.isArray(spec.audiences) && spec.audiences.length > 0 ? (spec.audiences as string[]) : this.apiAudiences
     let expirationSeconds = spec.expirationSeconds ?? 3600
     if (!Number.isInteger(expirationSeconds)) throw this.host.errors.badRequest('spec.expirationSeconds must be an integer')
-    if (expirationSeconds < MIN_EXPIRATION_S) throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration less than 10 minutes', '')
-    if (expirationSeconds > MAX_EXPIRATION_S) throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration larger than 2^32 seconds', '')
+    if (expirationSeconds < MIN_EXPIRATION_S)
+      throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration less than 10 minutes', '')
+    if (expirationSeconds > MAX_EXPIRATION_S)
+      throw invalid('spec.expirationSeconds', expirationSeconds, 'may not specify a duration larger than 2^32 seconds', '')
 
     let bound: {kind: keyof typeof BOUND_KINDS; name: string; uid: string} | undefined
     const ref = isObj(spec.boundObjectRef) ? spec.boundObjectRef : undefined
     if (ref) {
       const kind = (Object.keys(BOUND_KINDS) as (keyof typeof BOUND_KINDS)[]).find((k) => BOUND_KINDS[k] === ref.kind)
-      const [group, version] = String(ref.apiVersion ?? 'v1').includes('/') ? String(ref.apiVersion).split('/') : ['', String(ref.apiVersion ?? 'v1')]
-      if (!kind || group !== '') throw this.host.errors.badRequest(`cannot bind token to object of type ${group}/${version}, Kind=${ref.kind}`)
-      const obj = this.host.serves('v1', BOUND_KINDS[kind]) ? this.host.getObject('v1', BOUND_KINDS[kind], namespace, String(ref.name ?? '')) : undefined
+      const [group, version] = String(ref.apiVersion ?? 'v1').includes('/')
+        ? String(ref.apiVersion).split('/')
+        : ['', String(ref.apiVersion ?? 'v1')]
+      if (!kind || group !== '')
+        throw this.host.errors.badRequest(`cannot bind token to object of type ${group}/${version}, Kind=${ref.kind}`)
+      const obj = this.host.serves('v1', BOUND_KINDS[kind])
+        ? this.host.getObject('v1', BOUND_KINDS[kind], namespace, String(ref.name ?? ''))
+        : undefined
       if (!obj) throw this.host.errors.notFound({group: '', resource: `${kind}s`}, String(ref.name ?? ''))
       if (kind === 'pod' && obj.spec?.serviceAccountName !== name) {
-        throw this.host.errors.badRequest(`cannot bind token for serviceaccount ${JSON.stringify(name)} to pod running with different serviceaccount name.`)
+        throw this.host.errors.badRequest(
+          `cannot bind token for serviceaccount ${JSON.stringify(name)} to pod running with different serviceaccount name.`,
+        )
       }
       if (ref.uid && ref.uid !== obj.metadata.uid) {
         throw this.host.status(
@@ -405,7 +444,11 @@ export class ServiceAccountTokens {
         kind: 'TokenRequest',
         apiVersion: `${AUTH_GROUP}/v1`,
         metadata: {name, namespace, uid: sa.metadata.uid, creationTimestamp: rfc3339(this.clock.now())},
-        spec: {audiences, expirationSeconds, boundObjectRef: ref ? {kind: ref.kind, apiVersion: ref.apiVersion ?? 'v1', name: ref.name, uid: bound!.uid} : null},
+        spec: {
+          audiences,
+          expirationSeconds,
+          boundObjectRef: ref ? {kind: ref.kind, apiVersion: ref.apiVersion ?? 'v1', name: ref.name, uid: bound!.uid} : null,
+        },
         status: issued,
       },
     }
@@ -421,7 +464,10 @@ export class ServiceAccountTokens {
     if (r !== null && 'error' in r) status.error = r.error
     const outSpec: KubeObject = {token}
     if (requested) outSpec.audiences = requested
-    return {code: 201, body: {kind: 'TokenReview', apiVersion: `${AUTH_GROUP}/v1`, metadata: {creationTimestamp: null}, spec: outSpec, status}}
+    return {
+      code: 201,
+      body: {kind: 'TokenReview', apiVersion: `${AUTH_GROUP}/v1`, metadata: {creationTimestamp: null}, spec: outSpec, status},
+    }
   }
 
   // ---- discovery entries ----
@@ -434,8 +480,20 @@ export class ServiceAccountTokens {
   /** Extra APIResourceList entries for a group/version. */
   resources(group: string, version: string): KubeObject[] {
     if (version !== 'v1') return []
-    if (group === '') return [{name: 'serviceaccounts/token', singularName: '', namespaced: true, group: AUTH_GROUP, version: 'v1', kind: 'TokenRequest', verbs: ['create']}]
-    if (group === AUTH_GROUP) return [{name: 'tokenreviews', singularName: 'tokenreview', namespaced: false, kind: 'TokenReview', verbs: ['create']}]
+    if (group === '')
+      return [
+        {
+          name: 'serviceaccounts/token',
+          singularName: '',
+          namespaced: true,
+          group: AUTH_GROUP,
+          version: 'v1',
+          kind: 'TokenRequest',
+          verbs: ['create'],
+        },
+      ]
+    if (group === AUTH_GROUP)
+      return [{name: 'tokenreviews', singularName: 'tokenreview', namespaced: false, kind: 'TokenReview', verbs: ['create']}]
     return []
   }
 }

@@ -1,7 +1,7 @@
 /** Library-level key set-up for tests: the fixture keys through the real backend registry and keyring. */
 import {Backends} from '../../keys/index.js'
 import type {Recipient} from '../../keys/types.js'
-import {Keyring} from '../../src/keyring.js'
+import {Keyring} from '../../src/keyring/keyring.js'
 import {OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY} from './cli.js'
 
 export function testBackends(): Backends {

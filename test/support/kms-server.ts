@@ -207,15 +207,19 @@ function optContext(body: Body): Record<string, string> | undefined {
 function checkGrantTokens(body: Body): void {
   const v = body.GrantTokens
   if (v === undefined || v === null) return
-  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string')) throw new AwsError('SerializationException', 'Expected a list of strings for GrantTokens')
-  if (v.length > 10) throw validationError(`Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10`)
+  if (!Array.isArray(v) || v.some((t) => typeof t !== 'string'))
+    throw new AwsError('SerializationException', 'Expected a list of strings for GrantTokens')
+  if (v.length > 10)
+    throw validationError(`Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10`)
 }
 
 function keyIdField(body: Body, field = 'KeyId', wire = 'keyId'): string {
   const v = optString(body, field)
   if (v === undefined) throw validationError(`Value null at '${wire}' failed to satisfy constraint: Member must not be null`)
-  if (v.length < 1) throw validationError(`Value at '${wire}' failed to satisfy constraint: Member must have length greater than or equal to 1`)
-  if (v.length > 2048) throw validationError(`Value at '${wire}' failed to satisfy constraint: Member must have length less than or equal to 2048`)
+  if (v.length < 1)
+    throw validationError(`Value at '${wire}' failed to satisfy constraint: Member must have length greater than or equal to 1`)
+  if (v.length > 2048)
+    throw validationError(`Value at '${wire}' failed to satisfy constraint: Member must have length less than or equal to 2048`)
   return v
 }
 
@@ -252,7 +256,8 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
   /** An injected fault still records which key and context the request named. */
   protected override onFault(ctx: Ctx, b: Body): void {
     ctx.record.requestedKeyId = typeof b.KeyId === 'string' ? b.KeyId : undefined
-    if (b.EncryptionContext && typeof b.EncryptionContext === 'object') ctx.record.encryptionContext = b.EncryptionContext as Record<string, string>
+    if (b.EncryptionContext && typeof b.EncryptionContext === 'object')
+      ctx.record.encryptionContext = b.EncryptionContext as Record<string, string>
   }
 
   protected override recordFields(ctx: Ctx): Partial<KmsCallFields> {
@@ -508,8 +513,10 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     ctx.record.encryptionContext = context
     checkGrantTokens(body)
     if (plaintext === undefined) throw validationError(`Value null at 'plaintext' failed to satisfy constraint: Member must not be null`)
-    if (plaintext.length < 1) throw validationError(`Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1`)
-    if (plaintext.length > 4096) throw validationError(`Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096`)
+    if (plaintext.length < 1)
+      throw validationError(`Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1`)
+    if (plaintext.length > 4096)
+      throw validationError(`Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096`)
     const key = this.resolveKey(keyRef)
     ctx.record.keyId = key.id
     this.authorize(ctx, 'Encrypt', key)
@@ -532,8 +539,10 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     checkGrantTokens(body)
     this.rejectUnsupported(body, 'Recipient', 'DryRunModifiers')
     if (blob === undefined) throw validationError(`Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null`)
-    if (blob.length < 1) throw validationError(`Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length greater than or equal to 1`)
-    if (blob.length > 6144) throw validationError(`Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length less than or equal to 6144`)
+    if (blob.length < 1)
+      throw validationError(`Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length greater than or equal to 1`)
+    if (blob.length > 6144)
+      throw validationError(`Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length less than or equal to 6144`)
     if (keyRef !== undefined && (keyRef.length < 1 || keyRef.length > 2048)) {
       throw validationError(`Value at 'keyId' failed to satisfy constraint: Member must have length between 1 and 2048`)
     }
@@ -572,7 +581,9 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     checkGrantTokens(body)
     this.rejectUnsupported(body, 'Recipient')
     if (keySpec !== undefined && keySpec !== 'AES_256' && keySpec !== 'AES_128') {
-      throw validationError(`Value '${keySpec}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]`)
+      throw validationError(
+        `Value '${keySpec}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]`,
+      )
     }
     if (numberOfBytes !== undefined && (numberOfBytes < 1 || numberOfBytes > 1024)) {
       throw validationError(
@@ -609,13 +620,17 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
 
   private opCreateKey(ctx: Ctx, body: Body): Body {
     const description = optString(body, 'Description') ?? ''
-    if (description.length > 8192) throw validationError(`Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192`)
+    if (description.length > 8192)
+      throw validationError(`Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192`)
     const usage = optString(body, 'KeyUsage') ?? 'ENCRYPT_DECRYPT'
     const spec = optString(body, 'KeySpec') ?? optString(body, 'CustomerMasterKeySpec') ?? 'SYMMETRIC_DEFAULT'
     const origin = optString(body, 'Origin') ?? 'AWS_KMS'
     this.rejectUnsupported(body, 'CustomKeyStoreId', 'XksKeyId')
     if (usage !== 'ENCRYPT_DECRYPT' || spec !== 'SYMMETRIC_DEFAULT' || origin !== 'AWS_KMS' || optBool(body, 'MultiRegion') === true) {
-      throw new AwsError('UnsupportedOperationException', 'kms-server: only single-region SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys with origin AWS_KMS are supported')
+      throw new AwsError(
+        'UnsupportedOperationException',
+        'kms-server: only single-region SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys with origin AWS_KMS are supported',
+      )
     }
     this.authorize(ctx, 'CreateKey', undefined)
     const key = this.newKey(description)
@@ -629,10 +644,20 @@ class KmsTestServer extends AwsJsonServer<KmsCallFields> implements KmsServerHan
     ctx.record.requestedKeyId = target
     if (name === undefined) throw validationError(`Value null at 'aliasName' failed to satisfy constraint: Member must not be null`)
     if (name.length < 1 || name.length > 256 || !/^[a-zA-Z0-9:/_-]+$/.test(name)) {
-      throw validationError(`Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$`)
+      throw validationError(
+        `Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$`,
+      )
     }
-    if (!name.startsWith('alias/') || name === 'alias/') throw new AwsError('InvalidAliasNameException', 'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html')
-    if (name.startsWith('alias/aws/')) throw new AwsError('InvalidAliasNameException', `Alias must not begin with 'alias/aws/'. Aliases that begin with 'alias/aws/' are reserved for AWS managed keys.`)
+    if (!name.startsWith('alias/') || name === 'alias/')
+      throw new AwsError(
+        'InvalidAliasNameException',
+        'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+      )
+    if (name.startsWith('alias/aws/'))
+      throw new AwsError(
+        'InvalidAliasNameException',
+        `Alias must not begin with 'alias/aws/'. Aliases that begin with 'alias/aws/' are reserved for AWS managed keys.`,
+      )
     if (target.startsWith('alias/') || /:alias\//.test(target)) {
       throw new AwsError('NotFoundException', `Invalid keyId ${target}`)
     }

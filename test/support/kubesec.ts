@@ -43,18 +43,33 @@ function kubesecSort(keys: GenKey[]): GenKey[] {
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b))
 
 /** A kubesec-encrypted Secret (YAML, as kubesec's go-yaml v2 would lay it out: keys sorted). */
-export function kubesecEncrypt(secret: {data?: Record<string, string>; stringData?: Record<string, string>; [k: string]: unknown}, dek: Buffer, keys: GenKey[]): string {
+export function kubesecEncrypt(
+  secret: {data?: Record<string, string>; stringData?: Record<string, string>; [k: string]: unknown},
+  dek: Buffer,
+  keys: GenKey[],
+): string {
   const sorted = kubesecSort(keys)
   let aad = ''
   for (const m of [secret.data ?? {}, secret.stringData ?? {}]) for (const k of Object.keys(m).sort(utf8Order)) aad += k + m[k]
   for (const k of sorted) aad += k.id
   const mac = seal(dek, '', aad)
-  const enc = (m?: Record<string, string>) => m && Object.fromEntries(Object.entries(m).map(([k, v]) => {
-    const mod = Buffer.byteLength(v) % 48 // Go's len(): bytes
-    return [k, seal(dek, v + '\u0000'.repeat(mod ? 48 - mod : 0), k)]
-  }))
-  const body = stringify({...secret, ...(secret.data ? {data: enc(secret.data)} : {}), ...(secret.stringData ? {stringData: enc(secret.stringData)} : {})}, {sortMapEntries: true, lineWidth: 0})
+  const enc = (m?: Record<string, string>) =>
+    m &&
+    Object.fromEntries(
+      Object.entries(m).map(([k, v]) => {
+        const mod = Buffer.byteLength(v) % 48 // Go's len(): bytes
+        return [k, seal(dek, v + '\u0000'.repeat(mod ? 48 - mod : 0), k)]
+      }),
+    )
+  const body = stringify(
+    {...secret, ...(secret.data ? {data: enc(secret.data)} : {}), ...(secret.stringData ? {stringData: enc(secret.stringData)} : {})},
+    {sortMapEntries: true, lineWidth: 0},
+  )
   const version = Object.keys(secret.stringData ?? {}).length ? 4 : 3
-  const footer = [`# kubesec:v:${version}`, ...sorted.map((k) => `# kubesec:${k.type}:${k.id}:${k.wrap(dek).toString('base64')}`), `# kubesec:mac:${mac}`]
+  const footer = [
+    `# kubesec:v:${version}`,
+    ...sorted.map((k) => `# kubesec:${k.type}:${k.id}:${k.wrap(dek).toString('base64')}`),
+    `# kubesec:mac:${mac}`,
+  ]
   return body + footer.join('\n') + '\n'
 }

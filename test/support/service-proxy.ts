@@ -31,7 +31,16 @@ export interface ServiceProxy {
 const PROXY_RE = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy(\/.*)?$/
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>) {
-  return JSON.stringify({kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? {details} : {}), code})
+  return JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? {details} : {}),
+    code,
+  })
 }
 
 export async function startServiceProxy(upstream: K8sApiServer): Promise<ServiceProxy> {
@@ -66,8 +75,10 @@ export async function startServiceProxy(upstream: K8sApiServer): Promise<Service
     const svc = services.get(`${ns}/${name}`)
     if (!svc) return send(404, status(404, 'NotFound', `services "${name}" not found`, {name, kind: 'services'}))
     if (scheme && scheme !== 'http') return send(503, status(503, 'ServiceUnavailable', `no endpoints available for service "${ref}"`))
-    if (port && !svc.ports.includes(port)) return send(503, status(503, 'ServiceUnavailable', `no endpoints available for service "${ref}"`))
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') return send(405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'))
+    if (port && !svc.ports.includes(port))
+      return send(503, status(503, 'ServiceUnavailable', `no endpoints available for service "${ref}"`))
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST')
+      return send(405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'))
     proxied.push(`${ns}/${name}${rest}`)
     const target = new URL(rest + url.search, svc.target)
     const headers: Record<string, string> = {accept: req.headers.accept ?? '*/*'}
@@ -77,7 +88,15 @@ export async function startServiceProxy(upstream: K8sApiServer): Promise<Service
       ur.pipe(res)
     })
     fwd.on('error', (e: NodeJS.ErrnoException) =>
-      send(503, status(503, 'ServiceUnavailable', `error trying to reach service: dial tcp ${target.host}: ${e.code === 'ECONNREFUSED' ? 'connect: connection refused' : e.message}`)))
+      send(
+        503,
+        status(
+          503,
+          'ServiceUnavailable',
+          `error trying to reach service: dial tcp ${target.host}: ${e.code === 'ECONNREFUSED' ? 'connect: connection refused' : e.message}`,
+        ),
+      ),
+    )
     if (req.method === 'POST') req.pipe(fwd)
     else fwd.end()
   })
@@ -97,9 +116,10 @@ export async function startServiceProxy(upstream: K8sApiServer): Promise<Service
       const text = await readFile(path, 'utf8')
       await writeFile(path, text.split(upstream.url).join(url), {mode: 0o600})
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
   }
 }

@@ -81,10 +81,14 @@ export function tool(bin: string, opts: ToolOptions = {}): Tool {
     },
     it(title, fn, timeout) {
       if (found) {
-        it(title, () => {
-          record('ran', bin, title)
-          return fn() as Promise<unknown>
-        }, timeout)
+        it(
+          title,
+          () => {
+            record('ran', bin, title)
+            return fn() as Promise<unknown>
+          },
+          timeout,
+        )
       } else {
         skipped(bin, title)
         it.skip(title, fn as () => Promise<unknown>, timeout)

@@ -52,23 +52,42 @@ export async function awsCredentials(c: AwsContext): Promise<AwsCredentialIdenti
       c.access.secretKey(c.namespace, auth.secretAccessKey),
       auth.sessionToken ? c.access.secretKey(c.namespace, auth.sessionToken) : undefined,
     ])
-    const creds: AwsCredentialIdentity = {accessKeyId: text(accessKeyId), secretAccessKey: text(secretAccessKey), ...(sessionToken ? {sessionToken: text(sessionToken)} : {})}
-    if (!creds.accessKeyId || !creds.secretAccessKey) throw c.errors.error('ERR_CONFIG', undefined, 'the access key Secret holds an empty access key id or secret access key')
+    const creds: AwsCredentialIdentity = {
+      accessKeyId: text(accessKeyId),
+      secretAccessKey: text(secretAccessKey),
+      ...(sessionToken ? {sessionToken: text(sessionToken)} : {}),
+    }
+    if (!creds.accessKeyId || !creds.secretAccessKey)
+      throw c.errors.error('ERR_CONFIG', undefined, 'the access key Secret holds an empty access key id or secret access key')
     base = async () => creds
   } else if (auth.kind === 'jwt' && !o.ignoreJwt) {
     const sa = auth.serviceAccount
     const roleArn = (await c.access.serviceAccountAnnotations(c.namespace, sa.name))[ROLE_ARN_ANNOTATION]
-    if (!roleArn) throw c.errors.error('ERR_CONFIG', undefined, `ServiceAccount ${c.namespace}/${sa.name} has no ${ROLE_ARN_ANNOTATION} annotation naming the role to assume with its token`)
+    if (!roleArn)
+      throw c.errors.error(
+        'ERR_CONFIG',
+        undefined,
+        `ServiceAccount ${c.namespace}/${sa.name} has no ${ROLE_ARN_ANNOTATION} annotation naming the role to assume with its token`,
+      )
     const {fromWebToken} = await import('@aws-sdk/credential-providers')
     base = async () => {
-      const {token} = await c.access.serviceAccountToken(c.namespace, {name: sa.name, audiences: ['sts.amazonaws.com', ...sa.audiences], expirationSeconds: o.tokenExpirationSeconds ?? 3600})
+      const {token} = await c.access.serviceAccountToken(c.namespace, {
+        name: sa.name,
+        audiences: ['sts.amazonaws.com', ...sa.audiences],
+        expirationSeconds: o.tokenExpirationSeconds ?? 3600,
+      })
       return fromWebToken({roleArn, webIdentityToken: token, roleSessionName: sessionName(c.namespace), clientConfig: stsConfig})()
     }
   }
   if (!spec.role) return base
   const {fromTemporaryCredentials} = await import('@aws-sdk/credential-providers')
   return fromTemporaryCredentials({
-    params: {RoleArn: spec.role, RoleSessionName: sessionName(c.namespace), ...(spec.externalId ? {ExternalId: spec.externalId} : {}), DurationSeconds: 3600},
+    params: {
+      RoleArn: spec.role,
+      RoleSessionName: sessionName(c.namespace),
+      ...(spec.externalId ? {ExternalId: spec.externalId} : {}),
+      DurationSeconds: 3600,
+    },
     ...(base ? {masterCredentials: base} : {}),
     clientConfig: stsConfig,
   })
@@ -89,8 +108,20 @@ export async function awsClientConfig(c: AwsContext, service: 'secretsmanager' |
 /** AWS error names, sorted into kseal's codes. */
 const NOT_FOUND = new Set(['ResourceNotFoundException', 'ParameterNotFound', 'ParameterVersionNotFound'])
 const DENIED = new Set([
-  'AccessDeniedException', 'AccessDenied', 'UnrecognizedClientException', 'InvalidSignatureException', 'SignatureDoesNotMatch', 'ExpiredTokenException', 'ExpiredToken',
-  'InvalidClientTokenId', 'IncompleteSignature', 'InvalidIdentityToken', 'InvalidIdentityTokenException', 'IDPRejectedClaim', 'CredentialsProviderError', 'MissingAuthenticationToken',
+  'AccessDeniedException',
+  'AccessDenied',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'InvalidClientTokenId',
+  'IncompleteSignature',
+  'InvalidIdentityToken',
+  'InvalidIdentityTokenException',
+  'IDPRejectedClaim',
+  'CredentialsProviderError',
+  'MissingAuthenticationToken',
 ])
 const THROTTLED = new Set(['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded', 'ThrottledException'])
 

@@ -9,18 +9,29 @@
  *   GetSecretValue (at most 8 at a time). Secrets scheduled for deletion are not listed.
  */
 import type {SecretsManagerClient} from '@aws-sdk/client-secrets-manager'
-import {Limiter} from '../../limit.js'
-import type {NameMatcher} from '../../regex.js'
+import {Limiter} from '../../core/limit.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
-import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {
+  READ_CONCURRENCY,
+  type FetchRef,
+  findBudget,
+  MAX_FIND,
+  MAX_FIND_BYTES,
+  MAX_LIST_PAGES,
+  type Provider,
+  type RemoteValue,
+} from './types.js'
 
 export async function openSecretsManager(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-secrets-manager')
   const client: SecretsManagerClient = new sdk.SecretsManagerClient(await awsClientConfig(c, 'secretsmanager'))
 
   async function read(key: string, version: string | undefined): Promise<RemoteValue> {
-    const input = version?.startsWith('uuid/') ? {SecretId: key, VersionId: version.slice(5)} : {SecretId: key, VersionStage: version ?? 'AWSCURRENT'}
+    const input = version?.startsWith('uuid/')
+      ? {SecretId: key, VersionId: version.slice(5)}
+      : {SecretId: key, VersionStage: version ?? 'AWSCURRENT'}
     let out
     try {
       out = await client.send(new sdk.GetSecretValueCommand(input))
@@ -45,7 +56,8 @@ export async function openSecretsManager(c: AwsContext): Promise<Provider> {
       const names: string[] = []
       let NextToken: string | undefined
       for (let page = 0; ; page++) {
-        if (page >= MAX_LIST_PAGES) throw c.errors.error('ERR_INPUT', find.path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
+        if (page >= MAX_LIST_PAGES)
+          throw c.errors.error('ERR_INPUT', find.path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
         let out
         try {
           out = await client.send(new sdk.ListSecretsCommand({MaxResults: 100, NextToken, ...(Filters.length ? {Filters} : {})}))
@@ -65,7 +77,9 @@ export async function openSecretsManager(c: AwsContext): Promise<Provider> {
         if (!NextToken) break
       }
       const limit = new Limiter(READ_CONCURRENCY)
-      const count = findBudget(() => c.errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
+      const count = findBudget(() =>
+        c.errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
+      )
       const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
       return new Map(names.map((n, i) => [n, values[i]]))
     },

@@ -8,11 +8,20 @@
  *   and one GetParameter per match — the calls and IAM permissions external-secrets uses.
  */
 import type {SSMClient} from '@aws-sdk/client-ssm'
-import {Limiter} from '../../limit.js'
-import type {NameMatcher} from '../../regex.js'
+import {Limiter} from '../../core/limit.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
-import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type RemoteValue} from './types.js'
+import {
+  READ_CONCURRENCY,
+  type FetchRef,
+  findBudget,
+  MAX_FIND,
+  MAX_FIND_BYTES,
+  MAX_LIST_PAGES,
+  type Provider,
+  type RemoteValue,
+} from './types.js'
 
 export async function openParameterStore(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-ssm')
@@ -29,9 +38,12 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
     return bytes(out.Parameter?.Value)
   }
 
-  const tooMany = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find matches more than ${MAX_FIND} parameters; narrow it`)
-  const tooLarge = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`)
-  const tooLong = (path: string | undefined) => c.errors.error('ERR_INPUT', path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
+  const tooMany = (path: string | undefined) =>
+    c.errors.error('ERR_INPUT', path, `find matches more than ${MAX_FIND} parameters; narrow it`)
+  const tooLarge = (path: string | undefined) =>
+    c.errors.error('ERR_INPUT', path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`)
+  const tooLong = (path: string | undefined) =>
+    c.errors.error('ERR_INPUT', path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
 
   async function byPath(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>> {
     const out = new Map<string, RemoteValue>()
@@ -41,7 +53,9 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       if (page >= MAX_LIST_PAGES) throw tooLong(find.path)
       let r
       try {
-        r = await client.send(new sdk.GetParametersByPathCommand({Path: find.path, Recursive: true, WithDecryption: true, MaxResults: 10, NextToken}))
+        r = await client.send(
+          new sdk.GetParametersByPathCommand({Path: find.path, Recursive: true, WithDecryption: true, MaxResults: 10, NextToken}),
+        )
       } catch (e) {
         throw awsError(e, c.errors, find.path)
       }
@@ -66,7 +80,9 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       if (page >= MAX_LIST_PAGES) throw tooLong(find.path)
       let r
       try {
-        r = await client.send(new sdk.DescribeParametersCommand({MaxResults: 50, NextToken, ...(ParameterFilters.length ? {ParameterFilters} : {})}))
+        r = await client.send(
+          new sdk.DescribeParametersCommand({MaxResults: 50, NextToken, ...(ParameterFilters.length ? {ParameterFilters} : {})}),
+        )
       } catch (e) {
         throw awsError(e, c.errors, find.path)
       }

@@ -1,9 +1,12 @@
 /** Provider failures as KsealErrors that name store, provider and remote key, never a value. */
-import {type ErrorCode, KsealError, ThrottledError} from '../../errors.js'
+import {type ErrorCode, KsealError, ThrottledError} from '../../core/errors.js'
 
 /** A remote error's text cut to one line of at most 300 characters. */
 export function detail(text: unknown): string {
-  return String(text ?? '').replace(/\s+/g, ' ').trim().slice(0, 300)
+  return String(text ?? '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300)
 }
 
 export class ProviderErrors {

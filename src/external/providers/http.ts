@@ -38,24 +38,31 @@ export class HttpClient {
     const secure = url.protocol === 'https:'
     const lib = secure ? https : http
     return new Promise((resolve, reject) => {
-      const req = lib.request(url, {
-        method,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        headers: {...headers, ...(body === undefined ? {} : {'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body))})},
-        timeout: this.timeoutMs,
-      }, (res) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (c: Buffer) => {
-          size += c.length
-          if (size > this.maxBytes) {
-            res.destroy()
-            reject(new ResponseTooLarge(`the response is larger than ${this.maxBytes} bytes`))
-          } else chunks.push(c)
-        })
-        res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8')}))
-        res.on('error', reject)
-      })
+      const req = lib.request(
+        url,
+        {
+          method,
+          agent: secure ? this.httpsAgent : this.httpAgent,
+          headers: {
+            ...headers,
+            ...(body === undefined ? {} : {'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body))}),
+          },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          let size = 0
+          res.on('data', (c: Buffer) => {
+            size += c.length
+            if (size > this.maxBytes) {
+              res.destroy()
+              reject(new ResponseTooLarge(`the response is larger than ${this.maxBytes} bytes`))
+            } else chunks.push(c)
+          })
+          res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8')}))
+          res.on('error', reject)
+        },
+      )
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)))
       req.on('error', reject)
       req.end(body)

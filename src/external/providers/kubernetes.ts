@@ -12,12 +12,23 @@
  *   ERR_THROTTLED with Retry-After.
  */
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
-import {apiFailure, loadK8s} from '../../controller/kube.js'
+import {apiClient} from '../../kube/agents.js'
+import {loadK8s} from '../../kube/config.js'
+import {apiFailure} from '../../kube/errors.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
-import type {NameMatcher} from '../../regex.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'
 import {detail} from './errors.js'
-import {type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, MAX_LIST_PAGES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
+import {
+  type FetchRef,
+  findBudget,
+  MAX_FIND,
+  MAX_FIND_BYTES,
+  MAX_LIST_PAGES,
+  type Provider,
+  type ProviderInit,
+  type RemoteValue,
+} from './types.js'
 
 export interface KubernetesOptions {
   /** The API server used when the store names none (the controller: its own cluster; render: the kubeconfig's). */
@@ -39,37 +50,51 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
   const o = c.options ?? {}
   const server = spec.server ?? o.defaultServer?.url
   const ca = spec.caBundle ?? (spec.server ? undefined : o.defaultServer?.ca)
-  if (!o.kubeConfig && !server) throw errors.error('ERR_CONFIG', undefined, 'the store names no server, and no default cluster is configured')
+  if (!o.kubeConfig && !server)
+    throw errors.error('ERR_CONFIG', undefined, 'the store names no server, and no default cluster is configured')
 
   let api: {client: CoreV1Api; until: number} | undefined
 
   async function clientFor(): Promise<CoreV1Api> {
     if (api && now() < api.until) return api.client
     if (o.kubeConfig) {
-      api = {client: o.kubeConfig.makeApiClient(k8s.CoreV1Api), until: Infinity}
+      api = {client: apiClient(k8s, o.kubeConfig, k8s.CoreV1Api), until: Infinity}
       return api.client
     }
     let token: string
     let until = Infinity
     if (spec.auth.kind === 'serviceAccount') {
       const exp = o.tokenExpirationSeconds ?? 600
-      const t = await c.access.serviceAccountToken(c.namespace, {name: spec.auth.serviceAccount.name, audiences: spec.auth.serviceAccount.audiences, expirationSeconds: exp})
+      const t = await c.access.serviceAccountToken(c.namespace, {
+        name: spec.auth.serviceAccount.name,
+        audiences: spec.auth.serviceAccount.audiences,
+        expirationSeconds: exp,
+      })
       token = t.token
       const start = now()
       until = t.expiresAt - (t.expiresAt - start) * REFRESH_LEFT
     } else {
-      token = Buffer.from(await c.access.secretKey(c.namespace, spec.auth.bearerToken)).toString('utf8').trim()
+      token = Buffer.from(await c.access.secretKey(c.namespace, spec.auth.bearerToken))
+        .toString('utf8')
+        .trim()
     }
     const kc = new k8s.KubeConfig()
     kc.loadFromOptions({
       // (client-node insists on skipTLSVerify for a plain-http server, where there is nothing to verify:
       // only an injected default server can be http, a store's own must be https.)
-      clusters: [{name: 'remote', server: server!, ...(ca ? {caData: Buffer.from(ca).toString('base64')} : {}), skipTLSVerify: server!.startsWith('http:')}],
+      clusters: [
+        {
+          name: 'remote',
+          server: server!,
+          ...(ca ? {caData: Buffer.from(ca).toString('base64')} : {}),
+          skipTLSVerify: server!.startsWith('http:'),
+        },
+      ],
       users: [{name: 'store', token}],
       contexts: [{name: 'store', cluster: 'remote', user: 'store'}],
       currentContext: 'store',
     })
-    api = {client: kc.makeApiClient(k8s.CoreV1Api), until}
+    api = {client: apiClient(k8s, kc, k8s.CoreV1Api), until}
     return api.client
   }
 
@@ -87,7 +112,10 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
     throw errors.error('ERR_BACKEND', key, msg)
   }
 
-  const entries = (s: V1Secret): RemoteValue => ({kind: 'map', entries: new Map(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]))})
+  const entries = (s: V1Secret): RemoteValue => ({
+    kind: 'map',
+    entries: new Map(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+  })
 
   return {
     name: 'kubernetes',
@@ -105,18 +133,31 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
       if (find.path) throw errors.error('ERR_INPUT', find.path, 'the kubernetes provider has no paths; remove find.path')
       const selector: string[] = []
       for (const [k, v] of Object.entries(find.tags ?? {})) {
-        if (!isQualifiedName(k) || !isLabelValue(v)) throw errors.error('ERR_INPUT', undefined, `find.tags ${JSON.stringify(k.slice(0, 80))}: tags are a label selector here: a valid label key and value`)
+        if (!isQualifiedName(k) || !isLabelValue(v))
+          throw errors.error(
+            'ERR_INPUT',
+            undefined,
+            `find.tags ${JSON.stringify(k.slice(0, 80))}: tags are a label selector here: a valid label key and value`,
+          )
         selector.push(`${k}=${v}`)
       }
       const out = new Map<string, RemoteValue>()
-      const count = findBudget(() => errors.error('ERR_INPUT', undefined, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
+      const count = findBudget(() =>
+        errors.error('ERR_INPUT', undefined, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
+      )
       let cont: string | undefined
       for (let page = 0; ; page++) {
-        if (page >= MAX_LIST_PAGES) throw errors.error('ERR_INPUT', undefined, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with tags`)
+        if (page >= MAX_LIST_PAGES)
+          throw errors.error('ERR_INPUT', undefined, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with tags`)
         const client = await clientFor()
         let list
         try {
-          list = await client.listNamespacedSecret({namespace: spec.remoteNamespace, limit: 100, ...(cont ? {_continue: cont} : {}), ...(selector.length ? {labelSelector: selector.join(',')} : {})})
+          list = await client.listNamespacedSecret({
+            namespace: spec.remoteNamespace,
+            limit: 100,
+            ...(cont ? {_continue: cont} : {}),
+            ...(selector.length ? {labelSelector: selector.join(',')} : {}),
+          })
         } catch (e) {
           return fail(e, undefined)
         }

@@ -11,7 +11,7 @@
  * cannot use).
  */
 import type {JsonNode} from '../property.js'
-import type {NameMatcher} from '../../regex.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {StoreAccess} from '../store.js'
 import type {FindRef} from '../types.js'
 import type {ProviderErrors} from './errors.js'

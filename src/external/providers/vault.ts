@@ -15,13 +15,22 @@
  * - 403 `permission denied` on a kept token logs in again once (the token may have been revoked);
  *   429 is ERR_THROTTLED with Retry-After.
  */
-import {Limiter} from '../../limit.js'
+import {Limiter} from '../../core/limit.js'
 import {type JsonNode, JsonSyntaxError, parseJson} from '../property.js'
-import type {NameMatcher} from '../../regex.js'
+import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'
-import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, MAX_FIND_BYTES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
+import {
+  READ_CONCURRENCY,
+  type FetchRef,
+  findBudget,
+  MAX_FIND,
+  MAX_FIND_BYTES,
+  type Provider,
+  type ProviderInit,
+  type RemoteValue,
+} from './types.js'
 import {type VaultLease, VaultTokenManager} from './vault-token.js'
 
 export interface VaultOptions {
@@ -56,12 +65,20 @@ const field = (n: JsonNode | undefined, ...path: string[]): JsonNode | undefined
 export async function openVault(c: VaultContext): Promise<Provider> {
   const {spec, errors} = c
   let ca = c.options?.ca ?? spec.caBundle
-  if (spec.caSecretRef) ca = [ca, Buffer.from(await c.access.secretKey(c.namespace, spec.caSecretRef)).toString('utf8')].filter(Boolean).join('\n')
+  if (spec.caSecretRef)
+    ca = [ca, Buffer.from(await c.access.secretKey(c.namespace, spec.caSecretRef)).toString('utf8')].filter(Boolean).join('\n')
   const http = new HttpClient({ca, timeoutMs: c.options?.timeoutMs})
   const base = (c.options?.address ?? spec.server).replace(/\/+$/, '')
   const mount = spec.path
 
-  async function call(method: string, path: string, token: string | undefined, namespace: string | undefined, key: string | undefined, body?: unknown): Promise<Answer> {
+  async function call(
+    method: string,
+    path: string,
+    token: string | undefined,
+    namespace: string | undefined,
+    key: string | undefined,
+    body?: unknown,
+  ): Promise<Answer> {
     const headers: Record<string, string> = {accept: 'application/json'}
     if (token) headers['x-vault-token'] = token
     if (namespace) headers['x-vault-namespace'] = namespace
@@ -84,16 +101,33 @@ export async function openVault(c: VaultContext): Promise<Provider> {
     const list = field(parsed, 'errors')
     const texts = list?.type === 'array' ? list.items.map((x) => (x.type === 'string' ? x.value : x.raw)) : []
     const ra = Number(res.headers['retry-after'])
-    return {status: res.status, body: parsed, retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined, errors: detail(texts.join('; '))}
+    return {
+      status: res.status,
+      body: parsed,
+      retryAfterMs: Number.isFinite(ra) && ra > 0 ? ra * 1000 : undefined,
+      errors: detail(texts.join('; ')),
+    }
   }
 
   // ---- auth ----
   const authNamespace = spec.authNamespace ?? spec.namespace
   let tokens: VaultTokenManager
-  const fixed = c.options?.token ?? (spec.auth.kind === 'token' ? Buffer.from(await c.access.secretKey(c.namespace, spec.auth.tokenSecretRef)).toString('utf8').trim() : undefined)
+  const fixed =
+    c.options?.token ??
+    (spec.auth.kind === 'token'
+      ? Buffer.from(await c.access.secretKey(c.namespace, spec.auth.tokenSecretRef))
+          .toString('utf8')
+          .trim()
+      : undefined)
   if (fixed !== undefined) {
     if (!fixed) throw errors.error('ERR_CONFIG', undefined, 'the Vault token is empty')
-    tokens = new VaultTokenManager({login: async () => ({token: fixed, ttlSeconds: 0, renewable: false}), renew: async () => ({token: fixed, ttlSeconds: 0, renewable: false})}, c.now)
+    tokens = new VaultTokenManager(
+      {
+        login: async () => ({token: fixed, ttlSeconds: 0, renewable: false}),
+        renew: async () => ({token: fixed, ttlSeconds: 0, renewable: false}),
+      },
+      c.now,
+    )
   } else {
     const auth = spec.auth as Extract<VaultProviderSpec['auth'], {kind: 'kubernetes'}>
     const lease = (a: Answer, what: string): VaultLease => {
@@ -101,18 +135,34 @@ export async function openVault(c: VaultContext): Promise<Provider> {
       const tok = field(block, 'client_token')
       const ttl = field(block, 'lease_duration')
       if (a.status !== 200 || tok?.type !== 'string') fail(a, undefined, what)
-      return {token: (tok as {value: string}).value, ttlSeconds: ttl?.type === 'number' ? ttl.value : 0, renewable: field(block, 'renewable')?.type === 'true'}
+      return {
+        token: (tok as {value: string}).value,
+        ttlSeconds: ttl?.type === 'number' ? ttl.value : 0,
+        renewable: field(block, 'renewable')?.type === 'true',
+      }
     }
-    tokens = new VaultTokenManager({
-      login: async () => {
-        const jwt = auth.serviceAccount
-          ? (await c.access.serviceAccountToken(c.namespace, {name: auth.serviceAccount.name, audiences: auth.serviceAccount.audiences.length ? auth.serviceAccount.audiences : ['vault'], expirationSeconds: c.options?.tokenExpirationSeconds ?? 600})).token
-          : Buffer.from(await c.access.secretKey(c.namespace, auth.secretRef!)).toString('utf8').trim()
-        const a = await call('POST', `auth/${auth.mountPath}/login`, undefined, authNamespace, undefined, {role: auth.role, jwt})
-        return lease(a, `Kubernetes login (role ${JSON.stringify(auth.role)}) refused`)
+    tokens = new VaultTokenManager(
+      {
+        login: async () => {
+          const jwt = auth.serviceAccount
+            ? (
+                await c.access.serviceAccountToken(c.namespace, {
+                  name: auth.serviceAccount.name,
+                  audiences: auth.serviceAccount.audiences.length ? auth.serviceAccount.audiences : ['vault'],
+                  expirationSeconds: c.options?.tokenExpirationSeconds ?? 600,
+                })
+              ).token
+            : Buffer.from(await c.access.secretKey(c.namespace, auth.secretRef!))
+                .toString('utf8')
+                .trim()
+          const a = await call('POST', `auth/${auth.mountPath}/login`, undefined, authNamespace, undefined, {role: auth.role, jwt})
+          return lease(a, `Kubernetes login (role ${JSON.stringify(auth.role)}) refused`)
+        },
+        renew: async (token) =>
+          lease(await call('POST', 'auth/token/renew-self', token, authNamespace, undefined, {}), 'token renewal refused'),
       },
-      renew: async (token) => lease(await call('POST', 'auth/token/renew-self', token, authNamespace, undefined, {}), 'token renewal refused'),
-    }, c.now)
+      c.now,
+    )
   }
 
   function fail(a: Answer, key: string | undefined, what: string): never {
@@ -154,13 +204,18 @@ export async function openVault(c: VaultContext): Promise<Provider> {
   async function read(rel: string, version: string | undefined, key: string): Promise<{data: JsonNode; custom: JsonNode | undefined}> {
     let q = ''
     if (version !== undefined) {
-      if (!/^[1-9][0-9]{0,9}$/.test(version)) throw errors.error('ERR_INPUT', key, `version ${JSON.stringify(version.slice(0, 40))} is not a KV version number`)
+      if (!/^[1-9][0-9]{0,9}$/.test(version))
+        throw errors.error('ERR_INPUT', key, `version ${JSON.stringify(version.slice(0, 40))} is not a KV version number`)
       q = `?version=${version}`
     }
     const a = await authed('GET', `${mountPath}/data/${encode(rel)}${q}`, key)
     if (a.status === 404) {
       const deleted = field(a.body, 'data', 'metadata')
-      throw errors.error('ERR_NOT_FOUND', key, deleted ? `${version ? `version ${version}` : 'the current version'} is deleted or destroyed` : 'no such secret in Vault')
+      throw errors.error(
+        'ERR_NOT_FOUND',
+        key,
+        deleted ? `${version ? `version ${version}` : 'the current version'} is deleted or destroyed` : 'no such secret in Vault',
+      )
     }
     if (a.status !== 200) fail(a, key, 'read refused')
     const data = field(a.body, 'data', 'data')
@@ -198,20 +253,27 @@ export async function openVault(c: VaultContext): Promise<Provider> {
       }
       await walk(root, 0)
       // Each candidate costs a read (tags are checked on what it returns): bound the candidates.
-      if (names.length > MAX_FIND) throw errors.error('ERR_INPUT', find.path, `find matches more than ${MAX_FIND} secrets; narrow it with find.path or name.regexp`)
+      if (names.length > MAX_FIND)
+        throw errors.error('ERR_INPUT', find.path, `find matches more than ${MAX_FIND} secrets; narrow it with find.path or name.regexp`)
       const tags = Object.entries(find.tags ?? {})
       const limit = new Limiter(READ_CONCURRENCY)
       const out = new Map<string, RemoteValue>()
-      const count = findBudget(() => errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`))
-      await Promise.all(names.map((n) => limit.run(async () => {
-        const {data, custom} = await read(n, undefined, n)
-        const tagged = tags.every(([k, want]) => {
-          const v = field(custom, k)
-          return v?.type === 'string' && v.value === want
-        })
-        if (!tagged) return
-        out.set(n, count({kind: 'json', node: data}))
-      })))
+      const count = findBudget(() =>
+        errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
+      )
+      await Promise.all(
+        names.map((n) =>
+          limit.run(async () => {
+            const {data, custom} = await read(n, undefined, n)
+            const tagged = tags.every(([k, want]) => {
+              const v = field(custom, k)
+              return v?.type === 'string' && v.value === want
+            })
+            if (!tagged) return
+            out.set(n, count({kind: 'json', node: data}))
+          }),
+        ),
+      )
       return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     },
     async close() {

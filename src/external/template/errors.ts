@@ -1,5 +1,5 @@
 /** Template errors: a KsealError naming the template and the line and column, never a value. */
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 
 /** Line and column (1-based, columns in bytes) of an offset in a template's source. */
 export function position(src: string, pos: number): {line: number; col: number} {

@@ -181,7 +181,13 @@ export class Executor {
     return v
   }
 
-  private call(name: string, args: Arg[], dot: Value | undefined, final: {value: Value | undefined} | undefined, pos: number): Value | undefined {
+  private call(
+    name: string,
+    args: Arg[],
+    dot: Value | undefined,
+    final: {value: Value | undefined} | undefined,
+    pos: number,
+  ): Value | undefined {
     const f = FUNCTIONS[name]
     const count = args.length + (final ? 1 : 0)
     if (count < f.min || count > f.max) {

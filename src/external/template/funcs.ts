@@ -8,7 +8,19 @@
  */
 import {createHash} from 'node:crypto'
 import {JsonSyntaxError, parseJson} from '../property.js'
-import {decodeText, encodeText, formatValue, fromBytes, fromJsonNode, goQuote, toBytes, toJson, truth, typeName, type Value} from './values.js'
+import {
+  decodeText,
+  encodeText,
+  formatValue,
+  fromBytes,
+  fromJsonNode,
+  goQuote,
+  toBytes,
+  toJson,
+  truth,
+  typeName,
+  type Value,
+} from './values.js'
 
 export interface CallContext {
   /** Fails the call with a message (the caller adds template, line and column). */
@@ -101,7 +113,11 @@ function printf(format: string, args: (Value | undefined)[], c: CallContext): st
         c.fail(`printf: the verb %${verb} is not supported (only %s, %v, %d, %q and %%)`)
     }
   }
-  if (n < args.length) out += `%!(EXTRA ${args.slice(n).map((a) => `${typeName(a)}=${str(a)}`).join(', ')})`
+  if (n < args.length)
+    out += `%!(EXTRA ${args
+      .slice(n)
+      .map((a) => `${typeName(a)}=${str(a)}`)
+      .join(', ')})`
   return c.sized(out)
 }
 
@@ -208,8 +224,28 @@ export const FUNCTIONS: Record<string, TemplateFunction> = {
   },
   trimPrefix: {min: 2, max: 2, fn: ([p, a]) => (str(a).startsWith(str(p)) ? str(a).slice(str(p).length) : str(a))},
   trimSuffix: {min: 2, max: 2, fn: ([p, a]) => (str(p) !== '' && str(a).endsWith(str(p)) ? str(a).slice(0, -str(p).length) : str(a))},
-  quote: {min: 0, max: Infinity, fn: (a, c) => c.sized(a.filter((x) => x !== null && x !== undefined).map((x) => goQuote(str(x))).join(' '))},
-  squote: {min: 0, max: Infinity, fn: (a, c) => c.sized(a.filter((x) => x !== null && x !== undefined).map((x) => `'${str(x)}'`).join(' '))},
+  quote: {
+    min: 0,
+    max: Infinity,
+    fn: (a, c) =>
+      c.sized(
+        a
+          .filter((x) => x !== null && x !== undefined)
+          .map((x) => goQuote(str(x)))
+          .join(' '),
+      ),
+  },
+  squote: {
+    min: 0,
+    max: Infinity,
+    fn: (a, c) =>
+      c.sized(
+        a
+          .filter((x) => x !== null && x !== undefined)
+          .map((x) => `'${str(x)}'`)
+          .join(' '),
+      ),
+  },
   default: {min: 1, max: 2, fn: ([d, given]) => (given === undefined || empty(given) ? d : given)},
   empty: {min: 1, max: 1, fn: ([a]) => empty(a)},
   coalesce: {min: 0, max: Infinity, fn: (a) => a.find((x) => !empty(x)) ?? null},
@@ -251,8 +287,27 @@ export const FUNCTIONS: Record<string, TemplateFunction> = {
       return c.sized(list.map(str).join(str(sep)))
     },
   },
-  indent: {min: 2, max: 2, fn: ([n, a], c) => c.sized(lines(str(a)).map((l) => ' '.repeat(needInt('indent', n, c)) + l).join('\n'))},
-  nindent: {min: 2, max: 2, fn: ([n, a], c) => c.sized('\n' + lines(str(a)).map((l) => ' '.repeat(needInt('nindent', n, c)) + l).join('\n'))},
+  indent: {
+    min: 2,
+    max: 2,
+    fn: ([n, a], c) =>
+      c.sized(
+        lines(str(a))
+          .map((l) => ' '.repeat(needInt('indent', n, c)) + l)
+          .join('\n'),
+      ),
+  },
+  nindent: {
+    min: 2,
+    max: 2,
+    fn: ([n, a], c) =>
+      c.sized(
+        '\n' +
+          lines(str(a))
+            .map((l) => ' '.repeat(needInt('nindent', n, c)) + l)
+            .join('\n'),
+      ),
+  },
   list: {min: 0, max: Infinity, fn: (a) => a.map((x) => x ?? null)},
   dict: {
     min: 0,
@@ -291,13 +346,20 @@ export const FUNCTIONS: Record<string, TemplateFunction> = {
       return out.sort()
     },
   },
-  sha256sum: {min: 1, max: 1, fn: ([a]) => createHash('sha256').update(toBytes(str(a))).digest('hex')},
+  sha256sum: {
+    min: 1,
+    max: 1,
+    fn: ([a]) =>
+      createHash('sha256')
+        .update(toBytes(str(a)))
+        .digest('hex'),
+  },
 }
 
 /** Functions external-secrets offers that kseal refuses, with the reason. */
 const REFUSED: Record<string, string> = {
-  env: 'reads the controller\'s environment',
-  expandenv: 'reads the controller\'s environment',
+  env: "reads the controller's environment",
+  expandenv: "reads the controller's environment",
   getHostByName: 'makes a network call',
   now: 'reads the clock (the Secret would change on every refresh)',
   randAlphaNum: 'makes randomness (the Secret would change on every refresh)',

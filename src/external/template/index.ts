@@ -6,7 +6,7 @@
  * templates. Anything else is refused when the ExternalSecret is validated, naming the function or
  * construct and its line and column. Running is bounded in output size and steps (exec.ts).
  */
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {DEFAULT_LIMITS, Executor, type Limits} from './exec.js'
 import {FUNCTION_TABLE} from './funcs.js'
 import {type Node, parse} from './parse.js'
@@ -27,7 +27,8 @@ export interface Template {
 /** Parses a template (refusing what kseal does not support); `name` says where it is, for messages. */
 export function compileTemplate(text: string, name: string): Template {
   const src = encodeText(text)
-  if (src.length > MAX_TEMPLATE_SOURCE) throw new KsealError('ERR_INPUT', `${name}: the template is larger than ${MAX_TEMPLATE_SOURCE} bytes`)
+  if (src.length > MAX_TEMPLATE_SOURCE)
+    throw new KsealError('ERR_INPUT', `${name}: the template is larger than ${MAX_TEMPLATE_SOURCE} bytes`)
   const nodes: Node[] = parse(src, name, FUNCTION_TABLE)
   return {
     name,

@@ -9,8 +9,24 @@
 import {TemplateError} from './errors.js'
 
 export type TokenType =
-  | 'text' | 'left' | 'right' | 'ident' | 'field' | 'variable' | 'dot' | 'string' | 'number' | 'bool' | 'nil'
-  | 'lparen' | 'rparen' | 'pipe' | 'declare' | 'assign' | 'comma' | 'eof'
+  | 'text'
+  | 'left'
+  | 'right'
+  | 'ident'
+  | 'field'
+  | 'variable'
+  | 'dot'
+  | 'string'
+  | 'number'
+  | 'bool'
+  | 'nil'
+  | 'lparen'
+  | 'rparen'
+  | 'pipe'
+  | 'declare'
+  | 'assign'
+  | 'comma'
+  | 'eof'
 
 export interface Token {
   type: TokenType
@@ -138,9 +154,12 @@ function lexAction(src: string, i: number, out: Token[], fail: (pos: number, msg
 }
 
 function number(src: string, i: number, out: Token[], fail: (pos: number, msg: string) => never): number {
-  const m = /^[+-]?(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(?:[0-9][0-9_]*)?\.?[0-9_]*(?:[eE][+-]?[0-9]+)?)/.exec(src.slice(i, i + 64))
+  const m = /^[+-]?(?:0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|(?:[0-9][0-9_]*)?\.?[0-9_]*(?:[eE][+-]?[0-9]+)?)/.exec(
+    src.slice(i, i + 64),
+  )
   const text = m?.[0] ?? ''
-  if (!/[0-9]/.test(text) || IDENT.test(src[i + text.length] ?? '') || src[i + text.length] === '.') fail(i, `bad number syntax: ${JSON.stringify(src.slice(i, i + 16).split(/[\s}]/)[0])}`)
+  if (!/[0-9]/.test(text) || IDENT.test(src[i + text.length] ?? '') || src[i + text.length] === '.')
+    fail(i, `bad number syntax: ${JSON.stringify(src.slice(i, i + 16).split(/[\s}]/)[0])}`)
   out.push({type: 'number', value: text, pos: i})
   return i + text.length
 }
@@ -167,7 +186,10 @@ function quoted(src: string, i: number, fail: (pos: number, msg: string) => neve
     } else if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(src.slice(j + 2, j + 4))) {
       out += String.fromCharCode(parseInt(src.slice(j + 2, j + 4), 16))
       j += 4
-    } else if ((e === 'u' || e === 'U') && new RegExp(`^[0-9a-fA-F]{${e === 'u' ? 4 : 8}}$`).test(src.slice(j + 2, j + (e === 'u' ? 6 : 10)))) {
+    } else if (
+      (e === 'u' || e === 'U') &&
+      new RegExp(`^[0-9a-fA-F]{${e === 'u' ? 4 : 8}}$`).test(src.slice(j + 2, j + (e === 'u' ? 6 : 10)))
+    ) {
       const n = e === 'u' ? 4 : 8
       const cp = parseInt(src.slice(j + 2, j + 2 + n), 16)
       if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail(j, 'escape sequence is invalid Unicode code point')

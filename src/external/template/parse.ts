@@ -236,7 +236,8 @@ class Parser {
       case 'number':
         return {t: 'number', value: numberValue(t.value, () => this.fail(t.pos, `bad number syntax: ${t.value}`)), pos: t.pos}
       case 'ident':
-        if (Object.hasOwn(REFUSED_KEYWORDS, t.value) || ['if', 'else', 'end', 'range', 'with'].includes(t.value)) this.fail(t.pos, `unexpected keyword ${t.value} in operand`)
+        if (Object.hasOwn(REFUSED_KEYWORDS, t.value) || ['if', 'else', 'end', 'range', 'with'].includes(t.value))
+          this.fail(t.pos, `unexpected keyword ${t.value} in operand`)
         if (!this.funcs.has(t.value)) {
           const why = this.funcs.unsupported(t.value)
           this.fail(t.pos, why ?? `function ${JSON.stringify(t.value)} not defined`)
@@ -275,7 +276,10 @@ function numberValue(text: string, bad: () => never): number | bigint {
   const clean = text.replace(/_/g, '')
   if (/^[+-]?(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|[0-9]+)$/.test(clean)) {
     const neg = clean.startsWith('-')
-    const body = clean.replace(/^[+-]/, '').replace(/^0[oO]/, '0o').replace(/^0([0-7]+)$/, '0o$1')
+    const body = clean
+      .replace(/^[+-]/, '')
+      .replace(/^0[oO]/, '0o')
+      .replace(/^0([0-7]+)$/, '0o$1')
     try {
       const v = BigInt(body)
       return neg ? -v : v

@@ -70,7 +70,10 @@ export function formatValue(v: Value | undefined): string {
   if (typeof v === 'number') return goFloat(v)
   if (typeof v === 'boolean') return String(v)
   if (Array.isArray(v)) return `[${v.map(formatValue).join(' ')}]`
-  return `map[${[...v.keys()].sort().map((k) => `${k}:${formatValue(v.get(k))}`).join(' ')}]`
+  return `map[${[...v.keys()]
+    .sort()
+    .map((k) => `${k}:${formatValue(v.get(k))}`)
+    .join(' ')}]`
 }
 
 /** A JSON value from the store's parser (property.ts) as a template value. */
@@ -101,7 +104,8 @@ export function jsonString(s: string, html = true): string {
     else if (ch === '\n') out += '\\n'
     else if (ch === '\r') out += '\\r'
     else if (ch === '\t') out += '\\t'
-    else if (c < 0x20 || (html && (ch === '<' || ch === '>' || ch === '&')) || c === 0x2028 || c === 0x2029) out += `\\u${c.toString(16).padStart(4, '0')}`
+    else if (c < 0x20 || (html && (ch === '<' || ch === '>' || ch === '&')) || c === 0x2028 || c === 0x2029)
+      out += `\\u${c.toString(16).padStart(4, '0')}`
     else out += ch
   }
   return out + '"'
@@ -136,7 +140,10 @@ export function toJson(v: Value | undefined, indent = '', level = '', html = tru
 export function marshalNode(n: JsonNode): string {
   switch (n.type) {
     case 'object':
-      return `{${[...n.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${jsonString(encodeText(k))}:${marshalNode(v)}`).join(',')}}`
+      return `{${[...n.entries]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => `${jsonString(encodeText(k))}:${marshalNode(v)}`)
+        .join(',')}}`
     case 'array':
       return `[${n.items.map(marshalNode).join(',')}]`
     case 'string':
@@ -158,7 +165,12 @@ export function goQuote(s: string): string {
     const decoded = chunk && chunk.length === len ? chunk.toString('utf8') : undefined
     if (len > 1 && decoded && !decoded.includes('\ufffd') && [...decoded].length === 1) {
       const cp = decoded.codePointAt(0)!
-      out += /[\p{L}\p{M}\p{N}\p{P}\p{S}\p{Zs}]/u.test(decoded) && cp !== 0xa0 && cp !== 0x3000 ? decoded : cp > 0xffff ? `\\U${cp.toString(16).padStart(8, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`
+      out +=
+        /[\p{L}\p{M}\p{N}\p{P}\p{S}\p{Zs}]/u.test(decoded) && cp !== 0xa0 && cp !== 0x3000
+          ? decoded
+          : cp > 0xffff
+            ? `\\U${cp.toString(16).padStart(8, '0')}`
+            : `\\u${cp.toString(16).padStart(4, '0')}`
       i += len
       continue
     }
@@ -168,7 +180,17 @@ export function goQuote(s: string): string {
       continue
     }
     const ch = String.fromCharCode(b)
-    const esc: Record<string, string> = {'\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '"': '\\"', '\\': '\\\\'}
+    const esc: Record<string, string> = {
+      '\x07': '\\a',
+      '\b': '\\b',
+      '\f': '\\f',
+      '\n': '\\n',
+      '\r': '\\r',
+      '\t': '\\t',
+      '\v': '\\v',
+      '"': '\\"',
+      '\\': '\\\\',
+    }
     if (Object.hasOwn(esc, ch)) out += esc[ch]
     else if (b < 0x20 || b === 0x7f) out += `\\x${b.toString(16).padStart(2, '0')}`
     else out += ch

@@ -16,7 +16,7 @@
  * Versions 1 and 2 carry no MAC and are refused, as kubesec itself refuses them.
  */
 import crypto from 'node:crypto'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 
 export const FOOTER_PREFIX = '# kubesec:'
 const IV_BYTES = 12
@@ -72,7 +72,10 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
         case 'v':
           if (version !== undefined) throw malformed('two version lines')
           if (!/^[1-4]$/.test(args[0]) || args.length !== 1) {
-            throw new KsealError('ERR_VERSION', `unsupported kubesec format version ${JSON.stringify(args.join(':').slice(0, 20))} (kseal reads kubesec 3 and 4)`)
+            throw new KsealError(
+              'ERR_VERSION',
+              `unsupported kubesec format version ${JSON.stringify(args.join(':').slice(0, 20))} (kseal reads kubesec 3 and 4)`,
+            )
           }
           version = Number(args[0])
           break
@@ -85,10 +88,12 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
         case 'gcp':
         case 'aws': {
           if (keys.length >= MAX_KEYS) throw malformed(`more than ${MAX_KEYS} keys`)
-          if (kind === 'pgp' ? args.length !== 2 : args.length < 2) throw malformed(`the ${kind} key on footer line ${n} has the wrong number of fields`)
+          if (kind === 'pgp' ? args.length !== 2 : args.length < 2)
+            throw malformed(`the ${kind} key on footer line ${n} has the wrong number of fields`)
           const id = args.slice(0, -1).join(':')
           const encoded = args[args.length - 1]
-          if (encoded.length > MAX_DEK_BYTES || id.length === 0 || id.length > 1024) throw malformed(`the ${kind} key on footer line ${n} is malformed`)
+          if (encoded.length > MAX_DEK_BYTES || id.length === 0 || id.length > 1024)
+            throw malformed(`the ${kind} key on footer line ${n} is malformed`)
           keys.push({type: kind, id, dek: strictBase64(encoded, `the ${kind} key ${id}'s data key`)})
           break
         }
@@ -100,14 +105,18 @@ export function parseFooter(text: string, start: number, end: number): Footer | 
   }
   if (lines.length === 0) return null
   if (version === undefined) throw malformed('no version line (# kubesec:v:N)')
-  if (version < 3) throw new KsealError('ERR_VERSION', `kubesec format version ${version} carries no MAC, so kseal cannot check it; re-encrypt it with a current kubesec (kubesec edit -i --recompute-mac) first`)
+  if (version < 3)
+    throw new KsealError(
+      'ERR_VERSION',
+      `kubesec format version ${version} carries no MAC, so kseal cannot check it; re-encrypt it with a current kubesec (kubesec edit -i --recompute-mac) first`,
+    )
   if (mac === undefined) throw new KsealError('ERR_INTEGRITY', 'kubesec MAC is missing')
   if (keys.length === 0) throw malformed('no keys')
   return {version, keys, mac, lines}
 }
 
 /** An encrypted value or MAC: `data.iv.tag`, or `iv.tag` when there is no ciphertext. */
-function parseSealed(s: string, what: string): {data: Buffer; iv: Buffer; tag: Buffer} {
+function parseCiphertext(s: string, what: string): {data: Buffer; iv: Buffer; tag: Buffer} {
   const chunks = s.split('.')
   if (chunks.length === 2) chunks.unshift('')
   if (chunks.length !== 3) throw new KsealError('ERR_INTEGRITY', `malformed kubesec ${what}`)
@@ -129,7 +138,7 @@ function gcmOpen(dek: Buffer, v: {data: Buffer; iv: Buffer; tag: Buffer}, aad: B
 
 /** Decrypts one value (AAD: its key name) and strips kubesec's NUL padding. */
 export function decryptValue(dek: Buffer, key: string, value: string): string {
-  const plain = gcmOpen(dek, parseSealed(value, 'value'), Buffer.from(key, 'utf8'))
+  const plain = gcmOpen(dek, parseCiphertext(value, 'value'), Buffer.from(key, 'utf8'))
   if (!plain) throw new KsealError('ERR_INTEGRITY', 'cannot decrypt: the value was altered, or moved here from another key')
   const nul = plain.indexOf(0)
   const text = plain.subarray(0, nul === -1 ? plain.length : nul)
@@ -170,6 +179,6 @@ export function macAad(data: Map<string, string>, stringData: Map<string, string
 }
 
 export function macMatches(dek: Buffer, mac: string, aad: Buffer): boolean {
-  const v = parseSealed(mac, 'MAC')
+  const v = parseCiphertext(mac, 'MAC')
   return v.data.length === 0 && gcmOpen(dek, v, aad) !== null
 }

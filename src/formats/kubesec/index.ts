@@ -1,6 +1,6 @@
 /**
  * kubesec files (shyiko/kubesec, format versions 3 and 4): read, verify the MAC, decrypt in place.
- * Keys come from the same SopsKeys as SOPS files (gpg, AWS KMS, a pluggable GCP KMS unwrap).
+ * Keys come from the same SopsMasterKeys as SOPS files (gpg, AWS KMS, a pluggable GCP KMS unwrap).
  *
  *   const opened = await openKubesec(parseKubesec(text, file), keys)  // throws KsealError with `where`
  *   decryptedKubesecText(opened)                                       // plaintext, footers removed

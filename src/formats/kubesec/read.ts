@@ -4,17 +4,17 @@
  * a valid signature required as kubesec requires it; AWS KMS with no EncryptionContext; GCP KMS
  * through a caller-supplied unwrap), every value decrypted, the MAC verified — and the plaintext
  * is written back in place with the footer removed. The YAML is read as kubesec's go-yaml v2 and
- * kubectl read it (YAML 1.1: src/manifest.ts).
+ * kubectl read it (YAML 1.1: src/manifest/parse.ts).
  *
  * What kubesec does not protect, and kseal cannot add: a value is bound only to its key name (not
  * to the field, the Secret or its namespace), the MAC concatenates keys and values without
  * separators, and a Secret's metadata is not covered at all.
  */
 import type {Document} from 'yaml'
-import {applyEdits, type Edit, valueEdit} from '../../edits.js'
-import {KsealError, type Where} from '../../errors.js'
-import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest.js'
-import {normalizePgpId, pgpDecrypt, type SopsKeys} from '../sops/keys.js'
+import {applyEdits, type Edit, valueEdit} from '../../manifest/edits.js'
+import {KsealError, type Where} from '../../core/errors.js'
+import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest/parse.js'
+import {normalizePgpId, pgpDecrypt, type SopsMasterKeys} from '../sops/masterkeys.js'
 import {decryptValue, type Footer, type KubesecKey, macAad, macMatches, parseFooter} from './format.js'
 
 export interface KubesecDoc {
@@ -73,14 +73,14 @@ export function parseKubesec(text: string, file?: string): KubesecFile {
 }
 
 /** Opens every kubesec Secret (their keys at once): data key, values, MAC. Throws the first failure in document order, naming where. */
-export async function openKubesec(k: KubesecFile, keys: SopsKeys): Promise<OpenedKubesec> {
+export async function openKubesec(k: KubesecFile, keys: SopsMasterKeys): Promise<OpenedKubesec> {
   const results = await Promise.allSettled(k.secrets.map((doc) => openSecret(doc, keys)))
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) throw failed.reason
   return {kubesec: k, secrets: results.map((r) => (r as PromiseFulfilledResult<OpenedKubesecSecret>).value)}
 }
 
-async function openSecret(doc: KubesecDoc, keys: SopsKeys): Promise<OpenedKubesecSecret> {
+async function openSecret(doc: KubesecDoc, keys: SopsMasterKeys): Promise<OpenedKubesecSecret> {
   const where: Where = doc.secret.where
   let dek: Buffer
   try {
@@ -104,20 +104,28 @@ async function openSecret(doc: KubesecDoc, keys: SopsKeys): Promise<OpenedKubese
     values.push({value: v, plaintext})
   }
   if (!macMatches(dek, doc.footer.mac, macAad(data, stringData, doc.footer.keys))) {
-    throw new KsealError('ERR_INTEGRITY', 'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)', where)
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      'kubesec MAC mismatch: the Secret was altered after it was encrypted (a value or a key was changed, added or removed)',
+      where,
+    )
   }
   return {doc, values}
 }
 
 /** The data key from the first footer key held: PGP (held by gpg), then AWS KMS, then GCP KMS (when plugged in). */
-async function openDek(entries: KubesecKey[], keys: SopsKeys): Promise<Buffer> {
+async function openDek(entries: KubesecKey[], keys: SopsMasterKeys): Promise<Buffer> {
   const rank = {pgp: 0, aws: 1, gcp: 2}
   let failure: unknown = null
   for (const e of [...entries].sort((a, b) => rank[a.type] - rank[b.type])) {
     try {
       const dek = await openOne(e, keys)
       if (dek) {
-        if (dek.length !== 32) throw new KsealError('ERR_DECRYPT', `kubesec ${e.type} key ${e.id} opened to something that is not a data key (the footer was altered)`)
+        if (dek.length !== 32)
+          throw new KsealError(
+            'ERR_DECRYPT',
+            `kubesec ${e.type} key ${e.id} opened to something that is not a data key (the footer was altered)`,
+          )
         return dek
       }
     } catch (err) {
@@ -125,10 +133,13 @@ async function openDek(entries: KubesecKey[], keys: SopsKeys): Promise<Buffer> {
     }
   }
   if (failure) throw failure
-  throw new KsealError('ERR_NO_KEY', `no key for this kubesec Secret: it is encrypted for ${entries.map((e) => `${e.type}:${e.id}`).join(', ')}${entries.some((e) => e.type === 'gcp') && !keys.gcpKms ? ' (kseal has no GCP KMS backend yet)' : ''}`)
+  throw new KsealError(
+    'ERR_NO_KEY',
+    `no key for this kubesec Secret: it is encrypted for ${entries.map((e) => `${e.type}:${e.id}`).join(', ')}${entries.some((e) => e.type === 'gcp') && !keys.gcpKms ? ' (kseal has no GCP KMS backend yet)' : ''}`,
+  )
 }
 
-async function openOne(e: KubesecKey, keys: SopsKeys): Promise<Buffer | null> {
+async function openOne(e: KubesecKey, keys: SopsMasterKeys): Promise<Buffer | null> {
   switch (e.type) {
     case 'pgp': {
       const fp = normalizePgpId(e.id)

@@ -5,7 +5,7 @@
  * goBytes); `type` says how to read it back. Parsing is strict: only what sops writes is accepted.
  */
 import crypto from 'node:crypto'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {type GoScalar, goBytes, parseDecimalInt, parseGoBool, parseGoFloat} from './go.js'
 
 export const SOPS_TYPES = ['str', 'int', 'int64', 'float', 'bool', 'bytes', 'comment'] as const
@@ -50,16 +50,16 @@ export function pathAad(path: readonly string[]): string {
   return path.join(':') + ':'
 }
 
-/** Seals plaintext bytes; `iv` is fresh unless a caller reuses one for an unchanged value. */
-export function seal(key: Buffer, plaintext: Buffer, aad: string, type: SopsType, iv: Buffer = crypto.randomBytes(IV_BYTES)): string {
+/** Encrypts plaintext bytes; `iv` is fresh unless a caller reuses one for an unchanged value. */
+export function encryptEnc(key: Buffer, plaintext: Buffer, aad: string, type: SopsType, iv: Buffer = crypto.randomBytes(IV_BYTES)): string {
   const c = crypto.createCipheriv('aes-256-gcm', key, iv)
   c.setAAD(Buffer.from(aad, 'utf8'))
   const data = Buffer.concat([c.update(plaintext), c.final()])
   return formatEnc({data, iv, tag: c.getAuthTag(), type})
 }
 
-/** Opens an encrypted value; null when the tag does not verify (altered, moved, or another key). */
-export function open(key: Buffer, v: EncValue, aad: string): Buffer | null {
+/** Decrypts an encrypted value; null when the tag does not verify (altered, moved, or another key). */
+export function decryptEnc(key: Buffer, v: EncValue, aad: string): Buffer | null {
   try {
     const d = crypto.createDecipheriv('aes-256-gcm', key, v.iv)
     d.setAAD(Buffer.from(aad, 'utf8'))
@@ -76,7 +76,7 @@ export type TypedValue = Exclude<GoScalar, {type: 'null'} | {type: 'uint'}>
 /** Encrypts a typed value at `aad` the way sops's Cipher.Encrypt does. Empty strings and bytes are not encrypted (sops leaves them empty). */
 export function encryptTyped(key: Buffer, v: TypedValue, aad: string, iv?: Buffer): string {
   if ((v.type === 'str' && v.value === '') || (v.type === 'bytes' && v.value.length === 0)) return ''
-  return seal(key, goBytes(v), aad, v.type, iv)
+  return encryptEnc(key, goBytes(v), aad, v.type, iv)
 }
 
 /**

@@ -28,9 +28,18 @@ const NULLS = new Set(['', '~', 'null', 'Null', 'NULL'])
 const TRUES = new Set(['true', 'True', 'TRUE'])
 const FALSES = new Set(['false', 'False', 'FALSE'])
 const SPECIAL_FLOATS: Record<string, number> = {
-  '.nan': NaN, '.NaN': NaN, '.NAN': NaN,
-  '.inf': Infinity, '.Inf': Infinity, '.INF': Infinity, '+.inf': Infinity, '+.Inf': Infinity, '+.INF': Infinity,
-  '-.inf': -Infinity, '-.Inf': -Infinity, '-.INF': -Infinity,
+  '.nan': NaN,
+  '.NaN': NaN,
+  '.NAN': NaN,
+  '.inf': Infinity,
+  '.Inf': Infinity,
+  '.INF': Infinity,
+  '+.inf': Infinity,
+  '+.Inf': Infinity,
+  '+.INF': Infinity,
+  '-.inf': -Infinity,
+  '-.Inf': -Infinity,
+  '-.INF': -Infinity,
 }
 /** go-yaml's `yamlStyleFloat`. */
 const YAML_FLOAT = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/
@@ -127,7 +136,7 @@ export function formatGoFloat(f: number): string {
 
 /**
  * sops's `ToBytes`: the bytes a value is hashed as in the MAC, which are also the bytes its
- * `Cipher.Encrypt` seals: strings as they are, ints in decimal, floats by `formatGoFloat`, bools
+ * `Cipher.Encrypt` encrypts: strings as they are, ints in decimal, floats by `formatGoFloat`, bools
  * as `True`/`False`. Null values are never hashed (callers skip them).
  */
 export function goBytes(v: Exclude<GoScalar, {type: 'null'} | {type: 'uint'}>): Buffer {
@@ -157,7 +166,8 @@ export function rfc3339RoundTrip(s: string): string | null {
   if (!m) return null
   const [year, month, day, hour, min, sec] = m.slice(1, 7).map(Number)
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0
-  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && !leap ? 28 : DAYS[month - 1]) || hour > 23 || min > 59 || sec > 59) return null
+  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && !leap ? 28 : DAYS[month - 1]) || hour > 23 || min > 59 || sec > 59)
+    return null
   if (m[8] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return null
   const zone = m[7] === 'Z' || (m[9] === '00' && m[10] === '00') ? 'Z' : m[7]
   return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${zone}`

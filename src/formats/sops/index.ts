@@ -3,7 +3,7 @@
  * place, write for Secrets, re-encrypt keeping unchanged ciphertexts. The entry points for the
  * commands; docs/formats/sops.md describes them and the format.
  *
- *   const keys = new SopsKeys(backends, {keyring})             // age, pgp (gpg), AWS KMS
+ *   const keys = new SopsMasterKeys(backends, {keyring})             // age, pgp (gpg), AWS KMS
  *   const opened = await openSops(parseSops(text, {file}), keys) // throws KsealError with `where`
  *   decryptedText(opened)                                       // plaintext, sops blocks removed
  *   reencryptSops(opened, editedText)                           // unchanged values keep their ENC[…]
@@ -11,10 +11,10 @@
  */
 export {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sopsDialect} from './read.js'
 export type {OpenedGroup, OpenedSops, SopsComment, SopsFile, SopsGroup, SopsValue} from './read.js'
-export {encryptSecretsToSops, reencryptSops, sealSops, SECRET_RULES} from './write.js'
-export type {EncryptSecretsOptions, SealKeys, SealOptions} from './write.js'
-export {SopsKeys, sopsRecipients} from './keys.js'
-export type {GcpKmsUnwrap, SopsKeyOptions, SopsRecipient} from './keys.js'
+export {encryptSecretsToSops, reencryptSops, encryptSops, SECRET_RULES} from './write.js'
+export type {EncryptSecretsOptions, SopsGroupKeys, SopsWriteOptions} from './write.js'
+export {SopsMasterKeys, sopsRecipients} from './masterkeys.js'
+export type {GcpKmsUnwrap, SopsMasterKeyOptions, SopsRecipient} from './masterkeys.js'
 export {entryName, SOPS_WRITE_VERSION} from './metadata.js'
 export type {KeyEntry, SopsMetadata} from './metadata.js'
 export type {RuleSpec} from './rules.js'

@@ -6,7 +6,7 @@
  * not key names: sops binds a value to its key through the value's AAD instead.
  */
 import crypto from 'node:crypto'
-import {open, parseEnc, seal} from './cipher.js'
+import {decryptEnc, encryptEnc, parseEnc} from './cipher.js'
 
 /** sha256("sops"): sops starts a `mac_only_encrypted` hash with it, so the two kinds of MAC never collide. */
 export const MAC_ONLY_ENCRYPTED_INIT = Buffer.from('8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69', 'hex')
@@ -30,13 +30,13 @@ export class MacHash {
 
 /** The encrypted MAC, as stored in `sops.mac`. */
 export function encryptMac(dataKey: Buffer, hex: string, macAad: string, iv?: Buffer): string {
-  return seal(dataKey, Buffer.from(hex, 'ascii'), macAad, 'str', iv)
+  return encryptEnc(dataKey, Buffer.from(hex, 'ascii'), macAad, 'str', iv)
 }
 
 /** True when the stored MAC opens under the data key and `lastmodified` and equals `hex`. */
 export function macMatches(dataKey: Buffer, stored: string, macAad: string, hex: string): boolean {
   const parsed = parseEnc(stored)
-  const plain = parsed && parsed.type === 'str' ? open(dataKey, parsed, macAad) : null
+  const plain = parsed && parsed.type === 'str' ? decryptEnc(dataKey, parsed, macAad) : null
   const want = Buffer.from(hex, 'ascii')
   return plain !== null && plain.length === want.length && crypto.timingSafeEqual(plain, want)
 }

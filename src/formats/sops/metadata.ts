@@ -8,7 +8,7 @@
  * hashed; `lastmodified` is the MAC's additional data).
  */
 import {isMap, isScalar, isSeq, type Node} from 'yaml'
-import {KsealError} from '../../errors.js'
+import {KsealError} from '../../core/errors.js'
 import {parseEnc} from './cipher.js'
 import {resolvePlain, rfc3339RoundTrip} from './go.js'
 import type {RuleSpec} from './rules.js'
@@ -141,7 +141,8 @@ function group(o: {[k: string]: Plain}, where: string): KeyEntry[] {
       if (pairs.length > MAX_CONTEXT_ENTRIES) throw malformed(`${w}: context has more than ${MAX_CONTEXT_ENTRIES} entries`)
       entry.context = {}
       for (const [k, v] of pairs) {
-        if (typeof v !== 'string' || v.length > MAX_FIELD_BYTES || k.length > MAX_FIELD_BYTES) throw malformed(`${w}: context value ${JSON.stringify(k)} is not a string`)
+        if (typeof v !== 'string' || v.length > MAX_FIELD_BYTES || k.length > MAX_FIELD_BYTES)
+          throw malformed(`${w}: context value ${JSON.stringify(k)} is not a string`)
         entry.context[k] = v
       }
     }
@@ -153,11 +154,19 @@ function group(o: {[k: string]: Plain}, where: string): KeyEntry[] {
   }
   for (const [i, e] of list(o, 'azure_kv', where).entries()) {
     const w = `${where}: azure_kv entry ${i + 1}`
-    out.push({kind: 'azure_kv', id: `${str(e, 'vault_url', w)}/keys/${str(e, 'name', w)}/${str(e, 'version', w, false) ?? ''}`, enc: str(e, 'enc', w)!})
+    out.push({
+      kind: 'azure_kv',
+      id: `${str(e, 'vault_url', w)}/keys/${str(e, 'name', w)}/${str(e, 'version', w, false) ?? ''}`,
+      enc: str(e, 'enc', w)!,
+    })
   }
   for (const [i, e] of list(o, 'hc_vault', where).entries()) {
     const w = `${where}: hc_vault entry ${i + 1}`
-    out.push({kind: 'hc_vault', id: `${str(e, 'vault_address', w)}/v1/${str(e, 'engine_path', w)}/keys/${str(e, 'key_name', w)}`, enc: str(e, 'enc', w)!})
+    out.push({
+      kind: 'hc_vault',
+      id: `${str(e, 'vault_address', w)}/v1/${str(e, 'engine_path', w)}/keys/${str(e, 'key_name', w)}`,
+      enc: str(e, 'enc', w)!,
+    })
   }
   for (const [i, e] of list(o, 'pgp', where).entries()) {
     const w = `${where}: pgp entry ${i + 1}`
@@ -183,10 +192,17 @@ export function parseMetadata(node: Node | null): SopsMetadata {
   const version = str(o, 'version', 'sops')!
   const major = /^(\d+)\./.exec(version)?.[1]
   if (major !== '2' && major !== '3') {
-    throw new KsealError('ERR_VERSION', `unsupported SOPS format version ${JSON.stringify(version.slice(0, 40))} (kseal reads files written by sops 2 and 3)`)
+    throw new KsealError(
+      'ERR_VERSION',
+      `unsupported SOPS format version ${JSON.stringify(version.slice(0, 40))} (kseal reads files written by sops 2 and 3)`,
+    )
   }
   for (const field of ['encrypted_comment_regex', 'unencrypted_comment_regex']) {
-    if (typeof o[field] === 'string' && o[field] !== '') throw new KsealError('ERR_INPUT', `SOPS files with ${field} are not supported by kseal (they decide by comments, which kseal does not read the way sops does)`)
+    if (typeof o[field] === 'string' && o[field] !== '')
+      throw new KsealError(
+        'ERR_INPUT',
+        `SOPS files with ${field} are not supported by kseal (they decide by comments, which kseal does not read the way sops does)`,
+      )
   }
   const rules: RuleSpec = {
     unencryptedSuffix: str(o, 'unencrypted_suffix', 'sops', false),
@@ -195,7 +211,8 @@ export function parseMetadata(node: Node | null): SopsMetadata {
     encryptedRegex: str(o, 'encrypted_regex', 'sops', false),
   }
   const macOnly = o.mac_only_encrypted
-  if (macOnly !== undefined && macOnly !== null && macOnly !== 'true' && macOnly !== 'false') throw malformed('mac_only_encrypted is not true or false')
+  if (macOnly !== undefined && macOnly !== null && macOnly !== 'true' && macOnly !== 'false')
+    throw malformed('mac_only_encrypted is not true or false')
 
   let keyGroups: KeyEntry[][]
   const top = group(o, 'sops')

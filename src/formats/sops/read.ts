@@ -11,11 +11,11 @@
  * re-encrypted keeping the ciphertext of the values that did not change (write.ts).
  */
 import {isMap, isScalar, type Node, type Pair, type Scalar, type YAMLMap} from 'yaml'
-import {applyEdits, type Edit, removeEnvelopeEdit} from '../../edits.js'
-import {KsealError, type Where} from '../../errors.js'
-import {looksEncrypted, open, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
+import {applyEdits, type Edit, removeEnvelopeEdit} from '../../manifest/edits.js'
+import {KsealError, type Where} from '../../core/errors.js'
+import {decryptEnc, looksEncrypted, parseEnc, pathAad, type TypedValue, typedValue, utf8} from './cipher.js'
 import {goBytes} from './go.js'
-import type {SopsKeys} from './keys.js'
+import type {SopsMasterKeys} from './masterkeys.js'
 import {MacHash, macMatches} from './mac.js'
 import {entryName, parseMetadata, plainData, type SopsMetadata} from './metadata.js'
 import {valueEditFor} from './render.js'
@@ -75,7 +75,10 @@ export interface OpenedSops {
 
 /** Cheap test for dispatch: does this text look like a SOPS file at all (YAML, JSON, dotenv or INI)? */
 export function looksLikeSops(text: string): boolean {
-  return text.includes('ENC[AES256_GCM,') && (/^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text) || /^sops_mac=/m.test(text) || /^\[sops\]/m.test(text))
+  return (
+    text.includes('ENC[AES256_GCM,') &&
+    (/^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text) || /^sops_mac=/m.test(text) || /^\[sops\]/m.test(text))
+  )
 }
 
 /**
@@ -83,8 +86,10 @@ export function looksLikeSops(text: string): boolean {
  * else YAML. sops's dotenv and INI files are not Kubernetes manifests and are refused.
  */
 export function sopsDialect(text: string, file?: string): Dialect {
-  if (/^sops_(mac|version|lastmodified)=/m.test(text)) throw new KsealError('ERR_INPUT', 'a SOPS dotenv file is not a Kubernetes manifest; kseal reads SOPS YAML and JSON files', {file})
-  if (/^\[sops\][ \t]*\r?$/m.test(text)) throw new KsealError('ERR_INPUT', 'a SOPS INI file is not a Kubernetes manifest; kseal reads SOPS YAML and JSON files', {file})
+  if (/^sops_(mac|version|lastmodified)=/m.test(text))
+    throw new KsealError('ERR_INPUT', 'a SOPS dotenv file is not a Kubernetes manifest; kseal reads SOPS YAML and JSON files', {file})
+  if (/^\[sops\][ \t]*\r?$/m.test(text))
+    throw new KsealError('ERR_INPUT', 'a SOPS INI file is not a Kubernetes manifest; kseal reads SOPS YAML and JSON files', {file})
   if (file && /\.json$/i.test(file)) return 'json'
   if (file && /\.ya?ml$/i.test(file)) return 'yaml'
   if (/^\s*\{/.test(text)) {
@@ -126,14 +131,14 @@ export function parseSops(text: string, opts: {file?: string; dialect?: Dialect}
  * calls and gpg runs overlap, within their backends' caps); the first failure in document order is
  * thrown, naming where.
  */
-export async function openSops(sops: SopsFile, keys: SopsKeys): Promise<OpenedSops> {
+export async function openSops(sops: SopsFile, keys: SopsMasterKeys): Promise<OpenedSops> {
   const results = await Promise.allSettled(sops.groups.map((g) => openGroup(sops, g, keys)))
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) throw failed.reason
   return {sops, groups: results.map((r) => (r as PromiseFulfilledResult<OpenedGroup>).value)}
 }
 
-async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsKeys): Promise<OpenedGroup> {
+async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsMasterKeys): Promise<OpenedGroup> {
   const docs = g.documents.map((i) => sops.stream.docs[i])
   let dataKey: Buffer
   try {
@@ -168,7 +173,11 @@ async function openGroup(sops: SopsFile, g: SopsGroup, keys: SopsKeys): Promise<
   const joint = macMatches(dataKey, g.metadata.mac, g.metadata.macAad, all.hex())
   if (!joint && !(docs.length > 1 && alone.every(Boolean))) {
     const first = alone.indexOf(false)
-    throw new KsealError('ERR_INTEGRITY', 'SOPS MAC mismatch: the file was altered after it was encrypted (a value, its order, lastmodified or the MAC was changed, or a value added or removed)', where(docs[Math.max(first, 0)]))
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      'SOPS MAC mismatch: the file was altered after it was encrypted (a value, its order, lastmodified or the MAC was changed, or a value added or removed)',
+      where(docs[Math.max(first, 0)]),
+    )
   }
   return {...g, dataKey, values, comments}
 }
@@ -180,14 +189,18 @@ function openLeaf(d: ParsedDoc, leaf: Leaf, rules: Rules, dataKey: Buffer): Sops
   if (!rules.encrypted(leaf.path) || plain.type === 'null' || (plain.type === 'str' && plain.value === '')) {
     return {...base, encrypted: false, value: plain.type === 'null' ? null : plain}
   }
-  if (plain.type !== 'str') throw new KsealError('ERR_INTEGRITY', `the file's rules say this value is encrypted, but it is a plain ${plain.type}`)
+  if (plain.type !== 'str')
+    throw new KsealError('ERR_INTEGRITY', `the file's rules say this value is encrypted, but it is a plain ${plain.type}`)
   // A block scalar holding the value ends with a line break, which sops's (unanchored) parse ignores.
   const token = leaf.node.type === 'BLOCK_LITERAL' || leaf.node.type === 'BLOCK_FOLDED' ? plain.value.replace(/\n+$/, '') : plain.value
   const enc = parseEnc(token)
   if (!enc || enc.type === 'comment') {
-    throw new KsealError('ERR_INTEGRITY', looksEncrypted(plain.value) ? 'malformed SOPS encrypted value' : "the file's rules say this value is encrypted, but it is plaintext")
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      looksEncrypted(plain.value) ? 'malformed SOPS encrypted value' : "the file's rules say this value is encrypted, but it is plaintext",
+    )
   }
-  const bytes = open(dataKey, enc, pathAad(leaf.path))
+  const bytes = decryptEnc(dataKey, enc, pathAad(leaf.path))
   if (!bytes) throw new KsealError('ERR_INTEGRITY', 'cannot decrypt: the value was altered, or moved here from another key')
   return {...base, encrypted: true, value: typedValue(enc.type, bytes), ciphertext: token}
 }
@@ -210,7 +223,10 @@ function openComments(d: ParsedDoc, rules: Rules, dataKey: Buffer): SopsComment[
     // The collections around it (innermost first), then the nearest others: a bounded number of
     // tries, found in one pass, so a file of many comments and collections cannot make kseal spin.
     const eligible = d.containers.filter((k) => rules.encrypted(k.path))
-    const candidates = eligible.filter(around).sort((a, b) => width(a.node.range) - width(b.node.range)).slice(0, MAX_COMMENT_TRIES)
+    const candidates = eligible
+      .filter(around)
+      .sort((a, b) => width(a.node.range) - width(b.node.range))
+      .slice(0, MAX_COMMENT_TRIES)
     const room = MAX_COMMENT_TRIES - candidates.length
     const nearest: Container[] = []
     for (const k of room > 0 ? eligible : []) {
@@ -221,7 +237,7 @@ function openComments(d: ParsedDoc, rules: Rules, dataKey: Buffer): SopsComment[
     }
     candidates.push(...nearest)
     for (const k of candidates) {
-      const plain = open(dataKey, enc, pathAad(k.path))
+      const plain = decryptEnc(dataKey, enc, pathAad(k.path))
       if (!plain) continue
       let t: string
       try {

@@ -5,8 +5,8 @@
  * and booleans as such, bytes as `!!binary` (YAML) or base64 (JSON, as Go's encoding/json writes).
  */
 import type {Scalar} from 'yaml'
-import {doubleQuoted, type Edit, valueEdit} from '../../edits.js'
-import {KsealError} from '../../errors.js'
+import {doubleQuoted, type Edit, valueEdit} from '../../manifest/edits.js'
+import {KsealError} from '../../core/errors.js'
 import type {TypedValue} from './cipher.js'
 import {formatGoFloat, resolvePlain} from './go.js'
 import type {Dialect} from './tree.js'
@@ -35,7 +35,8 @@ export function valueEditFor(text: string, node: Scalar, v: TypedValue, eol: str
     case 'int':
       return {start, end, text: v.value.toString() + tail}
     case 'float':
-      if (json && !Number.isFinite(v.value)) throw new KsealError('ERR_INPUT', 'a SOPS float decrypts to NaN or infinity, which JSON cannot hold')
+      if (json && !Number.isFinite(v.value))
+        throw new KsealError('ERR_INPUT', 'a SOPS float decrypts to NaN or infinity, which JSON cannot hold')
       return {start, end, text: (json ? JSON.stringify(v.value) : yamlFloat(v.value)) + tail}
     case 'bool':
       return {start, end, text: String(v.value) + tail}

@@ -8,8 +8,8 @@
  * pattern can stall a decrypt (a backtracking engine cannot be made safe by inspecting patterns:
  * `(a|a)*$x` passes any nesting check and still takes exponential time), and limited in size.
  */
-import {KsealError} from '../../errors.js'
-import {compileRe2, type NameMatcher} from '../../regex.js'
+import {KsealError} from '../../core/errors.js'
+import {compileRe2, type NameMatcher} from '../../core/regex.js'
 
 export const DEFAULT_UNENCRYPTED_SUFFIX = '_unencrypted'
 
@@ -29,7 +29,10 @@ export interface Rules {
 export function compileRules(spec: RuleSpec): Rules {
   const set = Object.entries(spec).filter(([, v]) => v !== undefined && v !== '')
   if (set.length > 1) {
-    throw new KsealError('ERR_INTEGRITY', 'malformed SOPS metadata: more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex and unencrypted_regex is set')
+    throw new KsealError(
+      'ERR_INTEGRITY',
+      'malformed SOPS metadata: more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex and unencrypted_regex is set',
+    )
   }
   const effective: RuleSpec = set.length ? spec : {unencryptedSuffix: DEFAULT_UNENCRYPTED_SUFFIX}
   const {unencryptedSuffix, encryptedSuffix} = effective

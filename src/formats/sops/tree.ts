@@ -7,8 +7,22 @@
  * JSON store reads every number as a float64. What sops cannot represent — aliases, merge keys,
  * tags, keys that are not strings, a document that is not a mapping — is refused with one line.
  */
-import {Composer, type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, type Scalar, type YAMLMap, type YAMLSeq} from 'yaml'
-import {KsealError, type Where} from '../../errors.js'
+import {
+  Composer,
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  type Pair,
+  Parser,
+  type Scalar,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml'
+import {KsealError, type Where} from '../../core/errors.js'
 import {type GoScalar, resolvePlain} from './go.js'
 import {METADATA_KEY} from './metadata.js'
 
@@ -83,12 +97,24 @@ export function parseStream(text: string, dialect: Dialect, file?: string): Pars
     if (doc.errors.length) {
       const err = doc.errors[0]
       const pos = lineCounter.linePos(err.pos[0])
-      throw new KsealError('ERR_INPUT', `malformed YAML at line ${pos.line}, column ${pos.col}: ${err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, where)
+      throw new KsealError(
+        'ERR_INPUT',
+        `malformed YAML at line ${pos.line}, column ${pos.col}: ${err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+        where,
+      )
     }
     // The documents partition the text: a comment belongs to the document it is written in.
     const start = index === 0 ? 0 : composed[index].range[0]
     const end = composed[index + 1]?.range[0] ?? text.length
-    docs.push(walkDocument(doc, index, where, dialect, comments.filter((c) => c.offset >= start && c.offset < end)))
+    docs.push(
+      walkDocument(
+        doc,
+        index,
+        where,
+        dialect,
+        comments.filter((c) => c.offset >= start && c.offset < end),
+      ),
+    )
   })
   return {text, dialect, eol: text.includes('\r\n') ? '\r\n' : '\n', docs}
 }
@@ -111,14 +137,17 @@ function walkDocument(doc: Document.Parsed, index: number, where: Where, dialect
   const root = doc.contents as Node | null
   const out: ParsedDoc = {index, where, doc, map: null, metadataPair: null, leaves: [], containers: [], comments}
   if (root === null || (isScalar(root) && root.value === '' && root.type === 'PLAIN')) return out
-  if (!isMap(root)) throw new KsealError('ERR_INPUT', 'a SOPS document must be a mapping (sops cannot read a document that is a list or a value)', where)
+  if (!isMap(root))
+    throw new KsealError('ERR_INPUT', 'a SOPS document must be a mapping (sops cannot read a document that is a list or a value)', where)
   out.map = root
-  const refuse = (msg: string, loc: (string | number)[]) => new KsealError('ERR_INPUT', msg, {...where, key: loc.length ? loc.join('.') : undefined})
+  const refuse = (msg: string, loc: (string | number)[]) =>
+    new KsealError('ERR_INPUT', msg, {...where, key: loc.length ? loc.join('.') : undefined})
 
   const visit = (node: Node | null, path: string[], loc: (string | number)[], flow: boolean, depth: number): void => {
     if (depth > MAX_DEPTH) throw refuse(`nested deeper than ${MAX_DEPTH} levels`, loc)
     if (node === null) return // an entry with no value at all: a null, which sops skips
-    if (isAlias(node)) throw refuse('YAML aliases are not supported in SOPS files (sops expands them; kseal refuses rather than guess)', loc)
+    if (isAlias(node))
+      throw refuse('YAML aliases are not supported in SOPS files (sops expands them; kseal refuses rather than guess)', loc)
     if (node.tag !== undefined) throw refuse(`explicit YAML tags (${node.tag}) are not supported in SOPS files`, loc)
     if (isMap(node)) {
       out.containers.push({path, node})
@@ -150,7 +179,12 @@ function walkDocument(doc: Document.Parsed, index: number, where: Where, dialect
   return out
 }
 
-function keyOf(pair: Pair, loc: (string | number)[], dialect: Dialect, refuse: (msg: string, loc: (string | number)[]) => KsealError): string {
+function keyOf(
+  pair: Pair,
+  loc: (string | number)[],
+  dialect: Dialect,
+  refuse: (msg: string, loc: (string | number)[]) => KsealError,
+): string {
   const k = pair.key as Node | null
   if (!isScalar(k) || k.tag !== undefined || typeof k.value !== 'string') throw refuse('a mapping key that is not a plain string', loc)
   const key = k.value
@@ -158,7 +192,8 @@ function keyOf(pair: Pair, loc: (string | number)[], dialect: Dialect, refuse: (
   if (k.type === 'PLAIN' && dialect === 'yaml') {
     if (key === '<<') throw refuse('YAML merge keys (<<) are not supported in SOPS files', loc)
     const r = resolvePlain(key)
-    if (r.type !== 'str') throw refuse(`the key ${JSON.stringify(key)} reads as a ${r.type} in YAML 1.2, and sops needs string keys (quote it)`, [...loc, key])
+    if (r.type !== 'str')
+      throw refuse(`the key ${JSON.stringify(key)} reads as a ${r.type} in YAML 1.2, and sops needs string keys (quote it)`, [...loc, key])
   }
   return key
 }

@@ -15,13 +15,13 @@
  */
 import crypto from 'node:crypto'
 import type {Scalar} from 'yaml'
-import {type Edit, applyEdits, insertEnvelopeEdit, tokenEdit} from '../../edits.js'
-import {KsealError} from '../../errors.js'
-import {parseManifests} from '../../manifest.js'
-import {valueBytes} from '../../secret.js'
+import {type Edit, applyEdits, insertEnvelopeEdit, tokenEdit} from '../../manifest/edits.js'
+import {KsealError} from '../../core/errors.js'
+import {parseManifests} from '../../manifest/parse.js'
+import {valueBytes} from '../../manifest/secrets.js'
 import {encryptTyped, IV_BYTES, DATA_KEY_BYTES, parseEnc, pathAad, type TypedValue} from './cipher.js'
 import {formatRfc3339, goBytes, rfc3339RoundTrip} from './go.js'
-import type {SopsKeys, SopsRecipient} from './keys.js'
+import type {SopsMasterKeys, SopsRecipient} from './masterkeys.js'
 import {encryptMac, MacHash} from './mac.js'
 import {type KeyEntry, METADATA_KEY, metadataObject, SOPS_WRITE_VERSION} from './metadata.js'
 import {type OpenedSops, sopsDialect, where} from './read.js'
@@ -31,8 +31,8 @@ import {type Dialect, type ParsedDoc, type ParsedStream, parseStream} from './tr
 /** What sops's `--encrypted-regex` is set to for Kubernetes Secrets (Flux's documented setting). */
 export const SECRET_RULES: RuleSpec = {encryptedRegex: '^(data|stringData)$'}
 
-/** The keys and settings of one SOPS group: everything needed to seal its documents. */
-export interface SealKeys {
+/** The keys and settings of one SOPS group: everything needed to encrypt its documents. */
+export interface SopsGroupKeys {
   dataKey: Buffer
   /** The data key wrapped for each recipient (one key group). */
   entries: KeyEntry[]
@@ -40,7 +40,7 @@ export interface SealKeys {
   macOnlyEncrypted?: boolean
 }
 
-export interface SealOptions {
+export interface SopsWriteOptions {
   /** The clock for `lastmodified` and `created_at` (injected for tests). */
   now?: () => Date
   /** Random bytes for IVs and data keys (injected for frozen vectors). */
@@ -55,10 +55,16 @@ function reuseKey(loc: readonly (string | number)[], type: string, bytes: Buffer
 }
 
 /**
- * The edits that seal `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
+ * The edits that encrypt `docs` of a parsed stream as one SOPS group (one MAC over all of them, the
  * same `sops` block in each), reusing ciphertexts from `reuse` where the value is unchanged.
  */
-function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts: SealOptions, reuse: Map<string, string>): Edit[] {
+function encryptDocs(
+  stream: ParsedStream,
+  docs: ParsedDoc[],
+  keys: SopsGroupKeys,
+  opts: SopsWriteOptions,
+  reuse: Map<string, string>,
+): Edit[] {
   if (keys.dataKey.length !== DATA_KEY_BYTES) throw new KsealError('ERR_USAGE', 'a SOPS data key is 32 bytes')
   const random = opts.random ?? defaultRandom
   const rules = compileRules(keys.rules)
@@ -71,7 +77,8 @@ function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts:
     for (const leaf of d.leaves) {
       const v = leaf.plain
       if (v.type === 'null') continue
-      if (v.type === 'uint') throw new KsealError('ERR_INPUT', 'an integer beyond 64 bits, which sops cannot hold', {...where(d), key: leaf.loc.join('.')})
+      if (v.type === 'uint')
+        throw new KsealError('ERR_INPUT', 'an integer beyond 64 bits, which sops cannot hold', {...where(d), key: leaf.loc.join('.')})
       const encrypted = rules.encrypted(leaf.path)
       const bytes = goBytes(v)
       hash.add(bytes, encrypted)
@@ -83,7 +90,14 @@ function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts:
   }
   const lastModified = formatRfc3339((opts.now ?? (() => new Date()))())
   const mac = encryptMac(keys.dataKey, hash.hex(), rfc3339RoundTrip(lastModified)!, random(IV_BYTES))
-  const meta = metadataObject({lastModified, mac, version: SOPS_WRITE_VERSION, keyGroups: [keys.entries], rules: rules.spec, macOnlyEncrypted: Boolean(keys.macOnlyEncrypted)})
+  const meta = metadataObject({
+    lastModified,
+    mac,
+    version: SOPS_WRITE_VERSION,
+    keyGroups: [keys.entries],
+    rules: rules.spec,
+    macOnlyEncrypted: Boolean(keys.macOnlyEncrypted),
+  })
   for (const d of docs) edits.push(insertEnvelopeEdit(stream.text, d.map!, meta, METADATA_KEY, stream.eol))
   return edits
 }
@@ -95,26 +109,31 @@ function sealDocs(stream: ParsedStream, docs: ParsedDoc[], keys: SealKeys, opts:
  */
 function tokenEditFor(stream: ParsedStream, node: Scalar, flow: boolean, token: string): Edit {
   const [start, end] = node.range!
-  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') return {start, end, text: token + (stream.text[end - 1] === '\n' ? stream.eol : '')}
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED')
+    return {start, end, text: token + (stream.text[end - 1] === '\n' ? stream.eol : '')}
   if (flow && node.type === 'PLAIN') return {start, end, text: `"${token}"`}
   return tokenEdit(stream.text, node, token, stream.eol)
 }
 
 /**
- * Seals a whole text (every document, or those listed) as one SOPS group with the given keys.
+ * Encrypts a whole text (every document, or those listed) as one SOPS group with the given keys.
  * The low-level writer: `encryptSecretsToSops` and `reencryptSops` are built on it, and tests use it
  * with a fixed data key, entries, clock and randomness for frozen vectors.
  */
-export function sealSops(text: string, keys: SealKeys, opts: SealOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {}): string {
+export function encryptSops(
+  text: string,
+  keys: SopsGroupKeys,
+  opts: SopsWriteOptions & {file?: string; dialect?: Dialect; documents?: number[]} = {},
+): string {
   const stream = parseStream(text, opts.dialect ?? sopsDialect(text, opts.file), opts.file)
   const docs = opts.documents ? opts.documents.map((i) => stream.docs[i]) : stream.docs.filter((d) => d.map)
-  return applyEdits(text, sealDocs(stream, docs, keys, opts, new Map()))
+  return applyEdits(text, encryptDocs(stream, docs, keys, opts, new Map()))
 }
 
-export interface EncryptSecretsOptions extends SealOptions {
+export interface EncryptSecretsOptions extends SopsWriteOptions {
   file?: string
   recipients: SopsRecipient[]
-  keys: SopsKeys
+  keys: SopsMasterKeys
   /** Hash only the encrypted values (sops ≥ 3.9 `mac_only_encrypted`), so edits outside data/stringData do not break the MAC. */
   macOnlyEncrypted?: boolean
 }
@@ -135,7 +154,12 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   const targets: ParsedDoc[] = []
   for (const s of manifests.secrets) {
     const index = s.where.document! - 1
-    if (manifests.docs[index].contents !== s.map) throw new KsealError('ERR_INPUT', 'a Secret inside a List cannot be written as SOPS (sops metadata belongs to a whole document); put each Secret in its own document', s.where)
+    if (manifests.docs[index].contents !== s.map)
+      throw new KsealError(
+        'ERR_INPUT',
+        'a Secret inside a List cannot be written as SOPS (sops metadata belongs to a whole document); put each Secret in its own document',
+        s.where,
+      )
     if (stream.docs[index].metadataPair) continue // already SOPS
     if (s.envelopePair) throw new KsealError('ERR_INPUT', 'already encrypted by kseal; decrypt it first to write it as SOPS', s.where)
     for (const v of s.values) {
@@ -155,8 +179,8 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
   const dataKeys = targets.map(() => random(DATA_KEY_BYTES))
   const entries = await Promise.all(dataKeys.map((k) => opts.keys.wrap(opts.recipients, k, now)))
   const edits = targets.flatMap((d, i) => {
-    const keys: SealKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
-    return sealDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
+    const keys: SopsGroupKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
+    return encryptDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
   })
   return edits.length ? applyEdits(text, edits) : text
 }
@@ -164,7 +188,11 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
 /** A Secret's data or stringData value must be a string to sops too (YAML 1.2), or sops would write it back as another type. */
 function sameToKubernetes(d: ParsedDoc, loc: (string | number)[], v: TypedValue): void {
   if (loc.length === 2 && (loc[0] === 'data' || loc[0] === 'stringData') && v.type !== 'str') {
-    throw new KsealError('ERR_INPUT', `reads as a string to Kubernetes but as a${v.type === 'int' ? 'n' : ''} ${v.type} to sops and Flux (YAML 1.2); quote it`, {...where(d), key: loc.join('.')})
+    throw new KsealError(
+      'ERR_INPUT',
+      `reads as a string to Kubernetes but as a${v.type === 'int' ? 'n' : ''} ${v.type} to sops and Flux (YAML 1.2); quote it`,
+      {...where(d), key: loc.join('.')},
+    )
   }
 }
 
@@ -174,7 +202,7 @@ function sameToKubernetes(d: ParsedDoc, loc: (string | number)[], v: TypedValue)
  * `lastmodified` and the MAC are new. A file whose documents share one `sops` block may gain or lose
  * documents; otherwise documents are matched by position and their number must not change.
  */
-export function reencryptSops(old: OpenedSops, newText: string, opts: SealOptions = {}): string {
+export function reencryptSops(old: OpenedSops, newText: string, opts: SopsWriteOptions = {}): string {
   const file = old.sops.file
   const stream = parseStream(newText, old.sops.stream.dialect, file)
   for (const d of stream.docs) {
@@ -183,7 +211,11 @@ export function reencryptSops(old: OpenedSops, newText: string, opts: SealOption
   const oldDocs = old.sops.stream.docs
   const single = old.groups.length === 1 && old.groups[0].documents.length === oldDocs.length
   if (!single && stream.docs.length !== oldDocs.length) {
-    throw new KsealError('ERR_INPUT', `the edit has ${stream.docs.length} documents where the file had ${oldDocs.length}; documents with their own sops metadata cannot be added or removed here`, {file})
+    throw new KsealError(
+      'ERR_INPUT',
+      `the edit has ${stream.docs.length} documents where the file had ${oldDocs.length}; documents with their own sops metadata cannot be added or removed here`,
+      {file},
+    )
   }
   const edits: Edit[] = []
   for (const g of old.groups) {
@@ -193,9 +225,15 @@ export function reencryptSops(old: OpenedSops, newText: string, opts: SealOption
       if (enc && v.value) reuse.set(reuseKey(v.loc, enc.type, goBytes(v.value)), v.ciphertext!)
     }
     const docs = single ? stream.docs.filter((d) => d.map) : g.documents.map((i) => stream.docs[i])
-    const keys: SealKeys = {dataKey: g.dataKey, entries: g.metadata.keyGroups[0], rules: g.metadata.rules, macOnlyEncrypted: g.metadata.macOnlyEncrypted}
-    if (g.metadata.keyGroups.length !== 1) throw new KsealError('ERR_INPUT', 'SOPS files with several key groups cannot be re-encrypted by kseal', {file})
-    edits.push(...sealDocs(stream, docs, keys, opts, reuse))
+    const keys: SopsGroupKeys = {
+      dataKey: g.dataKey,
+      entries: g.metadata.keyGroups[0],
+      rules: g.metadata.rules,
+      macOnlyEncrypted: g.metadata.macOnlyEncrypted,
+    }
+    if (g.metadata.keyGroups.length !== 1)
+      throw new KsealError('ERR_INPUT', 'SOPS files with several key groups cannot be re-encrypted by kseal', {file})
+    edits.push(...encryptDocs(stream, docs, keys, opts, reuse))
   }
   return applyEdits(newText, edits)
 }

@@ -75,7 +75,13 @@ export function issuerHostPath(url: string): string {
 
 /** IAM StringLike: `*` any run of characters, `?` one character, everything else literal. */
 export function stringLike(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's')
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    's',
+  )
   return re.test(value)
 }
 

@@ -73,7 +73,8 @@ export function optInt(body: Body, field: string): number | undefined {
 export function optStringList(body: Body, field: string): string[] | undefined {
   const v = body[field]
   if (v === undefined || v === null) return undefined
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new AwsError('SerializationException', `Expected a list of strings for ${field}`)
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+    throw new AwsError('SerializationException', `Expected a list of strings for ${field}`)
   return v as string[]
 }
 
@@ -99,13 +100,25 @@ export function requiredString(body: Body, field: string, min = 1, max = Infinit
 }
 
 export function checkLength(field: string, v: string | unknown[], min: number, max: number): void {
-  if (v.length < min) throw validationError(`Value at '${wireName(field)}' failed to satisfy constraint: Member must have length greater than or equal to ${min}`)
-  if (v.length > max) throw validationError(`Value at '${wireName(field)}' failed to satisfy constraint: Member must have length less than or equal to ${max}`)
+  if (v.length < min)
+    throw validationError(
+      `Value at '${wireName(field)}' failed to satisfy constraint: Member must have length greater than or equal to ${min}`,
+    )
+  if (v.length > max)
+    throw validationError(
+      `Value at '${wireName(field)}' failed to satisfy constraint: Member must have length less than or equal to ${max}`,
+    )
 }
 
 export function checkRange(field: string, v: number, min: number, max: number): void {
-  if (v < min) throw validationError(`Value '${v}' at '${wireName(field)}' failed to satisfy constraint: Member must have value greater than or equal to ${min}`)
-  if (v > max) throw validationError(`Value '${v}' at '${wireName(field)}' failed to satisfy constraint: Member must have value less than or equal to ${max}`)
+  if (v < min)
+    throw validationError(
+      `Value '${v}' at '${wireName(field)}' failed to satisfy constraint: Member must have value greater than or equal to ${min}`,
+    )
+  if (v > max)
+    throw validationError(
+      `Value '${v}' at '${wireName(field)}' failed to satisfy constraint: Member must have value less than or equal to ${max}`,
+    )
 }
 
 /** Epoch seconds, as awsJson writes timestamps (the SDK turns them into Dates). */
@@ -166,7 +179,10 @@ export abstract class AwsJsonServer<X extends object> extends AwsServer<X> {
     const op = Object.hasOwn(this.operations, ctx.operation) ? this.operations[ctx.operation] : undefined
     if (ctx.req.method !== 'POST' || op === undefined) {
       const known = typeof target === 'string' && target.startsWith(this.targetPrefix)
-      throw new AwsError('UnknownOperationException', known ? `${this.service}-server: operation ${ctx.operation} is not implemented by the local test server` : undefined)
+      throw new AwsError(
+        'UnknownOperationException',
+        known ? `${this.service}-server: operation ${ctx.operation} is not implemented by the local test server` : undefined,
+      )
     }
     this.authenticate(ctx)
     const ct = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()

@@ -6,7 +6,10 @@
 import {createHash} from 'node:crypto'
 
 function fingerprint(query: unknown): string {
-  return createHash('sha256').update(JSON.stringify(query ?? null)).digest('base64url').slice(0, 16)
+  return createHash('sha256')
+    .update(JSON.stringify(query ?? null))
+    .digest('base64url')
+    .slice(0, 16)
 }
 
 export function nextToken(offset: number, query: unknown): string {
@@ -29,7 +32,13 @@ export function tokenOffset(token: string | undefined, query: unknown): number |
  * items. AWS filters after reading a bounded slice, so a filtered page can come back short, or
  * empty with a NextToken; a finite scanLimit reproduces that. `next` is where the next page starts.
  */
-export function page<T>(items: readonly T[], offset: number, max: number, keep: (item: T) => boolean, scanLimit = Infinity): {items: T[]; next?: number} {
+export function page<T>(
+  items: readonly T[],
+  offset: number,
+  max: number,
+  keep: (item: T) => boolean,
+  scanLimit = Infinity,
+): {items: T[]; next?: number} {
   const out: T[] = []
   let i = offset
   let scanned = 0

@@ -26,7 +26,22 @@
  */
 import {randomInt, randomUUID} from 'node:crypto'
 import {accessDenied, type AwsDenyRule, DenyTable} from './access.js'
-import {AwsJsonServer, type AwsJsonServerOptions, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
+import {
+  AwsJsonServer,
+  type AwsJsonServerOptions,
+  type Body,
+  checkLength,
+  checkRange,
+  epochSeconds,
+  type JsonOperation,
+  optBool,
+  optInt,
+  optList,
+  optString,
+  optStringList,
+  requiredString,
+  validationError,
+} from './json.js'
 import {nextToken, page, tokenOffset} from './paging.js'
 import {AwsError, type AwsCall, type RequestContext} from './server.js'
 
@@ -129,7 +144,6 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
   }
   private readonly secrets = new Map<string, Secret>()
   private readonly denyTable = new DenyTable()
-
 
   // ---- test-side helpers (plain Errors on misuse) ----
 
@@ -236,7 +250,11 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
 
   /** VersionIdsToStages of a secret (for assertions). */
   versionStages(secretId: string): Record<string, string[]> {
-    return Object.fromEntries(this.mustSecret(secretId).versions.filter((v) => v.stages.length > 0).map((v) => [v.id, [...v.stages]]))
+    return Object.fromEntries(
+      this.mustSecret(secretId)
+        .versions.filter((v) => v.stages.length > 0)
+        .map((v) => [v.id, [...v.stages]]),
+    )
   }
 
   /** Deny an action (`GetSecretValue`, `ListSecrets`, ... or '*') on secrets to callers; returns a remover. */
@@ -283,7 +301,8 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
   private version(s: Secret, versionId: string | undefined, stage: string | undefined): Version {
     if (versionId !== undefined) {
       const v = s.versions.find((x) => x.id === versionId)
-      if (!v) throw new AwsError('ResourceNotFoundException', `Secrets Manager can't find the specified secret value for VersionId: ${versionId}`)
+      if (!v)
+        throw new AwsError('ResourceNotFoundException', `Secrets Manager can't find the specified secret value for VersionId: ${versionId}`)
       if (stage !== undefined && !v.stages.includes(stage)) {
         throw new AwsError('InvalidRequestException', 'You provided a VersionStage that is not associated to the provided VersionId.')
       }
@@ -291,7 +310,8 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
     }
     const label = stage ?? 'AWSCURRENT'
     const v = s.versions.find((x) => x.stages.includes(label))
-    if (!v) throw new AwsError('ResourceNotFoundException', `Secrets Manager can't find the specified secret value for staging label: ${label}`)
+    if (!v)
+      throw new AwsError('ResourceNotFoundException', `Secrets Manager can't find the specified secret value for staging label: ${label}`)
     return v
   }
 
@@ -326,12 +346,19 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
       const key = optString(f, 'Key')
       const values = optStringList(f, 'Values') ?? []
       if (key === undefined || !FILTER_KEYS.includes(key)) {
-        throw validationError(`Value '${key ?? 'null'}' at 'filters.${i + 1}.member.key' failed to satisfy constraint: Member must satisfy enum value set: [${FILTER_KEYS.join(', ')}]`)
+        throw validationError(
+          `Value '${key ?? 'null'}' at 'filters.${i + 1}.member.key' failed to satisfy constraint: Member must satisfy enum value set: [${FILTER_KEYS.join(', ')}]`,
+        )
       }
-      if (values.length < 1 || values.length > 10) throw validationError(`Value at 'filters.${i + 1}.member.values' failed to satisfy constraint: Member must have length between 1 and 10`)
+      if (values.length < 1 || values.length > 10)
+        throw validationError(
+          `Value at 'filters.${i + 1}.member.values' failed to satisfy constraint: Member must have length between 1 and 10`,
+        )
       for (const v of values) {
         if (v.length > 512 || !FILTER_VALUE_RE.test(v)) {
-          throw validationError(`Value '${v}' at 'filters.${i + 1}.member.values' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$`)
+          throw validationError(
+            `Value '${v}' at 'filters.${i + 1}.member.values' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$`,
+          )
         }
       }
       return {key, values}
@@ -365,14 +392,18 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
     return filters.every(({key, values}) => {
       const positive = values.filter((v) => !v.startsWith('!'))
       const negative = values.filter((v) => v.startsWith('!')).map((v) => v.slice(1))
-      return (positive.length === 0 || positive.some((v) => this.matchesFilter(s, key, v))) && !negative.some((v) => this.matchesFilter(s, key, v))
+      return (
+        (positive.length === 0 || positive.some((v) => this.matchesFilter(s, key, v))) &&
+        !negative.some((v) => this.matchesFilter(s, key, v))
+      )
     })
   }
 
   private sorted(body: Body, includeDeleted: boolean): Secret[] {
     const order = optString(body, 'SortOrder') ?? 'desc'
     const by = optString(body, 'SortBy') ?? 'created-date'
-    if (order !== 'asc' && order !== 'desc') throw validationError(`Value '${order}' at 'sortOrder' failed to satisfy constraint: Member must satisfy enum value set: [asc, desc]`)
+    if (order !== 'asc' && order !== 'desc')
+      throw validationError(`Value '${order}' at 'sortOrder' failed to satisfy constraint: Member must satisfy enum value set: [asc, desc]`)
     const keyOf: Record<string, (s: Secret) => number | string> = {
       'created-date': (s) => s.created,
       'last-accessed-date': (s) => s.lastAccessed ?? 0,
@@ -380,7 +411,10 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
       name: (s) => s.name,
     }
     const key = keyOf[by]
-    if (!key) throw validationError(`Value '${by}' at 'sortBy' failed to satisfy constraint: Member must satisfy enum value set: [created-date, last-accessed-date, last-changed-date, name]`)
+    if (!key)
+      throw validationError(
+        `Value '${by}' at 'sortBy' failed to satisfy constraint: Member must satisfy enum value set: [created-date, last-accessed-date, last-changed-date, name]`,
+      )
     const list = [...this.secrets.values()].filter((s) => includeDeleted || s.deleted === undefined)
     // Ties keep creation order, so pages are stable.
     list.sort((a, b) => {
@@ -443,7 +477,8 @@ export class SecretsManagerServer extends AwsJsonServer<SecretsManagerCallFields
     const filters = this.parseFilters(body)
     const maxGiven = optInt(body, 'MaxResults')
     const token = optString(body, 'NextToken')
-    if ((ids === undefined) === !hasFilters) throw new AwsError('InvalidParameterException', 'Specify either SecretIdList or Filters, but not both.')
+    if ((ids === undefined) === !hasFilters)
+      throw new AwsError('InvalidParameterException', 'Specify either SecretIdList or Filters, but not both.')
     if (ids !== undefined) {
       checkLength('SecretIdList', ids, 1, 20)
       if (maxGiven !== undefined) throw new AwsError('InvalidParameterException', 'MaxResults can be used only with Filters.')

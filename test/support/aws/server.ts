@@ -288,7 +288,11 @@ export abstract class AwsServer<X extends object> {
     let response: AwsResponse
     let errorType: string | undefined
     try {
-      ctx.body = await readBody(req, MAX_BODY, () => new AwsError('SerializationException', `Request body larger than ${MAX_BODY} bytes`, 413))
+      ctx.body = await readBody(
+        req,
+        MAX_BODY,
+        () => new AwsError('SerializationException', `Request body larger than ${MAX_BODY} bytes`, 413),
+      )
       if (this.latencyMs > 0) await sleep(this.latencyMs)
       response = await this.respond(ctx)
     } catch (e) {

@@ -122,7 +122,14 @@ export function headerValues(rawHeaders: string[]): Map<string, string[]> {
 }
 
 function canonicalHeaderValue(values: string[] | undefined): string {
-  return (values ?? []).map((v) => v.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').trim()).join(',')
+  return (values ?? [])
+    .map((v) =>
+      v
+        .replace(/[\r\n]/g, ' ')
+        .replace(/[ \t]+/g, ' ')
+        .trim(),
+    )
+    .join(',')
 }
 
 export function sha256Hex(data: Buffer | string): string {
@@ -166,7 +173,10 @@ export function parseAmzDate(s: string): number | undefined {
 }
 
 export function formatAmzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
+  return new Date(ms)
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')
 }
 
 /** Parse `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` (no checks against the request). */
@@ -184,12 +194,18 @@ export function parseAuthorization(auth: string): ParsedAuthorization {
   }
   const missing = ['Credential', 'Signature', 'SignedHeaders'].filter((p) => !params.get(p))
   if (missing.length > 0) {
-    throw new AuthFailure('incomplete', `${missing.map((p) => `Authorization header requires '${p}' parameter.`).join(' ')} Authorization=${scheme}`)
+    throw new AuthFailure(
+      'incomplete',
+      `${missing.map((p) => `Authorization header requires '${p}' parameter.`).join(' ')} Authorization=${scheme}`,
+    )
   }
   const credential = params.get('Credential')!
   const scope = credential.split('/')
   if (scope.length !== 5 || scope[4] !== 'aws4_request' || scope.some((s) => s === '')) {
-    throw new AuthFailure('incomplete', `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${credential}'`)
+    throw new AuthFailure(
+      'incomplete',
+      `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${credential}'`,
+    )
   }
   const [accessKeyId, date, region, service] = scope as [string, string, string, string]
   return {accessKeyId, date, region, service, signedHeaders: params.get('SignedHeaders')!.split(';'), signature: params.get('Signature')!}
@@ -200,7 +216,11 @@ export function parseAuthorization(auth: string): ParsedAuthorization {
  * AuthFailure otherwise. `parsed` (when given) receives the access key id as soon as it is known,
  * so a caller can log who tried even when verification fails.
  */
-export function verifySigV4<C extends SigningCredential>(req: ReceivedRequest, opts: VerifyOptions<C>, parsed: {accessKeyId?: string} = {}): C {
+export function verifySigV4<C extends SigningCredential>(
+  req: ReceivedRequest,
+  opts: VerifyOptions<C>,
+  parsed: {accessKeyId?: string} = {},
+): C {
   const headers = headerValues(req.rawHeaders)
   const auth = headers.get('authorization')?.[0]
   if (auth === undefined) throw new AuthFailure('missing', 'Request is missing Authentication Token')
@@ -209,23 +229,36 @@ export function verifySigV4<C extends SigningCredential>(req: ReceivedRequest, o
   const a = parseAuthorization(auth)
   parsed.accessKeyId = a.accessKeyId
   if (amzDate === undefined && httpDate === undefined) {
-    throw new AuthFailure('incomplete', `Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=${SIGV4_ALGORITHM}`)
+    throw new AuthFailure(
+      'incomplete',
+      `Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=${SIGV4_ALGORITHM}`,
+    )
   }
   let requestTime: number | undefined
   let longDate: string
   if (amzDate !== undefined) {
     requestTime = parseAmzDate(amzDate)
     if (requestTime === undefined) {
-      throw new AuthFailure('incomplete', `Date must be in ISO-8601 'basic format'. Got '${amzDate}'. See http://en.wikipedia.org/wiki/ISO_8601`)
+      throw new AuthFailure(
+        'incomplete',
+        `Date must be in ISO-8601 'basic format'. Got '${amzDate}'. See http://en.wikipedia.org/wiki/ISO_8601`,
+      )
     }
     longDate = amzDate
   } else {
     requestTime = Date.parse(httpDate!)
-    if (Number.isNaN(requestTime)) throw new AuthFailure('incomplete', `Date must be in ISO-8601 'basic format'. Got '${httpDate}'. See http://en.wikipedia.org/wiki/ISO_8601`)
+    if (Number.isNaN(requestTime))
+      throw new AuthFailure(
+        'incomplete',
+        `Date must be in ISO-8601 'basic format'. Got '${httpDate}'. See http://en.wikipedia.org/wiki/ISO_8601`,
+      )
     longDate = formatAmzDate(requestTime)
   }
   if (a.date !== longDate.slice(0, 8)) {
-    throw new AuthFailure('signature', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${a.date}' != '${longDate.slice(0, 8)}', from '${longDate}'.`)
+    throw new AuthFailure(
+      'signature',
+      `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${a.date}' != '${longDate.slice(0, 8)}', from '${longDate}'.`,
+    )
   }
   if (a.region !== opts.region) throw new AuthFailure('signature', `Credential should be scoped to a valid region, not '${a.region}'. `)
   if (a.service !== opts.service) throw new AuthFailure('signature', `Credential should be scoped to correct service: '${opts.service}'. `)
@@ -236,20 +269,29 @@ export function verifySigV4<C extends SigningCredential>(req: ReceivedRequest, o
   const cred = opts.lookup(a.accessKeyId)
   if (!cred) throw new AuthFailure('unrecognized', INVALID_TOKEN)
   const token = headers.get('x-amz-security-token')?.[0]
-  if (cred.sessionToken !== undefined ? token !== cred.sessionToken : token !== undefined) throw new AuthFailure('unrecognized', INVALID_TOKEN)
+  if (cred.sessionToken !== undefined ? token !== cred.sessionToken : token !== undefined)
+    throw new AuthFailure('unrecognized', INVALID_TOKEN)
 
   const skew = requestTime - opts.now
   if (skew < -MAX_SKEW_MS) {
-    throw new AuthFailure('signature', `Signature expired: ${longDate} is now earlier than ${formatAmzDate(opts.now - MAX_SKEW_MS)} (${formatAmzDate(opts.now)} - 5 min.)`)
+    throw new AuthFailure(
+      'signature',
+      `Signature expired: ${longDate} is now earlier than ${formatAmzDate(opts.now - MAX_SKEW_MS)} (${formatAmzDate(opts.now)} - 5 min.)`,
+    )
   }
   if (skew > MAX_SKEW_MS) {
-    throw new AuthFailure('signature', `Signature not yet current: ${longDate} is still later than ${formatAmzDate(opts.now + MAX_SKEW_MS)} (${formatAmzDate(opts.now)} + 5 min.)`)
+    throw new AuthFailure(
+      'signature',
+      `Signature not yet current: ${longDate} is still later than ${formatAmzDate(opts.now + MAX_SKEW_MS)} (${formatAmzDate(opts.now)} + 5 min.)`,
+    )
   }
 
   const scope = `${a.date}/${a.region}/${a.service}/aws4_request`
   const canonical = canonicalRequest(req, a.signedHeaders)
   const toSign = stringToSign(longDate, scope, canonical)
-  const expected = createHmac('sha256', signingKey(cred.secretAccessKey, a.date, a.region, a.service)).update(toSign, 'utf8').digest()
+  const expected = createHmac('sha256', signingKey(cred.secretAccessKey, a.date, a.region, a.service))
+    .update(toSign, 'utf8')
+    .digest()
   const given = /^[0-9a-f]{64}$/.test(a.signature) ? Buffer.from(a.signature, 'hex') : Buffer.alloc(0)
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new AuthFailure(

@@ -24,7 +24,22 @@
  */
 import {randomBytes} from 'node:crypto'
 import {accessDenied, type AwsDenyRule, DenyTable} from './access.js'
-import {AwsJsonServer, type AwsJsonServerOptions, type Body, checkLength, checkRange, epochSeconds, type JsonOperation, optBool, optInt, optList, optString, optStringList, requiredString, validationError} from './json.js'
+import {
+  AwsJsonServer,
+  type AwsJsonServerOptions,
+  type Body,
+  checkLength,
+  checkRange,
+  epochSeconds,
+  type JsonOperation,
+  optBool,
+  optInt,
+  optList,
+  optString,
+  optStringList,
+  requiredString,
+  validationError,
+} from './json.js'
 import {nextToken, page, tokenOffset} from './paging.js'
 import {AwsError, type AwsCall, type RequestContext} from './server.js'
 
@@ -107,7 +122,6 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
   private readonly params = new Map<string, Param>()
   private readonly denyTable = new DenyTable()
 
-
   // ---- test-side helpers (plain Errors on misuse) ----
 
   /** PutParameter: a new parameter, or (with the same type) its next version. Returns the version. */
@@ -149,7 +163,8 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
     const v = version === undefined ? p.versions.at(-1)! : p.versions.find((x) => x.version === version)
     if (!v) throw new Error(`ssm-server: ${name} has no version ${version}`)
     for (const label of labels) {
-      if (!LABEL_RE.test(label) || /^\d/.test(label) || /^(aws|ssm)/i.test(label)) throw new Error(`ssm-server: invalid label ${JSON.stringify(label)}`)
+      if (!LABEL_RE.test(label) || /^\d/.test(label) || /^(aws|ssm)/i.test(label))
+        throw new Error(`ssm-server: invalid label ${JSON.stringify(label)}`)
       for (const other of p.versions) other.labels = other.labels.filter((l) => l !== label)
       v.labels.push(label)
     }
@@ -236,7 +251,11 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
     if (/^:\d+$/.test(selector)) {
       const n = Number(selector.slice(1))
       const v = p.versions.find((x) => x.version === n)
-      if (!v) throw new AwsError('ParameterVersionNotFound', `Systems Manager could not find version ${n} of ${name}. Verify the version and try again.`)
+      if (!v)
+        throw new AwsError(
+          'ParameterVersionNotFound',
+          `Systems Manager could not find version ${n} of ${name}. Verify the version and try again.`,
+        )
       return {p, v, selector}
     }
     const v = p.versions.find((x) => x.labels.includes(selector.slice(1)))
@@ -245,7 +264,12 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
   }
 
   private parameter(p: Param, v: ParamVersion, withDecryption: boolean, selector?: string): Body {
-    const out: Body = {Name: p.name, Type: p.type, Value: p.type === 'SecureString' && !withDecryption ? v.ciphertext : v.value, Version: v.version}
+    const out: Body = {
+      Name: p.name,
+      Type: p.type,
+      Value: p.type === 'SecureString' && !withDecryption ? v.ciphertext : v.value,
+      Version: v.version,
+    }
     if (selector !== undefined) out.Selector = selector
     out.LastModifiedDate = epochSeconds(v.modified)
     out.ARN = p.arn
@@ -278,14 +302,21 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
       const isTag = key.startsWith('tag:') && key.length > 4
       const options = isTag || key === 'tag-key' ? (allowTags ? ['Equals', 'BeginsWith'] : undefined) : allowed[key]
       if (!options) {
-        throw new AwsError('InvalidFilterKey', `The following filter key is not valid: ${key}. Valid filter keys include: [${[...Object.keys(allowed), ...(allowTags ? ['tag:KEY', 'tag-key'] : [])].join(', ')}].`)
+        throw new AwsError(
+          'InvalidFilterKey',
+          `The following filter key is not valid: ${key}. Valid filter keys include: [${[...Object.keys(allowed), ...(allowTags ? ['tag:KEY', 'tag-key'] : [])].join(', ')}].`,
+        )
       }
       const option = optString(f, 'Option') ?? options[0]!
       if (!options.includes(option)) {
-        throw new AwsError('InvalidFilterOption', `The following filter option is not valid: ${option}. Valid options include: [${options.join(', ')}].`)
+        throw new AwsError(
+          'InvalidFilterOption',
+          `The following filter option is not valid: ${option}. Valid options include: [${options.join(', ')}].`,
+        )
       }
       const values = optStringList(f, 'Values') ?? []
-      if (values.length === 0 && !isTag) throw new AwsError('InvalidFilterValue', `The following filter values are missing : null for filter key ${key}.`)
+      if (values.length === 0 && !isTag)
+        throw new AwsError('InvalidFilterValue', `The following filter values are missing : null for filter key ${key}.`)
       return {key, option, values}
     })
   }
@@ -293,7 +324,9 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
   private matches(p: Param, f: Filter): boolean {
     const test = (have: string | undefined) =>
       have !== undefined &&
-      f.values.some((want) => (f.option === 'BeginsWith' ? have.startsWith(want) : f.option === 'Contains' ? have.includes(want) : have === want))
+      f.values.some((want) =>
+        f.option === 'BeginsWith' ? have.startsWith(want) : f.option === 'Contains' ? have.includes(want) : have === want,
+      )
     if (f.key.startsWith('tag:')) {
       const tag = p.tags.find((t) => t.Key === f.key.slice(4))
       return tag !== undefined && (f.values.length === 0 || test(tag.Value))
@@ -326,7 +359,14 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
     return recursive || !name.slice(base.length).includes('/')
   }
 
-  private page(ctx: Ctx, body: Body, query: unknown, defaultMax: number, maxMax: number, keep: (p: Param) => boolean): {items: Param[]; token?: string} {
+  private page(
+    ctx: Ctx,
+    body: Body,
+    query: unknown,
+    defaultMax: number,
+    maxMax: number,
+    keep: (p: Param) => boolean,
+  ): {items: Param[]; token?: string} {
     const max = optInt(body, 'MaxResults') ?? defaultMax
     checkRange('MaxResults', max, 1, maxMax)
     const offset = tokenOffset(optString(body, 'NextToken'), query)
@@ -387,19 +427,32 @@ export class SsmServer extends AwsJsonServer<SsmCallFields> {
     const filters = this.parseFilters(body, {Type: ['Equals', 'BeginsWith'], KeyId: ['Equals', 'BeginsWith'], Label: ['Equals']}, false)
     this.authorize(ctx, 'GetParametersByPath', [path === '/' ? '/' : path.replace(/\/+$/, '')])
     const query = {path, recursive, filters}
-    const r = this.page(ctx, body, query, 10, 10, (p) => this.underPath(p.name, path, recursive) && filters.every((f) => this.matches(p, f)))
+    const r = this.page(
+      ctx,
+      body,
+      query,
+      10,
+      10,
+      (p) => this.underPath(p.name, path, recursive) && filters.every((f) => this.matches(p, f)),
+    )
     // With a Label filter, the labelled version is the one returned.
     const label = filters.find((f) => f.key === 'Label')
-    const version = (p: Param) => (label ? p.versions.find((v) => v.labels.some((l) => label.values.includes(l))) : undefined) ?? p.versions.at(-1)!
+    const version = (p: Param) =>
+      (label ? p.versions.find((v) => v.labels.some((l) => label.values.includes(l))) : undefined) ?? p.versions.at(-1)!
     const out: Body = {Parameters: r.items.map((p) => this.parameter(p, version(p), withDecryption))}
     if (r.token !== undefined) out.NextToken = r.token
     return out
   }
 
   private opDescribeParameters(ctx: Ctx, body: Body): Body {
-    if (body.Filters !== undefined && body.Filters !== null) throw new AwsError('ValidationException', 'kseal ssm-server: use ParameterFilters, not the deprecated Filters')
+    if (body.Filters !== undefined && body.Filters !== null)
+      throw new AwsError('ValidationException', 'kseal ssm-server: use ParameterFilters, not the deprecated Filters')
     const eq = ['Equals', 'BeginsWith']
-    const filters = this.parseFilters(body, {Name: ['Equals', 'BeginsWith', 'Contains'], Path: ['OneLevel', 'Recursive'], Type: eq, KeyId: eq, DataType: eq, Tier: eq}, true)
+    const filters = this.parseFilters(
+      body,
+      {Name: ['Equals', 'BeginsWith', 'Contains'], Path: ['OneLevel', 'Recursive'], Type: eq, KeyId: eq, DataType: eq, Tier: eq},
+      true,
+    )
     this.authorize(ctx, 'DescribeParameters', ['*'])
     const r = this.page(ctx, body, {filters}, 50, 50, (p) => filters.every((f) => this.matches(p, f)))
     const out: Body = {Parameters: r.items.map((p) => this.metadata(p))}

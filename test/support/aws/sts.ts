@@ -79,7 +79,10 @@ function toXml(fields: Xml): string {
 }
 
 function validation(field: string, value: string, constraint: string): AwsError {
-  return new AwsError('ValidationError', `1 validation error detected: Value '${value}' at '${field}' failed to satisfy constraint: ${constraint}`)
+  return new AwsError(
+    'ValidationError',
+    `1 validation error detected: Value '${value}' at '${field}' failed to satisfy constraint: ${constraint}`,
+  )
 }
 
 interface Jwk {
@@ -116,7 +119,7 @@ export class StsServer extends AwsServer<StsCallFields> {
   }
 
   protected async respond(ctx: RequestContext<StsCallFields>): Promise<AwsResponse> {
-    const params = new URLSearchParams(ctx.req.method === 'POST' ? ctx.body.toString('utf8') : (ctx.req.url ?? '').split('?')[1] ?? '')
+    const params = new URLSearchParams(ctx.req.method === 'POST' ? ctx.body.toString('utf8') : ((ctx.req.url ?? '').split('?')[1] ?? ''))
     const action = params.get('Action')
     ctx.operation = action ?? ''
     if (!action) throw new AwsError('MissingAction', 'Missing Action')
@@ -126,7 +129,10 @@ export class StsServer extends AwsServer<StsCallFields> {
       GetCallerIdentity: () => this.getCallerIdentity(ctx),
     }
     if (params.get('Version') !== VERSION || !Object.hasOwn(ops, action)) {
-      throw new AwsError('InvalidAction', `Could not find operation ${action} for version ${params.get('Version') ?? 'NO_VERSION_SPECIFIED'}`)
+      throw new AwsError(
+        'InvalidAction',
+        `Could not find operation ${action} for version ${params.get('Version') ?? 'NO_VERSION_SPECIFIED'}`,
+      )
     }
     if (action !== 'AssumeRoleWithWebIdentity') this.authenticate(ctx)
     const fault = this.takeFault(action)
@@ -142,21 +148,31 @@ export class StsServer extends AwsServer<StsCallFields> {
   protected errorResponse(ctx: RequestContext<StsCallFields>, err: AwsError): AwsResponse {
     const status = err.status ?? this.statusOf(err.type)
     const error: Xml = {Type: status >= 500 ? 'Receiver' : 'Sender', Code: err.type, Message: err.hasMessage ? err.message : undefined}
-    return {status, contentType: 'text/xml', body: `<ErrorResponse xmlns="${XMLNS}">${toXml({Error: error})}<RequestId>${ctx.requestId}</RequestId></ErrorResponse>`}
+    return {
+      status,
+      contentType: 'text/xml',
+      body: `<ErrorResponse xmlns="${XMLNS}">${toXml({Error: error})}<RequestId>${ctx.requestId}</RequestId></ErrorResponse>`,
+    }
   }
 
   // ---- operations ----
 
-  private commonParams(ctx: RequestContext<StsCallFields>, params: URLSearchParams): {role: Role | undefined; roleArn: string; sessionName: string; duration: number} {
+  private commonParams(
+    ctx: RequestContext<StsCallFields>,
+    params: URLSearchParams,
+  ): {role: Role | undefined; roleArn: string; sessionName: string; duration: number} {
     const roleArn = params.get('RoleArn')
     const sessionName = params.get('RoleSessionName')
     if (roleArn === null) throw validation('roleArn', 'null', 'Member must not be null')
     if (sessionName === null) throw validation('roleSessionName', 'null', 'Member must not be null')
     ctx.record.roleArn = roleArn
     ctx.record.roleSessionName = sessionName
-    if (roleArn.length < 20 || roleArn.length > 2048) throw validation('roleArn', roleArn, 'Member must have length greater than or equal to 20')
-    if (sessionName.length < 2 || sessionName.length > 64) throw validation('roleSessionName', sessionName, 'Member must have length between 2 and 64')
-    if (!SESSION_NAME_RE.test(sessionName)) throw validation('roleSessionName', sessionName, 'Member must satisfy regular expression pattern: [\\w+=,.@-]*')
+    if (roleArn.length < 20 || roleArn.length > 2048)
+      throw validation('roleArn', roleArn, 'Member must have length greater than or equal to 20')
+    if (sessionName.length < 2 || sessionName.length > 64)
+      throw validation('roleSessionName', sessionName, 'Member must have length between 2 and 64')
+    if (!SESSION_NAME_RE.test(sessionName))
+      throw validation('roleSessionName', sessionName, 'Member must satisfy regular expression pattern: [\\w+=,.@-]*')
     const d = params.get('DurationSeconds')
     const duration = d === null ? 3600 : Number(d)
     if (!Number.isInteger(duration)) throw validation('durationSeconds', String(d), 'Member must be an integer')
@@ -166,7 +182,8 @@ export class StsServer extends AwsServer<StsCallFields> {
   }
 
   private credentials(ctx: RequestContext<StsCallFields>, role: Role, sessionName: string, duration: number): {key: AccessKey; xml: Xml} {
-    if (duration > role.maxSessionDurationSeconds) throw new AwsError('ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.')
+    if (duration > role.maxSessionDurationSeconds)
+      throw new AwsError('ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.')
     const key = this.iam.issueSession(role, sessionName, duration)
     ctx.record.issuedAccessKeyId = key.accessKeyId
     return {
@@ -186,7 +203,8 @@ export class StsServer extends AwsServer<StsCallFields> {
   private assumeRole(ctx: RequestContext<StsCallFields>, params: URLSearchParams): Xml {
     const {role, roleArn, sessionName, duration} = this.commonParams(ctx, params)
     const caller = ctx.caller!
-    const denied = () => new AwsError('AccessDenied', `User: ${caller.principal.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`)
+    const denied = () =>
+      new AwsError('AccessDenied', `User: ${caller.principal.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`)
     if (!role) throw denied()
     const trusted = role.trust.principals ?? []
     const names = [caller.principal.arn, caller.principal.roleArn].filter((x): x is string => x !== undefined)
@@ -194,7 +212,10 @@ export class StsServer extends AwsServer<StsCallFields> {
     if (!names.some((n) => trusted.includes(n)) && !(inAccount && trusted.includes(`arn:aws:iam::${this.accountId}:root`))) throw denied()
     if (role.trust.externalId !== undefined && params.get('ExternalId') !== role.trust.externalId) throw denied()
     if (caller.principal.roleArn !== undefined && duration > 3600) {
-      throw new AwsError('ValidationError', 'The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.')
+      throw new AwsError(
+        'ValidationError',
+        'The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.',
+      )
     }
     return this.credentials(ctx, role, sessionName, duration).xml
   }
@@ -203,7 +224,8 @@ export class StsServer extends AwsServer<StsCallFields> {
     const {role, sessionName, duration} = this.commonParams(ctx, params)
     const token = params.get('WebIdentityToken')
     if (token === null) throw validation('webIdentityToken', 'null', 'Member must not be null')
-    if (token.length < 4 || token.length > 20_000) throw validation('webIdentityToken', '***', 'Member must have length between 4 and 20000')
+    if (token.length < 4 || token.length > 20_000)
+      throw validation('webIdentityToken', '***', 'Member must have length between 4 and 20000')
 
     const parts = token.split('.')
     let header: Record<string, unknown>
@@ -213,26 +235,43 @@ export class StsServer extends AwsServer<StsCallFields> {
       header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'))
       claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'))
     } catch {
-      throw new AwsError('InvalidIdentityToken', 'The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)')
+      throw new AwsError(
+        'InvalidIdentityToken',
+        'The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)',
+      )
     }
     const iss = typeof claims.iss === 'string' ? claims.iss : ''
     const sub = typeof claims.sub === 'string' ? claims.sub : ''
     ctx.record.subject = sub
     const provider = this.iam.oidcProvider(iss)
     if (!provider) throw new AwsError('InvalidIdentityToken', `No OpenIDConnect provider found in your account for ${iss}`)
-    const audiences = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : []
+    const audiences =
+      typeof claims.aud === 'string'
+        ? [claims.aud]
+        : Array.isArray(claims.aud)
+          ? claims.aud.filter((a): a is string => typeof a === 'string')
+          : []
     const audience = audiences.find((a) => provider.clientIds.includes(a))
     if (audience === undefined) throw new AwsError('InvalidIdentityToken', 'Incorrect token audience')
 
     const key = await this.verificationKey(iss, typeof header.kid === 'string' ? header.kid : undefined)
     const signed = Buffer.from(`${parts[0]}.${parts[1]}`)
-    if (header.alg !== 'RS256' || !verify('sha256', signed, createPublicKey({key: key as JsonWebKey, format: 'jwk'}), Buffer.from(parts[2]!, 'base64url'))) {
-      throw new AwsError('InvalidIdentityToken', 'The web identity token that was passed could not be validated by AWS. Get a new identity token from the identity provider and then retry the request.')
+    if (
+      header.alg !== 'RS256' ||
+      !verify('sha256', signed, createPublicKey({key: key as JsonWebKey, format: 'jwk'}), Buffer.from(parts[2]!, 'base64url'))
+    ) {
+      throw new AwsError(
+        'InvalidIdentityToken',
+        'The web identity token that was passed could not be validated by AWS. Get a new identity token from the identity provider and then retry the request.',
+      )
     }
     const now = Math.floor(this.clock.now() / 1000)
     if (typeof claims.exp !== 'number' || claims.exp <= now) {
       // AWS's wording, missing space included.
-      throw new AwsError('ExpiredTokenException', `Token expired: current date/time ${now} must be before the expiration date/time${String(claims.exp)}`)
+      throw new AwsError(
+        'ExpiredTokenException',
+        `Token expired: current date/time ${now} must be before the expiration date/time${String(claims.exp)}`,
+      )
     }
 
     const trust = role?.trust.webIdentity
@@ -267,11 +306,18 @@ export class StsServer extends AwsServer<StsCallFields> {
       const jwks = await get(String(config.jwks_uri))
       keys = Array.isArray(jwks.keys) ? (jwks.keys as Jwk[]) : []
     } catch {
-      throw new AwsError('IDPCommunicationError', "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements")
+      throw new AwsError(
+        'IDPCommunicationError',
+        "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
+      )
     }
     this.jwksCache.set(issuer, keys)
     const key = pick(keys)
-    if (!key) throw new AwsError('InvalidIdentityToken', "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements")
+    if (!key)
+      throw new AwsError(
+        'InvalidIdentityToken',
+        "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements",
+      )
     return key
   }
 }

@@ -77,7 +77,12 @@ function decodeClaims(jwt: string): Record<string, unknown> | undefined {
 }
 
 /** Check a login against the role and the Kubernetes API; the ServiceAccount it authenticates. */
-export async function kubernetesLogin(config: KubernetesAuthConfig, role: KubernetesRole, jwt: string, now: number): Promise<LoginIdentity> {
+export async function kubernetesLogin(
+  config: KubernetesAuthConfig,
+  role: KubernetesRole,
+  jwt: string,
+  now: number,
+): Promise<LoginIdentity> {
   const claims = decodeClaims(jwt)
   if (!claims) throw new LoginError(403, 'permission denied')
   if (config.issuer !== undefined && claims.iss !== config.issuer) throw new LoginError(403, 'invalid issuer (iss) claim')
@@ -86,11 +91,16 @@ export async function kubernetesLogin(config: KubernetesAuthConfig, role: Kubern
     throw new LoginError(403, 'invalid audience (aud) claim: audience claim does not match any expected audience')
   }
   const t = now / 1000
-  if (typeof claims.nbf === 'number' && t + LEEWAY_S < claims.nbf) throw new LoginError(403, 'invalid not before (nbf) claim: token not yet valid')
-  if (typeof claims.exp === 'number' && t - LEEWAY_S > claims.exp) throw new LoginError(403, 'invalid expiration time (exp) claim: token is expired')
+  if (typeof claims.nbf === 'number' && t + LEEWAY_S < claims.nbf)
+    throw new LoginError(403, 'invalid not before (nbf) claim: token not yet valid')
+  if (typeof claims.exp === 'number' && t - LEEWAY_S > claims.exp)
+    throw new LoginError(403, 'invalid expiration time (exp) claim: token is expired')
   const k8s = (claims['kubernetes.io'] ?? {}) as {namespace?: string; serviceaccount?: {name?: string; uid?: string}}
   const sa = {name: k8s.serviceaccount?.name ?? '', namespace: k8s.namespace ?? '', uid: k8s.serviceaccount?.uid ?? ''}
-  if (!(role.boundServiceAccountNames.length === 1 && role.boundServiceAccountNames[0] === '*') && !globMatch(role.boundServiceAccountNames, sa.name)) {
+  if (
+    !(role.boundServiceAccountNames.length === 1 && role.boundServiceAccountNames[0] === '*') &&
+    !globMatch(role.boundServiceAccountNames, sa.name)
+  ) {
     throw new LoginError(403, 'service account name not authorized')
   }
   if (!globMatch(role.boundServiceAccountNamespaces, sa.namespace)) throw new LoginError(403, 'namespace not authorized')
@@ -101,7 +111,11 @@ export async function kubernetesLogin(config: KubernetesAuthConfig, role: Kubern
     const res = await fetch(`${config.kubernetesHost.replace(/\/+$/, '')}/apis/authentication.k8s.io/v1/tokenreviews`, {
       method: 'POST',
       headers: {'content-type': 'application/json', authorization: `Bearer ${config.tokenReviewerJwt ?? jwt}`},
-      body: JSON.stringify({apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {token: jwt, audiences: role.audience ? [role.audience] : aud}}),
+      body: JSON.stringify({
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: {token: jwt, audiences: role.audience ? [role.audience] : aud},
+      }),
       signal: AbortSignal.timeout(5000),
     })
     if (res.status < 200 || res.status > 299) throw new Error(`TokenReview: HTTP ${res.status}`)
@@ -111,6 +125,7 @@ export async function kubernetesLogin(config: KubernetesAuthConfig, role: Kubern
   }
   const parts = (review.status?.user?.username ?? '').split(':')
   if (review.status?.error || !review.status?.authenticated || parts.length !== 4) throw new LoginError(403, 'permission denied')
-  if (parts[3] !== sa.name || parts[2] !== sa.namespace || review.status.user?.uid !== sa.uid) throw new LoginError(403, 'permission denied')
+  if (parts[3] !== sa.name || parts[2] !== sa.namespace || review.status.user?.uid !== sa.uid)
+    throw new LoginError(403, 'permission denied')
   return sa
 }

@@ -97,7 +97,17 @@ export class KvV2Engine {
   private put(path: string, data: KvData, cas: number | undefined): {version: number; meta: KvVersion; key: KvKey} | {error: string} {
     let key = this.keys.get(path)
     const now = this.now()
-    if (!key) key = {versions: new Map(), current: 0, oldest: 0, created: now, updated: now, customMetadata: null, casRequired: false, maxVersions: 0}
+    if (!key)
+      key = {
+        versions: new Map(),
+        current: 0,
+        oldest: 0,
+        created: now,
+        updated: now,
+        customMetadata: null,
+        casRequired: false,
+        maxVersions: 0,
+      }
     if (cas !== undefined && cas !== key.current) return {error: 'check-and-set parameter did not match the current version'}
     if (cas === undefined && key.casRequired) return {error: 'check-and-set parameter required for this call'}
     this.keys.set(path, key)
@@ -133,7 +143,13 @@ export class KvV2Engine {
   }
 
   private versionMetadata(key: KvKey, n: number, v: KvVersion): Record<string, unknown> {
-    return {created_time: time(v.created), custom_metadata: key.customMetadata, deletion_time: time(v.deleted), destroyed: v.destroyed, version: n}
+    return {
+      created_time: time(v.created),
+      custom_metadata: key.customMetadata,
+      deletion_time: time(v.deleted),
+      destroyed: v.destroyed,
+      version: n,
+    }
   }
 
   private data(req: EngineRequest, path: string): EngineResult {
@@ -191,13 +207,27 @@ export class KvV2Engine {
           max_versions: key.maxVersions,
           oldest_version: key.oldest,
           updated_time: time(key.updated),
-          versions: Object.fromEntries([...key.versions].map(([n, v]) => [String(n), {created_time: time(v.created), deletion_time: time(v.deleted), destroyed: v.destroyed}])),
+          versions: Object.fromEntries(
+            [...key.versions].map(([n, v]) => [
+              String(n),
+              {created_time: time(v.created), deletion_time: time(v.deleted), destroyed: v.destroyed},
+            ]),
+          ),
         },
       }
     }
     if (req.method === 'POST' || req.method === 'PUT') {
       const now = this.now()
-      const k = key ?? {versions: new Map(), current: 0, oldest: 0, created: now, updated: now, customMetadata: null, casRequired: false, maxVersions: 0}
+      const k = key ?? {
+        versions: new Map(),
+        current: 0,
+        oldest: 0,
+        created: now,
+        updated: now,
+        customMetadata: null,
+        casRequired: false,
+        maxVersions: 0,
+      }
       if (req.body.max_versions !== undefined) k.maxVersions = Number(req.body.max_versions)
       if (req.body.cas_required !== undefined) k.casRequired = req.body.cas_required === true
       if (req.body.custom_metadata !== undefined) k.customMetadata = req.body.custom_metadata as Record<string, string>

@@ -206,7 +206,15 @@ export class VaultServer {
     this.maxTtl = opts.maxTtl ?? 32 * VAULT_DAY
     this.namespaces.set('', this.newNamespace(''))
     if (opts.devMounts ?? true) this.mountKv('secret')
-    this.rootToken = this.issue({namespace: '', policies: ['root'], ttl: 0, renewable: false, displayName: 'root', path: 'auth/token/root', meta: null}).id
+    this.rootToken = this.issue({
+      namespace: '',
+      policies: ['root'],
+      ttl: 0,
+      renewable: false,
+      displayName: 'root',
+      path: 'auth/token/root',
+      meta: null,
+    }).id
   }
 
   // ---- test-side helpers (plain Errors on misuse) ----
@@ -278,7 +286,11 @@ export class VaultServer {
   /** A rate-limit quota (token bucket on the server clock); returns a remover. */
   rateLimit(opts: RateLimitOptions): () => void {
     if (!(opts.rate > 0)) throw new Error('rateLimit: rate must be > 0')
-    const q: Quota = {opts: {...opts, namespace: opts.namespace === undefined ? undefined : trimSlashes(opts.namespace)}, tokens: opts.rate, last: this.clock.now()}
+    const q: Quota = {
+      opts: {...opts, namespace: opts.namespace === undefined ? undefined : trimSlashes(opts.namespace)},
+      tokens: opts.rate,
+      last: this.clock.now(),
+    }
     this.quotas.push(q)
     return () => {
       this.quotas = this.quotas.filter((x) => x !== q)
@@ -318,7 +330,12 @@ export class VaultServer {
   // ---- internals ----
 
   private newNamespace(path: string): Namespace {
-    return {path, id: path === '' ? 'root' : randomBytes(3).toString('base64url').slice(0, 5), mounts: new Map([['auth/token/', {type: 'token'}]]), policies: new Map()}
+    return {
+      path,
+      id: path === '' ? 'root' : randomBytes(3).toString('base64url').slice(0, 5),
+      mounts: new Map([['auth/token/', {type: 'token'}]]),
+      policies: new Map(),
+    }
   }
 
   private ns(path: string | undefined): Namespace {
@@ -339,7 +356,16 @@ export class VaultServer {
     return m
   }
 
-  private issue(o: {namespace: string; policies: string[]; ttl: number; explicitMaxTtl?: number; renewable: boolean; displayName: string; path: string; meta: Record<string, string> | null}): Token {
+  private issue(o: {
+    namespace: string
+    policies: string[]
+    ttl: number
+    explicitMaxTtl?: number
+    renewable: boolean
+    displayName: string
+    path: string
+    meta: Record<string, string> | null
+  }): Token {
     const now = this.clock.now()
     const max = Math.min(o.explicitMaxTtl || this.maxTtl, this.maxTtl)
     // Only a root token lives forever; for any other, a TTL of 0 means the default.
@@ -411,10 +437,18 @@ export class VaultServer {
     f.remaining--
     this.faults = this.faults.filter((x) => x.remaining > 0)
     const status = f.opts.status ?? 500
-    return new VaultError(status, f.opts.errors ?? [status === 503 ? 'Vault is sealed' : status === 429 ? 'rate limit quota exceeded' : 'internal error'])
+    return new VaultError(
+      status,
+      f.opts.errors ?? [status === 503 ? 'Vault is sealed' : status === 429 ? 'rate limit quota exceeded' : 'internal error'],
+    )
   }
 
-  private envelope(requestId: string, data: unknown, mountType: string, extra: {warnings?: string[]; auth?: unknown} = {}): Record<string, unknown> {
+  private envelope(
+    requestId: string,
+    data: unknown,
+    mountType: string,
+    extra: {warnings?: string[]; auth?: unknown} = {},
+  ): Record<string, unknown> {
     return {
       request_id: requestId,
       lease_id: '',
@@ -491,7 +525,14 @@ export class VaultServer {
       return
     }
     const text = JSON.stringify(payload)
-    res.writeHead(status, {'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers}).end(text)
+    res
+      .writeHead(status, {
+        'Content-Type': 'application/json',
+        'Cache-Control': 'no-store',
+        'Content-Length': Buffer.byteLength(text),
+        ...headers,
+      })
+      .end(text)
   }
 
   private parseBody(body: Buffer): Record<string, unknown> {
@@ -519,7 +560,18 @@ export class VaultServer {
     if (rel === 'sys/health' && method === 'GET') {
       return {
         status: 200,
-        payload: {initialized: true, sealed: false, standby: false, performance_standby: false, replication_performance_mode: 'disabled', replication_dr_mode: 'disabled', server_time_utc: Math.floor(this.clock.now() / 1000), version: '1.17.3+ent', cluster_name: 'kseal-test', cluster_id: 'kseal-test'},
+        payload: {
+          initialized: true,
+          sealed: false,
+          standby: false,
+          performance_standby: false,
+          replication_performance_mode: 'disabled',
+          replication_dr_mode: 'disabled',
+          server_time_utc: Math.floor(this.clock.now() / 1000),
+          version: '1.17.3+ent',
+          cluster_name: 'kseal-test',
+          cluster_id: 'kseal-test',
+        },
       }
     }
     const mountPath = [...ns.mounts.keys()].filter((p) => `${rel}/`.startsWith(p)).sort((a, b) => b.length - a.length)[0]
@@ -550,8 +602,11 @@ export class VaultServer {
               : 'update'
     // Vault treats a list request's path as a folder (trailing slash), for the ACL too.
     const aclRel = list && !rel.endsWith('/') ? `${rel}/` : rel
-    const aclPath = [ns.path === token.namespace ? '' : ns.path.slice(token.namespace === '' ? 0 : token.namespace.length + 1), aclRel].filter((x) => x !== '').join('/')
-    if (!capabilities(token.policies, (name) => this.namespaces.get(token.namespace)?.policies.get(name), aclPath).has(need)) throw new VaultError(403, [ACL_DENIED])
+    const aclPath = [ns.path === token.namespace ? '' : ns.path.slice(token.namespace === '' ? 0 : token.namespace.length + 1), aclRel]
+      .filter((x) => x !== '')
+      .join('/')
+    if (!capabilities(token.policies, (name) => this.namespaces.get(token.namespace)?.policies.get(name), aclPath).has(need))
+      throw new VaultError(403, [ACL_DENIED])
     if (!mount) throw new VaultError(404, [`no handler for route ${JSON.stringify(rel)}. route entry not found.`])
 
     switch (mount.type) {
@@ -571,7 +626,13 @@ export class VaultServer {
     return {status: r.status, payload: this.envelope(requestId, r.data ?? null, 'kv', {warnings: r.warnings})}
   }
 
-  private async login(ns: Namespace, mountPath: string, mount: Extract<Mount, {type: 'kubernetes'}>, body: Record<string, unknown>, requestId: string): Promise<{status: number; payload: unknown}> {
+  private async login(
+    ns: Namespace,
+    mountPath: string,
+    mount: Extract<Mount, {type: 'kubernetes'}>,
+    body: Record<string, unknown>,
+    requestId: string,
+  ): Promise<{status: number; payload: unknown}> {
     const roleName = typeof body.role === 'string' ? body.role : ''
     const jwt = typeof body.jwt === 'string' ? body.jwt : ''
     if (roleName === '') throw new VaultError(400, ['missing role'])
@@ -588,7 +649,12 @@ export class VaultServer {
     }
     const ttl = role.ttl ?? this.defaultTtl
     const max = role.maxTtl ?? this.maxTtl
-    const warnings = ttl > max ? [`TTL of ${JSON.stringify(goDuration(ttl))} exceeded the effective max_ttl of ${JSON.stringify(goDuration(max))}; TTL value is capped accordingly`] : []
+    const warnings =
+      ttl > max
+        ? [
+            `TTL of ${JSON.stringify(goDuration(ttl))} exceeded the effective max_ttl of ${JSON.stringify(goDuration(max))}; TTL value is capped accordingly`,
+          ]
+        : []
     const t = this.issue({
       namespace: ns.path,
       policies: [...new Set(['default', ...(role.policies ?? [])])],
@@ -597,12 +663,24 @@ export class VaultServer {
       renewable: true,
       displayName: `${mountPath.slice('auth/'.length, -1)}-${sa.namespace}-${sa.name}`,
       path: `${mountPath}login`,
-      meta: {role: roleName, service_account_name: sa.name, service_account_namespace: sa.namespace, service_account_secret_name: '', service_account_uid: sa.uid},
+      meta: {
+        role: roleName,
+        service_account_name: sa.name,
+        service_account_namespace: sa.namespace,
+        service_account_secret_name: '',
+        service_account_uid: sa.uid,
+      },
     })
     return {status: 200, payload: this.envelope(requestId, null, 'kubernetes', {warnings, auth: this.authBlock(t, t.creationTtl)})}
   }
 
-  private tokenEndpoint(method: string, sub: string, t: Token, body: Record<string, unknown>, requestId: string): {status: number; payload?: unknown} {
+  private tokenEndpoint(
+    method: string,
+    sub: string,
+    t: Token,
+    body: Record<string, unknown>,
+    requestId: string,
+  ): {status: number; payload?: unknown} {
     const now = this.clock.now()
     const remaining = () => (t.expire === 0 ? 0 : Math.max(0, Math.round((t.expire - now) / 1000)))
     if (sub === 'lookup-self' && method === 'GET') {
@@ -631,13 +709,16 @@ export class VaultServer {
     if (sub === 'renew-self' && (method === 'POST' || method === 'PUT')) {
       if (!t.renewable || t.expire === 0) throw new VaultError(400, ['lease is not renewable'])
       const increment = body.increment === undefined ? 0 : parseDuration(body.increment)
-      if (increment === undefined) throw new VaultError(400, [`error parsing increment: time: invalid duration ${JSON.stringify(String(body.increment))}`])
+      if (increment === undefined)
+        throw new VaultError(400, [`error parsing increment: time: invalid duration ${JSON.stringify(String(body.increment))}`])
       const want = increment > 0 ? increment : t.creationTtl
       const warnings: string[] = []
       t.expire = now + want * 1000
       if (t.expire > t.maxExpire) {
         t.expire = t.maxExpire
-        warnings.push(`TTL of ${JSON.stringify(goDuration(want))} exceeded the effective max_ttl of ${JSON.stringify(goDuration(remaining()))}; TTL value is capped accordingly`)
+        warnings.push(
+          `TTL of ${JSON.stringify(goDuration(want))} exceeded the effective max_ttl of ${JSON.stringify(goDuration(remaining()))}; TTL value is capped accordingly`,
+        )
       }
       return {status: 200, payload: this.envelope(requestId, null, 'token', {warnings, auth: this.authBlock(t, remaining())})}
     }

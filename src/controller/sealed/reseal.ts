@@ -1,0 +1,147 @@
+/**
+ * `/v1/rotate`, as sealed-secrets' endpoint of the same name: a client POSTs a SealedSecret, the
+ * controller opens it with whichever of its keys it was sealed to and returns it sealed to its
+ * current sealing key. Name, namespace, scope, template and every other field come back as they
+ * were; only `spec.encryptedData` (fresh ciphertext under a fresh data key) and `spec.envelope` (one
+ * part, wrapped for the sealing key) change. The client never holds a private key and the response
+ * never holds a plaintext value: failures are a status code and a one-line message naming places,
+ * never values.
+ */
+import crypto from 'node:crypto'
+import {parseAllDocuments} from 'yaml'
+import {RsaRecipient} from '../../../keys/rsa.js'
+import {isKsealError, KsealError, type ErrorCode} from '../../core/errors.js'
+import {isObj} from '../../core/guards.js'
+import type {Unwrap} from '../../keyring/keyring.js'
+import {refuseMergeKeys} from '../../manifest/parse.js'
+import {parseSealedEnvelope, parseSealedSecret} from '../../sealed/parse.js'
+import {resealSealedSecret} from '../../sealed/reseal.js'
+import type {SealingKey} from '../keystore/store.js'
+
+/** Requests larger than this are refused with 413 before they are parsed. */
+export const RESEAL_MAX_BYTES = 1 << 20
+/**
+ * The most private-key operations one `/v1/rotate` request may cost. Opening costs one per envelope
+ * part, so a SealedSecret with more parts is refused (422) before any work: re-seal it to compact it.
+ */
+export const RESEAL_WORK_BUDGET = 16
+
+const recipients = new Map<string, RsaRecipient>()
+function recipientOf(k: SealingKey): RsaRecipient {
+  let r = recipients.get(k.kid)
+  if (!r) {
+    r = new RsaRecipient(new crypto.X509Certificate(k.certPem).publicKey, `controller key ${k.kid}`)
+    recipients.set(k.kid, r)
+  }
+  return r
+}
+
+export interface ResealResponse {
+  status: number
+  /** JSON text. */
+  body: string
+  /** For the log and metrics: what happened, and to which SealedSecret (names only). */
+  outcome: 'resealed' | 'unchanged' | 'failed'
+  sealedSecret?: string
+  code?: string
+  message?: string
+  from?: string[]
+  to?: string
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  ERR_INPUT: 400,
+  ERR_USAGE: 400,
+  ERR_CONFIG: 400,
+  ERR_NO_KEY: 422,
+  ERR_DECRYPT: 422,
+  ERR_INTEGRITY: 422,
+  ERR_VERSION: 422,
+}
+
+function failure(status: number, code: string, message: string, sealedSecret?: string): ResealResponse {
+  const line = message.replace(/\s*\n\s*/g, ' ').slice(0, 500)
+  return {status, body: JSON.stringify({code, message: line}) + '\n', outcome: 'failed', code, message: line, sealedSecret}
+}
+
+/** Reads the request body: JSON, or YAML holding exactly one document. Parser messages are not echoed (they quote the input). */
+function parseBody(body: Buffer, contentType: string): unknown {
+  const text = body.toString('utf8').replace(/^\uFEFF/, '')
+  if (/json/i.test(contentType) || /^\s*[{[]/.test(text)) {
+    try {
+      return JSON.parse(text)
+    } catch {
+      if (/json/i.test(contentType)) throw new KsealError('ERR_INPUT', 'the request body is not valid JSON')
+    }
+  }
+  const docs = parseAllDocuments(text, {version: '1.1'})
+  if (!Array.isArray(docs)) throw new KsealError('ERR_INPUT', 'the request body is empty')
+  const real = docs.filter((d) => d.contents !== null)
+  if (real.some((d) => d.errors.length)) throw new KsealError('ERR_INPUT', 'the request body is not valid JSON or YAML')
+  for (const d of real) refuseMergeKeys(d, {})
+  if (real.length !== 1) throw new KsealError('ERR_INPUT', `the request body must hold one SealedSecret; it holds ${real.length} documents`)
+  return real[0].toJS({maxAliasCount: 100}) as unknown
+}
+
+/** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
+export async function handleReseal(
+  body: Buffer,
+  contentType: string,
+  unwrap: Unwrap,
+  key: SealingKey | undefined,
+): Promise<ResealResponse> {
+  let raw: unknown
+  try {
+    raw = parseBody(body, contentType)
+  } catch (e) {
+    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
+  }
+  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
+  const name =
+    typeof meta.name === 'string'
+      ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
+      : undefined
+  if (!isObj(raw)) return failure(400, 'ERR_INPUT', 'the request body must be a SealedSecret object')
+  try {
+    parseSealedSecret(raw)
+  } catch (e) {
+    if (isKsealError(e)) return failure(STATUS[e.code] ?? 400, e.code, e.line, name)
+    throw e
+  }
+  if (!key)
+    return failure(
+      503,
+      'ERR_BACKEND',
+      'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly',
+      name,
+    )
+  try {
+    // The work budget, checked before any private-key operation, and enforced on every one.
+    const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
+    if (parts > RESEAL_WORK_BUDGET) {
+      return failure(
+        422,
+        'ERR_INPUT',
+        `is sealed in ${parts} parts; /v1/rotate opens at most ${RESEAL_WORK_BUDGET} per request: re-seal it to compact it (kseal unseal | kseal seal)`,
+        name,
+      )
+    }
+    let spent = 0
+    const budgeted: Unwrap = (entries, binding) => {
+      if (++spent > RESEAL_WORK_BUDGET) throw new KsealError('ERR_INPUT', `needs more than ${RESEAL_WORK_BUDGET} private-key operations`)
+      return unwrap(entries, binding)
+    }
+    const r = await resealSealedSecret(raw, budgeted, recipientOf(key))
+    return {
+      status: 200,
+      body: JSON.stringify(r.sealed) + '\n',
+      outcome: r.changed ? 'resealed' : 'unchanged',
+      sealedSecret: name,
+      from: r.from,
+      to: r.to,
+    }
+  } catch (e) {
+    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)
+    return failure(STATUS[e.code] ?? 500, e.code, e.line, name)
+  }
+}

@@ -1,0 +1,69 @@
+/** `kseal inspect`: what an encrypted file holds, read from the envelope alone — no key needed. */
+import {describeIdentity} from '../envelope/binding.js'
+import {parseEnvelope} from '../envelope/envelope.js'
+import {formatWhere, isKsealError} from '../core/errors.js'
+import {parseManifests} from '../manifest/parse.js'
+
+export interface SecretInfo {
+  file: string
+  document: number
+  namespace: string
+  name: string
+  scope: string
+  version: number
+  /**
+   * Format 2: the identity it was encrypted as (null parts: not bound — an open namespace, or what
+   * the scope does not bind) and how it reads; null for format 1, which records none.
+   */
+  encryptedAs: {namespace: string | null; name: string | null; shown: string} | null
+  /** Format 2's MAC covers every recipient entry; format 1's does not. */
+  recipientsAuthenticated: boolean
+  recipients: {backend: string; kid: string; key?: string}[]
+  values: number
+  /** Values still in plaintext beside encrypted ones (they need `kseal encrypt`). */
+  plaintext: number
+}
+
+/** The note for a format 1 Secret, shared by inspect and check. */
+export const V1_NOTE = 'recipients not authenticated (format v1): run kseal rotate to upgrade'
+
+export function inspectText(text: string, file: string | undefined): SecretInfo[] {
+  const out: SecretInfo[] = []
+  for (const s of parseManifests(text, file).secrets) {
+    if (!s.envelopePair) continue
+    let env
+    try {
+      env = parseEnvelope(s.envelopeRaw)
+    } catch (e) {
+      throw isKsealError(e) ? e.at(s.where) : e
+    }
+    out.push({
+      file: file ?? '(stdin)',
+      document: s.where.document!,
+      namespace: s.namespace,
+      name: s.name,
+      scope: env.scope,
+      version: env.version,
+      encryptedAs: env.encryptedAs ? {...env.encryptedAs, shown: describeIdentity(env.scope, env.encryptedAs)} : null,
+      recipientsAuthenticated: env.version >= 2,
+      recipients: env.recipients.map((r) => {
+        const key = (r as {key?: unknown}).key
+        return {backend: r.backend, kid: r.kid, ...(typeof key === 'string' ? {key} : {})}
+      }),
+      values: s.values.filter((v) => v.encrypted).length,
+      plaintext: s.values.filter((v) => v.value !== null && !v.encrypted).length,
+    })
+  }
+  return out
+}
+
+/** One line per format 1 Secret: where it is and what to do about it. */
+export function v1Notes(infos: SecretInfo[]): string[] {
+  return infos
+    .filter((i) => !i.recipientsAuthenticated)
+    .map(
+      (i) =>
+        formatWhere({file: i.file, document: i.document, secret: (i.namespace ? `${i.namespace}/` : '') + (i.name || '(unnamed)')}) +
+        V1_NOTE,
+    )
+}
