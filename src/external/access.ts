@@ -6,6 +6,7 @@
  */
 import type {KubeConfig} from '@kubernetes/client-node'
 import {apiClient} from '../kube/agents.js'
+import {retryingConnection} from '../kube/api.js'
 import {loadK8s} from '../kube/config.js'
 import {apiFailure} from '../kube/errors.js'
 import {KsealError} from '../core/errors.js'
@@ -43,7 +44,7 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
     async secretKey(namespace, ref) {
       let s
       try {
-        s = await core.readNamespacedSecret({name: ref.name, namespace})
+        s = await retryingConnection(() => core.readNamespacedSecret({name: ref.name, namespace}))
       } catch (e) {
         throw apiError(e, `Secret ${namespace}/${ref.name}`)
       }
@@ -52,15 +53,18 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
     async serviceAccountToken(namespace, spec: TokenRequestSpec): Promise<ServiceAccountToken> {
       let r
       try {
-        r = await core.createNamespacedServiceAccountToken({
-          namespace,
-          name: spec.name,
-          body: {
-            apiVersion: 'authentication.k8s.io/v1',
-            kind: 'TokenRequest',
-            spec: {audiences: spec.audiences, expirationSeconds: spec.expirationSeconds},
-          },
-        })
+        // (Asking again is safe: a TokenRequest whose answer was lost only leaves a token nobody holds.)
+        r = await retryingConnection(() =>
+          core.createNamespacedServiceAccountToken({
+            namespace,
+            name: spec.name,
+            body: {
+              apiVersion: 'authentication.k8s.io/v1',
+              kind: 'TokenRequest',
+              spec: {audiences: spec.audiences, expirationSeconds: spec.expirationSeconds},
+            },
+          }),
+        )
       } catch (e) {
         throw apiError(e, `TokenRequest for ServiceAccount ${namespace}/${spec.name}`)
       }
@@ -74,14 +78,14 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
     },
     async serviceAccountAnnotations(namespace, name) {
       try {
-        return (await core.readNamespacedServiceAccount({name, namespace})).metadata?.annotations ?? {}
+        return (await retryingConnection(() => core.readNamespacedServiceAccount({name, namespace}))).metadata?.annotations ?? {}
       } catch (e) {
         throw apiError(e, `ServiceAccount ${namespace}/${name}`)
       }
     },
     async namespaceLabels(namespace) {
       try {
-        return (await core.readNamespace({name: namespace})).metadata?.labels ?? {}
+        return (await retryingConnection(() => core.readNamespace({name: namespace}))).metadata?.labels ?? {}
       } catch (e) {
         throw apiError(e, `Namespace ${namespace}`)
       }

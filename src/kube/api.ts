@@ -9,7 +9,7 @@ import {CONTROLLER_NAME} from '../core/names.js'
 import {backoff, retry, sleep} from '../core/retry.js'
 import {apiClient} from './agents.js'
 import {loadK8s} from './config.js'
-import {apiFailure, isNotFound, isTransient} from './errors.js'
+import {apiFailure, isConnectionFailure, isNotFound, isTransient} from './errors.js'
 
 export interface ApiRetryOptions {
   /** Tries in all (default 5). */
@@ -37,6 +37,19 @@ export function retrying<T>(fn: () => Promise<T>, o: ApiRetryOptions = {}, signa
     },
     signal,
   )
+}
+
+/**
+ * Runs a call again when its connection failed before any answer — above all a kept connection that
+ * the server closed while it sat idle, which the next request can meet first (Go's HTTP transport
+ * retries these too). HTTP answers, 429 and 5xx included, are the caller's to handle.
+ */
+export function retryingConnection<T>(fn: () => Promise<T>): Promise<T> {
+  return retry(fn, {
+    attempts: 3,
+    retryable: isConnectionFailure,
+    delay: (_e, n) => backoff(n, {baseMs: 50, maxMs: 500, jitter: {min: 0.5, max: 1}}),
+  })
 }
 
 /**

@@ -70,6 +70,11 @@ export function isTransient(e: unknown): boolean {
   return (typeof x?.code === 'string' && NETWORK_CODES.has(x.code)) || x?.name === 'FetchError' || x?.type === 'system'
 }
 
+/** The connection failed before an HTTP answer came: refused, reset, or a kept connection the server had closed while it sat idle. */
+export function isConnectionFailure(e: unknown): boolean {
+  return !apiFailure(e) && isTransient(e)
+}
+
 /** A one-line, value-free description of an API or network error for logs and conditions. */
 export function describeError(e: unknown): string {
   const f = apiFailure(e)

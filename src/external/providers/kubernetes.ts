@@ -14,6 +14,7 @@
 import type {CoreV1Api, KubeConfig, V1Secret} from '@kubernetes/client-node'
 import {apiClient} from '../../kube/agents.js'
 import {loadK8s} from '../../kube/config.js'
+import {retryingConnection} from '../../kube/api.js'
 import {apiFailure} from '../../kube/errors.js'
 import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
 import type {NameMatcher} from '../../core/regex.js'
@@ -124,7 +125,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
       if (!isDnsSubdomain(ref.key)) throw errors.error('ERR_INPUT', ref.key, 'is not a Secret name')
       const client = await clientFor()
       try {
-        return entries(await client.readNamespacedSecret({name: ref.key, namespace: spec.remoteNamespace}))
+        return entries(await retryingConnection(() => client.readNamespacedSecret({name: ref.key, namespace: spec.remoteNamespace})))
       } catch (e) {
         return fail(e, ref.key)
       }
@@ -152,12 +153,14 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
         const client = await clientFor()
         let list
         try {
-          list = await client.listNamespacedSecret({
-            namespace: spec.remoteNamespace,
-            limit: 100,
-            ...(cont ? {_continue: cont} : {}),
-            ...(selector.length ? {labelSelector: selector.join(',')} : {}),
-          })
+          list = await retryingConnection(() =>
+            client.listNamespacedSecret({
+              namespace: spec.remoteNamespace,
+              limit: 100,
+              ...(cont ? {_continue: cont} : {}),
+              ...(selector.length ? {labelSelector: selector.join(',')} : {}),
+            }),
+          )
         } catch (e) {
           return fail(e, undefined)
         }
