@@ -13,7 +13,7 @@ export {decryptedText, describeSops, looksLikeSops, openSops, parseSops, recipie
 export type {OpenedGroup, OpenedSops, SopsComment, SopsDocInfo, SopsFile, SopsGroup, SopsValue} from './read.js'
 export {encryptSecretsToSops, reencryptSops, encryptSops, SECRET_RULES} from './write.js'
 export type {EncryptSecretsOptions, SopsGroupKeys, SopsWriteOptions} from './write.js'
-export {SopsMasterKeys, sopsRecipients} from './masterkeys.js'
+export {SopsMasterKeys, sopsRecipients, toSopsRecipient} from './masterkeys.js'
 export type {GcpKmsUnwrap, SopsMasterKeyOptions, SopsRecipient} from './masterkeys.js'
 export {entryName, SOPS_WRITE_VERSION} from './metadata.js'
 export type {KeyEntry, SopsMetadata} from './metadata.js'
