@@ -7,14 +7,14 @@
  * (re-wrap, --data-key, and the trust rule for entries SOPS does not authenticate).
  */
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
 import {generateIdentity, identityToRecipient} from 'age-encryption'
 import {decryptSops} from 'sops-age'
 import {parse} from 'yaml'
-import {cleanEnv, FIXTURES, kseal, TEAM_CERT} from './support/cli.js'
+import {BIN, cleanEnv, FIXTURES, kseal, ROOT, TEAM_CERT} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1} from './support/gpg.js'
 import {checkSopsMac} from './support/sops-mac.js'
 import {tool} from './support/tools.js'
@@ -135,6 +135,35 @@ describe('encrypt --format sops', () => {
     const bad = await kseal(['encrypt', path.join(dir, 'one.yaml')], {env: cleanEnv()})
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/creation_rules\[0\]\.format: expected one of kseal, sops/)
+  })
+})
+
+ageTool.describe("the Flux recipe in docs/gitops.md (Flux's kustomize-controller is not run here)", () => {
+  it("its commands make a SOPS file that sops-age, the real age and the independent MAC check open with Flux's key", async () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'gitops.md'), 'utf8')
+    const section = doc.slice(doc.indexOf('### Flux with SOPS files from `kseal encrypt --format sops`'), doc.indexOf('## See also'))
+    const blocks = [...section.matchAll(/```sh test\n([\s\S]*?)```/g)].map((m) => m[1].replace(/^#>.*\n/gm, ''))
+    expect(blocks.length).toBeGreaterThanOrEqual(2)
+    const dir = mkdtempSync(path.join(tmp, 'flux-'))
+    const bin = path.join(dir, '.bin')
+    mkdirSync(bin)
+    writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, {mode: 0o755})
+    const e = {...cleanEnv({HOME: dir}), PATH: `${bin}:${process.env.PATH}`}
+    execFileSync('bash', ['-eo', 'pipefail', '-c', blocks.join('\n')], {cwd: dir, env: e as NodeJS.ProcessEnv, stdio: 'pipe'})
+    const file = readFileSync(path.join(dir, 'clusters', 'prod', 'db.secret.yaml'), 'utf8')
+    const fluxKey = readFileSync(path.join(dir, 'flux.agekey'), 'utf8')
+    const secretKey = fluxKey.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!
+    const plain = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {name: 'db', namespace: 'prod', creationTimestamp: null},
+      data: {password: 'czNjcjN0'},
+    }
+    expect(await decryptSops(file, {secretKey, fileType: 'yaml'})).toEqual(plain)
+    const recipient = execFileSync('age-keygen', ['-y', path.join(dir, 'flux.agekey')])
+      .toString()
+      .trim()
+    expect(checkSopsMac(file, ageDataKey(file, recipient, path.join(dir, 'flux.agekey')))).toMatchObject({ok: true, plain})
   })
 })
 
