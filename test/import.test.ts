@@ -9,7 +9,7 @@ import {chmodSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync} from 
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {parse, parseAllDocuments} from 'yaml'
+import {parse, parseAllDocuments, parseDocument} from 'yaml'
 import {cleanEnv, FIXTURES, INTEROP, kseal, OTHER_CERT, OTHER_KEY, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
 import {type GpgHome, gpgHome} from './support/gpg.js'
 import {secretV3} from './support/kubesec.js'
@@ -133,6 +133,20 @@ describe('SOPS files', () => {
     expect(r.stderr).toMatch(/config\.yaml: document 1: is a SOPS document but not a v1 Secret/)
     expect(r.stderr).toMatch(/app\.env: a SOPS dotenv file is not a Kubernetes manifest/)
     expect(readFileSync(path.join(dir, 'config.yaml'), 'utf8')).toBe(before)
+    // Shamir key groups: kseal holds one data key per Secret, not shares of it.
+    const shamir = parseDocument(readFileSync(SOPS_SECRET, 'utf8'))
+    const age = shamir.getIn(['sops', 'age'])
+    shamir.deleteIn(['sops', 'age'])
+    shamir.setIn(['sops', 'key_groups'], shamir.createNode([{age}, {age}]))
+    shamir.setIn(['sops', 'shamir_threshold'], 2)
+    const shamirFile = path.join(dir, 'shamir.yaml')
+    writeFileSync(shamirFile, shamir.toString())
+    const sh = await kseal(['import', '-r', `rsa:${TEAM_CERT}`, shamirFile], {env: env()})
+    expect([sh.code, sh.stdout]).toEqual([2, ''])
+    expect(sh.stderr).toMatch(
+      /shamir\.yaml: document 1 \(Secret prod\/db\): .*2 key groups \(Shamir secret sharing\), which kseal does not support/,
+    )
+    expect(readFileSync(shamirFile, 'utf8')).toBe(shamir.toString())
     // No -r and no .kseal.yaml: a usage error, nothing written.
     const sopsDir = workdir({'db.yaml': SOPS_SECRET})
     const u = await kseal(['import', sopsDir], {env: env()})
