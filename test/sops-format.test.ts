@@ -80,6 +80,8 @@ describe('encrypt --format sops', () => {
     )
     const scoped = await kseal(['encrypt', '--format', 'sops', '--scope', 'namespace', '-r', `age:${AGE_RECIPIENT}`], {input: PLAIN})
     expect(scoped.code).toBe(2)
+    // kseal's own format leaves a SOPS Secret alone (its ENC[…] values are not plaintext to encrypt again).
+    expect((await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {env: cleanEnv(), input: r.stdout})).stdout).toBe(r.stdout)
     // An RSA recipient cannot be a SOPS key entry.
     const rsa = await kseal(['encrypt', '--format', 'sops', '-r', `rsa:${TEAM_CERT}`], {env: cleanEnv(), input: PLAIN})
     expect(rsa.code).toBe(2)
