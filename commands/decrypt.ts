@@ -10,7 +10,13 @@ every encrypted Secret decrypted, so it sits in a deploy pipeline. The key id in
 the key directly. Keys come from --key, then KSEAL_KEYS (files or directories, ':'-separated), then
 $XDG_CONFIG_HOME/kseal/keys (~/.config/kseal/keys). On any failure nothing is written to stdout.
 With -i the decrypted files are written with mode 0600 (they hold plaintext). Directory walks skip
-symbolic links, and a link is never replaced.`
+symbolic links, and a link is never replaced.
+
+SOPS files (YAML and JSON, as sops writes them) and kubesec Secrets are decrypted too, also mixed
+with kseal's and plain documents in one stream: values keep the types sops recorded, the sops
+block or kubesec footer is removed, and the MAC is always verified (tampered: exit 3, nothing
+written). Their keys: age keys from the sources above and from SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and
+~/.config/sops/age/keys.txt; PGP keys from your gpg keyring; AWS KMS with your AWS credentials.`
   static override examples = [
     {
       description: 'Decrypt in a deploy pipeline',
@@ -21,6 +27,10 @@ symbolic links, and a link is never replaced.`
       command: '<%= config.bin %> <%= command.id %> -k rsa:~/.config/kseal/keys/kseal.key secret.yaml',
     },
     {description: 'Decrypt in place', command: '<%= config.bin %> <%= command.id %> -i secret.yaml'},
+    {
+      description: 'Decrypt a file sops wrote, with the age key sops uses',
+      command: 'SOPS_AGE_KEY_FILE=~/.config/sops/age/keys.txt <%= config.bin %> <%= command.id %> secret.sops.yaml',
+    },
   ]
   static override strict = false
   static override args = {path: Args.string({description: 'Files or directories; none or - reads stdin.', ignoreStdin: true})}
@@ -39,7 +49,8 @@ symbolic links, and a link is never replaced.`
     const {argv, flags} = await this.parse(Decrypt)
     const files = await this.expand(argv as string[], flags.quiet)
     const keyring = this.keyring(flags.key)
-    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {
+    const sops = this.sopsKeys(keyring)
+    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring, sops), {
       inPlace: flags['in-place'],
       quiet: flags.quiet,
       verb: 'decrypting',

@@ -20,7 +20,11 @@ It is created under $XDG_RUNTIME_DIR when set, else $TMPDIR.
 
 A Secret that is not encrypted yet (or one you add) is encrypted for -r, or else for the first
 .kseal.yaml rule that matches it (as kseal encrypt does); with neither, edit refuses to open a file
-holding a plaintext Secret.`
+holding a plaintext Secret.
+
+A SOPS file (one kseal encrypt --format sops or sops wrote) is edited as SOPS: its data keys,
+recipients and rules are kept, and unlike sops, values you did not change keep their ciphertext;
+lastmodified and the MAC are new. Its keys are found as kseal decrypt finds them.`
   static override examples = [
     {description: 'Edit with your configured editor', command: '<%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
     {description: 'Use VS Code for this edit', command: 'EDITOR="code --wait" <%= config.bin %> <%= command.id %> k8s/db.secret.yaml'},
@@ -60,11 +64,13 @@ holding a plaintext Secret.`
     const recipients = await Promise.all((flags.recipient ?? []).map((r) => backends.recipient(r)))
     // Without -r, Secrets that have no key yet follow .kseal.yaml, as kseal encrypt does.
     const rules = recipients.length === 0 ? new CreationRules(backends) : undefined
+    const keyring = this.keyring(flags.key)
     const result = await editFile(args.file, {
+      sops: this.sopsKeys(keyring),
       recipients,
       rules: rules && (await rules.cover(args.file)) ? rules : undefined,
       scope: flags.scope as Scope | undefined,
-      keyring: this.keyring(flags.key),
+      keyring,
       env: process.env,
       ask: terminalAsk(),
       tell: (line) => process.stderr.write(`kseal: ${line}\n`),

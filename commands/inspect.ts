@@ -8,7 +8,12 @@ export default class Inspect extends KsealCommand {
   static override description = `Reads the envelope of every encrypted Secret: its scope, format version, the identity it was
 encrypted as (format 2: namespace and name, or "any namespace" for a namespace left open because the
 Secret had none), the number of values and its recipients. A format 1 Secret is noted on stderr:
-its recipients are not authenticated; kseal rotate upgrades it.`
+its recipients are not authenticated; kseal rotate upgrades it.
+
+SOPS documents (YAML and JSON, as sops writes them) and kubesec Secrets are listed too, with the
+format (sops and the release that wrote it, or kubesec and its version) and their recipients, read
+without a key. Their formats authenticate less than kseal's: --json says what each one's MAC
+covers ("authenticated").`
   static override examples = [
     '<%= config.bin %> <%= command.id %> secret.yaml',
     '<%= config.bin %> <%= command.id %> --json k8s/ | jq ".[].recipients"',
@@ -41,7 +46,7 @@ its recipients are not authenticated; kseal rotate upgrades it.`
         `${i.file}#${i.document}`,
         i.namespace ? `${i.namespace}/${i.name}` : i.name,
         i.scope,
-        `v${i.version}`,
+        i.format === 'kseal' ? `v${i.version}` : i.format === 'sops' ? `sops ${i.version}` : `kubesec v${i.version}`,
         i.encryptedAs?.shown ?? '-',
         String(i.values) + (i.plaintext ? ` (+${i.plaintext} plaintext)` : ''),
         i.recipients.map((r) => `${r.backend}:${r.kid}`).join(', '),
@@ -51,8 +56,12 @@ its recipients are not authenticated; kseal rotate upgrades it.`
       this.note('no encrypted Secrets found', flags.quiet)
     }
     for (const n of v1Notes(infos)) this.note(n, flags.quiet)
+    if (infos.some((i) => i.format !== 'kseal') && !flags.json) this.note(FOREIGN_NOTE, flags.quiet)
   }
 }
+
+const FOREIGN_NOTE =
+  "SOPS files authenticate every value but not their recipients, nor the Secret's place (a value moved to another Secret still decrypts); kubesec files not the Secret's metadata. --json says what each file's MAC covers (authenticated)."
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))

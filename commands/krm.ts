@@ -13,6 +13,7 @@ ConfigMap:
   files  manifest files to read, decrypt and add to items (for use as a generator); relative
          to the package directory under kpt fn render, else to the working directory: the
          kustomization's directory under kustomize, where kpt runs under kpt fn eval
+SOPS and kubesec items and files are decrypted too, with the keys kseal decrypt uses for them.
 Failures are reported as results (severity: error, with resourceRef and file) and on stderr, with
 a non-zero exit, and then no item is decrypted. kustomize's exec functions take no arguments: point
 exec.path at kseal-krm, which is this command. kpt: kpt fn eval DIR --exec kseal-krm, or an exec
@@ -26,7 +27,12 @@ decrypted Secrets into the package's files). kubectl kustomize cannot run exec f
 
   async run(): Promise<void> {
     await this.parse(Krm)
-    const outcome = await runKrm(await readStdin(), {keyring: (keys) => this.keyring(keys), readFile: readText, cwd: process.cwd()})
+    const outcome = await runKrm(await readStdin(), {
+      keyring: (keys) => this.keyring(keys),
+      sopsKeys: (keyring) => this.sopsKeys(keyring),
+      readFile: readText,
+      cwd: process.cwd(),
+    })
     process.stdout.write(outcome.output)
     this.report(outcome.errors)
   }

@@ -21,7 +21,12 @@ upgrade of a format 1 Secret to format 2, which rotate always does) is wrapped o
 named here (--add-recipient), in the .kseal.yaml rule for the file, or held locally (a key you hold,
 or the KMS key that opened it) — never for an entry just because it is in the file; an entry none of
 those vouches for stops the run, naming it: pass it with --add-recipient, or drop it with
---remove-recipient.`
+--remove-recipient.
+
+SOPS files (kseal encrypt --format sops, or sops's own) are rotated the same way, their MAC checked
+first; values keep their ciphertext unless --data-key. SOPS does not authenticate its key entries,
+so every entry that keeps access is vouched for as above, also when the data key stays; a KMS
+entry is wrapped for as you name it, without the role, profile or context the file's entry had.`
   static override examples = [
     {
       description: 'Give the CI KMS key access to every Secret in a tree',
@@ -86,12 +91,13 @@ those vouches for stops the run, naming it: pass it with --add-recipient, or dro
       plan.config = rules
     }
     const keyring = this.keyring(flags.key)
+    const sops = this.sopsKeys(keyring)
     const changes: {file: string; change: SecretChange}[] = []
     const dry = flags['dry-run']
     const result = await runBatch(
       files,
       async (text, file) => {
-        const r = await rotateText(text, file, plan, removal, keyring, backends)
+        const r = await rotateText(text, file, plan, removal, keyring, backends, sops)
         for (const change of r.changes) changes.push({file: file ?? '(stdin)', change})
         return dry ? text : r.text
       },

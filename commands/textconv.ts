@@ -11,7 +11,8 @@ export default class Textconv extends KsealCommand {
 compare readable text. With a key (--key, KSEAL_KEYS or ~/.config/kseal/keys) every Secret is shown
 decrypted; without one each encrypted value is shown as a fingerprint of its ciphertext,
 <encrypted sha256:...>, so the diff still tells which keys were added, removed or changed. The
-envelope is shown as its format, scope and recipients. It never fails a diff: a file it cannot read
+envelope is shown as its format, scope and recipients. SOPS and kubesec files are shown decrypted
+when you hold their key (as kseal decrypt finds it), otherwise as they are. It never fails a diff: a file it cannot read
 as manifests is printed as it is. It writes only to stdout.
 
 Set up (once per clone):
@@ -47,6 +48,7 @@ Do not set diff.kseal.cachetextconv: git would store the decrypted text in refs/
       process.stdout.write(raw) // not text: git shows it as it is
       return
     }
-    process.stdout.write(await textconv(text, this.keyring(flags.key)))
+    const keyring = this.keyring(flags.key)
+    process.stdout.write(await textconv(text, keyring, this.sopsKeys(keyring)))
   }
 }

@@ -268,7 +268,7 @@ describe('kseal encrypt without -r (built CLI)', () => {
     const r = await kseal(['encrypt', '-i', f], {cwd: path.join(dir, 'broken')})
     expect(r.code).toBe(2)
     expect(r.stderr).toBe(
-      'kseal: .kseal.yaml:3: creation_rules[0]: unknown key "scop" (known: path_regex, namespace_regex, recipients, scope, rsa, awskms, kms, age)\n',
+      'kseal: .kseal.yaml:3: creation_rules[0]: unknown key "scop" (known: path_regex, namespace_regex, recipients, scope, format, rsa, awskms, kms, age)\n',
     )
     expect(readFileSync(f, 'utf8')).toBe(secret('s', 'default'))
   })

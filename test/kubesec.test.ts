@@ -20,7 +20,7 @@ import {type GcpKmsUnwrap, SopsMasterKeys} from '../src/formats/sops/index.js'
 import {FIXTURES} from './support/cli.js'
 import {type GpgHome, gpgHome, SOPS_KEY_1, SOPS_KEY_2} from './support/gpg.js'
 import {type CreatedKey, type KmsServerHandle, startKmsServer} from './support/kms-server.js'
-import {type GenKey, kubesecEncrypt} from './support/kubesec.js'
+import {type GenKey, kubesecEncrypt, secretV3, secretV4} from './support/kubesec.js'
 import {failure} from './support/failure.js'
 import {tool} from './support/tools.js'
 
@@ -30,21 +30,6 @@ const V3 = path.join(DIR, 'secret-v3.kubesec.yaml')
 const V4 = path.join(DIR, 'secret-v4.kubesec.yaml')
 const ACCESS_KEY = 'AKIAKSEALKUBESEC0001'
 const SECRET_KEY = 'kseal-kubesec-test-secret-key'
-
-const secretV3 = {
-  apiVersion: 'v1',
-  kind: 'Secret',
-  metadata: {name: 'db', namespace: 'prod'},
-  type: 'Opaque',
-  data: {password: Buffer.from('s3cr3t-password').toString('base64'), token: Buffer.from('a'.repeat(70)).toString('base64')},
-}
-const secretV4 = {
-  apiVersion: 'v1',
-  kind: 'Secret',
-  metadata: {name: 'app', namespace: 'web'},
-  data: {'tls.key': Buffer.from('key bytes \u0001\u00ff').toString('base64')},
-  stringData: {user: 'admin', note: 'héllo wörld ✓ — a note longer than one 48-byte block of padding'},
-}
 
 let tmp: string
 let home: GpgHome | undefined

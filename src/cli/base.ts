@@ -9,6 +9,7 @@ import {Backends} from '../../keys/index.js'
 import type {BackendContext} from '../../keys/types.js'
 import {EXIT, isKsealError, type KsealError, scrubUrls, worstExit} from '../core/errors.js'
 import {Keyring} from '../keyring/keyring.js'
+import type {SopsMasterKeys} from '../formats/sops/masterkeys.js'
 import {type Expanded, expandPaths, skippedNote} from '../core/files.js'
 
 export abstract class KsealCommand extends Command {
@@ -18,6 +19,7 @@ export abstract class KsealCommand extends Command {
   }
 
   private backendsInstance?: Backends
+  private sopsKeysInstance?: Promise<SopsMasterKeys>
   protected debugMode = Boolean(process.env.DEBUG)
 
   protected context(): BackendContext {
@@ -31,6 +33,15 @@ export abstract class KsealCommand extends Command {
 
   protected keyring(keys: string[] = []): Keyring {
     return new Keyring(this.backends(), {keys, env: process.env})
+  }
+
+  /**
+   * The keys for SOPS and kubesec files (age from the keyring's sources and sops's places, gpg, AWS
+   * KMS), made on first use: plain kseal runs never load that code. Closed when the command ends.
+   */
+  protected sopsKeys(keyring: Keyring): () => Promise<SopsMasterKeys> {
+    return () =>
+      (this.sopsKeysInstance ??= import('../formats/sops/masterkeys.js').then((m) => new m.SopsMasterKeys(this.backends(), {keyring})))
   }
 
   /** Reports every error of a batch (one line each) and sets the most severe exit code. */
@@ -74,6 +85,7 @@ export abstract class KsealCommand extends Command {
   }
 
   override async finally(err: Error | undefined): Promise<unknown> {
+    await this.sopsKeysInstance?.then((k) => k.close()).catch(() => undefined)
     await this.backendsInstance?.close()
     return super.finally(err)
   }

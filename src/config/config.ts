@@ -41,7 +41,13 @@ export interface CreationRule {
   /** Recipient URIs, in order. */
   recipients: string[]
   scope?: Scope
+  /** What the Secrets are written as: kseal's format (the default) or SOPS's, for SOPS-only consumers. */
+  format?: SecretFormat
 }
+
+/** kseal's own format, or SOPS's (`encrypted_regex: ^(data|stringData)$`) for Flux, KSOPS, helm-secrets. */
+export const SECRET_FORMATS = ['kseal', 'sops'] as const
+export type SecretFormat = (typeof SECRET_FORMATS)[number]
 
 export interface KsealConfig {
   /** Absolute path of the config file. */
@@ -51,7 +57,7 @@ export interface KsealConfig {
   rules: CreationRule[]
 }
 
-const RULE_KEYS = ['path_regex', 'namespace_regex', 'recipients', 'scope', 'rsa', 'awskms', 'kms', 'age']
+const RULE_KEYS = ['path_regex', 'namespace_regex', 'recipients', 'scope', 'format', 'rsa', 'awskms', 'kms', 'age']
 /** Per-backend shorthand keys and the URI scheme each one stands for. */
 const SHORTHAND: Record<string, string> = {rsa: 'rsa', awskms: 'awskms', kms: 'awskms', age: 'age'}
 
@@ -111,6 +117,11 @@ export function parseConfig(text: string, file: string): KsealConfig {
         if (!s || !(SCOPES as readonly string[]).includes(s))
           return fail(value ?? keyNode, `${where}.scope: expected one of ${SCOPES.join(', ')}`)
         rule.scope = s as Scope
+      } else if (key === 'format') {
+        const f = scalarString(value)
+        if (!f || !(SECRET_FORMATS as readonly string[]).includes(f))
+          return fail(value ?? keyNode, `${where}.format: expected one of ${SECRET_FORMATS.join(', ')}`)
+        rule.format = f as SecretFormat
       } else {
         const items =
           stringList(value) ??
@@ -217,6 +228,8 @@ export interface RuleChoice {
   recipients: Recipient[]
   scope: Scope
   keyring?: Keyring
+  /** The rule's format: kseal unless it says sops. */
+  format?: SecretFormat
 }
 
 export interface RuleOptions {
@@ -252,6 +265,12 @@ export class CreationRules {
     return (await this.finder.find(this.dirOf(file))) !== null
   }
 
+  /** Whether a rule of the config that applies to the file writes SOPS (so the SOPS writer is loaded only then). */
+  async mayWriteSops(file: string | undefined): Promise<boolean> {
+    const config = await this.finder.find(this.dirOf(file))
+    return Boolean(config?.rules.some((r) => r.format === 'sops'))
+  }
+
   /** The options that encrypt one Secret that has no envelope yet. */
   async optionsFor(file: string | undefined, s: SecretDoc, base: RuleOptions): Promise<RuleChoice> {
     const config = await this.finder.find(this.dirOf(file))
@@ -272,7 +291,12 @@ export class CreationRules {
           'add a rule (e.g. "- path_regex: ... / recipients: [rsa:team.crt]") or pass -r KEY_URI',
       )
     }
-    return {recipients: await this.recipientsOf(config, rule), scope: base.scope ?? rule.scope ?? 'strict', keyring: base.keyring}
+    return {
+      recipients: await this.recipientsOf(config, rule),
+      scope: base.scope ?? rule.scope ?? 'strict',
+      keyring: base.keyring,
+      format: rule.format ?? 'kseal',
+    }
   }
 
   private recipientsOf(config: KsealConfig, rule: CreationRule): Promise<Recipient[]> {

@@ -68,18 +68,19 @@ export function toYaml(value: unknown): string {
 /** The text with each changed document's content replaced; everything else (markers, comments, other documents) as it was. */
 export function renderYaml(m: MappedManifests): string {
   const edits: Edit[] = []
-  for (const d of m.docs) {
-    if (!d.changed) continue
-    const [start, end] = d.doc.contents!.range
-    let body = toYaml(d.value)
-    if (!m.text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
-    // Content that starts on the `---` line (`--- {...}`) moves to its own line: block YAML cannot start there.
-    const lineStart = m.text.lastIndexOf('\n', start - 1) + 1
-    if (m.text.slice(lineStart, start).trim() !== '') body = '\n' + body
-    if (m.eol !== '\n') body = body.replace(/\n/g, m.eol)
-    edits.push({start, end, text: body})
-  }
+  for (const d of m.docs) if (d.changed) edits.push(contentEdit(m.text, m.eol, d.doc, toYaml(d.value)))
   return edits.length ? applyEdits(m.text, edits) : m.text
+}
+
+/** The edit that replaces a document's content with `body` (YAML or JSON text); markers and comments around it stay. */
+export function contentEdit(text: string, eol: string, doc: YamlDocument.Parsed, body: string): Edit {
+  const [start, end] = doc.contents!.range
+  if (!text.slice(start, end).endsWith('\n')) body = body.replace(/\n$/, '')
+  // Content that starts on the `---` line (`--- {...}`) moves to its own line: block YAML cannot start there.
+  const lineStart = text.lastIndexOf('\n', start - 1) + 1
+  if (text.slice(lineStart, start).trim() !== '') body = '\n' + body
+  if (eol !== '\n') body = body.replace(/\n/g, eol)
+  return {start, end, text: body}
 }
 
 /** The documents' data, empty documents left out. */

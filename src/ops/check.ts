@@ -7,6 +7,8 @@ import path from 'node:path'
 import {KsealError, type Where} from '../core/errors.js'
 import {MANIFEST_EXTENSIONS} from '../core/files.js'
 import {parseManifests} from '../manifest/parse.js'
+import {looksForeign} from '../formats/detect.js'
+import {checkForeign} from './foreign.js'
 
 export interface Finding {
   where: Where
@@ -16,14 +18,18 @@ export interface Finding {
 
 /**
  * What check reports about one file: Secrets holding plaintext values, and encrypted Secrets still
- * in format 1 (their recipients are not authenticated: a warning, not a failure).
+ * in format 1 (their recipients are not authenticated: a warning, not a failure). SOPS and kubesec
+ * Secrets are encrypted as their formats say (foreign.ts): a SOPS file whose rules leave a value
+ * in plaintext is still a finding.
  */
 export function checkManifests(text: string, file: string): {plaintext: Finding[]; v1: Where[]} {
-  const secrets = parseManifests(text, file).secrets
-  const plaintext = secrets.flatMap((s) => {
+  const foreign = looksForeign(text) ? checkForeign(text, file) : null
+  const secrets = parseManifests(text, file).secrets.filter((s) => !foreign?.documents.has(s.where.document!))
+  const found = secrets.flatMap((s) => {
     const keys = s.values.filter((v) => v.value !== null && !v.encrypted).map((v) => `${v.field}.${v.key}`)
     return keys.length ? [{where: s.where, keys}] : []
   })
+  const plaintext = foreign ? [...found, ...foreign.plaintext].sort((a, b) => a.where.document! - b.where.document!) : found
   const v1 = secrets.filter((s) => s.envelopePair && (s.envelopeRaw as {version?: unknown} | null)?.version === 1).map((s) => s.where)
   return {plaintext, v1}
 }

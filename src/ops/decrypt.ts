@@ -1,13 +1,20 @@
 /**
  * `kseal decrypt`: every encrypted Secret of a file decrypted, every other document and byte as it
- * was. Each Secret's key is being opened while the documents after it are still being parsed.
+ * was. Each Secret's key is being opened while the documents after it are still being parsed. SOPS
+ * and kubesec documents in the stream are decrypted too (foreign.ts, loaded only for such a text).
  */
+import {looksForeign} from '../formats/detect.js'
+import type {SopsMasterKeys} from '../formats/sops/masterkeys.js'
 import {applyEdits, type Edit} from '../manifest/edits.js'
 import type {Keyring} from '../keyring/keyring.js'
 import {parseManifestsIncrementally} from '../manifest/parse.js'
 import {decryptSecret} from '../secret/secret.js'
 
-export async function decryptText(text: string, file: string | undefined, keyring: Keyring): Promise<string> {
+/** The run's keys for SOPS and kubesec files, made when the first such file is met. */
+export type SopsKeys = () => Promise<SopsMasterKeys>
+
+export async function decryptText(text: string, file: string | undefined, keyring: Keyring, sops?: SopsKeys): Promise<string> {
+  if (sops && looksForeign(text)) text = await (await import('./foreign.js')).openForeign(text, file, await sops())
   // Each Secret's key is being opened while the documents after it are still being parsed.
   const pending: Promise<Edit[]>[] = []
   try {

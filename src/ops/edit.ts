@@ -4,7 +4,8 @@
  * Every encrypted Secret is re-encrypted with its own data key, matched by namespace/name, so
  * values whose plaintext did not change keep their exact ciphertext and the git diff shows only
  * what was edited (plus the MAC). The plaintext lives only in a 0600 file inside a private 0700
- * directory, removed on every way out: save, error, editor failure, SIGINT/SIGTERM/SIGHUP.
+ * directory, removed on every way out: save, error, editor failure, SIGINT/SIGTERM/SIGHUP. SOPS
+ * files are edited as SOPS (their data keys and rules kept, unchanged values' ciphertext kept).
  */
 import {type ChildProcess, spawn} from 'node:child_process'
 import {promises as fs, existsSync, rmSync} from 'node:fs'
@@ -22,6 +23,8 @@ import type {Keyring} from '../keyring/keyring.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from '../manifest/parse.js'
 import {valueBytes} from '../manifest/secrets.js'
 import {type EncryptOptions, encryptSecret, type OpenedSecret, openSecret, plaintextEdits} from '../secret/secret.js'
+import {looksLikeSops} from '../formats/detect.js'
+import type {SopsKeys} from './decrypt.js'
 
 /** One value of an encrypted Secret as it was in the file, so an unchanged value can be put back byte for byte. */
 interface KeptValue {
@@ -274,6 +277,8 @@ function runEditor(editor: string, file: string, tmp: PrivateTemp): Promise<void
 
 export interface EditSessionOptions extends ReencryptOptions {
   env: Record<string, string | undefined>
+  /** The keys for SOPS files; without it a SOPS file is edited as a plain manifest. */
+  sops?: SopsKeys
   /** Asks whether to reopen the editor after a mistake; null when there is no one to ask. */
   ask: ((question: string) => Promise<boolean>) | null
   /** A line for the user on stderr. */
@@ -283,6 +288,7 @@ export interface EditSessionOptions extends ReencryptOptions {
 /** Edits one file. Returns whether it was written. Nothing is written unless the whole edit re-encrypts. */
 export async function editFile(file: string, opts: EditSessionOptions): Promise<'written' | 'unchanged'> {
   const original = await readText(file)
+  if (opts.sops && looksLikeSops(original)) return editSopsFile(file, original, opts)
   const view = await openForEdit(original, file, opts.keyring)
   if (opts.recipients.length === 0 && !opts.rules) {
     if (view.hasPlaintext) {
@@ -299,16 +305,48 @@ export async function editFile(file: string, opts: EditSessionOptions): Promise<
         {file},
       )
   }
-  const tmp = await PrivateTemp.create(tempBase(opts.env), path.basename(file), view.plain, file)
+  return editLoop(file, original, view.plain, view.hasPlaintext, (edited) => reencryptEdited(view, edited, file, opts), opts)
+}
+
+/**
+ * Edits a SOPS file: shown decrypted (the sops blocks out), re-encrypted on save with the same data
+ * keys, recipients and rules; a value whose plaintext did not change keeps its exact `ENC[…]` (sops
+ * itself re-encrypts everything), so the diff shows the changed values, `lastmodified` and the MAC.
+ */
+async function editSopsFile(file: string, original: string, opts: EditSessionOptions): Promise<'written' | 'unchanged'> {
+  const {decryptedText, openSops, parseSops, reencryptSops} = await import('../formats/sops/index.js')
+  const sops = parseSops(original, {file})
+  if (parseManifests(original, file).secrets.some((s) => s.envelopePair)) {
+    throw new KsealError(
+      'ERR_USAGE',
+      'holds both SOPS and kseal Secrets: edit is one format per file; split them, or kseal import the SOPS ones',
+      {file},
+    )
+  }
+  const opened = await openSops(sops, await opts.sops!())
+  const plain = decryptedText(opened)
+  return editLoop(file, original, plain, false, async (edited) => reencryptSops(opened, edited), opts)
+}
+
+/** The editor on the plaintext until it re-encrypts (a mistake reopens it when there is someone to ask), then the atomic write. */
+async function editLoop(
+  file: string,
+  original: string,
+  plain: string,
+  hasPlaintext: boolean,
+  reencrypt: (edited: string) => Promise<string>,
+  opts: EditSessionOptions,
+): Promise<'written' | 'unchanged'> {
+  const tmp = await PrivateTemp.create(tempBase(opts.env), path.basename(file), plain, file)
   let output: string
   try {
     const editor = editorCommand(opts.env)
     for (;;) {
       await runEditor(editor, tmp.file, tmp)
       const edited = await tmp.read()
-      if (edited === view.plain && !view.hasPlaintext) return 'unchanged'
+      if (edited === plain && !hasPlaintext) return 'unchanged'
       try {
-        output = await reencryptEdited(view, edited, file, opts)
+        output = await reencrypt(edited)
         break
       } catch (e) {
         if (!isKsealError(e) || e.code === 'ERR_IO' || e.code === 'ERR_BACKEND') throw e

@@ -13,6 +13,9 @@
  *          kustomization's directory, `kpt fn eval` in its own working directory (it names no
  *          package to the function).
  *
+ * SOPS and kubesec items are decrypted too (foreign.ts): each such item's text, taken out of the
+ * list at its indentation, is opened as its own file and put back in place, its MAC verified.
+ *
  * Failures are `results` entries (severity error, message, resourceRef, and file when the item's
  * path annotation tells it) with a non-zero exit; then no item is decrypted at all, so no partial
  * plaintext reaches the output or kustomize's error message. Unknown options are warnings.
@@ -25,6 +28,8 @@ import type {Keyring} from '../keyring/keyring.js'
 import {KUBE_YAML} from '../manifest/kubeyaml.js'
 import {type ParsedManifests, parseManifests, type SecretDoc} from '../manifest/parse.js'
 import {decryptSecret} from '../secret/secret.js'
+import {looksForeign} from '../formats/detect.js'
+import type {SopsKeys} from './decrypt.js'
 
 export const RESOURCE_LIST_VERSIONS = ['config.kubernetes.io/v1', 'config.kubernetes.io/v1beta1', 'config.kubernetes.io/v1alpha1']
 
@@ -41,6 +46,8 @@ export interface KrmDeps {
   readFile(file: string): Promise<string>
   /** The working directory: where relative `files:` are read when no package directory is named. */
   cwd: string
+  /** The keys for SOPS and kubesec items and files (with the keyring's age keys); without it they pass through. */
+  sopsKeys?(keyring: Keyring): SopsKeys
 }
 
 export interface KrmOutcome {
@@ -147,6 +154,51 @@ async function decryptAll(
   return applyEdits(p.text, edits)
 }
 
+/** An item's SOPS value or kubesec footer, at any indentation. */
+const MAY_HOLD_FOREIGN = /ENC\[AES256_GCM,|# kubesec:v:/
+
+/**
+ * Decrypts the SOPS and kubesec items of a ResourceList: each item's source, dedented to a document
+ * of its own (SOPS's paths and MAC are the item's, as in the file it came from), is opened and put
+ * back at its indentation. Failures go to results/errors.
+ */
+async function decryptForeignItems(p: ParsedManifests, sops: SopsKeys, results: KrmResult[], errors: KsealError[]): Promise<string> {
+  const items = (p.docs[0].contents as YAMLMap).get('items', true)
+  if (!isSeq(items)) return p.text
+  const {openForeign} = await import('./foreign.js')
+  const text = p.text
+  const edits: Edit[] = []
+  for (const item of items.items) {
+    if (!isMap(item) || !item.range) continue
+    const start = item.range[0]
+    const end = start + text.slice(start, item.range[2]).replace(/[ \t]+$/, '').length
+    const indent = ' '.repeat(start - (text.lastIndexOf('\n', start - 1) + 1))
+    const own = text.slice(start, end).replace(new RegExp(`(\r?\n)${indent}`, 'g'), '$1')
+    if (!looksForeign(own)) continue
+    try {
+      const plain = await openForeign(own, undefined, await sops())
+      if (plain !== own) edits.push({start, end, text: plain.replace(/(\r?\n)(?=[^\r\n])/g, `$1${indent}`)})
+    } catch (e) {
+      const err = isKsealError(e) ? e : new KsealError('ERR_IO', `unexpected error: ${(e as Error)?.message ?? e}`)
+      errors.push(err)
+      const meta = item.get('metadata')
+      const name = isMap(meta) ? String(meta.get('name') ?? '') : ''
+      const namespace = isMap(meta) && meta.get('namespace') ? String(meta.get('namespace')) : undefined
+      const r: KrmResult = {severity: 'error', message: (err.where.key ? `${err.where.key}: ` : '') + err.message}
+      r.resourceRef = {
+        apiVersion: String(item.get('apiVersion') ?? ''),
+        kind: String(item.get('kind') ?? ''),
+        name,
+        ...(namespace ? {namespace} : {}),
+      }
+      const file = fileOf(item)
+      if (file) r.file = file
+      results.push(r)
+    }
+  }
+  return edits.length ? applyEdits(text, edits) : text
+}
+
 export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> {
   const results: KrmResult[] = []
   const errors: KsealError[] = []
@@ -192,11 +244,18 @@ export async function runKrm(input: string, deps: KrmDeps): Promise<KrmOutcome> 
   const generated: unknown[] = []
   if (!errors.length && parsed) {
     const keyring = deps.keyring(opts.keys)
+    const sops = deps.sopsKeys?.(keyring)
+    if (sops && MAY_HOLD_FOREIGN.test(input)) {
+      const plain = await decryptForeignItems(parsed, sops, results, errors)
+      if (plain !== input) parsed = parseManifests(plain)
+    }
     text = await decryptAll(parsed, keyring, (s) => fileOf(s.map), results, errors)
     // Generator use: each listed file, decrypted, joins the items.
     for (const file of opts.files) {
       try {
-        const p = parseManifests(await deps.readFile(path.resolve(base, file)), file)
+        let source = await deps.readFile(path.resolve(base, file))
+        if (sops && looksForeign(source)) source = await (await import('./foreign.js')).openForeign(source, file, await sops())
+        const p = parseManifests(source, file)
         const plain = await decryptAll(p, keyring, (s) => ({path: file, index: (s.where.document ?? 1) - 1}), results, errors)
         for (const d of parseManifests(plain, file).docs) if (d.contents !== null) generated.push(d.contents)
       } catch (e) {

@@ -7,6 +7,7 @@
  *   recipient out of the values from now on.
  * - With no recipient flags, every Secret is brought in line with its `.kseal.yaml` rule (recipients
  *   and scope; a changed scope re-encrypts the values, since they are bound to it).
+ * - SOPS files get the same operations, with the same trust rule (rotate-sops.ts).
  */
 import {splitUri, type Backends} from '../../keys/index.js'
 import type {Recipient, RecipientEntry} from '../../keys/types.js'
@@ -18,6 +19,8 @@ import {isKsealError, KsealError} from '../core/errors.js'
 import type {Keyring} from '../keyring/keyring.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from '../manifest/parse.js'
 import {freshEnvelope, type OpenedSecret, openSecret, vouchedRecipients} from '../secret/secret.js'
+import {looksLikeSops} from '../formats/detect.js'
+import type {SopsKeys} from './decrypt.js'
 
 export interface RotatePlan {
   /** Recipients to add (`--add-recipient`). */
@@ -78,11 +81,20 @@ export async function rotateText(
   removal: Set<string>,
   keyring: Keyring,
   backends: Backends,
+  sops?: SopsKeys,
 ): Promise<RotateResult> {
+  // SOPS documents first (rotate-sops.ts); kseal's own pass leaves them alone (they have no envelope).
+  let foreign: SecretChange[] = []
+  if (sops && looksLikeSops(text)) {
+    const r = await (await import('./rotate-sops.js')).rotateSops(text, file, plan, removal, await sops())
+    text = r.text
+    foreign = r.changes
+  }
   const p = parseManifests(text, file)
   const results = await Promise.all(p.secrets.map((s) => rotateSecret(p.text, p.eol, s, file, plan, removal, keyring, backends)))
   const edits = results.flatMap((r) => r?.edits ?? [])
-  return {text: edits.length ? applyEdits(text, edits) : text, changes: results.flatMap((r) => (r?.change ? [r.change] : []))}
+  const changes = [...foreign, ...results.flatMap((r) => (r?.change ? [r.change] : []))].sort((a, b) => a.document - b.document)
+  return {text: edits.length ? applyEdits(text, edits) : text, changes}
 }
 
 async function rotateSecret(
@@ -161,7 +173,7 @@ async function rotateSecret(
 }
 
 /** The recipients of a `.kseal.yaml` rule that covers the Secret, if any (to vouch for entries). */
-async function configured(rules: CreationRules | undefined, file: string | undefined, s: SecretDoc): Promise<Recipient[]> {
+export async function configured(rules: CreationRules | undefined, file: string | undefined, s: SecretDoc): Promise<Recipient[]> {
   if (!rules || !(await rules.cover(file))) return []
   try {
     return (await rules.optionsFor(file, s, {})).recipients

@@ -9,12 +9,17 @@
  * - In both, the envelope is reduced to what a reviewer can read: format, scope and recipients
  *   (the MAC and the wrapped keys would change on every edit and say nothing).
  *
+ * SOPS and kubesec documents are shown decrypted when the user holds their key (as `kseal decrypt`
+ * shows them), otherwise as they are.
+ *
  * It never fails: anything it cannot parse is shown as it is. Output goes to stdout only.
  */
 import crypto from 'node:crypto'
 import {applyEdits, type Edit, replaceEnvelopeEdit, tokenEdit} from '../manifest/edits.js'
 import {envelopeObject, parseEnvelope} from '../envelope/envelope.js'
 import type {Keyring} from '../keyring/keyring.js'
+import {looksForeign} from '../formats/detect.js'
+import type {SopsKeys} from './decrypt.js'
 import {ENVELOPE_KEY, parseManifests, type SecretDoc} from '../manifest/parse.js'
 import {openSecret, plaintextEdits} from '../secret/secret.js'
 
@@ -23,7 +28,14 @@ export function fingerprint(token: string): string {
   return `<encrypted sha256:${crypto.createHash('sha256').update(token.trim()).digest('hex').slice(0, 12)}>`
 }
 
-export async function textconv(text: string, keyring: Keyring): Promise<string> {
+export async function textconv(text: string, keyring: Keyring, sops?: SopsKeys): Promise<string> {
+  if (sops && looksForeign(text)) {
+    try {
+      text = await (await import('./foreign.js')).openForeign(text, undefined, await sops())
+    } catch {
+      // No key, or a tampered file: shown as it is.
+    }
+  }
   let p
   try {
     p = parseManifests(text)

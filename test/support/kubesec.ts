@@ -73,3 +73,20 @@ export function kubesecEncrypt(
   ]
   return body + footer.join('\n') + '\n'
 }
+
+/** The plaintext of test/fixtures/kubesec/secret-v3.kubesec.yaml. */
+export const secretV3 = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: {name: 'db', namespace: 'prod'},
+  type: 'Opaque',
+  data: {password: Buffer.from('s3cr3t-password').toString('base64'), token: Buffer.from('a'.repeat(70)).toString('base64')},
+}
+/** The plaintext of test/fixtures/kubesec/secret-v4.kubesec.yaml. */
+export const secretV4 = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: {name: 'app', namespace: 'web'},
+  data: {'tls.key': Buffer.from('key bytes \u0001\u00ff').toString('base64')},
+  stringData: {user: 'admin', note: 'héllo wörld ✓ — a note longer than one 48-byte block of padding'},
+}

@@ -125,6 +125,16 @@ function parseCiphertext(s: string, what: string): {data: Buffer; iv: Buffer; ta
   return {data, iv, tag}
 }
 
+/** Whether a value has kubesec's ciphertext form (`<data>.<iv>.<tag>`, or `<iv>.<tag>` for an empty value). */
+export function isKubesecCiphertext(s: string): boolean {
+  try {
+    parseCiphertext(s, 'value')
+    return true
+  } catch {
+    return false
+  }
+}
+
 function gcmOpen(dek: Buffer, v: {data: Buffer; iv: Buffer; tag: Buffer}, aad: Buffer): Buffer | null {
   try {
     const d = crypto.createDecipheriv('aes-256-gcm', dek, v.iv)

@@ -7,4 +7,5 @@
  */
 export {decryptedKubesecText, looksLikeKubesec, openKubesec, parseKubesec} from './read.js'
 export type {KubesecDoc, KubesecFile, KubesecValue, OpenedKubesec, OpenedKubesecSecret} from './read.js'
+export {isKubesecCiphertext} from './format.js'
 export type {Footer, KubesecKey, KubesecKeyType} from './format.js'

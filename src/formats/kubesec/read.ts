@@ -15,6 +15,7 @@ import {applyEdits, type Edit, valueEdit} from '../../manifest/edits.js'
 import {KsealError, type Where} from '../../core/errors.js'
 import {parseManifests, type SecretDoc, type SecretValue} from '../../manifest/parse.js'
 import {normalizePgpId, pgpDecrypt, type SopsMasterKeys} from '../sops/masterkeys.js'
+export {looksLikeKubesec} from '../detect.js'
 import {decryptValue, type Footer, type KubesecKey, macAad, macMatches, parseFooter} from './format.js'
 
 export interface KubesecDoc {
@@ -44,11 +45,6 @@ export interface OpenedKubesecSecret {
 export interface OpenedKubesec {
   kubesec: KubesecFile
   secrets: OpenedKubesecSecret[]
-}
-
-/** Cheap test for dispatch: a line that starts a kubesec footer. */
-export function looksLikeKubesec(text: string): boolean {
-  return /^# kubesec:v:/m.test(text)
 }
 
 /** Finds the kubesec Secrets of a manifest stream and reads their footers (no key used yet). */

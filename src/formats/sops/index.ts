@@ -9,11 +9,11 @@
  *   reencryptSops(opened, editedText)                           // unchanged values keep their ENC[…]
  *   await encryptSecretsToSops(text, {recipients: await sopsRecipients(uris, backends), keys})
  */
-export {decryptedText, looksLikeSops, openSops, parseSops, recipientNames, sopsDialect} from './read.js'
-export type {OpenedGroup, OpenedSops, SopsComment, SopsFile, SopsGroup, SopsValue} from './read.js'
+export {decryptedText, describeSops, looksLikeSops, openSops, parseSops, recipientNames, sopsDialect} from './read.js'
+export type {OpenedGroup, OpenedSops, SopsComment, SopsDocInfo, SopsFile, SopsGroup, SopsValue} from './read.js'
 export {encryptSecretsToSops, reencryptSops, encryptSops, SECRET_RULES} from './write.js'
 export type {EncryptSecretsOptions, SopsGroupKeys, SopsWriteOptions} from './write.js'
-export {SopsMasterKeys, sopsRecipients} from './masterkeys.js'
+export {SopsMasterKeys, sopsRecipients, toSopsRecipient} from './masterkeys.js'
 export type {GcpKmsUnwrap, SopsMasterKeyOptions, SopsRecipient} from './masterkeys.js'
 export {entryName, SOPS_WRITE_VERSION} from './metadata.js'
 export type {KeyEntry, SopsMetadata} from './metadata.js'

@@ -23,6 +23,7 @@ import path from 'node:path'
 import {type AgeIdentity, parseIdentityFile} from '../../../keys/age.js'
 import {checkPrivateMode} from '../../../keys/keyfile.js'
 import type {Backends} from '../../../keys/index.js'
+import type {Recipient} from '../../../keys/types.js'
 import {decryptError, type Gpg, normalizeFingerprint, type PgpBackend} from '../../../keys/pgp.js'
 import {keyFileError, KsealError} from '../../core/errors.js'
 import type {Keyring} from '../../keyring/keyring.js'
@@ -190,21 +191,24 @@ export class SopsMasterKeys {
  * (the public key must be in the gpg keyring), `awskms:ARN`.
  */
 export async function sopsRecipients(uris: string[], backends: Backends): Promise<SopsRecipient[]> {
-  return Promise.all(
-    uris.map(async (uri): Promise<SopsRecipient> => {
-      const r = await backends.recipient(uri)
-      switch (r.backend) {
-        case 'age':
-          return {kind: 'age', recipient: r.kid}
-        case 'pgp':
-          return {kind: 'pgp', fp: r.kid}
-        case 'awskms':
-          return {kind: 'kms', arn: r.kid}
-        default:
-          throw new KsealError('ERR_USAGE', `${uri}: SOPS files can be encrypted for age, pgp and awskms recipients, not ${r.backend}`)
-      }
-    }),
-  )
+  return Promise.all(uris.map(async (uri) => toSopsRecipient(await backends.recipient(uri))))
+}
+
+/** A kseal recipient (already checked by its backend) as a SOPS file's key entry; age, pgp and awskms only. */
+export function toSopsRecipient(r: Recipient): SopsRecipient {
+  switch (r.backend) {
+    case 'age':
+      return {kind: 'age', recipient: r.kid}
+    case 'pgp':
+      return {kind: 'pgp', fp: r.kid}
+    case 'awskms':
+      return {kind: 'kms', arn: r.kid}
+    default:
+      throw new KsealError(
+        'ERR_USAGE',
+        `${r.backend}:${r.kid}: SOPS files can be encrypted for age, pgp and awskms recipients, not ${r.backend}`,
+      )
+  }
 }
 
 /** A PGP key given as a fingerprint or a long key id (sops accepts both), upper-case. */

@@ -19,6 +19,7 @@ import type {SopsMasterKeys} from './masterkeys.js'
 import {MacHash, macMatches} from './mac.js'
 import {entryName, parseMetadata, plainData, type SopsMetadata} from './metadata.js'
 import {valueEditFor} from './render.js'
+export {looksLikeSops} from '../detect.js'
 import {compileRules, type Rules} from './rules.js'
 import {type Container, type Dialect, type Leaf, type ParsedDoc, type ParsedStream, parseStream} from './tree.js'
 
@@ -73,14 +74,6 @@ export interface OpenedSops {
   groups: OpenedGroup[]
 }
 
-/** Cheap test for dispatch: does this text look like a SOPS file at all (YAML, JSON, dotenv or INI)? */
-export function looksLikeSops(text: string): boolean {
-  return (
-    text.includes('ENC[AES256_GCM,') &&
-    (/^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text) || /^sops_mac=/m.test(text) || /^\[sops\]/m.test(text))
-  )
-}
-
 /**
  * Which of sops's stores wrote this text: JSON (by extension, or a document that is strict JSON),
  * else YAML. sops's dotenv and INI files are not Kubernetes manifests and are refused.
@@ -106,7 +99,7 @@ export function sopsDialect(text: string, file?: string): Dialect {
 /** Parses a SOPS file (YAML stream or JSON) and its `sops` blocks. Documents without one are left as they are. */
 export function parseSops(text: string, opts: {file?: string; dialect?: Dialect} = {}): SopsFile {
   const dialect = opts.dialect ?? sopsDialect(text, opts.file)
-  const stream = parseStream(text, dialect, opts.file)
+  const stream = parseStream(text, dialect, opts.file, {onlySops: true})
   const byBlock = new Map<string, SopsGroup>()
   for (const d of stream.docs) {
     if (!d.metadataPair) continue
@@ -314,4 +307,43 @@ function secretLabel(map: YAMLMap | null): string | undefined {
 
 function at(e: unknown, w: Where): unknown {
   return typeof (e as KsealError)?.at === 'function' ? (e as KsealError).at(w) : e
+}
+
+/** What a SOPS document shows without any key: for `inspect` and `check`. */
+export interface SopsDocInfo {
+  /** Index of the document in the file. */
+  document: number
+  where: Where
+  metadata: SopsMetadata
+  /** Values the file holds encrypted (`ENC[…]` where the rules say so). */
+  encrypted: number
+  /**
+   * A Secret's `data`/`stringData` values that are stored in plaintext (`field.key`): the file's
+   * rules leave them out (an `encrypted_regex` that misses them), or they are not `ENC[…]`.
+   * Empty strings and nulls, which sops never encrypts, are not counted.
+   */
+  plaintext: string[]
+}
+
+/** Each SOPS document's settings and what is encrypted in it, read without any key. */
+export function describeSops(sops: SopsFile): SopsDocInfo[] {
+  const out: SopsDocInfo[] = []
+  for (const g of sops.groups) {
+    const rules = compileRules(g.metadata.rules)
+    for (const i of g.documents) {
+      const d = sops.stream.docs[i]
+      const w = where(d)
+      let encrypted = 0
+      const plaintext: string[] = []
+      for (const leaf of d.leaves) {
+        const v = leaf.plain
+        const enc = rules.encrypted(leaf.path) && v.type === 'str' && parseEnc(v.value) !== null
+        if (enc) encrypted++
+        const secretValue = w.secret !== undefined && leaf.loc.length === 2 && (leaf.loc[0] === 'data' || leaf.loc[0] === 'stringData')
+        if (secretValue && !enc && v.type !== 'null' && !(v.type === 'str' && v.value === '')) plaintext.push(leaf.loc.join('.'))
+      }
+      out.push({document: i, where: w, metadata: g.metadata, encrypted, plaintext})
+    }
+  }
+  return out.sort((a, b) => a.document - b.document)
 }

@@ -76,8 +76,17 @@ export interface ParsedStream {
 
 const PARSE_OPTIONS = {version: '1.2', schema: 'failsafe', uniqueKeys: true, prettyErrors: false} as const
 
+export interface StreamOptions {
+  /**
+   * Read only the documents that carry a `sops` entry; every other document is left unread (no
+   * leaves, no map), so a stream that mixes SOPS documents with others (kseal's, kubesec's, plain
+   * ones that YAML 1.2 or sops could not read) passes those through as they are.
+   */
+  onlySops?: boolean
+}
+
 /** Parses a YAML stream or a JSON document into documents and their leaves, in sops's order. */
-export function parseStream(text: string, dialect: Dialect, file?: string): ParsedStream {
+export function parseStream(text: string, dialect: Dialect, file?: string, opts: StreamOptions = {}): ParsedStream {
   if (text.includes('\u0000')) throw new KsealError('ERR_INPUT', 'not a text file (binary data)', {file})
   if (dialect === 'json') {
     try {
@@ -94,6 +103,13 @@ export function parseStream(text: string, dialect: Dialect, file?: string): Pars
   const composed = [...new Composer(PARSE_OPTIONS).compose(cst)] as Document.Parsed[]
   composed.forEach((doc, index) => {
     const where: Where = {file, document: index + 1}
+    // The documents partition the text: a comment belongs to the document it is written in.
+    const start = index === 0 ? 0 : composed[index].range[0]
+    const end = composed[index + 1]?.range[0] ?? text.length
+    if (opts.onlySops && !hasSopsEntry(doc, text.slice(start, end))) {
+      docs.push({index, where, doc, map: null, metadataPair: null, leaves: [], containers: [], comments: []})
+      return
+    }
     if (doc.errors.length) {
       const err = doc.errors[0]
       const pos = lineCounter.linePos(err.pos[0])
@@ -103,9 +119,6 @@ export function parseStream(text: string, dialect: Dialect, file?: string): Pars
         where,
       )
     }
-    // The documents partition the text: a comment belongs to the document it is written in.
-    const start = index === 0 ? 0 : composed[index].range[0]
-    const end = composed[index + 1]?.range[0] ?? text.length
     docs.push(
       walkDocument(
         doc,
@@ -117,6 +130,13 @@ export function parseStream(text: string, dialect: Dialect, file?: string): Pars
     )
   })
   return {text, dialect, eol: text.includes('\r\n') ? '\r\n' : '\n', docs}
+}
+
+/** Whether a document has a top-level `sops` entry (one YAML 1.2 could not read counts when its text has a `sops:` line). */
+function hasSopsEntry(doc: Document.Parsed, text: string): boolean {
+  if (doc.errors.length) return /^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text)
+  const root = doc.contents
+  return isMap(root) && root.items.some((p) => isScalar(p.key) && p.key.value === METADATA_KEY)
 }
 
 function collectComments(x: unknown, out: CommentToken[]): void {

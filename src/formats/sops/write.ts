@@ -17,7 +17,7 @@ import crypto from 'node:crypto'
 import type {Scalar} from 'yaml'
 import {type Edit, applyEdits, insertEnvelopeEdit, tokenEdit} from '../../manifest/edits.js'
 import {KsealError} from '../../core/errors.js'
-import {parseManifests} from '../../manifest/parse.js'
+import {parseManifests, type SecretDoc} from '../../manifest/parse.js'
 import {valueBytes} from '../../manifest/secrets.js'
 import {encryptTyped, IV_BYTES, DATA_KEY_BYTES, parseEnc, pathAad, type TypedValue} from './cipher.js'
 import {formatRfc3339, goBytes, rfc3339RoundTrip} from './go.js'
@@ -132,7 +132,8 @@ export function encryptSops(
 
 export interface EncryptSecretsOptions extends SopsWriteOptions {
   file?: string
-  recipients: SopsRecipient[]
+  /** Every plain Secret's recipients; or, per Secret, its recipients, or null to leave it as it is (another format's). */
+  recipients: SopsRecipient[] | ((s: SecretDoc) => Promise<SopsRecipient[] | null>)
   keys: SopsMasterKeys
   /** Hash only the encrypted values (sops ≥ 3.9 `mac_only_encrypted`), so edits outside data/stringData do not break the MAC. */
   macOnlyEncrypted?: boolean
@@ -146,12 +147,12 @@ export interface EncryptSecretsOptions extends SopsWriteOptions {
  * unquoted) is refused with a hint to quote it.
  */
 export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOptions): Promise<string> {
-  if (opts.recipients.length === 0) throw new KsealError('ERR_USAGE', 'no recipients for the SOPS file')
+  const recipientsOf = typeof opts.recipients === 'function' ? opts.recipients : async () => opts.recipients as SopsRecipient[]
   const dialect = sopsDialect(text, opts.file)
   // Kubernetes's reading first: Secrets well formed, values strings, data base64.
   const manifests = parseManifests(text, opts.file)
   const stream = parseStream(text, dialect, opts.file)
-  const targets: ParsedDoc[] = []
+  const targets: {doc: ParsedDoc; recipients: SopsRecipient[]}[] = []
   for (const s of manifests.secrets) {
     const index = s.where.document! - 1
     if (manifests.docs[index].contents !== s.map)
@@ -161,6 +162,9 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
         s.where,
       )
     if (stream.docs[index].metadataPair) continue // already SOPS
+    const recipients = await recipientsOf(s)
+    if (!recipients) continue
+    if (recipients.length === 0) throw new KsealError('ERR_USAGE', 'no recipients for the SOPS file', s.where)
     if (s.envelopePair) throw new KsealError('ERR_INPUT', 'already encrypted by kseal; decrypt it first to write it as SOPS', s.where)
     for (const v of s.values) {
       if (v.field === 'data' && v.value !== null) {
@@ -171,14 +175,14 @@ export async function encryptSecretsToSops(text: string, opts: EncryptSecretsOpt
         }
       }
     }
-    targets.push(stream.docs[index])
+    targets.push({doc: stream.docs[index], recipients})
   }
   const random = opts.random ?? defaultRandom
   const now = (opts.now ?? (() => new Date()))()
   // Every Secret's key is wrapped at once (KMS calls and gpg runs overlap within their caps).
   const dataKeys = targets.map(() => random(DATA_KEY_BYTES))
-  const entries = await Promise.all(dataKeys.map((k) => opts.keys.wrap(opts.recipients, k, now)))
-  const edits = targets.flatMap((d, i) => {
+  const entries = await Promise.all(dataKeys.map((k, i) => opts.keys.wrap(targets[i].recipients, k, now)))
+  const edits = targets.flatMap(({doc: d}, i) => {
     const keys: SopsGroupKeys = {dataKey: dataKeys[i], entries: entries[i], rules: SECRET_RULES, macOnlyEncrypted: opts.macOnlyEncrypted}
     return encryptDocs(stream, [d], keys, {...opts, now: () => now}, new Map())
   })
