@@ -25,6 +25,10 @@ import {secretObject, type SecretTemplate} from '../manifest/secrets.js'
 export const BITNAMI_API_VERSION = 'bitnami.com/v1alpha1'
 const CLUSTER_WIDE = 'sealedsecrets.bitnami.com/cluster-wide'
 const NAMESPACE_WIDE = 'sealedsecrets.bitnami.com/namespace-wide'
+/** The label on the sealed-secrets controller's key Secrets (`active`, or `compromised`). */
+export const BITNAMI_KEY_LABEL = 'sealedsecrets.bitnami.com/sealed-secrets-key'
+/** The namespace sealed-secrets installs into by default (and where kubeseal looks for its controller). */
+export const BITNAMI_NAMESPACE = 'kube-system'
 
 export function isBitnamiSealedSecret(o: unknown): boolean {
   return isObj(o) && o.kind === 'SealedSecret' && o.apiVersion === BITNAMI_API_VERSION
