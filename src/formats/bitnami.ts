@@ -48,7 +48,7 @@ function hybridDecrypt(
   order: number[],
   b64: string,
   label: Buffer,
-  budget: {left: number; onRsa?: () => void},
+  budget: {left: number; onRsa?: () => void; onOpened?: (keyIndex: number) => void},
 ): Buffer | null {
   const raw = Buffer.from(b64, 'base64')
   if (raw.length < 2) throw new KsealError('ERR_INTEGRITY', 'not a sealed-secrets value (truncated)')
@@ -69,6 +69,7 @@ function hybridDecrypt(
     } catch {
       continue
     }
+    budget.onOpened?.(i)
     // The key that worked goes first for the next value.
     order.splice(o, 1)
     order.unshift(i)
@@ -186,6 +187,8 @@ export interface BitnamiWork {
   maxRsaOps?: number
   /** Called once per RSA private-key operation (metrics). */
   onRsa?: () => void
+  /** Called with the index (in `keys`) of each key that opened a value. */
+  onOpened?: (keyIndex: number) => void
 }
 
 /**
@@ -201,7 +204,7 @@ export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: Bi
   const label = Buffer.from(lbl, 'utf8')
   const order = keys.map((_, i) => i)
   const plain = new Map<string, Buffer>()
-  const budget = {left: work.maxRsaOps ?? Infinity, onRsa: work.onRsa}
+  const budget = {left: work.maxRsaOps ?? Infinity, onRsa: work.onRsa, onOpened: work.onOpened}
   for (const [k, v] of Object.entries(s.encryptedData)) {
     const at = {...where, key: `encryptedData.${k}`}
     let p: Buffer | null
