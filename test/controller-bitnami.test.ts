@@ -22,7 +22,9 @@ import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
 import {KEY_LABEL, keySecret} from '../src/sealed/sealing-key.js'
 import type {SealedSecretObject} from '../src/sealed/types.js'
 import {BITNAMI_SEALED_DEFINITION, interopKeySecret, interopPair, SCOPES, SEALED_SECRETS} from './support/bitnami.js'
-import {kseal} from './support/cli.js'
+import {FIXTURES, kseal} from './support/cli.js'
+import {startServiceProxy, type ServiceProxy} from './support/service-proxy.js'
+import {unsealBitnami} from '../src/formats/bitnami.js'
 import {type Replica, startReplica, stopReplica, TEST_TRUST_ROOT} from './support/controller.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 import {silentLogger} from './support/log.js'
@@ -132,6 +134,83 @@ describe('kseal controller --bitnami', () => {
     srv.putObject({...s, metadata: {...s.metadata, annotations: {'sealedsecrets.bitnami.com/managed': 'true'}}})
     await until(() => synced(NS, 'taken')?.status === 'True', 'taken over', 20_000)
     expect(Object.keys(secretOf(NS, 'taken')!.data)).toEqual(['empty', 'large', 'unicode'])
+  })
+
+  describe("kubeseal's calls, through the API server's service proxy under the names kubeseal looks for", () => {
+    let proxy: ServiceProxy
+    const base = () => `${proxy.url}/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy`
+    // kubeseal --validate / --re-encrypt: the file's bytes as they are (YAML here), client-go's JSON content type.
+    const post = (p: string, body: string | Buffer) =>
+      fetch(base() + p, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: typeof body === 'string' ? body : new Uint8Array(body),
+      })
+    const yamlOf = (scope: (typeof SCOPES)[number], templated = false) =>
+      readFileSync(
+        templated ? path.join(FIXTURES, 'bitnami', `templated-${scope}.yaml`) : path.join(SEALED_SECRETS, `sealedsecret-${scope}.yaml`),
+      )
+    beforeAll(async () => {
+      proxy = await startServiceProxy(srv)
+      proxy.register('kube-system', 'sealed-secrets-controller', `http://127.0.0.1:${rep.port}`, ['http'])
+    })
+    afterAll(() => proxy?.close())
+
+    it("/v1/cert.pem: the controller's own sealing certificate (kubeseal --fetch-cert)", async () => {
+      const r = await fetch(`${base()}/v1/cert.pem`)
+      expect(r.status).toBe(200)
+      expect(await r.text()).toBe((await rep.get('/v1/cert.pem')).text)
+    })
+
+    it('/v1/verify: 200 when it opens, 409 when moved or tampered, 400 when not a SealedSecret (kubeseal --validate)', async () => {
+      for (const scope of SCOPES) expect((await post('/v1/verify', yamlOf(scope))).status).toBe(200)
+      expect((await post('/v1/verify', yamlOf('strict', true))).status).toBe(200)
+      const moved = yamlOf('strict')
+        .toString()
+        .replace(/name: interop-strict/g, 'name: elsewhere')
+      expect((await post('/v1/verify', moved)).status).toBe(409)
+      const {sealed} = interopPair('strict')
+      const raw = Buffer.from(sealed.spec.encryptedData.unicode, 'base64')
+      raw[raw.length - 1] ^= 1
+      sealed.spec.encryptedData.unicode = raw.toString('base64')
+      const tampered = await post('/v1/verify', JSON.stringify(sealed))
+      expect(tampered.status).toBe(409)
+      expect(await tampered.json()).toMatchObject({code: 'ERR_INTEGRITY'})
+      expect((await post('/v1/verify', 'apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec: 7\n')).status).toBe(400)
+      // The body limit of every /v1 POST, straight at the controller (the proxy turns its early close into a 503).
+      const big = await fetch(`http://127.0.0.1:${rep.port}/v1/verify`, {method: 'POST', body: new Uint8Array((1 << 20) + 1)})
+      expect(big.status).toBe(413)
+    })
+
+    it('/v1/verify refuses a SealedSecret with more values than one request may open, before any private-key work', async () => {
+      const {sealed} = interopPair('namespace-wide')
+      for (let i = 0; i < 65; i++) sealed.spec.encryptedData[`v${i}`] = sealed.spec.encryptedData.empty
+      const before = await rep.metric('kseal_decryptions_total')
+      const r = await post('/v1/verify', JSON.stringify(sealed))
+      expect(r.status).toBe(400)
+      expect((await r.json()).message).toMatch(/holds 68 values; one request opens at most 64/)
+      expect(await rep.metric('kseal_decryptions_total')).toBe(before)
+    })
+
+    it("/v1/rotate: sealed again to the current key in Bitnami's format, templates kept; applied, it becomes the same Secret (kubeseal --re-encrypt)", async () => {
+      const r = await post('/v1/rotate', yamlOf('namespace-wide', true))
+      expect(r.status).toBe(200)
+      expect(r.headers.get('content-type')).toBe('application/json')
+      const rotated = (await r.json()) as KubeObject
+      const {sealed, expected} = interopPair('namespace-wide', true)
+      expect(rotated.spec.template).toEqual(sealed.spec.template)
+      expect(Object.keys(rotated.spec.encryptedData)).toEqual(Object.keys(sealed.spec.encryptedData))
+      for (const k of Object.keys(sealed.spec.encryptedData)) expect(rotated.spec.encryptedData[k]).not.toBe(sealed.spec.encryptedData[k])
+      // Not the old controller's key any more: the interop key no longer opens it.
+      const interopKey = crypto.createPrivateKey(readFileSync(path.join(SEALED_SECRETS, 'tls.key')))
+      expect(() => unsealBitnami(rotated, [interopKey])).toThrow(expect.objectContaining({code: 'ERR_NO_KEY'}))
+      rotated.metadata.name = 'rotated'
+      await apply(rotated)
+      await until(() => synced(NS, 'rotated')?.status === 'True', 'the rotated SealedSecret unsealed', 20_000)
+      expect(secretOf(NS, 'rotated')!.data).toEqual(expected.data)
+      const own = JSON.parse((await rep.get('/v1/keys')).text).find((k: {active: boolean}) => k.active).kid
+      expect(synced(NS, 'rotated').message).toBe(`Secret rotated created (key ${own})`)
+    })
   })
 
   it('refuses, by name, what it does not implement: InvalidSpec, no Secret', async () => {

@@ -26,7 +26,8 @@ import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
 import {type ConflictReason, type Outcome, Reconciler} from './sealed/reconcile.js'
 import {bitnamiKind, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
-import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
+import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
+import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
@@ -38,6 +39,9 @@ export interface ControllerDeps {
   /** The elector's monotonic clock in ms (tests); default performance.now. */
   monotonic?: () => number
 }
+
+/** A sealed-secrets SealedSecret sent to a controller that does not serve them. */
+const BITNAMI_OFF = failure(400, 'ERR_USAGE', 'a bitnami.com/v1alpha1 SealedSecret: this controller serves them only with --bitnami')
 
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
 
@@ -272,21 +276,40 @@ export class Controller {
         return wait
       },
       reseal: async (body, contentType) => {
-        const r = await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
+        const bitnami = bitnamiBody(body)
+        const r = bitnami
+          ? this.bitnamiKind
+            ? rotateBitnami(bitnami, this.keys.all(), this.sealingKey())
+            : BITNAMI_OFF
+          : await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.reseals.inc({result: r.outcome})
         if (r.outcome === 'failed')
           this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
         else
           this.log.info(
             r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
-            {sealedSecret: r.sealedSecret, from: r.from, to: r.to},
+            {sealedSecret: r.sealedSecret, from: r.from, to: r.to, ...(bitnami ? {kind: 'bitnami.com/SealedSecret'} : {})},
           )
+        return r
+      },
+      verify: async (body, contentType) => {
+        const bitnami = bitnamiBody(body)
+        const r = bitnami
+          ? this.bitnamiKind
+            ? verifyBitnami(bitnami, this.keys.all())
+            : BITNAMI_OFF
+          : await handleVerify(body, contentType, this.keys.unwrap)
+        this.log.info('verify request', {
+          status: r.status,
+          sealedSecret: r.sealedSecret,
+          ...(r.code ? {code: r.code, error: r.message} : {}),
+        })
         return r
       },
     })
     this.log.info('serving HTTP', {
       address: this.http.address,
-      endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics'],
+      endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/v1/verify', '/healthz', '/readyz', '/metrics'],
     })
 
     this.keyReflector.start()

@@ -43,6 +43,20 @@ export function bitnamiLabel(meta: Obj): string {
   return `${ns}/${typeof meta.name === 'string' ? meta.name : ''}`
 }
 
+/** sealed-secrets' HybridEncrypt of one value to a public key, with the label of the SealedSecret's scope. */
+export function sealBitnamiValue(publicKey: crypto.KeyObject, label: string, plain: Buffer): string {
+  const sessionKey = crypto.randomBytes(32)
+  const rsaCt = crypto.publicEncrypt(
+    {key: publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from(label, 'utf8')},
+    sessionKey,
+  )
+  const c = crypto.createCipheriv('aes-256-gcm', sessionKey, Buffer.alloc(12))
+  const body = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()])
+  const len = Buffer.alloc(2)
+  len.writeUInt16BE(rsaCt.length)
+  return Buffer.concat([len, rsaCt, body]).toString('base64')
+}
+
 function hybridDecrypt(
   keys: crypto.KeyObject[],
   order: number[],
@@ -191,13 +205,8 @@ export interface BitnamiWork {
   onOpened?: (keyIndex: number) => void
 }
 
-/**
- * Opens a checked Bitnami SealedSecret with any of the given RSA private keys and returns the v1 Secret
- * sealed-secrets would write (without its ownerReference): the template's labels, annotations, type and
- * immutable, the decrypted values, then each `spec.template.data` entry rendered over them (a null one
- * drops that key).
- */
-export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Record<string, unknown> {
+/** Decrypts a checked Bitnami SealedSecret's `encryptedData` with any of the given RSA private keys: key → bytes. */
+export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
   const {where, label: lbl} = s
   if (keys.length === 0)
     throw new KsealError('ERR_NO_KEY', 'no RSA private key to open a sealed-secrets SealedSecret with (pass --key)', where)
@@ -222,6 +231,18 @@ export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: Bi
     }
     plain.set(k, p)
   }
+  return plain
+}
+
+/**
+ * Opens a checked Bitnami SealedSecret with any of the given RSA private keys and returns the v1 Secret
+ * sealed-secrets would write (without its ownerReference): the template's labels, annotations, type and
+ * immutable, the decrypted values, then each `spec.template.data` entry rendered over them (a null one
+ * drops that key).
+ */
+export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Record<string, unknown> {
+  const {where} = s
+  const plain = openBitnamiValues(s, keys, work)
   // What templates see: the decrypted values, then each template's own text under its key unless a
   // decrypted value has that key (sealed-secrets >= 0.27: a plaintext entry never shadows a secret one).
   const context = new Map(plain)
