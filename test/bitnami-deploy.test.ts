@@ -60,6 +60,35 @@ describe('deploy/bitnami', () => {
   })
 })
 
+describe('the overlays the migration guide (docs/migrating.md) shows', () => {
+  const guide = readFileSync(path.join(ROOT, 'docs', 'migrating.md'), 'utf8')
+  const overlay = (name: string) => {
+    const m = new RegExp('```yaml\\n# overlays/' + name + '/kustomization\\.yaml\\n([\\s\\S]*?)```').exec(guide)
+    expect(m).not.toBeNull()
+    return m![1].replace(/\.\.\/\.\.\/deploy/g, '../deploy')
+  }
+  tool('kubectl').it('beside: the base and the component', () => {
+    const built = build(overlay('beside'))
+    expect(built.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].args).toContain('--bitnami')
+  })
+  tool('kubectl').it(
+    "kube-system: the Service kubeseal looks for, in its namespace, and nothing that would cut off kube-system's pods",
+    () => {
+      const built = build(overlay('kube-system'))
+      const svc = built.filter((o) => o.kind === 'Service')
+      expect(svc.map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).toEqual(['kube-system/sealed-secrets-controller'])
+      expect(svc[0].spec.ports[0].name).toBe('http') // kubeseal proxies to the Service's first port, by name
+      expect(built.some((o) => o.kind === 'Namespace')).toBe(false)
+      expect(built.filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata.name)).toEqual(['kseal-controller'])
+      for (const o of built)
+        if (!['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition'].includes(o.kind))
+          expect(o.metadata.namespace).toBe('kube-system')
+      expect(JSON.stringify(built)).not.toContain('kseal-system')
+      expect(built.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].args).toEqual(['controller', '--bitnami'])
+    },
+  )
+})
+
 describe('deploy/rbac.yaml with deploy/bitnami/rbac.yaml', () => {
   const KEY_NS = 'kseal-system'
   const NS = 'interop-ns'
