@@ -190,6 +190,9 @@ describe('kseal controller --bitnami', () => {
       expect(r.status).toBe(400)
       expect((await r.json()).message).toMatch(/holds 68 values; one request opens at most 64/)
       expect(await rep.metric('kseal_decryptions_total')).toBe(before)
+      // The counter does count this endpoint's work: the three values of the fixture, with the imported key tried first.
+      expect((await post('/v1/verify', yamlOf('namespace-wide'))).status).toBe(200)
+      expect(await rep.metric('kseal_decryptions_total')).toBe(before + 3)
     })
 
     it("/v1/rotate: sealed again to the current key in Bitnami's format, templates kept; applied, it becomes the same Secret (kubeseal --re-encrypt)", async () => {

@@ -279,7 +279,7 @@ export class Controller {
         const bitnami = bitnamiBody(body)
         const r = bitnami
           ? this.bitnamiKind
-            ? rotateBitnami(bitnami, this.keys.all(), this.sealingKey())
+            ? rotateBitnami(bitnami, this.keys.all(), this.sealingKey(), () => this.metrics.decryptions.inc())
             : BITNAMI_OFF
           : await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.reseals.inc({result: r.outcome})
@@ -296,7 +296,7 @@ export class Controller {
         const bitnami = bitnamiBody(body)
         const r = bitnami
           ? this.bitnamiKind
-            ? verifyBitnami(bitnami, this.keys.all())
+            ? verifyBitnami(bitnami, this.keys.all(), () => this.metrics.decryptions.inc())
             : BITNAMI_OFF
           : await handleVerify(body, contentType, this.keys.unwrap)
         this.log.info('verify request', {

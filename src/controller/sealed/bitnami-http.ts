@@ -10,10 +10,9 @@
  */
 import crypto from 'node:crypto'
 import {isKsealError, KsealError} from '../../core/errors.js'
-import {isObj} from '../../core/guards.js'
 import {isBitnamiSealedSecret, openBitnami, openBitnamiValues, parseBitnami, sealBitnamiValue} from '../../formats/bitnami.js'
 import type {SealingKey} from '../keystore/store.js'
-import {failure, parseBody, type ResealResponse, STATUS} from './reseal.js'
+import {failure, noSealingKey, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
 
 /** The most private-key operations one request may cost: its values, then trials of further keys. */
 export const BITNAMI_REQUEST_BUDGET = 64
@@ -34,26 +33,21 @@ function trialOrder(keys: SealingKey[]): SealingKey[] {
   return [...keys.filter((k) => k.decryptOnly).reverse(), ...keys.filter((k) => !k.decryptOnly).reverse()]
 }
 
-function checked(raw: unknown, keys: SealingKey[]) {
+function checked(raw: unknown, keys: SealingKey[], onRsa?: () => void) {
   const parsed = parseBitnami(raw)
   const values = Object.keys(parsed.encryptedData).length
   if (values > BITNAMI_REQUEST_BUDGET)
     throw new KsealError('ERR_INPUT', `holds ${values} values; one request opens at most ${BITNAMI_REQUEST_BUDGET}`, parsed.where)
   const held = trialOrder(keys)
   if (!held.length) throw new KsealError('ERR_NO_KEY', 'the controller holds no key yet')
-  return {parsed, held, work: {maxRsaOps: BITNAMI_REQUEST_BUDGET}}
-}
-
-const nameOf = (raw: unknown) => {
-  const m = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
-  return typeof m.name === 'string' ? `${typeof m.namespace === 'string' && m.namespace ? m.namespace + '/' : ''}${m.name}` : undefined
+  return {parsed, held, work: {maxRsaOps: BITNAMI_REQUEST_BUDGET, onRsa}}
 }
 
 /** `POST /v1/verify`: 200 opens, 409 does not (another key, moved, tampered), 400 not a SealedSecret sealed-secrets reads. */
-export function verifyBitnami(raw: unknown, keys: SealingKey[]): ResealResponse {
-  const name = nameOf(raw)
+export function verifyBitnami(raw: unknown, keys: SealingKey[], onRsa?: () => void): ResealResponse {
+  const name = requestName(raw)
   try {
-    const {parsed, held, work} = checked(raw, keys)
+    const {parsed, held, work} = checked(raw, keys, onRsa)
     openBitnami(
       parsed,
       held.map((k) => k.key),
@@ -68,8 +62,8 @@ export function verifyBitnami(raw: unknown, keys: SealingKey[]): ResealResponse 
 }
 
 /** `POST /v1/rotate` for a sealed-secrets SealedSecret: every value sealed again to `key`, in their format. */
-export function rotateBitnami(raw: unknown, keys: SealingKey[], key: SealingKey | undefined): ResealResponse {
-  const name = nameOf(raw)
+export function rotateBitnami(raw: unknown, keys: SealingKey[], key: SealingKey | undefined, onRsa?: () => void): ResealResponse {
+  const name = requestName(raw)
   if (!key)
     return failure(
       503,
@@ -78,7 +72,7 @@ export function rotateBitnami(raw: unknown, keys: SealingKey[], key: SealingKey 
       name,
     )
   try {
-    const {parsed, held, work} = checked(raw, keys)
+    const {parsed, held, work} = checked(raw, keys, onRsa)
     const used = new Set<string>()
     const plain = openBitnamiValues(
       parsed,

@@ -84,6 +84,29 @@ export function parseBody(body: Buffer, contentType: string): unknown {
   return real[0].toJS({maxAliasCount: 100}) as unknown
 }
 
+/** `namespace/name` of a request's object, for logs and messages (names only). */
+export function requestName(raw: unknown): string | undefined {
+  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
+  return typeof meta.name === 'string'
+    ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
+    : undefined
+}
+
+/** A request body read (see parseBody) with its object's name, or the 400 answer. */
+function readRequest(body: Buffer, contentType: string): {raw: unknown; name?: string} | ResealResponse {
+  let raw: unknown
+  try {
+    raw = parseBody(body, contentType)
+  } catch (e) {
+    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
+  }
+  return {raw, name: requestName(raw)}
+}
+
+/** The 503 answer while no key may seal. */
+export const noSealingKey = (name?: string) =>
+  failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
+
 /** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
 export async function handleReseal(
   body: Buffer,
@@ -91,17 +114,9 @@ export async function handleReseal(
   unwrap: Unwrap,
   key: SealingKey | undefined,
 ): Promise<ResealResponse> {
-  let raw: unknown
-  try {
-    raw = parseBody(body, contentType)
-  } catch (e) {
-    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
-  }
-  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
-  const name =
-    typeof meta.name === 'string'
-      ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
-      : undefined
+  const req = readRequest(body, contentType)
+  if ('status' in req) return req
+  const {raw, name} = req
   if (!isObj(raw)) return failure(400, 'ERR_INPUT', 'the request body must be a SealedSecret object')
   try {
     parseSealedSecret(raw)
@@ -109,13 +124,7 @@ export async function handleReseal(
     if (isKsealError(e)) return failure(STATUS[e.code] ?? 400, e.code, e.line, name)
     throw e
   }
-  if (!key)
-    return failure(
-      503,
-      'ERR_BACKEND',
-      'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly',
-      name,
-    )
+  if (!key) return noSealingKey(name)
   try {
     // The work budget, checked before any private-key operation, and enforced on every one.
     const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
@@ -153,17 +162,9 @@ export async function handleReseal(
  * not a SealedSecret. The same work budget as /v1/rotate; nothing decrypted leaves.
  */
 export async function handleVerify(body: Buffer, contentType: string, unwrap: Unwrap): Promise<ResealResponse> {
-  let raw: unknown
-  try {
-    raw = parseBody(body, contentType)
-  } catch (e) {
-    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
-  }
-  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
-  const name =
-    typeof meta.name === 'string'
-      ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
-      : undefined
+  const req = readRequest(body, contentType)
+  if ('status' in req) return req
+  const {raw, name} = req
   try {
     const parsed = parseSealedSecret(raw)
     const parts = parseSealedEnvelope((parsed.spec as {envelope?: unknown}).envelope).parts.length
