@@ -77,6 +77,14 @@ describe('spec.template.data', () => {
   it('refuses a key no value has (sealed-secrets would write "<no value>"), and output past the Secret size limit', () => {
     const missing = failure(() => unsealBitnami(withTemplates({out: 'x{{ .nope }}'}), [key]))
     expect(missing).toMatchObject({code: 'ERR_INPUT', message: expect.stringContaining('map has no entry for key "nope"')})
+    const indexed = failure(() => unsealBitnami(withTemplates({out: 'x{{ index . "nope" }}'}), [key]))
+    expect(indexed).toMatchObject({
+      code: 'ERR_INPUT',
+      message: expect.stringContaining('names a key that neither'),
+      where: {key: 'template.data.out'},
+    })
+    // A missing key under default is what users write for optional values: that renders.
+    expect(text(unsealBitnami(withTemplates({out: '{{ index . "nope" | default "none" }}'}), [key]) as Obj, 'out')).toBe('none')
     const big = failure(() => unsealBitnami(withTemplates({out: '{{ .large }}'.repeat(17)}), [key]))
     expect(big).toMatchObject({code: 'ERR_INPUT', message: expect.stringContaining(`${MAX_BITNAMI_DATA} bytes`)})
     const loop = failure(() =>

@@ -125,6 +125,15 @@ describe('kseal controller --bitnami', () => {
     expect(JSON.parse((await rep.get('/v1/keys')).text).find((k: {kid: string}) => k.kid === KID)).toMatchObject({active: false})
   })
 
+  it('writes a Secret deleted or changed by hand again at once (its watch on the Secrets it wrote knows their kind)', async () => {
+    const {expected} = interopPair('cluster-wide', true)
+    srv.deleteObject('v1', 'Secret', NS, 'interop-templated-cluster-wide')
+    await until(() => secretOf(NS, 'interop-templated-cluster-wide')?.data?.dsn === expected.data.dsn, 'the Secret restored', 5000)
+    const s = secretOf(NS, 'interop-templated-cluster-wide')!
+    srv.putObject({...s, metadata: {...s.metadata, annotations: {}}, data: {...s.data, dsn: 'eA=='}})
+    await until(() => secretOf(NS, 'interop-templated-cluster-wide')?.data?.dsn === expected.data.dsn, 'the value restored', 5000)
+  })
+
   it("leaves a Secret it does not own alone (NotOwned) until sealed-secrets' managed annotation lets it take it over", async () => {
     srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'taken', namespace: NS}, data: {mine: 'eA=='}})
     await apply(renamed('taken'))

@@ -104,6 +104,7 @@ export type BitnamiScope = 'strict' | 'namespace-wide' | 'cluster-wide'
 
 /** Largest decrypted Secret (all values, templates' output included): the API server's own limit. */
 export const MAX_BITNAMI_DATA = 1024 * 1024
+const NO_VALUE = '<no value>'
 /** Most values (encryptedData entries plus template.data entries) one SealedSecret may hold. */
 export const MAX_BITNAMI_VALUES = 256
 
@@ -260,6 +261,17 @@ export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: Bi
     } catch (e) {
       throw (e as KsealError).at(where)
     }
+    // Go prints a missing map entry as "<no value>" (kseal's `index` of a missing key too), where
+    // sealed-secrets' map of strings gives "": refused rather than written either way.
+    if (
+      rendered.includes(NO_VALUE) &&
+      !s.templates.some(([, , text]) => text?.includes(NO_VALUE)) &&
+      ![...context.values()].some((v) => v.includes(NO_VALUE))
+    )
+      throw new KsealError('ERR_INPUT', `renders "<no value>": it names a key that neither encryptedData nor template.data has`, {
+        ...where,
+        key: `template.data.${k}`,
+      })
     // A key encryptedData holds keeps its decrypted value; the template still has to render.
     if (plain.has(k)) continue
     size += rendered.length
