@@ -25,7 +25,7 @@ import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
 import {type ConflictReason, type Outcome, Reconciler} from './sealed/reconcile.js'
-import {bitnamiKind, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
+import {bitnamiKind, type KeyDecrypt, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
 import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.js'
 import {TokenBucket} from '../core/limit.js'
@@ -51,6 +51,8 @@ export class Controller {
   private readonly log: Logger
   private readonly now: () => Date
   private readonly pool = new RsaDecryptPool()
+  /** Bitnami values' RSA step on the same worker pool as kseal's unwraps: the event loop (and the Lease renewals) stay free. */
+  private readonly poolDecrypt: KeyDecrypt = (k, ct, label) => this.pool.decrypt({kid: k.kid, key: k.key}, ct, label)
   private readonly sealed: Reflector<SealedSecretObject>[] = []
   /** sealed-secrets' SealedSecrets, with --bitnami (their queue keys carry the kind's prefix). */
   private readonly bitnami: Reflector<SealedSecretObject>[] = []
@@ -192,6 +194,7 @@ export class Controller {
       this.bitnamiKind = bitnamiKind(
         () => this.keys.all(),
         () => this.metrics.decryptions.inc(),
+        this.poolDecrypt,
       )
       this.bitnamiReconciler = new Reconciler({...reconcilerOptions, kind: this.bitnamiKind})
     }
@@ -279,7 +282,7 @@ export class Controller {
         const bitnami = bitnamiBody(body)
         const r = bitnami
           ? this.bitnamiKind
-            ? rotateBitnami(bitnami, this.keys.all(), this.sealingKey(), () => this.metrics.decryptions.inc())
+            ? await rotateBitnami(bitnami, this.keys.all(), this.sealingKey(), this.poolDecrypt, () => this.metrics.decryptions.inc())
             : BITNAMI_OFF
           : await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.reseals.inc({result: r.outcome})
@@ -296,7 +299,7 @@ export class Controller {
         const bitnami = bitnamiBody(body)
         const r = bitnami
           ? this.bitnamiKind
-            ? verifyBitnami(bitnami, this.keys.all(), () => this.metrics.decryptions.inc())
+            ? await verifyBitnami(bitnami, this.keys.all(), this.poolDecrypt, () => this.metrics.decryptions.inc())
             : BITNAMI_OFF
           : await handleVerify(body, contentType, this.keys.unwrap)
         this.log.info('verify request', {

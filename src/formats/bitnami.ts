@@ -57,13 +57,33 @@ export function sealBitnamiValue(publicKey: crypto.KeyObject, label: string, pla
   return Buffer.concat([len, rsaCt, body]).toString('base64')
 }
 
-function hybridDecrypt(
-  keys: crypto.KeyObject[],
+/** One RSA-OAEP private decryption the value loop needs: which key, the ciphertext and the label. */
+export interface RsaAsk {
+  keyIndex: number
+  ct: Buffer
+  label: Buffer
+}
+
+/** sealed-secrets' RSA step with a key object, here and now: the session key, or null when the key does not open it. */
+function privateDecrypt(key: crypto.KeyObject, ct: Buffer, label: Buffer): Buffer | null {
+  try {
+    return crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, ct)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * sealed-secrets' HybridDecrypt of one value, as steps: it yields each RSA decryption it needs (keys
+ * in `order`, within the budget) and is answered with the session key or null; the key that worked
+ * goes first for the next value. The same steps run inline (offline) or on the controller's pool.
+ */
+function* hybridDecrypt(
   order: number[],
   b64: string,
   label: Buffer,
   budget: {left: number; onRsa?: () => void; onOpened?: (keyIndex: number) => void},
-): Buffer | null {
+): Generator<RsaAsk, Buffer | null, Buffer | null> {
   const raw = Buffer.from(b64, 'base64')
   if (raw.length < 2) throw new KsealError('ERR_INTEGRITY', 'not a sealed-secrets value (truncated)')
   const n = raw.readUInt16BE(0)
@@ -71,20 +91,12 @@ function hybridDecrypt(
   const rsaCt = raw.subarray(2, 2 + n)
   for (let o = 0; o < order.length; o++) {
     const i = order[o]
-    let sessionKey: Buffer
     if (budget.left <= 0) throw new KsealError('ERR_INPUT', 'needs more private-key operations than one SealedSecret may cause')
     budget.left--
     budget.onRsa?.()
-    try {
-      sessionKey = crypto.privateDecrypt(
-        {key: keys[i], padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label},
-        rsaCt,
-      )
-    } catch {
-      continue
-    }
+    const sessionKey = yield {keyIndex: i, ct: rsaCt, label}
+    if (!sessionKey) continue
     budget.onOpened?.(i)
-    // The key that worked goes first for the next value.
     order.splice(o, 1)
     order.unshift(i)
     const body = raw.subarray(2 + n)
@@ -206,33 +218,57 @@ export interface BitnamiWork {
   onOpened?: (keyIndex: number) => void
 }
 
-/** Decrypts a checked Bitnami SealedSecret's `encryptedData` with any of the given RSA private keys: key → bytes. */
-export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
+/** The steps of decrypting a checked Bitnami SealedSecret's `encryptedData` with `keyCount` keys: key → bytes. */
+function* valueSteps(s: BitnamiSealed, keyCount: number, work: BitnamiWork): Generator<RsaAsk, Map<string, Buffer>, Buffer | null> {
   const {where, label: lbl} = s
-  if (keys.length === 0)
+  if (keyCount === 0)
     throw new KsealError('ERR_NO_KEY', 'no RSA private key to open a sealed-secrets SealedSecret with (pass --key)', where)
   const label = Buffer.from(lbl, 'utf8')
-  const order = keys.map((_, i) => i)
+  const order = Array.from({length: keyCount}, (_, i) => i)
   const plain = new Map<string, Buffer>()
   const budget = {left: work.maxRsaOps ?? Infinity, onRsa: work.onRsa, onOpened: work.onOpened}
   for (const [k, v] of Object.entries(s.encryptedData)) {
     const at = {...where, key: `encryptedData.${k}`}
     let p: Buffer | null
     try {
-      p = hybridDecrypt(keys, order, v, label, budget)
+      p = yield* hybridDecrypt(order, v, label, budget)
     } catch (e) {
       throw (e as KsealError).at(at)
     }
     if (p === null) {
       throw new KsealError(
         'ERR_NO_KEY',
-        `none of the ${keys.length} key(s) given opens this value (another controller's key, or the SealedSecret was moved from another ${lbl === '' ? 'cluster' : lbl.includes('/') ? 'name or namespace' : 'namespace'})`,
+        `none of the ${keyCount} key(s) given opens this value (another controller's key, or the SealedSecret was moved from another ${lbl === '' ? 'cluster' : lbl.includes('/') ? 'name or namespace' : 'namespace'})`,
         at,
       )
     }
     plain.set(k, p)
   }
   return plain
+}
+
+/** Decrypts a checked Bitnami SealedSecret's `encryptedData` with any of the given RSA private keys, inline: key → bytes. */
+export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
+  const steps = valueSteps(s, keys.length, work)
+  let r = steps.next()
+  while (!r.done) r = steps.next(privateDecrypt(keys[r.value.keyIndex], r.value.ct, r.value.label))
+  return r.value
+}
+
+/**
+ * The same, with each RSA decryption made by `decrypt` (the controller's worker pool: the event loop
+ * stays free) for the key at that index.
+ */
+export async function openBitnamiValuesWith(
+  s: BitnamiSealed,
+  keyCount: number,
+  decrypt: (ask: RsaAsk) => Promise<Buffer | null>,
+  work: BitnamiWork = {},
+): Promise<Map<string, Buffer>> {
+  const steps = valueSteps(s, keyCount, work)
+  let r = steps.next()
+  while (!r.done) r = steps.next(await decrypt(r.value))
+  return r.value
 }
 
 /**
@@ -242,8 +278,12 @@ export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], wo
  * drops that key).
  */
 export function openBitnami(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Record<string, unknown> {
+  return renderBitnami(s, openBitnamiValues(s, keys, work))
+}
+
+/** The v1 Secret a checked Bitnami SealedSecret describes, from its decrypted values (templates rendered over them). */
+export function renderBitnami(s: BitnamiSealed, plain: Map<string, Buffer>): Record<string, unknown> {
   const {where} = s
-  const plain = openBitnamiValues(s, keys, work)
   // What templates see: the decrypted values, then each template's own text under its key unless a
   // decrypted value has that key (sealed-secrets >= 0.27: a plaintext entry never shadows a secret one).
   const context = new Map(plain)

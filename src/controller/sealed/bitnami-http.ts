@@ -10,8 +10,9 @@
  */
 import crypto from 'node:crypto'
 import {isKsealError, KsealError} from '../../core/errors.js'
-import {isBitnamiSealedSecret, openBitnami, openBitnamiValues, parseBitnami, sealBitnamiValue} from '../../formats/bitnami.js'
+import {isBitnamiSealedSecret, parseBitnami, renderBitnami, sealBitnamiValue} from '../../formats/bitnami.js'
 import type {SealingKey} from '../keystore/store.js'
+import {bitnamiValues, type KeyDecrypt, trialOrder} from './kind.js'
 import {failure, noSealingKey, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
 
 /** The most private-key operations one request may cost: its values, then trials of further keys. */
@@ -28,11 +29,6 @@ export function bitnamiBody(body: Buffer): unknown | null {
   }
 }
 
-/** Keys to try, imported (decrypt-only: the old controller's) first, then the newest first. */
-function trialOrder(keys: SealingKey[]): SealingKey[] {
-  return [...keys.filter((k) => k.decryptOnly).reverse(), ...keys.filter((k) => !k.decryptOnly).reverse()]
-}
-
 function checked(raw: unknown, keys: SealingKey[], onRsa?: () => void) {
   const parsed = parseBitnami(raw)
   const values = Object.keys(parsed.encryptedData).length
@@ -44,15 +40,11 @@ function checked(raw: unknown, keys: SealingKey[], onRsa?: () => void) {
 }
 
 /** `POST /v1/verify`: 200 opens, 409 does not (another key, moved, tampered), 400 not a SealedSecret sealed-secrets reads. */
-export function verifyBitnami(raw: unknown, keys: SealingKey[], onRsa?: () => void): ResealResponse {
+export async function verifyBitnami(raw: unknown, keys: SealingKey[], decrypt: KeyDecrypt, onRsa?: () => void): Promise<ResealResponse> {
   const name = requestName(raw)
   try {
     const {parsed, held, work} = checked(raw, keys, onRsa)
-    openBitnami(
-      parsed,
-      held.map((k) => k.key),
-      work,
-    )
+    renderBitnami(parsed, await bitnamiValues(parsed, held, decrypt, work))
     return {status: 200, body: JSON.stringify({verified: true}) + '\n', outcome: 'unchanged', sealedSecret: name}
   } catch (e) {
     if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while verifying', name)
@@ -62,7 +54,13 @@ export function verifyBitnami(raw: unknown, keys: SealingKey[], onRsa?: () => vo
 }
 
 /** `POST /v1/rotate` for a sealed-secrets SealedSecret: every value sealed again to `key`, in their format. */
-export function rotateBitnami(raw: unknown, keys: SealingKey[], key: SealingKey | undefined, onRsa?: () => void): ResealResponse {
+export async function rotateBitnami(
+  raw: unknown,
+  keys: SealingKey[],
+  key: SealingKey | undefined,
+  decrypt: KeyDecrypt,
+  onRsa?: () => void,
+): Promise<ResealResponse> {
   const name = requestName(raw)
   if (!key)
     return failure(
@@ -74,11 +72,7 @@ export function rotateBitnami(raw: unknown, keys: SealingKey[], key: SealingKey 
   try {
     const {parsed, held, work} = checked(raw, keys, onRsa)
     const used = new Set<string>()
-    const plain = openBitnamiValues(
-      parsed,
-      held.map((k) => k.key),
-      {...work, onOpened: (i) => used.add(held[i].kid)},
-    )
+    const plain = await bitnamiValues(parsed, held, decrypt, {...work, onOpened: (i) => used.add(held[i].kid)})
     const pub = new crypto.X509Certificate(key.certPem).publicKey
     const encryptedData: Record<string, string> = {}
     for (const [k, v] of plain) encryptedData[k] = sealBitnamiValue(pub, parsed.label, v)

@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../../core/errors.js'
-import {BITNAMI_API_VERSION, openBitnami, parseBitnami} from '../../formats/bitnami.js'
+import {BITNAMI_API_VERSION, openBitnamiValuesWith, parseBitnami, renderBitnami, type RsaAsk} from '../../formats/bitnami.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Secret} from '../../kube/api.js'
 import {canonicalJson, sealedSpecHash} from '../../sealed/hash.js'
@@ -56,16 +56,40 @@ const BITNAMI_UNSUPPORTED: Record<string, string> = {
 /** Private-key operations one Bitnami SealedSecret may cause: each value once, plus a trial of every key twice. */
 const rsaBudget = (values: number, keys: number) => values + 2 * keys
 
+/** One RSA-OAEP private decryption with one of the controller's keys: the session key, or null when it does not open. */
+export type KeyDecrypt = (k: SealingKey, ct: Buffer, label: Buffer) => Promise<Buffer | null>
+
+/** Inline, on the calling thread (tests; the controller passes its worker pool's). */
+export const inlineDecrypt: KeyDecrypt = async (k, ct, label) => {
+  try {
+    return crypto.privateDecrypt({key: k.key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, ct)
+  } catch {
+    return null
+  }
+}
+
+/** Keys to try for a Bitnami value: imported (decrypt-only: the old controller's) first, then the newest first. */
+export function trialOrder(keys: SealingKey[]): SealingKey[] {
+  return [...keys.filter((k) => k.decryptOnly).reverse(), ...keys.filter((k) => !k.decryptOnly).reverse()]
+}
+
+/** Decrypts a checked Bitnami SealedSecret's values with these keys (in this order), through `decrypt`. */
+export function bitnamiValues(
+  parsed: ReturnType<typeof parseBitnami>,
+  held: SealingKey[],
+  decrypt: KeyDecrypt,
+  work: Parameters<typeof openBitnamiValuesWith>[3],
+) {
+  return openBitnamiValuesWith(parsed, held.length, (a: RsaAsk) => decrypt(held[a.keyIndex], a.ct, a.label), work)
+}
+
 /**
  * sealed-secrets' SealedSecrets. Their values name no key, so every key the controller holds is tried:
  * imported (decrypt-only) keys first — the old controller's — then the newest first; the key that
- * worked is tried first for the next value. Work is bounded (values + 2 × keys RSA operations).
+ * worked is tried first for the next value. Work is bounded (values + 2 × keys RSA operations), and
+ * runs through `decrypt` (the controller's worker pool).
  */
-export function bitnamiKind(keys: () => SealingKey[], onRsa?: () => void): SealedKind {
-  const ordered = () => {
-    const all = keys()
-    return [...all.filter((k) => k.decryptOnly).reverse(), ...all.filter((k) => !k.decryptOnly).reverse()]
-  }
+export function bitnamiKind(keys: () => SealingKey[], onRsa?: () => void, decrypt: KeyDecrypt = inlineDecrypt): SealedKind {
   return {
     group: BITNAMI_GROUP,
     version: BITNAMI_VERSION,
@@ -84,15 +108,15 @@ export function bitnamiKind(keys: () => SealingKey[], onRsa?: () => void): Seale
     },
     unseal: async (sealed) => {
       const parsed = parseBitnami(sealed)
-      const held = ordered()
+      const held = trialOrder(keys())
       if (!held.length) throw new KsealError('ERR_NO_KEY', 'the controller holds no key yet')
       const used = new Set<number>()
-      const secret = openBitnami(
-        parsed,
-        held.map((k) => k.key),
-        {maxRsaOps: rsaBudget(Object.keys(parsed.encryptedData).length, held.length), onRsa, onOpened: (i) => used.add(i)},
-      ) as Secret
-      return {secret, kids: [...used].map((i) => held[i].kid)}
+      const plain = await bitnamiValues(parsed, held, decrypt, {
+        maxRsaOps: rsaBudget(Object.keys(parsed.encryptedData).length, held.length),
+        onRsa,
+        onOpened: (i) => used.add(i),
+      })
+      return {secret: renderBitnami(parsed, plain) as Secret, kids: [...used].map((i) => held[i].kid)}
     },
   }
 }
