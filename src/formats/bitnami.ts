@@ -65,7 +65,7 @@ export interface RsaAsk {
 }
 
 /** sealed-secrets' RSA step with a key object, here and now: the session key, or null when the key does not open it. */
-function privateDecrypt(key: crypto.KeyObject, ct: Buffer, label: Buffer): Buffer | null {
+export function oaepDecrypt(key: crypto.KeyObject, ct: Buffer, label: Buffer): Buffer | null {
   try {
     return crypto.privateDecrypt({key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, ct)
   } catch {
@@ -251,7 +251,7 @@ function* valueSteps(s: BitnamiSealed, keyCount: number, work: BitnamiWork): Gen
 export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
   const steps = valueSteps(s, keys.length, work)
   let r = steps.next()
-  while (!r.done) r = steps.next(privateDecrypt(keys[r.value.keyIndex], r.value.ct, r.value.label))
+  while (!r.done) r = steps.next(oaepDecrypt(keys[r.value.keyIndex], r.value.ct, r.value.label))
   return r.value
 }
 

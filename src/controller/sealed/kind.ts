@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto'
 import {KsealError} from '../../core/errors.js'
-import {BITNAMI_API_VERSION, openBitnamiValuesWith, parseBitnami, renderBitnami, type RsaAsk} from '../../formats/bitnami.js'
+import {BITNAMI_API_VERSION, oaepDecrypt, openBitnamiValuesWith, parseBitnami, renderBitnami, type RsaAsk} from '../../formats/bitnami.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Secret} from '../../kube/api.js'
 import {canonicalJson, sealedSpecHash} from '../../sealed/hash.js'
@@ -60,13 +60,7 @@ const rsaBudget = (values: number, keys: number) => values + 2 * keys
 export type KeyDecrypt = (k: SealingKey, ct: Buffer, label: Buffer) => Promise<Buffer | null>
 
 /** Inline, on the calling thread (tests; the controller passes its worker pool's). */
-export const inlineDecrypt: KeyDecrypt = async (k, ct, label) => {
-  try {
-    return crypto.privateDecrypt({key: k.key, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, ct)
-  } catch {
-    return null
-  }
-}
+export const inlineDecrypt: KeyDecrypt = async (k, ct, label) => oaepDecrypt(k.key, ct, label)
 
 /** Keys to try for a Bitnami value: imported (decrypt-only: the old controller's) first, then the newest first. */
 export function trialOrder(keys: SealingKey[]): SealingKey[] {
