@@ -1,4 +1,5 @@
 import {Flags, KsealCommand} from '../src/cli/base.js'
+import {KsealError} from '../src/core/errors.js'
 import {CONTROLLER_NAME, CONTROLLER_NAMESPACE} from '../src/core/names.js'
 import {listControllerKeys, listKeys} from '../src/ops/keys.js'
 
@@ -12,17 +13,26 @@ With --controller it lists the in-cluster unsealer's keys instead (from its /v1/
 API server's service proxy or --controller-url): key id, created, whether it is the active sealing
 key, whether --key-cutoff retired it, and how many SealedSecrets are still sealed to it.
 
-With --import FILE an administrator adds a key pair the controller did not make (from another
-cluster, or a backup without its trust root): FILE is a PEM private key, with its certificate in the
-same file or beside it (NAME.crt). The controller trusts only keys it made or that were imported this
-way (signed with its trust root, which this reads through your kubeconfig); a Secret merely labelled
-kseal.dev/sealing-key is ignored.`
+With --import FILE an administrator adds key pairs the controller did not make (from another
+cluster, a backup without its trust root, or the sealed-secrets controller): FILE is a PEM private
+key, with its certificate in the same file or beside it (NAME.crt), or key Secrets as kubectl writes
+them (kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml);
+--import-from-cluster NAMESPACE reads the sealed-secrets key Secrets from the cluster instead. The
+controller trusts only keys it made or that were imported this way (signed with its trust root, which
+this reads through your kubeconfig); a Secret merely labelled kseal.dev/sealing-key is ignored.
+
+An imported key opens what was sealed to it (kseal's SealedSecrets by key id, Bitnami's by trying
+each key) and never seals: the controller keeps sealing with its own newest key. --active makes the
+one imported key the sealing key instead (dated now, until the next renewal). Key Secrets already
+imported are skipped, so the same import can be run again after the old controller made a new key.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json -k ./keys',
     '<%= config.bin %> <%= command.id %> --controller',
     '<%= config.bin %> <%= command.id %> --controller --controller-url http://127.0.0.1:8080 --json',
     '<%= config.bin %> <%= command.id %> --import old-cluster.key --controller-namespace kseal-system',
+    '<%= config.bin %> <%= command.id %> --import bitnami-keys.yaml',
+    '<%= config.bin %> <%= command.id %> --import-from-cluster kube-system',
   ]
   static override flags = {
     key: Flags.string({
@@ -43,15 +53,24 @@ kseal.dev/sealing-key is ignored.`
     context: Flags.string({description: 'With --controller: kubeconfig context.'}),
     import: Flags.string({
       description:
-        'Import this private key (PEM; certificate in the file or beside it) as a sealing key of the controller in --controller-namespace.',
+        'Import this private key (PEM; certificate in the file or beside it), or the key Secrets in this manifest, as keys of the controller in --controller-namespace.',
+      exclusive: ['key', 'controller', 'import-from-cluster'],
+    }),
+    'import-from-cluster': Flags.string({
+      description:
+        "Import the sealed-secrets controller's key Secrets (label sealedsecrets.bitnami.com/sealed-secrets-key) from this namespace.",
       exclusive: ['key', 'controller'],
+    }),
+    active: Flags.boolean({
+      description: 'With --import: the imported key also seals (it becomes the newest key). Default: it only opens.',
     }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Keys)
     if (flags.controller) return this.controllerKeys(flags)
-    if (flags.import) return this.importKey(flags.import, flags)
+    if (flags.import || flags['import-from-cluster']) return this.importKeys(flags)
+    if (flags.active) throw new KsealError('ERR_USAGE', '--active goes with --import or --import-from-cluster')
     const keys = await listKeys(this.keyring(flags.key))
     if (flags.json) {
       process.stdout.write(JSON.stringify(keys, null, 2) + '\n')
@@ -68,17 +87,28 @@ kseal.dev/sealing-key is ignored.`
     printTable(rows)
   }
 
-  private async importKey(
-    file: string,
-    flags: {quiet: boolean; 'controller-namespace'?: string; kubeconfig?: string; context?: string},
-  ): Promise<void> {
-    const {importKeyFile} = await import('../src/ops/import-key.js')
-    const r = await importKeyFile(file, {
+  private async importKeys(flags: {
+    import?: string
+    'import-from-cluster'?: string
+    active: boolean
+    quiet: boolean
+    'controller-namespace'?: string
+    kubeconfig?: string
+    context?: string
+  }): Promise<void> {
+    const {importClusterKeys, importKeyFile} = await import('../src/ops/import-key.js')
+    const o = {
       namespace: flags['controller-namespace'] ?? CONTROLLER_NAMESPACE,
       kubeconfig: flags.kubeconfig,
       context: flags.context,
-    })
-    this.note(`imported key ${r.kid} as Secret ${r.secret}`, flags.quiet)
+      active: flags.active,
+    }
+    const done = flags.import ? await importKeyFile(flags.import, o) : await importClusterKeys(flags['import-from-cluster']!, o)
+    for (const r of done) {
+      const what = r.existed ? `key ${r.kid} was already imported (Secret ${r.secret})` : `imported key ${r.kid} as Secret ${r.secret}`
+      const use = r.existed ? '' : r.decryptOnly ? ', to open only' : ', sealing from now on'
+      this.note(`${what}${use}${r.from === flags.import ? '' : ` (from ${r.from})`}`, flags.quiet)
+    }
   }
 
   private async controllerKeys(flags: {
@@ -105,7 +135,7 @@ kseal.dev/sealing-key is ignored.`
       ...keys.map((k) => [
         k.kid,
         k.created,
-        k.active ? 'yes' : k.retired ? 'no (before --key-cutoff)' : 'no',
+        k.active ? 'yes' : k.decryptOnly ? 'no (imported, opens only)' : k.retired ? 'no (before --key-cutoff)' : 'no',
         k.sealedSecrets === undefined ? '-' : String(k.sealedSecrets),
       ]),
     ])

@@ -73,6 +73,10 @@ const STAND_INS: Record<string, {what: string; write: (dest: string) => void}> =
     what: "a SealedSecret that Bitnami's kubeseal wrote",
     write: (d) => copyFileSync(path.join(INTEROP, 'sealed-secrets', 'sealedsecret-strict.yaml'), d),
   },
+  'old/app.sealedsecret.yaml': {
+    what: 'a Bitnami SealedSecret with templated values (spec.template.data)',
+    write: (d) => copyFileSync(path.join(ROOT, 'test', 'fixtures', 'bitnami', 'templated-strict.yaml'), d),
+  },
 }
 
 /** Pages another branch writes: a link to one is allowed while it is missing here (once it exists, its links are checked as any). */

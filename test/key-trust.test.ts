@@ -7,18 +7,27 @@
  * keeps serving the controller's own certificate.
  */
 import crypto from 'node:crypto'
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
-import {RsaRecipient} from '../keys/rsa.js'
+import {RsaRecipient, rsaKid} from '../keys/rsa.js'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {KeyStore} from '../src/controller/keystore/store.js'
-import {KEY_CREATED_ANNOTATION, KEY_LABEL, KEY_MAC_ANNOTATION, keySecret, TRUST_SECRET, trustRootOf} from '../src/sealed/sealing-key.js'
+import {BITNAMI_KEY_LABEL} from '../src/formats/bitnami.js'
+import {
+  KEY_CREATED_ANNOTATION,
+  KEY_LABEL,
+  KEY_MAC_ANNOTATION,
+  KEY_USE_ANNOTATION,
+  keySecret,
+  TRUST_SECRET,
+  trustRootOf,
+} from '../src/sealed/sealing-key.js'
 import {silentLogger} from './support/log.js'
 import {sealSecret} from '../src/sealed/seal.js'
-import {kseal, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
-import {namespaceClient, type Replica, startReplica, stopReplica} from './support/controller.js'
+import {INTEROP, kseal, OTHER_CERT, TEAM_CERT, TEAM_KEY, TEAM_KID} from './support/cli.js'
+import {fixtureKeySecret, namespaceClient, type Replica, startReplica, stopReplica} from './support/controller.js'
 import {sleep, until} from './support/until.js'
 import {startK8sApiServer, type K8sApiServer, type KubeObject} from './support/k8s-api-server.js'
 
@@ -35,7 +44,7 @@ const attackerCertPem = readFileSync(TEAM_CERT, 'utf8')
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
 beforeAll(async () => {
-  srv = await startK8sApiServer({namespaces: [NS, KEY_NS]})
+  srv = await startK8sApiServer({namespaces: [NS, KEY_NS, 'kube-system']})
   dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-trust-'))
   const kubeconfig = path.join(dir, 'kubeconfig')
   await srv.writeKubeconfig(kubeconfig)
@@ -135,13 +144,84 @@ describe("the administrator's import path", () => {
   it('kseal keys --import signs a key with the trust root: the running controller loads it (and still serves its own, newer certificate)', async () => {
     const kc = path.join(dir, 'kubeconfig')
     const r = await kseal(['keys', '--import', TEAM_KEY, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
-    expect(r.stderr).toBe(`kseal: imported key ${TEAM_KID} as Secret ${KEY_NS}/kseal-key-${TEAM_KID}\n`)
+    expect(r.stderr).toBe(`kseal: imported key ${TEAM_KID} as Secret ${KEY_NS}/kseal-key-${TEAM_KID}, to open only\n`)
     expect(r.code).toBe(0)
     await until(async () => JSON.parse((await rep.get('/v1/keys')).text).some((k: {kid: string}) => k.kid === TEAM_KID), 'the imported key')
     expect((await rep.get('/v1/cert.pem')).text).toBe(ownCert)
     const again = await kseal(['keys', '--import', TEAM_KEY, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
     expect(again.code).toBe(2)
     expect(again.stderr).toMatch(/already exists/)
+  })
+
+  it("imports the sealed-secrets controller's key Secrets from kubectl's output: to open only, never to seal; again, only new ones", async () => {
+    const kc = path.join(dir, 'kubeconfig')
+    const file = path.join(dir, 'bitnami-keys.yaml')
+    copyFileSync(path.join(INTEROP, 'sealed-secrets', 'sealed-secrets-key.yaml'), file)
+    chmodSync(file, 0o600)
+    const r = await kseal(['keys', '--import', file, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
+    expect(r.code).toBe(0)
+    const kid = rsaKid(crypto.createPublicKey(readFileSync(path.join(INTEROP, 'sealed-secrets', 'tls.key'))))
+    expect(r.stderr).toBe(
+      `kseal: imported key ${kid} as Secret ${KEY_NS}/kseal-key-${kid}, to open only (from ${file}: Secret kube-system/sealed-secrets-key-interop)\n`,
+    )
+    const stored = srv.getObject('v1', 'Secret', KEY_NS, `kseal-key-${kid}`)!
+    expect(stored.metadata.annotations[KEY_USE_ANNOTATION]).toBe('decrypt')
+    const listed = await until(
+      async () => JSON.parse((await rep.get('/v1/keys')).text).find((k: {kid: string}) => k.kid === kid),
+      'the imported key',
+    )
+    expect(listed).toMatchObject({active: false, decryptOnly: true})
+    expect((await rep.get('/v1/cert.pem')).text).toBe(ownCert)
+    const again = await kseal(['keys', '--import', file, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
+    expect(again.code).toBe(0)
+    expect(again.stderr).toMatch(new RegExp(`key ${kid} was already imported`))
+  })
+
+  it('a decrypt-only mark cannot be stripped: without it the MAC fails and the key is not loaded', () => {
+    const root = Buffer.alloc(32, 9)
+    const store = new KeyStore({pool, log: silentLogger, trustRoot: root, now: () => new Date()})
+    const s = keySecret(
+      KEY_NS,
+      {kid: TEAM_KID, keyPem: attackerKeyPem, certPem: attackerCertPem},
+      new Date('2026-01-01T00:00:00Z'),
+      root,
+      undefined,
+      true,
+    )
+    const stripped = structuredClone(s)
+    delete stripped.metadata!.annotations![KEY_USE_ANNOTATION]
+    expect(store.upsertSecret(stripped)).toBeNull()
+    expect(store.upsertSecret(s)?.decryptOnly).toBe(true)
+    expect(store.newest()).toBeUndefined()
+  })
+
+  it('--import-from-cluster reads the key Secrets from the namespace of the old controller; --active lets the one imported key seal', async () => {
+    const kc = path.join(dir, 'kubeconfig')
+    const OTHER_KID = rsaKid(new crypto.X509Certificate(readFileSync(OTHER_CERT)).publicKey)
+    const other = fixtureKeySecret('other', new Date('2025-01-01T00:00:00Z'), 'kube-system')
+    other.metadata = {name: 'sealed-secrets-keyabcde', namespace: 'kube-system', labels: {[BITNAMI_KEY_LABEL]: 'active'}}
+    srv.putObject(other as KubeObject)
+    const none = await kseal(['keys', '--import-from-cluster', NS, '--controller-namespace', KEY_NS, '--kubeconfig', kc])
+    expect(none).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /no Secret labelled sealedsecrets\.bitnami\.com\/sealed-secrets-key with a tls\.key in namespace default/,
+      ),
+    })
+    const many = await kseal([
+      'keys',
+      '--import-from-cluster',
+      'kube-system',
+      '--active',
+      '--controller-namespace',
+      KEY_NS,
+      '--kubeconfig',
+      kc,
+    ])
+    expect(many.stderr).toBe(
+      `kseal: imported key ${OTHER_KID} as Secret ${KEY_NS}/kseal-key-${OTHER_KID}, sealing from now on (from Secret kube-system/sealed-secrets-keyabcde)\n`,
+    )
+    await until(async () => (await rep.get('/v1/cert.pem')).text === readFileSync(OTHER_CERT, 'utf8'), 'the imported key to seal')
   })
 })
 

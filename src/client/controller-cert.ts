@@ -71,7 +71,10 @@ export async function newestKeyCert(o: KubeOptions & {namespace: string}): Promi
       return []
     }
   })
-  const newest = trusted.sort((a, b) => a.created.getTime() - b.created.getTime()).at(-1)
+  const newest = trusted
+    .filter((k) => !k.decryptOnly)
+    .sort((a, b) => a.created.getTime() - b.created.getTime())
+    .at(-1)
   if (!newest) throw new KsealError('ERR_BACKEND', `no trusted sealing key Secret (label ${KEY_SELECTOR}) in namespace ${o.namespace}`)
   return checkPem(newest.certPem, `Secret ${o.namespace}/${newest.secretName}`)
 }

@@ -8,7 +8,7 @@
  */
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
-import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/types.js'
+import type {SealedSecretObject} from '../sealed/types.js'
 import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http/server.js'
 import {KEY_WATCH_SELECTOR} from '../sealed/sealing-key.js'
 import {type KeyListEntry, keyList, sealedOnOldKeys, sealingKeyOf} from './keystore/accounting.js'
@@ -24,8 +24,10 @@ import type {ControllerOptions} from './options.js'
 import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
-import {type Outcome, Reconciler} from './sealed/reconcile.js'
-import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
+import {type ConflictReason, type Outcome, Reconciler} from './sealed/reconcile.js'
+import {bitnamiKind, type KeyDecrypt, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
+import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
+import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
@@ -38,6 +40,9 @@ export interface ControllerDeps {
   monotonic?: () => number
 }
 
+/** A sealed-secrets SealedSecret sent to a controller that does not serve them. */
+const BITNAMI_OFF = failure(400, 'ERR_USAGE', 'a bitnami.com/v1alpha1 SealedSecret: this controller serves them only with --bitnami')
+
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
 
 export class Controller {
@@ -46,7 +51,11 @@ export class Controller {
   private readonly log: Logger
   private readonly now: () => Date
   private readonly pool = new RsaDecryptPool()
+  /** Bitnami values' RSA step on the same worker pool as kseal's unwraps: the event loop (and the Lease renewals) stay free. */
+  private readonly poolDecrypt: KeyDecrypt = (k, ct, label) => this.pool.decrypt({kid: k.kid, key: k.key}, ct, label)
   private readonly sealed: Reflector<SealedSecretObject>[] = []
+  /** sealed-secrets' SealedSecrets, with --bitnami (their queue keys carry the kind's prefix). */
+  private readonly bitnami: Reflector<SealedSecretObject>[] = []
   /** The Secrets the controller wrote (label-selected, without data), per watched namespace. */
   private readonly owned: Reflector<Secret>[] = []
   private keyReflector!: Reflector<Secret>
@@ -56,6 +65,8 @@ export class Controller {
   private workers: Promise<void>[] = []
   private renewer!: KeyRenewer
   private reconciler!: Reconciler
+  private bitnamiReconciler?: Reconciler
+  private bitnamiKind?: SealedKind
   private elector?: LeaderElector
   private leading = false
   private http?: HttpServer
@@ -144,7 +155,7 @@ export class Controller {
     if (this.keys.size === 0) why.push('no sealing key loaded')
     // Not the watch on owned Secrets: without it (say, RBAC not yet granting list/watch after an
     // upgrade) every Secret is read from the API instead, and its list/watch failures are logged.
-    if (!this.keyReflector?.synced || this.sealed.some((r) => !r.synced)) why.push('SealedSecrets not listed yet')
+    if (!this.keyReflector?.synced || [...this.sealed, ...this.bitnami].some((r) => !r.synced)) why.push('SealedSecrets not listed yet')
     return why.length ? why : null
   }
 
@@ -168,16 +179,25 @@ export class Controller {
       leaderElect: o.leaderElect,
     })
 
-    this.reconciler = new Reconciler({
+    const reconcilerOptions = {
       api,
       unwrap: this.keys.unwrap,
       log: this.log,
       identity: o.identity,
       now: this.now,
       keyNamespace: o.keyNamespace,
-      cachedSecret: (ns, name) => this.ownedSecret(ns, name),
-      onConflict: (reason) => this.metrics.conflicts.inc({reason}),
-    })
+      cachedSecret: (ns: string, name: string) => this.ownedSecret(ns, name),
+      onConflict: (reason: ConflictReason) => this.metrics.conflicts.inc({reason}),
+    }
+    this.reconciler = new Reconciler(reconcilerOptions)
+    if (o.bitnami) {
+      this.bitnamiKind = bitnamiKind(
+        () => this.keys.all(),
+        () => this.metrics.decryptions.inc(),
+        this.poolDecrypt,
+      )
+      this.bitnamiReconciler = new Reconciler({...reconcilerOptions, kind: this.bitnamiKind})
+    }
     this.renewer = new KeyRenewer({
       api,
       store: this.keys,
@@ -216,36 +236,8 @@ export class Controller {
     )
 
     for (const ns of o.namespaces.length ? o.namespaces : [undefined]) {
-      const path = api.customPath(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns)
-      this.sealed.push(
-        new Reflector<SealedSecretObject>(
-          {
-            list: () => api.listCustom<SealedSecretObject>(SEALED_GROUP, SEALED_VERSION, SEALED_PLURAL, ns),
-            watch: (rv, onEvent, done) =>
-              api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
-          },
-          {
-            upsert: (obj, old) => {
-              // Status writes (ours) do not bump the generation: they need no reconcile.
-              if (
-                !old ||
-                old.metadata.generation !== obj.metadata.generation ||
-                old.metadata.uid !== obj.metadata.uid ||
-                !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
-                obj.metadata.generation === undefined
-              ) {
-                this.queue?.add(objectKey(obj))
-              }
-            },
-            delete: (obj) => {
-              this.noKey.delete(objectKey(obj))
-              this.reconciler.forget(obj.metadata.uid)
-              this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
-            },
-          },
-          {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log},
-        ),
-      )
+      this.sealed.push(this.sealedReflector(KSEAL_KIND, this.reconciler, ns))
+      if (this.bitnamiKind) this.bitnami.push(this.sealedReflector(this.bitnamiKind, this.bitnamiReconciler!, ns))
       // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.
       const secrets = api.secretsPath(ns)
       this.owned.push(
@@ -287,25 +279,44 @@ export class Controller {
         return wait
       },
       reseal: async (body, contentType) => {
-        const r = await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
+        const bitnami = bitnamiBody(body)
+        const r = bitnami
+          ? this.bitnamiKind
+            ? await rotateBitnami(bitnami, this.keys.all(), this.sealingKey(), this.poolDecrypt, () => this.metrics.decryptions.inc())
+            : BITNAMI_OFF
+          : await handleReseal(body, contentType, this.keys.unwrap, this.sealingKey())
         this.metrics.reseals.inc({result: r.outcome})
         if (r.outcome === 'failed')
           this.log.warn('rotate request refused', {status: r.status, code: r.code, sealedSecret: r.sealedSecret, error: r.message})
         else
           this.log.info(
             r.outcome === 'resealed' ? 'resealed a SealedSecret to the newest key' : 'SealedSecret already sealed to the newest key',
-            {sealedSecret: r.sealedSecret, from: r.from, to: r.to},
+            {sealedSecret: r.sealedSecret, from: r.from, to: r.to, ...(bitnami ? {kind: 'bitnami.com/SealedSecret'} : {})},
           )
+        return r
+      },
+      verify: async (body, contentType) => {
+        const bitnami = bitnamiBody(body)
+        const r = bitnami
+          ? this.bitnamiKind
+            ? await verifyBitnami(bitnami, this.keys.all(), this.poolDecrypt, () => this.metrics.decryptions.inc())
+            : BITNAMI_OFF
+          : await handleVerify(body, contentType, this.keys.unwrap)
+        this.log.info('verify request', {
+          status: r.status,
+          sealedSecret: r.sealedSecret,
+          ...(r.code ? {code: r.code, error: r.message} : {}),
+        })
         return r
       },
     })
     this.log.info('serving HTTP', {
       address: this.http.address,
-      endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/healthz', '/readyz', '/metrics'],
+      endpoints: ['/v1/cert.pem', '/v1/keys', '/v1/rotate', '/v1/verify', '/healthz', '/readyz', '/metrics'],
     })
 
     this.keyReflector.start()
-    for (const r of [...this.sealed, ...this.owned]) r.start()
+    for (const r of [...this.sealed, ...this.bitnami, ...this.owned]) r.start()
 
     const callbacks = {
       onStartedLeading: () => void this.startLeading(),
@@ -366,15 +377,17 @@ export class Controller {
     if (!this.leading || this.stopping || this.term !== term) return
     const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000, jitter: 0.25})
     this.queue = queue
-    for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
+    this.enqueueAll(queue)
     this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue, term.ctx))
     if (this.o.resyncPeriodMs > 0) {
-      this.resyncTimer = setInterval(() => {
-        for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
-      }, this.o.resyncPeriodMs)
+      this.resyncTimer = setInterval(() => this.enqueueAll(queue), this.o.resyncPeriodMs)
       this.resyncTimer.unref()
     }
-    this.log.info('reconciling', {workers: this.workers.length, sealedSecrets: this.sealed.reduce((n, r) => n + r.cache.size, 0)})
+    this.log.info('reconciling', {
+      workers: this.workers.length,
+      sealedSecrets: this.sealed.reduce((n, r) => n + r.cache.size, 0),
+      ...(this.bitnamiKind ? {bitnamiSealedSecrets: this.bitnami.reduce((n, r) => n + r.cache.size, 0)} : {}),
+    })
   }
 
   private async stopLeading(): Promise<void> {
@@ -391,9 +404,13 @@ export class Controller {
     term?.abort.abort(new KsealError('ERR_NOT_LEADER', 'this replica stopped leading'))
     queue?.shutDown()
     this.reconciler?.reset()
+    this.bitnamiReconciler?.reset()
     await Promise.all([this.renewer?.stop(), ...workers])
     // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
-    if (!this.term) this.reconciler?.reset()
+    if (!this.term) {
+      this.reconciler?.reset()
+      this.bitnamiReconciler?.reset()
+    }
   }
 
   /** The watched copy of a Secret the controller wrote (no data), if its watch holds one. */
@@ -414,14 +431,23 @@ export class Controller {
    * answer says which resourceVersion it got — so the decision waits for the reconcile to end.
    */
   private secretChanged(s: Secret): void {
-    const key = objectKey(s)
+    const [reconciler, prefix] = this.ownerKind(s)
+    const key = prefix + objectKey(s)
     if (!this.queue || !this.lookup(key)) return
     if (this.reconciling.has(key)) {
       this.recheck.add(key)
       return
     }
-    if (this.reconciler.isOwnWrite(s)) return
+    if (reconciler.isOwnWrite(s)) return
     this.requeueChanged(this.queue, key)
+  }
+
+  /** The reconciler (and queue-key prefix) of the kind of SealedSecret that owns a Secret: Bitnami's by its ownerReference, else kseal's. */
+  private ownerKind(s: Secret): [Reconciler, string] {
+    const k = this.bitnamiKind
+    const bitnamiOwned =
+      k && (s.metadata?.ownerReferences ?? []).some((r) => r.controller && r.kind === k.kind && r.apiVersion === `${k.group}/${k.version}`)
+    return bitnamiOwned ? [this.bitnamiReconciler!, k.queuePrefix] : [this.reconciler, '']
   }
 
   private requeueChanged(queue: WorkQueue, key: string): void {
@@ -432,18 +458,71 @@ export class Controller {
   /** After a reconcile: a change to its Secret seen meanwhile is another writer's, unless the watched copy is now the controller's own write. */
   private recheckChanged(queue: WorkQueue, key: string): void {
     if (!this.recheck.delete(key)) return
-    const [ns, name] = key.split('/')
+    const [, reconciler, plain] = this.kindOf(key)
+    const [ns, name] = plain.split('/')
     const s = this.ownedSecret(ns, name)
-    if (s && this.reconciler.isOwnWrite(s)) return
+    if (s && reconciler.isOwnWrite(s)) return
     this.requeueChanged(queue, key)
   }
 
+  /** A queue key's reflectors, reconciler and `namespace/name`. */
+  private kindOf(key: string): [Reflector<SealedSecretObject>[], Reconciler, string] {
+    const p = this.bitnamiKind?.queuePrefix
+    if (p && key.startsWith(p)) return [this.bitnami, this.bitnamiReconciler!, key.slice(p.length)]
+    return [this.sealed, this.reconciler, key]
+  }
+
   private lookup(key: string): SealedSecretObject | undefined {
-    for (const r of this.sealed) {
-      const o = r.cache.get(key)
+    const [reflectors, , plain] = this.kindOf(key)
+    for (const r of reflectors) {
+      const o = r.cache.get(plain)
       if (o) return o
     }
     return undefined
+  }
+
+  /** Every SealedSecret of every kind served, into the queue (a new term, a resync). */
+  private enqueueAll(queue: WorkQueue): void {
+    for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
+    const p = this.bitnamiKind?.queuePrefix ?? ''
+    for (const r of this.bitnami) for (const key of r.cache.keys()) queue.add(p + key)
+  }
+
+  /** The reflector of one kind's SealedSecrets in a namespace (all: undefined): a change of generation queues it. */
+  private sealedReflector(kind: SealedKind, reconciler: Reconciler, ns: string | undefined): Reflector<SealedSecretObject> {
+    const api = this.api
+    const path = api.customPath(kind.group, kind.version, kind.plural, ns)
+    const what = kind === KSEAL_KIND ? 'SealedSecrets' : `${kind.group} SealedSecrets`
+    return new Reflector<SealedSecretObject>(
+      {
+        list: () => api.listCustom<SealedSecretObject>(kind.group, kind.version, kind.plural, ns),
+        watch: (rv, onEvent, done) =>
+          api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
+      },
+      {
+        upsert: (obj, old) => {
+          // Status writes (ours) do not bump the generation: they need no reconcile.
+          if (
+            !old ||
+            old.metadata.generation !== obj.metadata.generation ||
+            old.metadata.uid !== obj.metadata.uid ||
+            !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
+            obj.metadata.generation === undefined
+          ) {
+            this.queue?.add(kind.queuePrefix + objectKey(obj))
+          }
+        },
+        delete: (obj) => {
+          this.noKey.delete(kind.queuePrefix + objectKey(obj))
+          reconciler.forget(obj.metadata.uid)
+          this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {
+            sealedSecret: objectKey(obj),
+            kind: `${kind.group}/${kind.kind}`,
+          })
+        },
+      },
+      {name: ns ? `${what} in ${ns}` : what, log: this.log},
+    )
   }
 
   private async work(queue: WorkQueue, ctx: CallContext): Promise<void> {
@@ -460,7 +539,7 @@ export class Controller {
       let out: Outcome
       this.reconciling.add(key)
       try {
-        out = await this.reconciler.reconcile(obj, ctx)
+        out = await this.kindOf(key)[1].reconcile(obj, ctx)
       } catch (e) {
         this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
         out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
@@ -490,7 +569,7 @@ export class Controller {
       this.log.info('shutting down')
       await this.stopLeading()
       await this.elector?.stop()
-      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.owned].map((r) => r.stop())])
+      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.bitnami, ...this.owned].map((r) => r.stop())])
       await this.http?.close()
       await this.pool.close()
       this.log.info('stopped')

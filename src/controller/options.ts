@@ -40,6 +40,8 @@ export interface ControllerOptions {
   /** HTTP listener limits: header and request timeouts, connection cap. */
   httpLimits?: Partial<HttpLimits>
   logLevel: Level
+  /** Also serve sealed-secrets' `bitnami.com/v1alpha1` SealedSecrets (and their /v1/verify, /v1/rotate). */
+  bitnami: boolean
 }
 
 /** One flag: its oclif type (durations and times are strings), default and help. */
@@ -122,6 +124,12 @@ export const CONTROLLER_FLAGS = {
     description: 'Connections open at once; more are closed as they arrive.',
   },
   'log-level': {type: 'string', default: 'info', options: LEVELS, description: 'Least severe level logged.'},
+  bitnami: {
+    type: 'boolean',
+    default: false,
+    description:
+      "Also unseal sealed-secrets' bitnami.com/v1alpha1 SealedSecrets (with the keys imported by kseal keys --import), and answer kubeseal's /v1/verify and /v1/rotate for them.",
+  },
 } as const satisfies Record<string, FlagRow>
 
 export type ControllerFlag = keyof typeof CONTROLLER_FLAGS
@@ -184,6 +192,7 @@ export function controllerOptions(given: FlagValues, env: Record<string, string 
       maxConnections: int('http-max-connections'),
     },
     logLevel: str('log-level') as Level,
+    bitnami: flags.bitnami as boolean,
   }
 }
 

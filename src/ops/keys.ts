@@ -67,6 +67,8 @@ export interface ControllerKeyInfo {
   retired?: boolean
   /** SealedSecrets in the cluster still sealed to it. */
   sealedSecrets?: number
+  /** An imported key that opens and never seals. */
+  decryptOnly?: boolean
 }
 
 /** The unsealer's keys from its /v1/keys (through the service proxy or a URL). */
@@ -99,5 +101,6 @@ export async function listControllerKeys(target: import('../client/endpoints.js'
     active: k.active,
     ...(typeof k.retired === 'boolean' ? {retired: k.retired} : {}),
     ...(typeof k.sealedSecrets === 'number' ? {sealedSecrets: k.sealedSecrets} : {}),
+    ...(k.decryptOnly === true ? {decryptOnly: true} : {}),
   }))
 }

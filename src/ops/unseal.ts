@@ -35,8 +35,16 @@ export interface UnsealKeyring {
   unwrap: Unwrap
 }
 
-/** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
-export function tlsKeysFromManifest(text: string): string[] {
+/** A Secret's `tls.key` (and `tls.crt`, when it has one) in a manifest. */
+export interface TlsSecret {
+  /** `namespace/name`, or the name alone. */
+  name: string
+  key: string
+  cert?: string
+}
+
+/** Every Secret (also inside Lists) holding `tls.key` in a manifest text; none when it is not one. */
+export function tlsSecretsFromManifest(text: string): TlsSecret[] {
   let docs
   try {
     docs = parseAllDocuments(text, KUBE_YAML)
@@ -44,14 +52,20 @@ export function tlsKeysFromManifest(text: string): string[] {
     return []
   }
   if (!Array.isArray(docs)) return []
-  const out: string[] = []
+  const out: TlsSecret[] = []
+  const field = (o: Obj, k: string): string | undefined => {
+    const sd = isObj(o.stringData) ? o.stringData[k] : undefined
+    if (typeof sd === 'string') return sd
+    const d = isObj(o.data) ? o.data[k] : undefined
+    return typeof d === 'string' ? Buffer.from(d.replace(/\s+/g, ''), 'base64').toString('utf8') : undefined
+  }
   const visit = (o: unknown) => {
     if (!isObj(o)) return
     if (isCoreSecret(o.kind, o.apiVersion)) {
-      const d = isObj(o.data) ? o.data['tls.key'] : undefined
-      const sd = isObj(o.stringData) ? o.stringData['tls.key'] : undefined
-      if (typeof sd === 'string') out.push(sd)
-      else if (typeof d === 'string') out.push(Buffer.from(d.replace(/\s+/g, ''), 'base64').toString('utf8'))
+      const key = field(o, 'tls.key')
+      const meta = isObj(o.metadata) ? o.metadata : {}
+      const name = [meta.namespace, meta.name].filter((x) => typeof x === 'string' && x).join('/')
+      if (key !== undefined) out.push({name, key, cert: field(o, 'tls.crt')})
       return
     }
     if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) o.items.forEach(visit)
@@ -61,6 +75,11 @@ export function tlsKeysFromManifest(text: string): string[] {
     visit(doc.toJS({maxAliasCount: 100}))
   }
   return out
+}
+
+/** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
+export function tlsKeysFromManifest(text: string): string[] {
+  return tlsSecretsFromManifest(text).map((s) => s.key)
 }
 
 export async function loadUnsealKeyring(specs: string[], backends: Backends): Promise<UnsealKeyring> {

@@ -3,11 +3,12 @@ import crypto from 'node:crypto'
 import {isObj, type Obj} from '../core/guards.js'
 import type {SealedSecretObject} from './types.js'
 
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical)
+/** A value with every mapping's keys sorted (undefined dropped), for hashing as JSON. */
+export function canonicalJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonicalJson)
   if (isObj(v)) {
     const out: Obj = {}
-    for (const k of Object.keys(v).sort()) if (v[k] !== undefined) out[k] = canonical(v[k])
+    for (const k of Object.keys(v).sort()) if (v[k] !== undefined) out[k] = canonicalJson(v[k])
     return out
   }
   return v
@@ -19,6 +20,6 @@ function canonical(v: unknown): unknown {
  * nothing changed decrypts nothing. Hex SHA-256.
  */
 export function sealedSpecHash(sealed: SealedSecretObject): string {
-  const body = ['kseal/v1 sealed spec', sealed.metadata.namespace ?? '', sealed.metadata.name, canonical(sealed.spec)]
+  const body = ['kseal/v1 sealed spec', sealed.metadata.namespace ?? '', sealed.metadata.name, canonicalJson(sealed.spec)]
   return crypto.createHash('sha256').update(JSON.stringify(body), 'utf8').digest('hex')
 }

@@ -28,6 +28,12 @@ export const KEY_SELECTOR = `${KEY_LABEL}=${KEY_LABEL_ACTIVE}`
 export const KEY_CREATED_ANNOTATION = 'kseal.dev/created-at'
 export const KEY_ID_ANNOTATION = 'kseal.dev/key-id'
 export const KEY_MAC_ANNOTATION = 'kseal.dev/key-mac'
+/**
+ * `decrypt` on an imported key that opens what was sealed to it but never seals (the default for
+ * `kseal keys --import`); covered by the key's MAC, so it cannot be removed without the trust root.
+ */
+export const KEY_USE_ANNOTATION = 'kseal.dev/key-use'
+export const KEY_USE_DECRYPT = 'decrypt'
 /** The Secret holding the trust root, and its label value. */
 export const TRUST_SECRET = 'kseal-key-trust'
 export const KEY_LABEL_TRUST = 'trust-root'
@@ -39,13 +45,23 @@ const FUTURE_SKEW_MS = 5 * 60_000
 /** Certificates the controller makes are valid this long; sealing keys are renewed far sooner. */
 export const CERT_DAYS = 3650
 
-/** The MAC that makes a key Secret trusted: HMAC-SHA256(root, JSON [tag, namespace, name, kid, created, SHA-256 of the certificate PEM]). */
-export function keyMac(root: Buffer, namespace: string, name: string, kid: string, created: string, certPem: string): string {
+/**
+ * The MAC that makes a key Secret trusted: HMAC-SHA256(root, JSON [tag, namespace, name, kid, created,
+ * SHA-256 of the certificate PEM]), with `"decrypt"` appended for a decrypt-only key.
+ */
+export function keyMac(
+  root: Buffer,
+  namespace: string,
+  name: string,
+  kid: string,
+  created: string,
+  certPem: string,
+  decryptOnly = false,
+): string {
   const cert = crypto.createHash('sha256').update(certPem, 'utf8').digest('base64')
-  return crypto
-    .createHmac('sha256', root)
-    .update(JSON.stringify(['kseal/v1 sealing key', namespace, name, kid, created, cert]))
-    .digest('base64')
+  const fields = ['kseal/v1 sealing key', namespace, name, kid, created, cert]
+  if (decryptOnly) fields.push(KEY_USE_DECRYPT)
+  return crypto.createHmac('sha256', root).update(JSON.stringify(fields)).digest('base64')
 }
 
 /** A new trust root Secret (32 random bytes). */
@@ -80,6 +96,8 @@ export interface ParsedKeySecret {
   created: Date
   certPem: string
   key: crypto.KeyObject
+  /** Opens what was sealed to it, never seals (`kseal.dev/key-use: decrypt`). */
+  decryptOnly: boolean
 }
 
 export function parseKeySecret(s: Secret, root: Buffer, now: Date): ParsedKeySecret {
@@ -104,8 +122,11 @@ export function parseKeySecret(s: Secret, root: Buffer, now: Date): ParsedKeySec
   const created = createdRaw ? new Date(createdRaw as string | Date) : new Date(0)
   if (created.getTime() > now.getTime() + FUTURE_SKEW_MS)
     throw new Error(`dated in the future (${created.toISOString()}): refused, so it cannot outrank the real keys`)
+  const use = s.metadata?.annotations?.[KEY_USE_ANNOTATION]
+  if (use !== undefined && use !== KEY_USE_DECRYPT) throw new Error(`unknown ${KEY_USE_ANNOTATION} ${JSON.stringify(use)}`)
+  const decryptOnly = use === KEY_USE_DECRYPT
   const mac = s.metadata?.annotations?.[KEY_MAC_ANNOTATION]
-  const want = keyMac(root, s.metadata?.namespace ?? '', s.metadata?.name ?? '', kid, ann ?? '', certPem)
+  const want = keyMac(root, s.metadata?.namespace ?? '', s.metadata?.name ?? '', kid, ann ?? '', certPem, decryptOnly)
   if (!mac || !macEqual(want, mac)) {
     throw new Error(
       `not trusted: no valid ${KEY_MAC_ANNOTATION} (the controller signs the keys it makes; import others with kseal keys import)`,
@@ -117,6 +138,7 @@ export function parseKeySecret(s: Secret, root: Buffer, now: Date): ParsedKeySec
     created: Number.isNaN(created.getTime()) ? new Date(0) : created,
     certPem,
     key,
+    decryptOnly,
   }
 }
 
@@ -133,14 +155,16 @@ export async function generateSealingKey(bits: number, now: Date, commonName = C
   return {kid: rsaKid(crypto.createPublicKey(privateKey)), keyPem: privateKey.export({type: 'pkcs8', format: 'pem'}) as string, certPem}
 }
 
-/** The Secret a key pair is stored in, signed with the trust root. */
+/** The Secret a key pair is stored in, signed with the trust root; `decryptOnly` for an imported key that must not seal. */
 export function keySecret(
   namespace: string,
   k: {kid: string; keyPem: string; certPem: string},
   created: Date,
   root: Buffer,
   name = `kseal-key-${k.kid}`,
+  decryptOnly = false,
 ): Secret {
+  const use: Record<string, string> = decryptOnly ? {[KEY_USE_ANNOTATION]: KEY_USE_DECRYPT} : {}
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -152,7 +176,8 @@ export function keySecret(
       annotations: {
         [KEY_CREATED_ANNOTATION]: created.toISOString(),
         [KEY_ID_ANNOTATION]: k.kid,
-        [KEY_MAC_ANNOTATION]: keyMac(root, namespace, name, k.kid, created.toISOString(), k.certPem),
+        ...use,
+        [KEY_MAC_ANNOTATION]: keyMac(root, namespace, name, k.kid, created.toISOString(), k.certPem, decryptOnly),
       },
     },
     data: {'tls.crt': Buffer.from(k.certPem).toString('base64'), 'tls.key': Buffer.from(k.keyPem).toString('base64')},

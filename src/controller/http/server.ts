@@ -1,9 +1,11 @@
 /**
  * The controller's HTTP endpoints: `/v1/cert.pem` (the newest sealing certificate — public),
  * `/healthz` (the process is alive), `/readyz` (keys loaded and SealedSecrets listed), `/metrics`
- * (Prometheus text), `/v1/keys` (the sealing keys: id, created, active — public facts), and
- * `POST /v1/rotate` (re-seal a SealedSecret to the newest key: ciphertext in, ciphertext out, bodies
- * over 1 MiB refused with 413, more requests than the rate limit refused with 429 and Retry-After). Nothing here ever returns private material or a plaintext value.
+ * (Prometheus text), `/v1/keys` (the sealing keys: id, created, active — public facts),
+ * `POST /v1/rotate` (re-seal a SealedSecret to the newest key: ciphertext in, ciphertext out) and
+ * `POST /v1/verify` (does a SealedSecret open here: kubeseal --validate). Both POSTs share the body
+ * limit (bodies over 1 MiB refused with 413) and the rate limit (429 and Retry-After). Nothing here
+ * ever returns private material or a plaintext value.
  */
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
@@ -19,9 +21,11 @@ export interface HttpHandlers {
   keys?(): unknown
   /** `POST /v1/rotate`. */
   reseal?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
+  /** `POST /v1/verify`. */
+  verify?(body: Buffer, contentType: string): Promise<{status: number; body: string}>
   /** Largest request body accepted (bytes). */
   maxBodyBytes?: number
-  /** Admits one `/v1/rotate` request: 0, or the seconds to wait before asking again (answered 429). */
+  /** Admits one `/v1/rotate` or `/v1/verify` request: 0, or the seconds to wait before asking again (answered 429). */
   resealAdmit?(): number
   /** Listener limits (defaults: HTTP_LIMITS). */
   limits?: Partial<HttpLimits>
@@ -75,10 +79,13 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
         res.writeHead(code, {'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra})
         res.end(req.method === 'HEAD' ? undefined : body)
       }
-      if (url.pathname === '/v1/rotate' && h.reseal) {
+      const post = url.pathname === '/v1/rotate' ? h.reseal : url.pathname === '/v1/verify' ? h.verify : undefined
+      if (post) {
         const json = 'application/json'
         if (req.method !== 'POST')
-          return send(405, json, JSON.stringify({code: 'ERR_USAGE', message: 'POST a SealedSecret to /v1/rotate'}) + '\n', {allow: 'POST'})
+          return send(405, json, JSON.stringify({code: 'ERR_USAGE', message: `POST a SealedSecret to ${url.pathname}`}) + '\n', {
+            allow: 'POST',
+          })
         const wait = h.resealAdmit?.() ?? 0
         if (wait > 0) {
           // Retry-After is whole seconds; the body carries the exact wait for clients that read it.
@@ -88,7 +95,7 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
             json,
             JSON.stringify({
               code: 'ERR_BACKEND',
-              message: `too many /v1/rotate requests: retry in ${wait.toFixed(2)}s`,
+              message: `too many ${url.pathname} requests: retry in ${wait.toFixed(2)}s`,
               retryAfterSeconds: wait,
             }) + '\n',
             {'retry-after': String(Math.ceil(wait))},
@@ -113,7 +120,7 @@ export async function startHttpServer(listen: string, h: HttpHandlers): Promise<
         })
         req.on('end', () => {
           if (over) return tooLarge()
-          h.reseal!(Buffer.concat(chunks), String(req.headers['content-type'] ?? ''))
+          post(Buffer.concat(chunks), String(req.headers['content-type'] ?? ''))
             .then((r) => send(r.status, json, r.body))
             .catch(() => send(500, json, JSON.stringify({code: 'ERR_BACKEND', message: 'internal error'}) + '\n'))
         })

@@ -18,18 +18,24 @@ export interface KeyListEntry {
   retired: boolean
   /** SealedSecrets sealed (in any part) to it. */
   sealedSecrets: number
+  /** An imported key that opens and never seals (`kseal keys --import` without --active). */
+  decryptOnly?: boolean
 }
 
 /** The key that seals now: the newest, unless --key-cutoff has retired it (then none until the leader makes one). */
 export function sealingKeyOf(keys: readonly SealingKey[], now: Date, cutoff?: Date): SealingKey | undefined {
-  const k = keys.at(-1)
+  const k = keys.filter((x) => !x.decryptOnly).at(-1)
   return k && sealsAt(k, now, cutoff) ? k : undefined
 }
 
-/** Keys that are on their way out: created before the cutoff, or (without one) every key but the newest. Keys oldest first. */
+/**
+ * Keys that are on their way out: created before the cutoff, or (without one) every key but the newest
+ * that seals; decrypt-only keys always. Keys oldest first.
+ */
 function oldKids(keys: readonly SealingKey[], cutoff?: Date): Set<string> {
   const at = cutoff?.getTime()
-  return new Set((at === undefined ? keys.slice(0, -1) : keys.filter((k) => k.created.getTime() < at)).map((k) => k.kid))
+  const newest = keys.filter((k) => !k.decryptOnly).at(-1)
+  return new Set(keys.filter((k) => k.decryptOnly || (at === undefined ? k !== newest : k.created.getTime() < at)).map((k) => k.kid))
 }
 
 /** SealedSecrets still sealed (in any part) to an old key: when 0, the old keys can be retired. */
@@ -52,5 +58,6 @@ export function keyList(keys: readonly SealingKey[], sealed: Iterable<SealedSecr
     active: k.kid === sealing?.kid,
     retired: !sealsAt(k, now, cutoff),
     sealedSecrets: counts.get(k.kid) ?? 0,
+    ...(k.decryptOnly ? {decryptOnly: true} : {}),
   }))
 }

@@ -20,6 +20,10 @@ export interface SealingKey {
   created: Date
   certPem: string
   identity: RsaIdentity
+  /** The private key itself, for formats without key ids (Bitnami's: every key is tried). */
+  key: crypto.KeyObject
+  /** An imported key that opens what was sealed to it and never seals. */
+  decryptOnly: boolean
 }
 
 export interface KeyStoreOptions {
@@ -56,9 +60,11 @@ export class KeyStore {
     return [...this.byKid.values()].sort((a, b) => a.created.getTime() - b.created.getTime() || (a.secretName < b.secretName ? -1 : 1))
   }
 
-  /** The key that seals: the most recently created. */
+  /** The key that seals: the most recently created, decrypt-only keys aside. */
   newest(): SealingKey | undefined {
-    return this.all().at(-1)
+    return this.all()
+      .filter((k) => !k.decryptOnly)
+      .at(-1)
   }
 
   onChange(cb: () => void): void {
@@ -96,9 +102,15 @@ export class KeyStore {
     try {
       const k = this.parse(s)
       const had = this.byKid.get(k.kid)
-      if (had && had.secretName === k.secretName && had.created.getTime() === k.created.getTime()) return had
+      if (had && had.secretName === k.secretName && had.created.getTime() === k.created.getTime() && had.decryptOnly === k.decryptOnly)
+        return had
       this.byKid.set(k.kid, k)
-      this.o.log.info('sealing key loaded', {secret: name, kid: k.kid, created: k.created.toISOString()})
+      this.o.log.info('sealing key loaded', {
+        secret: name,
+        kid: k.kid,
+        created: k.created.toISOString(),
+        ...(k.decryptOnly ? {use: 'decrypt only'} : {}),
+      })
       this.changed()
       return k
     } catch (e) {
@@ -129,6 +141,8 @@ export class KeyStore {
       created: k.created,
       certPem: k.certPem,
       identity: new RsaIdentity(k.key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool),
+      key: k.key,
+      decryptOnly: k.decryptOnly,
     }
   }
 

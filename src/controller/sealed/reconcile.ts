@@ -18,14 +18,13 @@
 import {performance} from 'node:perf_hooks'
 import {isKsealError, scrubUrls} from '../../core/errors.js'
 import {CONTROLLER_NAME, RESERVED_PREFIX} from '../../core/names.js'
-import {sealedSpecHash} from '../../sealed/hash.js'
-import {SEALED_GROUP, SEALED_KIND, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../../sealed/types.js'
-import {unsealSealedSecret} from '../../sealed/unseal.js'
+import type {SealedSecretObject} from '../../sealed/types.js'
 import {type CallContext, type ClusterApi, type CoreEvent, FIELD_MANAGER, type Secret} from '../../kube/api.js'
 import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNotLeader} from '../../kube/errors.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
 import {MANAGED_ANNOTATION} from '../../core/names.js'
+import {KSEAL_KIND, type SealedKind} from './kind.js'
 import {
   GENERATION_ANNOTATION,
   lastWriter,
@@ -105,6 +104,8 @@ export interface ReconcilerOptions {
   /** Decrypted Secrets kept for the retry after a conflict: at most this many, each this long (default 256, 10 minutes). */
   retainMax?: number
   retainMs?: number
+  /** Which SealedSecrets this reconciler serves (default kseal's own, opened with `unwrap`). */
+  kind?: SealedKind
 }
 
 const REASON_BY_CODE: Record<string, Reason> = {
@@ -142,28 +143,31 @@ export function refusedTarget(sealed: SealedSecretObject, keyNamespace: string |
   return null
 }
 
-export function ownerReference(s: SealedSecretObject) {
+export function ownerReference(s: SealedSecretObject, kind: SealedKind = KSEAL_KIND) {
   return {
-    apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`,
-    kind: SEALED_KIND,
+    apiVersion: `${kind.group}/${kind.version}`,
+    kind: kind.kind,
     name: s.metadata.name!,
     uid: s.metadata.uid!,
     controller: true,
   }
 }
 
-const isSealedRef = (r: {apiVersion?: string; kind?: string}) => r.kind === SEALED_KIND && r.apiVersion?.split('/')[0] === SEALED_GROUP
+/** An ownerReference to a SealedSecret of this kind. */
+export const isSealedRef = (r: {apiVersion?: string; kind?: string}, kind: SealedKind = KSEAL_KIND) =>
+  r.kind === kind.kind && r.apiVersion?.split('/')[0] === kind.group
 
 /** The Secret is this SealedSecret's: a controller ownerReference to it (by uid). */
-export function ownedBy(secret: Secret, s: SealedSecretObject): boolean {
-  return (secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r) && r.uid === s.metadata.uid && r.controller === true)
+export function ownedBy(secret: Secret, s: SealedSecretObject, kind: SealedKind = KSEAL_KIND): boolean {
+  return (secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r, kind) && r.uid === s.metadata.uid && r.controller === true)
 }
 
 /** May be written: ours, left by an earlier SealedSecret of the same name, or opted in by annotation. */
-export function mayManage(secret: Secret, s: SealedSecretObject): boolean {
-  if (ownedBy(secret, s)) return true
-  if ((secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r) && r.name === s.metadata.name)) return true
-  return secret.metadata?.annotations?.[MANAGED_ANNOTATION] === 'true'
+export function mayManage(secret: Secret, s: SealedSecretObject, kind: SealedKind = KSEAL_KIND): boolean {
+  if (ownedBy(secret, s, kind)) return true
+  if ((secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r, kind) && r.name === s.metadata.name)) return true
+  const ann = secret.metadata?.annotations ?? {}
+  return [MANAGED_ANNOTATION, ...(kind.managedAnnotations ?? [])].some((a) => ann[a] === 'true')
 }
 
 /** The write lost a race with another writer. */
@@ -192,7 +196,11 @@ export class Reconciler {
   /** The last Secret this controller wrote, by SealedSecret uid: its spec hash and resourceVersion. */
   private readonly wrote = new Map<string, {hash: string; rv: string}>()
 
-  constructor(private readonly o: ReconcilerOptions) {}
+  private readonly kind: SealedKind
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.kind = o.kind ?? KSEAL_KIND
+  }
 
   private now(): Date {
     return this.o.now?.() ?? new Date()
@@ -218,7 +226,7 @@ export class Reconciler {
 
     let hash: string
     try {
-      hash = sealedSpecHash(sealed)
+      hash = this.kind.hash(sealed)
     } catch (e) {
       return this.fail(sealed, 'InvalidSpec', `invalid SealedSecret: ${describeError(e)}`, '', log, ctx)
     }
@@ -250,13 +258,13 @@ export class Reconciler {
       return this.apiError(sealed, `cannot read Secret ${ns}/${name}: ${describeError(e)}`, log, ctx)
     }
 
-    if (existing && !mayManage(existing, sealed)) {
+    if (existing && !mayManage(existing, sealed, this.kind)) {
       const message =
         `Secret ${ns}/${name} already exists and is not owned by this SealedSecret, so it is left alone; ` +
         `delete it, or let the controller take it over: kubectl annotate secret -n ${ns} ${name} ${MANAGED_ANNOTATION}=true`
       return this.fail(sealed, 'NotOwned', message, hash, log, ctx)
     }
-    if (existing && ownedBy(existing, sealed)) {
+    if (existing && ownedBy(existing, sealed, this.kind)) {
       const madeFrom = secretGeneration(existing)
       if (madeFrom !== undefined && generation !== undefined && madeFrom > generation) {
         // Another replica (or this one, before a pause) already wrote a newer generation: this view is behind.
@@ -282,7 +290,7 @@ export class Reconciler {
       kids = kept.kids
     } else {
       try {
-        const r = await unsealSealedSecret(sealed, this.o.unwrap)
+        const r = await this.kind.unseal(sealed, this.o.unwrap)
         plain = r.secret as Secret
         kids = r.kids
       } catch (e) {
@@ -510,7 +518,7 @@ export class Reconciler {
 
   /** Whether a watched Secret is exactly what this controller last wrote for its owner (the echo of its own write: nothing to do). */
   isOwnWrite(s: Secret): boolean {
-    const owner = (s.metadata?.ownerReferences ?? []).find((r) => isSealedRef(r) && r.controller === true)
+    const owner = (s.metadata?.ownerReferences ?? []).find((r) => isSealedRef(r, this.kind) && r.controller === true)
     const rv = s.metadata?.resourceVersion
     return !!owner && !!rv && this.wrote.get(owner.uid)?.rv === rv
   }
@@ -544,14 +552,14 @@ export class Reconciler {
       annotations[MANAGED_ANNOTATION] = existing.metadata.annotations[MANAGED_ANNOTATION]
     }
     // Other owners stay; any earlier SealedSecret reference (and any other controller) gives way to this one.
-    const owners = (existing?.metadata?.ownerReferences ?? []).filter((r) => !isSealedRef(r) && !r.controller)
+    const owners = (existing?.metadata?.ownerReferences ?? []).filter((r) => !isSealedRef(r, this.kind) && !r.controller)
     const metadata: Secret['metadata'] = {
       ...(existing?.metadata ?? {}),
       name: sealed.metadata.name,
       namespace: sealed.metadata.namespace,
       labels: {...(md.labels ?? {}), [OWNED_LABEL]: OWNED_LABEL_VALUE},
       annotations,
-      ownerReferences: [...owners, ownerReference(sealed)],
+      ownerReferences: [...owners, ownerReference(sealed, this.kind)],
     }
     delete metadata.managedFields
     const out: Secret = {apiVersion: 'v1', kind: 'Secret', metadata, type: plain.type ?? 'Opaque', data: plain.data ?? {}}
@@ -632,9 +640,9 @@ export class Reconciler {
     let updated: {metadata?: {resourceVersion?: string}}
     try {
       updated = await this.o.api.patchCustomStatus(
-        SEALED_GROUP,
-        SEALED_VERSION,
-        SEALED_PLURAL,
+        this.kind.group,
+        this.kind.version,
+        this.kind.plural,
         sealed.metadata.namespace ?? 'default',
         sealed.metadata.name ?? '',
         {observedGeneration: generation, conditions},
@@ -671,8 +679,8 @@ export class Reconciler {
         namespace: ns,
       },
       involvedObject: {
-        apiVersion: `${SEALED_GROUP}/${SEALED_VERSION}`,
-        kind: SEALED_KIND,
+        apiVersion: `${this.kind.group}/${this.kind.version}`,
+        kind: this.kind.kind,
         name: sealed.metadata.name,
         namespace: ns,
         uid: sealed.metadata.uid,

@@ -16,6 +16,7 @@ import type {Unwrap} from '../../keyring/keyring.js'
 import {refuseMergeKeys} from '../../manifest/parse.js'
 import {parseSealedEnvelope, parseSealedSecret} from '../../sealed/parse.js'
 import {resealSealedSecret} from '../../sealed/reseal.js'
+import {unsealSealedSecret} from '../../sealed/unseal.js'
 import type {SealingKey} from '../keystore/store.js'
 
 /** Requests larger than this are refused with 413 before they are parsed. */
@@ -49,7 +50,7 @@ export interface ResealResponse {
   to?: string
 }
 
-const STATUS: Partial<Record<ErrorCode, number>> = {
+export const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_INPUT: 400,
   ERR_USAGE: 400,
   ERR_CONFIG: 400,
@@ -59,13 +60,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_VERSION: 422,
 }
 
-function failure(status: number, code: string, message: string, sealedSecret?: string): ResealResponse {
+export function failure(status: number, code: string, message: string, sealedSecret?: string): ResealResponse {
   const line = message.replace(/\s*\n\s*/g, ' ').slice(0, 500)
   return {status, body: JSON.stringify({code, message: line}) + '\n', outcome: 'failed', code, message: line, sealedSecret}
 }
 
 /** Reads the request body: JSON, or YAML holding exactly one document. Parser messages are not echoed (they quote the input). */
-function parseBody(body: Buffer, contentType: string): unknown {
+export function parseBody(body: Buffer, contentType: string): unknown {
   const text = body.toString('utf8').replace(/^\uFEFF/, '')
   if (/json/i.test(contentType) || /^\s*[{[]/.test(text)) {
     try {
@@ -83,6 +84,29 @@ function parseBody(body: Buffer, contentType: string): unknown {
   return real[0].toJS({maxAliasCount: 100}) as unknown
 }
 
+/** `namespace/name` of a request's object, for logs and messages (names only). */
+export function requestName(raw: unknown): string | undefined {
+  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
+  return typeof meta.name === 'string'
+    ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
+    : undefined
+}
+
+/** A request body read (see parseBody) with its object's name, or the 400 answer. */
+function readRequest(body: Buffer, contentType: string): {raw: unknown; name?: string} | ResealResponse {
+  let raw: unknown
+  try {
+    raw = parseBody(body, contentType)
+  } catch (e) {
+    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
+  }
+  return {raw, name: requestName(raw)}
+}
+
+/** The 503 answer while no key may seal. */
+export const noSealingKey = (name?: string) =>
+  failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
+
 /** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
 export async function handleReseal(
   body: Buffer,
@@ -90,17 +114,9 @@ export async function handleReseal(
   unwrap: Unwrap,
   key: SealingKey | undefined,
 ): Promise<ResealResponse> {
-  let raw: unknown
-  try {
-    raw = parseBody(body, contentType)
-  } catch (e) {
-    return failure(400, 'ERR_INPUT', isKsealError(e) ? e.line : 'the request body is not valid JSON or YAML')
-  }
-  const meta = isObj(raw) && isObj(raw.metadata) ? raw.metadata : {}
-  const name =
-    typeof meta.name === 'string'
-      ? `${typeof meta.namespace === 'string' && meta.namespace ? meta.namespace + '/' : ''}${meta.name}`
-      : undefined
+  const req = readRequest(body, contentType)
+  if ('status' in req) return req
+  const {raw, name} = req
   if (!isObj(raw)) return failure(400, 'ERR_INPUT', 'the request body must be a SealedSecret object')
   try {
     parseSealedSecret(raw)
@@ -108,13 +124,7 @@ export async function handleReseal(
     if (isKsealError(e)) return failure(STATUS[e.code] ?? 400, e.code, e.line, name)
     throw e
   }
-  if (!key)
-    return failure(
-      503,
-      'ERR_BACKEND',
-      'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly',
-      name,
-    )
+  if (!key) return noSealingKey(name)
   try {
     // The work budget, checked before any private-key operation, and enforced on every one.
     const parts = parseSealedEnvelope((raw.spec as {envelope?: unknown}).envelope).parts.length
@@ -143,5 +153,28 @@ export async function handleReseal(
   } catch (e) {
     if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)
     return failure(STATUS[e.code] ?? 500, e.code, e.line, name)
+  }
+}
+
+/**
+ * `POST /v1/verify` for kseal's own SealedSecrets, as kubeseal --validate asks sealed-secrets: 200 when
+ * it opens here (its MAC checked), 409 when it does not (another key, moved, tampered), 400 when it is
+ * not a SealedSecret. The same work budget as /v1/rotate; nothing decrypted leaves.
+ */
+export async function handleVerify(body: Buffer, contentType: string, unwrap: Unwrap): Promise<ResealResponse> {
+  const req = readRequest(body, contentType)
+  if ('status' in req) return req
+  const {raw, name} = req
+  try {
+    const parsed = parseSealedSecret(raw)
+    const parts = parseSealedEnvelope((parsed.spec as {envelope?: unknown}).envelope).parts.length
+    if (parts > RESEAL_WORK_BUDGET)
+      return failure(422, 'ERR_INPUT', `is sealed in ${parts} parts; /v1/verify opens at most ${RESEAL_WORK_BUDGET} per request`, name)
+    await unsealSealedSecret(parsed, unwrap)
+    return {status: 200, body: JSON.stringify({verified: true}) + '\n', outcome: 'unchanged', sealedSecret: name}
+  } catch (e) {
+    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while verifying', name)
+    const status = STATUS[e.code] === 422 ? 409 : (STATUS[e.code] ?? 500)
+    return failure(status, e.code, e.line, name)
   }
 }
