@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/ops/batch.js'
-import {decryptText} from '../src/ops/decrypt.js'
+import {runDecrypt} from '../src/cli/hot.js'
 
 export default class Decrypt extends KsealCommand {
   static override summary = 'Decrypt encrypted Secret manifests; every other document passes through.'
@@ -37,15 +36,6 @@ symbolic links, and a link is never replaced.`
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Decrypt)
-    const files = await this.expand(argv as string[], flags.quiet)
-    const keyring = this.keyring(flags.key)
-    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring), {
-      inPlace: flags['in-place'],
-      quiet: flags.quiet,
-      verb: 'decrypting',
-      plaintext: true,
-    })
-    if (result.stdout !== null) process.stdout.write(result.stdout)
-    this.report(result.errors)
+    await runDecrypt(this.cli, flags, argv as string[])
   }
 }
