@@ -18,8 +18,18 @@ export function loadBundle(filename, cachedData) {
   return {exports: module.exports, script}
 }
 
-/** The fast path's entry, fastPath(argv, specFile). */
-export function loadFast(dir) {
+/**
+ * Runs the command line on the fast path when it names a command the fast path has (per the spec
+ * the build wrote; the bundle is loaded only then); false when oclif must run it.
+ */
+export async function runFast(dir, argv) {
+  let spec
+  try {
+    spec = JSON.parse(readFileSync(path.join(dir, 'fast-spec.json'), 'utf8'))
+  } catch {
+    return false // no fast path in this build
+  }
+  if (argv[0] !== '--version' && !Object.hasOwn(spec.commands, argv[0] ?? '')) return false
   const filename = path.join(dir, 'fast.cjs')
   let cachedData
   try {
@@ -27,5 +37,5 @@ export function loadFast(dir) {
   } catch {
     // no cache (a build without one): compile as usual
   }
-  return loadBundle(filename, cachedData).exports.fastPath
+  return loadBundle(filename, cachedData).exports.fastPath(argv, spec)
 }

@@ -130,14 +130,7 @@ export function decide(argv: string[], env: NodeJS.ProcessEnv, spec: FastSpec): 
 }
 
 /** Runs the command line on the fast path; false when oclif must (nothing has happened yet). */
-export async function fastPath(argv: string[], specFile: string): Promise<boolean> {
-  if (argv[0] !== '--version' && !(FAST_COMMANDS as readonly string[]).includes(argv[0])) return false
-  let spec: FastSpec
-  try {
-    spec = JSON.parse(readFileSync(specFile, 'utf8')) as FastSpec
-  } catch {
-    return false
-  }
+export async function fastPath(argv: string[], spec: FastSpec): Promise<boolean> {
   // Before reading the environment, as src/cli/run.ts does before loading oclif (login-env.ts).
   provideLoginEnv()
   const d = decide(argv, process.env, spec)
