@@ -1,16 +1,18 @@
 // Loads the fast path (dist/cli/fast.cjs: src/cli/fast.ts and the hot commands as one CommonJS
 // bundle, which starts faster than ESM chunks) compiled with the V8 code cache that `npm run build`
 // wrote beside it (fast.cjs.cache). The cache is part of the package, written only at build time:
-// nothing is ever written at run time, so no other user can plant compiled code for kseal to run.
+// nothing is ever written at run time, so no other user can plant compiled code for kseal to run
+// (a cache written on first use, to a place another user can write, would be code execution).
 // V8 checks the cache against this source, its version and flags and ignores one that does not
-// match (another Node, a rebuilt bundle): then the bundle is simply compiled as usual.
-import {readFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
-import path from 'node:path'
-import vm from 'node:vm'
+// match (another Node, a rebuilt bundle): the bundle is then compiled as usual.
+// CommonJS (bin/package.json), like bin/run.js: no ESM loader unless oclif runs.
+const {readFileSync} = require('node:fs')
+const {createRequire} = require('node:module')
+const path = require('node:path')
+const vm = require('node:vm')
 
 /** Compiles and runs the CommonJS bundle at `filename` with `cachedData`; returns its exports and the compiled script. */
-export function loadBundle(filename, cachedData) {
+function loadBundle(filename, cachedData) {
   const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(filename, 'utf8')}\n})`
   const script = new vm.Script(source, {filename, cachedData, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER})
   const module = {exports: {}}
@@ -22,7 +24,7 @@ export function loadBundle(filename, cachedData) {
  * Runs the command line on the fast path when it names a command the fast path has (per the spec
  * the build wrote; the bundle is loaded only then); false when oclif must run it.
  */
-export async function runFast(dir, argv) {
+async function runFast(dir, argv) {
   let spec
   try {
     spec = JSON.parse(readFileSync(path.join(dir, 'fast-spec.json'), 'utf8'))
@@ -39,3 +41,5 @@ export async function runFast(dir, argv) {
   }
   return loadBundle(filename, cachedData).exports.fastPath(argv, spec)
 }
+
+module.exports = {loadBundle, runFast}

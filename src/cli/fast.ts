@@ -154,3 +154,11 @@ export async function fastPath(argv: string[], spec: FastSpec): Promise<boolean>
   }
   return true
 }
+
+/** See hot.ts warmUp: the build runs this before it writes the code cache. */
+export async function warmUp(): Promise<void> {
+  const [{CliContext}, hot] = await Promise.all([import('./context.js'), import('./hot.js')])
+  const cli = new CliContext([])
+  await hot.warmUp(cli)
+  await cli.close()
+}
