@@ -6,7 +6,7 @@ import {spawn} from 'node:child_process'
 import path from 'node:path'
 import {KsealError, type Where} from '../core/errors.js'
 import {MANIFEST_EXTENSIONS} from '../core/files.js'
-import {parseManifests} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 
 export interface Finding {
   where: Where
@@ -19,7 +19,7 @@ export interface Finding {
  * in format 1 (their recipients are not authenticated: a warning, not a failure).
  */
 export function checkManifests(text: string, file: string): {plaintext: Finding[]; v1: Where[]} {
-  const secrets = parseManifests(text, file).secrets
+  const secrets = readSecrets(text, file).secrets
   const plaintext = secrets.flatMap((s) => {
     const keys = s.values.filter((v) => v.value !== null && !v.encrypted).map((v) => `${v.field}.${v.key}`)
     return keys.length ? [{where: s.where, keys}] : []

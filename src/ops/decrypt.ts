@@ -4,18 +4,23 @@
  */
 import {applyEdits, type Edit} from '../manifest/edits.js'
 import type {Keyring} from '../keyring/keyring.js'
-import {parseManifestsIncrementally} from '../manifest/parse.js'
+import {parseManifestsIncrementally, type SecretDoc} from '../manifest/parse.js'
+import {scanSecrets} from '../manifest/read.js'
 import {decryptSecret} from '../secret/secret.js'
 
 export async function decryptText(text: string, file: string | undefined, keyring: Keyring): Promise<string> {
   // Each Secret's key is being opened while the documents after it are still being parsed.
   const pending: Promise<Edit[]>[] = []
+  const each = (s: SecretDoc, eol: string) => {
+    const p = decryptSecret(text, eol, s, keyring)
+    p.catch(() => undefined) // reported below, in document order
+    pending.push(p)
+  }
+  // The scanner reads the common block-style stream at once; anything else the full parser reads.
+  const scanned = scanSecrets(text, file)
   try {
-    await parseManifestsIncrementally(text, file, (s, eol) => {
-      const p = decryptSecret(text, eol, s, keyring)
-      p.catch(() => undefined) // reported below, in document order
-      pending.push(p)
-    })
+    if (scanned) for (const s of scanned.secrets) each(s, scanned.eol)
+    else await parseManifestsIncrementally(text, file, each)
   } catch (e) {
     await Promise.allSettled(pending)
     throw e

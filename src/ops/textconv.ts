@@ -15,7 +15,8 @@ import crypto from 'node:crypto'
 import {applyEdits, type Edit, replaceEnvelopeEdit, tokenEdit} from '../manifest/edits.js'
 import {envelopeObject, parseEnvelope} from '../envelope/envelope.js'
 import type {Keyring} from '../keyring/keyring.js'
-import {ENVELOPE_KEY, parseManifests, type SecretDoc} from '../manifest/parse.js'
+import {ENVELOPE_KEY, type SecretDoc} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 import {openSecret, plaintextEdits} from '../secret/secret.js'
 
 /** A stable, short stand-in for a token: the first 12 hex digits of SHA-256 over it. */
@@ -26,7 +27,7 @@ export function fingerprint(token: string): string {
 export async function textconv(text: string, keyring: Keyring): Promise<string> {
   let p
   try {
-    p = parseManifests(text)
+    p = readSecrets(text)
   } catch {
     return text
   }
