@@ -13,10 +13,13 @@ const vm = require('node:vm')
 
 /** Compiles and runs the CommonJS bundle at `filename` with `cachedData`; returns its exports and the compiled script. */
 function loadBundle(filename, cachedData) {
-  const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(filename, 'utf8')}\n})`
-  const script = new vm.Script(source, {filename, cachedData, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER})
+  const source = `(function (exports, require, module, __filename, __dirname, __ksealImport) {${readFileSync(filename, 'utf8')}\n})`
+  const script = new vm.Script(source, {filename, cachedData})
   const module = {exports: {}}
-  script.runInThisContext()(module.exports, createRequire(filename), module, filename, path.dirname(filename))
+  // A vm.Script has no module loader for import(): the build rewrote the bundle's import() of the
+  // lazily loaded packages (bare names, resolved from the package as from here) to this one.
+  const load = (specifier) => import(specifier)
+  script.runInThisContext()(module.exports, createRequire(filename), module, filename, path.dirname(filename), load)
   return {exports: module.exports, script}
 }
 

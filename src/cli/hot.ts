@@ -112,7 +112,9 @@ export async function runCheck(cli: CliContext, flags: {staged?: boolean; quiet?
   cli.report(errors)
 }
 
-const SAMPLE = `# a sample the build reads (warmUp)
+/** Samples the build reads (warmUp): a block-style stream the scanner reads, and one it leaves to yaml. */
+const SAMPLES = [
+  `# a comment
 apiVersion: v1
 kind: Secret
 metadata:
@@ -129,19 +131,28 @@ data:
 ---
 apiVersion: v1
 kind: ConfigMap
-metadata: {name: flow}
+metadata:
+  name: other
 data:
   k: 'v'
-`
+`,
+  `apiVersion: v1
+kind: Secret
+metadata: {name: flow}
+stringData: {k: v}
+`,
+]
 
 /**
- * For the build's code cache (scripts/code-cache.mjs): reads a sample stream the way check, decrypt
+ * For the build's code cache (scripts/code-cache.mjs): reads sample streams the way check, decrypt
  * and textconv do — no key, no file, no output — so the functions that takes are compiled by then
  * and in the cache, not compiled again on every run.
  */
 export async function warmUp(cli: CliContext): Promise<void> {
-  checkManifests(SAMPLE, 'sample.yaml')
   const keyring = cli.keyring([])
-  await decryptText(SAMPLE, 'sample.yaml', keyring)
-  await textconv(SAMPLE, keyring)
+  for (const sample of SAMPLES) {
+    checkManifests(sample, 'sample.yaml')
+    await decryptText(sample, 'sample.yaml', keyring)
+    await textconv(sample, keyring)
+  }
 }

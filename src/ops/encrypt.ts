@@ -7,14 +7,16 @@
 import {type CreationRules, type RuleOptions} from '../config/config.js'
 import {isKsealError} from '../core/errors.js'
 import {applyEdits} from '../manifest/edits.js'
-import {parseManifests, type SecretDoc} from '../manifest/parse.js'
+import type {SecretDoc} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 import {type EncryptOptions, encryptSecret} from '../secret/secret.js'
 
 /** Options for every Secret, or per Secret (recipients and scope from `.kseal.yaml` rules). */
 export type EncryptOptionsFor = EncryptOptions | ((s: SecretDoc) => Promise<EncryptOptions>)
 
 export async function encryptText(text: string, file: string | undefined, opts: EncryptOptionsFor): Promise<string> {
-  const p = parseManifests(text, file)
+  // The scanner reads the common block-style stream; anything else the full parser reads.
+  const p = readSecrets(text, file)
   const optionsOf = typeof opts === 'function' ? opts : async () => opts
   const edits = (await Promise.all(p.secrets.map(async (s) => encryptSecret(p.text, p.eol, s, await optionsOf(s))))).flat()
   return edits.length ? applyEdits(text, edits) : text
