@@ -24,6 +24,7 @@ import type {ControllerOptions} from './options.js'
 import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
 import {OWNED_SELECTOR, slimSecret} from './owned.js'
+import {slimSealed} from './sealed/slim.js'
 import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
@@ -243,7 +244,7 @@ export class Controller {
               this.log.debug('SealedSecret deleted; its Secret is garbage-collected', {sealedSecret: objectKey(obj)})
             },
           },
-          {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log},
+          {name: ns ? `SealedSecrets in ${ns}` : 'SealedSecrets', log: this.log, transform: slimSealed},
         ),
       )
       // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.

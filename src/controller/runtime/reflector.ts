@@ -73,10 +73,8 @@ export class Reflector<T extends KubeObject> {
     while (!this.stopped) {
       try {
         if (!rv) {
-          const l = await this.source.list()
+          rv = await this.relist()
           if (this.stopped) return
-          this.replace(l.items)
-          rv = l.resourceVersion
           failures = 0
           this.relists++
           this.hasSynced = true
@@ -105,6 +103,18 @@ export class Reflector<T extends KubeObject> {
         await this.pause(delay)
       }
     }
+  }
+
+  /**
+   * Lists and replaces the cache; returns the list's resourceVersion. Its own frame, so the list
+   * response (every object in full, as the server sent it) is garbage once the cache holds the
+   * reduced copies, instead of staying alive in run()'s frame for as long as the watch runs.
+   */
+  private async relist(): Promise<string> {
+    const l = await this.source.list()
+    if (this.stopped) return ''
+    this.replace(l.items)
+    return l.resourceVersion
   }
 
   private backoff(n: number): number {
