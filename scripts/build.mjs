@@ -55,7 +55,7 @@ await build({
 })
 // The fast path as one CommonJS file: no ESM loader resolving chunks before the work starts.
 // oclif stays out of it (a build that pulled it in fails here); import() of the lazily loaded
-// packages stays import(), as in the ESM bundle.
+// packages is kept as import() (not turned into require()), then rewritten below.
 await build({
   ...common,
   entryPoints: ['src/cli/fast.ts'],
