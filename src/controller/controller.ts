@@ -28,6 +28,7 @@ import {slimSealed} from './sealed/slim.js'
 import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
+import {sleep} from '../core/retry.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
 export interface ControllerDeps {
@@ -40,6 +41,8 @@ export interface ControllerDeps {
 }
 
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
+/** How long a new leader waits for the owned-Secret watch's first list before it reads Secrets from the API instead. */
+const OWNED_LIST_WAIT_MS = 30_000
 
 export class Controller {
   readonly keys: KeyStore
@@ -365,6 +368,11 @@ export class Controller {
     // Keys first: nothing unseals without one, and only the leader makes them.
     await this.renewer.start()
     if (!this.leading || this.stopping || this.term !== term) return
+    // The first pass finds each Secret in the owned-Secret watch's cache instead of reading it with
+    // one GET per SealedSecret: it waits for that watch's first list (a list refused, say by RBAC
+    // not yet upgraded, ends the wait: Secrets are then read from the API), at most OWNED_LIST_WAIT_MS.
+    await this.ownedListed(abort.signal)
+    if (!this.leading || this.stopping || this.term !== term) return
     const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000, jitter: 0.25})
     this.queue = queue
     for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
@@ -395,6 +403,18 @@ export class Controller {
     await Promise.all([this.renewer?.stop(), ...workers])
     // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
     if (!this.term) this.reconciler?.reset()
+  }
+
+  private async ownedListed(signal: AbortSignal): Promise<void> {
+    const bound = new AbortController()
+    const stop = () => bound.abort()
+    signal.addEventListener('abort', stop, {once: true})
+    try {
+      await Promise.race([Promise.all(this.owned.map((r) => r.firstList)), sleep(OWNED_LIST_WAIT_MS, bound.signal).catch(() => undefined)])
+    } finally {
+      signal.removeEventListener('abort', stop)
+      bound.abort()
+    }
   }
 
   /** The watched copy of a Secret the controller wrote (no data), if its watch holds one. */

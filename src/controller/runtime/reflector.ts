@@ -43,6 +43,9 @@ export class Reflector<T extends KubeObject> {
   private wake?: () => void
   private hasSynced = false
   private running?: Promise<void>
+  private tried!: () => void
+  /** Settles once the first list has been tried: it filled the cache, or it failed (or the reflector stopped). */
+  readonly firstList = new Promise<void>((resolve) => (this.tried = resolve))
   relists = 0
 
   constructor(
@@ -61,6 +64,7 @@ export class Reflector<T extends KubeObject> {
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.tried()
     this.current?.abort()
     this.wake?.()
     await this.running
@@ -78,6 +82,7 @@ export class Reflector<T extends KubeObject> {
           failures = 0
           this.relists++
           this.hasSynced = true
+          this.tried()
           this.handlers.synced?.()
         }
         const r = await this.watchOnce(rv)
@@ -92,6 +97,7 @@ export class Reflector<T extends KubeObject> {
         // A stream that closes at once, again and again, must not spin.
         if (failures > 1) await this.pause(this.backoff(failures - 1))
       } catch (e) {
+        this.tried()
         if (this.stopped) return
         if (apiFailure(e)?.code === 410) {
           rv = ''
