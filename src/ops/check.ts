@@ -2,7 +2,6 @@
  * `kseal check`: the pre-commit guard. Finds every v1 Secret (also inside Lists) that holds a value
  * in plaintext, in files or in what git is about to commit (the index, not the working tree).
  */
-import {spawn} from 'node:child_process'
 import path from 'node:path'
 import {KsealError, type Where} from '../core/errors.js'
 import {MANIFEST_EXTENSIONS} from '../core/files.js'
@@ -97,6 +96,8 @@ export async function stagedManifests(cwd: string, pathspecs: string[]): Promise
 
 function git(cwd: string, args: string[], input?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Loaded here, only for --staged: check of files is on the start-up path of every hook run.
+    const {spawn} = process.getBuiltinModule('node:child_process')
     const child = spawn('git', args, {cwd, stdio: ['pipe', 'pipe', 'pipe']})
     const out: Buffer[] = []
     let err = ''
