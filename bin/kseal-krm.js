@@ -1,4 +1,5 @@
 #!/usr/bin/env node
 // `kseal krm` under a name of its own: kustomize runs an exec function's path with no arguments.
+// CommonJS (bin/package.json), like bin/run.js.
 process.argv.splice(2, 0, 'krm')
-await import('../dist/cli/run.js')
+import('../dist/cli/run.js')

@@ -1,7 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {runBatch} from '../src/ops/batch.js'
-import {decryptText} from '../src/ops/decrypt.js'
+import {runDecrypt} from '../src/cli/hot.js'
 
 export default class Decrypt extends KsealCommand {
   static override summary = 'Decrypt encrypted Secret manifests; every other document passes through.'
@@ -47,16 +46,6 @@ written). Their keys: age keys from the sources above and from SOPS_AGE_KEY, SOP
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Decrypt)
-    const files = await this.expand(argv as string[], flags.quiet)
-    const keyring = this.keyring(flags.key)
-    const sops = this.sopsKeys(keyring)
-    const result = await runBatch(files, (text, file) => decryptText(text, file, keyring, sops), {
-      inPlace: flags['in-place'],
-      quiet: flags.quiet,
-      verb: 'decrypting',
-      plaintext: true,
-    })
-    if (result.stdout !== null) process.stdout.write(result.stdout)
-    this.report(result.errors)
+    await runDecrypt(this.cli, flags, argv as string[])
   }
 }

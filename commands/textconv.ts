@@ -1,9 +1,6 @@
-import {promises as fs} from 'node:fs'
 import * as Args from '@oclif/core/args'
 import {Flags, KsealCommand} from '../src/cli/base.js'
-import {ioError} from '../src/core/errors.js'
-import {decodeText} from '../src/core/files.js'
-import {textconv} from '../src/ops/textconv.js'
+import {runTextconv} from '../src/cli/hot.js'
 
 export default class Textconv extends KsealCommand {
   static override summary = 'For git diff: print a manifest with its Secrets decrypted, or fingerprinted when you hold no key.'
@@ -35,20 +32,6 @@ Do not set diff.kseal.cachetextconv: git would store the decrypted text in refs/
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Textconv)
-    let raw: Buffer
-    try {
-      raw = await fs.readFile(args.file)
-    } catch (e) {
-      throw ioError(e, args.file)
-    }
-    let text: string
-    try {
-      text = decodeText(raw, args.file)
-    } catch {
-      process.stdout.write(raw) // not text: git shows it as it is
-      return
-    }
-    const keyring = this.keyring(flags.key)
-    process.stdout.write(await textconv(text, keyring, this.sopsKeys(keyring)))
+    await runTextconv(this.cli, flags, args.file)
   }
 }

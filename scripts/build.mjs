@@ -6,9 +6,13 @@
 //    dist/cli/, because loading a few large modules starts far faster than loading hundreds of
 //    small ones (measured: `kseal decrypt` of one Secret ~190 ms → ~120 ms here). Heavy packages
 //    stay external and load from node_modules only when a command needs them.
-// 3. writes oclif.manifest.json so oclif finds commands without importing them all.
+// 3. esbuild bundles the fast path (src/cli/fast.ts: the hot commands without oclif) into one
+//    CommonJS file, dist/cli/fast.cjs, which bin/run.js loads before anything else;
+// 4. writes oclif.manifest.json so oclif finds commands without importing them all, and the fast
+//    path's reading of the hot commands' flags (dist/cli/fast-spec.json);
+// 5. writes the V8 code cache of the fast bundle (dist/cli/fast.cjs.cache, see bin/fast.js).
 import {spawnSync} from 'node:child_process'
-import {readdirSync, renameSync, rmSync} from 'node:fs'
+import {readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 // Built beside dist/ and swapped in at the end, so a failed build leaves the last good one.
@@ -27,13 +31,8 @@ const {build} = await import('esbuild')
 const commands = readdirSync('commands', {recursive: true})
   .filter((f) => f.endsWith('.ts'))
   .map((f) => path.join('commands', f))
-await build({
-  entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: c.replace(/\.ts$/, '')}))],
-  outdir: path.join(out, 'cli'),
-  chunkNames: 'chunks/[name]-[hash]',
+const common = {
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
   sourcemap: false,
@@ -42,13 +41,41 @@ await build({
   legalComments: 'none',
   // Loaded lazily from node_modules, only by the commands and backends that use them.
   external: ['@aws-sdk/*', '@smithy/*', '@kubernetes/client-node', 'node-forge', 'age-encryption', '@oclif/plugin-*', 'typescript'],
+  logLevel: 'warning',
+}
+await build({
+  ...common,
+  entryPoints: [{in: 'src/cli/run.ts', out: 'run'}, ...commands.map((c) => ({in: c, out: c.replace(/\.ts$/, '')}))],
+  outdir: path.join(out, 'cli'),
+  chunkNames: 'chunks/[name]-[hash]',
+  splitting: true,
+  format: 'esm',
   // Bundled CommonJS dependencies call require(); give ESM chunks one.
   banner: {js: "import {createRequire as __ksealRequire} from 'node:module'; const require = __ksealRequire(import.meta.url);"},
-  logLevel: 'warning',
 })
+// The fast path as one CommonJS file: no ESM loader resolving chunks before the work starts.
+// oclif stays out of it (a build that pulled it in fails here); import() of the lazily loaded
+// packages is kept as import() (not turned into require()), then rewritten below.
+await build({
+  ...common,
+  entryPoints: ['src/cli/fast.ts'],
+  outfile: path.join(out, 'cli', 'fast.cjs'),
+  format: 'cjs',
+  external: [...common.external, '@oclif/*'],
+  supported: {'dynamic-import': true},
+})
+// The bundle runs as a vm.Script (for its code cache, bin/fast.js), where import() has no loader:
+// its import() of the lazily loaded packages goes through the loader's own import() instead.
+const fast = path.join(out, 'cli', 'fast.cjs')
+const bundle = readFileSync(fast, 'utf8').replace(/\bimport\((?=")/g, '__ksealImport(')
+if (/\bimport\(/.test(bundle)) throw new Error('the fast path bundle has an import() the build did not rewrite')
+if (/require\("@oclif\//.test(bundle)) throw new Error('the fast path bundle loads oclif')
+writeFileSync(fast, bundle)
 
 rmSync('dist', {recursive: true, force: true})
 renameSync(out, 'dist')
 
-const manifest = spawnSync(process.execPath, ['scripts/manifest.mjs'], {stdio: 'inherit'})
-if (manifest.status !== 0) process.exit(manifest.status ?? 1)
+for (const script of ['scripts/manifest.mjs', 'scripts/code-cache.mjs']) {
+  const r = spawnSync(process.execPath, [script], {stdio: 'inherit'})
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}

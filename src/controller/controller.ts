@@ -28,7 +28,9 @@ import {type ConflictReason, type Outcome, Reconciler} from './sealed/reconcile.
 import {bitnamiKind, type KeyDecrypt, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
 import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.js'
+import {slimSealed} from './sealed/slim.js'
 import {TokenBucket} from '../core/limit.js'
+import {sleep} from '../core/retry.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
 
 export interface ControllerDeps {
@@ -44,6 +46,8 @@ export interface ControllerDeps {
 const BITNAMI_OFF = failure(400, 'ERR_USAGE', 'a bitnami.com/v1alpha1 SealedSecret: this controller serves them only with --bitnami')
 
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
+/** How long a new leader waits for the owned-Secret watch's first list before it reads Secrets from the API instead. */
+const OWNED_LIST_WAIT_MS = 30_000
 
 export class Controller {
   readonly keys: KeyStore
@@ -375,6 +379,11 @@ export class Controller {
     // Keys first: nothing unseals without one, and only the leader makes them.
     await this.renewer.start()
     if (!this.leading || this.stopping || this.term !== term) return
+    // The first pass finds each Secret in the owned-Secret watch's cache instead of reading it with
+    // one GET per SealedSecret: it waits for that watch's first list (a list refused, say by RBAC
+    // not yet upgraded, ends the wait: Secrets are then read from the API), at most OWNED_LIST_WAIT_MS.
+    await this.ownedListed(abort.signal)
+    if (!this.leading || this.stopping || this.term !== term) return
     const queue = new WorkQueue({baseDelayMs: 200, maxDelayMs: 300_000, jitter: 0.25})
     this.queue = queue
     this.enqueueAll(queue)
@@ -410,6 +419,18 @@ export class Controller {
     if (!this.term) {
       this.reconciler?.reset()
       this.bitnamiReconciler?.reset()
+    }
+  }
+
+  private async ownedListed(signal: AbortSignal): Promise<void> {
+    const bound = new AbortController()
+    const stop = () => bound.abort()
+    signal.addEventListener('abort', stop, {once: true})
+    try {
+      await Promise.race([Promise.all(this.owned.map((r) => r.firstList)), sleep(OWNED_LIST_WAIT_MS, bound.signal).catch(() => undefined)])
+    } finally {
+      signal.removeEventListener('abort', stop)
+      bound.abort()
     }
   }
 
@@ -521,7 +542,7 @@ export class Controller {
           })
         },
       },
-      {name: ns ? `${what} in ${ns}` : what, log: this.log},
+      {name: ns ? `${what} in ${ns}` : what, log: this.log, transform: slimSealed},
     )
   }
 

@@ -2,11 +2,10 @@
  * `kseal check`: the pre-commit guard. Finds every v1 Secret (also inside Lists) that holds a value
  * in plaintext, in files or in what git is about to commit (the index, not the working tree).
  */
-import {spawn} from 'node:child_process'
 import path from 'node:path'
 import {KsealError, type Where} from '../core/errors.js'
 import {MANIFEST_EXTENSIONS} from '../core/files.js'
-import {parseManifests} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 import {looksForeign} from '../formats/detect.js'
 import {checkForeign} from './foreign.js'
 
@@ -24,7 +23,7 @@ export interface Finding {
  */
 export function checkManifests(text: string, file: string): {plaintext: Finding[]; v1: Where[]} {
   const foreign = looksForeign(text) ? checkForeign(text, file) : null
-  const secrets = parseManifests(text, file).secrets.filter((s) => !foreign?.documents.has(s.where.document!))
+  const secrets = readSecrets(text, file).secrets.filter((s) => !foreign?.documents.has(s.where.document!))
   const found = secrets.flatMap((s) => {
     const keys = s.values.filter((v) => v.value !== null && !v.encrypted).map((v) => `${v.field}.${v.key}`)
     return keys.length ? [{where: s.where, keys}] : []
@@ -103,6 +102,8 @@ export async function stagedManifests(cwd: string, pathspecs: string[]): Promise
 
 function git(cwd: string, args: string[], input?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Loaded here, only for --staged: check of files is on the start-up path of every hook run.
+    const {spawn} = process.getBuiltinModule('node:child_process')
     const child = spawn('git', args, {cwd, stdio: ['pipe', 'pipe', 'pipe']})
     const out: Buffer[] = []
     let err = ''

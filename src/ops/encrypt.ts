@@ -9,7 +9,8 @@ import type {Recipient} from '../../keys/types.js'
 import {type CreationRules, type RuleOptions, type SecretFormat} from '../config/config.js'
 import {isKsealError} from '../core/errors.js'
 import {applyEdits} from '../manifest/edits.js'
-import {parseManifests, type SecretDoc} from '../manifest/parse.js'
+import type {SecretDoc} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 import {type EncryptOptions, encryptSecret} from '../secret/secret.js'
 import type {SopsKeys} from './decrypt.js'
 
@@ -20,7 +21,8 @@ const isSopsSecret = (s: SecretDoc) => s.map.items.some((p) => (p.key as {value?
 export type EncryptOptionsFor = EncryptOptions | ((s: SecretDoc) => Promise<EncryptOptions>)
 
 export async function encryptText(text: string, file: string | undefined, opts: EncryptOptionsFor): Promise<string> {
-  const p = parseManifests(text, file)
+  // The scanner reads the common block-style stream; anything else the full parser reads.
+  const p = readSecrets(text, file)
   const optionsOf = typeof opts === 'function' ? opts : async () => opts
   const secrets = p.secrets.filter((s) => !isSopsSecret(s))
   const edits = (await Promise.all(secrets.map(async (s) => encryptSecret(p.text, p.eol, s, await optionsOf(s))))).flat()

@@ -20,7 +20,8 @@ import {envelopeObject, parseEnvelope} from '../envelope/envelope.js'
 import type {Keyring} from '../keyring/keyring.js'
 import {looksForeign} from '../formats/detect.js'
 import type {SopsKeys} from './decrypt.js'
-import {ENVELOPE_KEY, parseManifests, type SecretDoc} from '../manifest/parse.js'
+import {ENVELOPE_KEY, type SecretDoc} from '../manifest/parse.js'
+import {readSecrets} from '../manifest/read.js'
 import {openSecret, plaintextEdits} from '../secret/secret.js'
 
 /** A stable, short stand-in for a token: the first 12 hex digits of SHA-256 over it. */
@@ -38,7 +39,7 @@ export async function textconv(text: string, keyring: Keyring, sops?: SopsKeys):
   }
   let p
   try {
-    p = parseManifests(text)
+    p = readSecrets(text)
   } catch {
     return text
   }

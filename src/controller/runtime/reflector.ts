@@ -43,6 +43,9 @@ export class Reflector<T extends KubeObject> {
   private wake?: () => void
   private hasSynced = false
   private running?: Promise<void>
+  private tried!: () => void
+  /** Settles once the first list has been tried: it filled the cache, or it failed (or the reflector stopped). */
+  readonly firstList = new Promise<void>((resolve) => (this.tried = resolve))
   relists = 0
 
   constructor(
@@ -61,6 +64,7 @@ export class Reflector<T extends KubeObject> {
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.tried()
     this.current?.abort()
     this.wake?.()
     await this.running
@@ -73,13 +77,12 @@ export class Reflector<T extends KubeObject> {
     while (!this.stopped) {
       try {
         if (!rv) {
-          const l = await this.source.list()
+          rv = await this.relist()
           if (this.stopped) return
-          this.replace(l.items)
-          rv = l.resourceVersion
           failures = 0
           this.relists++
           this.hasSynced = true
+          this.tried()
           this.handlers.synced?.()
         }
         const r = await this.watchOnce(rv)
@@ -94,6 +97,7 @@ export class Reflector<T extends KubeObject> {
         // A stream that closes at once, again and again, must not spin.
         if (failures > 1) await this.pause(this.backoff(failures - 1))
       } catch (e) {
+        this.tried()
         if (this.stopped) return
         if (apiFailure(e)?.code === 410) {
           rv = ''
@@ -105,6 +109,18 @@ export class Reflector<T extends KubeObject> {
         await this.pause(delay)
       }
     }
+  }
+
+  /**
+   * Lists and replaces the cache; returns the list's resourceVersion. Its own frame, so the list
+   * response (every object in full, as the server sent it) is garbage once the cache holds the
+   * reduced copies, instead of staying alive in run()'s frame for as long as the watch runs.
+   */
+  private async relist(): Promise<string> {
+    const l = await this.source.list()
+    if (this.stopped) return ''
+    this.replace(l.items)
+    return l.resourceVersion
   }
 
   private backoff(n: number): number {

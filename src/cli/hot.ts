@@ -1,0 +1,160 @@
+/**
+ * The bodies of the commands the fast path runs (decrypt, textconv, check), free of oclif: each
+ * takes the parsed flags and arguments and a CliContext. The oclif commands call these after
+ * oclif's parse and fast.ts after its own, so both paths run exactly this code.
+ */
+import {promises as fs} from 'node:fs'
+import {EXIT, formatWhere, ioError, isKsealError, type KsealError, type Where} from '../core/errors.js'
+import {decodeText, readStdin, readText, STDIN} from '../core/files.js'
+import {runBatch} from '../ops/batch.js'
+import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../ops/check.js'
+import {decryptText} from '../ops/decrypt.js'
+import {V1_NOTE} from '../ops/inspect.js'
+import {textconv} from '../ops/textconv.js'
+import type {CliContext} from './context.js'
+
+export interface DecryptFlags {
+  'in-place'?: boolean
+  key?: string[]
+  quiet?: boolean
+}
+
+export async function runDecrypt(cli: CliContext, flags: DecryptFlags, paths: string[]): Promise<void> {
+  const files = await cli.expand(paths, Boolean(flags.quiet))
+  const keyring = cli.keyring(flags.key)
+  const sops = cli.sopsKeys(keyring)
+  const result = await runBatch(files, (text, file) => decryptText(text, file, keyring, sops), {
+    inPlace: Boolean(flags['in-place']),
+    quiet: flags.quiet,
+    verb: 'decrypting',
+    plaintext: true,
+  })
+  if (result.stdout !== null) process.stdout.write(result.stdout)
+  cli.report(result.errors)
+}
+
+export async function runTextconv(cli: CliContext, flags: {key?: string[]}, file: string): Promise<void> {
+  let raw: Buffer
+  try {
+    raw = await fs.readFile(file)
+  } catch (e) {
+    throw ioError(e, file)
+  }
+  let text: string
+  try {
+    text = decodeText(raw, file)
+  } catch {
+    process.stdout.write(raw) // not text: git shows it as it is
+    return
+  }
+  const keyring = cli.keyring(flags.key)
+  process.stdout.write(await textconv(text, keyring, cli.sopsKeys(keyring)))
+}
+
+/** Exit status when plaintext was found: 1, like a linter that found something. */
+const FOUND = EXIT.RUNTIME
+
+export async function runCheck(cli: CliContext, flags: {staged?: boolean; quiet?: boolean}, paths: string[]): Promise<void> {
+  const quiet = Boolean(flags.quiet)
+  const errors: KsealError[] = []
+  const inputs: {file: string; read: () => Promise<string>}[] = []
+  if (flags.staged) {
+    for (const f of await stagedManifests(process.cwd(), paths)) inputs.push({file: f.path, read: async () => decodeText(f.text, f.path)})
+  } else {
+    const expanded = await cli.expand(paths.length ? paths : ['.'], quiet)
+    // A directory without manifests has no plaintext Secret in it: nothing to report.
+    errors.push(...expanded.errors.filter((e) => e.code !== 'ERR_USAGE'))
+    for (const f of expanded.files) inputs.push({file: f === STDIN ? '(stdin)' : f, read: () => (f === STDIN ? readStdin() : readText(f))})
+  }
+  const findings: Finding[] = []
+  const v1: Where[] = []
+  const skipped: string[] = []
+  const templates: string[] = []
+  for (const input of inputs) {
+    let text: string | undefined
+    try {
+      text = await input.read()
+      if (isHelmTemplate(input.file, text)) {
+        templates.push(input.file)
+        continue
+      }
+      const found = checkManifests(text, input.file)
+      findings.push(...found.plaintext)
+      v1.push(...found.v1)
+    } catch (e) {
+      if (!isKsealError(e)) throw e
+      // A problem kseal can name a Secret for (a merge key in one, say) is never skipped.
+      if (e.code === 'ERR_INPUT' && e.where.secret === undefined && !(text !== undefined && mayHoldSecret(text))) skipped.push(input.file)
+      else errors.push(e.at({file: input.file}))
+    }
+  }
+  for (const f of findings) process.stdout.write(`${formatWhere(f.where)}plaintext ${f.keys.join(', ')}\n`)
+  if (templates.length) {
+    cli.note(
+      `skipped ${templates.length} Helm chart template${templates.length > 1 ? 's' : ''} (check what ${templates.length > 1 ? 'they render' : 'it renders'}: helm template CHART | kseal check -): ${templates.join(', ')}`,
+      quiet,
+    )
+  }
+  if (skipped.length) {
+    cli.note(
+      `skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that ${skipped.length > 1 ? 'are' : 'is'} not valid YAML or JSON and do${skipped.length > 1 ? '' : 'es'} not mention kind: Secret: ${skipped.join(', ')}`,
+      quiet,
+    )
+  }
+  // Format 1 is a warning: it still decrypts, but its recipients are not authenticated.
+  for (const w of v1) cli.note(`${formatWhere(w)}${V1_NOTE}`, quiet)
+  if (findings.length) {
+    const n = findings.length
+    cli.note(
+      `${n} Secret${n > 1 ? 's hold' : ' holds'} plaintext values: encrypt ${n > 1 ? 'them' : 'it'} with kseal encrypt -i FILE${flags.staged ? ', then git add FILE' : ''}`,
+      quiet,
+    )
+    process.exitCode = FOUND
+  }
+  cli.report(errors)
+}
+
+/** Samples the build reads (warmUp): a block-style stream the scanner reads, and one it leaves to yaml. */
+const SAMPLES = [
+  `# a comment
+apiVersion: v1
+kind: Secret
+metadata:
+  name: sample
+  namespace: default
+type: Opaque
+stringData:
+  user: admin # a comment
+  password: "quoted"
+data:
+  token: aGVsbG8=
+  script: |
+    line one
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: other
+data:
+  k: 'v'
+`,
+  `apiVersion: v1
+kind: Secret
+metadata: {name: flow}
+stringData: {k: v}
+`,
+]
+
+/**
+ * For the build's code cache (scripts/code-cache.mjs): reads sample streams the way check, decrypt
+ * and textconv do — no key, no file, no output — so the functions that takes are compiled by then
+ * and in the cache, not compiled again on every run.
+ */
+export async function warmUp(cli: CliContext): Promise<void> {
+  const keyring = cli.keyring([])
+  for (const sample of SAMPLES) {
+    checkManifests(sample, 'sample.yaml')
+    await decryptText(sample, 'sample.yaml', keyring)
+    await textconv(sample, keyring)
+  }
+}
