@@ -6,6 +6,7 @@
  * deadline, read at the moment of each write), and losing the Lease aborts the calls in flight,
  * drops the queue and stops the workers. Shutdown drains the workers, then releases the Lease.
  */
+import {readFileSync} from 'node:fs'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/types.js'
@@ -28,6 +29,10 @@ import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector} from './runtime/reflector.js'
+import type {KubeConfig} from '@kubernetes/client-node'
+import type {StoreAccess} from '../external/store.js'
+import type {AwsOptions, KubernetesOptions, VaultOptions} from '../external/providers/index.js'
+import type {ExternalSync} from './external/sync.js'
 
 export interface ControllerDeps {
   log?: Logger
@@ -36,6 +41,10 @@ export interface ControllerDeps {
   api?: ClusterApi
   /** The elector's monotonic clock in ms (tests); default performance.now. */
   monotonic?: () => number
+  /** What ExternalSecret stores may read in the cluster (tests); otherwise through the kubeconfig's credentials. */
+  access?: StoreAccess
+  /** Provider settings (tests: local endpoints, credentials); otherwise each SDK's defaults. */
+  providers?: {aws?: AwsOptions; vault?: VaultOptions; kubernetes?: KubernetesOptions}
 }
 
 const WATCH_TIMEOUT = () => 300 + Math.floor(Math.random() * 300)
@@ -66,6 +75,8 @@ export class Controller {
   private readonly recheck = new Set<string>()
   private stopping?: Promise<void>
   private api!: ClusterApi
+  /** ExternalSecrets (unless --no-external-secrets). */
+  external?: ExternalSync
 
   constructor(
     readonly o: ControllerOptions,
@@ -81,8 +92,10 @@ export class Controller {
         return k ? Math.max(0, (this.now().getTime() - k.created.getTime()) / 1000) : 0
       },
       leader: () => this.leading && this.mayWrite(),
-      queueDepth: () => this.queue?.length ?? 0,
+      queueDepth: () => (this.queue?.length ?? 0) + (this.external?.queueDepth ?? 0),
       sealedOnOldKeys: () => this.sealedOnOldKeys(),
+      externalNotReady: () => this.external?.notReady() ?? 0,
+      externalSyncAges: () => this.external?.syncAges() ?? [],
     })
   }
 
@@ -150,9 +163,11 @@ export class Controller {
 
   async start(): Promise<void> {
     const o = this.o
+    const needKc = !this.deps.api || (o.externalSecrets && !this.deps.access)
+    const kc = needKc ? await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}) : undefined
     this.api =
       this.deps.api ??
-      (await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {
+      (await clusterApi(kc!, {
         onRetry: (e, attempt) => {
           this.metrics.apiRetries.inc()
           this.log.debug('retrying an API call', {error: describeError(e), attempt})
@@ -271,6 +286,8 @@ export class Controller {
       )
     }
 
+    if (o.externalSecrets) await this.startExternal(kc)
+
     // Each /v1/rotate request costs RSA work and needs no credentials, so the rate is capped.
     const rotateBucket =
       o.rotateRateLimit > 0 ? new TokenBucket(o.rotateRateLimit, Math.max(1, o.rotateRateBurst), () => this.now().getTime()) : undefined
@@ -306,6 +323,7 @@ export class Controller {
 
     this.keyReflector.start()
     for (const r of [...this.sealed, ...this.owned]) r.start()
+    this.external?.start()
 
     const callbacks = {
       onStartedLeading: () => void this.startLeading(),
@@ -335,6 +353,37 @@ export class Controller {
     } else {
       callbacks.onStartedLeading()
     }
+  }
+
+  /** ExternalSecrets: their reflectors, and the sync that runs with each term as leader. */
+  private async startExternal(kc: KubeConfig | undefined): Promise<void> {
+    const {ExternalSync} = await import('./external/sync.js')
+    const {kubeAccess} = await import('../external/access.js')
+    const p = this.deps.providers ?? {}
+    const cluster = kc?.getCurrentCluster()
+    const ca = cluster?.caData
+      ? Buffer.from(cluster.caData, 'base64').toString('utf8')
+      : cluster?.caFile
+        ? readFileSync(cluster.caFile, 'utf8')
+        : undefined
+    this.external = new ExternalSync({
+      api: this.api,
+      access: this.deps.access ?? (await kubeAccess(kc!)),
+      log: this.log,
+      identity: this.o.identity,
+      now: this.now,
+      keyNamespace: this.o.keyNamespace,
+      namespaces: this.o.namespaces,
+      workers: this.o.workers,
+      storeRate: this.o.storeRateLimit,
+      storeBurst: this.o.storeRateBurst,
+      aws: p.aws,
+      vault: p.vault,
+      // The kubernetes provider's default cluster: the one the controller runs in.
+      kubernetes: p.kubernetes ?? (cluster ? {defaultServer: {url: cluster.server, ca}} : undefined),
+      metrics: this.metrics,
+      watchTimeout: WATCH_TIMEOUT,
+    })
   }
 
   /** Whether this replica may write now: it holds the Lease (by the elector's monotonic deadline), or leader election is off. */
@@ -368,6 +417,7 @@ export class Controller {
     this.queue = queue
     for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
     this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue, term.ctx))
+    this.external?.startLeading(term.ctx)
     if (this.o.resyncPeriodMs > 0) {
       this.resyncTimer = setInterval(() => {
         for (const r of this.sealed) for (const key of r.cache.keys()) queue.add(key)
@@ -391,7 +441,7 @@ export class Controller {
     term?.abort.abort(new KsealError('ERR_NOT_LEADER', 'this replica stopped leading'))
     queue?.shutDown()
     this.reconciler?.reset()
-    await Promise.all([this.renewer?.stop(), ...workers])
+    await Promise.all([this.renewer?.stop(), ...workers, this.external?.stopLeading()])
     // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
     if (!this.term) this.reconciler?.reset()
   }
@@ -490,7 +540,7 @@ export class Controller {
       this.log.info('shutting down')
       await this.stopLeading()
       await this.elector?.stop()
-      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.owned].map((r) => r.stop())])
+      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.owned].map((r) => r.stop()), this.external?.stop()])
       await this.http?.close()
       await this.pool.close()
       this.log.info('stopped')
