@@ -163,8 +163,7 @@ export class Controller {
 
   async start(): Promise<void> {
     const o = this.o
-    const needKc = !this.deps.api || (o.externalSecrets && !this.deps.access)
-    const kc = needKc ? await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}) : undefined
+    const kc = this.deps.api ? undefined : await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context})
     this.api =
       this.deps.api ??
       (await clusterApi(kc!, {
@@ -358,7 +357,7 @@ export class Controller {
   /** ExternalSecrets: their reflectors, and the sync that runs with each term as leader. */
   private async startExternal(kc: KubeConfig | undefined): Promise<void> {
     const {ExternalSync} = await import('./external/sync.js')
-    const {kubeAccess} = await import('../external/access.js')
+    const {clusterAccess} = await import('./external/access.js')
     const p = this.deps.providers ?? {}
     const cluster = kc?.getCurrentCluster()
     const ca = cluster?.caData
@@ -368,7 +367,7 @@ export class Controller {
         : undefined
     this.external = new ExternalSync({
       api: this.api,
-      access: this.deps.access ?? (await kubeAccess(kc!)),
+      access: this.deps.access ?? clusterAccess(this.api),
       log: this.log,
       identity: this.o.identity,
       now: this.now,
