@@ -125,7 +125,7 @@ describe('RBAC', () => {
     )
 
   it('uses no wildcards and no escalation verbs', () => {
-    for (const o of [one('ClusterRole'), one('Role')]) {
+    for (const o of [...find('ClusterRole'), one('Role')]) {
       for (const r of o.rules) {
         for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames', 'nonResourceURLs']) {
           for (const v of r[field] ?? []) expect(v).not.toContain('*')
@@ -138,8 +138,27 @@ describe('RBAC', () => {
     expect(rules(one('ClusterRole', 'kseal-controller'))).toEqual({
       'kseal.dev/sealedsecrets': ['list', 'watch'],
       'kseal.dev/sealedsecrets/status': ['patch'],
+      'kseal.dev/externalsecrets': ['list', 'watch'],
+      'kseal.dev/secretstores': ['list', 'watch'],
+      'kseal.dev/clustersecretstores': ['list', 'watch'],
+      'kseal.dev/externalsecrets/status': ['patch'],
+      'core/namespaces': ['get'],
       'core/secrets': ['create', 'delete', 'get', 'list', 'update', 'watch'],
       'core/events': ['create'],
+    })
+  })
+  it('grants ServiceAccount tokens only through a ClusterRole the install binds nowhere (namespaces opt in)', () => {
+    expect(rules(one('ClusterRole', 'kseal-controller-tokens'))).toEqual({
+      'core/serviceaccounts/token': ['create'],
+      'core/serviceaccounts': ['get'],
+    })
+    expect(find('ClusterRoleBinding').map((b) => b.roleRef.name)).toEqual(['kseal-controller'])
+    expect(find('RoleBinding').map((b) => b.roleRef.name)).toEqual(['kseal-controller'])
+    const [example] = load('../docs/examples/external/token-rolebinding.yaml')
+    expect(example).toMatchObject({
+      kind: 'RoleBinding',
+      roleRef: {kind: 'ClusterRole', name: 'kseal-controller-tokens'},
+      subjects: [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}],
     })
   })
   it('grants in kseal-system the leader Lease (key Secrets fall under the Secret grants)', () => {
@@ -152,7 +171,7 @@ describe('RBAC', () => {
   it('binds both to the kseal-controller ServiceAccount', () => {
     expect(one('ServiceAccount').metadata).toMatchObject({name: 'kseal-controller', namespace: NS})
     const subject = [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}]
-    expect(one('ClusterRoleBinding')).toMatchObject({
+    expect(one('ClusterRoleBinding', 'kseal-controller')).toMatchObject({
       roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'},
       subjects: subject,
     })
