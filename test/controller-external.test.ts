@@ -8,12 +8,14 @@
  * Secret, fencing, and no value anywhere in logs, Events, status or metrics.
  */
 import {afterAll, beforeAll, describe, expect, it} from '@jest/globals'
+import crypto from 'node:crypto'
 import {mkdtempSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {KsealError} from '../src/core/errors.js'
 import {type Controller, startController} from '../src/controller/controller.js'
 import {ExternalSync} from '../src/controller/external/sync.js'
+import {nextRefresh, refreshPhase} from '../src/controller/external/schedule.js'
 import {ControllerMetrics} from '../src/controller/http/metrics.js'
 import {createLogger} from '../src/controller/log.js'
 import {DEFAULTS} from '../src/controller/options.js'
@@ -163,6 +165,28 @@ afterAll(async () => {
   await Promise.all([k8s?.close(), sm?.close(), vault?.close()])
 })
 
+describe('refresh slots', () => {
+  it('spread 1,000 ExternalSecrets with a 1 h interval evenly over the hour, each refreshed at most one interval after its sync', () => {
+    const hour = 3_600_000
+    const perMinute = Array<number>(60).fill(0)
+    const t = Date.parse('2026-01-01T00:00:00Z')
+    for (let i = 0; i < 1000; i++) {
+      const phase = refreshPhase(crypto.randomUUID(), hour)
+      const next = nextRefresh(t, hour, phase)!
+      expect(next - t).toBeGreaterThan(0)
+      expect(next - t).toBeLessThanOrEqual(hour)
+      // Then every interval, on the same phase.
+      expect(nextRefresh(next, hour, phase)).toBe(next + hour)
+      perMinute[Math.floor((next - t) / 60_000)]++
+    }
+    // 16.7 a minute on average; no minute holds a burst.
+    expect(Math.max(...perMinute)).toBeLessThan(40)
+    expect(Math.min(...perMinute)).toBeGreaterThan(2)
+    expect(nextRefresh(t, 0, 0)).toBeUndefined()
+    expect(refreshPhase('uid-1', hour)).toBe(refreshPhase('uid-1', hour))
+  })
+})
+
 describe('syncing an ExternalSecret (Owner)', () => {
   it('creates the Secret it owns; status Ready and SecretSynced, refreshTime, syncedResourceVersion, observedGeneration; one Event', async () => {
     sm.createSecret('apps/db', JSON.stringify({password: 'db-pass-v1', user: 'app'}))
@@ -213,6 +237,21 @@ describe('syncing an ExternalSecret (Owner)', () => {
     const s = secret(NS, 'db')!
     k8s.putObject({...s, data: {pw: b64('tampered')}})
     await until(() => secret(NS, 'db')?.data?.pw === b64('db-pass-v2'), 'the repair', SYNC_MS)
+  })
+})
+
+describe('immutable', () => {
+  it('writes an immutable Secret once; a spec change replaces it (delete, create)', async () => {
+    sm.createSecret('apps/frozen', 'db-pass-v1')
+    sm.createSecret('apps/frozen2', 'db-pass-v2')
+    await apply(oneKey('frozen', NS, 'apps/frozen', {target: {immutable: true}}))
+    const first = await until(() => secret(NS, 'frozen'), 'the immutable Secret', SYNC_MS)
+    expect(first.immutable).toBe(true)
+    const cur = esObj(NS, 'frozen')!
+    await apply({...cur, spec: {...cur.spec, data: [{secretKey: 'password', remoteRef: {key: 'apps/frozen2'}}]}})
+    await until(() => secret(NS, 'frozen')?.data?.password === b64('db-pass-v2'), 'the replaced Secret', SYNC_MS)
+    expect(secret(NS, 'frozen')!.metadata.uid).not.toBe(first.metadata.uid)
+    expect(secret(NS, 'frozen')!.immutable).toBe(true)
   })
 })
 
