@@ -23,7 +23,8 @@ import {kubeAccess} from '../src/external/access.js'
 import {clusterApi} from '../src/kube/api.js'
 import {startSecretsManagerServer, type SecretsManagerServer} from './support/aws/secretsmanager.js'
 import {TestClock} from './support/clock.js'
-import {esManifest, storeManifest} from './support/external.js'
+import {namespaceClient} from './support/controller.js'
+import {esManifest, storeManifest, vaultKubernetesLogin} from './support/external.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 import {sample} from './support/metrics.js'
 import {until} from './support/until.js'
@@ -54,16 +55,7 @@ const events = (ns: string, name: string) =>
     .listObjects<KubeObject>('v1', 'Event', ns)
     .filter((e) => e.involvedObject?.kind === 'ExternalSecret' && e.involvedObject.name === name)
 
-async function call(method: string, p: string, body?: unknown): Promise<KubeObject> {
-  const r = await fetch(k8s.url + p, {
-    method,
-    headers: {'content-type': 'application/json'},
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const j = (await r.json()) as KubeObject
-  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${j.message}`)
-  return j
-}
+const {call} = namespaceClient(() => k8s, NS)
 
 const plural: Record<string, string> = {
   ExternalSecret: 'externalsecrets',
@@ -107,24 +99,8 @@ beforeAll(async () => {
     credentials: {[CREDS.accessKeyId]: CREDS.secretAccessKey, [TENANT.accessKeyId]: TENANT.secretAccessKey},
   })
   vault = await startVaultServer({clock})
-  for (const [ns, name] of [
-    [NS, 'es-reader'],
-    ['vault', 'vault-reviewer'],
-  ])
-    k8s.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace: ns}})
-  vault.enableKubernetesAuth({
-    kubernetesHost: k8s.url,
-    tokenReviewerJwt: k8s.issueServiceAccountToken('vault', 'vault-reviewer', {expirationSeconds: 365 * 86_400}).token,
-  })
-  vault.putKubernetesRole('apps', {
-    boundServiceAccountNames: ['es-reader'],
-    boundServiceAccountNamespaces: [NS],
-    audience: 'vault',
-    policies: ['apps-read'],
-    ttl: 600,
-    maxTtl: 600,
-  })
-  vault.putPolicy('apps-read', {'secret/data/apps/*': ['read']})
+  vaultKubernetesLogin(k8s, vault, {namespace: NS, serviceAccount: 'es-reader', role: 'apps', ttl: 600})
+  vault.putPolicy('apps', {'secret/data/apps/*': ['read']})
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-es-'))
   const kubeconfig = path.join(dir, 'kubeconfig')

@@ -24,7 +24,7 @@ import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k
 import {AwsIam} from './support/aws/iam.js'
 import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
 import {type StsServer, startStsServer} from './support/aws/sts.js'
-import {esManifest, storeManifest} from './support/external.js'
+import {esManifest, storeManifest, vaultKubernetesLogin} from './support/external.js'
 import {startVaultServer, type VaultServer} from './support/vault/server.js'
 import {sleep, until} from './support/until.js'
 
@@ -56,23 +56,13 @@ let sm: SecretsManagerServer
 
 beforeAll(async () => {
   srv = await startK8sApiServer({namespaces: ['default', 'kube-system', NS, 'vault', 'shared']})
-  for (const [ns, name, annotations] of [
-    [NS, 'es-reader', {}],
-    [NS, 'app', {'eks.amazonaws.com/role-arn': `arn:aws:iam::${ACCOUNT}:role/apps-irsa`}],
-    ['vault', 'vault-reviewer', {}],
-  ] as const)
-    srv.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace: ns, annotations}})
+  srv.putObject({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: {name: 'app', namespace: NS, annotations: {'eks.amazonaws.com/role-arn': `arn:aws:iam::${ACCOUNT}:role/apps-irsa`}},
+  })
   vault = await startVaultServer()
-  vault.enableKubernetesAuth({
-    kubernetesHost: srv.url,
-    tokenReviewerJwt: srv.issueServiceAccountToken('vault', 'vault-reviewer', {expirationSeconds: 86_400}).token,
-  })
-  vault.putKubernetesRole('apps', {
-    boundServiceAccountNames: ['es-reader'],
-    boundServiceAccountNamespaces: [NS],
-    audience: 'vault',
-    policies: ['apps'],
-  })
+  vaultKubernetesLogin(srv, vault, {namespace: NS, serviceAccount: 'es-reader', role: 'apps'})
   vault.putPolicy('apps', {'secret/data/apps/*': ['read']})
   vault.writeSecret('secret', 'apps/db', {password: 'vault-value'})
   const iam = new AwsIam({accountId: ACCOUNT})

@@ -24,7 +24,7 @@ import {createLogger, type Logger} from './log.js'
 import type {ControllerOptions} from './options.js'
 import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
-import {OWNED_SELECTOR, slimSecret} from './owned.js'
+import {labelledSecrets, OWNED_SELECTOR} from './owned.js'
 import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
@@ -261,27 +261,16 @@ export class Controller {
         ),
       )
       // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.
-      const secrets = api.secretsPath(ns)
       this.owned.push(
-        new Reflector<Secret>(
-          {
-            list: () => api.listSecrets(ns, OWNED_SELECTOR),
-            watch: (rv, onEvent, done) =>
-              api.watch(
-                secrets,
-                {resourceVersion: rv, labelSelector: OWNED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()},
-                onEvent,
-                done,
-              ),
-          },
-          {
-            upsert: (s, old) => {
-              if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
-            },
-            delete: (s) => this.secretChanged(s),
-          },
-          {name: ns ? `owned Secrets in ${ns}` : 'owned Secrets', log: this.log, transform: slimSecret},
-        ),
+        labelledSecrets({
+          api,
+          namespace: ns,
+          selector: OWNED_SELECTOR,
+          name: ns ? `owned Secrets in ${ns}` : 'owned Secrets',
+          log: this.log,
+          watchTimeout: WATCH_TIMEOUT,
+          changed: (s) => this.secretChanged(s),
+        }),
       )
     }
 

@@ -25,7 +25,7 @@ import type {CallContext, ClusterApi, KubeObject, Secret} from '../../kube/api.j
 import {describeError} from '../../kube/errors.js'
 import type {ControllerMetrics} from '../http/metrics.js'
 import type {Logger} from '../log.js'
-import {slimSecret} from '../owned.js'
+import {labelledSecrets} from '../owned.js'
 import {WorkQueue} from '../runtime/queue.js'
 import {objectKey, Reflector} from '../runtime/reflector.js'
 import {type CachedExternalSecret, type CachedStore, slimExternalSecret, slimStore} from './objects.js'
@@ -142,27 +142,16 @@ export class ExternalSync {
       )
       const st = custom<CachedStore>(SECRET_STORE_PLURAL, ns, ns ? `SecretStores in ${ns}` : 'SecretStores', (raw) => slimStore(raw))
       this.stores.push(new Reflector(st.source, this.storeHandlers(SECRET_STORE_KIND), st.opts))
-      const path = api.secretsPath(ns)
       this.managed.push(
-        new Reflector<Secret>(
-          {
-            list: () => api.listSecrets(ns, MANAGED_SELECTOR),
-            watch: (rv, onEvent, done) =>
-              api.watch(
-                path,
-                {resourceVersion: rv, labelSelector: MANAGED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: o.watchTimeout()},
-                onEvent,
-                done,
-              ),
-          },
-          {
-            upsert: (s, old) => {
-              if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
-            },
-            delete: (s) => this.secretChanged(s),
-          },
-          {name: ns ? `ExternalSecret Secrets in ${ns}` : 'ExternalSecret Secrets', log: o.log, transform: slimSecret},
-        ),
+        labelledSecrets({
+          api,
+          namespace: ns,
+          selector: MANAGED_SELECTOR,
+          name: ns ? `ExternalSecret Secrets in ${ns}` : 'ExternalSecret Secrets',
+          log: o.log,
+          watchTimeout: o.watchTimeout,
+          changed: (s) => this.secretChanged(s),
+        }),
       )
     }
     const css = custom<CachedStore>(CLUSTER_SECRET_STORE_PLURAL, undefined, 'ClusterSecretStores', (raw) => slimStore(raw))
