@@ -5,6 +5,8 @@
  * call of the term carries its AbortSignal and a write fence (the elector's monotonic renew
  * deadline, read at the moment of each write), and losing the Lease aborts the calls in flight,
  * drops the queue and stops the workers. Shutdown drains the workers, then releases the Lease.
+ * ExternalSecrets (external/sync.ts) run the same way beside SealedSecrets: their reflectors on every
+ * replica, their queue, workers and refresh timers for the term, every write through the term's fence.
  */
 import {readFileSync} from 'node:fs'
 import {performance} from 'node:perf_hooks'
