@@ -4,7 +4,7 @@
  * the local Secrets Manager (test/support/aws, SigV4 checked; it throttles above --store-limit calls
  * a second, as AWS does), next to 2,000 SealedSecrets, synced by a real `kseal controller` process
  * (the built CLI) from the Kubernetes API test server. The refresh interval is a compressed hour
- * (--interval, default 120 s: one "minute" is 2 s).
+ * (--interval, default 240 s: one "minute" is 4 s; --quick: 300, 200 and 60 s).
  *
  * Figures:
  *  - the initial sync: its time, remote calls per remote key until each ExternalSecret's first sync
@@ -14,7 +14,7 @@
  *    (the histogram), their spread (largest minute against the mean), throttled answers (target 0);
  *  - the controller's RSS (and peak) with 1,000 ExternalSecrets and 2,000 SealedSecrets.
  *
- *   node bench/external.mjs [--externals 1000] [--sealed 2000] [--interval 120] [--rate 50] [--store-limit 60] [--json]
+ *   node bench/external.mjs [--externals 1000] [--sealed 2000] [--interval 240] [--rate 50] [--store-limit 60] [--quick] [--json]
  *
  * Runs against the built dist/ (run `npm run build` first).
  */
@@ -44,9 +44,10 @@ function peakRssBytes(pid) {
 }
 
 export async function benchExternal(opts = {}) {
-  const nEs = opts.externals ?? 1000
-  const nSealed = opts.sealed ?? 2000
-  const intervalS = opts.interval ?? 120
+  const quick = opts.quick ?? false
+  const nEs = opts.externals ?? (quick ? 300 : 1000)
+  const nSealed = opts.sealed ?? (quick ? 200 : 2000)
+  const intervalS = opts.interval ?? (quick ? 60 : 240)
   const rate = opts.rate ?? 50
   const storeLimit = opts.storeLimit ?? 60
   const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href)
@@ -254,9 +255,10 @@ function arg(name, fallback) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const {rows, json} = await benchExternal({
-    externals: arg('--externals', 1000),
-    sealed: arg('--sealed', 2000),
-    interval: arg('--interval', 120),
+    quick: process.argv.includes('--quick'),
+    externals: arg('--externals', undefined),
+    sealed: arg('--sealed', undefined),
+    interval: arg('--interval', undefined),
     rate: arg('--rate', 50),
     storeLimit: arg('--store-limit', 60),
   })

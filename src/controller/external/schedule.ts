@@ -6,6 +6,12 @@
  * replica starts leading) spread their store calls evenly over the interval instead of coming back
  * in a burst. The phase survives restarts and leader changes (the uid does), so a new leader keeps
  * the spread.
+ *
+ * The next refresh is the first slot at least a quarter interval after the sync: refreshes at their
+ * slots follow each other exactly one interval apart, and after a sync off its slot (the first one,
+ * a spec or store change, a repair) the next comes between ¼ and 1¼ intervals later — never a second
+ * fetch moments after the first (1,000 ExternalSecrets whose initial sync takes a minute would
+ * otherwise find some of their slots inside that minute and queue behind it, then fetch twice).
  */
 import crypto from 'node:crypto'
 
@@ -17,10 +23,10 @@ export function refreshPhase(uid: string, intervalMs: number): number {
   return h.readUIntBE(0, 6) % intervalMs
 }
 
-/** The first refresh slot strictly after `afterMs` (ms since the epoch); undefined for interval 0 (fetch once). */
-export function nextRefresh(afterMs: number, intervalMs: number, phaseMs: number): number | undefined {
+/** The refresh after a sync at `syncedMs` (ms since the epoch): the first slot at least a quarter interval later; undefined for interval 0 (fetch once). */
+export function nextRefresh(syncedMs: number, intervalMs: number, phaseMs: number): number | undefined {
   if (intervalMs <= 0) return undefined
-  const k = Math.floor((afterMs - phaseMs) / intervalMs) + 1
+  const k = Math.floor((syncedMs + intervalMs / 4 - phaseMs) / intervalMs) + 1
   return k * intervalMs + phaseMs
 }
 
