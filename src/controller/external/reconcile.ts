@@ -303,8 +303,8 @@ export class ExternalReconciler {
       if (halted(e, ctx)) throw e
       if (isPaced(e)) return this.paced(cached, e.waitMs)
       const msg = isKsealError(e) ? e.line : describeError(e)
-      // The last good Secret stays as it is.
-      const out = await this.fail(cached, 'SecretSyncedError', msg, log, ctx, 'backoff')
+      // The last good Secret stays as it is (Ready stays True only while there is one).
+      const out = await this.fail(cached, 'SecretSyncedError', msg, log, ctx, 'backoff', !!existing)
       return {...out, provider: provider.name}
     }
     ctx.signal?.throwIfAborted()
@@ -454,11 +454,15 @@ export class ExternalReconciler {
     log: Logger,
     ctx: CallContext,
     retry: 'no' | 'backoff' = PERMANENT.has(reason) ? 'no' : 'backoff',
+    secretInPlace = true,
   ): Promise<ExternalOutcome> {
     log.warn('cannot sync ExternalSecret', {reason, error: message})
     const st = cached.status
     const keepReady =
-      (reason === 'SecretSyncedError' || reason === 'ApiError') && this.isReady(st) && st.observedGeneration === cached.metadata.generation
+      secretInPlace &&
+      (reason === 'SecretSyncedError' || reason === 'ApiError') &&
+      this.isReady(st) &&
+      st.observedGeneration === cached.metadata.generation
     const failed = {status: 'False' as const, reason, message}
     const prevReady = st.conditions?.find((c) => c.type === READY)
     const ready = keepReady && prevReady ? {status: 'True' as const, reason: prevReady.reason, message: prevReady.message} : failed
