@@ -218,6 +218,8 @@ export async function benchExternal(opts = {}) {
     const throttledRefresh = inWindow.filter((c) => c.status !== 200).length
     json.refresh = {
       calls: inWindow.length,
+      keys: perEs.size,
+      maxPerKey: Math.max(0, ...perEs.values()),
       perMinute: hist,
       maxMinute: Math.max(...hist),
       minMinute: Math.min(...hist),
