@@ -24,7 +24,7 @@ import {clusterApi} from '../src/kube/api.js'
 import {startSecretsManagerServer, type SecretsManagerServer} from './support/aws/secretsmanager.js'
 import {TestClock} from './support/clock.js'
 import {namespaceClient} from './support/controller.js'
-import {esManifest, storeManifest, vaultKubernetesLogin} from './support/external.js'
+import {esManifest, storeManifest, vaultKubernetesLogin, vaultStoreManifest} from './support/external.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
 import {sample} from './support/metrics.js'
 import {until} from './support/until.js'
@@ -405,16 +405,7 @@ describe('throttling', () => {
 describe('Vault', () => {
   it('logs in with a TokenRequest token; when the Vault token and the ServiceAccount token expire mid-run, it requests a new token and logs in again', async () => {
     vault.writeSecret('secret', 'apps/vdb', {password: 'vault-pass-1'})
-    await apply(
-      storeManifest('vault', NS, {
-        vault: {
-          server: vault.url,
-          path: 'secret',
-          version: 'v2',
-          auth: {kubernetes: {mountPath: 'kubernetes', role: 'apps', serviceAccountRef: {name: 'es-reader', audiences: ['vault']}}},
-        },
-      }),
-    )
+    await apply(vaultStoreManifest('vault', NS, vault.url, 'es-reader', 'apps'))
     const tokenRequests = () => k8s.countRequests({resource: 'serviceaccounts', subresource: 'token', namespace: NS, name: 'es-reader'})
     const logins = () => vault.count({path: 'auth/kubernetes/login', status: 200})
     await apply(

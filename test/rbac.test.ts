@@ -24,7 +24,7 @@ import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k
 import {AwsIam} from './support/aws/iam.js'
 import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
 import {type StsServer, startStsServer} from './support/aws/sts.js'
-import {esManifest, storeManifest, vaultKubernetesLogin} from './support/external.js'
+import {esManifest, storeManifest, vaultKubernetesLogin, vaultStoreManifest} from './support/external.js'
 import {startVaultServer, type VaultServer} from './support/vault/server.js'
 import {sleep, until} from './support/until.js'
 
@@ -199,16 +199,7 @@ describe('deploy/rbac.yaml', () => {
       (srv.getObject<KubeObject>('kseal.dev/v1', 'ExternalSecret', ns, name)?.status?.conditions as KubeObject[] | undefined)?.find(
         (c) => c.type === 'Ready',
       )
-    srv.putObject(
-      storeManifest('vault', NS, {
-        vault: {
-          server: vault.url,
-          path: 'secret',
-          version: 'v2',
-          auth: {kubernetes: {mountPath: 'kubernetes', role: 'apps', serviceAccountRef: {name: 'es-reader', audiences: ['vault']}}},
-        },
-      }) as KubeObject,
-    )
+    srv.putObject(vaultStoreManifest('vault', NS, vault.url, 'es-reader', 'apps') as KubeObject)
     srv.putObject(
       storeManifest('aws', NS, {
         aws: {service: 'SecretsManager', region: 'us-east-1', auth: {jwt: {serviceAccountRef: {name: 'app'}}}},

@@ -30,7 +30,7 @@ import {labelledSecrets, OWNED_SELECTOR} from './owned.js'
 import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
-import {objectKey, Reflector} from './runtime/reflector.js'
+import {objectKey, Reflector, specChanged} from './runtime/reflector.js'
 import type {KubeConfig} from '@kubernetes/client-node'
 import type {StoreAccess} from '../external/store.js'
 import type {AwsOptions, KubernetesOptions, VaultOptions} from '../external/providers/index.js'
@@ -243,15 +243,7 @@ export class Controller {
           {
             upsert: (obj, old) => {
               // Status writes (ours) do not bump the generation: they need no reconcile.
-              if (
-                !old ||
-                old.metadata.generation !== obj.metadata.generation ||
-                old.metadata.uid !== obj.metadata.uid ||
-                !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
-                obj.metadata.generation === undefined
-              ) {
-                this.queue?.add(objectKey(obj))
-              }
+              if (specChanged(obj, old)) this.queue?.add(objectKey(obj))
             },
             delete: (obj) => {
               this.noKey.delete(objectKey(obj))

@@ -68,3 +68,15 @@ export function vaultKubernetesLogin(
     ...(o.ttl ? {ttl: o.ttl, maxTtl: o.ttl} : {}),
   })
 }
+
+/** A SecretStore on a Vault KV v2 mount `secret`, logging in as `serviceAccount` with role `role` (audience vault). */
+export function vaultStoreManifest(name: string, namespace: string, server: string, serviceAccount: string, role: string): Obj {
+  return storeManifest(name, namespace, {
+    vault: {
+      server,
+      path: 'secret',
+      version: 'v2',
+      auth: {kubernetes: {mountPath: 'kubernetes', role, serviceAccountRef: {name: serviceAccount, audiences: ['vault']}}},
+    },
+  })
+}

@@ -27,7 +27,7 @@ import type {ControllerMetrics} from '../http/metrics.js'
 import type {Logger} from '../log.js'
 import {labelledSecrets} from '../owned.js'
 import {WorkQueue} from '../runtime/queue.js'
-import {objectKey, Reflector} from '../runtime/reflector.js'
+import {objectKey, Reflector, specChanged} from '../runtime/reflector.js'
 import {type CachedExternalSecret, type CachedStore, slimExternalSecret, slimStore} from './objects.js'
 import {StoreProviders} from './providers.js'
 import {type ExternalOutcome, ExternalReconciler, READY} from './reconcile.js'
@@ -120,14 +120,7 @@ export class ExternalSync {
           {
             upsert: (obj, old) => {
               // Status writes (ours) do not bump the generation: they need no sync.
-              if (
-                !old ||
-                old.metadata.generation !== obj.metadata.generation ||
-                old.metadata.uid !== obj.metadata.uid ||
-                !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
-                obj.metadata.generation === undefined
-              )
-                this.term?.queue.add(objectKey(obj))
+              if (specChanged(obj, old)) this.term?.queue.add(objectKey(obj))
             },
             delete: (obj) => {
               const key = objectKey(obj)
