@@ -31,6 +31,7 @@ import {type Outcome, Reconciler} from './sealed/reconcile.js'
 import {handleReseal, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {TokenBucket} from '../core/limit.js'
 import {objectKey, Reflector, specChanged} from './runtime/reflector.js'
+import {SecretChanges} from './runtime/echoes.js'
 import type {KubeConfig} from '@kubernetes/client-node'
 import type {StoreAccess} from '../external/store.js'
 import type {AwsOptions, KubernetesOptions, VaultOptions} from '../external/providers/index.js'
@@ -72,9 +73,15 @@ export class Controller {
   private http?: HttpServer
   private resyncTimer?: NodeJS.Timeout
   private noKey = new Set<string>()
-  /** SealedSecrets being reconciled now, and those whose Secret changed meanwhile (decided when the reconcile ends). */
-  private readonly reconciling = new Set<string>()
-  private readonly recheck = new Set<string>()
+  /** Changes to the Secrets it wrote: another writer's, or the echo of its own write. */
+  private readonly changes = new SecretChanges({
+    isOwnWrite: (_key, s) => !!s && this.reconciler.isOwnWrite(s),
+    watched: (key) => {
+      const [ns, name] = key.split('/')
+      return this.ownedSecret(ns, name)
+    },
+    requeued: (key, retryInMs) => this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs}),
+  })
   private stopping?: Promise<void>
   private api!: ClusterApi
   /** ExternalSecrets (unless --no-external-secrets). */
@@ -438,36 +445,11 @@ export class Controller {
     return undefined
   }
 
-  /**
-   * A Secret the controller wrote changed or disappeared: its SealedSecret is reconciled again
-   * (through the key's backoff, so a writer fighting over it is met less and less often), unless the
-   * change is the echo of the controller's own last write. While its SealedSecret is being reconciled
-   * the echo cannot be told yet — the watch may bring the controller's own write before the write's
-   * answer says which resourceVersion it got — so the decision waits for the reconcile to end.
-   */
+  /** A Secret the controller wrote changed or disappeared (runtime/echoes.ts decides whether its SealedSecret is reconciled again). */
   private secretChanged(s: Secret): void {
     const key = objectKey(s)
     if (!this.queue || !this.lookup(key)) return
-    if (this.reconciling.has(key)) {
-      this.recheck.add(key)
-      return
-    }
-    if (this.reconciler.isOwnWrite(s)) return
-    this.requeueChanged(this.queue, key)
-  }
-
-  private requeueChanged(queue: WorkQueue, key: string): void {
-    const ms = queue.addRateLimited(key)
-    if (ms !== undefined) this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs: ms})
-  }
-
-  /** After a reconcile: a change to its Secret seen meanwhile is another writer's, unless the watched copy is now the controller's own write. */
-  private recheckChanged(queue: WorkQueue, key: string): void {
-    if (!this.recheck.delete(key)) return
-    const [ns, name] = key.split('/')
-    const s = this.ownedSecret(ns, name)
-    if (s && this.reconciler.isOwnWrite(s)) return
-    this.requeueChanged(queue, key)
+    this.changes.changed(this.queue, key, s)
   }
 
   private lookup(key: string): SealedSecretObject | undefined {
@@ -490,14 +472,12 @@ export class Controller {
       }
       const t0 = performance.now()
       let out: Outcome
-      this.reconciling.add(key)
+      this.changes.begin(key)
       try {
         out = await this.reconciler.reconcile(obj, ctx)
       } catch (e) {
         this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
         out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
-      } finally {
-        this.reconciling.delete(key)
       }
       this.metrics.duration.observe((performance.now() - t0) / 1000)
       this.metrics.reconciles.inc({result: out.result})
@@ -511,7 +491,7 @@ export class Controller {
       } else if (!out.contested) {
         queue.forget(key)
       }
-      this.recheckChanged(queue, key)
+      this.changes.end(queue, key)
       queue.done(key)
     }
   }

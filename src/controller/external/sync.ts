@@ -32,6 +32,7 @@ import {type CachedExternalSecret, type CachedStore, slimExternalSecret, slimSto
 import {StoreProviders} from './providers.js'
 import {type ExternalOutcome, ExternalReconciler, READY} from './reconcile.js'
 import {nextRefresh, refreshPhase, RefreshTimers} from './schedule.js'
+import {SecretChanges} from '../runtime/echoes.js'
 
 /** The label every Secret an ExternalSecret writes carries: the watch on them selects by it. */
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`
@@ -66,8 +67,16 @@ export class ExternalSync {
   private term?: {queue: WorkQueue; timers: RefreshTimers; workers: Promise<void>[]}
   /** ExternalSecrets whose store changed: fetched on their next reconcile even if nothing is due. */
   private readonly forced = new Set<string>()
-  private readonly reconciling = new Set<string>()
-  private readonly recheck = new Set<string>()
+  /** Changes to the Secrets ExternalSecrets wrote: another writer's, or the echo of the controller's own write. */
+  private readonly changes = new SecretChanges({
+    isOwnWrite: (key, s) => !!s && this.reconciler.isOwnWrite(this.lookup(key)?.metadata.uid, s),
+    watched: (key) => {
+      const owner = this.lookup(key)
+      const name = owner?.es?.target.name
+      return name ? this.cachedSecret(owner.metadata.namespace ?? '', name) : undefined
+    },
+    requeued: (key, retryInMs) => this.o.log.debug('Secret changed: its ExternalSecret is requeued', {externalSecret: key, retryInMs}),
+  })
 
   constructor(private readonly o: ExternalSyncOptions) {
     this.providers = new StoreProviders({
@@ -272,38 +281,13 @@ export class ExternalSync {
     await this.providers.closeAll()
   }
 
-  /**
-   * A Secret an ExternalSecret wrote changed or went: its ExternalSecret syncs again (through the
-   * queue's backoff), unless the change is the echo of the controller's own write — decided when a
-   * sync in progress ends, as for SealedSecrets.
-   */
+  /** A Secret an ExternalSecret wrote changed or went (runtime/echoes.ts decides whether it syncs again). */
   private secretChanged(s: Secret): void {
     const queue = this.term?.queue
     const name = s.metadata?.annotations?.[EXTERNAL_SECRET_ANNOTATION]
     if (!queue || !name) return
     const key = `${s.metadata?.namespace ?? ''}/${name}`
-    const owner = this.lookup(key)
-    if (!owner) return
-    if (this.reconciling.has(key)) {
-      this.recheck.add(key)
-      return
-    }
-    if (this.reconciler.isOwnWrite(owner.metadata.uid, s)) return
-    this.requeueChanged(queue, key)
-  }
-
-  private requeueChanged(queue: WorkQueue, key: string): void {
-    const ms = queue.addRateLimited(key)
-    if (ms !== undefined) this.o.log.debug('Secret changed: its ExternalSecret is requeued', {externalSecret: key, retryInMs: ms})
-  }
-
-  private recheckChanged(queue: WorkQueue, key: string): void {
-    if (!this.recheck.delete(key)) return
-    const owner = this.lookup(key)
-    const name = owner?.es?.target.name
-    const s = name ? this.cachedSecret(owner.metadata.namespace ?? '', name) : undefined
-    if (owner && s && this.reconciler.isOwnWrite(owner.metadata.uid, s)) return
-    if (owner) this.requeueChanged(queue, key)
+    if (this.lookup(key)) this.changes.changed(queue, key, s)
   }
 
   private async work(queue: WorkQueue, timers: RefreshTimers, ctx: CallContext): Promise<void> {
@@ -318,14 +302,12 @@ export class ExternalSync {
       }
       const forced = this.forced.delete(key)
       let out: ExternalOutcome
-      this.reconciling.add(key)
+      this.changes.begin(key)
       try {
         out = await this.reconciler.reconcile(obj, forced, ctx)
       } catch (e) {
         this.o.log.error('ExternalSecret sync failed unexpectedly', {externalSecret: key, error: describeError(e)})
         out = {result: 'failed', reason: 'ApiError', retry: 'backoff', ready: false}
-      } finally {
-        this.reconciling.delete(key)
       }
       this.o.metrics.externalSyncs.inc({provider: out.provider ?? 'none', result: out.result})
       // Not fetched this time: the store change is still to be picked up.
@@ -350,7 +332,7 @@ export class ExternalSync {
         )
         if (at !== undefined) timers.at(key, at)
       } else if (out.retry === 'no') timers.cancel(key)
-      this.recheckChanged(queue, key)
+      this.changes.end(queue, key)
       queue.done(key)
     }
   }
