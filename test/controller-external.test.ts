@@ -241,7 +241,9 @@ describe('deletion policies and failures', () => {
     sm.deleteSecret('apps/temp', {force: true})
     sm.deleteSecret('apps/kept', {force: true})
     await until(() => !secret(NS, 'temp'), 'the deletion', SYNC_MS)
-    expect(cond(NS, 'temp', 'Ready')).toMatchObject({status: 'False', reason: 'SecretDeleted'})
+    // The status follows the deletion.
+    await until(() => cond(NS, 'temp', 'Ready')?.reason === 'SecretDeleted', 'SecretDeleted', SYNC_MS)
+    expect(cond(NS, 'temp', 'Ready')!.status).toBe('False')
     await until(() => cond(NS, 'kept', 'SecretSynced')?.status === 'False', 'the failed refresh', SYNC_MS)
     expect(cond(NS, 'kept', 'SecretSynced')!.reason).toBe('SecretSyncedError')
     expect(cond(NS, 'kept', 'SecretSynced')!.message).toMatch(/apps\/kept/)
