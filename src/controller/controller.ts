@@ -85,7 +85,7 @@ export class Controller {
   private stopping?: Promise<void>
   private api!: ClusterApi
   /** ExternalSecrets (unless --no-external-secrets). */
-  external?: ExternalSync
+  private external?: ExternalSync
 
   constructor(
     readonly o: ControllerOptions,
