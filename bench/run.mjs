@@ -2,7 +2,7 @@
 // `npm run bench`: kseal's performance figures, each measured side by side in one run against a
 // baseline or a physical limit (the machine is shared and noisy, so ratios are what count), plus
 // absolute figures for the record. Prints a table and writes bench/results/latest.json.
-//   node bench/run.mjs [--only startup,bulk,sealed,kms,controller] [--quick]
+//   node bench/run.mjs [--only startup,bulk,sealed,kms,controller,external] [--quick]
 import {spawnSync} from 'node:child_process'
 import crypto from 'node:crypto'
 import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
@@ -215,6 +215,7 @@ if (want('sealed')) {
 for (const [name, file, fn] of [
   ['kms', 'kms.mjs', 'benchKms'],
   ['controller', 'controller.mjs', 'benchController'],
+  ['external', 'external.mjs', 'benchExternal'],
 ]) {
   if (!want(name) || !existsSync(path.join(ROOT, 'bench', file))) continue
   const mod = await import(`./${file}`)

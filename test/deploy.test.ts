@@ -17,6 +17,9 @@ import {readDockerfile, stageChain} from './support/dockerfile.js'
 import {keyringFor, otherRecipient, testBackends} from './support/keys.js'
 import {tool} from './support/tools.js'
 import {crdYaml} from '../src/sealed/crd.js'
+import {externalCrdYaml} from '../src/external/crd.js'
+import {parseExternalSecret, parseSecretStore} from '../src/external/schema.js'
+import {esManifest, storeManifest} from './support/external.js'
 import {checkStructure, type StructuralSchema} from '../src/sealed/structure.js'
 
 type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -57,7 +60,16 @@ describe('kustomization', () => {
       .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
       .sort()
     expect([...k.resources].sort()).toEqual(files)
-    expect(files).toEqual(['crd.yaml', 'deployment.yaml', 'namespace.yaml', 'networkpolicy.yaml', 'pdb.yaml', 'rbac.yaml', 'service.yaml'])
+    expect(files).toEqual([
+      'crd-external.yaml',
+      'crd.yaml',
+      'deployment.yaml',
+      'namespace.yaml',
+      'networkpolicy.yaml',
+      'pdb.yaml',
+      'rbac.yaml',
+      'service.yaml',
+    ])
   })
   // kustomize itself, when kubectl (which embeds it) is installed: the base builds, and yields exactly the files' objects.
   tool('kubectl').it('builds with kubectl kustomize into exactly these objects', () => {
@@ -113,7 +125,7 @@ describe('RBAC', () => {
     )
 
   it('uses no wildcards and no escalation verbs', () => {
-    for (const o of [one('ClusterRole'), one('Role')]) {
+    for (const o of [...find('ClusterRole'), one('Role')]) {
       for (const r of o.rules) {
         for (const field of ['apiGroups', 'resources', 'verbs', 'resourceNames', 'nonResourceURLs']) {
           for (const v of r[field] ?? []) expect(v).not.toContain('*')
@@ -126,8 +138,27 @@ describe('RBAC', () => {
     expect(rules(one('ClusterRole', 'kseal-controller'))).toEqual({
       'kseal.dev/sealedsecrets': ['list', 'watch'],
       'kseal.dev/sealedsecrets/status': ['patch'],
+      'kseal.dev/externalsecrets': ['list', 'watch'],
+      'kseal.dev/secretstores': ['list', 'watch'],
+      'kseal.dev/clustersecretstores': ['list', 'watch'],
+      'kseal.dev/externalsecrets/status': ['patch'],
+      'core/namespaces': ['get'],
       'core/secrets': ['create', 'delete', 'get', 'list', 'update', 'watch'],
       'core/events': ['create'],
+    })
+  })
+  it('grants ServiceAccount tokens only through a ClusterRole the install binds nowhere (namespaces opt in)', () => {
+    expect(rules(one('ClusterRole', 'kseal-controller-tokens'))).toEqual({
+      'core/serviceaccounts/token': ['create'],
+      'core/serviceaccounts': ['get'],
+    })
+    expect(find('ClusterRoleBinding').map((b) => b.roleRef.name)).toEqual(['kseal-controller'])
+    expect(find('RoleBinding').map((b) => b.roleRef.name)).toEqual(['kseal-controller'])
+    const [example] = load('../docs/examples/external/token-rolebinding.yaml')
+    expect(example).toMatchObject({
+      kind: 'RoleBinding',
+      roleRef: {kind: 'ClusterRole', name: 'kseal-controller-tokens'},
+      subjects: [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}],
     })
   })
   it('grants in kseal-system the leader Lease (key Secrets fall under the Secret grants)', () => {
@@ -140,7 +171,7 @@ describe('RBAC', () => {
   it('binds both to the kseal-controller ServiceAccount', () => {
     expect(one('ServiceAccount').metadata).toMatchObject({name: 'kseal-controller', namespace: NS})
     const subject = [{kind: 'ServiceAccount', name: 'kseal-controller', namespace: NS}]
-    expect(one('ClusterRoleBinding')).toMatchObject({
+    expect(one('ClusterRoleBinding', 'kseal-controller')).toMatchObject({
       roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kseal-controller'},
       subjects: subject,
     })
@@ -350,6 +381,97 @@ describe('CustomResourceDefinition', () => {
     const out = admit(schema(), bad, '', errors) as Obj
     expect(errors).toEqual([expect.stringContaining('.spec.encryptedData.x'), expect.stringContaining('.spec.envelope.scope')])
     expect(out.spec.extra).toBeUndefined()
+  })
+})
+
+describe('ExternalSecret CustomResourceDefinitions', () => {
+  const crd = (plural: string) => one('CustomResourceDefinition', `${plural}.kseal.dev`)
+  const schemaOf = (plural: string) => crd(plural).spec.versions[0].schema.openAPIV3Schema
+  const pluralOf: Record<string, string> = {
+    ExternalSecret: 'externalsecrets',
+    SecretStore: 'secretstores',
+    ClusterSecretStore: 'clustersecretstores',
+  }
+
+  it('are generated from src/external/crd.ts (npm run crd)', () => {
+    expect(readFileSync(path.join(ROOT, 'deploy', 'crd-external.yaml'), 'utf8')).toBe(externalCrdYaml())
+  })
+  it('define the kseal.dev/v1 ExternalSecret (status subresource), SecretStore and the cluster-scoped ClusterSecretStore', () => {
+    expect(crd('externalsecrets').spec).toMatchObject({scope: 'Namespaced', names: {kind: 'ExternalSecret'}})
+    expect(crd('externalsecrets').spec.versions[0].subresources).toEqual({status: {}})
+    expect(crd('secretstores').spec).toMatchObject({scope: 'Namespaced', names: {kind: 'SecretStore'}})
+    expect(crd('clustersecretstores').spec).toMatchObject({scope: 'Cluster', names: {kind: 'ClusterSecretStore'}})
+    // external-secrets' own short names (es, ss, css) stay theirs: both can be installed side by side.
+    const shorts = ['externalsecrets', 'secretstores', 'clustersecretstores'].flatMap((p) => crd(p).spec.names.shortNames)
+    expect(shorts).toEqual(['kes', 'kss', 'kcss'])
+  })
+  it("admits every manifest the validator accepts unchanged (the example, each policy), and the controller's status", () => {
+    const example = load('../docs/examples/external/db.yaml')
+    const objs = [
+      ...example,
+      esManifest('a', 'ns', {
+        secretStoreRef: {name: 's'},
+        target: {creationPolicy: 'Merge', deletionPolicy: 'Delete', immutable: true},
+        data: [{secretKey: 'k', remoteRef: {key: 'x', decodingStrategy: 'Auto', conversionStrategy: 'Unicode'}}],
+      }),
+      esManifest('b', 'ns', {
+        refreshInterval: '0',
+        secretStoreRef: {name: 's', kind: 'ClusterSecretStore'},
+        target: {creationPolicy: 'Orphan', template: {mergePolicy: 'Merge', data: {x: '{{ .k }}'}}},
+        dataFrom: [{find: {path: 'p/', name: {regexp: '^a'}, tags: {t: 'v'}}}],
+      }),
+      storeManifest('v', 'ns', {
+        vault: {
+          server: 'https://vault:8200',
+          path: 'secret',
+          version: 'v2',
+          auth: {kubernetes: {mountPath: 'kubernetes', role: 'r', serviceAccountRef: {name: 'sa'}}},
+        },
+      }),
+      storeManifest(
+        'c',
+        undefined,
+        {kubernetes: {remoteNamespace: 'src', auth: {serviceAccount: {name: 'reader'}}}},
+        {conditions: [{namespaces: ['a'], namespaceSelector: {matchLabels: {x: 'y'}}}]},
+      ),
+      {
+        ...esManifest('c', 'ns', {secretStoreRef: {name: 's'}, data: [{secretKey: 'k', remoteRef: {key: 'x'}}]}),
+        status: {
+          observedGeneration: 2,
+          refreshTime: '2026-01-01T00:00:00.000Z',
+          syncedResourceVersion: '1234',
+          conditions: [
+            {type: 'Ready', status: 'True', reason: 'SecretSynced', message: 'ok', lastTransitionTime: '2026-01-01T00:00:00.000Z'},
+            {
+              type: 'SecretSynced',
+              status: 'False',
+              reason: 'SecretSyncedError',
+              message: 'x',
+              lastTransitionTime: '2026-01-01T00:00:00.000Z',
+            },
+          ],
+        },
+      },
+    ]
+    for (const o of objs) {
+      if (o.kind === 'ExternalSecret') parseExternalSecret(o)
+      else parseSecretStore(o)
+      const errors: string[] = []
+      expect(JSON.parse(JSON.stringify(admit(schemaOf(pluralOf[o.kind]), o, '', errors)))).toEqual(o)
+      expect(errors).toEqual([])
+    }
+  })
+  it('refuses a policy the validator refuses, and keeps an unknown spec field for the validator to name (no silent pruning)', () => {
+    const bad = esManifest('a', 'ns', {
+      secretStoreRef: {name: 's'},
+      target: {creationPolicy: 'None'},
+      dataFrom: [{extract: {key: 'x'}, rewrite: []}],
+    })
+    const errors: string[] = []
+    const out = admit(schemaOf('externalsecrets'), bad, '', errors) as Obj
+    expect(errors).toEqual([expect.stringContaining('.spec.target.creationPolicy: must be one of Owner, Merge, Orphan')])
+    expect(out.spec.dataFrom[0].rewrite).toEqual([])
+    expect(() => parseExternalSecret({...bad, spec: {...bad.spec, target: {}}})).toThrow(/rewrite is not supported/)
   })
 })
 

@@ -2,8 +2,11 @@
  * The install's RBAC against what the controller really does: a real `kseal controller` runs a full
  * life cycle against the Kubernetes API test server (keys, leader Lease, the watch on the Secrets it
  * wrote, create, update, an immutable Secret replaced, a Secret an older controller wrote labelled,
- * a Secret it does not own, tampering, deletion), and every API request it made is checked against
- * deploy/rbac.yaml — each one allowed, and every grant used.
+ * a Secret it does not own, tampering, deletion; ExternalSecrets from a Vault store that logs in as a
+ * ServiceAccount, an AWS store with IRSA, a ClusterSecretStore selecting namespaces by label, Merge,
+ * deletionPolicy Delete), and every API request it made is checked against deploy/rbac.yaml — each
+ * one allowed (ServiceAccount tokens only in the namespace that opted in with the example
+ * RoleBinding), and every grant used.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import crypto from 'node:crypto'
@@ -18,6 +21,11 @@ import {sealSecret} from '../src/sealed/seal.js'
 import {type SealedSecretObject} from '../src/sealed/types.js'
 import {BIN, cleanEnv, ROOT} from './support/cli.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
+import {AwsIam} from './support/aws/iam.js'
+import {type SecretsManagerServer, startSecretsManagerServer} from './support/aws/secretsmanager.js'
+import {type StsServer, startStsServer} from './support/aws/sts.js'
+import {esManifest, storeManifest, vaultKubernetesLogin, vaultStoreManifest} from './support/external.js'
+import {startVaultServer, type VaultServer} from './support/vault/server.js'
 import {sleep, until} from './support/until.js'
 
 const KEY_NS = 'kseal-system'
@@ -29,16 +37,41 @@ interface Rule {
   verbs: string[]
 }
 const manifests = parseAllDocuments(readFileSync(path.join(ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS())
-const rulesOf = (kind: string) => manifests.find((m) => m.kind === kind && m.metadata.name === 'kseal-controller').rules as Rule[]
+const rulesOf = (kind: string, name = 'kseal-controller') =>
+  manifests.find((m) => m.kind === kind && m.metadata.name === name).rules as Rule[]
+/** The namespace's opt-in to ServiceAccount tokens, as docs/examples/external/token-rolebinding.yaml writes it. */
+const tokenBinding = parseAllDocuments(
+  readFileSync(path.join(ROOT, 'docs', 'examples', 'external', 'token-rolebinding.yaml'), 'utf8'),
+)[0].toJS()
+const ACCOUNT = '111122223333'
 const grants = (rules: Rule[]) =>
   rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
 
 let srv: K8sApiServer
 let controller: ChildProcess
 let port = 0
+let vault: VaultServer
+let sts: StsServer
+let sm: SecretsManagerServer
 
 beforeAll(async () => {
-  srv = await startK8sApiServer()
+  srv = await startK8sApiServer({namespaces: ['default', 'kube-system', NS, 'vault', 'shared']})
+  srv.putObject({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: {name: 'app', namespace: NS, annotations: {'eks.amazonaws.com/role-arn': `arn:aws:iam::${ACCOUNT}:role/apps-irsa`}},
+  })
+  vault = await startVaultServer()
+  vaultKubernetesLogin(srv, vault, {namespace: NS, serviceAccount: 'es-reader', role: 'apps'})
+  vault.putPolicy('apps', {'secret/data/apps/*': ['read']})
+  vault.writeSecret('secret', 'apps/db', {password: 'vault-value'})
+  const iam = new AwsIam({accountId: ACCOUNT})
+  iam.createOidcProvider(srv.serviceAccountIssuer, ['sts.amazonaws.com'])
+  iam.createRole('apps-irsa', {webIdentity: {issuer: srv.serviceAccountIssuer, subjects: [`system:serviceaccount:${NS}:app`]}})
+  sts = await startStsServer({iam})
+  sm = await startSecretsManagerServer({iam})
+  sm.createSecret('apps/api', 'aws-value')
+  sm.createSecret('apps/temp', 'temp-value')
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-rbac-'))
   const kubeconfig = path.join(dir, 'kubeconfig')
   await srv.writeKubeconfig(kubeconfig)
@@ -64,7 +97,17 @@ beforeAll(async () => {
       '--identity',
       'rbac-test',
     ],
-    {cwd: ROOT, env: cleanEnv() as NodeJS.ProcessEnv, stdio: ['ignore', 'ignore', 'pipe']},
+    {
+      cwd: ROOT,
+      // The AWS SDK's own settings: the local endpoints, and no profile or instance metadata to find.
+      env: cleanEnv({
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
+        AWS_ENDPOINT_URL_STS: sts.url,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_MAX_ATTEMPTS: '1',
+      }) as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   )
   let buf = ''
   controller.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -80,7 +123,7 @@ afterAll(async () => {
     controller.kill('SIGTERM')
     await new Promise((r) => controller.on('close', r))
   }
-  await srv.close()
+  await Promise.all([srv.close(), vault.close(), sts.close(), sm.close()])
 })
 
 /** A SealedSecret's new spec, as an update through the API would store it: same object, next generation. */
@@ -150,11 +193,61 @@ describe('deploy/rbac.yaml', () => {
       () => srv.listObjects<KubeObject>('v1', 'Event', NS).some((e) => e.involvedObject?.name === 'bad' && e.type === 'Warning'),
       'a Warning Event',
     )
+
+    // ExternalSecrets. The namespace opts in to ServiceAccount tokens (the example RoleBinding).
+    const esCond = (ns: string, name: string) =>
+      (srv.getObject<KubeObject>('kseal.dev/v1', 'ExternalSecret', ns, name)?.status?.conditions as KubeObject[] | undefined)?.find(
+        (c) => c.type === 'Ready',
+      )
+    srv.putObject(vaultStoreManifest('vault', NS, vault.url, 'es-reader', 'apps') as KubeObject)
+    srv.putObject(
+      storeManifest('aws', NS, {
+        aws: {service: 'SecretsManager', region: 'us-east-1', auth: {jwt: {serviceAccountRef: {name: 'app'}}}},
+      }) as KubeObject,
+    )
+    srv.putObject(
+      storeManifest(
+        'shared',
+        undefined,
+        {vault: {server: vault.url, auth: {tokenSecretRef: {name: 'vault-token', key: 'token'}}}},
+        {
+          conditions: [{namespaceSelector: {matchLabels: {team: 'apps'}}}],
+        },
+      ) as KubeObject,
+    )
+    const one = (key: string) => [{secretKey: 'v', remoteRef: {key}}]
+    srv.putObject(esManifest('from-vault', NS, {secretStoreRef: {name: 'vault'}, data: one('apps/db')}) as KubeObject)
+    srv.putObject(esManifest('from-aws', NS, {secretStoreRef: {name: 'aws'}, data: one('apps/api')}) as KubeObject)
+    srv.putObject(
+      esManifest('temp', NS, {secretStoreRef: {name: 'aws'}, target: {deletionPolicy: 'Delete'}, data: one('apps/temp')}) as KubeObject,
+    )
+    srv.putObject({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'app-config', namespace: NS}, data: {other: 'eA=='}})
+    srv.putObject(
+      esManifest('merged', NS, {
+        secretStoreRef: {name: 'vault'},
+        target: {name: 'app-config', creationPolicy: 'Merge'},
+        data: one('apps/db'),
+      }) as KubeObject,
+    )
+    srv.putObject(
+      esManifest('refused', 'shared', {secretStoreRef: {name: 'shared', kind: 'ClusterSecretStore'}, data: one('x')}) as KubeObject,
+    )
+    await until(
+      () => secret('from-vault') && secret('from-aws') && secret('temp') && secret('app-config')?.data?.v,
+      'the ExternalSecret Secrets',
+      30_000,
+    )
+    await until(() => esCond('shared', 'refused')?.reason === 'StoreRefused', 'the ClusterSecretStore refusal', 30_000)
+    sm.deleteSecret('apps/temp', {force: true})
+    const temp = srv.getObject<KubeObject>('kseal.dev/v1', 'ExternalSecret', NS, 'temp')!
+    srv.putObject({...temp, spec: {...temp.spec, refreshInterval: '10s'}, metadata: {...temp.metadata, generation: 2}})
+    await until(() => !secret('temp'), 'the Secret deleted (deletionPolicy Delete)', 30_000)
     await sleep(500) // a few Lease renewals
 
     const used = new Set(
       srv.requests
-        .filter((r) => r.isResourceRequest)
+        // Vault's own TokenReview calls are Vault's, not the controller's.
+        .filter((r) => r.isResourceRequest && r.user !== 'system:serviceaccount:vault:vault-reviewer')
         .map((r) => ({
           key: `${r.apiGroup ?? ''}/${r.resource}${r.subresource ? `/${r.subresource}` : ''}:${r.verb}`,
           ns: r.namespace,
@@ -163,12 +256,13 @@ describe('deploy/rbac.yaml', () => {
     )
     const cluster = new Set(grants(rulesOf('ClusterRole')))
     const role = new Set(grants(rulesOf('Role')))
+    const tokens = new Set(grants(rulesOf('ClusterRole', tokenBinding.roleRef.name)))
     const usedKeys = new Set<string>()
     for (const u of [...used].map((s) => JSON.parse(s) as {key: string; ns?: string})) {
       usedKeys.add(u.key)
-      const allowed = cluster.has(u.key) || (u.ns === KEY_NS && role.has(u.key))
+      const allowed = cluster.has(u.key) || (u.ns === KEY_NS && role.has(u.key)) || (u.ns === NS && tokens.has(u.key))
       expect({request: u, allowed}).toEqual({request: u, allowed: true})
     }
-    for (const g of [...cluster, ...role]) expect({grant: g, used: usedKeys.has(g)}).toEqual({grant: g, used: true})
+    for (const g of [...cluster, ...role, ...tokens]) expect({grant: g, used: usedKeys.has(g)}).toEqual({grant: g, used: true})
   })
 })

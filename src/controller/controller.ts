@@ -5,7 +5,10 @@
  * call of the term carries its AbortSignal and a write fence (the elector's monotonic renew
  * deadline, read at the moment of each write), and losing the Lease aborts the calls in flight,
  * drops the queue and stops the workers. Shutdown drains the workers, then releases the Lease.
+ * ExternalSecrets (external/sync.ts) run the same way beside SealedSecrets: their reflectors on every
+ * replica, their queue, workers and refresh timers for the term, every write through the term's fence.
  */
+import {readFileSync} from 'node:fs'
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import type {SealedSecretObject} from '../sealed/types.js'
@@ -23,7 +26,7 @@ import {createLogger, type Logger} from './log.js'
 import type {ControllerOptions} from './options.js'
 import {ControllerMetrics} from './http/metrics.js'
 import {WorkQueue} from './runtime/queue.js'
-import {OWNED_SELECTOR, slimSecret} from './owned.js'
+import {OWNED_SELECTOR, labelledSecrets} from './owned.js'
 import {type ConflictReason, type Outcome, Reconciler} from './sealed/reconcile.js'
 import {bitnamiKind, type KeyDecrypt, KSEAL_KIND, type SealedKind} from './sealed/kind.js'
 import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
@@ -31,7 +34,12 @@ import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.j
 import {slimSealed} from './sealed/slim.js'
 import {TokenBucket} from '../core/limit.js'
 import {sleep} from '../core/retry.js'
-import {objectKey, Reflector} from './runtime/reflector.js'
+import {objectKey, Reflector, specChanged} from './runtime/reflector.js'
+import {SecretChanges} from './runtime/echoes.js'
+import type {KubeConfig} from '@kubernetes/client-node'
+import type {StoreAccess} from '../external/store.js'
+import type {AwsOptions, KubernetesOptions, VaultOptions} from '../external/providers/index.js'
+import type {ExternalSync} from './external/sync.js'
 
 export interface ControllerDeps {
   log?: Logger
@@ -40,6 +48,10 @@ export interface ControllerDeps {
   api?: ClusterApi
   /** The elector's monotonic clock in ms (tests); default performance.now. */
   monotonic?: () => number
+  /** What ExternalSecret stores may read in the cluster (tests); otherwise through the kubeconfig's credentials. */
+  access?: StoreAccess
+  /** Provider settings (tests: local endpoints, credentials); otherwise each SDK's defaults. */
+  providers?: {aws?: AwsOptions; vault?: VaultOptions; kubernetes?: KubernetesOptions}
 }
 
 /** A sealed-secrets SealedSecret sent to a controller that does not serve them. */
@@ -76,11 +88,19 @@ export class Controller {
   private http?: HttpServer
   private resyncTimer?: NodeJS.Timeout
   private noKey = new Set<string>()
-  /** SealedSecrets being reconciled now, and those whose Secret changed meanwhile (decided when the reconcile ends). */
-  private readonly reconciling = new Set<string>()
-  private readonly recheck = new Set<string>()
+  /** Changes to the Secrets it wrote: another writer's, or the echo of its own write. */
+  private readonly changes = new SecretChanges({
+    isOwnWrite: (key, s) => !!s && this.kindOf(key)[1].isOwnWrite(s),
+    watched: (key) => {
+      const [ns, name] = this.kindOf(key)[2].split('/')
+      return this.ownedSecret(ns, name)
+    },
+    requeued: (key, retryInMs) => this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs}),
+  })
   private stopping?: Promise<void>
   private api!: ClusterApi
+  /** ExternalSecrets (unless --no-external-secrets). */
+  private external?: ExternalSync
 
   constructor(
     readonly o: ControllerOptions,
@@ -96,8 +116,10 @@ export class Controller {
         return k ? Math.max(0, (this.now().getTime() - k.created.getTime()) / 1000) : 0
       },
       leader: () => this.leading && this.mayWrite(),
-      queueDepth: () => this.queue?.length ?? 0,
+      queueDepth: () => (this.queue?.length ?? 0) + (this.external?.queueDepth ?? 0),
       sealedOnOldKeys: () => this.sealedOnOldKeys(),
+      externalNotReady: () => this.external?.notReady() ?? 0,
+      externalSyncAges: () => this.external?.syncAges() ?? [],
     })
   }
 
@@ -165,9 +187,10 @@ export class Controller {
 
   async start(): Promise<void> {
     const o = this.o
+    const kc = this.deps.api ? undefined : await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context})
     this.api =
       this.deps.api ??
-      (await clusterApi(await loadKubeConfig({kubeconfig: o.kubeconfig, context: o.context}), {
+      (await clusterApi(kc!, {
         onRetry: (e, attempt) => {
           this.metrics.apiRetries.inc()
           this.log.debug('retrying an API call', {error: describeError(e), attempt})
@@ -243,29 +266,20 @@ export class Controller {
       this.sealed.push(this.sealedReflector(KSEAL_KIND, this.reconciler, ns))
       if (this.bitnamiKind) this.bitnami.push(this.sealedReflector(this.bitnamiKind, this.bitnamiReconciler!, ns))
       // The Secrets it wrote, by label: drift (an edit, a deletion, another writer) re-queues the owner at once.
-      const secrets = api.secretsPath(ns)
       this.owned.push(
-        new Reflector<Secret>(
-          {
-            list: () => api.listSecrets(ns, OWNED_SELECTOR),
-            watch: (rv, onEvent, done) =>
-              api.watch(
-                secrets,
-                {resourceVersion: rv, labelSelector: OWNED_SELECTOR, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()},
-                onEvent,
-                done,
-              ),
-          },
-          {
-            upsert: (s, old) => {
-              if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.secretChanged(s)
-            },
-            delete: (s) => this.secretChanged(s),
-          },
-          {name: ns ? `owned Secrets in ${ns}` : 'owned Secrets', log: this.log, transform: slimSecret},
-        ),
+        labelledSecrets({
+          api,
+          namespace: ns,
+          selector: OWNED_SELECTOR,
+          name: ns ? `owned Secrets in ${ns}` : 'owned Secrets',
+          log: this.log,
+          watchTimeout: WATCH_TIMEOUT,
+          changed: (s) => this.secretChanged(s),
+        }),
       )
     }
+
+    if (o.externalSecrets) await this.startExternal(kc)
 
     // Each /v1/rotate request costs RSA work and needs no credentials, so the rate is capped.
     const rotateBucket =
@@ -321,6 +335,7 @@ export class Controller {
 
     this.keyReflector.start()
     for (const r of [...this.sealed, ...this.bitnami, ...this.owned]) r.start()
+    this.external?.start()
 
     const callbacks = {
       onStartedLeading: () => void this.startLeading(),
@@ -350,6 +365,37 @@ export class Controller {
     } else {
       callbacks.onStartedLeading()
     }
+  }
+
+  /** ExternalSecrets: their reflectors, and the sync that runs with each term as leader. */
+  private async startExternal(kc: KubeConfig | undefined): Promise<void> {
+    const {ExternalSync} = await import('./external/sync.js')
+    const {clusterAccess} = await import('./external/access.js')
+    const p = this.deps.providers ?? {}
+    const cluster = kc?.getCurrentCluster()
+    const ca = cluster?.caData
+      ? Buffer.from(cluster.caData, 'base64').toString('utf8')
+      : cluster?.caFile
+        ? readFileSync(cluster.caFile, 'utf8')
+        : undefined
+    this.external = new ExternalSync({
+      api: this.api,
+      access: this.deps.access ?? clusterAccess(this.api),
+      log: this.log,
+      identity: this.o.identity,
+      now: this.now,
+      keyNamespace: this.o.keyNamespace,
+      namespaces: this.o.namespaces,
+      workers: this.o.workers,
+      storeRate: this.o.storeRateLimit,
+      storeBurst: this.o.storeRateBurst,
+      aws: p.aws,
+      vault: p.vault,
+      // The kubernetes provider's default cluster: the one the controller runs in.
+      kubernetes: p.kubernetes ?? (cluster ? {defaultServer: {url: cluster.server, ca}} : undefined),
+      metrics: this.metrics,
+      watchTimeout: WATCH_TIMEOUT,
+    })
   }
 
   /** Whether this replica may write now: it holds the Lease (by the elector's monotonic deadline), or leader election is off. */
@@ -388,6 +434,7 @@ export class Controller {
     this.queue = queue
     this.enqueueAll(queue)
     this.workers = Array.from({length: Math.max(1, this.o.workers)}, () => this.work(queue, term.ctx))
+    this.external?.startLeading(term.ctx)
     if (this.o.resyncPeriodMs > 0) {
       this.resyncTimer = setInterval(() => this.enqueueAll(queue), this.o.resyncPeriodMs)
       this.resyncTimer.unref()
@@ -414,7 +461,7 @@ export class Controller {
     queue?.shutDown()
     this.reconciler?.reset()
     this.bitnamiReconciler?.reset()
-    await Promise.all([this.renewer?.stop(), ...workers])
+    await Promise.all([this.renewer?.stop(), ...workers, this.external?.stopLeading()])
     // Again once the old workers are done (they may have kept something on their way out), unless a new term began.
     if (!this.term) {
       this.reconciler?.reset()
@@ -444,23 +491,12 @@ export class Controller {
     return undefined
   }
 
-  /**
-   * A Secret the controller wrote changed or disappeared: its SealedSecret is reconciled again
-   * (through the key's backoff, so a writer fighting over it is met less and less often), unless the
-   * change is the echo of the controller's own last write. While its SealedSecret is being reconciled
-   * the echo cannot be told yet — the watch may bring the controller's own write before the write's
-   * answer says which resourceVersion it got — so the decision waits for the reconcile to end.
-   */
+  /** A Secret the controller wrote changed or disappeared (runtime/echoes.ts decides whether its SealedSecret is reconciled again). */
   private secretChanged(s: Secret): void {
-    const [reconciler, prefix] = this.ownerKind(s)
+    const [, prefix] = this.ownerKind(s)
     const key = prefix + objectKey(s)
     if (!this.queue || !this.lookup(key)) return
-    if (this.reconciling.has(key)) {
-      this.recheck.add(key)
-      return
-    }
-    if (reconciler.isOwnWrite(s)) return
-    this.requeueChanged(this.queue, key)
+    this.changes.changed(this.queue, key, s)
   }
 
   /** The reconciler (and queue-key prefix) of the kind of SealedSecret that owns a Secret: Bitnami's by its ownerReference, else kseal's. */
@@ -469,21 +505,6 @@ export class Controller {
     const bitnamiOwned =
       k && (s.metadata?.ownerReferences ?? []).some((r) => r.controller && r.kind === k.kind && r.apiVersion === `${k.group}/${k.version}`)
     return bitnamiOwned ? [this.bitnamiReconciler!, k.queuePrefix] : [this.reconciler, '']
-  }
-
-  private requeueChanged(queue: WorkQueue, key: string): void {
-    const ms = queue.addRateLimited(key)
-    if (ms !== undefined) this.log.debug('Secret changed: its SealedSecret is requeued', {sealedSecret: key, retryInMs: ms})
-  }
-
-  /** After a reconcile: a change to its Secret seen meanwhile is another writer's, unless the watched copy is now the controller's own write. */
-  private recheckChanged(queue: WorkQueue, key: string): void {
-    if (!this.recheck.delete(key)) return
-    const [, reconciler, plain] = this.kindOf(key)
-    const [ns, name] = plain.split('/')
-    const s = this.ownedSecret(ns, name)
-    if (s && reconciler.isOwnWrite(s)) return
-    this.requeueChanged(queue, key)
   }
 
   /** A queue key's reflectors, reconciler and `namespace/name`. */
@@ -523,15 +544,7 @@ export class Controller {
       {
         upsert: (obj, old) => {
           // Status writes (ours) do not bump the generation: they need no reconcile.
-          if (
-            !old ||
-            old.metadata.generation !== obj.metadata.generation ||
-            old.metadata.uid !== obj.metadata.uid ||
-            !!old.metadata.deletionTimestamp !== !!obj.metadata.deletionTimestamp ||
-            obj.metadata.generation === undefined
-          ) {
-            this.queue?.add(kind.queuePrefix + objectKey(obj))
-          }
+          if (specChanged(obj, old)) this.queue?.add(kind.queuePrefix + objectKey(obj))
         },
         delete: (obj) => {
           this.noKey.delete(kind.queuePrefix + objectKey(obj))
@@ -558,14 +571,12 @@ export class Controller {
       }
       const t0 = performance.now()
       let out: Outcome
-      this.reconciling.add(key)
+      this.changes.begin(key)
       try {
         out = await this.kindOf(key)[1].reconcile(obj, ctx)
       } catch (e) {
         this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
         out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
-      } finally {
-        this.reconciling.delete(key)
       }
       this.metrics.duration.observe((performance.now() - t0) / 1000)
       this.metrics.reconciles.inc({result: out.result})
@@ -579,7 +590,7 @@ export class Controller {
       } else if (!out.contested) {
         queue.forget(key)
       }
-      this.recheckChanged(queue, key)
+      this.changes.end(queue, key)
       queue.done(key)
     }
   }
@@ -590,7 +601,11 @@ export class Controller {
       this.log.info('shutting down')
       await this.stopLeading()
       await this.elector?.stop()
-      await Promise.all([this.keyReflector?.stop(), ...[...this.sealed, ...this.bitnami, ...this.owned].map((r) => r.stop())])
+      await Promise.all([
+        this.keyReflector?.stop(),
+        ...[...this.sealed, ...this.bitnami, ...this.owned].map((r) => r.stop()),
+        this.external?.stop(),
+      ])
       await this.http?.close()
       await this.pool.close()
       this.log.info('stopped')

@@ -37,6 +37,11 @@ export interface ControllerOptions {
   /** `/v1/rotate` requests a second, sustained (0: no limit), and how many may come at once. */
   rotateRateLimit: number
   rotateRateBurst: number
+  /** Sync ExternalSecrets from their stores (the kseal.dev/v1 ExternalSecret, SecretStore and ClusterSecretStore CRDs must be installed). */
+  externalSecrets: boolean
+  /** Remote calls a second to one store, sustained, and how many may go at once after a quiet spell. */
+  storeRateLimit: number
+  storeRateBurst: number
   /** HTTP listener limits: header and request timeouts, connection cap. */
   httpLimits?: Partial<HttpLimits>
   logLevel: Level
@@ -108,6 +113,19 @@ export const CONTROLLER_FLAGS = {
       '/v1/rotate requests a second, sustained; more are answered 429 with Retry-After (kseal reseal waits and retries). 0: no limit.',
   },
   'rotate-rate-burst': {type: 'integer', default: 20, description: '/v1/rotate requests allowed at once above the sustained rate.'},
+  'external-secrets': {
+    type: 'boolean',
+    default: true,
+    allowNo: true,
+    description: 'Sync ExternalSecrets from their SecretStores and ClusterSecretStores (AWS Secrets Manager, SSM, Vault KV, kubernetes).',
+  },
+  'store-rate-limit': {
+    type: 'integer',
+    default: 10,
+    description:
+      'Remote calls a second to one store (SecretStore or ClusterSecretStore), sustained; a store that throttles is paused for its Retry-After.',
+  },
+  'store-rate-burst': {type: 'integer', default: 20, description: 'Remote calls one store may get at once after a quiet spell.'},
   'http-header-timeout': {
     type: 'string',
     default: formatDuration(HTTP_LIMITS.headersTimeoutMs),
@@ -150,6 +168,8 @@ export function controllerOptions(given: FlagValues, env: Record<string, string 
   if (int('workers') < 1) throw new KsealError('ERR_USAGE', '--workers must be at least 1')
   if (int('rotate-rate-limit') < 0 || int('rotate-rate-burst') < 1)
     throw new KsealError('ERR_USAGE', '--rotate-rate-limit must be 0 or more and --rotate-rate-burst at least 1')
+  if (int('store-rate-limit') < 1 || int('store-rate-burst') < 1)
+    throw new KsealError('ERR_USAGE', '--store-rate-limit and --store-rate-burst must be at least 1')
   if (int('http-max-connections') < 1) throw new KsealError('ERR_USAGE', '--http-max-connections must be at least 1')
   if (!(d('http-header-timeout') > 0 && d('http-header-timeout') <= d('http-request-timeout'))) {
     throw new KsealError('ERR_USAGE', 'the HTTP timeouts need 0 < --http-header-timeout <= --http-request-timeout')
@@ -186,6 +206,9 @@ export function controllerOptions(given: FlagValues, env: Record<string, string 
     resyncPeriodMs: d('resync-period'),
     rotateRateLimit: int('rotate-rate-limit'),
     rotateRateBurst: int('rotate-rate-burst'),
+    externalSecrets: flags['external-secrets'] as boolean,
+    storeRateLimit: int('store-rate-limit'),
+    storeRateBurst: int('store-rate-burst'),
     httpLimits: {
       headersTimeoutMs: d('http-header-timeout'),
       requestTimeoutMs: d('http-request-timeout'),

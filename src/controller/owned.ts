@@ -7,7 +7,9 @@
  * made from a newer one. Ownership itself is the ownerReference, never the label.
  */
 import {RESERVED_PREFIX} from '../core/names.js'
-import type {Secret} from '../kube/api.js'
+import type {ClusterApi, Secret} from '../kube/api.js'
+import type {Logger} from './log.js'
+import {Reflector} from './runtime/reflector.js'
 
 export const OWNED_LABEL = `${RESERVED_PREFIX}owned-by`
 export const OWNED_LABEL_VALUE = 'sealedsecret'
@@ -84,4 +86,39 @@ export function secretGeneration(s: Secret): number | undefined {
 /** Whether the Secret carries the controller's label and the given generation. */
 export function marked(s: Secret, generation: number | undefined): boolean {
   return s.metadata?.labels?.[OWNED_LABEL] === OWNED_LABEL_VALUE && (generation === undefined || secretGeneration(s) === generation)
+}
+
+/**
+ * A watch on the Secrets a controller wrote, selected by label, kept slim (slimSecret): `changed` is
+ * called for each Secret that changed (a new resourceVersion) or went.
+ */
+export function labelledSecrets(o: {
+  api: ClusterApi
+  namespace: string | undefined
+  selector: string
+  name: string
+  log: Logger
+  watchTimeout: () => number
+  changed: (s: Secret) => void
+}): Reflector<Secret> {
+  const path = o.api.secretsPath(o.namespace)
+  return new Reflector<Secret>(
+    {
+      list: () => o.api.listSecrets(o.namespace, o.selector),
+      watch: (rv, onEvent, done) =>
+        o.api.watch(
+          path,
+          {resourceVersion: rv, labelSelector: o.selector, allowWatchBookmarks: true, timeoutSeconds: o.watchTimeout()},
+          onEvent,
+          done,
+        ),
+    },
+    {
+      upsert: (s, old) => {
+        if (old?.metadata?.resourceVersion !== s.metadata?.resourceVersion) o.changed(s)
+      },
+      delete: (s) => o.changed(s),
+    },
+    {name: o.name, log: o.log, transform: slimSecret},
+  )
 }

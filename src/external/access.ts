@@ -14,7 +14,8 @@ import {isObj, type Obj} from '../core/guards.js'
 import type {ServiceAccountToken, StoreAccess, TokenRequestSpec} from './store.js'
 import type {SecretKeyRef} from './types.js'
 
-function apiError(e: unknown, what: string): KsealError {
+/** A failed API call as the error a provider reports: ERR_NOT_FOUND, ERR_DENIED (401, 403) or ERR_BACKEND, naming `what`. */
+export function apiError(e: unknown, what: string): KsealError {
   const f = apiFailure(e)
   if (!f)
     return new KsealError(
@@ -29,7 +30,8 @@ function apiError(e: unknown, what: string): KsealError {
   return new KsealError('ERR_BACKEND', `${what}: ${msg}`)
 }
 
-function keyOf(data: Record<string, string> | undefined, ns: string, ref: SecretKeyRef): Uint8Array {
+/** One key of a Secret's data (base64) as bytes; ERR_NOT_FOUND when it has no such key. */
+export function keyOf(data: Record<string, string> | undefined, ns: string, ref: SecretKeyRef): Uint8Array {
   const v = data?.[ref.key]
   if (v === undefined || !Object.hasOwn(data!, ref.key))
     throw new KsealError('ERR_NOT_FOUND', `Secret ${ns}/${ref.name} has no key ${JSON.stringify(ref.key)}`)

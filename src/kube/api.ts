@@ -116,6 +116,15 @@ export interface ClusterApi {
   replaceSecret(namespace: string, name: string, body: Secret, ctx?: CallContext): Promise<Secret>
   deleteSecret(namespace: string, name: string, preconditions?: {uid?: string; resourceVersion?: string}, ctx?: CallContext): Promise<void>
   createEvent(namespace: string, body: CoreEvent, ctx?: CallContext): Promise<void>
+  /** A TokenRequest: a short-lived, audience-bound token for a ServiceAccount (not a write of state: no fence). */
+  createServiceAccountToken(
+    namespace: string,
+    name: string,
+    spec: {audiences: string[]; expirationSeconds: number},
+    ctx?: CallContext,
+  ): Promise<{token: string; expirationTimestamp?: Date}>
+  getServiceAccount(namespace: string, name: string, ctx?: CallContext): Promise<K8s.V1ServiceAccount | null>
+  getNamespace(name: string, ctx?: CallContext): Promise<K8s.V1Namespace | null>
   getLease(namespace: string, name: string, ctx?: CallContext): Promise<Lease | null>
   createLease(namespace: string, body: Lease, ctx?: CallContext): Promise<Lease>
   replaceLease(namespace: string, name: string, body: Lease, ctx?: CallContext): Promise<Lease>
@@ -234,6 +243,14 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
     async createEvent(namespace, body, ctx) {
       await r(() => core.createNamespacedEvent({namespace, body, fieldManager}, options(ctx)), ctx)
     },
+    async createServiceAccountToken(namespace, name, spec, ctx) {
+      const body = {apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec}
+      // The token is no write of state: the leader's fence does not apply, the term's signal does.
+      const t = await r(() => core.createNamespacedServiceAccountToken({namespace, name, body}, options(ctx && {signal: ctx.signal})), ctx)
+      return {token: t.status?.token ?? '', expirationTimestamp: t.status?.expirationTimestamp}
+    },
+    getServiceAccount: (namespace, name, ctx) => r(() => orNull(core.readNamespacedServiceAccount({namespace, name}, options(ctx))), ctx),
+    getNamespace: (name, ctx) => r(() => orNull(core.readNamespace({name}, options(ctx))), ctx),
     getLease: (namespace, name, ctx) => r(() => orNull(coord.readNamespacedLease({namespace, name}, options(ctx))), ctx),
     createLease: (namespace, body, ctx) => r(() => coord.createNamespacedLease({namespace, body, fieldManager}, options(ctx)), ctx),
     replaceLease: (namespace, name, body, ctx) =>

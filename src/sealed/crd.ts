@@ -67,28 +67,31 @@ export const SEALED_SPEC_SCHEMA: StructuralSchema = {
   },
 }
 
+/** `status.conditions` of every kind the controller reports on: one condition per type. */
+export const CONDITIONS_SCHEMA: StructuralSchema = {
+  type: 'array',
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+  items: {
+    type: 'object',
+    required: ['type', 'status'],
+    properties: {
+      type: str,
+      status: {type: 'string', enum: ['True', 'False', 'Unknown']},
+      reason: str,
+      message: str,
+      lastTransitionTime: {type: 'string', format: 'date-time'},
+      observedGeneration: {type: 'integer', format: 'int64'},
+    },
+  },
+}
+
 /** `status`: what the controller reports (the Synced condition). */
 const STATUS_SCHEMA: StructuralSchema = {
   type: 'object',
   properties: {
     observedGeneration: {type: 'integer', format: 'int64'},
-    conditions: {
-      type: 'array',
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['type'],
-      items: {
-        type: 'object',
-        required: ['type', 'status'],
-        properties: {
-          type: str,
-          status: {type: 'string', enum: ['True', 'False', 'Unknown']},
-          reason: str,
-          message: str,
-          lastTransitionTime: {type: 'string', format: 'date-time'},
-          observedGeneration: {type: 'integer', format: 'int64'},
-        },
-      },
-    },
+    conditions: CONDITIONS_SCHEMA,
   },
 }
 

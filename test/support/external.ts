@@ -4,6 +4,8 @@ import path from 'node:path'
 import {parseExternalSecret, parseSecretStore} from '../../src/external/schema.js'
 import type {ExternalSecret, SecretStore} from '../../src/external/types.js'
 import {FIXTURES} from './cli.js'
+import type {K8sApiServer} from './k8s-api-server.js'
+import type {VaultServer} from './vault/server.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>
@@ -37,4 +39,44 @@ export const TEST_TLS = {
   ca: readFileSync(path.join(FIXTURES, 'tls', 'ca.crt'), 'utf8'),
   cert: readFileSync(path.join(FIXTURES, 'tls', 'server.crt'), 'utf8'),
   key: readFileSync(path.join(FIXTURES, 'tls', 'server.key'), 'utf8'),
+}
+
+/**
+ * Vault's Kubernetes login against the API test server: a reviewer ServiceAccount (namespace
+ * `vault`) whose token Vault reviews others' with, the store's ServiceAccount, and a role (audience
+ * `vault`, policy `<role>`) bound to it.
+ */
+export function vaultKubernetesLogin(
+  k8s: K8sApiServer,
+  vault: VaultServer,
+  o: {namespace: string; serviceAccount: string; role: string; ttl?: number},
+): void {
+  for (const [namespace, name] of [
+    [o.namespace, o.serviceAccount],
+    ['vault', 'vault-reviewer'],
+  ])
+    k8s.putObject({apiVersion: 'v1', kind: 'ServiceAccount', metadata: {name, namespace}})
+  vault.enableKubernetesAuth({
+    kubernetesHost: k8s.url,
+    tokenReviewerJwt: k8s.issueServiceAccountToken('vault', 'vault-reviewer', {expirationSeconds: 365 * 86_400}).token,
+  })
+  vault.putKubernetesRole(o.role, {
+    boundServiceAccountNames: [o.serviceAccount],
+    boundServiceAccountNamespaces: [o.namespace],
+    audience: 'vault',
+    policies: [o.role],
+    ...(o.ttl ? {ttl: o.ttl, maxTtl: o.ttl} : {}),
+  })
+}
+
+/** A SecretStore on a Vault KV v2 mount `secret`, logging in as `serviceAccount` with role `role` (audience vault). */
+export function vaultStoreManifest(name: string, namespace: string, server: string, serviceAccount: string, role: string): Obj {
+  return storeManifest(name, namespace, {
+    vault: {
+      server,
+      path: 'secret',
+      version: 'v2',
+      auth: {kubernetes: {mountPath: 'kubernetes', role, serviceAccountRef: {name: serviceAccount, audiences: ['vault']}}},
+    },
+  })
 }

@@ -1348,6 +1348,13 @@ export const SEALED_SECRET_DEFINITION: ResourceDefinition = {
   custom: true,
 }
 
+/** kseal's ExternalSecret CRDs (deploy/ installs them with the SealedSecret's). */
+export const EXTERNAL_DEFINITIONS: ResourceDefinition[] = [
+  {resource: 'externalsecrets', kind: 'ExternalSecret', singular: 'externalsecret', namespaced: true, shortNames: ['es']},
+  {resource: 'secretstores', kind: 'SecretStore', singular: 'secretstore', namespaced: true, shortNames: ['ss']},
+  {resource: 'clustersecretstores', kind: 'ClusterSecretStore', singular: 'clustersecretstore', namespaced: false, shortNames: ['css']},
+].map((d) => ({group: 'kseal.dev', version: 'v1', statusSubresource: true, custom: true, ...d}))
+
 export function builtinResources(): ResourceDefinition[] {
   return [
     {
@@ -1475,6 +1482,7 @@ export function builtinResources(): ResourceDefinition[] {
       validate: validateLease,
     },
     SEALED_SECRET_DEFINITION,
+    ...EXTERNAL_DEFINITIONS,
     SERVICE_ACCOUNT_DEFINITION,
   ]
 }

@@ -29,6 +29,10 @@ export interface MetricSources {
   leader: () => boolean
   queueDepth: () => number
   sealedOnOldKeys?: () => number
+  /** ExternalSecrets whose Ready condition is not True. */
+  externalNotReady?: () => number
+  /** Seconds since each ExternalSecret's last successful sync: [namespace, name, seconds]. */
+  externalSyncAges?: () => Iterable<[string, string, number]>
 }
 
 export class ControllerMetrics {
@@ -44,6 +48,9 @@ export class ControllerMetrics {
   readonly renewals: Counter<'trigger'>
   readonly renewalRequests: Counter<'via'>
   readonly reseals: Counter<'result'>
+  readonly externalSyncs: Counter<'provider' | 'result'>
+  readonly externalCalls: Counter<'provider' | 'result'>
+  readonly externalThrottled: Counter
 
   constructor(sources: MetricSources) {
     const registers = [this.registry]
@@ -97,6 +104,32 @@ export class ControllerMetrics {
       '/v1/rotate requests by result (resealed, unchanged: already sealed to the newest key, failed, limited: refused by the rate limit).',
       ['result'],
     )
+    this.externalSyncs = counter(
+      'kseal_external_secret_syncs_total',
+      'ExternalSecret syncs by provider and result (synced: the Secret was written; unchanged: fetched, already up to date; deleted: deletionPolicy Delete; failed; skipped: nothing due, no fetch; paced: waited for the store rate limit; stale; aborted). provider is "none" when no store was called.',
+      ['provider', 'result'],
+    )
+    this.externalCalls = counter(
+      'kseal_external_store_calls_total',
+      'Remote calls to external stores by provider and result (ok, not_found, denied, throttled, error).',
+      ['provider', 'result'],
+    )
+    this.externalThrottled = counter(
+      'kseal_external_store_throttled_total',
+      'Times a store answered "slow down": its calls were paused for its Retry-After, then paced.',
+    )
+    gauge('kseal_external_secrets_not_ready', 'ExternalSecrets whose Ready condition is not True.', sources.externalNotReady ?? (() => 0))
+    const ages = sources.externalSyncAges
+    new PromGauge({
+      name: 'kseal_external_secret_sync_age_seconds',
+      help: 'Seconds since the last successful sync of each ExternalSecret (one series per ExternalSecret that has synced: cardinality is the number of ExternalSecrets; a series goes when its ExternalSecret does).',
+      labelNames: ['namespace', 'name'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [namespace, name, seconds] of ages?.() ?? []) this.set({namespace, name}, seconds)
+      },
+    })
     gauge('kseal_keys', 'Sealing keys loaded (all of them open SealedSecrets; the newest seals).', sources.keys)
     gauge('kseal_key_age_seconds', 'Age of the newest sealing key.', sources.keyAgeSeconds)
     gauge(

@@ -36,6 +36,19 @@ const isStreamCut = (e: unknown) => ['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET',
 
 export const objectKey = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`
 
+/**
+ * Whether a watched object needs reconciling: it is new, its spec changed (generation), it was
+ * replaced (uid), its deletion began, or it has no generation to tell. A status write (the
+ * controller's own) bumps none of these.
+ */
+export function specChanged(obj: KubeObject, old: KubeObject | undefined): boolean {
+  const m = obj.metadata ?? {}
+  const o = old?.metadata
+  return (
+    !o || o.generation !== m.generation || o.uid !== m.uid || !!o.deletionTimestamp !== !!m.deletionTimestamp || m.generation === undefined
+  )
+}
+
 export class Reflector<T extends KubeObject> {
   readonly cache = new Map<string, T>()
   private stopped = false

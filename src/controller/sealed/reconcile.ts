@@ -16,10 +16,11 @@
  * ends, the reconcile stops where it is.
  */
 import {performance} from 'node:perf_hooks'
-import {isKsealError, scrubUrls} from '../../core/errors.js'
-import {CONTROLLER_NAME, RESERVED_PREFIX} from '../../core/names.js'
+import {isKsealError} from '../../core/errors.js'
+import {RESERVED_PREFIX} from '../../core/names.js'
 import type {SealedSecretObject} from '../../sealed/types.js'
-import {type CallContext, type ClusterApi, type CoreEvent, FIELD_MANAGER, type Secret} from '../../kube/api.js'
+import {type CallContext, type ClusterApi, FIELD_MANAGER, type Secret} from '../../kube/api.js'
+import {eventFor} from '../events.js'
 import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNotLeader} from '../../kube/errors.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
@@ -35,7 +36,6 @@ import {
   SPEC_HASH_ANNOTATION,
 } from '../owned.js'
 
-export const COMPONENT = CONTROLLER_NAME
 export const SYNCED = 'Synced'
 /** Conflicts in a row on one Secret after which the Synced condition says who fights over it. */
 export const CONFLICT_LIMIT = 5
@@ -667,36 +667,20 @@ export class Reconciler {
     log: Logger,
     ctx: CallContext,
   ): Promise<void> {
-    const now = this.now()
     const ns = sealed.metadata.namespace ?? 'default'
-    const body: CoreEvent = {
-      apiVersion: 'v1',
-      kind: 'Event',
-      metadata: {
-        name: `${(sealed.metadata.name ?? '').slice(0, 200)}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff)
-          .toString(16)
-          .padStart(4, '0')}`,
-        namespace: ns,
-      },
-      involvedObject: {
+    const body = eventFor(
+      {
         apiVersion: `${this.kind.group}/${this.kind.version}`,
         kind: this.kind.kind,
-        name: sealed.metadata.name,
+        name: sealed.metadata.name ?? '',
         namespace: ns,
         uid: sealed.metadata.uid,
         resourceVersion: sealed.metadata.resourceVersion,
       },
-      reason,
-      message: scrubUrls(message).slice(0, 1024),
-      type,
-      action: 'Unseal',
-      source: {component: COMPONENT},
-      reportingComponent: COMPONENT,
-      reportingInstance: this.o.identity,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
-    }
+      {type, reason, message, action: 'Unseal'},
+      this.o.identity,
+      this.now(),
+    )
     try {
       await this.o.api.createEvent(ns, body, ctx)
     } catch (e) {
