@@ -9,7 +9,7 @@
 import {performance} from 'node:perf_hooks'
 import {RsaDecryptPool} from '../../keys/rsa-pool.js'
 import {SEALED_GROUP, SEALED_PLURAL, SEALED_VERSION, type SealedSecretObject} from '../sealed/types.js'
-import {HTTP_LIMITS, type HttpLimits, startHttpServer, type HttpServer} from './http/server.js'
+import {HTTP_LIMITS, startHttpServer, type HttpServer} from './http/server.js'
 import {KEY_WATCH_SELECTOR} from '../sealed/sealing-key.js'
 import {type KeyListEntry, keyList, sealedOnOldKeys, sealingKeyOf} from './keystore/accounting.js'
 import {KeyRenewer, type RenewTrigger} from './keystore/renewer.js'

@@ -4,7 +4,6 @@
  * (each opens the SealedSecrets sealed to it, chosen by key id); the newest is the one published for
  * sealing.
  */
-import crypto from 'node:crypto'
 import {RsaIdentity} from '../../../keys/rsa.js'
 import type {RsaDecryptPool} from '../../../keys/rsa-pool.js'
 import {KsealError} from '../../core/errors.js'

@@ -2,7 +2,6 @@
 import {errors} from './status.js'
 import type {KubeObject} from './types.js'
 import {clone, deepEqual, isObj} from './util.js'
-import {patch, remove} from './write.js'
 
 export function jsonMergePatch(target: unknown, patch: unknown): unknown {
   if (!isObj(patch)) return clone(patch)

@@ -25,7 +25,7 @@
  * in new namespaces; deleted objects count as gone at once (no one-minute grace); the authorizer is a
  * function, not RBAC objects.
  */
-import {createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign, verify} from 'node:crypto'
+import {createHash, generateKeyPairSync, type KeyObject, randomUUID, sign, verify} from 'node:crypto'
 import {type Clock, systemClock} from '../clock.js'
 import type {StatusError} from './status.js'
 import type {FieldError, KubeObject, RequestInfo, ResourceDefinition} from './types.js'
