@@ -72,7 +72,7 @@ export function gcPass(s: Server): void {
 export function gcObject(s: Server, def: Def, obj: KubeObject): void {
   const m = obj.metadata as KubeObject
   const live = s.bucket(def).objects.get(objKey(m.namespace, m.name))
-  if (live !== obj) return // changed during s pass
+  if (live !== obj) return // changed during this pass
   const fins = (m.finalizers as string[] | undefined) ?? []
   if (m.deletionTimestamp && fins.includes('orphan')) {
     for (const dep of dependentsOf(s, m.uid)) {

@@ -95,7 +95,7 @@ export function validateMeta(s: Server, def: Def, obj: KubeObject, old: KubeObje
   if (def.namespaced) {
     if (!m.namespace) errs.push(fe.required('metadata.namespace'))
     else for (const msg of isDNS1123Label(m.namespace)) errs.push(fe.invalid('metadata.namespace', m.namespace, msg))
-  } else if (m.namespace) errs.push(fe.forbidden('metadata.namespace', 'not allowed on s type'))
+  } else if (m.namespace) errs.push(fe.forbidden('metadata.namespace', 'not allowed on this type'))
   if (m.generation !== undefined && m.generation < 0)
     errs.push(fe.invalid('metadata.generation', m.generation, 'must be greater than or equal to 0'))
   if (m.labels !== undefined) {

@@ -205,7 +205,7 @@ export function patch(
     ? [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.apply]
     : [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic, PATCH_TYPES.apply]
   if (ct === PATCH_TYPES.apply) {
-    // Server-side apply is NOT implemented by s test server (field ownership, managedFields,
+    // Server-side apply is NOT implemented by this test server (field ownership, managedFields,
     // conflicts...). Fail loudly with 415 rather than pretend.
     throw errors.unsupportedMediaType(accepted, ' (server-side apply is not supported by the kseal test API server)')
   }
