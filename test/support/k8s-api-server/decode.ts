@@ -142,7 +142,8 @@ export function parseBody(
   }
   if (!isObj(parsed))
     throw errors.badRequest(
-      `couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonTypeName(parsed)} into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }`,
+      `couldn't get version/kind; json parse error: json: cannot unmarshal ${jsonTypeName(parsed)} into Go value of type ` +
+        'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }',
     )
   return decodeTyped(s, def, parsed, q.fieldValidation, 'body')
 }

@@ -53,7 +53,10 @@ export async function list(s: Server, def: Def, ns: string | undefined, q: Recor
       if (token.rv < b.compactedRv) {
         const inconsistent = Buffer.from(JSON.stringify({v: 'meta.k8s.io/v1', rv: -1, start})).toString('base64')
         throw errors.expired(
-          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.',
+          'The provided continue parameter is too old to display a consistent list result. ' +
+            'You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. ' +
+            'Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted ' +
+            'between the time the first chunk was returned and now may show up in the list.',
           {continue: inconsistent},
         )
       }

@@ -424,7 +424,8 @@ export class ServiceAccountTokens {
         throw this.host.status(
           409,
           'Conflict',
-          `Operation cannot be fulfilled on ${ref.kind} ${JSON.stringify(ref.name)}: the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`,
+          `Operation cannot be fulfilled on ${ref.kind} ${JSON.stringify(ref.name)}: ` +
+            `the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`,
           {name: ref.name, kind: ref.kind},
         )
       }

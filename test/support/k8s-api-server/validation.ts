@@ -15,10 +15,16 @@ export const QUALIFIED_NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/
 export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/
 export const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/
 
+// The apiserver's messages, word for word (k8s.io/apimachinery/pkg/util/validation).
+const ALNUM_ENDS = 'must start and end with an alphanumeric character'
+const QUALIFIED_NAME_EXAMPLES =
+  "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
 export const MSG_SUBDOMAIN =
-  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+  `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and ${ALNUM_ENDS} ` +
+  "(e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 export const MSG_LABEL =
-  "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+  `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and ${ALNUM_ENDS} ` +
+  "(e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 
 export function isDNS1123Subdomain(v: string): string[] {
   const errs: string[] = []
@@ -45,15 +51,14 @@ export function isQualifiedName(v: string): string[] {
     else errs.push(...isDNS1123Subdomain(prefix).map((m) => `prefix part ${m}`))
   } else if (parts.length > 2) {
     return [
-      "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+      `a qualified name must consist of alphanumeric characters, '-', '_' or '.', and ${ALNUM_ENDS} ${QUALIFIED_NAME_EXAMPLES} ` +
+        "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
     ]
   }
   if (name.length === 0) errs.push('name part must be non-empty')
   else if (name.length > 63) errs.push('name part must be no more than 63 characters')
   if (name.length > 0 && !QUALIFIED_NAME_PART.test(name)) {
-    errs.push(
-      "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
-    )
+    errs.push(`name part must consist of alphanumeric characters, '-', '_' or '.', and ${ALNUM_ENDS} ${QUALIFIED_NAME_EXAMPLES}`)
   }
   return errs
 }
@@ -63,7 +68,8 @@ export function isLabelValue(v: string): string[] {
   if (v.length > 63) errs.push('must be no more than 63 characters')
   if (!LABEL_VALUE.test(v)) {
     errs.push(
-      "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+      `a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and ${ALNUM_ENDS} ` +
+        "(e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
     )
   }
   return errs
