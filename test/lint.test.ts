@@ -5,7 +5,9 @@
  */
 import {describe, expect, it} from '@jest/globals'
 import {ESLint} from 'eslint'
+import {readFileSync} from 'node:fs'
 import path from 'node:path'
+import {pathToFileURL} from 'node:url'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const eslint = new ESLint({cwd: ROOT})
@@ -60,5 +62,16 @@ describe('lint: the import direction', () => {
   it('production code never imports test code', async () => {
     const bad = await directionFindings('src/sealed/x.ts', `import {until} from '../../test/support/until.js'\nexport const x = until\n`)
     expect(bad).toHaveLength(1)
+  })
+})
+
+describe('lint: the rule and docs/ARCHITECTURE.md name the same folders', () => {
+  it('every folder of the rule has its row in the map, and every row of the map is in the rule', async () => {
+    const config = pathToFileURL(path.join(ROOT, 'eslint.config.js')).href
+    const {MAY_IMPORT} = (await import(config)) as {MAY_IMPORT: Record<string, string[]>}
+    const doc = readFileSync(path.join(ROOT, 'docs', 'ARCHITECTURE.md'), 'utf8')
+    const rows = [...doc.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!.replace(/\/$/, ''))
+    const folders = Object.keys(MAY_IMPORT).filter((f) => !f.endsWith('.ts'))
+    expect(rows.sort()).toEqual(folders.sort())
   })
 })
