@@ -67,7 +67,7 @@ async function main() {
       if (failed || passed !== 1) {
         const why = failed ? 'fails alone' : `the name picks ${passed} tests`
         failures.push({...t, why})
-        const logFile = path.join(os.tmpdir(), `kseal-isolation-${failures.length}.log`)
+        const logFile = `${scratch}-${failures.length}.log`
         writeFileSync(logFile, log)
         console.log(`✕ ${t.file} › ${t.name}: ${why} (output: ${logFile})`)
       } else if (done % 25 === 0) console.log(`… ${done}/${tests.length}`)

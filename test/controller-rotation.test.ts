@@ -127,9 +127,29 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
   })
 
   it('a --key-cutoff that falls due retires the newest key at once (no certificate) and the leader makes a newer one', async () => {
-    const ns = 'clock'
+    const ns = 'cutoff'
     let now = new Date('2026-02-10T00:00:00Z')
     const cutoff = new Date('2026-02-10T12:00:00Z')
+    // A key made before the cutoff, by a controller of its own.
+    const earlier = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: ns,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'before-cutoff',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger, now: () => new Date('2026-02-01T00:00:00Z')},
+    )
+    try {
+      await until(() => earlier.keys.size === 1, 'a key from before the cutoff')
+    } finally {
+      await earlier.stop()
+    }
     const before = keySecrets(ns).length
     const c = await startController(
       {
