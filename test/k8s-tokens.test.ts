@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node'
 import {TestClock} from './support/clock.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
-import type {AuthorizationAttributes} from './support/k8s-tokens.js'
+import type {AuthorizationAttributes} from './support/k8s-api-server.js'
 
 const NS = 'apps'
 const clock = new TestClock()

@@ -49,6 +49,7 @@ export {goBase64Decode} from './k8s-api-server/resources/secret.js'
 export {resolveRequest} from './k8s-api-server/request.js'
 export {SEALED_SECRET_DEFINITION, builtinResources} from './k8s-api-server/resources/builtins.js'
 export {startK8sApiServer} from './k8s-api-server/server.js'
+export type {AuthorizationAttributes, Authorizer, IssueOptions, IssuedToken, TokenOptions, UserInfo} from './k8s-api-server/tokens.js'
 
 /*
  * SIMPLIFICATIONS (things a real kube-apiserver does that this one does not):
@@ -57,7 +58,7 @@ export {startK8sApiServer} from './k8s-api-server/server.js'
  * - Strategic merge patch only knows the merge keys of metadata.finalizers / metadata.ownerReferences.
  * - CRDs have no OpenAPI schema: no pruning, defaulting or schema validation; objects are stored as sent.
  * - No RBAC objects: an optional authorizer function (options.tokens) decides; no admission webhooks, quota,
- *   Event TTL, graceful deletion periods or pod-specific behaviour. ServiceAccount tokens: see k8s-tokens.ts.
+ *   Event TTL, graceful deletion periods or pod-specific behaviour. ServiceAccount tokens: see k8s-api-server/tokens.ts.
  * - The watch history is a fixed-size ring per resource (the real cache is sized/aged dynamically).
  * - Typed "omitempty" is approximated by dropping nulls and empty metadata collections for built-ins.
  */

@@ -102,7 +102,7 @@ export interface K8sApiServerOptions {
   /** Reported by /version. Default 1.31. */
   version?: {major: string; minor: string}
   /**
-   * ServiceAccount tokens (k8s-tokens.ts): issuer, API audiences, max token expiration, clock, and
+   * ServiceAccount tokens (tokens.ts): issuer, API audiences, max token expiration, clock, and
    * an authorizer deciding what each user may do (none: everything is allowed).
    */
   tokens?: TokenOptions
