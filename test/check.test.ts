@@ -198,6 +198,11 @@ describe('.pre-commit-hooks.yaml', () => {
     mkdirSync(bin)
     writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`)
     chmodSync(path.join(bin, 'kseal'), 0o755)
+    // The staged files it is handed (the same as the working-tree tests have, written here too).
+    mkdirSync(path.join(repo, 'tree'), {recursive: true})
+    writeFileSync(path.join(repo, 'tree', 'db.yaml'), PLAIN_DB)
+    writeFileSync(path.join(repo, 'tree', 'db.enc.yaml'), encDb)
+    writeFileSync(path.join(repo, 'tree', 'notes.txt'), 'password: s3cr3t')
     const files = ['tree/db.yaml', 'tree/db.enc.yaml', 'tree/notes.txt'].filter((f) => new RegExp(hook.files).test(f))
     const run = (names: string[]) =>
       spawnSync('sh', ['-c', `${hook.entry} "$@"`, 'hook', ...names], {

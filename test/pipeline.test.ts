@@ -149,6 +149,7 @@ describe('kseal decrypt in a pipe', () => {
   })
 
   it('in a pipeline a failure stops the deploy: kubectl gets nothing to apply, and pipefail sees exit 3', async () => {
+    writeFileSync(path.join(dir, 'rendered.yaml'), encrypted)
     writeFileSync(path.join(dir, 'applied.yaml'), 'untouched')
     const r = await sh('kustomize build . | kseal decrypt | kubectl apply -f -', {env: {KSEAL_KEYS: undefined}})
     expect(readFileSync(path.join(dir, 'applied.yaml'), 'utf8')).toBe('')
