@@ -63,8 +63,10 @@ async function main() {
       const {results, log} = await jest(['--testPathPatterns', escape(path.resolve(t.file)), '--testNamePattern', `^${escape(t.name)}$`])
       const passed = results?.numPassedTests ?? 0
       const failed = results?.numFailedTests ?? 0
+      // jest matches -t without regard to case: tests whose names differ only in case run together.
+      const same = tests.filter((o) => o.file === t.file && o.name.toLowerCase() === t.name.toLowerCase()).length
       done++
-      if (failed || passed !== 1) {
+      if (failed || passed !== same) {
         const why = failed ? 'fails alone' : `the name picks ${passed} tests`
         failures.push({...t, why})
         const logFile = `${scratch}-${failures.length}.log`
