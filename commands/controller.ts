@@ -53,6 +53,7 @@ kseal.dev/renew-requested-at). Logs are JSON lines on stderr; SIGTERM shuts down
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
     })
     // On-demand renewal, listened for from the start: a listener also keeps Node from opening its inspector on SIGUSR1.
+    // eslint-disable-next-line prefer-const -- assigned once the controller has started; the signal handler reads it before
     let started: {requestRenewal(t: 'signal'): Promise<void>} | undefined
     let pending = false
     const renew = () =>

@@ -24,7 +24,8 @@ const EXIT_MEANINGS = {
   RUNTIME:
     'runtime failure: I/O (a missing or unreadable file), a key backend or a service (KMS, gpg, the cluster, the controller); also `kseal check` finding a plaintext Secret',
   USAGE:
-    'usage error or malformed input: bad flags, broken YAML or JSON, a value kubectl would read differently, a Helm template, invalid base64 in `data`, a binary file, a key file with loose permissions, a bad `.kseal.yaml`',
+    'usage error or malformed input: bad flags, broken YAML or JSON, a value kubectl would read differently, a Helm template, ' +
+    'invalid base64 in `data`, a binary file, a key file with loose permissions, a bad `.kseal.yaml`',
   DECRYPT:
     'decryption or integrity failure: no matching key, a wrong key, tampered or moved values, a changed recipient list, an unknown format version',
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the whole set-up and test run on a fresh machine (after `npm ci`).
-// 1. checks the code's format (prettier; `npm run format` fixes it), installs the peer tools the interoperability tests drive (the Debian `age` binary),
+// 1. runs the checks of `npm run lint` (ESLint: the import direction of docs/ARCHITECTURE.md and
+//    typescript-eslint's checks; prettier's format check, `npm run format` fixes it), installs the peer
+//    tools the interoperability tests drive (the Debian `age` binary),
 // 2. builds dist/ and oclif.manifest.json (the CLI tests run the built CLI, as users do),
 // 3. runs jest (ESM) over test/. Extra arguments go to jest: `npm test -- test/envelope.test.ts`.
 import {spawnSync} from 'node:child_process'
@@ -15,6 +17,7 @@ function run(cmd, args, env = process.env) {
 }
 
 // The tree must be clean of lint and format findings before anything is built (`npm run lint`).
+run(process.execPath, ['node_modules/eslint/bin/eslint.js', '.'])
 run(process.execPath, ['node_modules/prettier/bin/prettier.cjs', '--check', '--log-level', 'warn', '**/*.{ts,mjs,js}'])
 ensureTools()
 run(process.execPath, ['scripts/build.mjs'])

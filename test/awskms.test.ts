@@ -355,15 +355,13 @@ describe('awskms: errors a user can act on, never with the data key', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
     const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
     try {
-      const started = Date.now()
       const err = await failure(
         encryptFor([`awskms:${key.arn}`], secrets(1), awsEnv({AWS_ENDPOINT_URL_KMS: url, KSEAL_KMS_TIMEOUT: '0.3', AWS_MAX_ATTEMPTS: '2'})),
       )
-      const took = Date.now() - started
       expect([err.code, err.exitCode]).toEqual(['ERR_BACKEND', 1])
       expect(err.message).toBe(`cannot reach AWS KMS at ${url}: no answer within 0.3 s (KSEAL_KMS_TIMEOUT)`)
-      expect(took).toBeGreaterThanOrEqual(550)
-      expect(took).toBeLessThan(4000)
+      // Each of the two attempts timed out on a connection of its own, and there was no third.
+      expect(sockets).toHaveLength(2)
     } finally {
       for (const s of sockets) s.destroy()
       await new Promise<void>((r) => silent.close(() => r()))

@@ -22,18 +22,19 @@ import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k
 import {tool} from './support/tools.js'
 import {until} from './support/until.js'
 
-type Obj = Record<string, any>
+type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 interface Rule {
   apiGroups: string[]
   resources: string[]
   verbs: string[]
 }
 const DEPLOY = path.join(ROOT, 'deploy')
-const docs = (file: string): any[] => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS())
+const docs = (file: string): any[] => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS()) // eslint-disable-line @typescript-eslint/no-explicit-any
 const grants = (rules: Rule[]) =>
   rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
 
 /** Builds a kustomization (written in a temp dir beside a link to deploy/) with kubectl kustomize. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function build(kustomization: string): any[] {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kseal-bitnami-overlay-'))
   try {

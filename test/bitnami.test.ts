@@ -13,7 +13,7 @@ import {parse} from 'yaml'
 import {MAX_BITNAMI_DATA, openBitnami, parseBitnami, unsealBitnami} from '../src/formats/bitnami.js'
 import {FIXTURES, INTEROP} from './support/cli.js'
 
-type Obj = Record<string, any>
+type Obj = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 const SS = path.join(INTEROP, 'sealed-secrets')
 const HERE = path.join(FIXTURES, 'bitnami')
 const key = crypto.createPrivateKey(readFileSync(path.join(SS, 'tls.key')))

@@ -13,7 +13,20 @@ import {tool} from './support/tools.js'
 
 const secret = (name: string, body: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: prod\n${body}`
 const PLAIN_DB = secret('db', 'stringData:\n  password: s3cr3t\n  user: admin\ndata:\n  empty:\n')
-const LIST = `apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: in-list}\n    data:\n      token: aGVsbG8=\n`
+const LIST = [
+  'apiVersion: v1',
+  'kind: List',
+  'items:',
+  '  - apiVersion: v1',
+  '    kind: ConfigMap',
+  '    metadata: {name: c}',
+  '  - apiVersion: v1',
+  '    kind: Secret',
+  '    metadata: {name: in-list}',
+  '    data:',
+  '      token: aGVsbG8=',
+  '',
+].join('\n')
 const HELM_SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Values.name }}\nstringData:\n  pw: {{ .Values.pw }}\n'
 const TEMPLATE =
   'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{- include "labels" . | nindent 4 }}\n'
@@ -185,6 +198,11 @@ describe('.pre-commit-hooks.yaml', () => {
     mkdirSync(bin)
     writeFileSync(path.join(bin, 'kseal'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`)
     chmodSync(path.join(bin, 'kseal'), 0o755)
+    // The staged files it is handed (the same as the working-tree tests have, written here too).
+    mkdirSync(path.join(repo, 'tree'), {recursive: true})
+    writeFileSync(path.join(repo, 'tree', 'db.yaml'), PLAIN_DB)
+    writeFileSync(path.join(repo, 'tree', 'db.enc.yaml'), encDb)
+    writeFileSync(path.join(repo, 'tree', 'notes.txt'), 'password: s3cr3t')
     const files = ['tree/db.yaml', 'tree/db.enc.yaml', 'tree/notes.txt'].filter((f) => new RegExp(hook.files).test(f))
     const run = (names: string[]) =>
       spawnSync('sh', ['-c', `${hook.entry} "$@"`, 'hook', ...names], {

@@ -190,7 +190,10 @@ describe('inspect', () => {
   })
 
   it('reports a file it cannot read as decrypt does: file, document, line; exit 2; nothing on stdout', async () => {
-    const good = path.join(dir, 'inspect.yaml')
+    const good = path.join(dir, 'inspect-good.yaml')
+    const enc = await kseal(['encrypt', '-r', `rsa:${TEAM_CERT}`], {input: secret('g')})
+    expect(enc.code).toBe(0)
+    writeFileSync(good, enc.stdout)
     const broken = path.join(dir, 'inspect-broken.yaml')
     writeFileSync(broken, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n data: [unclosed\n')
     const problem = `${broken}: document 1: malformed YAML at line 5, column 1: All mapping items must start at the same column`

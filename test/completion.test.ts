@@ -30,7 +30,8 @@ describe('kseal autocomplete', () => {
     expect(script.stdout).toContain(`KSEAL_AC_BASH_SETUP_PATH=${path.join(cache, 'kseal', 'autocomplete', 'bash_setup')}`)
   })
 
-  it('the bash completion completes commands and their flags', () => {
+  it('the bash completion completes commands and their flags', async () => {
+    expect((await kseal(['autocomplete', 'bash'], {env: env()})).code).toBe(0) // builds the cache it sources
     const complete = (words: string[]) => {
       const line = `source "${path.join(cache, 'kseal', 'autocomplete', 'bash_setup').replace(/"/g, '\\"')}"
 COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; COMP_LINE="${words.join(' ')}"

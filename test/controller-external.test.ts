@@ -79,8 +79,6 @@ async function apply(obj: KubeObject): Promise<KubeObject> {
     }
   }
 }
-const remove = (kind: string, ns: string | undefined, name: string) =>
-  call('DELETE', `/apis/kseal.dev/v1${ns ? `/namespaces/${ns}` : ''}/${plural[kind]}/${name}`)
 
 const awsStore = (name: string, ns: string | undefined, extra: KubeObject = {}) =>
   storeManifest(name, ns, {aws: {service: 'SecretsManager', region: 'us-east-1'}}, extra)

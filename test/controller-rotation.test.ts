@@ -63,6 +63,12 @@ afterAll(async () => {
   rmSync(dir, {recursive: true, force: true})
 })
 
+/** `f`, run on the first call only; later calls get the same promise. */
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined
+  return () => (p ??= f())
+}
+
 const keySecrets = (ns: string) => srv.listObjects('v1', 'Secret', ns).filter((s) => s.metadata.labels?.[KEY_LABEL] === 'active')
 const certKid = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'x').kid
 const recipientFor = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'controller')
@@ -127,9 +133,29 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
   })
 
   it('a --key-cutoff that falls due retires the newest key at once (no certificate) and the leader makes a newer one', async () => {
-    const ns = 'clock'
+    const ns = 'cutoff'
     let now = new Date('2026-02-10T00:00:00Z')
     const cutoff = new Date('2026-02-10T12:00:00Z')
+    // A key made before the cutoff, by a controller of its own.
+    const earlier = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: ns,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: 'before-cutoff',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger, now: () => new Date('2026-02-01T00:00:00Z')},
+    )
+    try {
+      await until(() => earlier.keys.size === 1, 'a key from before the cutoff')
+    } finally {
+      await earlier.stop()
+    }
     const before = keySecrets(ns).length
     const c = await startController(
       {
@@ -364,7 +390,9 @@ describe("rotating the unsealer's keys, end to end", () => {
   let oldSealed: SealedSecretObject
   let lateSealed: SealedSecretObject
 
-  it('SIGUSR1 to a standby: the request goes through the Lease and the leader renews; SIGUSR1 to the leader renews at once', async () => {
+  // The tests below go on from one another's state; each stage runs once, when the first test that
+  // needs it runs (so a test run alone sets up what it needs).
+  const renewed = once(async () => {
     leader = await startReplica('rot-1')
     await until(async () => (await leader.get('/readyz')).status === 200 && (await leader.metric('kseal_leader')) === 1, 'the leader ready')
     proxy.register(KEY_NS, 'kseal-controller', `http://127.0.0.1:${leader.port}`)
@@ -409,8 +437,8 @@ describe("rotating the unsealer's keys, end to end", () => {
         .at(-1),
     ).toEqual([newestKid, true])
   })
-
-  it('old keys still open old SealedSecrets; new seals use the newest key; the metric counts what is still on old keys', async () => {
+  const sealedAfterRenewal = once(async () => {
+    await renewed()
     await applySealed(lateSealed)
     await until(() => secretObj('late'), 'the Secret from a SealedSecret sealed to the first key')
     expect(Buffer.from(secretObj('late')!.data.password, 'base64').toString()).toBe('rot-s3cret-late')
@@ -421,10 +449,21 @@ describe("rotating the unsealer's keys, end to end", () => {
     await until(() => secretObj('new'), 'the Secret from the new seal')
     await until(async () => (await leader.metric('kseal_sealed_secrets_on_old_keys')) === 2, 'two SealedSecrets on old keys')
     expect(await standby.metric('kseal_sealed_secrets_on_old_keys')).toBe(2)
-    expect(await leader.metric('kseal_key_age_seconds')).toBeLessThan(30)
+    // The age is the newest key's: younger than the first key, which was renewed twice since.
+    const first = keySecrets(KEY_NS).find((k) => k.metadata.annotations['kseal.dev/key-id'] === firstKid)!
+    expect(await leader.metric('kseal_key_age_seconds')).toBeLessThan(
+      (Date.now() - Date.parse(first.metadata.annotations['kseal.dev/created-at'])) / 1000,
+    )
   })
 
+  it('SIGUSR1 to a standby: the request goes through the Lease and the leader renews; SIGUSR1 to the leader renews at once', () =>
+    renewed())
+
+  it('old keys still open old SealedSecrets; new seals use the newest key; the metric counts what is still on old keys', () =>
+    sealedAfterRenewal())
+
   it("kseal keys --controller lists the unsealer's keys, as a table and as JSON", async () => {
+    await sealedAfterRenewal()
     const json = await kseal(['keys', '--controller', ...proxyFlags(), '--json'])
     expect(json).toMatchObject({code: 0, stderr: ''})
     const keys = JSON.parse(json.stdout) as {kid: string; created: string; active: boolean; sealedSecrets: number}[]
@@ -460,6 +499,7 @@ describe("rotating the unsealer's keys, end to end", () => {
   })
 
   it("kseal reseal -i moves SealedSecret files to the newest key; other documents and comments stay; the Secret's data is unchanged", async () => {
+    await sealedAfterRenewal()
     const newestKid = certKid((await leader.get('/v1/cert.pem')).text)
     const configMap =
       '# config, untouched\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: default}\ndata:\n  k: "v"   # odd spacing kept\n'
@@ -518,6 +558,7 @@ describe("rotating the unsealer's keys, end to end", () => {
   })
 
   it('/v1/rotate refuses tampered (422), foreign (422), malformed (400) and oversized (413) input with a one-line JSON error and no plaintext', async () => {
+    await renewed()
     const url = `http://127.0.0.1:${leader.port}/v1/rotate`
     const post = async (body: string, type = 'application/json') => {
       const r = await fetch(url, {method: 'POST', body, headers: {'content-type': type}})
@@ -568,6 +609,7 @@ describe("rotating the unsealer's keys, end to end", () => {
   })
 
   it('--key-cutoff at start: keys before it stop sealing, a new key is made at once, old keys still open', async () => {
+    await renewed()
     expect(await stop(standby)).toBe(0)
     expect(await stop(leader)).toBe(0)
     const oldKids = keySecrets(KEY_NS).map((s) => s.metadata.annotations['kseal.dev/key-id'])

@@ -15,7 +15,7 @@ import {TestClock} from './support/clock.js'
 import {decoded, es, store} from './support/external.js'
 import {failure} from './support/failure.js'
 import {type K8sApiServer, startK8sApiServer} from './support/k8s-api-server.js'
-import type {AuthorizationAttributes} from './support/k8s-tokens.js'
+import type {AuthorizationAttributes} from './support/k8s-api-server.js'
 
 const NS = 'apps'
 const COPIER = `system:serviceaccount:${NS}:copier`

@@ -71,7 +71,23 @@ beforeAll(async () => {
   v2 = readFileSync(path.join(repo, 'db.yaml'), 'utf8')
 })
 
-afterAll(() => rmSync(repo, {recursive: true, force: true}))
+afterAll(() => {
+  rmSync(repo, {recursive: true, force: true})
+  if (worktree) rmSync(worktree, {recursive: true, force: true})
+})
+
+let worktree: string | undefined
+/**
+ * A branch `history` whose last commit changes db.yaml from v1 to v2, committed in a worktree of its
+ * own (once, by the first test that needs it), so the checkout keeps its uncommitted change.
+ */
+function history(): void {
+  if (worktree) return
+  worktree = path.join(mkdtempSync(path.join(os.tmpdir(), 'kseal-gitdiff-wt-')), 'wt')
+  expect(git(['worktree', 'add', '-q', '-b', 'history', worktree]).code).toBe(0)
+  writeFileSync(path.join(worktree, 'db.yaml'), v2)
+  expect(git(['-C', worktree, 'commit', '-q', '-am', 'rotate password']).code).toBe(0)
+}
 
 describe('git diff with the kseal textconv', () => {
   it('shows a key holder the decrypted change, and nothing of what did not change', () => {
@@ -98,9 +114,8 @@ describe('git diff with the kseal textconv', () => {
   })
 
   it('git log -p shows the history decrypted for a key holder', () => {
-    writeFileSync(path.join(repo, 'db.yaml'), v2)
-    git(['commit', '-q', '-am', 'rotate password'])
-    const r = git(['log', '-p', '--format=commit %s', '--', 'db.yaml'], {KSEAL_KEYS: OTHER_KEY})
+    history()
+    const r = git(['log', '-p', '--format=commit %s', 'history', '--', 'db.yaml'], {KSEAL_KEYS: OTHER_KEY})
     expect(r.code).toBe(0)
     const [second, first] = r.stdout.split(/^commit /m).filter(Boolean)
     expect(second).toMatch(/^rotate password/)
@@ -114,8 +129,9 @@ describe('git diff with the kseal textconv', () => {
   })
 
   it('writes no file: the decrypted text only goes to git through stdout', () => {
+    history()
     const before = readdirSync(repo).sort()
-    const r = git(['log', '-p', '--', 'db.yaml'], {KSEAL_KEYS: OTHER_KEY})
+    const r = git(['log', '-p', 'history', '--', 'db.yaml'], {KSEAL_KEYS: OTHER_KEY})
     expect(r.stdout).toContain('n3w-pass')
     expect(readdirSync(tmp)).toEqual([])
     expect(readdirSync(repo).sort()).toEqual(before)

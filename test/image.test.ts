@@ -337,7 +337,9 @@ umoci.describe("the kseal image, built without a daemon (umoci) from the Dockerf
         'let passwd = "entry"; try { os.userInfo() } catch (e) { passwd = e.info?.code ?? e.code }',
         'let root = "writable"; try { fs.writeFileSync("/probe", "x") } catch (e) { root = e.code }',
         'fs.writeFileSync("/tmp/probe", "x")',
-        'console.log(JSON.stringify({uid: process.getuid(), gid: process.getgid(), passwd, root, capEff: field("CapEff"), noNewPrivs: field("NoNewPrivs"), seccomp: field("Seccomp"), home: process.env.HOME, shell: process.env.SHELL ?? null}))',
+        'console.log(JSON.stringify({uid: process.getuid(), gid: process.getgid(), passwd, root, ' +
+          'capEff: field("CapEff"), noNewPrivs: field("NoNewPrivs"), seccomp: field("Seccomp"), ' +
+          'home: process.env.HOME, shell: process.env.SHELL ?? null}))',
       ].join('; ')
       // umoci made the runtime configuration from the image's: entrypoint and cmd.
       expect(JSON.parse(readFileSync(path.join(bundle, 'config.json'), 'utf8')).process.args).toEqual(['node', '/app/bin/run.js', '--help'])

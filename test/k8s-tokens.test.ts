@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node'
 import {TestClock} from './support/clock.js'
 import {type K8sApiServer, type KubeObject, startK8sApiServer} from './support/k8s-api-server.js'
-import type {AuthorizationAttributes} from './support/k8s-tokens.js'
+import type {AuthorizationAttributes} from './support/k8s-api-server.js'
 
 const NS = 'apps'
 const clock = new TestClock()
@@ -370,10 +370,11 @@ describe('authentication and authorization with ServiceAccount tokens', () => {
   })
 
   it('an expired, wrong-audience or forged ServiceAccount token gets 401; an unknown bearer token too when the server requires one', async () => {
+    await createSa('rejected')
     const tokens = [
-      srv.issueServiceAccountToken(NS, 'reader', {audiences: ['vault']}).token,
+      srv.issueServiceAccountToken(NS, 'rejected', {audiences: ['vault']}).token,
       (() => {
-        const [h, p, s] = srv.issueServiceAccountToken(NS, 'reader').token.split('.')
+        const [h, p, s] = srv.issueServiceAccountToken(NS, 'rejected').token.split('.')
         return `${h}.${Buffer.from(JSON.stringify({...claims(`${h}.${p}.${s}`), sub: 'system:serviceaccount:kube-system:admin'})).toString('base64url')}.${s}`
       })(),
       'not-the-admin-token',
@@ -388,7 +389,7 @@ describe('authentication and authorization with ServiceAccount tokens', () => {
         {kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401},
       ])
     }
-    const expiring = srv.issueServiceAccountToken(NS, 'reader', {expirationSeconds: 600}).token
+    const expiring = srv.issueServiceAccountToken(NS, 'rejected', {expirationSeconds: 600}).token
     const before = clock.offsetMs
     try {
       clock.advance(700_000)

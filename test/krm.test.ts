@@ -220,7 +220,19 @@ tool('kubectl').describe("kubectl's built-in kustomize and exec functions", () =
     writeFileSync(path.join(k, 'db.yaml'), DB)
     writeFileSync(
       path.join(k, 'kseal.yaml'),
-      `apiVersion: kseal.dev/v1alpha1\nkind: KsealDecrypt\nmetadata:\n  name: decrypt\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: ${path.join(ROOT, 'bin', 'kseal-krm.js')}\nspec:\n  keys: [${OTHER_KEY}]\n`,
+      [
+        'apiVersion: kseal.dev/v1alpha1',
+        'kind: KsealDecrypt',
+        'metadata:',
+        '  name: decrypt',
+        '  annotations:',
+        '    config.kubernetes.io/function: |',
+        '      exec:',
+        `        path: ${path.join(ROOT, 'bin', 'kseal-krm.js')}`,
+        'spec:',
+        `  keys: [${OTHER_KEY}]`,
+        '',
+      ].join('\n'),
     )
     return k
   }

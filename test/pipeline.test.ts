@@ -16,10 +16,46 @@ const secret = (name: string, body: string) => `apiVersion: v1\nkind: Secret\nme
 
 /** A rendered stream as kustomize or helm prints it: Secrets among other kinds, a List, comments. */
 const PLAIN = [
-  '# Source: app/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: web\n          image: "nginx:1.27"  # pinned\n          envFrom: [{secretRef: {name: db}}]\n',
+  [
+    '# Source: app/templates/deployment.yaml',
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata:',
+    '  name: web',
+    'spec:',
+    '  replicas: 2',
+    '  template:',
+    '    spec:',
+    '      containers:',
+    '        - name: web',
+    '          image: "nginx:1.27"  # pinned',
+    '          envFrom: [{secretRef: {name: db}}]',
+    '',
+  ].join('\n'),
   secret('db', 'type: Opaque\nstringData:\n  password: "s3cr3t: with colon"\n  enabled: "yes"\ndata:\n  token: aGVsbG8gd29ybGQ=\n'),
   'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: "on"\n  port: "8080"\n',
-  'apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: in-list\n      namespace: prod\n    stringData:\n      cert: |\n        -----BEGIN CERTIFICATE-----\n        MIIB\n        -----END CERTIFICATE-----\n  - apiVersion: v1\n    kind: Service\n    metadata:\n      name: web\n    spec:\n      ports: [{port: 80}]\n',
+  [
+    'apiVersion: v1',
+    'kind: List',
+    'items:',
+    '  - apiVersion: v1',
+    '    kind: Secret',
+    '    metadata:',
+    '      name: in-list',
+    '      namespace: prod',
+    '    stringData:',
+    '      cert: |',
+    '        -----BEGIN CERTIFICATE-----',
+    '        MIIB',
+    '        -----END CERTIFICATE-----',
+    '  - apiVersion: v1',
+    '    kind: Service',
+    '    metadata:',
+    '      name: web',
+    '    spec:',
+    '      ports: [{port: 80}]',
+    '',
+  ].join('\n'),
   secret('api', 'stringData:\n  key: "0123456789"\n'),
 ]
   .map((d) => '---\n' + d)
@@ -113,6 +149,7 @@ describe('kseal decrypt in a pipe', () => {
   })
 
   it('in a pipeline a failure stops the deploy: kubectl gets nothing to apply, and pipefail sees exit 3', async () => {
+    writeFileSync(path.join(dir, 'rendered.yaml'), encrypted)
     writeFileSync(path.join(dir, 'applied.yaml'), 'untouched')
     const r = await sh('kustomize build . | kseal decrypt | kubectl apply -f -', {env: {KSEAL_KEYS: undefined}})
     expect(readFileSync(path.join(dir, 'applied.yaml'), 'utf8')).toBe('')

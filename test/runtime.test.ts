@@ -93,6 +93,7 @@ bwrap.describe(
 
     beforeAll(() => {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-runtime-'))
+      copyFileSync(TEAM_CERT, path.join(tmp, 'team.crt')) // the recipient the tests encrypt to, inside the sandbox
     })
     afterAll(async () => {
       if (replica) await stopReplica(replica, 'SIGKILL')
@@ -123,7 +124,6 @@ bwrap.describe(
 
     it('encrypt -i a file in /tmp, then decrypt it with a key, byte for byte', async () => {
       writeFileSync(path.join(tmp, 'db.yaml'), SECRET)
-      copyFileSync(TEAM_CERT, path.join(tmp, 'team.crt'))
       const enc = await ksealInside(['encrypt', '-i', '-r', 'rsa:team.crt', 'db.yaml'])
       expect(enc).toMatchObject({code: 0, stderr: ''})
       const encrypted = readFileSync(path.join(tmp, 'db.yaml'), 'utf8')
@@ -138,6 +138,7 @@ bwrap.describe(
 
     it('the KRM function (kseal-krm, as kustomize execs it) decrypts a ResourceList', async () => {
       const enc = await ksealInside(['encrypt', '-r', 'rsa:team.crt'], SECRET)
+      expect(enc).toMatchObject({code: 0, stderr: ''})
       const item = enc.stdout
         .trimEnd()
         .split('\n')

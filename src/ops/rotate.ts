@@ -105,7 +105,7 @@ async function rotateSecret(
   plan: RotatePlan,
   removal: Set<string>,
   keyring: Keyring,
-  backends: Backends,
+  _backends: Backends,
 ): Promise<{edits: Edit[]; change: SecretChange} | null> {
   if (!s.envelopePair) return null
   try {

@@ -6,7 +6,7 @@
  * is ERR_INTEGRITY, as for a Secret's envelope.
  */
 import type {RecipientEntry} from '../../keys/types.js'
-import {type Scope, SCOPES} from '../envelope/binding.js'
+import type {Scope} from '../envelope/binding.js'
 import {checkVersion, parseRecipients} from '../envelope/envelope.js'
 import {isKsealError, KsealError, type Where} from '../core/errors.js'
 import {dict, isObj, type Obj} from '../core/guards.js'

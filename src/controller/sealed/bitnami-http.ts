@@ -13,7 +13,7 @@ import {isKsealError, KsealError} from '../../core/errors.js'
 import {isBitnamiSealedSecret, parseBitnami, renderBitnami, sealBitnamiValue} from '../../formats/bitnami.js'
 import type {SealingKey} from '../keystore/store.js'
 import {bitnamiValues, type KeyDecrypt, trialOrder} from './kind.js'
-import {failure, noSealingKey, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
+import {failure, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
 
 /** The most private-key operations one request may cost: its values, then trials of further keys. */
 export const BITNAMI_REQUEST_BUDGET = 64

@@ -47,7 +47,7 @@ export function lex(src: string, name: string): Token[] {
   }
   while (i < src.length) {
     const open = src.indexOf('{{', i)
-    let textEnd = open < 0 ? src.length : open
+    const textEnd = open < 0 ? src.length : open
     const trimLeft = open >= 0 && src[open + 2] === '-' && SPACE.test(src[open + 3] ?? '')
     let text = src.slice(i, textEnd)
     if (trimLeft) text = text.replace(/[ \t\r\n]+$/, '')

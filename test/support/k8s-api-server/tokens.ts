@@ -1,5 +1,5 @@
 /**
- * ServiceAccount tokens for the Kubernetes API test server (k8s-api-server.ts), as kube-apiserver
+ * ServiceAccount tokens for the Kubernetes API test server (../k8s-api-server.ts), as kube-apiserver
  * (~v1.31) issues and checks them:
  *
  * - `POST /api/v1/namespaces/NS/serviceaccounts/SA/token` (authentication.k8s.io/v1 TokenRequest):
@@ -25,9 +25,10 @@
  * in new namespaces; deleted objects count as gone at once (no one-minute grace); the authorizer is a
  * function, not RBAC objects.
  */
-import {createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign, verify} from 'node:crypto'
-import {type Clock, systemClock} from './clock.js'
-import type {FieldError, KubeObject, RequestInfo, ResourceDefinition, StatusError} from './k8s-api-server.js'
+import {createHash, generateKeyPairSync, type KeyObject, randomUUID, sign, verify} from 'node:crypto'
+import {type Clock, systemClock} from '../clock.js'
+import type {StatusError} from './status.js'
+import type {FieldError, KubeObject, RequestInfo, ResourceDefinition} from './types.js'
 
 export const SERVICE_ACCOUNT_DEFINITION: ResourceDefinition = {
   group: '',
@@ -423,7 +424,8 @@ export class ServiceAccountTokens {
         throw this.host.status(
           409,
           'Conflict',
-          `Operation cannot be fulfilled on ${ref.kind} ${JSON.stringify(ref.name)}: the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`,
+          `Operation cannot be fulfilled on ${ref.kind} ${JSON.stringify(ref.name)}: ` +
+            `the UID in the bound object reference (${ref.uid}) does not match the UID in record. The object might have been deleted and then recreated`,
           {name: ref.name, kind: ref.kind},
         )
       }
