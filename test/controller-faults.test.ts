@@ -77,6 +77,25 @@ async function replica(name: string, proxy: FaultProxy): Promise<Replica> {
 }
 
 const alive = (r: Replica) => r.child.exitCode === null && r.child.signalCode === null
+
+/**
+ * Two live, ready replicas, one behind each proxy: those earlier tests left, and new ones where a
+ * proxy has none (a test run by itself, a replica killed) — so each test stands alone.
+ */
+async function twoLive(): Promise<Replica[]> {
+  for (const p of proxies) {
+    if (replicas.some((r) => alive(r) && proxyOf.get(r) === p)) continue
+    const name = `replica-${String.fromCharCode(97 + replicas.length)}`
+    const r = await replica(name, p)
+    await until(async () => (await r.get('/readyz')).status === 200, `${name} ready`)
+  }
+  const live = replicas.filter(alive)
+  if (!cert) {
+    const leader = await leaderAmong(live, 'a leader', LEASE_MS + TAKEOVER_SLACK_MS)
+    cert = new RsaRecipient(new crypto.X509Certificate((await leader.get('/v1/cert.pem')).text).publicKey, 'rsa:controller')
+  }
+  return live
+}
 const isLeader = async (r: Replica) => alive(r) && (await r.metric('kseal_leader').catch(() => 0)) === 1
 
 async function leaderAmong(reps: Replica[], what: string, timeoutMs: number): Promise<Replica> {
@@ -167,18 +186,15 @@ afterAll(async () => {
 })
 
 describe('two controller replicas under faults', () => {
-  let a: Replica
-  let b: Replica
-
   it(
     'converge through 5xx/429 bursts (then a full outage), watch cuts, latency and 409s on both replicas',
     async () => {
-      a = await replica('replica-a', proxies[0])
+      const a = await replica('replica-a', proxies[0])
       await leaderAmong([a], 'replica-a to lead', LEASE_MS + TAKEOVER_SLACK_MS)
       await until(async () => (await a.get('/readyz')).status === 200, 'replica-a ready')
       const pem = (await a.get('/v1/cert.pem')).text
       cert = new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'rsa:controller')
-      b = await replica('replica-b', proxies[1])
+      const b = await replica('replica-b', proxies[1])
       await until(async () => (await b.get('/readyz')).status === 200, 'replica-b ready')
 
       // Faults on every call of both replicas: 30% errors, 30% of the Secret updates and status patches 409, 20-100 ms latency, watches cut every 1.5 s.
@@ -233,8 +249,9 @@ describe('two controller replicas under faults', () => {
   it(
     'SIGKILL of the leader mid-sync: the standby takes over after the lease and finishes, writing each Secret once',
     async () => {
-      const leader = await leaderAmong([a, b], 'a leader', LEASE_MS + TAKEOVER_SLACK_MS)
-      const standby = leader === a ? b : a
+      const live = await twoLive()
+      const leader = await leaderAmong(live, 'a leader', LEASE_MS + TAKEOVER_SLACK_MS)
+      const standby = live.find((r) => r !== leader)!
       const leaderProxy = proxyOf.get(leader)!
       const standbyProxy = proxyOf.get(standby)!
       leaderProxy.set({latencyMs: 150})
@@ -323,11 +340,8 @@ describe('two controller replicas under faults', () => {
   it(
     'SIGSTOP of the leader mid-sync, past its lease; the new leader applies two newer versions; SIGCONT: zero stale writes',
     async () => {
-      // A fresh standby behind the dead replica's proxy.
-      const dead = [a, b].find((r) => !alive(r))!
-      const c = await replica('replica-c', proxyOf.get(dead)!)
-      await until(async () => (await c.get('/readyz')).status === 200, 'replica-c ready')
-      await pauseLeader([a, b, c].filter(alive), true, 4)
+      // (After the SIGKILL test: a fresh standby behind the dead replica's proxy.)
+      await pauseLeader(await twoLive(), true, 4)
     },
     SCENARIO_MS,
   )
@@ -335,7 +349,7 @@ describe('two controller replicas under faults', () => {
   it(
     'SIGSTOP of an idle leader past its lease, the same again: zero stale writes',
     async () => {
-      await pauseLeader(replicas.filter(alive), false, 6)
+      await pauseLeader(await twoLive(), false, 6)
     },
     SCENARIO_MS,
   )
