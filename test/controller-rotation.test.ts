@@ -21,7 +21,7 @@ import {clusterApi, type ClusterApi} from '../src/kube/api.js'
 import {RENEW_REQUEST_ANNOTATION} from '../src/controller/runtime/leader.js'
 import {silentLogger} from './support/log.js'
 import {startController} from '../src/controller/controller.js'
-import {DEFAULTS} from '../src/controller/options.js'
+import {type ControllerOptions, DEFAULTS} from '../src/controller/options.js'
 import {sample} from './support/metrics.js'
 import {controllerResealer} from '../src/ops/reseal.js'
 import {sealSecret} from '../src/sealed/seal.js'
@@ -73,25 +73,25 @@ const keySecrets = (ns: string) => srv.listObjects('v1', 'Secret', ns).filter((s
 const certKid = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'x').kid
 const recipientFor = (pem: string) => new RsaRecipient(new crypto.X509Certificate(pem).publicKey, 'controller')
 
+/** Options of an in-process controller, alone, with its keys in namespace `ns`; `extra` on top. */
+const inProcess = (ns: string, identity: string, extra: Partial<ControllerOptions> = {}): ControllerOptions => ({
+  ...DEFAULTS,
+  namespaces: [ns],
+  keyNamespace: ns,
+  keyBits: 2048,
+  listen: '127.0.0.1:0',
+  leaderElect: false,
+  identity,
+  workers: 1,
+  resyncPeriodMs: 0,
+  ...extra,
+})
+
 describe('key schedule and cutoff, in process with an injected clock', () => {
   it('renews on schedule when the clock passes the renew period; old keys still open; metrics count the trigger', async () => {
     const ns = 'clock'
     let now = new Date('2026-01-01T00:00:00Z')
-    const c = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: ns,
-        keyRenewPeriodMs: 30 * 86_400_000,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: 'clock',
-        workers: 1,
-        resyncPeriodMs: 0,
-      },
-      {api, log: silentLogger, now: () => now},
-    )
+    const c = await startController(inProcess(ns, 'clock', {keyRenewPeriodMs: 30 * 86_400_000}), {api, log: silentLogger, now: () => now})
     const get = async (p: string) => {
       const r = await fetch(`http://${c.address}${p}`)
       return {status: r.status, text: await r.text()}
@@ -137,42 +137,22 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
     let now = new Date('2026-02-10T00:00:00Z')
     const cutoff = new Date('2026-02-10T12:00:00Z')
     // A key made before the cutoff, by a controller of its own.
-    const earlier = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: ns,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: 'before-cutoff',
-        workers: 1,
-        resyncPeriodMs: 0,
-      },
-      {api, log: silentLogger, now: () => new Date('2026-02-01T00:00:00Z')},
-    )
+    const earlier = await startController(inProcess(ns, 'before-cutoff'), {
+      api,
+      log: silentLogger,
+      now: () => new Date('2026-02-01T00:00:00Z'),
+    })
     try {
       await until(() => earlier.keys.size === 1, 'a key from before the cutoff')
     } finally {
       await earlier.stop()
     }
     const before = keySecrets(ns).length
-    const c = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: ns,
-        keyRenewPeriodMs: 0,
-        keyCutoff: cutoff,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: 'cutoff',
-        workers: 1,
-        resyncPeriodMs: 0,
-      },
-      {api, log: silentLogger, now: () => now},
-    )
+    const c = await startController(inProcess(ns, 'cutoff', {keyRenewPeriodMs: 0, keyCutoff: cutoff}), {
+      api,
+      log: silentLogger,
+      now: () => now,
+    })
     const get = async (p: string) => {
       const r = await fetch(`http://${c.address}${p}`)
       return {status: r.status, text: await r.text()}
@@ -208,23 +188,11 @@ describe('key schedule and cutoff, in process with an injected clock', () => {
 describe('/v1/rotate rate limit', () => {
   it('refuses requests past the burst with 429 and Retry-After until the clock refills it; metrics count them', async () => {
     let now = new Date('2026-03-01T00:00:00Z')
-    const c = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: ['clock'],
-        keyNamespace: 'clock',
-        keyRenewPeriodMs: 0,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: 'limited',
-        workers: 1,
-        resyncPeriodMs: 0,
-        rotateRateLimit: 2,
-        rotateRateBurst: 2,
-      },
-      {api, log: silentLogger, now: () => now},
-    )
+    const c = await startController(inProcess('clock', 'limited', {keyRenewPeriodMs: 0, rotateRateLimit: 2, rotateRateBurst: 2}), {
+      api,
+      log: silentLogger,
+      now: () => now,
+    })
     const post = async () => {
       const r = await fetch(`http://${c.address}/v1/rotate`, {method: 'POST', body: '{}', headers: {'content-type': 'application/json'}})
       return {
@@ -254,23 +222,10 @@ describe('/v1/rotate rate limit', () => {
   })
 
   it('kseal reseal waits out 429s and reseals every SealedSecret', async () => {
-    const c = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: ['clock'],
-        keyNamespace: 'clock',
-        keyRenewPeriodMs: 0,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: 'limited-e2e',
-        workers: 1,
-        resyncPeriodMs: 0,
-        rotateRateLimit: 20,
-        rotateRateBurst: 1,
-      },
-      {api, log: silentLogger},
-    )
+    const c = await startController(inProcess('clock', 'limited-e2e', {keyRenewPeriodMs: 0, rotateRateLimit: 20, rotateRateBurst: 1}), {
+      api,
+      log: silentLogger,
+    })
     try {
       await until(() => c.keys.newest(), 'a sealing key')
       const recipient = recipientFor(c.keys.newest()!.certPem)

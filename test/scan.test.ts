@@ -36,6 +36,7 @@ import {readSecrets, scanSecrets} from '../src/manifest/read.js'
 import {type ScannedManifests, scanManifests} from '../src/manifest/scan.js'
 // @ts-expect-error: a JavaScript module without types
 import {writeCorpus} from '../bench/corpus.mjs'
+import {YAML_AWKWARD} from './support/awkward.js'
 import {INTEROP, ROOT} from './support/cli.js'
 
 /** More runs for a soak: KSEAL_SCAN_RUNS=50000 npm test -- test/scan.test.ts */
@@ -131,52 +132,7 @@ const keyWord = rarely(
   ),
   fc.constantFrom('yes', 'on', 'y', '1.0', '0x1F', '007', '1e3', 'null', '~', '<<', 'true', '-x', 'a b', 'a:b', '#x', '__proto__'),
 )
-const awkward = fc.constantFrom(
-  ' ',
-  '  ',
-  '\t',
-  '\n',
-  '\r',
-  '\0',
-  '\x85',
-  '\xa0',
-  '\u2028',
-  '\ufeff',
-  '"',
-  "'",
-  '\\',
-  ':',
-  ': ',
-  '#',
-  ' #',
-  '- ',
-  '? ',
-  '|',
-  '>',
-  '&',
-  '*',
-  '!',
-  '%',
-  '@',
-  '`',
-  ',',
-  '[',
-  ']',
-  '{',
-  '}',
-  'yes',
-  'no',
-  '~',
-  'null',
-  '0x1F',
-  '1e3',
-  '😀',
-  'é',
-  '---',
-  '...',
-  '\n---\n',
-  'kseal:v2:',
-)
+const awkward = fc.constantFrom(...YAML_AWKWARD, '  ', ': ', ' #', 'é', '---', '...', '\n---\n', 'kseal:v2:')
 /** Values as they usually are. */
 const usualText = fc.oneof(
   {arbitrary: fc.base64String({maxLength: 80}), weight: 4},

@@ -1,0 +1,45 @@
+/**
+ * Strings a generator should reach for because YAML writers and readers treat them specially:
+ * whitespace and line breaks (ASCII and Unicode), NUL, NEL, NBSP, LS, U+FEFF, quotes, backslash,
+ * indicators, YAML 1.1 booleans, null and number spellings, and a character outside the BMP.
+ * Each property test spreads this into its own `fc.constantFrom(...)` and adds what its format
+ * treats specially as well.
+ */
+export const YAML_AWKWARD: readonly string[] = [
+  ' ',
+  '\t',
+  '\n',
+  '\r',
+  '\0',
+  '\x85',
+  '\xa0',
+  '\u2028',
+  '\ufeff',
+  '"',
+  "'",
+  '\\',
+  ':',
+  '#',
+  '- ',
+  '? ',
+  '|',
+  '>',
+  '&',
+  '*',
+  '!',
+  '%',
+  '@',
+  '`',
+  ',',
+  '[',
+  ']',
+  '{',
+  '}',
+  'yes',
+  'no',
+  '~',
+  'null',
+  '0x1F',
+  '1e3',
+  '😀',
+]
