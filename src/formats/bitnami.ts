@@ -21,14 +21,13 @@ import {isObj, type Obj} from '../core/guards.js'
 import {isSecretKey} from '../external/fields.js'
 import {compileTemplate, DEFAULT_LIMITS, type Template} from '../external/template/index.js'
 import {secretObject, type SecretTemplate} from '../manifest/secrets.js'
+import {stringMap} from '../sealed/parse.js'
 
 export const BITNAMI_API_VERSION = 'bitnami.com/v1alpha1'
 const CLUSTER_WIDE = 'sealedsecrets.bitnami.com/cluster-wide'
 const NAMESPACE_WIDE = 'sealedsecrets.bitnami.com/namespace-wide'
 /** The label on the sealed-secrets controller's key Secrets (`active`, or `compromised`). */
 export const BITNAMI_KEY_LABEL = 'sealedsecrets.bitnami.com/sealed-secrets-key'
-/** The namespace sealed-secrets installs into by default (and where kubeseal looks for its controller). */
-export const BITNAMI_NAMESPACE = 'kube-system'
 
 export function isBitnamiSealedSecret(o: unknown): boolean {
   return isObj(o) && o.kind === 'SealedSecret' && o.apiVersion === BITNAMI_API_VERSION
@@ -135,13 +134,6 @@ export interface BitnamiSealed {
 }
 
 const scopeOf = (lbl: string): BitnamiScope => (lbl === '' ? 'cluster-wide' : lbl.includes('/') ? 'strict' : 'namespace-wide')
-
-function stringMap(v: unknown, what: string, where: Where): Record<string, string> | undefined {
-  if (v === undefined || v === null) return undefined
-  if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string'))
-    throw new KsealError('ERR_INPUT', `${what} must be a mapping of strings`, where)
-  return v as Record<string, string>
-}
 
 /**
  * Checks a Bitnami SealedSecret's shape and compiles its `spec.template.data` templates (refusing a

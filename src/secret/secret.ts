@@ -90,12 +90,11 @@ export function bindingOf(s: SecretDoc, envelope: Envelope): Binding {
 /** A format 1 key failure says what format 1 can: it records no identity, so a move looks like an altered entry. */
 function v1Hint(e: unknown, s: SecretDoc, envelope: Envelope): unknown {
   if (envelope.version !== 1 || envelope.scope === 'cluster' || !isKsealError(e) || e.code !== 'ERR_DECRYPT') return e
-  const err = new KsealError(
+  return new KsealError(
     e.code,
     `${e.message} (format 1 records no identity; it is now ${now(s)}: if it was renamed or moved, e.g. by a kustomize overlay, ${REMEDY})`,
     e.where,
   )
-  return err
 }
 
 /** Returns the edits that encrypt a Secret's plaintext values; none when there is nothing to do. */
@@ -108,8 +107,7 @@ export async function encryptSecret(text: string, eol: string, s: SecretDoc, opt
       if (plain.length === 0) return []
       if (opts.recipients.length === 0) throw new KsealError('ERR_USAGE', 'no recipients: pass -r rsa:PATH (or set up .kseal.yaml)')
       requireName(s, opts.scope)
-      const edits = await freshEnvelope(text, eol, s, opts.scope, opts.recipients, (v) => valueBytes(v))
-      return edits
+      return await freshEnvelope(text, eol, s, opts.scope, opts.recipients, (v) => valueBytes(v))
     }
     if (plain.length === 0) return []
     // New plaintext values in an encrypted Secret: they join its existing data key, and the old

@@ -9,20 +9,10 @@
  *   GetSecretValue (at most 8 at a time). Secrets scheduled for deletion are not listed.
  */
 import type {SecretsManagerClient} from '@aws-sdk/client-secrets-manager'
-import {Limiter} from '../../core/limit.js'
 import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
-import {
-  READ_CONCURRENCY,
-  type FetchRef,
-  findBudget,
-  MAX_FIND,
-  MAX_FIND_BYTES,
-  MAX_LIST_PAGES,
-  type Provider,
-  type RemoteValue,
-} from './types.js'
+import {type FetchRef, findBudget, MAX_FIND, MAX_LIST_PAGES, type Provider, readEach, type RemoteValue} from './types.js'
 
 export async function openSecretsManager(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-secrets-manager')
@@ -76,12 +66,7 @@ export async function openSecretsManager(c: AwsContext): Promise<Provider> {
         NextToken = out.NextToken
         if (!NextToken) break
       }
-      const limit = new Limiter(READ_CONCURRENCY)
-      const count = findBudget(() =>
-        c.errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
-      )
-      const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
-      return new Map(names.map((n, i) => [n, values[i]]))
+      return readEach(names, (n) => read(n, undefined), findBudget(c.errors, find.path))
     },
     async close() {
       client.destroy()

@@ -8,20 +8,10 @@
  *   and one GetParameter per match — the calls and IAM permissions external-secrets uses.
  */
 import type {SSMClient} from '@aws-sdk/client-ssm'
-import {Limiter} from '../../core/limit.js'
 import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef} from '../types.js'
 import {awsClientConfig, type AwsContext, awsError} from './aws-auth.js'
-import {
-  READ_CONCURRENCY,
-  type FetchRef,
-  findBudget,
-  MAX_FIND,
-  MAX_FIND_BYTES,
-  MAX_LIST_PAGES,
-  type Provider,
-  type RemoteValue,
-} from './types.js'
+import {type FetchRef, findBudget, MAX_FIND, MAX_LIST_PAGES, type Provider, readEach, type RemoteValue} from './types.js'
 
 export async function openParameterStore(c: AwsContext): Promise<Provider> {
   const sdk = await import('@aws-sdk/client-ssm')
@@ -40,14 +30,12 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
 
   const tooMany = (path: string | undefined) =>
     c.errors.error('ERR_INPUT', path, `find matches more than ${MAX_FIND} parameters; narrow it`)
-  const tooLarge = (path: string | undefined) =>
-    c.errors.error('ERR_INPUT', path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`)
   const tooLong = (path: string | undefined) =>
     c.errors.error('ERR_INPUT', path, `find lists more than ${MAX_LIST_PAGES} pages; narrow it with find.path or tags`)
 
   async function byPath(find: FindRef, match: NameMatcher | undefined): Promise<Map<string, RemoteValue>> {
     const out = new Map<string, RemoteValue>()
-    const count = findBudget(() => tooLarge(find.path))
+    const count = findBudget(c.errors, find.path)
     let NextToken: string | undefined
     for (let page = 0; ; page++) {
       if (page >= MAX_LIST_PAGES) throw tooLong(find.path)
@@ -94,10 +82,7 @@ export async function openParameterStore(c: AwsContext): Promise<Provider> {
       NextToken = r.NextToken
       if (!NextToken) break
     }
-    const limit = new Limiter(READ_CONCURRENCY)
-    const count = findBudget(() => tooLarge(find.path))
-    const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n, undefined)))))
-    return new Map(names.map((n, i) => [n, values[i]]))
+    return readEach(names, (n) => read(n, undefined), findBudget(c.errors, find.path))
   }
 
   return {

@@ -20,16 +20,7 @@ import {isDnsSubdomain, isLabelValue, isQualifiedName} from '../fields.js'
 import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, KubernetesProviderSpec} from '../types.js'
 import {detail} from './errors.js'
-import {
-  type FetchRef,
-  findBudget,
-  MAX_FIND,
-  MAX_FIND_BYTES,
-  MAX_LIST_PAGES,
-  type Provider,
-  type ProviderInit,
-  type RemoteValue,
-} from './types.js'
+import {type FetchRef, findBudget, MAX_FIND, MAX_LIST_PAGES, type Provider, type ProviderInit, type RemoteValue} from './types.js'
 
 export interface KubernetesOptions {
   /** The API server used when the store names none (the controller: its own cluster; render: the kubeconfig's). */
@@ -143,9 +134,7 @@ export async function openKubernetes(c: KubernetesContext): Promise<Provider> {
         selector.push(`${k}=${v}`)
       }
       const out = new Map<string, RemoteValue>()
-      const count = findBudget(() =>
-        errors.error('ERR_INPUT', undefined, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
-      )
+      const count = findBudget(errors, undefined)
       let cont: string | undefined
       for (let page = 0; ; page++) {
         if (page >= MAX_LIST_PAGES)

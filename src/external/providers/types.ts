@@ -10,6 +10,7 @@
  * retryAfterMs), ERR_BACKEND (anything else), ERR_INPUT / ERR_CONFIG (a key or store the provider
  * cannot use).
  */
+import {Limiter} from '../../core/limit.js'
 import type {JsonNode} from '../property.js'
 import type {NameMatcher} from '../../core/regex.js'
 import type {StoreAccess} from '../store.js'
@@ -75,12 +76,12 @@ export function valueSize(v: RemoteValue): number {
   return n
 }
 
-/** Counts what a find has gathered; over MAX_FIND_BYTES it refuses with the error `tooLarge` gives. */
-export function findBudget(tooLarge: () => Error): (v: RemoteValue) => RemoteValue {
+/** Counts what a find has gathered; over MAX_FIND_BYTES it refuses (ERR_INPUT, naming `where`). */
+export function findBudget(errors: ProviderErrors, where: string | undefined): (v: RemoteValue) => RemoteValue {
   let total = 0
   return (v) => {
     total += valueSize(v)
-    if (total > MAX_FIND_BYTES) throw tooLarge()
+    if (total > MAX_FIND_BYTES) throw errors.error('ERR_INPUT', where, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`)
     return v
   }
 }
@@ -88,3 +89,14 @@ export function findBudget(tooLarge: () => Error): (v: RemoteValue) => RemoteVal
 export const MAX_LIST_PAGES = 200
 /** Remote reads a find (or a render) runs at once. */
 export const READ_CONCURRENCY = 8
+
+/** A find's matches read one call each (READ_CONCURRENCY at a time), counted against its budget, in `names`' order. */
+export async function readEach(
+  names: string[],
+  read: (name: string) => Promise<RemoteValue>,
+  count: (v: RemoteValue) => RemoteValue,
+): Promise<Map<string, RemoteValue>> {
+  const limit = new Limiter(READ_CONCURRENCY)
+  const values = await Promise.all(names.map((n) => limit.run(async () => count(await read(n)))))
+  return new Map(names.map((n, i) => [n, values[i]]))
+}

@@ -21,16 +21,7 @@ import type {NameMatcher} from '../../core/regex.js'
 import type {FindRef, VaultProviderSpec} from '../types.js'
 import {detail} from './errors.js'
 import {HttpClient, ResponseTooLarge} from './http.js'
-import {
-  READ_CONCURRENCY,
-  type FetchRef,
-  findBudget,
-  MAX_FIND,
-  MAX_FIND_BYTES,
-  type Provider,
-  type ProviderInit,
-  type RemoteValue,
-} from './types.js'
+import {READ_CONCURRENCY, type FetchRef, findBudget, MAX_FIND, type Provider, type ProviderInit, type RemoteValue} from './types.js'
 import {type VaultLease, VaultTokenManager} from './vault-token.js'
 
 export interface VaultOptions {
@@ -258,9 +249,7 @@ export async function openVault(c: VaultContext): Promise<Provider> {
       const tags = Object.entries(find.tags ?? {})
       const limit = new Limiter(READ_CONCURRENCY)
       const out = new Map<string, RemoteValue>()
-      const count = findBudget(() =>
-        errors.error('ERR_INPUT', find.path, `find's values are larger than ${MAX_FIND_BYTES} bytes; narrow it`),
-      )
+      const count = findBudget(errors, find.path)
       await Promise.all(
         names.map((n) =>
           limit.run(async () => {
