@@ -7,7 +7,6 @@
 import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 import type {Backends} from '../../keys/index.js'
-import type {BackendContext} from '../../keys/types.js'
 import {EXIT, isKsealError, type KsealError, scrubUrls} from '../core/errors.js'
 import type {Expanded} from '../core/files.js'
 import type {Keyring} from '../keyring/keyring.js'
@@ -21,14 +20,6 @@ export abstract class KsealCommand extends Command {
   }
 
   protected readonly cli = new CliContext(this.argv)
-
-  protected get debugMode(): boolean {
-    return this.cli.debugMode
-  }
-
-  protected context(): BackendContext {
-    return this.cli.context()
-  }
 
   protected backends(): Backends {
     return this.cli.backends()

@@ -83,7 +83,7 @@ export function parseFast(spec: CommandSpec, argv: string[]): Parsed | null {
 const KSEAL_OWN = new Set(['KSEAL_KEYS', 'KSEAL_GPG', 'KSEAL_KMS_CONCURRENCY', 'KSEAL_KMS_TIMEOUT'])
 
 /** Whether anything oclif reads besides the command line could change what it does: then oclif runs. */
-export function oclifWouldDiffer(env: NodeJS.ProcessEnv): boolean {
+function oclifWouldDiffer(env: NodeJS.ProcessEnv): boolean {
   if (env.DEBUG !== undefined || env.CLI_FLAGS_DEBUG !== undefined) return true
   if (env.NODE_ENV === 'development' || env.NODE_ENV === 'test') return true
   for (const k of Object.keys(env)) if (k.startsWith('OCLIF_') || (k.startsWith('KSEAL_') && !KSEAL_OWN.has(k))) return true

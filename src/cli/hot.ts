@@ -7,9 +7,8 @@ import {promises as fs} from 'node:fs'
 import {EXIT, formatWhere, ioError, isKsealError, type KsealError, type Where} from '../core/errors.js'
 import {decodeText, readStdin, readText, STDIN} from '../core/files.js'
 import {runBatch} from '../ops/batch.js'
-import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests} from '../ops/check.js'
+import {checkManifests, type Finding, isHelmTemplate, mayHoldSecret, stagedManifests, V1_NOTE} from '../ops/check.js'
 import {decryptText} from '../ops/decrypt.js'
-import {V1_NOTE} from '../ops/inspect.js'
 import {textconv} from '../ops/textconv.js'
 import type {CliContext} from './context.js'
 
@@ -78,7 +77,7 @@ export async function runCheck(cli: CliContext, flags: {staged?: boolean; quiet?
         templates.push(input.file)
         continue
       }
-      const found = checkManifests(text, input.file)
+      const found = await checkManifests(text, input.file)
       findings.push(...found.plaintext)
       v1.push(...found.v1)
     } catch (e) {
@@ -153,7 +152,7 @@ stringData: {k: v}
 export async function warmUp(cli: CliContext): Promise<void> {
   const keyring = cli.keyring([])
   for (const sample of SAMPLES) {
-    checkManifests(sample, 'sample.yaml')
+    await checkManifests(sample, 'sample.yaml')
     await decryptText(sample, 'sample.yaml', keyring)
     await textconv(sample, keyring)
   }

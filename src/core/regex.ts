@@ -11,7 +11,7 @@
 import {RE2JS} from 're2js'
 import {KsealError} from './errors.js'
 
-export const MAX_PATTERN_LENGTH = 512
+const MAX_PATTERN_LENGTH = 512
 /** RE2's own "cost" measure; a 512-character pattern of ordinary shape stays far below it. */
 const MAX_PROGRAM_SIZE = 10_000
 

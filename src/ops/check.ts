@@ -7,7 +7,9 @@ import {KsealError, type Where} from '../core/errors.js'
 import {MANIFEST_EXTENSIONS} from '../core/files.js'
 import {readSecrets} from '../manifest/read.js'
 import {looksForeign} from '../formats/detect.js'
-import {checkForeign} from './foreign.js'
+
+/** The note for a format 1 Secret, shared by check and inspect. */
+export const V1_NOTE = 'recipients not authenticated (format v1): run kseal rotate to upgrade'
 
 export interface Finding {
   where: Where
@@ -19,10 +21,11 @@ export interface Finding {
  * What check reports about one file: Secrets holding plaintext values, and encrypted Secrets still
  * in format 1 (their recipients are not authenticated: a warning, not a failure). SOPS and kubesec
  * Secrets are encrypted as their formats say (foreign.ts): a SOPS file whose rules leave a value
- * in plaintext is still a finding.
+ * in plaintext is still a finding. foreign.ts, and the SOPS code with it, is loaded only for a text
+ * that looks like one (formats/detect.ts): check is a hot command (src/cli/hot.ts).
  */
-export function checkManifests(text: string, file: string): {plaintext: Finding[]; v1: Where[]} {
-  const foreign = looksForeign(text) ? checkForeign(text, file) : null
+export async function checkManifests(text: string, file: string): Promise<{plaintext: Finding[]; v1: Where[]}> {
+  const foreign = looksForeign(text) ? (await import('./foreign.js')).checkForeign(text, file) : null
   const secrets = readSecrets(text, file).secrets.filter((s) => !foreign?.documents.has(s.where.document!))
   const found = secrets.flatMap((s) => {
     const keys = s.values.filter((v) => v.value !== null && !v.encrypted).map((v) => `${v.field}.${v.key}`)

@@ -74,7 +74,7 @@ const isBlock = (n: Scalar) => n.type === Scalar.BLOCK_LITERAL || n.type === Sca
 const hasPlainValues = (s: SecretDoc) => s.values.some((v) => v.value !== null && !v.encrypted)
 
 /** Decrypts every encrypted Secret of a file (one key operation each) into the text the editor shows. */
-export async function openForEdit(text: string, file: string, keyring: Keyring): Promise<EditView> {
+async function openForEdit(text: string, file: string, keyring: Keyring): Promise<EditView> {
   const p = parseManifests(text, file)
   const opened = await Promise.all(p.secrets.map((s) => openSecret(s, keyring)))
   const edits: Edit[] = []
@@ -109,7 +109,7 @@ export async function openForEdit(text: string, file: string, keyring: Keyring):
  * encrypted with its key. Any other Secret with values is encrypted for `opts.recipients`.
  * Problems with the edited content are KsealErrors the user can fix in the editor.
  */
-export async function reencryptEdited(view: EditView, edited: string, file: string, opts: ReencryptOptions): Promise<string> {
+async function reencryptEdited(view: EditView, edited: string, file: string, opts: ReencryptOptions): Promise<string> {
   const p = parseManifests(edited, file)
   const pool = new Map<string, OpenedEntry[]>()
   for (const e of view.secrets) pool.set(e.id, [...(pool.get(e.id) ?? []), e])

@@ -61,7 +61,7 @@ interface Located {
 const OUR_KINDS = new Set([EXTERNAL_SECRET_KIND, SECRET_STORE_KIND, CLUSTER_SECRET_STORE_KIND])
 
 /** The objects of manifest files (Lists flattened), read as Kubernetes reads YAML. */
-export async function readObjects(file: string): Promise<Located[]> {
+async function readObjects(file: string): Promise<Located[]> {
   const label = file === STDIN ? undefined : file
   const text = label === undefined ? await readStdin() : await readText(label)
   const p = parseManifests(text, label)
@@ -89,7 +89,7 @@ export async function readObjects(file: string): Promise<Located[]> {
 }
 
 /** `<32 bytes>` for each value: never a prefix, never a hash. */
-export function maskSecret(s: SecretObject): Obj {
+function maskSecret(s: SecretObject): Obj {
   return {...s, data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, `<${Buffer.from(v, 'base64').length} bytes>`]))}
 }
 

@@ -7,6 +7,7 @@ import {parseEnvelope} from '../envelope/envelope.js'
 import {formatWhere, isKsealError} from '../core/errors.js'
 import {parseManifests} from '../manifest/parse.js'
 import {looksForeign} from '../formats/detect.js'
+import {V1_NOTE} from './check.js'
 import {foreignInfo} from './foreign.js'
 
 export interface SecretInfo {
@@ -33,9 +34,6 @@ export interface SecretInfo {
   /** Values still in plaintext beside encrypted ones (they need `kseal encrypt`). */
   plaintext: number
 }
-
-/** The note for a format 1 Secret, shared by inspect and check. */
-export const V1_NOTE = 'recipients not authenticated (format v1): run kseal rotate to upgrade'
 
 const AUTHENTICATED_V2 = 'every value, its place (field, key, and the namespace/name its scope binds) and the recipients'
 const AUTHENTICATED_V1 = 'every value and its place; not the recipients (format v1)'

@@ -31,7 +31,7 @@ import {decryptSecret} from '../secret/secret.js'
 import {looksForeign} from '../formats/detect.js'
 import type {SopsKeys} from './decrypt.js'
 
-export const RESOURCE_LIST_VERSIONS = ['config.kubernetes.io/v1', 'config.kubernetes.io/v1beta1', 'config.kubernetes.io/v1alpha1']
+const RESOURCE_LIST_VERSIONS = ['config.kubernetes.io/v1', 'config.kubernetes.io/v1beta1', 'config.kubernetes.io/v1alpha1']
 
 export interface KrmResult {
   message: string
@@ -65,7 +65,7 @@ interface FunctionOptions {
 const OPTION_NAMES = ['keys', 'files'] as const
 
 /** Reads the kseal options of a functionConfig; unknown options become warnings. */
-export function functionOptions(config: unknown, results: KrmResult[]): FunctionOptions {
+function functionOptions(config: unknown, results: KrmResult[]): FunctionOptions {
   const opts: FunctionOptions = {keys: [], files: []}
   if (config === null || config === undefined) return opts
   if (typeof config !== 'object' || Array.isArray(config)) throw new KsealError('ERR_CONFIG', 'functionConfig must be a Kubernetes object')
@@ -93,7 +93,7 @@ export function functionOptions(config: unknown, results: KrmResult[]): Function
 const PACKAGE_PATH = 'internal.config.kubernetes.io/package-path'
 
 /** The directory that relative `files:` are read from: the package's under kpt fn render, else the working directory. */
-export function filesBase(config: unknown, cwd: string): string {
+function filesBase(config: unknown, cwd: string): string {
   const annotations = (config as {metadata?: {annotations?: Record<string, unknown>}} | null)?.metadata?.annotations
   const pkg = annotations?.[PACKAGE_PATH]
   return typeof pkg === 'string' && path.isAbsolute(pkg) ? pkg : cwd

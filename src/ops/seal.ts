@@ -21,7 +21,7 @@ export function sealStep(recipients: Recipient[], scope: Scope): ObjectStep {
 }
 
 /** The one v1 Secret in a manifest text (also inside a List), for `--merge-into`. */
-export function singleSecret(text: string, file: string | undefined): Obj {
+function singleSecret(text: string, file: string | undefined): Obj {
   const p = parseManifests(text, file)
   const found: Obj[] = []
   for (const doc of p.docs) {

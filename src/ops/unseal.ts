@@ -78,7 +78,7 @@ export function tlsSecretsFromManifest(text: string): TlsSecret[] {
 }
 
 /** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
-export function tlsKeysFromManifest(text: string): string[] {
+function tlsKeysFromManifest(text: string): string[] {
   return tlsSecretsFromManifest(text).map((s) => s.key)
 }
 
