@@ -36,6 +36,7 @@ import {TokenBucket} from '../core/limit.js'
 import {sleep} from '../core/retry.js'
 import {objectKey, Reflector, specChanged} from './runtime/reflector.js'
 import {SecretChanges} from './runtime/echoes.js'
+import {runWorker} from './runtime/worker.js'
 import type {KubeConfig} from '@kubernetes/client-node'
 import type {StoreAccess} from '../external/store.js'
 import type {AwsOptions, KubernetesOptions, VaultOptions} from '../external/providers/index.js'
@@ -559,39 +560,36 @@ export class Controller {
     )
   }
 
-  private async work(queue: WorkQueue, ctx: CallContext): Promise<void> {
-    for (;;) {
-      const key = await queue.get()
-      if (key === undefined) return
-      const obj = this.lookup(key)
-      if (!obj) {
-        queue.forget(key)
-        queue.done(key)
-        continue
-      }
-      const t0 = performance.now()
-      let out: Outcome
-      this.changes.begin(key)
-      try {
-        out = await this.kindOf(key)[1].reconcile(obj, ctx)
-      } catch (e) {
-        this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
-        out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
-      }
-      this.metrics.duration.observe((performance.now() - t0) / 1000)
-      this.metrics.reconciles.inc({result: out.result})
-      if (out.result === 'failed') this.metrics.failures.inc({reason: out.reason})
-      if (out.reason === 'NoKey') this.noKey.add(key)
-      else this.noKey.delete(key)
-      if (out.retry === 'backoff') {
-        // A timer, never at once: a reconcile refused by the fence must not spin while the elector steps down.
-        const ms = queue.addRateLimited(key)
-        if (ms !== undefined) this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
-      } else if (!out.contested) {
-        queue.forget(key)
-      }
-      this.changes.end(queue, key)
-      queue.done(key)
+  private work(queue: WorkQueue, ctx: CallContext): Promise<void> {
+    return runWorker(
+      queue,
+      this.changes,
+      (key) => this.lookup(key),
+      (key, obj) => this.reconcileKey(queue, key, obj, ctx),
+    )
+  }
+
+  /** One SealedSecret's reconcile, for a worker: its metrics, and whether and when it comes back. */
+  private async reconcileKey(queue: WorkQueue, key: string, obj: SealedSecretObject, ctx: CallContext): Promise<void> {
+    const t0 = performance.now()
+    let out: Outcome
+    try {
+      out = await this.kindOf(key)[1].reconcile(obj, ctx)
+    } catch (e) {
+      this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
+      out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
+    }
+    this.metrics.duration.observe((performance.now() - t0) / 1000)
+    this.metrics.reconciles.inc({result: out.result})
+    if (out.result === 'failed') this.metrics.failures.inc({reason: out.reason})
+    if (out.reason === 'NoKey') this.noKey.add(key)
+    else this.noKey.delete(key)
+    if (out.retry === 'backoff') {
+      // A timer, never at once: a reconcile refused by the fence must not spin while the elector steps down.
+      const ms = queue.addRateLimited(key)
+      if (ms !== undefined) this.log.debug('requeued with backoff', {sealedSecret: key, reason: out.reason, retryInMs: ms})
+    } else if (!out.contested) {
+      queue.forget(key)
     }
   }
 

@@ -7,7 +7,7 @@ import {scrubUrls} from '../core/errors.js'
 import {CONTROLLER_NAME} from '../core/names.js'
 import type {CoreEvent} from '../kube/api.js'
 
-export const COMPONENT = CONTROLLER_NAME
+const COMPONENT = CONTROLLER_NAME
 
 export interface InvolvedObject {
   apiVersion: string

@@ -155,7 +155,7 @@ export type ControllerFlag = keyof typeof CONTROLLER_FLAGS
 export type FlagValues = {[K in ControllerFlag]?: string | number | boolean}
 
 /** A replica's identity: POD_NAME in a cluster, else host and process id. */
-export function defaultIdentity(env: Record<string, string | undefined> = process.env): string {
+function defaultIdentity(env: Record<string, string | undefined> = process.env): string {
   return env.POD_NAME || `${os.hostname()}_${process.pid}`
 }
 

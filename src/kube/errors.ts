@@ -86,3 +86,9 @@ export function describeError(e: unknown): string {
 
 /** The controller refused a write because it cannot prove it holds the leader Lease, or its term ended. */
 export const isNotLeader = (e: unknown) => (e as {code?: unknown})?.code === 'ERR_NOT_LEADER'
+
+/** Work that must stop: this replica may not write any more (isNotLeader), or the call's term ended (its signal aborted). */
+export const halted = (e: unknown, ctx: {signal?: AbortSignal}) => isNotLeader(e) || !!ctx.signal?.aborted
+
+/** A write lost a race with another writer: the object changed, appeared or went meanwhile. */
+export const lostRace = (e: unknown) => isConflict(e) || isAlreadyExists(e) || isNotFound(e)

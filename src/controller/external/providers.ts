@@ -25,12 +25,12 @@ import type {StoreAccess} from '../../external/store.js'
 import type {FindRef, SecretStore} from '../../external/types.js'
 
 /** Waits for a store's rate limit up to this long in place; longer, the ExternalSecret is requeued for then. */
-export const INLINE_WAIT_MS = 250
+const INLINE_WAIT_MS = 250
 /** Tries of one remote call that the store throttles, before the reconcile fails with ERR_THROTTLED. */
 const THROTTLED_TRIES = 3
 
 /** A call that must wait for its store's rate limit longer than INLINE_WAIT_MS: requeue the ExternalSecret after `waitMs`. */
-export class PacedError extends KsealError {
+class PacedError extends KsealError {
   constructor(
     readonly store: string,
     readonly waitMs: number,
@@ -42,7 +42,7 @@ export class PacedError extends KsealError {
 export const isPaced = (e: unknown): e is PacedError => e instanceof PacedError
 
 /** A store's identity: `SecretStore/apps/aws`, `ClusterSecretStore//shared`. */
-export const storeKey = (kind: string, namespace: string, name: string) => `${kind}/${namespace}/${name}`
+const storeKey = (kind: string, namespace: string, name: string) => `${kind}/${namespace}/${name}`
 
 export interface StoreProvidersOptions {
   access: StoreAccess

@@ -33,7 +33,7 @@ import {
   type SecretObject,
 } from '../../external/types.js'
 import type {CallContext, ClusterApi, Secret} from '../../kube/api.js'
-import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNotLeader} from '../../kube/errors.js'
+import {apiFailure, describeError, halted, isAlreadyExists, isConflict, isNotFound, lostRace} from '../../kube/errors.js'
 import {eventFor} from '../events.js'
 import type {Logger} from '../log.js'
 import type {Condition} from '../sealed/reconcile.js'
@@ -42,7 +42,7 @@ import {isPaced, type StoreProviders} from './providers.js'
 import {nextRefresh, refreshPhase} from './schedule.js'
 
 export const READY = 'Ready'
-export const SECRET_SYNCED = 'SecretSynced'
+const SECRET_SYNCED = 'SecretSynced'
 
 /**
  * Condition reasons. external-secrets' own where it has one (SecretSynced, SecretSyncedError,
@@ -145,9 +145,6 @@ function asSecretObject(s: Secret): SecretObject {
   if (s.immutable !== undefined) out.immutable = s.immutable
   return out
 }
-
-const lostRace = (e: unknown) => isConflict(e) || isAlreadyExists(e) || isNotFound(e)
-const halted = (e: unknown, ctx: CallContext) => isNotLeader(e) || !!ctx.signal?.aborted
 
 class Halt extends Error {}
 

@@ -27,6 +27,7 @@ import type {ControllerMetrics} from '../http/metrics.js'
 import type {Logger} from '../log.js'
 import {labelledSecrets} from '../owned.js'
 import {WorkQueue} from '../runtime/queue.js'
+import {runWorker} from '../runtime/worker.js'
 import {objectKey, Reflector, specChanged} from '../runtime/reflector.js'
 import {type CachedExternalSecret, type CachedStore, slimExternalSecret, slimStore} from './objects.js'
 import {StoreProviders} from './providers.js'
@@ -35,7 +36,7 @@ import {nextRefresh, refreshPhase, RefreshTimers} from './schedule.js'
 import {SecretChanges} from '../runtime/echoes.js'
 
 /** The label every Secret an ExternalSecret writes carries: the watch on them selects by it. */
-export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`
+const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`
 
 export interface ExternalSyncOptions {
   api: ClusterApi
@@ -290,50 +291,47 @@ export class ExternalSync {
     if (this.lookup(key)) this.changes.changed(queue, key, s)
   }
 
-  private async work(queue: WorkQueue, timers: RefreshTimers, ctx: CallContext): Promise<void> {
-    for (;;) {
-      const key = await queue.get()
-      if (key === undefined) return
-      const obj = this.lookup(key)
-      if (!obj) {
-        queue.forget(key)
-        queue.done(key)
-        continue
-      }
-      const forced = this.forced.delete(key)
-      let out: ExternalOutcome
-      this.changes.begin(key)
-      try {
-        out = await this.reconciler.reconcile(obj, forced, ctx)
-      } catch (e) {
-        this.o.log.error('ExternalSecret sync failed unexpectedly', {externalSecret: key, error: describeError(e)})
-        out = {result: 'failed', reason: 'ApiError', retry: 'backoff', ready: false}
-      }
-      this.o.metrics.externalSyncs.inc({provider: out.provider ?? 'none', result: out.result})
-      // Not fetched this time: the store change is still to be picked up.
-      if (forced && ['paced', 'aborted', 'stale'].includes(out.result)) this.forced.add(key)
-      if (out.retry === 'backoff') {
-        const ms = queue.addRateLimited(key)
-        if (ms !== undefined)
-          this.o.log.debug('ExternalSecret requeued with backoff', {externalSecret: key, reason: out.reason, retryInMs: ms})
-      } else if (typeof out.retry === 'number') {
-        // Paced by its store: back when the store's limit allows, spread a little so the waiting ones do not return together.
-        queue.addAfter(key, Math.round(out.retry * (1 + Math.random() * 0.25)))
-      } else {
-        queue.forget(key)
-      }
-      if (out.refreshAt !== undefined) timers.at(key, out.refreshAt)
-      else if (out.result === 'failed' && out.retry === 'no' && obj.es) {
-        // A refusal (store conditions, a Secret it may not write) is checked again at each refresh: what it depends on may change unwatched.
-        const at = nextRefresh(
-          this.o.now().getTime(),
-          obj.es.refreshIntervalMs,
-          refreshPhase(obj.metadata.uid ?? obj.metadata.name, obj.es.refreshIntervalMs),
-        )
-        if (at !== undefined) timers.at(key, at)
-      } else if (out.retry === 'no') timers.cancel(key)
-      this.changes.end(queue, key)
-      queue.done(key)
+  private work(queue: WorkQueue, timers: RefreshTimers, ctx: CallContext): Promise<void> {
+    return runWorker(
+      queue,
+      this.changes,
+      (key) => this.lookup(key),
+      (key, obj) => this.syncKey(queue, timers, key, obj, ctx),
+    )
+  }
+
+  /** One ExternalSecret's sync, for a worker: its metric, and whether and when it comes back (queue, refresh timer). */
+  private async syncKey(queue: WorkQueue, timers: RefreshTimers, key: string, obj: CachedExternalSecret, ctx: CallContext): Promise<void> {
+    const forced = this.forced.delete(key)
+    let out: ExternalOutcome
+    try {
+      out = await this.reconciler.reconcile(obj, forced, ctx)
+    } catch (e) {
+      this.o.log.error('ExternalSecret sync failed unexpectedly', {externalSecret: key, error: describeError(e)})
+      out = {result: 'failed', reason: 'ApiError', retry: 'backoff', ready: false}
     }
+    this.o.metrics.externalSyncs.inc({provider: out.provider ?? 'none', result: out.result})
+    // Not fetched this time: the store change is still to be picked up.
+    if (forced && ['paced', 'aborted', 'stale'].includes(out.result)) this.forced.add(key)
+    if (out.retry === 'backoff') {
+      const ms = queue.addRateLimited(key)
+      if (ms !== undefined)
+        this.o.log.debug('ExternalSecret requeued with backoff', {externalSecret: key, reason: out.reason, retryInMs: ms})
+    } else if (typeof out.retry === 'number') {
+      // Paced by its store: back when the store's limit allows, spread a little so the waiting ones do not return together.
+      queue.addAfter(key, Math.round(out.retry * (1 + Math.random() * 0.25)))
+    } else {
+      queue.forget(key)
+    }
+    if (out.refreshAt !== undefined) timers.at(key, out.refreshAt)
+    else if (out.result === 'failed' && out.retry === 'no' && obj.es) {
+      // A refusal (store conditions, a Secret it may not write) is checked again at each refresh: what it depends on may change unwatched.
+      const at = nextRefresh(
+        this.o.now().getTime(),
+        obj.es.refreshIntervalMs,
+        refreshPhase(obj.metadata.uid ?? obj.metadata.name, obj.es.refreshIntervalMs),
+      )
+      if (at !== undefined) timers.at(key, at)
+    } else if (out.retry === 'no') timers.cancel(key)
   }
 }

@@ -54,7 +54,7 @@ export interface LeaderCallbacks {
 
 /** A replica that is not the leader asks for a key renewal by annotating the Lease; the leader acts on it and removes it. */
 export const RENEW_REQUEST_ANNOTATION = 'kseal.dev/renew-requested-at'
-export const RENEW_REQUESTER_ANNOTATION = 'kseal.dev/renew-requested-by'
+const RENEW_REQUESTER_ANNOTATION = 'kseal.dev/renew-requested-by'
 
 function withoutRequest(ann: Record<string, string> | undefined): Record<string, string> | undefined {
   if (!ann) return ann

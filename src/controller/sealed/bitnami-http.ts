@@ -16,7 +16,7 @@ import {bitnamiValues, type KeyDecrypt, trialOrder} from './kind.js'
 import {failure, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
 
 /** The most private-key operations one request may cost: its values, then trials of further keys. */
-export const BITNAMI_REQUEST_BUDGET = 64
+const BITNAMI_REQUEST_BUDGET = 64
 
 /** Whether a request body is a sealed-secrets SealedSecret (read leniently, YAML or JSON); null when it does not look like one. */
 export function bitnamiBody(body: Buffer): unknown | null {

@@ -45,7 +45,7 @@ export const KSEAL_KIND: SealedKind = {
 
 const [BITNAMI_GROUP, BITNAMI_VERSION] = BITNAMI_API_VERSION.split('/')
 /** sealed-secrets' opt-in for taking over an existing Secret, honoured for its SealedSecrets. */
-export const BITNAMI_MANAGED_ANNOTATION = 'sealedsecrets.bitnami.com/managed'
+const BITNAMI_MANAGED_ANNOTATION = 'sealedsecrets.bitnami.com/managed'
 /** sealed-secrets annotations kseal does not implement: refused by name rather than ignored. */
 const BITNAMI_UNSUPPORTED: Record<string, string> = {
   'sealedsecrets.bitnami.com/skip-set-owner-references':
@@ -60,7 +60,7 @@ const rsaBudget = (values: number, keys: number) => values + 2 * keys
 export type KeyDecrypt = (k: SealingKey, ct: Buffer, label: Buffer) => Promise<Buffer | null>
 
 /** Inline, on the calling thread (tests; the controller passes its worker pool's). */
-export const inlineDecrypt: KeyDecrypt = async (k, ct, label) => oaepDecrypt(k.key, ct, label)
+const inlineDecrypt: KeyDecrypt = async (k, ct, label) => oaepDecrypt(k.key, ct, label)
 
 /** Keys to try for a Bitnami value: imported (decrypt-only: the old controller's) first, then the newest first. */
 export function trialOrder(keys: SealingKey[]): SealingKey[] {

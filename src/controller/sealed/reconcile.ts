@@ -21,7 +21,7 @@ import {RESERVED_PREFIX} from '../../core/names.js'
 import type {SealedSecretObject} from '../../sealed/types.js'
 import {type CallContext, type ClusterApi, FIELD_MANAGER, type Secret} from '../../kube/api.js'
 import {eventFor} from '../events.js'
-import {apiFailure, describeError, isAlreadyExists, isConflict, isNotFound, isNotLeader} from '../../kube/errors.js'
+import {apiFailure, describeError, halted, isAlreadyExists, isConflict, isNotFound, lostRace} from '../../kube/errors.js'
 import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
 import {MANAGED_ANNOTATION} from '../../core/names.js'
@@ -36,9 +36,9 @@ import {
   SPEC_HASH_ANNOTATION,
 } from '../owned.js'
 
-export const SYNCED = 'Synced'
+const SYNCED = 'Synced'
 /** Conflicts in a row on one Secret after which the Synced condition says who fights over it. */
-export const CONFLICT_LIMIT = 5
+const CONFLICT_LIMIT = 5
 /** A run of conflicts ends when none came for this long. */
 const CONFLICT_MEMORY_MS = 600_000
 
@@ -126,7 +126,7 @@ const PERMANENT: ReadonlySet<Reason> = new Set(['DecryptFailed', 'IntegrityFaile
  * namespace of the controller's own keys, or would carry kseal's own labels or annotations (a
  * planted `kseal.dev/sealing-key` Secret, say). Null when it may.
  */
-export function refusedTarget(sealed: SealedSecretObject, keyNamespace: string | undefined): string | null {
+function refusedTarget(sealed: SealedSecretObject, keyNamespace: string | undefined): string | null {
   const ns = sealed.metadata.namespace ?? 'default'
   if (keyNamespace !== undefined && ns === keyNamespace) {
     return `refused: its Secret would be written in ${ns}, the namespace of the controller's own keys; no SealedSecret is unsealed there`
@@ -154,28 +154,24 @@ export function ownerReference(s: SealedSecretObject, kind: SealedKind = KSEAL_K
 }
 
 /** An ownerReference to a SealedSecret of this kind. */
-export const isSealedRef = (r: {apiVersion?: string; kind?: string}, kind: SealedKind = KSEAL_KIND) =>
+const isSealedRef = (r: {apiVersion?: string; kind?: string}, kind: SealedKind) =>
   r.kind === kind.kind && r.apiVersion?.split('/')[0] === kind.group
 
 /** The Secret is this SealedSecret's: a controller ownerReference to it (by uid). */
-export function ownedBy(secret: Secret, s: SealedSecretObject, kind: SealedKind = KSEAL_KIND): boolean {
+function ownedBy(secret: Secret, s: SealedSecretObject, kind: SealedKind): boolean {
   return (secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r, kind) && r.uid === s.metadata.uid && r.controller === true)
 }
 
 /** May be written: ours, left by an earlier SealedSecret of the same name, or opted in by annotation. */
-export function mayManage(secret: Secret, s: SealedSecretObject, kind: SealedKind = KSEAL_KIND): boolean {
+function mayManage(secret: Secret, s: SealedSecretObject, kind: SealedKind): boolean {
   if (ownedBy(secret, s, kind)) return true
   if ((secret.metadata?.ownerReferences ?? []).some((r) => isSealedRef(r, kind) && r.name === s.metadata.name)) return true
   const ann = secret.metadata?.annotations ?? {}
   return [MANAGED_ANNOTATION, ...(kind.managedAnnotations ?? [])].some((a) => ann[a] === 'true')
 }
 
-/** The write lost a race with another writer. */
-const lostRace = (e: unknown) => isConflict(e) || isAlreadyExists(e) || isNotFound(e)
 const raceReason = (e: unknown): ConflictReason => (isNotFound(e) ? 'NotFound' : isAlreadyExists(e) ? 'AlreadyExists' : 'Conflict')
 
-/** Work that must stop: this replica may not write any more, or its term ended. */
-const halted = (e: unknown, ctx: CallContext) => isNotLeader(e) || !!ctx.signal?.aborted
 function rethrowHalt(e: unknown, ctx: CallContext): void {
   if (halted(e, ctx)) throw e
 }

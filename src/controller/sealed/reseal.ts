@@ -104,7 +104,7 @@ function readRequest(body: Buffer, contentType: string): {raw: unknown; name?: s
 }
 
 /** The 503 answer while no key may seal. */
-export const noSealingKey = (name?: string) =>
+const noSealingKey = (name?: string) =>
   failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
 
 /** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
