@@ -96,7 +96,7 @@ async function startController(kubeconfig, name, nodeArgs = []) {
       '--log-level',
       'warn',
     ],
-    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']},
+    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir(), ...JSON.parse(process.env.KSEAL_BENCH_CONTROLLER_ENV ?? '{}')}, stdio: ['ignore', 'ignore', 'pipe']},
   )
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
@@ -242,6 +242,8 @@ export async function benchController(opts = {}) {
       json.sync.rssBytes <= 150 * 1048576,
     )
     row('API test server CPU during sync (same machine, informational)', `${json.sync.apiServerCpuSeconds.toFixed(2)} s`)
+    // A look inside the synced controller before it stops (e.g. a heap snapshot: bench/controller-heap.mjs).
+    await opts.afterSync?.({pid: c1.child.pid, port: port1, metrics: m1})
 
     // Restart with nothing changed.
     c1.child.kill('SIGTERM')

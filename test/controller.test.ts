@@ -14,7 +14,7 @@ import {parseListen} from '../src/controller/http/server.js'
 import {KeyRenewer} from '../src/controller/keystore/renewer.js'
 import {KeyStore} from '../src/controller/keystore/store.js'
 import {KEY_CREATED_ANNOTATION, KEY_LABEL} from '../src/sealed/sealing-key.js'
-import {clusterApi, type ClusterApi, type Secret} from '../src/kube/api.js'
+import {clusterApi, type ClusterApi, type ListPage, type Secret} from '../src/kube/api.js'
 import {LeaderElector} from '../src/controller/runtime/leader.js'
 import {createLogger} from '../src/controller/log.js'
 import {silentLogger} from './support/log.js'
@@ -551,6 +551,70 @@ describe('reflector', () => {
     await until(() => seen.get('r4') === '4', 'event after a 5xx burst', 8000)
     expect(r.cache.has(`${ns}/r1`)).toBe(false)
     await r.stop()
+  })
+
+  it('lists in pages of 500, holding only reduced copies, and lists again whole when a continue token expires', async () => {
+    const ns = 'paged'
+    srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
+    const sel = 'paged-test=yes'
+    const put = (name: string) =>
+      srv.putObject({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {name, namespace: ns, labels: {'paged-test': 'yes'}},
+        data: {v: Buffer.from('x'.repeat(64)).toString('base64')},
+      })
+    for (let i = 0; i < 1203; i++) put(`s-${String(i).padStart(4, '0')}`)
+    // Every object reached a handler reduced: the transform saw the page's raw objects, the handlers and cache never did.
+    const reflector = (onPage?: (page: ListPage | undefined) => void) =>
+      new Reflector<Secret>(
+        {
+          list: (page) => (onPage?.(page), api.listSecrets(ns, sel, undefined, page)),
+          watch: (rv, onEvent, done) =>
+            api.watch(`/api/v1/namespaces/${ns}/secrets`, {resourceVersion: rv, labelSelector: sel}, onEvent, done),
+        },
+        {upsert: (s) => expect(s.data).toBeUndefined(), delete: () => undefined},
+        {name: 'paged', log: silentLogger, transform: (s) => ({metadata: s.metadata})},
+      )
+    const lists = () =>
+      srv.requests.filter((q) => q.verb === 'list' && q.namespace === ns).map((q) => [q.query.limit, Boolean(q.query.continue)])
+
+    const r = reflector()
+    r.start()
+    await r.firstList
+    expect(r.cache.size).toBe(1203)
+    expect([...r.cache.values()].every((s) => s.data === undefined)).toBe(true)
+    expect(lists()).toEqual([
+      ['500', false],
+      ['500', true],
+      ['500', true],
+    ])
+    await r.stop()
+
+    // Between the first and the second page, a write and a compaction: the token is too old (410),
+    // and the reflector takes the list again in one piece, the new object in it.
+    srv.clearRequests()
+    let compacted = false
+    const r2 = reflector((page) => {
+      if (page?.continue && !compacted) {
+        compacted = true
+        put('s-late')
+        srv.compact({resource: 'secrets'})
+      }
+    })
+    r2.start()
+    await r2.firstList
+    expect(compacted).toBe(true)
+    expect(r2.cache.size).toBe(1204)
+    expect(r2.cache.has(`${ns}/s-late`)).toBe(true)
+    expect(
+      srv.requests.filter((q) => q.verb === 'list' && q.namespace === ns).map((q) => [q.query.limit, Boolean(q.query.continue), q.status]),
+    ).toEqual([
+      ['500', false, 200],
+      ['500', true, 410],
+      [undefined, false, 200],
+    ])
+    await r2.stop()
   })
 })
 

@@ -250,7 +250,7 @@ export class Controller {
     this.keyReflector = new Reflector<Secret>(
       {
         // Keys and the trust root that vouches for them.
-        list: () => api.listSecrets(o.keyNamespace, KEY_WATCH_SELECTOR),
+        list: (page) => api.listSecrets(o.keyNamespace, KEY_WATCH_SELECTOR, undefined, page),
         watch: (rv, onEvent, done) =>
           api.watch(
             keysPath,
@@ -538,7 +538,7 @@ export class Controller {
     const what = kind === KSEAL_KIND ? 'SealedSecrets' : `${kind.group} SealedSecrets`
     return new Reflector<SealedSecretObject>(
       {
-        list: () => api.listCustom<SealedSecretObject>(kind.group, kind.version, kind.plural, ns),
+        list: (page) => api.listCustom<SealedSecretObject>(kind.group, kind.version, kind.plural, ns, undefined, page),
         watch: (rv, onEvent, done) =>
           api.watch(path, {resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT()}, onEvent, done),
       },

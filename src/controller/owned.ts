@@ -104,7 +104,7 @@ export function labelledSecrets(o: {
   const path = o.api.secretsPath(o.namespace)
   return new Reflector<Secret>(
     {
-      list: () => o.api.listSecrets(o.namespace, o.selector),
+      list: (page) => o.api.listSecrets(o.namespace, o.selector, undefined, page),
       watch: (rv, onEvent, done) =>
         o.api.watch(
           path,

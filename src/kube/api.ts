@@ -78,6 +78,14 @@ export interface KubeObject {
 export interface ListResult<T> {
   items: T[]
   resourceVersion: string
+  /** Set when the list was asked for in pages and more follow: pass it back as `ListPage.continue`. */
+  continue?: string
+}
+
+/** One page of a list (the API's `limit` and `continue`); without it, the whole list at once. */
+export interface ListPage {
+  limit: number
+  continue?: string
 }
 
 export type WatchEvent<T> =
@@ -90,7 +98,14 @@ export interface WatchHandle {
 
 /** Everything the controller does against the API server. Every call takes an optional CallContext. */
 export interface ClusterApi {
-  listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext): Promise<ListResult<T>>
+  listCustom<T>(
+    group: string,
+    version: string,
+    plural: string,
+    namespace?: string,
+    ctx?: CallContext,
+    page?: ListPage,
+  ): Promise<ListResult<T>>
   customPath(group: string, version: string, plural: string, namespace?: string): string
   /**
    * Merge-patches the status subresource. With `resourceVersion`, the patch is conditional: the API
@@ -109,7 +124,7 @@ export interface ClusterApi {
   ): Promise<KubeObject>
   getSecret(namespace: string, name: string, ctx?: CallContext): Promise<Secret | null>
   /** Secrets in one namespace, or in all of them (`namespace` undefined). */
-  listSecrets(namespace: string | undefined, labelSelector?: string, ctx?: CallContext): Promise<ListResult<Secret>>
+  listSecrets(namespace: string | undefined, labelSelector?: string, ctx?: CallContext, page?: ListPage): Promise<ListResult<Secret>>
   secretsPath(namespace?: string): string
   createSecret(namespace: string, body: Secret, ctx?: CallContext): Promise<Secret>
   /** A PUT: conditional when `body.metadata.resourceVersion` is set. */
@@ -194,17 +209,21 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
       throw e
     }
   }
-  const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string}}): ListResult<T> => ({
-    items: l.items ?? [],
-    resourceVersion: l.metadata?.resourceVersion ?? '',
-  })
+  const list = <T>(l: {items: T[]; metadata?: {resourceVersion?: string; _continue?: string; continue?: string}}): ListResult<T> => {
+    const out: ListResult<T> = {items: l.items ?? [], resourceVersion: l.metadata?.resourceVersion ?? ''}
+    // Typed lists come through client-node's models (V1ListMeta calls it `_continue`); custom ones as JSON.
+    const next = l.metadata?._continue ?? l.metadata?.continue
+    if (next) out.continue = next
+    return out
+  }
+  const paged = (page: ListPage | undefined) => (page ? {limit: page.limit, _continue: page.continue} : {})
   return {
-    async listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext) {
+    async listCustom<T>(group: string, version: string, plural: string, namespace?: string, ctx?: CallContext, page?: ListPage) {
       const l = await r(
         () =>
           namespace
-            ? custom.listNamespacedCustomObject({group, version, plural, namespace}, options(ctx))
-            : custom.listClusterCustomObject({group, version, plural}, options(ctx)),
+            ? custom.listNamespacedCustomObject({group, version, plural, namespace, ...paged(page)}, options(ctx))
+            : custom.listClusterCustomObject({group, version, plural, ...paged(page)}, options(ctx)),
         ctx,
       )
       return list<T>(l)
@@ -220,13 +239,13 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
       )) as KubeObject
     },
     getSecret: (namespace, name, ctx) => r(() => orNull(core.readNamespacedSecret({namespace, name}, options(ctx))), ctx),
-    async listSecrets(namespace, labelSelector, ctx) {
+    async listSecrets(namespace, labelSelector, ctx, page) {
       return list(
         await r(
           () =>
             namespace === undefined
-              ? core.listSecretForAllNamespaces({labelSelector}, options(ctx))
-              : core.listNamespacedSecret({namespace, labelSelector}, options(ctx)),
+              ? core.listSecretForAllNamespaces({labelSelector, ...paged(page)}, options(ctx))
+              : core.listNamespacedSecret({namespace, labelSelector, ...paged(page)}, options(ctx)),
           ctx,
         ),
       )

@@ -21,7 +21,7 @@ import {
   SECRET_STORE_KIND,
   SECRET_STORE_PLURAL,
 } from '../../external/types.js'
-import type {CallContext, ClusterApi, KubeObject, Secret} from '../../kube/api.js'
+import type {CallContext, ClusterApi, KubeObject, ListPage, Secret} from '../../kube/api.js'
 import {describeError} from '../../kube/errors.js'
 import type {ControllerMetrics} from '../http/metrics.js'
 import type {Logger} from '../log.js'
@@ -109,7 +109,7 @@ export class ExternalSync {
     const api = o.api
     const custom = <T extends KubeObject>(plural: string, ns: string | undefined, name: string, transform: (raw: T) => T) => ({
       source: {
-        list: () => api.listCustom<T>(EXTERNAL_GROUP, EXTERNAL_VERSION, plural, ns),
+        list: (page?: ListPage) => api.listCustom<T>(EXTERNAL_GROUP, EXTERNAL_VERSION, plural, ns, undefined, page),
         watch: (rv: string, onEvent: Parameters<ClusterApi['watch']>[2], done: (err: unknown) => void) =>
           api.watch(
             api.customPath(EXTERNAL_GROUP, EXTERNAL_VERSION, plural, ns),

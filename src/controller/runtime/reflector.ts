@@ -5,12 +5,13 @@
  * 410 Gone (or an ERROR event with code 410), and backs off on failures.
  */
 import {backoff, sleep} from '../../core/retry.js'
-import {type KubeObject, type ListResult, type WatchEvent, type WatchHandle} from '../../kube/api.js'
+import {type KubeObject, type ListPage, type ListResult, type WatchEvent, type WatchHandle} from '../../kube/api.js'
 import {apiFailure, describeError} from '../../kube/errors.js'
 import type {Logger} from '../log.js'
 
 export interface ReflectorSource<T> {
-  list(): Promise<ListResult<T>>
+  /** The whole list, or one page of it when `page` is given. */
+  list(page?: ListPage): Promise<ListResult<T>>
   watch(resourceVersion: string, onEvent: (e: WatchEvent<unknown>) => void, done: (err: unknown) => void): Promise<WatchHandle>
 }
 
@@ -31,6 +32,15 @@ export interface ReflectorOptions<T> {
   baseBackoffMs?: number
   maxBackoffMs?: number
 }
+
+/**
+ * Objects per list page, as client-go's reflector asks for: a list of 10,000 objects arrives as 20
+ * responses, each reduced (transform) and dropped before the next, so the process never holds the
+ * whole list as the server sent it, with managedFields and last-applied copies.
+ */
+export const LIST_PAGE = 500
+/** Pages one list may take (5,000,000 objects): a server that keeps answering with a continue token cannot hold the reflector forever. */
+const MAX_PAGES = 10_000
 
 const isStreamCut = (e: unknown) => ['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE'].includes(String((e as {code?: unknown})?.code))
 
@@ -125,15 +135,36 @@ export class Reflector<T extends KubeObject> {
   }
 
   /**
-   * Lists and replaces the cache; returns the list's resourceVersion. Its own frame, so the list
-   * response (every object in full, as the server sent it) is garbage once the cache holds the
-   * reduced copies, instead of staying alive in run()'s frame for as long as the watch runs.
+   * Lists in pages and replaces the cache; returns the list's resourceVersion. Each page's objects
+   * are reduced as they arrive, so only the reduced copies outlive a page. When a continue token has
+   * expired (410 between pages, after a compaction), the list is taken again whole, as client-go's
+   * pager does (FullListIfExpired): a consistent list, and no loop of pages that keep expiring.
    */
   private async relist(): Promise<string> {
-    const l = await this.source.list()
-    if (this.stopped) return ''
-    this.replace(l.items)
-    return l.resourceVersion
+    const items: T[] = []
+    let rv = ''
+    let next: string | undefined
+    for (let pages = 0; ; pages++) {
+      if (pages >= MAX_PAGES) throw new Error(`the list of ${this.o.name} did not end after ${MAX_PAGES} pages`)
+      let page: ListResult<T>
+      try {
+        page = await this.source.list({limit: LIST_PAGE, continue: next})
+      } catch (e) {
+        if (next === undefined || apiFailure(e)?.code !== 410) throw e
+        this.o.log.info('list continue token expired: listing again whole', {watch: this.o.name})
+        page = await this.source.list()
+        items.length = 0
+        next = undefined
+      }
+      if (this.stopped) return ''
+      for (const raw of page.items) items.push(this.reduce(raw))
+      rv = page.resourceVersion
+      if (!page.continue) break
+      if (page.continue === next) throw new Error(`the list of ${this.o.name} repeated its continue token`)
+      next = page.continue
+    }
+    this.replace(items)
+    return rv
   }
 
   private backoff(n: number): number {
@@ -197,11 +228,10 @@ export class Reflector<T extends KubeObject> {
     return this.o.transform ? this.o.transform(obj) : obj
   }
 
-  /** Replaces the cache with a fresh list: deletes what is gone, upserts the rest. */
+  /** Replaces the cache with a fresh list (already reduced): deletes what is gone, upserts the rest. */
   private replace(items: T[]): void {
     const seen = new Set<string>()
-    for (const raw of items) {
-      const obj = this.reduce(raw)
+    for (const obj of items) {
       const key = objectKey(obj)
       seen.add(key)
       const old = this.cache.get(key)
