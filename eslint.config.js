@@ -65,4 +65,24 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none'}],
     },
   },
+  {
+    // The build bundles client-node through src/kube/client-node.ts, keeping only what it names;
+    // a value imported from the package anywhere else would bring the whole package back.
+    files: ['src/**/*.ts', 'keys/**/*.ts', 'commands/**/*.ts'],
+    ignores: ['src/kube/client-node.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@kubernetes/client-node',
+              allowTypeImports: true,
+              message: 'import client-node values through src/kube/client-node.ts (loadK8s), which the build bundles tree-shaken.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 )

@@ -59,6 +59,21 @@ describe('lint: the import direction', () => {
     expect(await directionFindings('commands/controller.ts', code)).toEqual([])
   })
 
+  it('client-node values come only through src/kube/client-node.ts (the bundle keeps only what it names); types from anywhere', async () => {
+    const [bad] = await eslint.lintText(`import {KubeConfig} from '@kubernetes/client-node'\nexport const x = new KubeConfig()\n`, {
+      filePath: path.join(ROOT, 'src/ops/x.ts'),
+    })
+    expect(bad!.messages.map((m) => m.ruleId)).toEqual(['@typescript-eslint/no-restricted-imports'])
+    const [typeOnly] = await eslint.lintText(`import type {KubeConfig} from '@kubernetes/client-node'\nexport type X = KubeConfig\n`, {
+      filePath: path.join(ROOT, 'src/ops/x.ts'),
+    })
+    expect(typeOnly!.messages).toEqual([])
+    const [subset] = await eslint.lintText(readFileSync(path.join(ROOT, 'src/kube/client-node.ts'), 'utf8'), {
+      filePath: path.join(ROOT, 'src/kube/client-node.ts'),
+    })
+    expect(subset!.messages).toEqual([])
+  })
+
   it('production code never imports test code', async () => {
     const bad = await directionFindings('src/sealed/x.ts', `import {until} from '../../test/support/until.js'\nexport const x = until\n`)
     expect(bad).toHaveLength(1)

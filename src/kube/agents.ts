@@ -10,6 +10,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type * as K8s from '@kubernetes/client-node'
+import type {K8sModule} from './config.js'
 
 const pools = new WeakMap<K8s.KubeConfig, Map<string, http.Agent>>()
 
@@ -65,7 +66,7 @@ function authentication(kc: K8s.KubeConfig): K8s.SecurityAuthentication {
 }
 
 /** An API client of the KubeConfig's current cluster (as `kc.makeApiClient` makes one) whose requests share connections. */
-export function apiClient<T>(k8s: typeof K8s, kc: K8s.KubeConfig, Api: new (config: K8s.Configuration) => T): T {
+export function apiClient<T>(k8s: K8sModule, kc: K8s.KubeConfig, Api: new (config: K8s.Configuration) => T): T {
   const cluster = kc.getCurrentCluster()
   if (!cluster) throw new Error('No active cluster!')
   return new Api(

@@ -8,11 +8,11 @@ import path from 'node:path'
 import type * as K8s from '@kubernetes/client-node'
 import {KsealError} from '../core/errors.js'
 
-export type K8sModule = typeof K8s
+export type K8sModule = typeof import('./client-node.js')
 
 let k8sModule: Promise<K8sModule> | undefined
 export function loadK8s(): Promise<K8sModule> {
-  k8sModule ??= import('@kubernetes/client-node')
+  k8sModule ??= import('./client-node.js')
   return k8sModule
 }
 
