@@ -96,7 +96,7 @@ async function startController(kubeconfig, name, nodeArgs = []) {
       '--log-level',
       'warn',
     ],
-    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir(), ...JSON.parse(process.env.KSEAL_BENCH_CONTROLLER_ENV ?? '{}')}, stdio: ['ignore', 'ignore', 'pipe']},
+    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']},
   )
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))

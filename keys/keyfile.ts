@@ -1,5 +1,5 @@
 /** What every file-based backend does with its key files: find them, read them, guard them. */
-import {promises as fs} from 'node:fs'
+import {statSync} from 'node:fs'
 import path from 'node:path'
 import {keyFileError, KsealError} from '../src/core/errors.js'
 import {readText} from '../src/core/files.js'
@@ -23,7 +23,7 @@ export const readKeyFile = (file: string): Promise<string> => readText(file, {ke
 export async function checkPrivateMode(file: string): Promise<void> {
   let mode: number
   try {
-    mode = (await fs.stat(file)).mode
+    mode = statSync(file).mode
   } catch (e) {
     throw keyFileError(e, file)
   }

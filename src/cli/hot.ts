@@ -3,7 +3,7 @@
  * takes the parsed flags and arguments and a CliContext. The oclif commands call these after
  * oclif's parse and fast.ts after its own, so both paths run exactly this code.
  */
-import {promises as fs} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {EXIT, formatWhere, ioError, isKsealError, type KsealError, type Where} from '../core/errors.js'
 import {decodeText, readStdin, readText, STDIN} from '../core/files.js'
 import {runBatch} from '../ops/batch.js'
@@ -35,7 +35,7 @@ export async function runDecrypt(cli: CliContext, flags: DecryptFlags, paths: st
 export async function runTextconv(cli: CliContext, flags: {key?: string[]}, file: string): Promise<void> {
   let raw: Buffer
   try {
-    raw = await fs.readFile(file)
+    raw = readFileSync(file)
   } catch (e) {
     throw ioError(e, file)
   }

@@ -4,7 +4,7 @@
  * only when the ones before it hold no key for the recipients at hand. The envelope's key ids pick
  * the identity directly: no key is ever tried on an entry it does not match.
  */
-import {promises as fs} from 'node:fs'
+import {statSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {type Backends, splitUri} from '../../keys/index.js'
@@ -60,7 +60,7 @@ export class Keyring {
     const file = path.resolve(cwd, spec.replace(/^~(?=\/)/, os.homedir()))
     let st
     try {
-      st = await fs.stat(file)
+      st = statSync(file)
     } catch (e) {
       if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return []
       throw keyFileError(e, file)
