@@ -4,6 +4,7 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {OTHER_KEY} from './support/cli.js'
+import {until} from './support/until.js'
 
 const key = crypto.createPrivateKey(readFileSync(OTHER_KEY))
 const pub = crypto.createPublicKey(key)
@@ -39,6 +40,39 @@ describe('RsaDecryptPool', () => {
       Array.from({length: 10}, () => pool.decrypt(k, wrap(crypto.randomBytes(32), Buffer.from('other')), label)),
     )
     expect(bad.every((b) => b === null)).toBe(true)
+    await pool.close()
+  })
+
+  /** A burst issued the way the pipeline issues it: each after an await. */
+  const burst = (pool: RsaDecryptPool, dks: Buffer[]) =>
+    Promise.all(
+      dks.map(async (dk) => {
+        await Promise.resolve()
+        return pool.decrypt(k, wrap(dk), label)
+      }),
+    )
+
+  it('stops its threads when idle (a long-running controller gives their memory back), and starts them again for the next burst', async () => {
+    const pool = new RsaDecryptPool(2, 50)
+    const dks = Array.from({length: 16}, () => crypto.randomBytes(32))
+    expect(await burst(pool, dks)).toEqual(dks)
+    expect(pool.threadsStarted).toBe(2)
+    await until(() => pool.threadsStarted === 0, 'the idle threads to stop')
+    const again = Array.from({length: 16}, () => crypto.randomBytes(32))
+    expect(await burst(pool, again)).toEqual(again)
+    expect(pool.threadsStarted).toBe(2)
+    await pool.close()
+  })
+
+  it('loses no unwrap when a worker dies mid-burst: what it held is answered inline', async () => {
+    const pool = new RsaDecryptPool(2)
+    const dks = Array.from({length: 40}, () => crypto.randomBytes(32))
+    const out = burst(pool, dks)
+    await until(() => pool.threadsStarted === 2, 'the threads to start')
+    // As when a worker exceeds its memory limit: it exits with jobs in its queue.
+    await (pool as unknown as {workers: {w: {terminate(): Promise<number>}}[]}).workers[0]!.w.terminate()
+    expect(await out).toEqual(dks)
+    expect(pool.threadsStarted).toBe(1)
     await pool.close()
   })
 })
