@@ -14,6 +14,7 @@
 import {spawnSync} from 'node:child_process'
 import {readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
+import {plainInterop} from './interop.mjs'
 
 // Built beside dist/ and swapped in at the end, so a failed build leaves the last good one.
 const out = `dist.next-${process.pid}`
@@ -63,15 +64,17 @@ await build({
   entryPoints: ['src/cli/fast.ts'],
   outfile: path.join(out, 'cli', 'fast.cjs'),
   format: 'cjs',
-  external: [...common.external, '@kubernetes/client-node', '@oclif/*'],
+  external: [...common.external, '@kubernetes/client-node', '@oclif/*', 're2js'],
   supported: {'dynamic-import': true},
 })
 // The bundle runs as a vm.Script (for its code cache, bin/fast.js), where import() has no loader:
 // its import() of the lazily loaded packages goes through the loader's own import() instead.
 const fast = path.join(out, 'cli', 'fast.cjs')
-const bundle = readFileSync(fast, 'utf8').replace(/\bimport\((?=")/g, '__ksealImport(')
+const bundle = plainInterop(readFileSync(fast, 'utf8').replace(/\bimport\((?=")/g, '__ksealImport('))
 if (/\bimport\(/.test(bundle)) throw new Error('the fast path bundle has an import() the build did not rewrite')
 if (/require\("@oclif\//.test(bundle)) throw new Error('the fast path bundle loads oclif')
+// bin/fast.js reads it as latin1, which is exact only for ASCII (esbuild escapes the rest by default).
+if (/[^\x00-\x7f]/.test(bundle)) throw new Error('the fast path bundle is not ASCII-only')
 writeFileSync(fast, bundle)
 
 rmSync('dist', {recursive: true, force: true})
