@@ -7,8 +7,10 @@ export interface Progress {
 const NONE: Progress = {tick() {}, done() {}}
 
 export function progress(verb: string, total: number, opts: {quiet?: boolean; stream?: NodeJS.WriteStream} = {}): Progress {
+  // Decided before touching process.stderr, whose first use sets the stream up (a one-file run never needs it).
+  if (opts.quiet || total < 2) return NONE
   const stream = opts.stream ?? process.stderr
-  if (opts.quiet || !stream.isTTY || total < 2) return NONE
+  if (!stream.isTTY) return NONE
   let n = 0
   let last = 0
   const draw = () => stream.write(`\r\x1b[K${verb} ${n}/${total} files`)
