@@ -156,9 +156,14 @@ export async function fastPath(argv: string[], spec: FastSpec): Promise<boolean>
 }
 
 /** See hot.ts warmUp: the build runs this before it writes the code cache. */
-export async function warmUp(): Promise<void> {
+export async function warmUp(o: {key?: string; encrypted?: string} = {}): Promise<void> {
   const [{CliContext}, hot] = await Promise.all([import('./context.js'), import('./hot.js')])
   const cli = new CliContext([])
-  await hot.warmUp(cli)
+  await hot.warmUp(cli, o)
   await cli.close()
+}
+
+/** The stream warmUp reads (the build encrypts it to a key of its own, to warm the decryption up too). */
+export async function warmUpSample(): Promise<string> {
+  return (await import('./hot.js')).WARM_UP_SAMPLE
 }
