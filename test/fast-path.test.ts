@@ -229,3 +229,30 @@ describe('parseFast reads what it models and declines the rest', () => {
     expect(parseFast(spec.commands.textconv, ['a'])).toEqual({flags: {}, args: {file: 'a'}, argv: ['a']})
   })
 })
+
+describe('the fast bundle as built', () => {
+  it('its V8 code cache is accepted by this Node (else every run compiles the bundle again)', async () => {
+    const {loadBundle} = (await import(path.join(ROOT, 'bin', 'fast.js'))) as {
+      loadBundle(f: string, c: Buffer): {script: {cachedDataRejected?: boolean}}
+    }
+    const file = path.join(ROOT, 'dist', 'cli', 'fast.cjs')
+    expect(loadBundle(file, readFileSync(file + '.cache')).script.cachedDataRejected).toBe(false)
+  })
+
+  it('plainInterop drops esbuild interop only where the bundle reads nothing but .default, or nothing but named exports', async () => {
+    const {plainInterop} = (await import(path.join(ROOT, 'scripts', 'interop.mjs'))) as {plainInterop(code: string): string}
+    const code = [
+      'var import_node_crypto,x,init_a=__esm({"a.ts"(){import_node_crypto=__toESM(require("node:crypto"),1)}});',
+      'var import_yaml,init_b=__esm({"b.ts"(){import_yaml=__toESM(require_dist(),1)}});',
+      'var import_mixed,init_c=__esm({"c.ts"(){import_mixed=__toESM(require("node:os"),1)}});',
+      'var import_passed,init_d=__esm({"d.ts"(){import_passed=__toESM(require("node:path"),1)}});',
+      'f(import_node_crypto.default.createHash);(0,import_yaml.isMap)(n);import_yaml.Scalar;',
+      'import_mixed.default.arch();import_mixed.EOL;g(import_passed);',
+    ].join('\n')
+    const out = plainInterop(code)
+    expect(out).toContain('import_node_crypto={default:require("node:crypto")}')
+    expect(out).toContain('import_yaml=require_dist()')
+    expect(out).toContain('import_mixed=__toESM(require("node:os"),1)')
+    expect(out).toContain('import_passed=__toESM(require("node:path"),1)')
+  })
+})
