@@ -7,7 +7,17 @@ import crypto from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {afterAll, describe, expect, it} from '@jest/globals'
-import {canonicalRecipients, computeMac, decryptValue, deriveKeys, parseEnvelope, type Slot} from '../src/envelope/envelope.js'
+import fc from 'fast-check'
+import {
+  canonicalRecipients,
+  computeMac,
+  decryptValue,
+  deriveKeys,
+  hkdfExpand32,
+  hkdfExtract,
+  parseEnvelope,
+  type Slot,
+} from '../src/envelope/envelope.js'
 import {bindingLabel, encryptionContext} from '../src/envelope/binding.js'
 import {decryptText} from '../src/ops/decrypt.js'
 import {inspectText} from '../src/ops/inspect.js'
@@ -18,6 +28,18 @@ const VECTORS = path.join(FIXTURES, 'vectors')
 const read = (f: string) => readFileSync(f, 'utf8')
 const backends = testBackends()
 afterAll(() => backends.close())
+
+describe('HKDF as two HMACs', () => {
+  it('gives the bytes of crypto.hkdfSync (SHA-256, empty salt, 32 bytes) for any key and info', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({minLength: 0, maxLength: 64}), fc.string({maxLength: 40}), (ikm, info) => {
+        const want = Buffer.from(crypto.hkdfSync('sha256', ikm, Buffer.alloc(0), info, 32))
+        expect(hkdfExpand32(hkdfExtract(ikm), info).equals(want)).toBe(true)
+      }),
+      {numRuns: 300},
+    )
+  })
+})
 
 describe('format v1 primitives', () => {
   const v = JSON.parse(read(path.join(VECTORS, 'v1-primitives.json')))
