@@ -94,17 +94,27 @@ export function renderJson(objs: unknown[]): string {
   return JSON.stringify(out, null, 2) + '\n'
 }
 
-/** Joins several files' manifests into one YAML stream. */
+/**
+ * Joins several files' manifests into one YAML stream. Pieces are collected and joined once: asking
+ * a growing string what it ends with flattens it, which made joining 200 files copy the output about
+ * a hundred times (a tenth of a bulk decrypt's main thread).
+ */
 export function joinStreams(parts: string[]): string {
-  let out = ''
+  const out: string[] = []
+  let last = ''
+  const push = (s: string) => {
+    if (!s.length) return
+    out.push(s)
+    last = s[s.length - 1]!
+  }
   parts.forEach((p, i) => {
     if (i > 0 && p.length) {
-      if (!out.endsWith('\n')) out += '\n'
-      if (!/^(\uFEFF)?---(\s|$)/.test(p)) out += '---\n'
+      if (last !== '\n') push('\n')
+      if (!/^(\uFEFF)?---(\s|$)/.test(p)) push('---\n')
     }
-    out += p
+    push(p)
   })
-  return out
+  return out.join('')
 }
 
 /** The edit that writes a modified document's content back over its source range, in the file's line ends. */
