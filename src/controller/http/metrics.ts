@@ -143,7 +143,11 @@ export class ControllerMetrics {
     gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => process.memoryUsage.rss())
     gauge('nodejs_heap_used_bytes', 'V8 heap in use in bytes.', () => process.memoryUsage().heapUsed)
     gauge('nodejs_heap_size_total_bytes', 'V8 heap committed in bytes.', () => process.memoryUsage().heapTotal)
-    gauge('nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript objects (Buffers among them) in bytes.', () => process.memoryUsage().external)
+    gauge(
+      'nodejs_external_memory_bytes',
+      'Memory of C++ objects bound to JavaScript objects (Buffers among them) in bytes.',
+      () => process.memoryUsage().external,
+    )
     const started = Date.now() / 1000
     gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch in seconds.', () => started)
     new PromCounter({
