@@ -79,6 +79,7 @@ entry is wrapped for as you name it, without the role, profile or context the fi
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Rotate)
     const files = await this.expand(argv as string[], flags.quiet)
+    this.cli.bulk = files.files.length > 1
     const backends = this.backends()
     const add = await Promise.all((flags['add-recipient'] ?? []).map((r) => backends.recipient(r)))
     const removal = await removalIds(flags['remove-recipient'] ?? [], backends)
@@ -91,6 +92,7 @@ entry is wrapped for as you name it, without the role, profile or context the fi
       plan.config = rules
     }
     const keyring = this.keyring(flags.key)
+    if (this.cli.bulk) await keyring.prepare()
     const sops = this.sopsKeys(keyring)
     const changes: {file: string; change: SecretChange}[] = []
     const dry = flags['dry-run']

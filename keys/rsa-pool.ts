@@ -96,6 +96,15 @@ export class RsaDecryptPool {
     for (const j of jobs) this.dispatch(j)
   }
 
+  /**
+   * Starts the threads now, for a caller that knows a burst is coming; they stop again after idleMs
+   * if none does. Nothing on a single core, where work runs inline.
+   */
+  prestart(): void {
+    if (this.threads < 2 || this.workers.length) return
+    void this.start().then(() => this.settle())
+  }
+
   private start(): Promise<void> {
     this.starting ??= (async () => {
       const {Worker} = await import('node:worker_threads')
@@ -170,6 +179,9 @@ export class RsaDecryptPool {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.idleTimer)
+    // Threads still starting (prestart) are stopped with the rest.
+    await this.starting
     clearTimeout(this.idleTimer)
     const ws = this.workers
     this.workers = []

@@ -98,10 +98,10 @@ export class RsaBackend implements Backend {
 
   async identities(rest: string, ctx: BackendContext): Promise<Identity[]> {
     const file = keyPath(rest, ctx)
-    return this.identitiesFromFile(file, await readKeyFile(file))
+    return this.identitiesFromFile(file, await readKeyFile(file), ctx)
   }
 
-  async identitiesFromFile(file: string, text: string): Promise<Identity[]> {
+  async identitiesFromFile(file: string, text: string, ctx?: BackendContext): Promise<Identity[]> {
     if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text)) {
       throw new KsealError(
         'ERR_CONFIG',
@@ -117,6 +117,8 @@ export class RsaBackend implements Backend {
       throw new KsealError('ERR_CONFIG', `${file}: cannot read the RSA private key`)
     }
     checkRsa(key, file)
+    // A bulk run's threads boot (about 30 ms here) while the files are still being read.
+    if (ctx?.bulk) this.pool.prestart()
     return [new RsaIdentity(key, file, this.pool)]
   }
 

@@ -56,6 +56,11 @@ export interface BackendContext {
   cwd: string
   /** Current time; injected for tests. */
   now: () => Date
+  /**
+   * The run will unwrap many data keys (several files): a backend may get ready for that as soon as
+   * it loads a key, instead of on the first burst (the RSA pool starts its threads then).
+   */
+  bulk?: boolean
 }
 
 export interface Backend {

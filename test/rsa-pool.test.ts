@@ -76,3 +76,34 @@ describe('RsaDecryptPool', () => {
     await pool.close()
   })
 })
+
+describe('a bulk run gets the RSA threads going when it loads its key', () => {
+  it('Keyring.prepare loads the first key source, and the RSA backend starts its threads then (BackendContext.bulk)', async () => {
+    const {Backends} = await import('../keys/index.js')
+    const {Keyring} = await import('../src/keyring/keyring.js')
+    const env = {XDG_CONFIG_HOME: '/nonexistent-kseal-config'}
+    const started = async (bulk: boolean) => {
+      const backends = new Backends({env: {}, cwd: process.cwd(), now: () => new Date(), bulk})
+      await new Keyring(backends, {keys: [OTHER_KEY], env}).prepare()
+      const rsa = (await backends.get('rsa')) as unknown as {pool: RsaDecryptPool}
+      // The threads start in the background; without bulk they never do (give them the same chance).
+      const threads = await until(() => rsa.pool.threadsStarted, 'the threads to start', bulk ? 10_000 : 200).catch(() => 0)
+      await backends.close()
+      return threads
+    }
+    expect(await started(false)).toBe(0)
+    expect(await started(true)).toBeGreaterThan(0)
+  })
+
+  it('a key source that cannot load fails at the first unwrap, as without prepare; a run that unwraps nothing never hears of it', async () => {
+    const {Backends} = await import('../keys/index.js')
+    const {Keyring} = await import('../src/keyring/keyring.js')
+    const backends = new Backends({env: {}, cwd: process.cwd(), now: () => new Date(), bulk: true})
+    const keyring = new Keyring(backends, {keys: ['/nonexistent/key.pem'], env: {XDG_CONFIG_HOME: '/nonexistent-kseal-config'}})
+    await expect(keyring.prepare()).resolves.toBeUndefined()
+    await expect(keyring.unwrap([{backend: 'rsa', kid: 'x', wrapped: 'AA=='}], {label: Buffer.from('l'), context: {}})).rejects.toThrow(
+      /nonexistent\/key.pem/,
+    )
+    await backends.close()
+  })
+})

@@ -20,8 +20,11 @@ export class CliContext {
     this.debugMode = Boolean(process.env.DEBUG) || argv.includes('--debug')
   }
 
+  /** Set before the first keyring() when the run has several inputs (see BackendContext.bulk). */
+  bulk = false
+
   context(): BackendContext {
-    return {env: process.env, cwd: process.cwd(), now: () => new Date()}
+    return {env: process.env, cwd: process.cwd(), now: () => new Date(), bulk: this.bulk}
   }
 
   backends(): Backends {

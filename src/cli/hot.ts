@@ -20,7 +20,9 @@ export interface DecryptFlags {
 
 export async function runDecrypt(cli: CliContext, flags: DecryptFlags, paths: string[]): Promise<void> {
   const files = await cli.expand(paths, Boolean(flags.quiet))
+  cli.bulk = files.files.length > 1
   const keyring = cli.keyring(flags.key)
+  if (cli.bulk) await keyring.prepare()
   const sops = cli.sopsKeys(keyring)
   const result = await runBatch(files, (text, file) => decryptText(text, file, keyring, sops), {
     inPlace: Boolean(flags['in-place']),

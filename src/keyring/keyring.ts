@@ -79,6 +79,18 @@ export class Keyring {
     return ids
   }
 
+  /**
+   * Loads the first key source now rather than at the first unwrap, so its backends get ready (the
+   * RSA pool's threads boot) while a bulk run reads its files. A source that fails to load fails at
+   * the first unwrap, as it would have; a run that unwraps nothing never hears of it.
+   */
+  async prepare(): Promise<void> {
+    const first = this.stages[0]
+    if (!first) return
+    first.loaded ??= first.load()
+    await first.loaded.catch(() => undefined)
+  }
+
   /** Every identity from every source (loading them all). */
   async all(): Promise<Identity[]> {
     const out: Identity[] = []
