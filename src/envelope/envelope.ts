@@ -126,7 +126,10 @@ export function decryptValue(keys: DataKeys, b: Binding, field: Field, key: stri
     const decipher = crypto.createDecipheriv('aes-256-gcm', keys.enc, raw.subarray(0, NONCE_BYTES))
     decipher.setAAD(aad(b, field, key))
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES))
-    return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()])
+    const plain = decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES))
+    // GCM's final() checks the tag and gives no more bytes: no copy into a new Buffer.
+    const rest = decipher.final()
+    return rest.length ? Buffer.concat([plain, rest]) : plain
   } catch {
     throw new KsealError('ERR_INTEGRITY', 'cannot decrypt: the value was altered or moved here from another key or Secret')
   }
