@@ -181,7 +181,7 @@ export class RsaDecryptPool {
   async close(): Promise<void> {
     clearTimeout(this.idleTimer)
     // Threads still starting (prestart) are stopped with the rest.
-    await this.starting
+    await this.starting?.catch(() => undefined)
     clearTimeout(this.idleTimer)
     const ws = this.workers
     this.workers = []
