@@ -32,28 +32,19 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
+import {arg, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = process.argv.includes('--bin')
   ? path.resolve(process.argv[process.argv.indexOf('--bin') + 1])
   : path.join(ROOT, 'bin', 'run.js')
 const KEY_NS = 'kseal-system'
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** One sample from the controller's /metrics (test/support/metrics.ts), 0 when absent. */
 let sample
 
 /** The API test server is TypeScript: bundled in memory (bench/ts-module.mjs) and imported from a data: URL. */
 async function loadApiServer() {
   return import(await testSupportUrl('k8s-api-server'))
-}
-
-function peakRssBytes(pid) {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) * 1024 : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** One RSA-4096 OAEP-SHA256 private decryption, n times on this thread: the single-core RSA limit. */
@@ -293,8 +284,6 @@ export async function benchController(opts = {}) {
   }
 }
 
-const mb = (b) => `${Math.round(b / 1048576)} MB`
-
 /** An object as `kubectl apply` leaves it in a cluster: the last-applied-configuration annotation and managedFields. */
 function asApplied(obj) {
   const fields = (o) =>
@@ -342,11 +331,6 @@ async function waitListening(c, port) {
     await sleep(50)
   }
   throw new Error('the controller did not start listening')
-}
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -26,23 +26,13 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
+import {arg, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
 const KEY_NS = 'kseal-system'
 const NS = 'bench'
 const CREDS = {accessKeyId: 'AKIAKSEALBENCH000001', secretAccessKey: 'bench/secret/not/a/real/one'}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const mb = (b) => `${Math.round(b / 1048576)} MB`
-
-function peakRssBytes(pid) {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m ? Number(m[1]) * 1024 : undefined
-  } catch {
-    return undefined
-  }
-}
 
 export async function benchExternal(opts = {}) {
   const quick = opts.quick ?? false
@@ -259,11 +249,6 @@ export async function benchExternal(opts = {}) {
     await Promise.all([srv.close(), sm.close()])
     rmSync(tmp, {recursive: true, force: true})
   }
-}
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -27,6 +27,7 @@ import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {performance as perfHooks} from 'node:perf_hooks'
 import {testSupportUrl} from './ts-module.mjs'
+import {arg} from './util.mjs'
 
 const {eventLoopUtilization} = perfHooks
 
@@ -221,11 +222,6 @@ export async function benchKms(opts = {}) {
     await kms.close()
     rmSync(tmp, {recursive: true, force: true})
   }
-}
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
