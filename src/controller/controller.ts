@@ -69,7 +69,7 @@ export class Controller {
   private readonly now: () => Date
   private readonly pool = new RsaDecryptPool()
   /** Bitnami values' RSA step on the same worker pool as kseal's unwraps: the event loop (and the Lease renewals) stay free. */
-  private readonly poolDecrypt: KeyDecrypt = (k, ct, label) => this.pool.decrypt({kid: k.kid, key: k.key}, ct, label)
+  private readonly poolDecrypt: KeyDecrypt = (k, ct, label) => this.pool.decrypt(k.identity, ct, label)
   private readonly sealed: Reflector<SealedSecretObject>[] = []
   /** sealed-secrets' SealedSecrets, with --bitnami (their queue keys carry the kind's prefix). */
   private readonly bitnami: Reflector<SealedSecretObject>[] = []
@@ -91,7 +91,7 @@ export class Controller {
   private noKey = new Set<string>()
   /** Changes to the Secrets it wrote: another writer's, or the echo of its own write. */
   private readonly changes = new SecretChanges({
-    isOwnWrite: (key, s) => !!s && this.kindOf(key)[1].isOwnWrite(s),
+    isOwnWrite: (key, s) => this.kindOf(key)[1].isOwnWrite(s),
     watched: (key) => {
       const [ns, name] = this.kindOf(key)[2].split('/')
       return this.ownedSecret(ns, name)
@@ -494,18 +494,17 @@ export class Controller {
 
   /** A Secret the controller wrote changed or disappeared (runtime/echoes.ts decides whether its SealedSecret is reconciled again). */
   private secretChanged(s: Secret): void {
-    const [, prefix] = this.ownerKind(s)
-    const key = prefix + objectKey(s)
+    const key = this.ownerPrefix(s) + objectKey(s)
     if (!this.queue || !this.lookup(key)) return
     this.changes.changed(this.queue, key, s)
   }
 
-  /** The reconciler (and queue-key prefix) of the kind of SealedSecret that owns a Secret: Bitnami's by its ownerReference, else kseal's. */
-  private ownerKind(s: Secret): [Reconciler, string] {
+  /** The queue-key prefix of the kind of SealedSecret that owns a Secret: Bitnami's by its ownerReference, else kseal's. */
+  private ownerPrefix(s: Secret): string {
     const k = this.bitnamiKind
     const bitnamiOwned =
       k && (s.metadata?.ownerReferences ?? []).some((r) => r.controller && r.kind === k.kind && r.apiVersion === `${k.group}/${k.version}`)
-    return bitnamiOwned ? [this.bitnamiReconciler!, k.queuePrefix] : [this.reconciler, '']
+    return bitnamiOwned ? k.queuePrefix : ''
   }
 
   /** A queue key's reflectors, reconciler and `namespace/name`. */

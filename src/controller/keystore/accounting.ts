@@ -6,7 +6,7 @@
 import type {SealedSecretObject} from '../../sealed/types.js'
 import {recipientKids} from '../../sealed/unseal.js'
 import {sealsAt} from './renewer.js'
-import type {SealingKey} from './store.js'
+import {newestSealer, type SealingKey} from './store.js'
 
 /** One entry of `/v1/keys`. */
 export interface KeyListEntry {
@@ -24,7 +24,7 @@ export interface KeyListEntry {
 
 /** The key that seals now: the newest, unless --key-cutoff has retired it (then none until the leader makes one). */
 export function sealingKeyOf(keys: readonly SealingKey[], now: Date, cutoff?: Date): SealingKey | undefined {
-  const k = keys.filter((x) => !x.decryptOnly).at(-1)
+  const k = newestSealer(keys)
   return k && sealsAt(k, now, cutoff) ? k : undefined
 }
 
@@ -34,7 +34,7 @@ export function sealingKeyOf(keys: readonly SealingKey[], now: Date, cutoff?: Da
  */
 function oldKids(keys: readonly SealingKey[], cutoff?: Date): Set<string> {
   const at = cutoff?.getTime()
-  const newest = keys.filter((k) => !k.decryptOnly).at(-1)
+  const newest = newestSealer(keys)
   return new Set(keys.filter((k) => k.decryptOnly || (at === undefined ? k !== newest : k.created.getTime() < at)).map((k) => k.kid))
 }
 

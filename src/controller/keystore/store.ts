@@ -4,7 +4,6 @@
  * (each opens the SealedSecrets sealed to it, chosen by key id); the newest is the one published for
  * sealing.
  */
-import crypto from 'node:crypto'
 import {RsaIdentity} from '../../../keys/rsa.js'
 import type {RsaDecryptPool} from '../../../keys/rsa-pool.js'
 import {KsealError} from '../../core/errors.js'
@@ -19,11 +18,15 @@ export interface SealingKey {
   secretName: string
   created: Date
   certPem: string
+  /** Its private key (`identity.key`) opens values of formats without key ids too (Bitnami's: every key is tried). */
   identity: RsaIdentity
-  /** The private key itself, for formats without key ids (Bitnami's: every key is tried). */
-  key: crypto.KeyObject
   /** An imported key that opens what was sealed to it and never seals. */
   decryptOnly: boolean
+}
+
+/** The newest key that may seal (keys oldest first): decrypt-only keys never do. */
+export function newestSealer(keys: readonly SealingKey[]): SealingKey | undefined {
+  return keys.filter((k) => !k.decryptOnly).at(-1)
 }
 
 export interface KeyStoreOptions {
@@ -62,9 +65,7 @@ export class KeyStore {
 
   /** The key that seals: the most recently created, decrypt-only keys aside. */
   newest(): SealingKey | undefined {
-    return this.all()
-      .filter((k) => !k.decryptOnly)
-      .at(-1)
+    return newestSealer(this.all())
   }
 
   onChange(cb: () => void): void {
@@ -141,7 +142,6 @@ export class KeyStore {
       created: k.created,
       certPem: k.certPem,
       identity: new RsaIdentity(k.key, `Secret ${s.metadata?.namespace}/${s.metadata?.name}`, this.o.pool),
-      key: k.key,
       decryptOnly: k.decryptOnly,
     }
   }

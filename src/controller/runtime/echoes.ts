@@ -10,7 +10,7 @@ import type {WorkQueue} from './queue.js'
 
 export interface SecretChangesOptions {
   /** Whether this Secret (the watch's event, or, after a reconcile, its watched copy) is the controller's own last write for `key`. */
-  isOwnWrite(key: string, s: Secret | undefined): boolean
+  isOwnWrite(key: string, s: Secret): boolean
   /** The watched copy of `key`'s Secret now, if any. */
   watched(key: string): Secret | undefined
   /** A requeue, for the log. */

@@ -38,7 +38,7 @@ export interface ReflectorOptions<T> {
  * responses, each reduced (transform) and dropped before the next, so the process never holds the
  * whole list as the server sent it, with managedFields and last-applied copies.
  */
-export const LIST_PAGE = 500
+const LIST_PAGE = 500
 /** Pages one list may take (5,000,000 objects): a server that keeps answering with a continue token cannot hold the reflector forever. */
 const MAX_PAGES = 10_000
 

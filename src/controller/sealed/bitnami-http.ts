@@ -8,12 +8,11 @@
  * is read. Work is bounded per request (BITNAMI_REQUEST_BUDGET private-key operations, checked before
  * any), besides the rate limit and body size every /v1 POST shares. No plaintext ever leaves.
  */
-import crypto from 'node:crypto'
-import {isKsealError, KsealError} from '../../core/errors.js'
+import {KsealError} from '../../core/errors.js'
 import {isBitnamiSealedSecret, parseBitnami, renderBitnami, sealBitnamiValue} from '../../formats/bitnami.js'
 import type {SealingKey} from '../keystore/store.js'
 import {bitnamiValues, type KeyDecrypt, trialOrder} from './kind.js'
-import {failure, parseBody, requestName, type ResealResponse, STATUS} from './reseal.js'
+import {noSealingKey, parseBody, recipientOf, requestName, resealFailed, type ResealResponse, verified, verifyFailed} from './reseal.js'
 
 /** The most private-key operations one request may cost: its values, then trials of further keys. */
 const BITNAMI_REQUEST_BUDGET = 64
@@ -45,11 +44,9 @@ export async function verifyBitnami(raw: unknown, keys: SealingKey[], decrypt: K
   try {
     const {parsed, held, work} = checked(raw, keys, onRsa)
     renderBitnami(parsed, await bitnamiValues(parsed, held, decrypt, work))
-    return {status: 200, body: JSON.stringify({verified: true}) + '\n', outcome: 'unchanged', sealedSecret: name}
+    return verified(name)
   } catch (e) {
-    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while verifying', name)
-    const status = STATUS[e.code] === 422 ? 409 : (STATUS[e.code] ?? 500)
-    return failure(status, e.code, e.line, name)
+    return verifyFailed(e, name)
   }
 }
 
@@ -62,18 +59,12 @@ export async function rotateBitnami(
   onRsa?: () => void,
 ): Promise<ResealResponse> {
   const name = requestName(raw)
-  if (!key)
-    return failure(
-      503,
-      'ERR_BACKEND',
-      'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly',
-      name,
-    )
+  if (!key) return noSealingKey(name)
   try {
     const {parsed, held, work} = checked(raw, keys, onRsa)
     const used = new Set<string>()
     const plain = await bitnamiValues(parsed, held, decrypt, {...work, onOpened: (i) => used.add(held[i].kid)})
-    const pub = new crypto.X509Certificate(key.certPem).publicKey
+    const pub = recipientOf(key).key
     const encryptedData: Record<string, string> = {}
     for (const [k, v] of plain) encryptedData[k] = sealBitnamiValue(pub, parsed.label, v)
     const obj = raw as {spec: Record<string, unknown>}
@@ -89,7 +80,6 @@ export async function rotateBitnami(
       to: key.kid,
     }
   } catch (e) {
-    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)
-    return failure(STATUS[e.code] ?? 500, e.code, e.line, name)
+    return resealFailed(e, name)
   }
 }

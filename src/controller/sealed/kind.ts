@@ -60,7 +60,7 @@ const rsaBudget = (values: number, keys: number) => values + 2 * keys
 export type KeyDecrypt = (k: SealingKey, ct: Buffer, label: Buffer) => Promise<Buffer | null>
 
 /** Inline, on the calling thread (tests; the controller passes its worker pool's). */
-const inlineDecrypt: KeyDecrypt = async (k, ct, label) => oaepDecrypt(k.key, ct, label)
+const inlineDecrypt: KeyDecrypt = async (k, ct, label) => oaepDecrypt(k.identity.key, ct, label)
 
 /** Keys to try for a Bitnami value: imported (decrypt-only: the old controller's) first, then the newest first. */
 export function trialOrder(keys: SealingKey[]): SealingKey[] {

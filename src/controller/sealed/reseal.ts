@@ -28,7 +28,8 @@ export const RESEAL_MAX_BYTES = 1 << 20
 export const RESEAL_WORK_BUDGET = 16
 
 const recipients = new Map<string, RsaRecipient>()
-function recipientOf(k: SealingKey): RsaRecipient {
+/** A sealing key's public half, its certificate read once per key. */
+export function recipientOf(k: SealingKey): RsaRecipient {
   let r = recipients.get(k.kid)
   if (!r) {
     r = new RsaRecipient(new crypto.X509Certificate(k.certPem).publicKey, `controller key ${k.kid}`)
@@ -50,7 +51,7 @@ export interface ResealResponse {
   to?: string
 }
 
-export const STATUS: Partial<Record<ErrorCode, number>> = {
+const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_INPUT: 400,
   ERR_USAGE: 400,
   ERR_CONFIG: 400,
@@ -104,7 +105,7 @@ function readRequest(body: Buffer, contentType: string): {raw: unknown; name?: s
 }
 
 /** The 503 answer while no key may seal. */
-const noSealingKey = (name?: string) =>
+export const noSealingKey = (name?: string) =>
   failure(503, 'ERR_BACKEND', 'the controller has no sealing key yet (or only keys older than --key-cutoff); try again shortly', name)
 
 /** Handles one POST /v1/rotate body. `key` is the current sealing key (undefined: none may seal now). */
@@ -151,9 +152,14 @@ export async function handleReseal(
       to: r.to,
     }
   } catch (e) {
-    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)
-    return failure(STATUS[e.code] ?? 500, e.code, e.line, name)
+    return resealFailed(e, name)
   }
+}
+
+/** A /v1/rotate request that failed while opening or sealing: the status its error code calls for. */
+export function resealFailed(e: unknown, name: string | undefined): ResealResponse {
+  if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while resealing', name)
+  return failure(STATUS[e.code] ?? 500, e.code, e.line, name)
 }
 
 /**
@@ -171,10 +177,23 @@ export async function handleVerify(body: Buffer, contentType: string, unwrap: Un
     if (parts > RESEAL_WORK_BUDGET)
       return failure(422, 'ERR_INPUT', `is sealed in ${parts} parts; /v1/verify opens at most ${RESEAL_WORK_BUDGET} per request`, name)
     await unsealSealedSecret(parsed, unwrap)
-    return {status: 200, body: JSON.stringify({verified: true}) + '\n', outcome: 'unchanged', sealedSecret: name}
+    return verified(name)
   } catch (e) {
-    if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while verifying', name)
-    const status = STATUS[e.code] === 422 ? 409 : (STATUS[e.code] ?? 500)
-    return failure(status, e.code, e.line, name)
+    return verifyFailed(e, name)
   }
+}
+
+/** The 200 answer of /v1/verify: it opens here. */
+export const verified = (name: string | undefined): ResealResponse => ({
+  status: 200,
+  body: JSON.stringify({verified: true}) + '\n',
+  outcome: 'unchanged',
+  sealedSecret: name,
+})
+
+/** A /v1/verify request that failed: 409 when it does not open here (what /v1/rotate answers 422), else as /v1/rotate. */
+export function verifyFailed(e: unknown, name: string | undefined): ResealResponse {
+  if (!isKsealError(e)) return failure(500, 'ERR_BACKEND', 'internal error while verifying', name)
+  const status = STATUS[e.code] === 422 ? 409 : (STATUS[e.code] ?? 500)
+  return failure(status, e.code, e.line, name)
 }
