@@ -30,6 +30,18 @@ export function apiError(e: unknown, what: string): KsealError {
   return new KsealError('ERR_BACKEND', `${what}: ${msg}`)
 }
 
+/** A TokenRequest's answer as a ServiceAccountToken (expiring as asked when the answer does not say); ERR_BACKEND when it holds no token. */
+export function requestedToken(
+  what: string,
+  spec: TokenRequestSpec,
+  token: string | undefined,
+  expirationTimestamp: Date | undefined,
+): ServiceAccountToken {
+  if (!token) throw new KsealError('ERR_BACKEND', `${what}: the answer holds no token`)
+  const exp = expirationTimestamp ? new Date(expirationTimestamp).getTime() : Date.now() + spec.expirationSeconds * 1000
+  return {token, expiresAt: exp}
+}
+
 /** One key of a Secret's data (base64) as bytes; ERR_NOT_FOUND when it has no such key. */
 export function keyOf(data: Record<string, string> | undefined, ns: string, ref: SecretKeyRef): Uint8Array {
   const v = data?.[ref.key]
@@ -70,13 +82,12 @@ export async function kubeAccess(kc: KubeConfig): Promise<StoreAccess> {
       } catch (e) {
         throw apiError(e, `TokenRequest for ServiceAccount ${namespace}/${spec.name}`)
       }
-      const token = r.status?.token
-      if (!token)
-        throw new KsealError('ERR_BACKEND', `TokenRequest for ServiceAccount ${namespace}/${spec.name}: the answer holds no token`)
-      const exp = r.status?.expirationTimestamp
-        ? new Date(r.status.expirationTimestamp).getTime()
-        : Date.now() + spec.expirationSeconds * 1000
-      return {token, expiresAt: exp}
+      return requestedToken(
+        `TokenRequest for ServiceAccount ${namespace}/${spec.name}`,
+        spec,
+        r.status?.token,
+        r.status?.expirationTimestamp,
+      )
     },
     async serviceAccountAnnotations(namespace, name) {
       try {

@@ -42,7 +42,7 @@ const remoteRef: StructuralSchema = open('Where one value lives in the store.', 
   decodingStrategy: {type: 'string', enum: ['None', 'Base64', 'Base64URL', 'Auto']},
 })
 
-export const EXTERNAL_SECRET_SPEC_SCHEMA: StructuralSchema = open('What to fetch, from which store, into which Secret.', {
+const EXTERNAL_SECRET_SPEC_SCHEMA: StructuralSchema = open('What to fetch, from which store, into which Secret.', {
   secretStoreRef: {
     type: 'object',
     required: ['name'],
@@ -67,7 +67,7 @@ export const EXTERNAL_SECRET_SPEC_SCHEMA: StructuralSchema = open('What to fetch
   dataFrom: {type: 'array', items: open('Keys from a JSON remote value (extract) or from remote names (find).', {extract: remoteRef})},
 })
 
-export const EXTERNAL_SECRET_STATUS_SCHEMA: StructuralSchema = {
+const EXTERNAL_SECRET_STATUS_SCHEMA: StructuralSchema = {
   type: 'object',
   properties: {
     observedGeneration: {type: 'integer', format: 'int64'},
@@ -92,13 +92,13 @@ const objectSchema = (description: string, spec: StructuralSchema, status?: Stru
   properties: {apiVersion: str, kind: str, metadata: {type: 'object'}, spec, ...(status ? {status} : {})},
 })
 
-export const EXTERNAL_SECRET_SCHEMA = objectSchema(
+const EXTERNAL_SECRET_SCHEMA = objectSchema(
   'A Secret synced from an external store (AWS Secrets Manager, SSM Parameter Store, Vault KV v2, another namespace) by the kseal controller.',
   EXTERNAL_SECRET_SPEC_SCHEMA,
   EXTERNAL_SECRET_STATUS_SCHEMA,
 )
-export const SECRET_STORE_SCHEMA = objectSchema('Where the ExternalSecrets of its own namespace fetch from.', STORE_SPEC_SCHEMA)
-export const CLUSTER_SECRET_STORE_SCHEMA = objectSchema(
+const SECRET_STORE_SCHEMA = objectSchema('Where the ExternalSecrets of its own namespace fetch from.', STORE_SPEC_SCHEMA)
+const CLUSTER_SECRET_STORE_SCHEMA = objectSchema(
   'Where ExternalSecrets of any namespace its conditions admit fetch from; its references resolve in the ExternalSecret namespace.',
   STORE_SPEC_SCHEMA,
 )
@@ -130,7 +130,7 @@ function crd(
   }
 }
 
-export const EXTERNAL_CRDS = [
+const EXTERNAL_CRDS = [
   crd(EXTERNAL_SECRET_KIND, EXTERNAL_SECRET_PLURAL, 'Namespaced', 'kes', EXTERNAL_SECRET_SCHEMA, [
     {name: 'Store', type: 'string', jsonPath: '.spec.secretStoreRef.name'},
     {name: 'Refresh', type: 'string', jsonPath: '.spec.refreshInterval'},

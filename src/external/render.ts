@@ -116,6 +116,13 @@ export function mayOverwrite(existing: SecretObject, es: ExternalSecret): boolea
   return a[MANAGED_ANNOTATION] === 'true'
 }
 
+/** A mark of kseal's own that a Secret carries (a key Secret, a SealedSecret's Secret), if any: no ExternalSecret writes into it. */
+export function ownMark(s: {metadata?: {labels?: Record<string, string>; annotations?: Record<string, string>}}): string | undefined {
+  return Object.keys({...s.metadata?.labels, ...s.metadata?.annotations}).find(
+    (k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION,
+  )
+}
+
 export async function renderExternalSecret(es: ExternalSecret, store: SecretStore, deps: RenderDeps): Promise<RenderResult> {
   const what = esLabel(es)
   const fail = (code: 'ERR_INPUT' | 'ERR_NOT_FOUND' | 'ERR_DENIED', msg: string) => new KsealError(code, `${what}: ${msg}`)
@@ -128,11 +135,7 @@ export async function renderExternalSecret(es: ExternalSecret, store: SecretStor
   await checkStoreUse(es, store, deps.namespaceLabels)
   const target = es.target
   const existing = deps.existing
-  const own =
-    existing &&
-    Object.keys({...existing.metadata.labels, ...existing.metadata.annotations}).find(
-      (k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION,
-    )
+  const own = existing && ownMark(existing)
   if (own)
     throw fail(
       'ERR_DENIED',

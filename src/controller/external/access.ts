@@ -5,7 +5,7 @@
  * (src/external/store.ts). Errors name the object, never a value.
  */
 import {KsealError} from '../../core/errors.js'
-import {apiError, keyOf} from '../../external/access.js'
+import {apiError, keyOf, requestedToken} from '../../external/access.js'
 import type {StoreAccess} from '../../external/store.js'
 import type {ClusterApi} from '../../kube/api.js'
 
@@ -36,9 +36,7 @@ export function clusterAccess(api: ClusterApi): StoreAccess {
       } catch (e) {
         throw apiError(e, what)
       }
-      if (!r.token) throw new KsealError('ERR_BACKEND', `${what}: the answer holds no token`)
-      const exp = r.expirationTimestamp ? new Date(r.expirationTimestamp).getTime() : Date.now() + spec.expirationSeconds * 1000
-      return {token: r.token, expiresAt: exp}
+      return requestedToken(what, spec, r.token, r.expirationTimestamp)
     },
     async serviceAccountAnnotations(namespace, name) {
       return (await read(`ServiceAccount ${namespace}/${name}`, api.getServiceAccount(namespace, name))).metadata?.annotations ?? {}

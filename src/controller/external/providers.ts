@@ -72,7 +72,7 @@ const resultOf = (e: unknown): string => {
 
 export class StoreProviders {
   private readonly open = new Map<string, Open>()
-  readonly limiter: StoreLimiter
+  private readonly limiter: StoreLimiter
   private readonly now: () => number
 
   constructor(private readonly o: StoreProvidersOptions) {
@@ -113,11 +113,6 @@ export class StoreProviders {
   forgetStore(kind: string, namespace: string, name: string): void {
     const sk = storeKey(kind, namespace, name)
     for (const [key, entry] of this.open) if (key.startsWith(`${sk}\u0000`)) this.close(key, entry)
-  }
-
-  /** How many providers are open (tests, metrics). */
-  get size(): number {
-    return this.open.size
   }
 
   async closeAll(): Promise<void> {

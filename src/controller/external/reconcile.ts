@@ -20,9 +20,9 @@
  */
 import crypto from 'node:crypto'
 import {isKsealError} from '../../core/errors.js'
-import {MANAGED_ANNOTATION, RESERVED_PREFIX} from '../../core/names.js'
+import {MANAGED_ANNOTATION} from '../../core/names.js'
 import type {ProviderName} from '../../external/providers/index.js'
-import {EXTERNAL_SECRET_ANNOTATION, MANAGED_BY_LABEL, mayOverwrite, renderExternalSecret} from '../../external/render.js'
+import {mayOverwrite, ownMark, renderExternalSecret} from '../../external/render.js'
 import {checkStoreUse, storeLabel} from '../../external/store.js'
 import {
   CLUSTER_SECRET_STORE_KIND,
@@ -41,7 +41,7 @@ import type {CachedExternalSecret, CachedStore, ExternalStatus} from './objects.
 import {isPaced, type StoreProviders} from './providers.js'
 import {nextRefresh, refreshPhase} from './schedule.js'
 
-export const READY = 'Ready'
+const READY = 'Ready'
 const SECRET_SYNCED = 'SecretSynced'
 
 /**
@@ -77,9 +77,6 @@ export interface ExternalOutcome {
   refreshAt?: number
   /** The provider that served the fetch, when one was made. */
   provider?: ProviderName
-  /** The last successful sync (ms since the epoch), when the status records one. */
-  syncedAt?: number
-  ready: boolean
 }
 
 export interface ExternalReconcilerOptions {
@@ -101,13 +98,6 @@ const PERMANENT = new Set<ExternalReason>(['InvalidSpec', 'InvalidStore', 'Store
 
 /** Per-process key for the fingerprints of written Secrets (kept in memory only): no value is recoverable from them. */
 const FINGERPRINT_KEY = crypto.randomBytes(32)
-
-/** Whether a Secret carries a mark of kseal's own (a key Secret, a SealedSecret's Secret): no ExternalSecret writes into it. */
-function ownMark(s: Secret): string | undefined {
-  return Object.keys({...s.metadata?.labels, ...s.metadata?.annotations}).find(
-    (k) => k.startsWith(RESERVED_PREFIX) && k !== MANAGED_BY_LABEL && k !== EXTERNAL_SECRET_ANNOTATION && k !== MANAGED_ANNOTATION,
-  )
-}
 
 /** What decides whether two Secrets hold the same thing: type, immutable, data, labels, annotations, owners. */
 function fingerprint(s: Secret | SecretObject): string {
@@ -146,6 +136,11 @@ function asSecretObject(s: Secret): SecretObject {
   return out
 }
 
+/** Whether the status says Ready: the Secret holds a good sync of this spec. */
+export function isReady(s: ExternalStatus): boolean {
+  return s.conditions?.find((c) => c.type === READY)?.status === 'True'
+}
+
 class Halt extends Error {}
 
 export class ExternalReconciler {
@@ -177,21 +172,16 @@ export class ExternalReconciler {
     try {
       return await this.run(cached, forced, ctx)
     } catch (e) {
-      if (e instanceof Halt || halted(e, ctx))
-        return {result: 'aborted', reason: 'NotLeader', retry: 'backoff', ready: this.isReady(cached.status)}
+      if (e instanceof Halt || halted(e, ctx)) return {result: 'aborted', reason: 'NotLeader', retry: 'backoff'}
       throw e
     }
-  }
-
-  private isReady(s: ExternalStatus): boolean {
-    return s.conditions?.find((c) => c.type === READY)?.status === 'True'
   }
 
   private async run(cached: CachedExternalSecret, forced: boolean, ctx: CallContext): Promise<ExternalOutcome> {
     const md = cached.metadata
     const ns = md.namespace ?? ''
     const log = this.o.log.with({externalSecret: `${ns}/${md.name}`})
-    if (md.deletionTimestamp) return {result: 'skipped', reason: 'SecretSynced', retry: 'no', ready: this.isReady(cached.status)}
+    if (md.deletionTimestamp) return {result: 'skipped', reason: 'SecretSynced', retry: 'no'}
     if (!cached.es) return this.fail(cached, 'InvalidSpec', cached.invalid ?? 'invalid ExternalSecret', log, ctx)
     const es = cached.es
     if (this.o.keyNamespace !== undefined && ns === this.o.keyNamespace)
@@ -208,8 +198,11 @@ export class ExternalReconciler {
     if (!cs) return this.fail(cached, 'StoreNotFound', `${ref.kind} ${storeNs ? `${storeNs}/` : ''}${ref.name} does not exist`, log, ctx)
     if (!cs.store) return this.fail(cached, 'InvalidStore', cs.invalid ?? 'invalid store', log, ctx)
     const store = cs.store
+    // The namespace's labels are read once a sync: the store's conditions are checked here and again by renderExternalSecret.
+    let labels: Promise<Record<string, string>> | undefined
+    const namespaceLabels = (n: string) => (n === ns ? (labels ??= this.o.namespaceLabels(n)) : this.o.namespaceLabels(n))
     try {
-      await checkStoreUse(es, store, this.o.namespaceLabels)
+      await checkStoreUse(es, store, namespaceLabels)
     } catch (e) {
       if (!isKsealError(e)) throw e
       return this.fail(cached, 'StoreRefused', e.line, log, ctx)
@@ -266,7 +259,7 @@ export class ExternalReconciler {
     const due = Number.isNaN(syncedAt) || (!frozen && (nextRefresh(syncedAt, es.refreshIntervalMs, phase) ?? Infinity) <= now)
     const synced =
       st.observedGeneration === md.generation &&
-      this.isReady(st) &&
+      isReady(st) &&
       st.conditions?.find((c) => c.type === SECRET_SYNCED)?.status === 'True' &&
       !!existing &&
       existing.metadata?.resourceVersion === st.syncedResourceVersion
@@ -276,15 +269,13 @@ export class ExternalReconciler {
         reason: 'SecretSynced',
         retry: 'no',
         refreshAt: frozen ? undefined : nextRefresh(syncedAt, es.refreshIntervalMs, phase),
-        syncedAt,
-        ready: true,
       }
     }
 
     const provider = await this.o.providers.get(store, ns, ctx.signal).catch((e: unknown) => e as Error)
     if (provider instanceof Error) {
       if (halted(provider, ctx)) throw provider
-      if (isPaced(provider)) return this.paced(cached, provider.waitMs)
+      if (isPaced(provider)) return this.paced(provider.waitMs)
       const msg = isKsealError(provider) ? provider.line : describeError(provider)
       return this.fail(cached, 'SecretSyncedError', `cannot open ${storeLabel(store)}: ${msg}`, log, ctx, 'backoff')
     }
@@ -292,13 +283,13 @@ export class ExternalReconciler {
     try {
       rendered = await renderExternalSecret(es, store, {
         provider,
-        namespaceLabels: this.o.namespaceLabels,
+        namespaceLabels,
         existing: existing ? asSecretObject(existing) : null,
         keyNamespace: this.o.keyNamespace,
       })
     } catch (e) {
       if (halted(e, ctx)) throw e
-      if (isPaced(e)) return this.paced(cached, e.waitMs)
+      if (isPaced(e)) return this.paced(e.waitMs)
       const msg = isKsealError(e) ? e.line : describeError(e)
       // The last good Secret stays as it is (Ready stays True only while there is one).
       const out = await this.fail(cached, 'SecretSyncedError', msg, log, ctx, 'backoff', !!existing)
@@ -342,8 +333,6 @@ export class ExternalReconciler {
         retry: 'no',
         refreshAt: nextRefresh(fetchedAt.getTime(), es.refreshIntervalMs, phase),
         provider: provider.name,
-        syncedAt: fetchedAt.getTime(),
-        ready: false,
       }
     }
 
@@ -360,7 +349,7 @@ export class ExternalReconciler {
         if (halted(e, ctx)) throw e
         return this.fail(cached, 'ApiError', `cannot read Secret ${ns}/${secretName}: ${describeError(e)}`, log, ctx)
       }
-      if (!current) return this.lost(cached, 'NotFound', 'the Secret was deleted while it was synced', log)
+      if (!current) return this.lost('NotFound', 'the Secret was deleted while it was synced', log)
     }
     if (!same && current) same = fingerprint(current) === fp
     let written: Secret
@@ -394,7 +383,7 @@ export class ExternalReconciler {
       } catch (e) {
         if (halted(e, ctx)) throw e
         if (lostRace(e))
-          return this.lost(cached, isNotFound(e) ? 'NotFound' : isAlreadyExists(e) ? 'AlreadyExists' : 'Conflict', describeError(e), log)
+          return this.lost(isNotFound(e) ? 'NotFound' : isAlreadyExists(e) ? 'AlreadyExists' : 'Conflict', describeError(e), log)
         return this.writeFailed(cached, e, `cannot write Secret ${ns}/${secretName}`, log, ctx)
       }
       log.info(`Secret ${verb}`, {
@@ -420,20 +409,18 @@ export class ExternalReconciler {
       retry: 'no',
       refreshAt: target.immutable ? undefined : nextRefresh(fetchedAt.getTime(), es.refreshIntervalMs, phase),
       provider: provider.name,
-      syncedAt: fetchedAt.getTime(),
-      ready: true,
     }
   }
 
-  private paced(cached: CachedExternalSecret, waitMs: number): ExternalOutcome {
-    return {result: 'paced', reason: 'Paced', retry: waitMs, ready: this.isReady(cached.status)}
+  private paced(waitMs: number): ExternalOutcome {
+    return {result: 'paced', reason: 'Paced', retry: waitMs}
   }
 
   /** A Secret write lost a race (409, 404, AlreadyExists): retried with backoff; the next try reads the Secret afresh. */
-  private lost(cached: CachedExternalSecret, reason: string, detail: string, log: Logger): ExternalOutcome {
+  private lost(reason: string, detail: string, log: Logger): ExternalOutcome {
     this.o.onConflict?.(reason)
     log.info('the Secret write lost a race; retrying with backoff', {conflict: reason, error: detail})
-    return {result: 'failed', reason: 'WriteConflict', retry: 'backoff', ready: this.isReady(cached.status)}
+    return {result: 'failed', reason: 'WriteConflict', retry: 'backoff'}
   }
 
   private writeFailed(cached: CachedExternalSecret, e: unknown, what: string, log: Logger, ctx: CallContext): Promise<ExternalOutcome> {
@@ -458,15 +445,14 @@ export class ExternalReconciler {
     const keepReady =
       secretInPlace &&
       (reason === 'SecretSyncedError' || reason === 'ApiError') &&
-      this.isReady(st) &&
+      isReady(st) &&
       st.observedGeneration === cached.metadata.generation
     const failed = {status: 'False' as const, reason, message}
     const prevReady = st.conditions?.find((c) => c.type === READY)
     const ready = keepReady && prevReady ? {status: 'True' as const, reason: prevReady.reason, message: prevReady.message} : failed
     const stale = await this.status(cached, {synced: failed, ready}, {}, log, ctx)
-    if (stale) return {result: 'stale', reason: 'Stale', retry: 'backoff', ready: this.isReady(cached.status)}
-    const syncedAt = st.refreshTime ? Date.parse(st.refreshTime) : undefined
-    return {result: 'failed', reason, retry, ready: ready.status === 'True', syncedAt}
+    if (stale) return {result: 'stale', reason: 'Stale', retry: 'backoff'}
+    return {result: 'failed', reason, retry}
   }
 
   /**

@@ -34,7 +34,7 @@ const MAX_TIMEOUT = 2_147_483_647
 
 /** One timer per key, each replacing the last: the refresh schedule of the current term. */
 export class RefreshTimers {
-  private readonly timers = new Map<string, {at: number; t: NodeJS.Timeout}>()
+  private readonly timers = new Map<string, NodeJS.Timeout>()
 
   constructor(
     private readonly fire: (key: string) => void,
@@ -56,26 +56,16 @@ export class RefreshTimers {
       capped ? MAX_TIMEOUT : wait,
     )
     t.unref()
-    this.timers.set(key, {at: atMs, t})
-  }
-
-  /** When `key` fires next, if it is scheduled. */
-  due(key: string): number | undefined {
-    return this.timers.get(key)?.at
+    this.timers.set(key, t)
   }
 
   cancel(key: string): void {
-    const e = this.timers.get(key)
-    if (e) clearTimeout(e.t)
+    clearTimeout(this.timers.get(key))
     this.timers.delete(key)
   }
 
   clear(): void {
-    for (const e of this.timers.values()) clearTimeout(e.t)
+    for (const t of this.timers.values()) clearTimeout(t)
     this.timers.clear()
-  }
-
-  get size(): number {
-    return this.timers.size
   }
 }

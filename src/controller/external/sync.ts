@@ -31,7 +31,7 @@ import {runWorker} from '../runtime/worker.js'
 import {objectKey, Reflector, specChanged} from '../runtime/reflector.js'
 import {type CachedExternalSecret, type CachedStore, slimExternalSecret, slimStore} from './objects.js'
 import {StoreProviders} from './providers.js'
-import {type ExternalOutcome, ExternalReconciler, READY} from './reconcile.js'
+import {type ExternalOutcome, ExternalReconciler, isReady} from './reconcile.js'
 import {nextRefresh, refreshPhase, RefreshTimers} from './schedule.js'
 import {SecretChanges} from '../runtime/echoes.js'
 
@@ -63,8 +63,8 @@ export class ExternalSync {
   private readonly secrets: Reflector<CachedExternalSecret>[] = []
   private readonly stores: Reflector<CachedStore>[] = []
   private readonly managed: Reflector<Secret>[] = []
-  readonly providers: StoreProviders
-  readonly reconciler: ExternalReconciler
+  private readonly providers: StoreProviders
+  private readonly reconciler: ExternalReconciler
   private term?: {queue: WorkQueue; timers: RefreshTimers; workers: Promise<void>[]}
   /** ExternalSecrets whose store changed: fetched on their next reconcile even if nothing is due. */
   private readonly forced = new Set<string>()
@@ -226,7 +226,7 @@ export class ExternalSync {
   /** ExternalSecrets whose Ready condition is not True (a metric). */
   notReady(): number {
     let n = 0
-    for (const o of this.all()) if (o.status.conditions?.find((c) => c.type === READY)?.status !== 'True') n++
+    for (const o of this.all()) if (!isReady(o.status)) n++
     return n
   }
 
@@ -308,7 +308,7 @@ export class ExternalSync {
       out = await this.reconciler.reconcile(obj, forced, ctx)
     } catch (e) {
       this.o.log.error('ExternalSecret sync failed unexpectedly', {externalSecret: key, error: describeError(e)})
-      out = {result: 'failed', reason: 'ApiError', retry: 'backoff', ready: false}
+      out = {result: 'failed', reason: 'ApiError', retry: 'backoff'}
     }
     this.o.metrics.externalSyncs.inc({provider: out.provider ?? 'none', result: out.result})
     // Not fetched this time: the store change is still to be picked up.

@@ -67,6 +67,15 @@ export function goBase64Decode(s: string, url: boolean): Buffer | undefined {
 
 const lines = (s: string) => s.split('\n')
 
+/** quote and squote: each argument but nil as text, quoted by `q`, space-separated. */
+const quoteEach = (args: (Value | undefined)[], c: CallContext, q: (s: string) => string): string =>
+  c.sized(
+    args
+      .filter((x) => x !== null && x !== undefined)
+      .map((x) => q(str(x)))
+      .join(' '),
+  )
+
 function compare(name: string, a: Value | undefined, b: Value | undefined, c: CallContext): number {
   const ta = typeName(a)
   const tb = typeName(b)
@@ -224,28 +233,8 @@ export const FUNCTIONS: Record<string, TemplateFunction> = {
   },
   trimPrefix: {min: 2, max: 2, fn: ([p, a]) => (str(a).startsWith(str(p)) ? str(a).slice(str(p).length) : str(a))},
   trimSuffix: {min: 2, max: 2, fn: ([p, a]) => (str(p) !== '' && str(a).endsWith(str(p)) ? str(a).slice(0, -str(p).length) : str(a))},
-  quote: {
-    min: 0,
-    max: Infinity,
-    fn: (a, c) =>
-      c.sized(
-        a
-          .filter((x) => x !== null && x !== undefined)
-          .map((x) => goQuote(str(x)))
-          .join(' '),
-      ),
-  },
-  squote: {
-    min: 0,
-    max: Infinity,
-    fn: (a, c) =>
-      c.sized(
-        a
-          .filter((x) => x !== null && x !== undefined)
-          .map((x) => `'${str(x)}'`)
-          .join(' '),
-      ),
-  },
+  quote: {min: 0, max: Infinity, fn: (a, c) => quoteEach(a, c, goQuote)},
+  squote: {min: 0, max: Infinity, fn: (a, c) => quoteEach(a, c, (s) => `'${s}'`)},
   default: {min: 1, max: 2, fn: ([d, given]) => (given === undefined || empty(given) ? d : given)},
   empty: {min: 1, max: 1, fn: ([a]) => empty(a)},
   coalesce: {min: 0, max: Infinity, fn: (a) => a.find((x) => !empty(x)) ?? null},
