@@ -24,6 +24,18 @@ interface KvKey {
   maxVersions: number
 }
 
+/** A key with no versions yet, created at `now`. */
+const newKey = (now: number): KvKey => ({
+  versions: new Map(),
+  current: 0,
+  oldest: 0,
+  created: now,
+  updated: now,
+  customMetadata: null,
+  casRequired: false,
+  maxVersions: 0,
+})
+
 /** What a handler answers: a status, and the `data`/`warnings` of Vault's response envelope (or an error list). */
 export type EngineResult =
   | {status: 200; data: unknown; warnings?: string[]}
@@ -95,19 +107,8 @@ export class KvV2Engine {
   }
 
   private put(path: string, data: KvData, cas: number | undefined): {version: number; meta: KvVersion; key: KvKey} | {error: string} {
-    let key = this.keys.get(path)
     const now = this.now()
-    if (!key)
-      key = {
-        versions: new Map(),
-        current: 0,
-        oldest: 0,
-        created: now,
-        updated: now,
-        customMetadata: null,
-        casRequired: false,
-        maxVersions: 0,
-      }
+    const key = this.keys.get(path) ?? newKey(now)
     if (cas !== undefined && cas !== key.current) return {error: 'check-and-set parameter did not match the current version'}
     if (cas === undefined && key.casRequired) return {error: 'check-and-set parameter required for this call'}
     this.keys.set(path, key)
@@ -218,16 +219,7 @@ export class KvV2Engine {
     }
     if (req.method === 'POST' || req.method === 'PUT') {
       const now = this.now()
-      const k = key ?? {
-        versions: new Map(),
-        current: 0,
-        oldest: 0,
-        created: now,
-        updated: now,
-        customMetadata: null,
-        casRequired: false,
-        maxVersions: 0,
-      }
+      const k = key ?? newKey(now)
       if (req.body.max_versions !== undefined) k.maxVersions = Number(req.body.max_versions)
       if (req.body.cas_required !== undefined) k.casRequired = req.body.cas_required === true
       if (req.body.custom_metadata !== undefined) k.customMetadata = req.body.custom_metadata as Record<string, string>
