@@ -8,7 +8,7 @@ import {SCOPES, type Scope} from '../src/envelope/binding.js'
 import {runBatch} from '../src/ops/batch.js'
 import {type Converted, type ImportOptions, importText} from '../src/ops/import.js'
 import {loadUnsealKeyring} from '../src/ops/unseal.js'
-import Seal from './seal.js'
+import Seal, {certificateSource} from './seal.js'
 
 export default class Import extends KsealCommand {
   static override summary = 'Convert SOPS, kubesec and Bitnami sealed-secrets files to kseal, in place.'
@@ -97,16 +97,7 @@ reads differently from SOPS.`
     let cert: ReturnType<typeof resolveCertificate> | undefined
     const sealFor = sealing
       ? async () => {
-          cert ??= resolveCertificate(
-            {
-              cert: flags.cert,
-              controllerNamespace: flags['controller-namespace'],
-              controllerName: flags['controller-name'],
-              kubeconfig: flags.kubeconfig,
-              context: flags.context,
-            },
-            {cwd: process.cwd(), sha256: flags['cert-sha256']},
-          )
+          cert ??= resolveCertificate(certificateSource(flags), {cwd: process.cwd(), sha256: flags['cert-sha256']})
           return {recipient: (await cert).recipient, scope: scope ?? 'strict'}
         }
       : undefined

@@ -99,7 +99,7 @@ entry is wrapped for as you name it, without the role, profile or context the fi
     const result = await runBatch(
       files,
       async (text, file) => {
-        const r = await rotateText(text, file, plan, removal, keyring, backends, sops)
+        const r = await rotateText(text, file, plan, removal, keyring, sops)
         for (const change of r.changes) changes.push({file: file ?? '(stdin)', change})
         return dry ? text : r.text
       },

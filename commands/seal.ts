@@ -74,26 +74,9 @@ values in) an existing SealedSecret file, in place.`
     context: Flags.string({description: 'Kubeconfig context for --controller-*.'}),
   }
 
-  /** The certificate source as the flags name it; the controller-API source plugs in here. */
-  protected certificateSource(flags: {
-    cert?: string
-    'controller-namespace'?: string
-    'controller-name'?: string
-    kubeconfig?: string
-    context?: string
-  }): CertificateSource {
-    return {
-      cert: flags.cert,
-      controllerNamespace: flags['controller-namespace'],
-      controllerName: flags['controller-name'],
-      kubeconfig: flags.kubeconfig,
-      context: flags.context,
-    }
-  }
-
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Seal)
-    const {recipient} = await resolveCertificate(this.certificateSource(flags), {cwd: process.cwd(), sha256: flags['cert-sha256']})
+    const {recipient} = await resolveCertificate(certificateSource(flags), {cwd: process.cwd(), sha256: flags['cert-sha256']})
     const scope = flags.scope as Scope | undefined
     if (flags['merge-into']) {
       if (flags.output) throw new KsealError('ERR_USAGE', '--merge-into rewrites the file in its own format; -o does not apply')
@@ -105,5 +88,22 @@ values in) an existing SealedSecret file, in place.`
     const result = await runManifests(files, sealStep([recipient], scope ?? 'strict'), (flags.output ?? 'yaml') as OutputFormat)
     if (result.stdout !== null) process.stdout.write(result.stdout)
     this.report(result.errors)
+  }
+}
+
+/** The certificate source as seal's flags name it (also `kseal import`'s, which takes the same flags). */
+export function certificateSource(flags: {
+  cert?: string
+  'controller-namespace'?: string
+  'controller-name'?: string
+  kubeconfig?: string
+  context?: string
+}): CertificateSource {
+  return {
+    cert: flags.cert,
+    controllerNamespace: flags['controller-namespace'],
+    controllerName: flags['controller-name'],
+    kubeconfig: flags.kubeconfig,
+    context: flags.context,
   }
 }

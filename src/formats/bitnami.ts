@@ -117,7 +117,7 @@ export type BitnamiScope = 'strict' | 'namespace-wide' | 'cluster-wide'
 export const MAX_BITNAMI_DATA = 1024 * 1024
 const NO_VALUE = '<no value>'
 /** Most values (encryptedData entries plus template.data entries) one SealedSecret may hold. */
-export const MAX_BITNAMI_VALUES = 256
+const MAX_BITNAMI_VALUES = 256
 
 /** A checked Bitnami SealedSecret: everything that can be refused without a private key has been. */
 export interface BitnamiSealed {
@@ -240,7 +240,7 @@ function* valueSteps(s: BitnamiSealed, keyCount: number, work: BitnamiWork): Gen
 }
 
 /** Decrypts a checked Bitnami SealedSecret's `encryptedData` with any of the given RSA private keys, inline: key → bytes. */
-export function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
+function openBitnamiValues(s: BitnamiSealed, keys: crypto.KeyObject[], work: BitnamiWork = {}): Map<string, Buffer> {
   const steps = valueSteps(s, keys.length, work)
   let r = steps.next()
   while (!r.done) r = steps.next(oaepDecrypt(keys[r.value.keyIndex], r.value.ct, r.value.label))

@@ -5,10 +5,12 @@
 
 /** Does this text look like a SOPS file at all (YAML, JSON, dotenv or INI)? */
 export function looksLikeSops(text: string): boolean {
-  return (
-    text.includes('ENC[AES256_GCM,') &&
-    (/^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text) || /^sops_mac=/m.test(text) || /^\[sops\]/m.test(text))
-  )
+  return text.includes('ENC[AES256_GCM,') && (hasSopsBlock(text) || /^sops_mac=/m.test(text) || /^\[sops\]/m.test(text))
+}
+
+/** Does this text hold a `sops:` line (YAML) or a `"sops": {` entry (JSON)? */
+export function hasSopsBlock(text: string): boolean {
+  return /^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text)
 }
 
 /** Does this text hold a line that starts a kubesec footer? */

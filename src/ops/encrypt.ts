@@ -14,6 +14,11 @@ import {readSecrets} from '../manifest/read.js'
 import {type EncryptOptions, encryptSecret} from '../secret/secret.js'
 import type {SopsKeys} from './decrypt.js'
 
+/** A Secret with values still in plaintext (to be encrypted). */
+const adding = (s: SecretDoc) => s.values.some((v) => v.value !== null && !v.encrypted)
+/** A Secret that gets its first envelope: the only kind a rule must match. */
+const fresh = (s: SecretDoc) => !s.envelopePair && adding(s)
+
 /** A Secret that carries a SOPS block: encrypted already, by SOPS (kseal's own pass leaves it alone). */
 const isSopsSecret = (s: SecretDoc) => s.map.items.some((p) => (p.key as {value?: unknown} | null)?.value === 'sops')
 
@@ -46,7 +51,6 @@ export async function encryptTextWithRules(
   base: RuleOptions,
   sops?: {keys: SopsKeys; format?: SecretFormat},
 ): Promise<string> {
-  const fresh = (s: SecretDoc) => !s.envelopePair && s.values.some((v) => v.value !== null && !v.encrypted)
   if (sops && (sops.format === 'sops' || (sops.format === undefined && (await rules.mayWriteSops(file))))) {
     const {encryptSecretsToSops, toSopsRecipient} = await import('../formats/sops/index.js')
     const keys = await sops.keys()
@@ -68,11 +72,9 @@ export async function encryptTextWithRules(
     // Only a Secret that gets its first envelope needs a rule; others keep their recipients — but a
     // format 1 Secret gaining values is upgraded, and its rule (if one matches) vouches for the
     // recipients it names.
-    const adding = s.values.some((v) => v.value !== null && !v.encrypted)
-    const fresh = !s.envelopePair && adding
-    const upgrading = Boolean(s.envelopePair) && adding && (s.envelopeRaw as {version?: unknown} | null)?.version === 1
+    const upgrading = Boolean(s.envelopePair) && adding(s) && (s.envelopeRaw as {version?: unknown} | null)?.version === 1
     try {
-      if (fresh) return await rules.optionsFor(file, s, base)
+      if (fresh(s)) return await rules.optionsFor(file, s, base)
       if (upgrading && (await rules.cover(file))) {
         const vouching = await rules
           .optionsFor(file, s, base)

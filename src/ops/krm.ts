@@ -123,14 +123,21 @@ function fileOf(item: YAMLMap): KrmResult['file'] {
   return Number.isInteger(i) ? {path: p, index: i} : {path: p}
 }
 
-function errorResult(e: KsealError, s?: SecretDoc, file?: KrmResult['file']): KrmResult {
-  // The resourceRef names a Secret; otherwise the message says where (the file is in `file`).
-  const where = s ? (e.where.key ? `${e.where.key}: ` : '') : formatWhere({...e.where, file: undefined})
+function errorResult(e: KsealError, ref?: KrmResult['resourceRef'], file?: KrmResult['file']): KrmResult {
+  // The resourceRef names the resource; otherwise the message says where (the file is in `file`).
+  const where = ref ? (e.where.key ? `${e.where.key}: ` : '') : formatWhere({...e.where, file: undefined})
   const r: KrmResult = {severity: 'error', message: where + e.message}
-  if (s) r.resourceRef = {apiVersion: 'v1', kind: 'Secret', name: s.name, ...(s.namespace ? {namespace: s.namespace} : {})}
+  if (ref) r.resourceRef = ref
   if (file) r.file = file
   return r
 }
+
+const secretRef = (s: SecretDoc): KrmResult['resourceRef'] => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  name: s.name,
+  ...(s.namespace ? {namespace: s.namespace} : {}),
+})
 
 /** Decrypts the Secrets of one parsed text; failures go to results/errors instead of throwing. */
 async function decryptAll(
@@ -149,7 +156,7 @@ async function decryptAll(
     }
     const e = isKsealError(r.reason) ? r.reason : new KsealError('ERR_IO', `unexpected error: ${(r.reason as Error)?.message ?? r.reason}`)
     errors.push(e)
-    results.push(errorResult(e, p.secrets[i], fileFor(p.secrets[i])))
+    results.push(errorResult(e, secretRef(p.secrets[i]), fileFor(p.secrets[i])))
   })
   return applyEdits(p.text, edits)
 }
@@ -184,16 +191,13 @@ async function decryptForeignItems(p: ParsedManifests, sops: SopsKeys, results: 
       const meta = item.get('metadata')
       const name = isMap(meta) ? String(meta.get('name') ?? '') : ''
       const namespace = isMap(meta) && meta.get('namespace') ? String(meta.get('namespace')) : undefined
-      const r: KrmResult = {severity: 'error', message: (err.where.key ? `${err.where.key}: ` : '') + err.message}
-      r.resourceRef = {
+      const ref = {
         apiVersion: String(item.get('apiVersion') ?? ''),
         kind: String(item.get('kind') ?? ''),
         name,
         ...(namespace ? {namespace} : {}),
       }
-      const file = fileOf(item)
-      if (file) r.file = file
-      results.push(r)
+      results.push(errorResult(err, ref, fileOf(item)))
     }
   }
   return edits.length ? applyEdits(text, edits) : text

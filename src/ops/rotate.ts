@@ -80,7 +80,6 @@ export async function rotateText(
   plan: RotatePlan,
   removal: Set<string>,
   keyring: Keyring,
-  backends: Backends,
   sops?: SopsKeys,
 ): Promise<RotateResult> {
   // SOPS documents first (rotate-sops.ts); kseal's own pass leaves them alone (they have no envelope).
@@ -91,7 +90,7 @@ export async function rotateText(
     foreign = r.changes
   }
   const p = parseManifests(text, file)
-  const results = await Promise.all(p.secrets.map((s) => rotateSecret(p.text, p.eol, s, file, plan, removal, keyring, backends)))
+  const results = await Promise.all(p.secrets.map((s) => rotateSecret(p.text, p.eol, s, file, plan, removal, keyring)))
   const edits = results.flatMap((r) => r?.edits ?? [])
   const changes = [...foreign, ...results.flatMap((r) => (r?.change ? [r.change] : []))].sort((a, b) => a.document - b.document)
   return {text: edits.length ? applyEdits(text, edits) : text, changes}
@@ -105,7 +104,6 @@ async function rotateSecret(
   plan: RotatePlan,
   removal: Set<string>,
   keyring: Keyring,
-  _backends: Backends,
 ): Promise<{edits: Edit[]; change: SecretChange} | null> {
   if (!s.envelopePair) return null
   try {

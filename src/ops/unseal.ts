@@ -77,11 +77,6 @@ export function tlsSecretsFromManifest(text: string): TlsSecret[] {
   return out
 }
 
-/** The `tls.key` PEMs of every Secret (also inside Lists) in a manifest text; none when it is not one. */
-function tlsKeysFromManifest(text: string): string[] {
-  return tlsSecretsFromManifest(text).map((s) => s.key)
-}
-
 export async function loadUnsealKeyring(specs: string[], backends: Backends): Promise<UnsealKeyring> {
   const cwd = backends.ctx.cwd
   const identities: Identity[] = []
@@ -92,7 +87,7 @@ export async function loadUnsealKeyring(specs: string[], backends: Backends): Pr
       identities.push(...(await backends.identitiesFromFile(file, text)))
       return
     }
-    const pems = tlsKeysFromManifest(text)
+    const pems = tlsSecretsFromManifest(text).map((s) => s.key)
     if (pems.length) {
       const rsa = await backends.get('rsa')
       for (const pem of pems) identities.push(...(await rsa.identitiesFromFile!(file, pem, backends.ctx)))

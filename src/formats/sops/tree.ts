@@ -23,6 +23,7 @@ import {
   type YAMLSeq,
 } from 'yaml'
 import {KsealError, type Where} from '../../core/errors.js'
+import {hasSopsBlock} from '../detect.js'
 import {type GoScalar, resolvePlain} from './go.js'
 import {METADATA_KEY} from './metadata.js'
 
@@ -134,7 +135,7 @@ export function parseStream(text: string, dialect: Dialect, file?: string, opts:
 
 /** Whether a document has a top-level `sops` entry (one YAML 1.2 could not read counts when its text has a `sops:` line). */
 function hasSopsEntry(doc: Document.Parsed, text: string): boolean {
-  if (doc.errors.length) return /^sops:[ \t]*\r?$/m.test(text) || /"sops"\s*:\s*\{/.test(text)
+  if (doc.errors.length) return hasSopsBlock(text)
   const root = doc.contents
   return isMap(root) && root.items.some((p) => isScalar(p.key) && p.key.value === METADATA_KEY)
 }
