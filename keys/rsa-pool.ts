@@ -46,13 +46,12 @@ const PARALLEL_AT = 8
 const WORKER_LIMITS = {maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1}
 
 /** Idle time after which the threads stop (a long-running process, the controller, gives their memory back). */
-export const IDLE_MS = 10_000
+const IDLE_MS = 10_000
 
 interface Slot {
   w: Worker
-  busy: number
   kids: Set<string>
-  /** Jobs sent to this worker and not yet answered, by id. */
+  /** Jobs sent to this worker and not yet answered, by id (their count is how busy it is). */
   jobs: Map<number, Job>
 }
 
@@ -111,12 +110,11 @@ export class RsaDecryptPool {
       for (let i = 0; i < this.threads; i++) {
         const w = new Worker(WORKER_SOURCE, {eval: true, resourceLimits: WORKER_LIMITS})
         w.unref()
-        const slot: Slot = {w, busy: 0, kids: new Set<string>(), jobs: new Map()}
+        const slot: Slot = {w, kids: new Set<string>(), jobs: new Map()}
         w.on('message', (m: {id: number; ok: boolean; out?: Uint8Array}) => {
           const job = slot.jobs.get(m.id)
           if (!job) return
           slot.jobs.delete(m.id)
-          slot.busy--
           job.resolve(m.ok && m.out ? Buffer.from(m.out) : null)
           this.settle()
         })
@@ -135,13 +133,12 @@ export class RsaDecryptPool {
     if (this.workers.length === 0) this.starting = null
     const jobs = [...slot.jobs.values()]
     slot.jobs.clear()
-    slot.busy = 0
     for (const j of jobs) j.resolve(inline(j.k, j.ct, j.label))
   }
 
   private dispatch(job: Job): void {
     if (this.workers.length === 0) return job.resolve(inline(job.k, job.ct, job.label))
-    const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a))
+    const slot = this.workers.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a))
     // Each worker gets a key's material once; later jobs name it by key id.
     let der: Buffer | undefined
     if (!slot.kids.has(job.k.kid)) {
@@ -149,7 +146,6 @@ export class RsaDecryptPool {
       slot.kids.add(job.k.kid)
     }
     const id = this.nextId++
-    slot.busy++
     slot.jobs.set(id, job)
     // Small Buffers are views into Node's shared 8 KiB pool, and posting a view copies its whole
     // backing store: send exact-size copies.
@@ -158,19 +154,29 @@ export class RsaDecryptPool {
 
   /** When the last job is answered, the threads stop after idleMs without new work. */
   private settle(): void {
-    if (this.workers.some((s) => s.busy > 0) || this.queue.length) return
+    if (this.working()) return
     clearTimeout(this.idleTimer)
     this.idleTimer = setTimeout(() => void this.stopThreads(), this.idleMs)
     this.idleTimer.unref()
   }
 
+  /** Whether a job is waiting or not yet answered. */
+  private working(): boolean {
+    return this.queue.length > 0 || this.workers.some((s) => s.jobs.size > 0)
+  }
+
   private async stopThreads(): Promise<void> {
-    if (this.workers.some((s) => s.busy > 0) || this.queue.length) return
+    if (!this.working()) await this.terminate()
+  }
+
+  /** Stops every thread (not as a lost one: no exit handler runs); returns their slots. */
+  private async terminate(): Promise<Slot[]> {
     const ws = this.workers
     this.workers = []
     this.starting = null
     for (const s of ws) s.w.removeAllListeners('exit')
     await Promise.all(ws.map((s) => s.w.terminate()))
+    return ws
   }
 
   /** Worker threads running now (0 while all work has run inline, and again once they stopped when idle). */
@@ -183,11 +189,7 @@ export class RsaDecryptPool {
     // Threads still starting (prestart) are stopped with the rest.
     await this.starting?.catch(() => undefined)
     clearTimeout(this.idleTimer)
-    const ws = this.workers
-    this.workers = []
-    this.starting = null
-    for (const s of ws) s.w.removeAllListeners('exit')
-    await Promise.all(ws.map((s) => s.w.terminate()))
+    const ws = await this.terminate()
     // Anything still waiting on a stopped worker is answered here.
     for (const s of ws) this.lost(s)
   }

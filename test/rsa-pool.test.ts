@@ -14,6 +14,15 @@ const wrap = (dk: Buffer, l = label) =>
   crypto.publicEncrypt({key: pub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: l}, dk)
 
 describe('RsaDecryptPool', () => {
+  /** A burst issued the way the pipeline issues it: each after an await. */
+  const burst = (pool: RsaDecryptPool, dks: Buffer[]) =>
+    Promise.all(
+      dks.map(async (dk) => {
+        await Promise.resolve()
+        return pool.decrypt(k, wrap(dk), label)
+      }),
+    )
+
   it('runs a few unwraps inline, without starting threads', async () => {
     const pool = new RsaDecryptPool(2)
     const dks = [crypto.randomBytes(32), crypto.randomBytes(32)]
@@ -27,13 +36,7 @@ describe('RsaDecryptPool', () => {
     const pool = new RsaDecryptPool(2)
     const dks = Array.from({length: 24}, () => crypto.randomBytes(32))
     // Issued the way the pipeline issues them: each after an await, never all in one call.
-    const out = await Promise.all(
-      dks.map(async (dk) => {
-        await Promise.resolve()
-        return pool.decrypt(k, wrap(dk), label)
-      }),
-    )
-    expect(out).toEqual(dks)
+    expect(await burst(pool, dks)).toEqual(dks)
     expect(pool.threadsStarted).toBe(2)
     // Wrong label or altered ciphertext: null, in a worker as inline.
     const bad = await Promise.all(
@@ -42,15 +45,6 @@ describe('RsaDecryptPool', () => {
     expect(bad.every((b) => b === null)).toBe(true)
     await pool.close()
   })
-
-  /** A burst issued the way the pipeline issues it: each after an await. */
-  const burst = (pool: RsaDecryptPool, dks: Buffer[]) =>
-    Promise.all(
-      dks.map(async (dk) => {
-        await Promise.resolve()
-        return pool.decrypt(k, wrap(dk), label)
-      }),
-    )
 
   it('stops its threads when idle (a long-running controller gives their memory back), and starts them again for the next burst', async () => {
     const pool = new RsaDecryptPool(2, 50)
