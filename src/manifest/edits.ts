@@ -123,7 +123,7 @@ function safePlain(value: string, flow: boolean): boolean {
 const hex = (c: string, width: number) => c.charCodeAt(0).toString(16).padStart(width, '0')
 
 /** YAML's own short escapes, as Go's YAML writer and the yaml package both spell them. */
-const YAML_ESCAPES: Record<string, string> = {
+export const YAML_ESCAPES: Record<string, string> = {
   '\0': '\\0',
   '\x07': '\\a',
   '\b': '\\b',

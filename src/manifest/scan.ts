@@ -22,6 +22,7 @@
  */
 import type {Where} from '../core/errors.js'
 import {type Field, looksLikeToken} from '../envelope/envelope.js'
+import {YAML_ESCAPES} from './edits.js'
 import {kubeKey, kubeValue, resolvePlain} from './kubeyaml.js'
 import {isCoreGroup, isCoreSecret} from './parse.js'
 
@@ -414,7 +415,7 @@ class Scanner {
   private looksLikeKey(line: string, c: number): boolean {
     const ch = line[c]
     if (ch === '"' || ch === "'") {
-      const close = ch === '"' ? doubleQuotedEnd(line, c) : singleQuotedEnd(line, c)
+      const close = quotedEnd(line, c)
       return close > 0 && line[close] === ':'
     }
     PLAIN_KEY.lastIndex = c
@@ -436,9 +437,9 @@ class Scanner {
     let plain: string | undefined
     let e: number
     if (ch === '"' || ch === "'") {
-      e = ch === '"' ? doubleQuotedEnd(line, c) : singleQuotedEnd(line, c)
+      e = quotedEnd(line, c)
       if (e < 0) decline('an unterminated quoted key')
-      key = ch === '"' ? decodeDouble(line.slice(c + 1, e - 1)) : line.slice(c + 1, e - 1).replace(/''/g, "'")
+      key = unquote(line, c, e)
     } else {
       PLAIN_KEY.lastIndex = c
       const m = PLAIN_KEY.exec(line)
@@ -495,9 +496,9 @@ class Scanner {
     let style: ValueStyle
     let end: number
     if (ch === '"' || ch === "'") {
-      end = ch === '"' ? doubleQuotedEnd(line, c) : singleQuotedEnd(line, c)
+      end = quotedEnd(line, c)
       if (end < 0) decline('a quoted scalar that does not end on its line')
-      text = ch === '"' ? decodeDouble(line.slice(c + 1, end - 1)) : line.slice(c + 1, end - 1).replace(/''/g, "'")
+      text = unquote(line, c, end)
       style = ch === '"' ? 'QUOTE_DOUBLE' : 'QUOTE_SINGLE'
       let k = end
       while (line.charCodeAt(k) === 32) k++
@@ -604,6 +605,17 @@ class Scanner {
   }
 }
 
+/** The column after the closing quote of the quoted scalar that opens at column c of the line, or -1. */
+function quotedEnd(line: string, c: number): number {
+  return line[c] === '"' ? doubleQuotedEnd(line, c) : singleQuotedEnd(line, c)
+}
+
+/** The string the quoted scalar at columns [c, end) of a line stands for. */
+function unquote(line: string, c: number, end: number): string {
+  const inside = line.slice(c + 1, end - 1)
+  return line[c] === '"' ? decodeDouble(inside) : inside.replace(/''/g, "'")
+}
+
 /** The column after a double-quoted scalar's closing quote on the line, or -1. */
 function doubleQuotedEnd(line: string, c: number): number {
   for (let k = c + 1; k < line.length; k++) {
@@ -625,23 +637,8 @@ function singleQuotedEnd(line: string, c: number): number {
   return -1
 }
 
-/** The escapes kseal writes (edits.ts doubleQuoted), which every YAML reader reads alike. */
-const ESCAPES: Record<string, string> = {
-  '0': '\0',
-  a: '\x07',
-  b: '\b',
-  t: '\t',
-  n: '\n',
-  v: '\v',
-  f: '\f',
-  r: '\r',
-  e: '\x1b',
-  '"': '"',
-  '\\': '\\',
-  N: '\x85',
-  L: '\u2028',
-  P: '\u2029',
-}
+/** The short escapes kseal writes (edits.ts doubleQuoted), which every YAML reader reads alike: `n` → line feed. */
+const ESCAPES: Record<string, string> = Object.fromEntries(Object.entries(YAML_ESCAPES).map(([c, e]) => [e.slice(1), c]))
 
 /** The string a double-quoted scalar's inside (one line) stands for. */
 function decodeDouble(s: string): string {
