@@ -179,14 +179,12 @@ function render(c: Case): Case {
 describe('the fast path gives what oclif gives', () => {
   it.each(cases.map((c) => [c.argv.join(' ').replaceAll(tmp, '$TMP'), c] as const))('kseal %s', async (_name, raw) => {
     const c = render(raw)
-    const home = workdir()
     const env = (d: string) =>
       cleanEnv({HOME: d, ...Object.fromEntries(Object.entries(c.env ?? {}).map(([k, v]) => [k, v === '.' ? d : v]))})
     const fastDir = workdir()
     const oclifDir = workdir()
     const fast = await run(process.execPath, [BIN, ...c.argv], {cwd: fastDir, env: env(fastDir), input: c.input})
     const oclif = await run(process.execPath, [OCLIF, ...c.argv], {cwd: oclifDir, env: env(oclifDir), input: c.input})
-    rmSync(home, {recursive: true, force: true})
     // Paths of the two working directories differ, and so do a --debug stack trace's frames (one
     // bundle or ESM chunks); nothing else may.
     const norm = (s: string, d: string) => s.replaceAll(d, '$CWD').replace(/(\n {4}at [^\n]*)+/g, '\n    at (frames)')

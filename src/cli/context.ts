@@ -14,7 +14,7 @@ import type {SopsMasterKeys} from '../formats/sops/masterkeys.js'
 export class CliContext {
   private backendsInstance?: Backends
   private sopsKeysInstance?: Promise<SopsMasterKeys>
-  readonly debugMode: boolean
+  private readonly debugMode: boolean
 
   constructor(argv: string[]) {
     this.debugMode = Boolean(process.env.DEBUG) || argv.includes('--debug')

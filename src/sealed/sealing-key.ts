@@ -33,7 +33,7 @@ export const KEY_MAC_ANNOTATION = 'kseal.dev/key-mac'
  * `kseal keys --import`); covered by the key's MAC, so it cannot be removed without the trust root.
  */
 export const KEY_USE_ANNOTATION = 'kseal.dev/key-use'
-export const KEY_USE_DECRYPT = 'decrypt'
+const KEY_USE_DECRYPT = 'decrypt'
 /** The Secret holding the trust root, and its label value. */
 export const TRUST_SECRET = 'kseal-key-trust'
 export const KEY_LABEL_TRUST = 'trust-root'
