@@ -1,8 +1,16 @@
 /**
  * RSA-OAEP private decryption spread over the machine's cores. `privateDecrypt` blocks the thread it
- * runs on (WebCrypto's RSA-OAEP measured no faster in parallel here), so when many unwraps are
- * waiting at once the work moves to worker threads; a handful run inline, where a worker's start-up
- * would cost more than it saves. Key material reaches workers by message, never by file or argv.
+ * runs on, so when many unwraps are waiting at once the work moves off the main thread; a handful
+ * run inline, where handing them over would cost more than it saves. Two ways to move it:
+ *  - worker threads (the CLI): one per core, up to 8. Key material reaches them by message, never by
+ *    file or argv. Each is a V8 isolate of its own, about 15 MB while it runs;
+ *  - libuv's thread pool through WebCrypto (the controller, a long-running process that counts its
+ *    memory): no isolate at all. Two things make it as fast as the workers, both measured here:
+ *    each lane has a CryptoKey of its own (two decryptions on one CryptoKey do not run in parallel),
+ *    and there are two lanes per core (one lane per core idles while the main thread hands it the
+ *    next job). At most that many run at once, so other thread-pool work (file reads, DNS lookups)
+ *    waits behind one RSA operation at most, never behind a burst. The lanes are bounded by the
+ *    thread pool's size (UV_THREADPOOL_SIZE, 4 by default).
  */
 import crypto from 'node:crypto'
 import os from 'node:os'
@@ -55,8 +63,27 @@ interface Slot {
   jobs: Map<number, Job>
 }
 
+/** Where a burst's unwraps run (see the module comment). */
+export type RsaTransport = 'workers' | 'threadpool'
+
+/** libuv's thread pool size: UV_THREADPOOL_SIZE as libuv reads it (1 to 1024), 4 without it. */
+export function threadPoolSize(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number.parseInt(env.UV_THREADPOOL_SIZE ?? '', 10)
+  return Number.isFinite(n) && n > 0 ? Math.min(n, 1024) : 4
+}
+
 export class RsaDecryptPool {
   private workers: Slot[] = []
+  /** threadpool: the lanes' CryptoKeys, by key id (one per lane), and the jobs running and waiting. */
+  private laneKeys = new Map<string, Promise<CryptoKey[] | null>>()
+  private readonly lanes: number
+  private freeLanes: number[] = []
+  private waiting: Job[] = []
+  private running = new Set<Promise<void>>()
+  /** Until when (performance.now()) a small batch still goes to the lanes: a burst's tail does not run inline. */
+  private lanesUntil = 0
+  /** The most unwraps that ran on the thread pool at once (tests). */
+  peakLanes = 0
   private starting: Promise<void> | null = null
   private queue: Job[] = []
   private flushScheduled = false
@@ -66,7 +93,11 @@ export class RsaDecryptPool {
   constructor(
     private readonly threads = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8)),
     private readonly idleMs = IDLE_MS,
-  ) {}
+    readonly transport: RsaTransport = 'workers',
+  ) {
+    this.lanes = transport === 'threadpool' && threads >= 2 ? Math.min(2 * threads, threadPoolSize()) : 0
+    this.freeLanes = Array.from({length: this.lanes}, (_, i) => i)
+  }
 
   /**
    * Decrypts, or resolves null when the ciphertext does not open with this key. Requests are
@@ -86,6 +117,17 @@ export class RsaDecryptPool {
     this.flushScheduled = false
     const jobs = this.queue
     this.queue = []
+    if (this.transport === 'threadpool') {
+      // As with the workers, a burst goes on using the lanes until idleMs after its last unwrap.
+      const inBurst = this.running.size > 0 || performance.now() < this.lanesUntil
+      if (this.lanes < 2 || (!inBurst && jobs.length < PARALLEL_AT)) {
+        for (const j of jobs) j.resolve(inline(j.k, j.ct, j.label))
+        return
+      }
+      this.waiting.push(...jobs)
+      this.pump()
+      return
+    }
     if (this.workers.length === 0 && (jobs.length < PARALLEL_AT || this.threads < 2)) {
       for (const j of jobs) j.resolve(inline(j.k, j.ct, j.label))
       return
@@ -95,12 +137,52 @@ export class RsaDecryptPool {
     for (const j of jobs) this.dispatch(j)
   }
 
+  /** threadpool: starts waiting jobs on free lanes, each on the lane's own CryptoKey. */
+  private pump(): void {
+    while (this.waiting.length > 0 && this.freeLanes.length > 0) {
+      const job = this.waiting.shift()!
+      const lane = this.freeLanes.pop()!
+      const run = this.onLane(job, lane).finally(() => {
+        this.lanesUntil = performance.now() + this.idleMs
+        this.running.delete(run)
+        this.freeLanes.push(lane)
+        this.pump()
+      })
+      this.running.add(run)
+      this.peakLanes = Math.max(this.peakLanes, this.running.size)
+    }
+  }
+
+  private async onLane(job: Job, lane: number): Promise<void> {
+    const keys = await this.cryptoKeys(job.k)
+    if (!keys) return job.resolve(inline(job.k, job.ct, job.label))
+    try {
+      job.resolve(Buffer.from(await crypto.subtle.decrypt({name: 'RSA-OAEP', label: job.label}, keys[lane]!, job.ct)))
+    } catch {
+      job.resolve(null)
+    }
+  }
+
+  /** One CryptoKey per lane for a key (null when WebCrypto does not take it: its unwraps run inline). */
+  private cryptoKeys(k: RsaPrivate): Promise<CryptoKey[] | null> {
+    let keys = this.laneKeys.get(k.kid)
+    if (!keys) {
+      const der = k.key.export({format: 'der', type: 'pkcs8'})
+      const alg = {name: 'RSA-OAEP', hash: 'SHA-256'}
+      keys = Promise.all(Array.from({length: this.lanes}, () => crypto.subtle.importKey('pkcs8', der, alg, false, ['decrypt']))).catch(
+        () => null,
+      )
+      this.laneKeys.set(k.kid, keys)
+    }
+    return keys
+  }
+
   /**
    * Starts the threads now, for a caller that knows a burst is coming; they stop again after idleMs
-   * if none does. Nothing on a single core, where work runs inline.
+   * if none does. Nothing on a single core, where work runs inline, nor on the thread pool.
    */
   prestart(): void {
-    if (this.threads < 2 || this.workers.length) return
+    if (this.threads < 2 || this.workers.length || this.transport === 'threadpool') return
     void this.start().then(() => this.settle())
   }
 
@@ -185,6 +267,10 @@ export class RsaDecryptPool {
   }
 
   async close(): Promise<void> {
+    // The thread pool's jobs: those waiting run here, those running finish.
+    for (const j of this.waiting.splice(0)) j.resolve(inline(j.k, j.ct, j.label))
+    await Promise.all(this.running)
+    this.laneKeys.clear()
     clearTimeout(this.idleTimer)
     // Threads still starting (prestart) are stopped with the rest.
     await this.starting?.catch(() => undefined)

@@ -1,9 +1,9 @@
 /** The RSA decryption pool: inline for a few unwraps, worker threads for a burst, same results. */
 import crypto from 'node:crypto'
-import {readFileSync} from 'node:fs'
+import {readFileSync, stat} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
-import {RsaDecryptPool} from '../keys/rsa-pool.js'
-import {OTHER_KEY} from './support/cli.js'
+import {RsaDecryptPool, threadPoolSize} from '../keys/rsa-pool.js'
+import {OTHER_KEY, TEAM_KEY} from './support/cli.js'
 import {until} from './support/until.js'
 
 const key = crypto.createPrivateKey(readFileSync(OTHER_KEY))
@@ -99,5 +99,68 @@ describe('a bulk run gets the RSA threads going when it loads its key', () => {
       /nonexistent\/key.pem/,
     )
     await backends.close()
+  })
+})
+
+describe('RsaDecryptPool on the thread pool (the controller)', () => {
+  const issue = (pool: RsaDecryptPool, dks: Buffer[]) =>
+    dks.map(async (dk) => {
+      await Promise.resolve()
+      return pool.decrypt(k, wrap(dk), label)
+    })
+
+  it('runs a burst on libuv thread pool lanes, without a worker thread, with the same results; a bad ciphertext is null', async () => {
+    const pool = new RsaDecryptPool(2, undefined, 'threadpool')
+    const dks = Array.from({length: 24}, () => crypto.randomBytes(32))
+    const bad = Array.from({length: 10}, () => pool.decrypt(k, wrap(crypto.randomBytes(32), Buffer.from('other')), label))
+    expect(await Promise.all(issue(pool, dks))).toEqual(dks)
+    expect((await Promise.all(bad)).every((b) => b === null)).toBe(true)
+    expect(pool.threadsStarted).toBe(0)
+    // Two lanes per core, within the thread pool's 4 threads; never more at once.
+    expect(pool.peakLanes).toBe(4)
+    await pool.close()
+  })
+
+  it('keeps no more unwraps on the thread pool than it has lanes: a file stat issued mid-burst waits behind a few, not the burst', async () => {
+    // RSA-4096, as the controller's keys are: each unwrap takes milliseconds.
+    const big = {kid: 'team', key: crypto.createPrivateKey(readFileSync(TEAM_KEY))}
+    const bigPub = crypto.createPublicKey(big.key)
+    const pool = new RsaDecryptPool(2, undefined, 'threadpool')
+    const dks = Array.from({length: 120}, () => crypto.randomBytes(32))
+    const cts = dks.map((dk) =>
+      crypto.publicEncrypt({key: bigPub, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label}, dk),
+    )
+    let done = 0
+    const all = cts.map(async (ct) => {
+      await Promise.resolve()
+      const out = await pool.decrypt(big, ct, label)
+      done++
+      return out
+    })
+    await until(() => pool.peakLanes === 4, 'the lanes to fill')
+    // A stat is one job on the same thread pool: issued now, it is answered long before the burst ends
+    // (with all 120 handed to the thread pool at once, it came after about 118 of them).
+    await new Promise((resolve) => stat(TEAM_KEY, resolve))
+    const atStat = done
+    expect(await Promise.all(all)).toEqual(dks)
+    expect(atStat).toBeLessThan(24)
+    await pool.close()
+  })
+
+  it('answers unwraps still waiting when it closes', async () => {
+    const pool = new RsaDecryptPool(2, undefined, 'threadpool')
+    const dks = Array.from({length: 30}, () => crypto.randomBytes(32))
+    const out = Promise.all(issue(pool, dks))
+    await until(() => pool.peakLanes > 0, 'the lanes to start')
+    await pool.close()
+    expect(await out).toEqual(dks)
+  })
+
+  it('sizes its lanes by UV_THREADPOOL_SIZE as libuv reads it', () => {
+    expect(threadPoolSize({})).toBe(4)
+    expect(threadPoolSize({UV_THREADPOOL_SIZE: '16'})).toBe(16)
+    expect(threadPoolSize({UV_THREADPOOL_SIZE: '0'})).toBe(4)
+    expect(threadPoolSize({UV_THREADPOOL_SIZE: 'x'})).toBe(4)
+    expect(threadPoolSize({UV_THREADPOOL_SIZE: '5000'})).toBe(1024)
   })
 })

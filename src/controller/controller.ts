@@ -67,8 +67,9 @@ export class Controller {
   readonly metrics: ControllerMetrics
   private readonly log: Logger
   private readonly now: () => Date
-  private readonly pool = new RsaDecryptPool()
-  /** Bitnami values' RSA step on the same worker pool as kseal's unwraps: the event loop (and the Lease renewals) stay free. */
+  /** Bursts of unwraps run on libuv's thread pool, not in worker threads: no V8 isolate per core to keep (keys/rsa-pool.ts). */
+  private readonly pool = new RsaDecryptPool(undefined, undefined, 'threadpool')
+  /** Bitnami values' RSA step on the same pool as kseal's unwraps: the event loop (and the Lease renewals) stay free. */
   private readonly poolDecrypt: KeyDecrypt = (k, ct, label) => this.pool.decrypt(k.identity, ct, label)
   private readonly sealed: Reflector<SealedSecretObject>[] = []
   /** sealed-secrets' SealedSecrets, with --bitnami (their queue keys carry the kind's prefix). */
