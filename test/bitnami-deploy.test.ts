@@ -125,6 +125,9 @@ describe('deploy/rbac.yaml with deploy/bitnami/rbac.yaml', () => {
       srv.getObject('bitnami.com/v1alpha1', 'SealedSecret', NS, name)?.status?.conditions?.find((c: Obj) => c.type === 'Synced')
     await until(() => cond('interop-strict')?.status === 'True', 'unsealed', 20_000)
     await until(() => cond('moved')?.reason === 'NoKey', 'NoKey', 20_000)
+    // Deleted once synced: written again from the SealedSecret, read once more (its cached copy holds no ciphertexts).
+    srv.deleteObject('v1', 'Secret', NS, 'interop-strict')
+    await until(() => srv.getObject('v1', 'Secret', NS, 'interop-strict'), 'the Secret written again', 20_000)
 
     const rules = (file: string, kind: string) => docs(file).find((m) => m.kind === kind && m.metadata.name.startsWith('kseal-controller'))
     const cluster = new Set([

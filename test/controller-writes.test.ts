@@ -28,6 +28,9 @@ import {RsaDecryptPool} from '../keys/rsa-pool.js'
 import {sealedSpecHash} from '../src/sealed/hash.js'
 import {sealSecret} from '../src/sealed/seal.js'
 import {type SealedSecretObject} from '../src/sealed/types.js'
+import {recipientKids} from '../src/sealed/unseal.js'
+import {compactSealed} from '../src/controller/sealed/compact.js'
+import {slimSealed} from '../src/controller/sealed/slim.js'
 import {OTHER_CERT} from './support/cli.js'
 import {fixtureKeySecret, fixtureRecipient, TEST_TRUST_ROOT} from './support/controller.js'
 import {sleep, until} from './support/until.js'
@@ -653,5 +656,72 @@ describe('the watched copy of an owned Secret', () => {
     } finally {
       await r.stop()
     }
+  })
+})
+
+describe('a synced SealedSecret, kept without its ciphertexts (sealed/compact.ts)', () => {
+  it('drops the ciphertexts once the Secret is written, keeps the key ids, and reads the SealedSecret again to rewrite a deleted Secret', async () => {
+    const ns = 'c8'
+    srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
+    const ctl = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: KEY_NS,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: false,
+        identity: ns,
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger},
+    )
+    const cached = () =>
+      [...(ctl as unknown as {sealedObjects(): Iterable<SealedSecretObject>}).sealedObjects()].find((o) => o.metadata.name === 'db')
+    try {
+      await until(() => ctl.notReady() === null, 'ready')
+      const sealed = await put(ns, 'db', {password: 'first'})
+      const wrapped = sealed.spec.envelope.parts[0]!.recipients[0]!.wrapped
+      const token = Object.values(sealed.spec.encryptedData)[0]!
+      await until(() => value(secretOf(ns, 'db'), 'password') === 'first', 'the Secret')
+      // The status write's echo replaces the cached object; it is kept compact too.
+      await until(() => synced(ns, 'db')?.status === 'True' && !JSON.stringify(cached()).includes(wrapped), 'the cached object compacted')
+      const kept = JSON.stringify(cached())
+      expect(kept).not.toContain(token)
+      expect(kept).not.toContain(wrapped)
+      expect(recipientKids(cached()!)).toEqual(recipientKids(sealed))
+      expect(srv.countRequests({resource: 'sealedsecrets', namespace: ns, verb: 'get'})).toBe(0)
+
+      // Someone deletes the Secret: the controller reads the SealedSecret once and writes it again.
+      srv.deleteObject('v1', 'Secret', ns, 'db')
+      await until(() => value(secretOf(ns, 'db'), 'password') === 'first', 'the Secret written again')
+      expect(srv.countRequests({resource: 'sealedsecrets', namespace: ns, verb: 'get', name: 'db'})).toBe(1)
+
+      // A new spec arrives whole through the watch, and is unsealed without a read.
+      await put(ns, 'db', {password: 'second'})
+      await until(() => value(secretOf(ns, 'db'), 'password') === 'second', 'the new value')
+      expect(srv.countRequests({resource: 'sealedsecrets', namespace: ns, verb: 'get', name: 'db'})).toBe(1)
+    } finally {
+      await ctl.stop()
+    }
+  })
+
+  it('a compacted object whose SealedSecret changed meanwhile is stale: no decryption from a view the cache does not hold', async () => {
+    const ns = 'c8'
+    const sealed = await put(ns, 'moved', {v: 'one'})
+    const failingUnwrap = async (): Promise<never> => {
+      throw new Error('no decryption was expected')
+    }
+    const reconciler = new Reconciler({api, unwrap: failingUnwrap, log: silentLogger, identity: 'r'})
+    const cached = slimSealed(sealed)
+    compactSealed(cached, sealedSpecHash(sealed))
+    // The cluster moved on (a new spec, a new generation) before this replica's watch said so.
+    await put(ns, 'moved', {v: 'two'})
+    const before = writes(ns)
+    const out = await reconciler.reconcile(cached)
+    expect(out).toMatchObject({result: 'stale', retry: 'backoff'})
+    expect(writes(ns)).toBe(before)
+    expect(srv.countRequests({resource: 'sealedsecrets', namespace: ns, verb: 'get', name: 'moved'})).toBe(1)
   })
 })

@@ -136,7 +136,7 @@ describe('RBAC', () => {
   })
   it('grants cluster-wide exactly what the controller calls', () => {
     expect(rules(one('ClusterRole', 'kseal-controller'))).toEqual({
-      'kseal.dev/sealedsecrets': ['list', 'watch'],
+      'kseal.dev/sealedsecrets': ['get', 'list', 'watch'],
       'kseal.dev/sealedsecrets/status': ['patch'],
       'kseal.dev/externalsecrets': ['list', 'watch'],
       'kseal.dev/secretstores': ['list', 'watch'],

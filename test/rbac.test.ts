@@ -155,6 +155,14 @@ describe('deploy/rbac.yaml', () => {
     await until(() => secret('plain'), 'plain Secret')
     srv.putObject(updated(await sealed('plain', {a: 'two'}), srv.getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'plain')!))
     await until(() => secret('plain')?.data?.a === Buffer.from('two').toString('base64'), 'plain updated')
+    // Deleted once synced: written again from the SealedSecret, read once more (its cached copy holds no ciphertexts).
+    const synced = () =>
+      srv
+        .getObject<KubeObject>('kseal.dev/v1', 'SealedSecret', NS, 'plain')
+        ?.status?.conditions?.some((c: {status: string}) => c.status === 'True')
+    await until(synced, 'plain synced')
+    srv.deleteObject('v1', 'Secret', NS, 'plain')
+    await until(() => secret('plain')?.data?.a === Buffer.from('two').toString('base64'), 'plain written again')
     srv.putObject(await sealed('frozen', {a: 'one'}, {immutable: true}))
     await until(() => secret('frozen'), 'frozen Secret')
     srv.putObject(

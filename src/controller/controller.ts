@@ -32,6 +32,7 @@ import {bitnamiKind, type KeyDecrypt, KSEAL_KIND, type SealedKind} from './seale
 import {failure, handleReseal, handleVerify, RESEAL_MAX_BYTES} from './sealed/reseal.js'
 import {bitnamiBody, rotateBitnami, verifyBitnami} from './sealed/bitnami-http.js'
 import {slimSealed} from './sealed/slim.js'
+import {carryCompaction} from './sealed/compact.js'
 import {TokenBucket} from '../core/limit.js'
 import {sleep} from '../core/retry.js'
 import {objectKey, Reflector, specChanged} from './runtime/reflector.js'
@@ -544,8 +545,10 @@ export class Controller {
       },
       {
         upsert: (obj, old) => {
-          // Status writes (ours) do not bump the generation: they need no reconcile.
+          // Status writes (ours) do not bump the generation: they need no reconcile, and an object
+          // kept compact stays so (sealed/compact.ts).
           if (specChanged(obj, old)) this.queue?.add(kind.queuePrefix + objectKey(obj))
+          else carryCompaction(obj, old)
         },
         delete: (obj) => {
           this.noKey.delete(kind.queuePrefix + objectKey(obj))
@@ -579,6 +582,9 @@ export class Controller {
       this.log.error('reconcile failed unexpectedly', {sealedSecret: key, error: describeError(e)})
       out = {result: 'failed', reason: 'ApiError', message: describeError(e), retry: 'backoff'}
     }
+    // The echo of this reconcile's own status write may have replaced the object in the cache meanwhile.
+    const cur = this.lookup(key)
+    if (cur && cur !== obj) carryCompaction(cur, obj)
     this.metrics.duration.observe((performance.now() - t0) / 1000)
     this.metrics.reconciles.inc({result: out.result})
     if (out.result === 'failed') this.metrics.failures.inc({reason: out.reason})

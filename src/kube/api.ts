@@ -107,6 +107,8 @@ export interface ClusterApi {
     page?: ListPage,
   ): Promise<ListResult<T>>
   customPath(group: string, version: string, plural: string, namespace?: string): string
+  /** One namespaced custom object, or null when there is none. */
+  getCustom<T>(group: string, version: string, plural: string, namespace: string, name: string, ctx?: CallContext): Promise<T | null>
   /**
    * Merge-patches the status subresource. With `resourceVersion`, the patch is conditional: the API
    * server answers 409 when the object has changed since (apiserver Store.Update compares the patched
@@ -228,6 +230,8 @@ export async function clusterApi(kc: K8s.KubeConfig, retry: ApiRetryOptions = {}
       )
       return list<T>(l)
     },
+    getCustom: <T>(group: string, version: string, plural: string, namespace: string, name: string, ctx?: CallContext) =>
+      r(() => orNull(custom.getNamespacedCustomObject({group, version, plural, namespace, name}, options(ctx)) as Promise<T>), ctx),
     customPath: (group, version, plural, namespace) =>
       `/apis/${group}/${version}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${plural}`,
     async patchCustomStatus(group, version, plural, namespace, name, status, resourceVersion, ctx) {

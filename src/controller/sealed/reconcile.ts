@@ -26,6 +26,8 @@ import type {Unwrap} from '../../keyring/keyring.js'
 import type {Logger} from '../log.js'
 import {MANAGED_ANNOTATION} from '../../core/names.js'
 import {KSEAL_KIND, type SealedKind} from './kind.js'
+import {compactedHash, compactSealed} from './compact.js'
+import {slimSealed} from './slim.js'
 import {
   GENERATION_ANNOTATION,
   lastWriter,
@@ -220,9 +222,10 @@ export class Reconciler {
     const log = this.o.log.with({sealedSecret: `${ns}/${name}`})
     if (sealed.metadata.deletionTimestamp) return {result: 'unchanged', reason: 'Unsealed', message: 'being deleted', retry: 'no'}
 
+    // A compacted object (compact.ts) carries the hash of the spec it was reconciled with.
     let hash: string
     try {
-      hash = this.kind.hash(sealed)
+      hash = compactedHash(sealed) ?? this.kind.hash(sealed)
     } catch (e) {
       return this.fail(sealed, 'InvalidSpec', `invalid SealedSecret: ${describeError(e)}`, '', log, ctx)
     }
@@ -285,8 +288,14 @@ export class Reconciler {
       plain = kept.plain
       kids = kept.kids
     } else {
+      let full = sealed
+      if (compactedHash(sealed) !== undefined) {
+        const got = await this.refetch(sealed, hash, log, ctx)
+        if ('result' in got) return got
+        full = got
+      }
       try {
-        const r = await this.kind.unseal(sealed, this.o.unwrap)
+        const r = await this.kind.unseal(full, this.o.unwrap)
         plain = r.secret as Secret
         kids = r.kids
       } catch (e) {
@@ -354,6 +363,7 @@ export class Reconciler {
       }
     } else {
       this.settled(uid)
+      compactSealed(sealed, hash)
     }
 
     await this.event(sealed, 'Normal', 'Unsealed', message, log, ctx)
@@ -406,6 +416,8 @@ export class Reconciler {
         return this.apiError(sealed, `cannot update Secret ${ns}/${name}: ${describeError(e)}`, log, ctx)
       }
     }
+    const hash = existing.metadata?.annotations?.[SPEC_HASH_ANNOTATION]
+    if (hash) compactSealed(sealed, hash)
     // In a run of lost races, "up to date" may be the echo of the controller's own last write in a
     // fight: the run (its count, the queue's backoff, a WriteConflict condition) goes on until it ages out.
     const run = this.conflictRun(sealed.metadata.uid ?? '')
@@ -418,6 +430,42 @@ export class Reconciler {
       }
     }
     return {result: 'unchanged', reason: 'Unsealed', message: 'up to date', retry: 'no', contested: !!run}
+  }
+
+  /**
+   * A compacted SealedSecret's ciphertexts, read again from the API server, for a Secret that must be
+   * written again. Only the very object the cache holds will do: a newer resourceVersion, another
+   * generation or another spec means the cache is behind, and its watch brings the newer object
+   * (stale, retried with backoff); none at all means it was deleted.
+   */
+  private async refetch(sealed: SealedSecretObject, hash: string, log: Logger, ctx: CallContext): Promise<SealedSecretObject | Outcome> {
+    const ns = sealed.metadata.namespace ?? 'default'
+    const name = sealed.metadata.name
+    let got: SealedSecretObject | null
+    try {
+      got = await this.o.api.getCustom<SealedSecretObject>(this.kind.group, this.kind.version, this.kind.plural, ns, name, ctx)
+    } catch (e) {
+      rethrowHalt(e, ctx)
+      return this.apiError(sealed, `cannot read SealedSecret ${ns}/${name}: ${describeError(e)}`, log, ctx)
+    }
+    const full = got && slimSealed(got)
+    let same = false
+    try {
+      same =
+        !!full &&
+        full.metadata.uid === sealed.metadata.uid &&
+        full.metadata.resourceVersion === sealed.metadata.resourceVersion &&
+        full.metadata.generation === sealed.metadata.generation &&
+        this.kind.hash(full) === hash
+    } catch {
+      // not a spec this hash was made from
+    }
+    if (same) return full!
+    log.info('the SealedSecret read again is not the one in the cache; waiting for its watch', {
+      resourceVersion: full?.metadata.resourceVersion ?? null,
+      cached: sealed.metadata.resourceVersion,
+    })
+    return {result: 'stale', reason: 'Stale', message: 'the SealedSecret changed since this replica saw it', retry: 'backoff'}
   }
 
   /** Counts a lost race (a metric, and the run in a row) and keeps the decrypted data for the retry; returns the run's length. */
