@@ -18,7 +18,11 @@
  *    reads (target 0: the owned-Secret watch holds them), time to Ready (target ≤ 10 s);
  *  - controller RSS after the sync (target ≤ 150 MB) and its peak (VmHWM).
  *
- *   node bench/controller.mjs [--secrets 2000] [--values 8] [--quick] [--json] [--bin PATH]
+ * The controller runs as deploy/deployment.yaml runs it as far as memory goes: in a memory cgroup with
+ * the Deployment's limit, where this machine lets the bench make one (bench/util.mjs
+ * deploymentMemoryLimit); the report's first line says which.
+ *
+ *   node bench/controller.mjs [--secrets 2000] [--values 8] [--quick] [--json] [--bin PATH] [--no-memory-limit]
  * (--bin: another checkout's bin/run.js, to measure a before and an after with the same benchmark.)
  *
  * `benchController(opts)` returns {rows, json}; rows are [measure, value, target, 'ok'|'MISS'|''].
@@ -32,7 +36,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
-import {arg, mb, peakRssBytes, sleep} from './util.mjs'
+import {arg, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = process.argv.includes('--bin')
@@ -62,33 +66,30 @@ function rsaLimitMs(keyPem, n) {
   return performance.now() - t
 }
 
-async function startController(kubeconfig, name, nodeArgs = []) {
+async function startController(kubeconfig, name, nodeArgs, memLimit) {
   const port = await freePort()
-  const child = spawn(
-    process.execPath,
-    [
-      ...nodeArgs,
-      BIN,
-      'controller',
-      '--kubeconfig',
-      kubeconfig,
-      '--key-namespace',
-      KEY_NS,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--identity',
-      name,
-      '--retry-period',
-      '500ms',
-      '--renew-deadline',
-      '2s',
-      '--lease-duration',
-      '3s',
-      '--log-level',
-      'warn',
-    ],
-    {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']},
-  )
+  const [cmd, args] = memLimit.wrap(process.execPath, [
+    ...nodeArgs,
+    BIN,
+    'controller',
+    '--kubeconfig',
+    kubeconfig,
+    '--key-namespace',
+    KEY_NS,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--identity',
+    name,
+    '--retry-period',
+    '500ms',
+    '--renew-deadline',
+    '2s',
+    '--lease-duration',
+    '3s',
+    '--log-level',
+    'warn',
+  ])
+  const child = spawn(cmd, args, {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
   const c = {
@@ -128,6 +129,9 @@ export async function benchController(opts = {}) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-ctl-'))
   const kubeconfig = path.join(tmp, 'kubeconfig')
   const procs = []
+  // As the Deployment runs it: under its memory limit (--no-memory-limit: with the whole machine's memory, to compare).
+  const memLimit = await deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
+  json.memoryLimit = {bytes: memLimit.limitBytes, note: memLimit.note}
   try {
     await srv.writeKubeconfig(kubeconfig)
     // The controller trusts only key Secrets signed with its trust root (src/controller/keystore/store.ts).
@@ -154,7 +158,7 @@ export async function benchController(opts = {}) {
 
     // Initial sync.
     const startedAt = performance.now()
-    const c1 = await startController(kubeconfig, 'bench-1', opts.nodeArgs)
+    const c1 = await startController(kubeconfig, 'bench-1', opts.nodeArgs ?? [], memLimit)
     procs.push(c1)
     const metrics = async (port) => {
       try {
@@ -211,6 +215,7 @@ export async function benchController(opts = {}) {
     json.sync.withoutApiServerMs = syncMs - apiShareMs
     json.sync.ratioWithoutApiServer = json.sync.withoutApiServerMs / limitMs
     json.sync.nonRsaCpuMsPerSecret = Math.max(0, json.sync.controllerCpuSeconds * 1000 - oneThreadMs) / n
+    row(`controller memory: ${memLimit.note}`, '')
     row(`RSA limit: ${n} RSA-4096 decryptions / ${cores} cores`, `${(limitMs / 1000).toFixed(2)} s`)
     row(
       `controller initial sync, ${n} SealedSecrets × ${values} values`,
@@ -241,7 +246,7 @@ export async function benchController(opts = {}) {
     await c1.exit
     srv.clearRequests()
     const restartAt = performance.now()
-    const c2 = await startController(kubeconfig, 'bench-2')
+    const c2 = await startController(kubeconfig, 'bench-2', [], memLimit)
     procs.push(c2)
     const port2 = c2.port
     let leadAt = 0
@@ -280,6 +285,7 @@ export async function benchController(opts = {}) {
   } finally {
     for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
     await srv.close()
+    memLimit.close()
     rmSync(tmp, {recursive: true, force: true})
   }
 }
@@ -335,7 +341,12 @@ async function waitListening(c, port) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const quick = process.argv.includes('--quick')
-  const {rows, json} = await benchController({quick, secrets: arg('--secrets', quick ? 500 : 2000), values: arg('--values', 8)})
+  const {rows, json} = await benchController({
+    quick,
+    secrets: arg('--secrets', quick ? 500 : 2000),
+    values: arg('--values', 8),
+    memoryLimit: !process.argv.includes('--no-memory-limit'),
+  })
   if (process.argv.includes('--json')) {
     process.stdout.write(JSON.stringify(json, null, 2) + '\n')
   } else {

@@ -17,7 +17,8 @@
  *
  *   node bench/external.mjs [--externals 1000] [--sealed 2000] [--interval 120] [--rate 50] [--store-limit 60] [--quick] [--json]
  *
- * Runs against the built dist/ (run `npm run build` first).
+ * The controller runs under the Deployment's memory limit where a memory cgroup can be made (see
+ * bench/controller.mjs). Runs against the built dist/ (run `npm run build` first).
  */
 import {spawn} from 'node:child_process'
 import crypto from 'node:crypto'
@@ -26,7 +27,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
-import {arg, mb, peakRssBytes, sleep} from './util.mjs'
+import {arg, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
@@ -66,6 +67,10 @@ export async function benchExternal(opts = {}) {
   sm.throttle({perSecond: storeLimit, burst: storeLimit, operation: 'GetSecretValue'})
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-es-'))
   const kubeconfig = path.join(tmp, 'kubeconfig')
+  // As the Deployment runs it: under its memory limit (bench/util.mjs).
+  const memLimit = await deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
+  json.memoryLimit = {bytes: memLimit.limitBytes, note: memLimit.note}
+  row(`controller memory: ${memLimit.note}`, '')
   let child
   try {
     await srv.writeKubeconfig(kubeconfig)
@@ -99,41 +104,38 @@ export async function benchExternal(opts = {}) {
     }
 
     const startedAt = Date.now()
-    child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'controller',
-        '--kubeconfig',
-        kubeconfig,
-        '--key-namespace',
-        KEY_NS,
-        '--listen',
-        '127.0.0.1:0',
-        '--no-leader-elect',
-        '--identity',
-        'bench',
-        '--store-rate-limit',
-        String(rate),
-        '--store-rate-burst',
-        String(rate),
-        '--log-level',
-        'info',
-      ],
-      {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          HOME: os.tmpdir(),
-          AWS_ACCESS_KEY_ID: CREDS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey,
-          AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
-          AWS_EC2_METADATA_DISABLED: 'true',
-          AWS_MAX_ATTEMPTS: '1',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
+    const [cmd, args] = memLimit.wrap(process.execPath, [
+      BIN,
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--key-namespace',
+      KEY_NS,
+      '--listen',
+      '127.0.0.1:0',
+      '--no-leader-elect',
+      '--identity',
+      'bench',
+      '--store-rate-limit',
+      String(rate),
+      '--store-rate-burst',
+      String(rate),
+      '--log-level',
+      'info',
+    ])
+    child = spawn(cmd, args, {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: os.tmpdir(),
+        AWS_ACCESS_KEY_ID: CREDS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_MAX_ATTEMPTS: '1',
       },
-    )
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let port = 0
     let stderr = ''
     child.stderr.setEncoding('utf8').on('data', (d) => {
@@ -247,6 +249,7 @@ export async function benchExternal(opts = {}) {
       await new Promise((r) => child.on('close', r))
     }
     await Promise.all([srv.close(), sm.close()])
+    memLimit.close()
     rmSync(tmp, {recursive: true, force: true})
   }
 }

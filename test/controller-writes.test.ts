@@ -543,6 +543,23 @@ describe('the controller against other writers (a fault proxy plays them)', () =
   })
 })
 
+/** One controller without leader election for one namespace, one worker, no resync. */
+const singleController = (ns: string) =>
+  startController(
+    {
+      ...DEFAULTS,
+      namespaces: [ns],
+      keyNamespace: KEY_NS,
+      keyBits: 2048,
+      listen: '127.0.0.1:0',
+      leaderElect: false,
+      identity: ns,
+      workers: 1,
+      resyncPeriodMs: 0,
+    },
+    {api, log: silentLogger},
+  )
+
 describe('without the watch on owned Secrets', () => {
   it('is ready and unseals, reading each Secret from the API, when it may not list Secrets (RBAC not yet upgraded)', async () => {
     const ns = 'c6'
@@ -551,20 +568,7 @@ describe('without the watch on owned Secrets', () => {
       status: 403,
       match: (r) => r.resource === 'secrets' && r.namespace === ns && (r.verb === 'list' || r.verb === 'watch'),
     })
-    const ctl = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: KEY_NS,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: ns,
-        workers: 1,
-        resyncPeriodMs: 0,
-      },
-      {api, log: silentLogger},
-    )
+    const ctl = await singleController(ns)
     try {
       await until(() => ctl.notReady() === null, 'ready')
       await put(ns, 'fallback', {v: 'read'})
@@ -663,20 +667,7 @@ describe('a synced SealedSecret, kept without its ciphertexts (sealed/compact.ts
   it('drops the ciphertexts once the Secret is written, keeps the key ids, and reads the SealedSecret again to rewrite a deleted Secret', async () => {
     const ns = 'c8'
     srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
-    const ctl = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: KEY_NS,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: ns,
-        workers: 1,
-        resyncPeriodMs: 0,
-      },
-      {api, log: silentLogger},
-    )
+    const ctl = await singleController(ns)
     const cached = () =>
       [...(ctl as unknown as {sealedObjects(): Iterable<SealedSecretObject>}).sealedObjects()].find((o) => o.metadata.name === 'db')
     try {
