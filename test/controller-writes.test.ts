@@ -81,6 +81,23 @@ const value = (s: KubeObject | undefined, k: string) => Buffer.from(s?.data?.[k]
 const synced = (ns: string, name: string) => (sealedOf(ns, name)?.status?.conditions ?? []).find((c) => c.type === 'Synced')
 const writes = (ns: string) => srv.countRequests((r) => r.namespace === ns && r.verb !== 'get' && r.verb !== 'list' && r.verb !== 'watch')
 
+/** One controller without leader election for one namespace, no resync (one worker unless told). */
+const singleController = (ns: string, deps: {api: ClusterApi; log: typeof silentLogger} = {api, log: silentLogger}, workers = 1) =>
+  startController(
+    {
+      ...DEFAULTS,
+      namespaces: [ns],
+      keyNamespace: KEY_NS,
+      keyBits: 2048,
+      listen: '127.0.0.1:0',
+      leaderElect: false,
+      identity: ns,
+      workers,
+      resyncPeriodMs: 0,
+    },
+    deps,
+  )
+
 describe('the write fence: a CallContext at the moment of each write', () => {
   it('runs beforeWrite before every attempt of a write, retries included, never for a read; a refusal sends nothing', async () => {
     const onSecrets = (verb: string) => (r: {verb: string; resource?: string; namespace?: string}) =>
@@ -325,22 +342,13 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     const kubeconfig = path.join(dir, `${ns}.kubeconfig`)
     await proxy.writeKubeconfig(kubeconfig)
     lines = []
-    c = await startController(
-      {
-        ...DEFAULTS,
-        namespaces: [ns],
-        keyNamespace: KEY_NS,
-        keyBits: 2048,
-        listen: '127.0.0.1:0',
-        leaderElect: false,
-        identity: ns,
-        workers: 2,
-        resyncPeriodMs: 0,
-      },
+    c = await singleController(
+      ns,
       {
         api: await clusterApi(await loadKubeConfig({kubeconfig}), {baseMs: 5, maxMs: 20}),
         log: createLogger({level: 'debug', write: (l) => lines.push(l)}),
       },
+      2,
     )
     return c
   }
@@ -542,23 +550,6 @@ describe('the controller against other writers (a fault proxy plays them)', () =
     })
   })
 })
-
-/** One controller without leader election for one namespace, one worker, no resync. */
-const singleController = (ns: string) =>
-  startController(
-    {
-      ...DEFAULTS,
-      namespaces: [ns],
-      keyNamespace: KEY_NS,
-      keyBits: 2048,
-      listen: '127.0.0.1:0',
-      leaderElect: false,
-      identity: ns,
-      workers: 1,
-      resyncPeriodMs: 0,
-    },
-    {api, log: silentLogger},
-  )
 
 describe('without the watch on owned Secrets', () => {
   it('is ready and unseals, reading each Secret from the API, when it may not list Secrets (RBAC not yet upgraded)', async () => {
