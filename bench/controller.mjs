@@ -16,7 +16,8 @@
  *  - RSA decryptions during the sync (= 2,000: one per SealedSecret, never one per value or key);
  *  - a restart with nothing changed: RSA decryptions (target 0), Secret writes (target 0), Secret
  *    reads (target 0: the owned-Secret watch holds them), time to Ready (target ≤ 10 s);
- *  - controller RSS after the sync (target ≤ 150 MB) and its peak (VmHWM).
+ *  - controller RSS after the sync (target ≤ 150 MB) and its peak (VmHWM);
+ *  - a second replica's RSS while the first leads (a follower: it lists and watches, never reconciles).
  *
  * The controller runs as deploy/deployment.yaml runs it as far as memory goes: in a memory cgroup with
  * the Deployment's limit, where this machine lets the bench make one (bench/util.mjs
@@ -240,6 +241,32 @@ export async function benchController(opts = {}) {
     row('API test server CPU during sync (same machine, informational)', `${json.sync.apiServerCpuSeconds.toFixed(2)} s`)
     // A look inside the synced controller before it stops (e.g. a heap snapshot: bench/controller-heap.mjs).
     await opts.afterSync?.({pid: c1.child.pid, port: port1, metrics: m1})
+
+    // A second replica while the first leads, as the Deployment's two run: it lists and watches
+    // everything and reconciles nothing; its cache is compacted from the Secrets it sees.
+    const follower = await startController(kubeconfig, 'bench-follower', [], memLimit)
+    procs.push(follower)
+    const followerAt = performance.now()
+    while (
+      sample(await metrics(follower.port), 'kseal_leader') !== 0 ||
+      (await fetch(`http://127.0.0.1:${follower.port}/readyz`)).status !== 200
+    ) {
+      if (follower.child.exitCode !== null) throw new Error(`follower exited: ${follower.stderr}`)
+      if (performance.now() - followerAt > 600_000) throw new Error('the follower was not ready in 10 minutes')
+      await sleep(100)
+    }
+    // Ready means its SealedSecrets are listed; the owned Secrets' list (which compacts them) follows within seconds.
+    await sleep(5000)
+    const mf = await metrics(follower.port)
+    json.follower = {rssBytes: sample(mf, 'process_resident_memory_bytes'), peakRssBytes: peakRssBytes(follower.child.pid)}
+    row(
+      'follower replica RSS, 5 s after ready / peak',
+      `${mb(json.follower.rssBytes)} / ${json.follower.peakRssBytes ? mb(json.follower.peakRssBytes) : 'n/a'}`,
+      '≤ 150 MB',
+      json.follower.rssBytes <= 150 * 1048576,
+    )
+    follower.child.kill('SIGTERM')
+    await follower.exit
 
     // Restart with nothing changed.
     c1.child.kill('SIGTERM')

@@ -707,3 +707,67 @@ describe('a synced SealedSecret, kept without its ciphertexts (sealed/compact.ts
     expect(srv.countRequests({resource: 'sealedsecrets', namespace: ns, verb: 'get', name: 'moved'})).toBe(1)
   })
 })
+
+describe('a follower keeps its cache compact too', () => {
+  it('compacts a SealedSecret whose Secret, as its watch holds it, was written from this spec; never one that drifted; writes nothing', async () => {
+    const ns = 'c9'
+    srv.putObject({apiVersion: 'v1', kind: 'Namespace', metadata: {name: ns}})
+    // Another replica leads, for an hour.
+    const now = new Date().toISOString().replace('Z', '000Z')
+    srv.putObject({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {name: 'follower-test', namespace: KEY_NS},
+      spec: {holderIdentity: 'someone-else', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now},
+    })
+    // Two SealedSecrets and the Secrets the leader wrote for them; one was edited by hand since (its hash no longer matches).
+    const stored: Record<string, SealedSecretObject> = {}
+    for (const name of ['in-sync', 'drifted']) {
+      stored[name] = await put(ns, name, {v: name})
+      const s = stored[name]
+      srv.putObject({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name,
+          namespace: ns,
+          labels: {[OWNED_LABEL]: 'sealedsecret'},
+          annotations: {
+            [SPEC_HASH_ANNOTATION]: name === 'in-sync' ? sealedSpecHash(s) : 'another spec',
+            [GENERATION_ANNOTATION]: String(s.metadata.generation),
+          },
+          ownerReferences: [{apiVersion: 'kseal.dev/v1', kind: 'SealedSecret', name, uid: s.metadata.uid!, controller: true}],
+        },
+        data: {v: Buffer.from(name).toString('base64')},
+      })
+    }
+    const before = writes(ns)
+    const ctl = await startController(
+      {
+        ...DEFAULTS,
+        namespaces: [ns],
+        keyNamespace: KEY_NS,
+        keyBits: 2048,
+        listen: '127.0.0.1:0',
+        leaderElect: true,
+        leaseName: 'follower-test',
+        identity: 'follower',
+        workers: 1,
+        resyncPeriodMs: 0,
+      },
+      {api, log: silentLogger},
+    )
+    const cached = (name: string) =>
+      [...(ctl as unknown as {sealedObjects(): Iterable<SealedSecretObject>}).sealedObjects()].find((o) => o.metadata.name === name)
+    const wrapped = (name: string) => stored[name]!.spec.envelope.parts[0]!.recipients[0]!.wrapped
+    try {
+      await until(() => cached('in-sync') && !JSON.stringify(cached('in-sync')).includes(wrapped('in-sync')), 'in-sync compacted')
+      await until(() => cached('drifted'), 'drifted listed')
+      expect(JSON.stringify(cached('drifted'))).toContain(wrapped('drifted'))
+      expect(recipientKids(cached('in-sync')!)).toEqual(recipientKids(stored['in-sync']!))
+      expect(writes(ns)).toBe(before)
+    } finally {
+      await ctl.stop()
+    }
+  })
+})

@@ -497,8 +497,11 @@ export class Controller {
   /** A Secret the controller wrote changed or disappeared (runtime/echoes.ts decides whether its SealedSecret is reconciled again). */
   private secretChanged(s: Secret): void {
     const key = this.ownerPrefix(s) + objectKey(s)
-    if (!this.queue || !this.lookup(key)) return
-    this.changes.changed(this.queue, key, s)
+    const sealed = this.lookup(key)
+    if (!sealed) return
+    // Every replica: a SealedSecret whose Secret now matches it is kept compact (sealed/compact.ts).
+    this.kindOf(key)[1].compactIfSynced(sealed, this.ownedSecret(s.metadata?.namespace ?? '', s.metadata?.name ?? ''))
+    if (this.queue) this.changes.changed(this.queue, key, s)
   }
 
   /** The queue-key prefix of the kind of SealedSecret that owns a Secret: Bitnami's by its ownerReference, else kseal's. */
@@ -549,6 +552,7 @@ export class Controller {
           // kept compact stays so (sealed/compact.ts).
           if (specChanged(obj, old)) this.queue?.add(kind.queuePrefix + objectKey(obj))
           else carryCompaction(obj, old)
+          reconciler.compactIfSynced(obj, this.ownedSecret(obj.metadata.namespace ?? '', obj.metadata.name))
         },
         delete: (obj) => {
           this.noKey.delete(kind.queuePrefix + objectKey(obj))

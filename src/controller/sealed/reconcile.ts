@@ -560,6 +560,26 @@ export class Reconciler {
     this.conflicts.delete(uid)
   }
 
+  /**
+   * Compacts a cached SealedSecret (compact.ts) whose Secret, as the owned-Secret watch holds it, was
+   * written from this very spec: owned by it (a controller ownerReference with its uid), labelled, for
+   * its generation, with the hash computed here from the spec in hand. Any replica may: a follower,
+   * which never reconciles, keeps its cache small too, and a new leader finds it up to date without a
+   * second hash.
+   */
+  compactIfSynced(sealed: SealedSecretObject, secret: Secret | undefined): void {
+    if (!secret || secret.metadata?.deletionTimestamp || sealed.metadata.deletionTimestamp || compactedHash(sealed) !== undefined) return
+    const claimed = secret.metadata?.annotations?.[SPEC_HASH_ANNOTATION]
+    if (!claimed || !ownedBy(secret, sealed, this.kind) || !marked(secret, sealed.metadata.generation)) return
+    let hash: string
+    try {
+      hash = this.kind.hash(sealed)
+    } catch {
+      return
+    }
+    if (hash === claimed) compactSealed(sealed, hash)
+  }
+
   /** Whether a watched Secret is exactly what this controller last wrote for its owner (the echo of its own write: nothing to do). */
   isOwnWrite(s: Secret): boolean {
     const owner = (s.metadata?.ownerReferences ?? []).find((r) => isSealedRef(r, this.kind) && r.controller === true)
