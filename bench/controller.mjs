@@ -37,7 +37,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
-import {arg, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
+import {arg, controllerArgs, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = process.argv.includes('--bin')
@@ -71,24 +71,18 @@ async function startController(kubeconfig, name, nodeArgs, memLimit) {
   const port = await freePort()
   const [cmd, args] = memLimit.wrap(process.execPath, [
     ...nodeArgs,
-    BIN,
-    'controller',
-    '--kubeconfig',
-    kubeconfig,
-    '--key-namespace',
-    KEY_NS,
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--identity',
-    name,
-    '--retry-period',
-    '500ms',
-    '--renew-deadline',
-    '2s',
-    '--lease-duration',
-    '3s',
-    '--log-level',
-    'warn',
+    ...controllerArgs(BIN, kubeconfig, KEY_NS, `127.0.0.1:${port}`, [
+      '--identity',
+      name,
+      '--retry-period',
+      '500ms',
+      '--renew-deadline',
+      '2s',
+      '--lease-duration',
+      '3s',
+      '--log-level',
+      'warn',
+    ]),
   ])
   const child = spawn(cmd, args, {cwd: ROOT, env: {PATH: process.env.PATH, HOME: os.tmpdir()}, stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''

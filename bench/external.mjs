@@ -27,7 +27,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {testSupportUrl} from './ts-module.mjs'
-import {arg, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
+import {arg, controllerArgs, deploymentMemoryLimit, mb, peakRssBytes, sleep} from './util.mjs'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(ROOT, 'bin', 'run.js')
@@ -104,25 +104,20 @@ export async function benchExternal(opts = {}) {
     }
 
     const startedAt = Date.now()
-    const [cmd, args] = memLimit.wrap(process.execPath, [
-      BIN,
-      'controller',
-      '--kubeconfig',
-      kubeconfig,
-      '--key-namespace',
-      KEY_NS,
-      '--listen',
-      '127.0.0.1:0',
-      '--no-leader-elect',
-      '--identity',
-      'bench',
-      '--store-rate-limit',
-      String(rate),
-      '--store-rate-burst',
-      String(rate),
-      '--log-level',
-      'info',
-    ])
+    const [cmd, args] = memLimit.wrap(
+      process.execPath,
+      controllerArgs(BIN, kubeconfig, KEY_NS, '127.0.0.1:0', [
+        '--no-leader-elect',
+        '--identity',
+        'bench',
+        '--store-rate-limit',
+        String(rate),
+        '--store-rate-burst',
+        String(rate),
+        '--log-level',
+        'info',
+      ]),
+    )
     child = spawn(cmd, args, {
       cwd: ROOT,
       env: {

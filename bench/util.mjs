@@ -21,6 +21,11 @@ export function arg(name, fallback) {
   return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 
+/** A bench's `kseal controller` command line: the CLI, its kubeconfig, key namespace and listen address, then `rest`. */
+export function controllerArgs(bin, kubeconfig, keyNamespace, listen, rest) {
+  return [bin, 'controller', '--kubeconfig', kubeconfig, '--key-namespace', keyNamespace, '--listen', listen, ...rest]
+}
+
 /** A Kubernetes memory quantity ("384Mi", "1G", "500000000") in bytes. */
 export function memoryQuantity(q) {
   const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(q).trim())
