@@ -125,7 +125,7 @@ export async function benchController(opts = {}) {
   const kubeconfig = path.join(tmp, 'kubeconfig')
   const procs = []
   // As the Deployment runs it: under its memory limit (--no-memory-limit: with the whole machine's memory, to compare).
-  const memLimit = await deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
+  const memLimit = deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
   json.memoryLimit = {bytes: memLimit.limitBytes, note: memLimit.note}
   try {
     await srv.writeKubeconfig(kubeconfig)

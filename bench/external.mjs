@@ -68,7 +68,7 @@ export async function benchExternal(opts = {}) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kseal-bench-es-'))
   const kubeconfig = path.join(tmp, 'kubeconfig')
   // As the Deployment runs it: under its memory limit (bench/util.mjs).
-  const memLimit = await deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
+  const memLimit = deploymentMemoryLimit(ROOT, {off: opts.memoryLimit === false})
   json.memoryLimit = {bytes: memLimit.limitBytes, note: memLimit.note}
   row(`controller memory: ${memLimit.note}`, '')
   let child

@@ -1,5 +1,7 @@
 /** Small helpers the benchmark scripts share. */
-import {readFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+import {parseAllDocuments} from 'yaml'
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -42,10 +44,7 @@ export function memoryQuantity(q) {
  * cgroupfs), the controller runs without one and `note` says so.
  * Returns {wrap(cmd, args) → [cmd, args], limitBytes, note, close()}.
  */
-export async function deploymentMemoryLimit(root, {off = false} = {}) {
-  const {parseAllDocuments} = await import('yaml')
-  const {mkdirSync, rmdirSync, writeFileSync, existsSync} = await import('node:fs')
-  const path = await import('node:path')
+export function deploymentMemoryLimit(root, {off = false} = {}) {
   const docs = parseAllDocuments(readFileSync(path.join(root, 'deploy/deployment.yaml'), 'utf8')).map((d) => d.toJS())
   const deployment = docs.find((d) => d?.kind === 'Deployment')
   const container = deployment?.spec?.template?.spec?.containers?.find((c) => c.name === 'controller')
@@ -85,10 +84,10 @@ export async function deploymentMemoryLimit(root, {off = false} = {}) {
       },
     }
   }
-  if (off) reasons.push('--no-memory-limit')
+  const why = off ? 'as --no-memory-limit asks' : `no memory cgroup could be made here (${reasons.join('; ') || 'no cgroupfs'})`
   return {
     limitBytes,
-    note: `the controller ran WITHOUT the Deployment's memory limit (${container.resources.limits.memory}): no memory cgroup could be made here (${reasons.join('; ') || 'no cgroupfs'}), so Node sized its heap from the whole machine`,
+    note: `the controller ran WITHOUT the Deployment's memory limit (${container.resources.limits.memory}), ${why}, so Node sized its heap from the whole machine`,
     wrap: (cmd, args) => [cmd, args],
     close: () => undefined,
   }

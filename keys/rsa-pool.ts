@@ -77,7 +77,7 @@ export class RsaDecryptPool {
   /** threadpool: the lanes' CryptoKeys, by key id (one per lane), and the jobs running and waiting. */
   private laneKeys = new Map<string, Promise<CryptoKey[] | null>>()
   private readonly lanes: number
-  private freeLanes: number[] = []
+  private freeLanes: number[]
   private waiting: Job[] = []
   private running = new Set<Promise<void>>()
   /** Until when (performance.now()) a small batch still goes to the lanes: a burst's tail does not run inline. */

@@ -27,7 +27,6 @@ import type {Logger} from '../log.js'
 import {MANAGED_ANNOTATION} from '../../core/names.js'
 import {KSEAL_KIND, type SealedKind} from './kind.js'
 import {compactedHash, compactSealed} from './compact.js'
-import {slimSealed} from './slim.js'
 import {
   GENERATION_ANNOTATION,
   lastWriter,
@@ -223,6 +222,7 @@ export class Reconciler {
     if (sealed.metadata.deletionTimestamp) return {result: 'unchanged', reason: 'Unsealed', message: 'being deleted', retry: 'no'}
 
     // A compacted object (compact.ts) carries the hash of the spec it was reconciled with.
+    const compacted = compactedHash(sealed) !== undefined
     let hash: string
     try {
       hash = compactedHash(sealed) ?? this.kind.hash(sealed)
@@ -278,7 +278,7 @@ export class Reconciler {
           retry: 'backoff',
         }
       }
-      if (existing.metadata?.annotations?.[SPEC_HASH_ANNOTATION] === hash) return this.upToDate(sealed, existing, !cached, log, ctx)
+      if (existing.metadata?.annotations?.[SPEC_HASH_ANNOTATION] === hash) return this.upToDate(sealed, existing, hash, !cached, log, ctx)
     }
 
     let plain: Secret
@@ -289,7 +289,7 @@ export class Reconciler {
       kids = kept.kids
     } else {
       let full = sealed
-      if (compactedHash(sealed) !== undefined) {
+      if (compacted) {
         const got = await this.refetch(sealed, hash, log, ctx)
         if ('result' in got) return got
         full = got
@@ -382,7 +382,14 @@ export class Reconciler {
    * with the same spec) did not record — the label, the generation — with a conditional PUT of the
    * Secret as read (never decrypting), then reports Synced.
    */
-  private async upToDate(sealed: SealedSecretObject, existing: Secret, full: boolean, log: Logger, ctx: CallContext): Promise<Outcome> {
+  private async upToDate(
+    sealed: SealedSecretObject,
+    existing: Secret,
+    hash: string,
+    full: boolean,
+    log: Logger,
+    ctx: CallContext,
+  ): Promise<Outcome> {
     const ns = sealed.metadata.namespace ?? 'default'
     const name = sealed.metadata.name ?? ''
     const generation = sealed.metadata.generation
@@ -416,8 +423,7 @@ export class Reconciler {
         return this.apiError(sealed, `cannot update Secret ${ns}/${name}: ${describeError(e)}`, log, ctx)
       }
     }
-    const hash = existing.metadata?.annotations?.[SPEC_HASH_ANNOTATION]
-    if (hash) compactSealed(sealed, hash)
+    compactSealed(sealed, hash)
     // In a run of lost races, "up to date" may be the echo of the controller's own last write in a
     // fight: the run (its count, the queue's backoff, a WriteConflict condition) goes on until it ages out.
     const run = this.conflictRun(sealed.metadata.uid ?? '')
@@ -448,21 +454,20 @@ export class Reconciler {
       rethrowHalt(e, ctx)
       return this.apiError(sealed, `cannot read SealedSecret ${ns}/${name}: ${describeError(e)}`, log, ctx)
     }
-    const full = got && slimSealed(got)
     let same = false
     try {
       same =
-        !!full &&
-        full.metadata.uid === sealed.metadata.uid &&
-        full.metadata.resourceVersion === sealed.metadata.resourceVersion &&
-        full.metadata.generation === sealed.metadata.generation &&
-        this.kind.hash(full) === hash
+        !!got &&
+        got.metadata.uid === sealed.metadata.uid &&
+        got.metadata.resourceVersion === sealed.metadata.resourceVersion &&
+        got.metadata.generation === sealed.metadata.generation &&
+        this.kind.hash(got) === hash
     } catch {
       // not a spec this hash was made from
     }
-    if (same) return full!
+    if (same) return got!
     log.info('the SealedSecret read again is not the one in the cache; waiting for its watch', {
-      resourceVersion: full?.metadata.resourceVersion ?? null,
+      resourceVersion: got?.metadata.resourceVersion ?? null,
       cached: sealed.metadata.resourceVersion,
     })
     return {result: 'stale', reason: 'Stale', message: 'the SealedSecret changed since this replica saw it', retry: 'backoff'}
