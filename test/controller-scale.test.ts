@@ -6,6 +6,8 @@
 import {describe, expect, it} from '@jest/globals'
 import {Reflector} from '../src/controller/runtime/reflector.js'
 import {LAST_APPLIED, slimSealed} from '../src/controller/sealed/slim.js'
+import {carryCompaction, compactedHash, compactSealed} from '../src/controller/sealed/compact.js'
+import {recipientKids} from '../src/sealed/unseal.js'
 import type {KubeObject, ListResult, WatchHandle} from '../src/kube/api.js'
 import type {SealedSecretObject} from '../src/sealed/types.js'
 import {silentLogger} from './support/log.js'
@@ -57,6 +59,55 @@ describe('slimSealed', () => {
       spec,
       status: {observedGeneration: 2},
     })
+  })
+})
+
+describe('compactSealed and carryCompaction (src/controller/sealed/compact.ts)', () => {
+  const template = {metadata: {labels: {app: 'db'}}, type: 'Opaque'}
+  const make = (generation: number, extra: Partial<SealedSecretObject['metadata']> = {}) =>
+    ({
+      apiVersion: 'kseal.dev/v1',
+      kind: 'SealedSecret',
+      metadata: {name: 'db', namespace: 'prod', uid: 'u-1', generation, resourceVersion: String(generation * 10), ...extra},
+      spec: {
+        encryptedData: {password: 'kseal:v2:CIPHERTEXT'},
+        template,
+        envelope: {
+          version: 2,
+          scope: 'strict',
+          parts: [{recipients: [{backend: 'rsa', kid: 'k1', wrapped: 'WRAPPED'}], keys: ['password'], mac: 'M'}],
+        },
+      },
+    }) as unknown as SealedSecretObject
+
+  it('drops the ciphertexts and keeps the template, the key ids and the hash', () => {
+    const o = make(1)
+    compactSealed(o, 'h1')
+    expect(JSON.stringify(o)).not.toMatch(/CIPHERTEXT|WRAPPED/)
+    expect(o.spec.template).toEqual(template)
+    expect(recipientKids(o)).toEqual(['k1'])
+    expect(compactedHash(o)).toBe('h1')
+    expect(compactedHash(make(1))).toBeUndefined()
+  })
+
+  it('carries to a newer object of the same uid and generation only (a status echo, a relist), never to one being deleted', () => {
+    const prev = make(1)
+    compactSealed(prev, 'h1')
+    const echo = make(1, {resourceVersion: '11'})
+    carryCompaction(echo, prev)
+    expect(compactedHash(echo)).toBe('h1')
+    const newSpec = make(2)
+    carryCompaction(newSpec, prev)
+    expect(compactedHash(newSpec)).toBeUndefined()
+    const other = make(1, {uid: 'u-2'})
+    carryCompaction(other, prev)
+    expect(compactedHash(other)).toBeUndefined()
+    const deleting = make(1, {deletionTimestamp: new Date()})
+    carryCompaction(deleting, prev)
+    expect(compactedHash(deleting)).toBeUndefined()
+    const fromFull = make(1)
+    carryCompaction(fromFull, make(1))
+    expect(compactedHash(fromFull)).toBeUndefined()
   })
 })
 

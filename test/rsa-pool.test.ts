@@ -4,7 +4,7 @@ import {readFileSync, stat} from 'node:fs'
 import {describe, expect, it} from '@jest/globals'
 import {RsaDecryptPool, threadPoolSize} from '../keys/rsa-pool.js'
 import {OTHER_KEY, TEAM_KEY} from './support/cli.js'
-import {until} from './support/until.js'
+import {sleep, until} from './support/until.js'
 
 const key = crypto.createPrivateKey(readFileSync(OTHER_KEY))
 const pub = crypto.createPublicKey(key)
@@ -144,6 +144,25 @@ describe('RsaDecryptPool on the thread pool (the controller)', () => {
     const atStat = done
     expect(await Promise.all(all)).toEqual(dks)
     expect(atStat).toBeLessThan(24)
+    await pool.close()
+  })
+
+  it('sends the small batches that follow a burst to the lanes too, until idleMs passed; then they run inline again', async () => {
+    const pool = new RsaDecryptPool(2, 100, 'threadpool')
+    await Promise.all(
+      issue(
+        pool,
+        Array.from({length: 16}, () => crypto.randomBytes(32)),
+      ),
+    )
+    pool.peakLanes = 0
+    const two = [crypto.randomBytes(32), crypto.randomBytes(32)]
+    expect(await Promise.all(issue(pool, two))).toEqual(two)
+    expect(pool.peakLanes).toBeGreaterThan(0)
+    await sleep(150)
+    pool.peakLanes = 0
+    expect(await Promise.all(issue(pool, two))).toEqual(two)
+    expect(pool.peakLanes).toBe(0)
     await pool.close()
   })
 
