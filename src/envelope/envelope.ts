@@ -73,7 +73,7 @@ export function deriveKeys(dataKey: Uint8Array, version: Version): DataKeys {
  * HKDF-SHA256 (RFC 5869) as two HMACs, with an empty salt (HashLen zero bytes) and 32 bytes out (one
  * block): the bytes of crypto.hkdfSync('sha256', ikm, '', info, 32), which spent about 35 µs a call
  * here setting up key objects — the largest cost of a bulk decrypt's main thread after the scan.
- * The pseudorandom key is extracted once for both derived keys. test/envelope.test.ts holds it to
+ * The pseudorandom key is extracted once for both derived keys. test/vectors.test.ts holds it to
  * hkdfSync over generated inputs.
  */
 export function hkdfExtract(ikm: Uint8Array): Buffer {
